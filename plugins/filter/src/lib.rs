@@ -1,0 +1,89 @@
+//! `filter`: keep the rows of each batch for which a SQL-flavoured predicate is true.
+//!
+//! ```toml
+//! [transform.config]
+//! predicate = "temperature > 25 and (device_id starts_with 'rasp' or humidity is null)"
+//! ```
+//!
+//! This file owns the [`Transform`] implementation: the predicate is parsed (`parse`) and
+//! type-checked against the input schema (`check`) in `describe` and `open`; `process`
+//! evaluates the compiled predicate with Arrow kernels (`eval`) and filters the batch. As
+//! in SQL's `WHERE`, a row whose predicate is null (unknown) is dropped. The output `main`
+//! has the input schema; the transform keeps no state.
+//!
+//! Strings are single- or double-quoted; the quote character doubled stands for itself
+//! (`'it''s'`), and backslashes have no special meaning. See `parse` for the grammar.
+
+mod check;
+mod eval;
+mod parse;
+
+use serde::Deserialize;
+use sluice_sdk::arrow::array::RecordBatch;
+use sluice_sdk::arrow::compute::filter_record_batch;
+use sluice_sdk::arrow::datatypes::{Schema, SchemaRef};
+use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, Transform};
+
+use crate::check::Pred;
+
+/// The `[transform.config]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The condition a row must satisfy to be kept.
+    pub predicate: String,
+}
+
+/// The running filter: the compiled predicate and the schema it was checked against.
+#[derive(Debug)]
+pub struct Filter {
+    predicate: Pred,
+    schema: SchemaRef,
+}
+
+/// Parse and type-check `predicate`; errors point at the `predicate` key.
+fn compile(predicate: &str, schema: &Schema) -> Result<Pred, ConfigError> {
+    let expr = parse::parse(predicate).map_err(|e| ConfigError::at(["predicate"], e.message))?;
+    check::check(&expr, schema).map_err(|e| ConfigError::at(["predicate"], e))
+}
+
+impl Transform for Filter {
+    type Config = Config;
+
+    fn describe(config: &Config, input: &SchemaRef) -> Result<Outputs, ConfigError> {
+        compile(&config.predicate, input)?;
+        Ok(Outputs::new(input.clone()))
+    }
+
+    fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
+        Ok(Filter {
+            predicate: compile(&config.predicate, &input)?,
+            schema: input,
+        })
+    }
+
+    fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError> {
+        if batch.schema().fields() != self.schema.fields() {
+            return Err(ProcessError::InvalidInput(format!(
+                "batch schema {:?} differs from the schema given at open {:?}",
+                batch.schema(),
+                self.schema
+            )));
+        }
+        let keep = eval::evaluate(&self.predicate, &batch)?;
+        if keep.true_count() == batch.num_rows() {
+            return out.emit(batch);
+        }
+        out.emit(filter_record_batch(&batch, &keep)?)
+    }
+}
+
+// Exported on wasm only: on a native target the component export names (which contain `:`,
+// `/`, `@` and `#`) break the linker version script rustc writes for the cdylib
+// (rust-lang/rust#141310), so `cargo test` could not link. Tests use the SDK glue directly.
+#[cfg(target_arch = "wasm32")]
+sluice_sdk::export_transform!(Filter);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,189 @@
+//! `sluice-plugin-map`: AWS Glue's ApplyMapping as a stateless batch transform — rename,
+//! cast, drop and add columns.
+//!
+//! This file owns the [`Transform`] impl: running a [`Plan`] over a batch and splitting
+//! the rows whose values could not be converted off to `rejected`, each with its reason.
+//! The config is in [`config`], its checks in [`plan`], casts in [`cast`] and derived
+//! columns in [`expr`].
+
+mod cast;
+mod config;
+mod expr;
+mod plan;
+
+use std::sync::Arc;
+
+use sluice_sdk::arrow::array::{
+    ArrayRef, BooleanArray, BooleanBuilder, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use sluice_sdk::arrow::compute::{filter, filter_record_batch, not, or};
+use sluice_sdk::arrow::datatypes::SchemaRef;
+use sluice_sdk::arrow::util::display::{ArrayFormatter, FormatOptions};
+use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, Transform};
+
+use crate::cast::Computed;
+use crate::config::Config;
+use crate::config::Constant;
+use crate::plan::{Plan, Step};
+
+/// The running map transform.
+pub struct Map {
+    input: SchemaRef,
+    plan: Plan,
+}
+
+impl Transform for Map {
+    type Config = Config;
+
+    fn describe(config: &Config, input: &SchemaRef) -> Result<Outputs, ConfigError> {
+        let plan = Plan::build(config, input)?;
+        Ok(Outputs::new(plan.main).with_rejected(input))
+    }
+
+    fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
+        let plan = Plan::build(&config, &input)?;
+        Ok(Map { input, plan })
+    }
+
+    fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError> {
+        self.check_input(&batch)?;
+        let rows = batch.num_rows();
+        let mut columns = Vec::with_capacity(self.plan.steps.len());
+        // (step index, rows that step failed on)
+        let mut failures: Vec<(usize, BooleanArray)> = Vec::new();
+        for (k, step) in self.plan.steps.iter().enumerate() {
+            let Computed { array, failed } = match step {
+                Step::Column { input, cast } => cast.apply(batch.column(*input))?,
+                Step::Constant(value) => Computed {
+                    array: constant(value, rows),
+                    failed: None,
+                },
+                Step::Derived { expr, .. } => expr.evaluate(&batch)?,
+            };
+            columns.push(array);
+            if let Some(failed) = failed {
+                failures.push((k, failed));
+            }
+        }
+
+        let Some(rejected) = any_failed(&failures)? else {
+            return out.emit(RecordBatch::try_new(self.plan.main.clone(), columns)?);
+        };
+        let keep = not(&rejected)?;
+        let kept = columns
+            .iter()
+            .map(|c| filter(c, &keep))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.emit(RecordBatch::try_new(self.plan.main.clone(), kept)?)?;
+        let reasons = self.reasons(&batch, &failures, &rejected)?;
+        out.reject(&filter_record_batch(&batch, &rejected)?, reasons)
+    }
+}
+
+impl Map {
+    /// The batch must have the columns and types announced at `open`.
+    fn check_input(&self, batch: &RecordBatch) -> Result<(), ProcessError> {
+        let expected = self.input.fields();
+        let got = batch.schema();
+        let same = got.fields().len() == expected.len()
+            && got
+                .fields()
+                .iter()
+                .zip(expected.iter())
+                .all(|(g, e)| g.data_type() == e.data_type());
+        if same {
+            Ok(())
+        } else {
+            Err(ProcessError::InvalidInput(format!(
+                "batch schema {got:?} does not match the schema given at open {:?}",
+                self.input
+            )))
+        }
+    }
+
+    /// One reason per rejected row, naming every step that failed on it.
+    fn reasons(
+        &self,
+        batch: &RecordBatch,
+        failures: &[(usize, BooleanArray)],
+        rejected: &BooleanArray,
+    ) -> Result<StringArray, ProcessError> {
+        let options = FormatOptions::default();
+        let mut explainers = Vec::with_capacity(failures.len());
+        for (k, mask) in failures {
+            let explain: Box<dyn Fn(usize) -> String> = match &self.plan.steps[*k] {
+                Step::Column { input, cast } => {
+                    let name = self.input.field(*input).name();
+                    let target = cast.target_description();
+                    let values = ArrayFormatter::try_new(batch.column(*input).as_ref(), &options)?;
+                    Box::new(move |row| {
+                        format!(
+                            "cannot cast column {name:?} value {:?} {target}",
+                            values.value(row).to_string()
+                        )
+                    })
+                }
+                Step::Derived { name, expr } => {
+                    let message = format!(
+                        "cannot compute column {name:?} = {:?}: the result does not fit in int64",
+                        expr.source()
+                    );
+                    Box::new(move |_| message.clone())
+                }
+                // Invariant: constants never fail, so they have no mask.
+                Step::Constant(_) => Box::new(|_| "constant column failed".to_owned()),
+            };
+            explainers.push((mask, explain));
+        }
+        let reasons: StringArray = (0..batch.num_rows())
+            .filter(|&row| rejected.value(row))
+            .map(|row| {
+                let parts: Vec<String> = explainers
+                    .iter()
+                    .filter(|(mask, _)| mask.value(row))
+                    .map(|(_, explain)| explain(row))
+                    .collect();
+                Some(parts.join("; "))
+            })
+            .collect();
+        Ok(reasons)
+    }
+}
+
+/// The union of the failure masks (which hold no nulls), or `None` when nothing failed.
+fn any_failed(failures: &[(usize, BooleanArray)]) -> Result<Option<BooleanArray>, ProcessError> {
+    let mut masks = failures.iter().map(|(_, mask)| mask);
+    let Some(first) = masks.next() else {
+        return Ok(None);
+    };
+    let mut any = first.clone();
+    for mask in masks {
+        any = or(&any, mask)?;
+    }
+    Ok((any.true_count() > 0).then_some(any))
+}
+
+/// A column of `rows` copies of `value`.
+fn constant(value: &Constant, rows: usize) -> ArrayRef {
+    match value {
+        Constant::Str(s) => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(s, rows))),
+        Constant::Int(v) => Arc::new(Int64Array::from_value(*v, rows)),
+        Constant::Float(v) => Arc::new(Float64Array::from_value(*v, rows)),
+        Constant::Bool(v) => {
+            let mut builder = BooleanBuilder::with_capacity(rows);
+            builder.append_n(rows, *v);
+            Arc::new(builder.finish())
+        }
+    }
+}
+
+// The component exports exist only in the wasm build: wit-bindgen names them like
+// `sluice:transform/transform@0.1.0#process`, which a native linker refuses in the version
+// script of this crate's cdylib, breaking native `cargo build`/`cargo test` of the workspace.
+// Native tests drive the same glue through `sluice_sdk::__private` instead.
+#[cfg(target_arch = "wasm32")]
+sluice_sdk::export_transform!(Map);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
+mod tests;

@@ -1,0 +1,58 @@
+//! Builds the stock plugins (`plugins/*`) as `wasm32-wasip2` components and embeds them in
+//! the `sluice` binary, so `plugin = "map"` works from any folder with nothing else
+//! installed. A nested cargo with its own target folder avoids the outer build's lock.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const STOCK: &[&str] = &["map", "filter"];
+/// Test-only components (`host/tests/plugins/*`), built beside the stock ones but not embedded.
+const TEST_ONLY: &[&str] = &["sluice-test-faulty"];
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest.parent().expect("host/ lives in the workspace root").to_owned();
+    for dir in ["wit", "sdk", "plugins", "host/tests/plugins"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("plugins");
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--locked", "--target", "wasm32-wasip2", "--profile", "plugin", "--target-dir"])
+        .arg(&target_dir);
+    for name in STOCK {
+        cmd.args(["-p", &format!("sluice-plugin-{name}")]);
+    }
+    for package in TEST_ONLY {
+        cmd.args(["-p", package]);
+    }
+    // What the outer build set for the host must not leak into the guest build.
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER", "CARGO_BUILD_TARGET", "CARGO_PROFILE_RELEASE_DEBUG"] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("running cargo to build the stock plugins");
+    assert!(status.success(), "building the stock plugins for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)");
+
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let mut code = String::from("/// The stock plugins: name and component bytes.\npub const STOCK: &[(&str, &[u8])] = &[\n");
+    for name in STOCK {
+        let wasm = artifact(&target_dir, name);
+        code.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+    }
+    code.push_str("];\n");
+    std::fs::write(out_dir.join("stock.rs"), code).expect("writing stock.rs");
+    // Where tests find the test-only components.
+    println!("cargo:rustc-env=SLUICE_PLUGIN_DIR={}", target_dir.join("wasm32-wasip2").join("plugin").display());
+}
+
+fn artifact(target_dir: &Path, name: &str) -> PathBuf {
+    let path = target_dir.join("wasm32-wasip2").join("plugin").join(format!("sluice_plugin_{name}.wasm"));
+    assert!(path.is_file(), "expected the stock plugin at {}", path.display());
+    path
+}

@@ -1,0 +1,316 @@
+//! LOW level: pipeline TOML text → typed [`PipelineConfig`] with positions, and the
+//! diagnostics that point at `file:line:col` and a key.
+//!
+//! This module knows the shape of a pipeline file and nothing else: it does not look at
+//! data, load plugins or resolve schemas (see `pipeline`). Every problem in the file is
+//! reported, not just the first; unknown keys are errors.
+
+mod diagnostic;
+mod model;
+mod plugin_config;
+mod reader;
+
+use std::path::{Path, PathBuf};
+
+use toml::de::{DeTable, DeValue};
+
+pub use diagnostic::{ConfigErrors, Diagnostic, SourceMap};
+pub use model::*;
+pub use plugin_config::PluginConfig;
+pub use reader::Located;
+
+use diagnostic::Diags;
+use reader::{Table, describe};
+
+/// Why a pipeline file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read pipeline file {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The file has problems; each names its line and key.
+    #[error("{0}")]
+    Invalid(#[from] ConfigErrors),
+}
+
+/// A parsed pipeline file and the map to report later (plan-time) errors against it.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The typed configuration.
+    pub config: PipelineConfig,
+    /// Positions for diagnostics raised after parsing.
+    pub source: SourceMap,
+}
+
+impl LoadedConfig {
+    /// Turn diagnostics found later (e.g. by the plan) into an error against this file.
+    pub fn errors(&self, diagnostics: Vec<Diagnostic>) -> ConfigErrors {
+        ConfigErrors::new(self.source.clone(), diagnostics)
+    }
+}
+
+/// Read and parse a pipeline file.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
+    parse(&text, path, &base, &stem)
+}
+
+/// Parse pipeline text; `base` resolves relative paths, `default_name` names the pipeline.
+pub fn parse(text: &str, path: &Path, base: &Path, default_name: &str) -> Result<LoadedConfig, ConfigError> {
+    let source = SourceMap::new(path, text);
+    let mut d = Diags::default();
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    for err in syntax {
+        let span = err.span().unwrap_or(0..0);
+        d.push(span, "", format!("invalid TOML: {}", err.message().trim()));
+    }
+    if !d.0.is_empty() {
+        return Err(ConfigErrors::new(source, d.0).into());
+    }
+    let mut top = Table::new(root.get_ref(), root.span(), "");
+    let config = read_pipeline(&mut top, &mut d, base, default_name);
+    top.finish(&mut d);
+    match config {
+        Some(config) if d.0.is_empty() => Ok(LoadedConfig { config, source }),
+        _ => Err(ConfigErrors::new(source, d.0).into()),
+    }
+}
+
+/// `p` against `base`, with `.` and `..` folded lexically (for readable messages).
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    use std::path::Component;
+    let p = Path::new(p);
+    let joined = if p.is_absolute() { p.to_owned() } else { base.join(p) };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
+fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: &str) -> Option<PipelineConfig> {
+    let (name, workers) = match top.opt_table(d, "pipeline") {
+        Some(mut t) => {
+            let name = t.opt_str(d, "name").map(|n| n.value);
+            let workers = t.opt_uint(d, "workers", 1..=256);
+            t.finish(d);
+            (name, workers)
+        }
+        None => (None, None),
+    };
+    let source = top.req_table(d, "source").and_then(|mut t| {
+        let s = read_source(&mut t, d, base);
+        t.finish(d);
+        s
+    });
+    let mut transforms = Vec::new();
+    for mut t in top.opt_tables(d, "transform") {
+        if let Some(tr) = read_transform(&mut t, d, base) {
+            transforms.push(tr);
+        }
+        t.finish(d);
+    }
+    check_unique_names(&transforms, d);
+    let sink = top.req_table(d, "sink").and_then(|mut t| {
+        let s = read_sink(&mut t, d, base);
+        t.finish(d);
+        s
+    });
+    let dead_letter = match top.opt_table(d, "dead_letter") {
+        Some(mut t) => {
+            let path = t.req_str(d, "path").map(|p| resolve(base, &p.value));
+            t.finish(d);
+            path
+        }
+        None => sink.as_ref().map(|s| s.path.join("_dead_letter")),
+    };
+    Some(PipelineConfig {
+        name: name.unwrap_or_else(|| default_name.to_owned()),
+        workers,
+        source: source?,
+        transforms,
+        sink: sink?,
+        dead_letter: DeadLetterConfig { path: dead_letter? },
+    })
+}
+
+fn check_unique_names(transforms: &[TransformConfig], d: &mut Diags) {
+    for (i, t) in transforms.iter().enumerate() {
+        if transforms[..i].iter().any(|u| u.name.value == t.name.value) {
+            d.push(t.name.span.clone(), &t.name.key, format!("duplicate transform name \"{}\": names must be unique", t.name.value));
+        }
+    }
+}
+
+fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SourceConfig> {
+    let kind = t.opt_choice(d, "type", &["file"]);
+    if kind.is_none() && t.raw("type").is_none() {
+        d.push(t.span(), &t.child_key("type"), "missing key `type`: expected one of `file`");
+    }
+    let path = t.req_str(d, "path");
+    let batch_rows = t.opt_uint(d, "batch_rows", 1..=1_048_576).map_or(8192, |v| v.value as usize);
+    let infer_rows = t.opt_uint(d, "infer_rows", 1..=1_000_000).map_or(1000, |v| v.value as usize);
+    let schema = t.opt_table(d, "schema").map(|s| read_schema(&s, d));
+    kind?;
+    let path = path?;
+    let resolved = (path.value != "-").then(|| resolve(base, &path.value));
+    Some(SourceConfig::File(FileSourceConfig { path, resolved, batch_rows, schema: schema.flatten(), infer_rows }))
+}
+
+/// `[source.schema]`: `column = "type"` or `column = { type = "…", nullable = false }`.
+fn read_schema(t: &Table<'_, '_>, d: &mut Diags) -> Option<Vec<DeclaredField>> {
+    let mut fields = Vec::new();
+    let mut ok = true;
+    for (k, v) in t.entries() {
+        let key = t.child_key(k.get_ref());
+        let (ty_value, nullable) = match v.get_ref() {
+            DeValue::String(s) => (Some((s.to_string(), v.span(), key.clone())), true),
+            DeValue::Table(inner) => {
+                let mut inner = Table::new(inner, v.span(), key.clone());
+                let ty = inner.req_str(d, "type").map(|l| (l.value, l.span, l.key));
+                let nullable = inner.opt_bool(d, "nullable").is_none_or(|n| n.value);
+                inner.finish(d);
+                (ty, nullable)
+            }
+            other => {
+                d.push(v.span(), &key, format!("expected a type name or a table {{ type = \"…\", nullable = … }}, found {}", describe(other)));
+                (None, true)
+            }
+        };
+        let Some((name, span, ty_key)) = ty_value else {
+            ok = false;
+            continue;
+        };
+        match FieldType::parse(&name) {
+            Some(ty) => fields.push(DeclaredField {
+                name: k.get_ref().to_string(),
+                ty: Located { value: ty, span, key: ty_key },
+                nullable,
+            }),
+            None => {
+                ok = false;
+                d.push(span, &ty_key, format!("unknown type \"{name}\": expected one of {}", reader::quoted(FieldType::NAMES)));
+            }
+        }
+    }
+    if fields.is_empty() && ok {
+        d.push(t.span(), t.key(), "a declared schema needs at least one column (or leave [source.schema] out to infer it)");
+        return None;
+    }
+    ok.then_some(fields)
+}
+
+fn read_transform(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<TransformConfig> {
+    let name = t.req_str(d, "name");
+    let stock = t.opt_str(d, "plugin");
+    let file = t.opt_str(d, "component");
+    let plugin = match (stock, file) {
+        (Some(s), None) => Some(Located { value: PluginRef::Stock(s.value), span: s.span, key: s.key }),
+        (None, Some(f)) => Some(Located { value: PluginRef::File(resolve(base, &f.value)), span: f.span, key: f.key }),
+        (Some(_), Some(f)) => {
+            d.push(f.span, &f.key, "give either `plugin` (a stock plugin) or `component` (a .wasm file), not both");
+            None
+        }
+        (None, None) => {
+            if t.raw("plugin").is_none() && t.raw("component").is_none() {
+                d.push(t.span(), &t.child_key("plugin"), "missing key `plugin` (a stock plugin name) or `component` (a path to a .wasm component)");
+            }
+            None
+        }
+    };
+    let config_key = t.child_key("config");
+    let config = match t.raw("config") {
+        Some(v) => PluginConfig::from_toml(v, config_key, d),
+        None => Some(PluginConfig::empty(t.span(), config_key)),
+    };
+    Some(TransformConfig { name: name?, plugin: plugin?, config: config? })
+}
+
+fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SinkConfig> {
+    let kind = t.opt_choice(d, "type", &["parquet"]);
+    if kind.is_none() && t.raw("type").is_none() {
+        d.push(t.span(), &t.child_key("type"), "missing key `type`: expected one of `parquet`");
+    }
+    let path = t.req_str(d, "path");
+    let compression = t.opt_choice(d, "compression", &["snappy", "zstd", "none"]).map(|c| match c.value.as_str() {
+        "zstd" => Compression::Zstd,
+        "none" => Compression::None,
+        _ => Compression::Snappy,
+    });
+    let row_group_rows = t.opt_uint(d, "row_group_rows", 1024..=16_777_216).map_or(131_072, |v| v.value as usize);
+    let target_file_mb = t.opt_uint(d, "target_file_mb", 1..=16_384).map_or(128, |v| v.value);
+    let partition = match t.opt_table(d, "partition") {
+        Some(mut p) => {
+            let part = read_partition(&mut p, d);
+            p.finish(d);
+            part
+        }
+        None => Some(PartitionConfig::None),
+    };
+    kind?;
+    Some(SinkConfig {
+        path: resolve(base, &path?.value),
+        compression: compression.unwrap_or(Compression::Snappy),
+        row_group_rows,
+        target_file_bytes: target_file_mb * 1024 * 1024,
+        partition: partition?,
+    })
+}
+
+fn read_partition(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<PartitionConfig> {
+    let by = t.opt_choice(d, "by", &["none", "ingest_time", "event_time", "field"]);
+    if by.is_none() && t.raw("by").is_none() {
+        d.push(t.span(), &t.child_key("by"), "missing key `by`: expected one of `none`, `ingest_time`, `event_time`, `field`");
+    }
+    let by = by?;
+    let granularity = |t: &mut Table<'_, '_>, d: &mut Diags| {
+        t.opt_choice(d, "granularity", &["year", "month", "day", "hour"]).map_or(Granularity::Hour, |g| match g.value.as_str() {
+            "year" => Granularity::Year,
+            "month" => Granularity::Month,
+            "day" => Granularity::Day,
+            _ => Granularity::Hour,
+        })
+    };
+    let template = |t: &mut Table<'_, '_>, d: &mut Diags| {
+        let tpl = t.opt_str(d, "template")?;
+        match crate::sink::partition::check_template(&tpl.value) {
+            Ok(()) => Some(tpl),
+            Err(msg) => {
+                d.push(tpl.span.clone(), &tpl.key, msg);
+                None
+            }
+        }
+    };
+    let column = |t: &mut Table<'_, '_>, d: &mut Diags| t.req_str(d, "column");
+    Some(match by.value.as_str() {
+        "none" => PartitionConfig::None,
+        "ingest_time" => PartitionConfig::IngestTime { granularity: granularity(t, d), template: template(t, d) },
+        "event_time" => {
+            let column = column(t, d);
+            let granularity = granularity(t, d);
+            let template = template(t, d);
+            PartitionConfig::EventTime { column: column?, granularity, template }
+        }
+        _ => {
+            let column = column(t, d);
+            let keep_column = t.opt_bool(d, "keep_column").is_some_and(|k| k.value);
+            PartitionConfig::Field { column: column?, keep_column }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

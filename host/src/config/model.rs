@@ -1,0 +1,197 @@
+//! The typed pipeline configuration: what the user wrote, with positions. Nothing here is
+//! checked against data or plugins yet; that is the plan's job.
+
+use std::path::PathBuf;
+
+use super::plugin_config::PluginConfig;
+use super::reader::Located;
+
+/// A whole pipeline file.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// `[pipeline] name`, or the file stem.
+    pub name: String,
+    /// `[pipeline] workers`: parallel chain instances (default: the machine's cores).
+    pub workers: Option<Located<u64>>,
+    /// `[source]`.
+    pub source: SourceConfig,
+    /// `[[transform]]`, in order.
+    pub transforms: Vec<TransformConfig>,
+    /// `[sink]`.
+    pub sink: SinkConfig,
+    /// `[dead_letter]`.
+    pub dead_letter: DeadLetterConfig,
+}
+
+/// Where records come from.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// NDJSON files, a directory, a glob, or stdin (`-`).
+    File(FileSourceConfig),
+}
+
+/// `[source] type = "file"`.
+#[derive(Debug, Clone)]
+pub struct FileSourceConfig {
+    /// What the user wrote for `path`.
+    pub path: Located<String>,
+    /// Resolved against the pipeline file's folder (absolute paths kept); `None` for stdin.
+    pub resolved: Option<PathBuf>,
+    /// Rows per batch.
+    pub batch_rows: usize,
+    /// The declared schema, or `None` to infer it from the first rows.
+    pub schema: Option<Vec<DeclaredField>>,
+    /// How many lines schema inference reads.
+    pub infer_rows: usize,
+}
+
+/// One column of a declared schema.
+#[derive(Debug, Clone)]
+pub struct DeclaredField {
+    /// Column name.
+    pub name: String,
+    /// Its type.
+    pub ty: Located<FieldType>,
+    /// Whether nulls are allowed (default true).
+    pub nullable: bool,
+}
+
+/// The type vocabulary of pipeline files (the same names the stock plugins accept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// UTF-8 string.
+    Utf8,
+    /// Boolean.
+    Bool,
+    /// 32-bit integer.
+    Int32,
+    /// 64-bit integer.
+    Int64,
+    /// 32-bit float.
+    Float32,
+    /// 64-bit float.
+    Float64,
+    /// Microseconds since the epoch, no zone attached, meaning UTC.
+    Timestamp,
+    /// Days since the epoch.
+    Date,
+}
+
+impl FieldType {
+    /// Every accepted spelling, for messages.
+    pub const NAMES: &[&str] = &[
+        "string", "utf8", "bool", "boolean", "int32", "int", "int64", "long", "bigint", "float32", "float",
+        "float64", "double", "timestamp", "date",
+    ];
+
+    /// Parse a type name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "string" | "utf8" => FieldType::Utf8,
+            "bool" | "boolean" => FieldType::Bool,
+            "int32" | "int" => FieldType::Int32,
+            "int64" | "long" | "bigint" => FieldType::Int64,
+            "float32" | "float" => FieldType::Float32,
+            "float64" | "double" => FieldType::Float64,
+            "timestamp" => FieldType::Timestamp,
+            "date" => FieldType::Date,
+            _ => return None,
+        })
+    }
+}
+
+/// One `[[transform]]`.
+#[derive(Debug, Clone)]
+pub struct TransformConfig {
+    /// `name`, unique in the pipeline.
+    pub name: Located<String>,
+    /// Which component runs it.
+    pub plugin: Located<PluginRef>,
+    /// Its `config` table.
+    pub config: PluginConfig,
+}
+
+/// Where a transform's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginRef {
+    /// A stock plugin shipped inside the binary (`plugin = "map"`).
+    Stock(String),
+    /// A component file (`component = "x.wasm"`), resolved against the pipeline's folder.
+    File(PathBuf),
+}
+
+/// `[sink]`.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Output folder, resolved against the pipeline file's folder.
+    pub path: PathBuf,
+    /// Parquet compression codec.
+    pub compression: Compression,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// A file is closed once it reaches this size.
+    pub target_file_bytes: u64,
+    /// How rows are spread over folders.
+    pub partition: PartitionConfig,
+}
+
+/// Parquet compression codecs on offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Snappy (default: fast, what Athena and Spark expect).
+    Snappy,
+    /// Zstandard, level 3.
+    Zstd,
+    /// None.
+    None,
+}
+
+/// Time units a partition path can go down to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Granularity {
+    /// `…year=`.
+    Year,
+    /// `…month=`.
+    Month,
+    /// `…day=`.
+    Day,
+    /// `…hour=`.
+    Hour,
+}
+
+/// `[sink.partition]`.
+#[derive(Debug, Clone)]
+pub enum PartitionConfig {
+    /// All files in the sink folder.
+    None,
+    /// By the time a batch was read: Glue's `ingest_year=/ingest_month=/ingest_day=/ingest_hour=`.
+    IngestTime {
+        /// How deep the folders go.
+        granularity: Granularity,
+        /// A strftime-like template replacing the default names.
+        template: Option<Located<String>>,
+    },
+    /// By a timestamp column of the output: `year=/month=/day=/hour=`.
+    EventTime {
+        /// The timestamp column.
+        column: Located<String>,
+        /// How deep the folders go.
+        granularity: Granularity,
+        /// A strftime-like template replacing the default names.
+        template: Option<Located<String>>,
+    },
+    /// By the value of a column: `ticker=AMZN`.
+    Field {
+        /// The column.
+        column: Located<String>,
+        /// Keep the column inside the files too (Hive convention: no).
+        keep_column: bool,
+    },
+}
+
+/// `[dead_letter]`.
+#[derive(Debug, Clone)]
+pub struct DeadLetterConfig {
+    /// Folder for dead-letter JSON lines (default `<sink.path>/_dead_letter`).
+    pub path: PathBuf,
+}

@@ -1,0 +1,208 @@
+//! A typed reader over a parsed TOML table that keeps spans, reports every problem and
+//! refuses unknown keys, naming the keys it expected.
+
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostic::Diags;
+
+/// One TOML table being read, with the dotted key that leads to it.
+pub(crate) struct Table<'a, 'i> {
+    table: &'a DeTable<'i>,
+    span: Range<usize>,
+    key: String,
+    known: Vec<&'static str>,
+}
+
+/// A value with its byte span and dotted key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// Byte range of the value in the file.
+    pub span: Range<usize>,
+    /// Dotted key of the value.
+    pub key: String,
+}
+
+impl<'a, 'i> Table<'a, 'i> {
+    pub(crate) fn new(table: &'a DeTable<'i>, span: Range<usize>, key: impl Into<String>) -> Self {
+        Table { table, span, key: key.into(), known: Vec::new() }
+    }
+
+    pub(crate) fn span(&self) -> Range<usize> {
+        self.span.clone()
+    }
+
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub(crate) fn child_key(&self, name: &str) -> String {
+        if self.key.is_empty() { name.to_owned() } else { format!("{}.{name}", self.key) }
+    }
+
+    /// The raw value of `name`, marking the key as known.
+    pub(crate) fn raw(&mut self, name: &'static str) -> Option<&'a Spanned<DeValue<'i>>> {
+        self.known.push(name);
+        self.table.get(name)
+    }
+
+    fn typed<T>(
+        &mut self,
+        d: &mut Diags,
+        name: &'static str,
+        expected: &str,
+        get: impl Fn(&DeValue<'i>) -> Option<T>,
+    ) -> Option<Located<T>> {
+        let raw = self.raw(name)?;
+        let key = self.child_key(name);
+        match get(raw.get_ref()) {
+            Some(value) => Some(Located { value, span: raw.span(), key }),
+            None => {
+                d.push(raw.span(), &key, format!("expected {expected}, found {}", describe(raw.get_ref())));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn opt_str(&mut self, d: &mut Diags, name: &'static str) -> Option<Located<String>> {
+        self.typed(d, name, "a string", |v| v.as_str().map(str::to_owned))
+    }
+
+    pub(crate) fn req_str(&mut self, d: &mut Diags, name: &'static str) -> Option<Located<String>> {
+        let present = self.table.contains_key(name);
+        let value = self.opt_str(d, name);
+        if !present {
+            self.missing(d, name, "a string");
+        }
+        value
+    }
+
+    pub(crate) fn opt_bool(&mut self, d: &mut Diags, name: &'static str) -> Option<Located<bool>> {
+        self.typed(d, name, "true or false", DeValue::as_bool)
+    }
+
+    /// An integer within `range`.
+    pub(crate) fn opt_uint(
+        &mut self,
+        d: &mut Diags,
+        name: &'static str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<Located<u64>> {
+        let expected = format!("an integer from {} to {}", range.start(), range.end());
+        let v = self.typed(d, name, &expected, |v| {
+            let int = v.as_integer()?;
+            u64::from_str_radix(&int.as_str().replace('_', ""), int.radix()).ok()
+        })?;
+        if range.contains(&v.value) {
+            Some(v)
+        } else {
+            d.push(v.span, &v.key, format!("expected {expected}, found {}", v.value));
+            None
+        }
+    }
+
+    /// One of a fixed set of strings (matched case-insensitively, returned lower-case).
+    pub(crate) fn opt_choice(
+        &mut self,
+        d: &mut Diags,
+        name: &'static str,
+        choices: &[&str],
+    ) -> Option<Located<String>> {
+        let v = self.opt_str(d, name)?;
+        let lower = v.value.to_ascii_lowercase();
+        if choices.contains(&lower.as_str()) {
+            Some(Located { value: lower, ..v })
+        } else {
+            d.push(v.span.clone(), &v.key, format!("expected one of {}, found \"{}\"", quoted(choices), v.value));
+            None
+        }
+    }
+
+    pub(crate) fn opt_table(&mut self, d: &mut Diags, name: &'static str) -> Option<Table<'a, 'i>> {
+        let raw = self.raw(name)?;
+        let key = self.child_key(name);
+        match raw.get_ref() {
+            DeValue::Table(t) => Some(Table::new(t, raw.span(), key)),
+            other => {
+                d.push(raw.span(), &key, format!("expected a table, found {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn req_table(&mut self, d: &mut Diags, name: &'static str) -> Option<Table<'a, 'i>> {
+        let present = self.table.contains_key(name);
+        let table = self.opt_table(d, name);
+        if !present {
+            self.missing(d, name, &format!("a [{}] table", self.child_key(name)));
+        }
+        table
+    }
+
+    /// An array of tables (`[[name]]`), each with its key `name[i]`.
+    pub(crate) fn opt_tables(&mut self, d: &mut Diags, name: &'static str) -> Vec<Table<'a, 'i>> {
+        let Some(raw) = self.raw(name) else {
+            return Vec::new();
+        };
+        let key = self.child_key(name);
+        let DeValue::Array(items) = raw.get_ref() else {
+            d.push(raw.span(), &key, format!("expected an array of tables ([[{key}]]), found {}", describe(raw.get_ref())));
+            return Vec::new();
+        };
+        let mut tables = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{i}]");
+            match item.get_ref() {
+                DeValue::Table(t) => tables.push(Table::new(t, item.span(), item_key)),
+                other => d.push(item.span(), &item_key, format!("expected a table, found {}", describe(other))),
+            }
+        }
+        tables
+    }
+
+    /// Every entry, for tables whose keys are data (e.g. a declared schema).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Spanned<DeValue<'i>>)> {
+        self.table.iter()
+    }
+
+    fn missing(&self, d: &mut Diags, name: &str, expected: &str) {
+        d.push(self.span.clone(), &self.child_key(name), format!("missing key `{name}`: expected {expected}"));
+    }
+
+    /// Report every key that no reader asked for.
+    pub(crate) fn finish(self, d: &mut Diags) {
+        for (k, _) in self.table.iter() {
+            if !self.known.contains(&k.get_ref().as_ref()) {
+                let mut known = self.known.clone();
+                known.sort_unstable();
+                known.dedup();
+                d.push(
+                    k.span(),
+                    &self.child_key(k.get_ref()),
+                    format!("unknown key `{}`: expected one of {}", k.get_ref(), quoted(&known)),
+                );
+            }
+        }
+    }
+}
+
+/// What kind of value the user wrote, for "found …" in messages.
+pub(crate) fn describe(value: &DeValue<'_>) -> String {
+    match value {
+        DeValue::String(s) => format!("the string \"{s}\""),
+        DeValue::Integer(i) => format!("the integer {}", i.as_str()),
+        DeValue::Float(f) => format!("the float {}", f.as_str()),
+        DeValue::Boolean(b) => format!("the boolean {b}"),
+        DeValue::Datetime(_) => "a datetime".to_owned(),
+        DeValue::Array(_) => "an array".to_owned(),
+        DeValue::Table(_) => "a table".to_owned(),
+    }
+}
+
+pub(crate) fn quoted(items: &[&str]) -> String {
+    items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+}

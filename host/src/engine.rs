@@ -1,0 +1,165 @@
+//! The WebAssembly engine: the ONLY module that imports wasmtime.
+//!
+//! One [`Engine`] per process: a wasmtime engine configured once, a linker built once, an
+//! epoch ticker for per-call deadlines, and an on-disk cache of compiled components. A
+//! [`Component`] is a compiled, pre-linked transform (`InstancePre`, reused for every
+//! instance); a [`TransformInstance`] is one sandboxed instance with its own store, memory
+//! cap and deadline, speaking Arrow record batches.
+//!
+//! Allocation: on-demand, not pooling. A pipeline holds a handful of long-lived instances
+//! (stages × workers), so pooling's fast instantiation buys nothing, while its up-front
+//! reservation of address space per slot would cost much for a process that may run
+//! several pipelines.
+
+mod bindings;
+mod cache;
+mod instance;
+mod limits;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Linker;
+
+pub use instance::{CallError, Description, PluginConfigError, TransformInstance};
+pub use limits::Limits;
+
+use bindings::{HostState, TransformerPre};
+
+/// Why the engine could not load or instantiate a component.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// wasmtime could not be configured.
+    #[error("configuring the WebAssembly engine: {0}")]
+    Setup(String),
+    /// The bytes are not a valid component, or compiling them failed.
+    #[error("compiling component {name}: {message}")]
+    Compile {
+        /// Which component.
+        name: String,
+        /// wasmtime's reason.
+        message: String,
+    },
+    /// The component does not implement the `sluice:transform` world, or imports something
+    /// the host does not grant.
+    #[error("component {name} does not fit the sluice:transform@0.1.0 contract: {message}")]
+    Link {
+        /// Which component.
+        name: String,
+        /// wasmtime's reason.
+        message: String,
+    },
+    /// Creating an instance failed (including a trap in its start-up code).
+    #[error("instantiating component {name}: {message}")]
+    Instantiate {
+        /// Which component.
+        name: String,
+        /// wasmtime's reason.
+        message: String,
+    },
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Per-instance limits.
+    pub limits: Limits,
+}
+
+impl EngineSettings {
+    /// The default cache folder: `$SLUICE_CACHE_DIR`, else `$XDG_CACHE_HOME/sluice`, else
+    /// `~/.cache/sluice`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("SLUICE_CACHE_DIR") {
+            return Some(PathBuf::from(dir));
+        }
+        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+            return Some(PathBuf::from(dir).join("sluice"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("sluice"))
+    }
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings { cache_dir: Self::default_cache_dir(), limits: Limits::default() }
+    }
+}
+
+/// The process's WebAssembly engine.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Arc<Linker<HostState>>,
+    cache: Option<cache::ComponentCache>,
+    limits: Limits,
+    _ticker: limits::EpochTicker,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("limits", &self.limits).finish()
+    }
+}
+
+impl Engine {
+    /// Configure wasmtime, build the linker and start the epoch ticker.
+    pub fn new(settings: EngineSettings) -> Result<Self, EngineError> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        // Deadlines per call without fuel's per-instruction cost (see `limits`).
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Setup(e.to_string()))?;
+        let linker = bindings::linker(&engine).map_err(|e| EngineError::Setup(e.to_string()))?;
+        let cache = settings.cache_dir.map(|dir| cache::ComponentCache::new(dir, &engine));
+        let ticker = limits::EpochTicker::start(engine.clone());
+        Ok(Engine { engine, linker: Arc::new(linker), cache, limits: settings.limits, _ticker: ticker })
+    }
+
+    /// Compile (or fetch from the cache) and pre-link a component. `name` is for messages.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Component, EngineError> {
+        let digest = hex(&Sha256::digest(bytes));
+        let compile_err = |e: wasmtime::Error| EngineError::Compile { name: name.to_owned(), message: format!("{e:#}") };
+        let component = match &self.cache {
+            Some(cache) => cache.get_or_compile(&digest, bytes).map_err(compile_err)?,
+            None => wasmtime::component::Component::new(&self.engine, bytes).map_err(compile_err)?,
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| EngineError::Link { name: name.to_owned(), message: format!("{e:#}") })?;
+        let pre = TransformerPre::new(pre).map_err(|e| EngineError::Link { name: name.to_owned(), message: format!("{e:#}") })?;
+        Ok(Component { inner: Arc::new(instance::ComponentInner { name: name.to_owned(), digest, pre, limits: self.limits.clone() }) })
+    }
+}
+
+/// A compiled, pre-linked transform component; cheap to clone, instantiated per worker.
+#[derive(Clone)]
+pub struct Component {
+    inner: Arc<instance::ComponentInner>,
+}
+
+impl std::fmt::Debug for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Component").field("name", &self.inner.name).field("digest", &self.inner.digest).finish()
+    }
+}
+
+impl Component {
+    /// SHA-256 of the component's bytes, hex.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    /// A fresh sandboxed instance; `label` tags its log lines (e.g. `pipeline/stage`).
+    pub fn instantiate(&self, label: &str) -> Result<TransformInstance, EngineError> {
+        instance::instantiate(&self.inner, label)
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

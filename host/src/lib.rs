@@ -1,0 +1,23 @@
+//! Sluice: a streaming ETL runtime. Records come in from a source, are decoded natively into
+//! Arrow record batches, pass through sandboxed WebAssembly transform components, and are
+//! written as Parquet.
+//!
+//! Module map (low level to high level):
+//! - [`config`]: pipeline TOML → typed config with positions and line-accurate errors;
+//! - [`source`]: raw records in numbered chunks with their input positions;
+//! - [`decode`]: raw records → Arrow batches (pure);
+//! - [`engine`]: wasmtime, the only module that touches it: compile, cache, sandbox, call;
+//! - [`sink`]: Parquet files in partition folders, dead letters;
+//! - [`pipeline`]: the validated plan and the running pipeline (threads, ordering, back-pressure);
+//! - [`stock`]: the stock transforms embedded in the binary;
+//! - [`cli`] and [`telemetry`]: the `sluice` command's edge.
+
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod pipeline;
+pub mod sink;
+pub mod source;
+pub mod stock;
+pub mod telemetry;

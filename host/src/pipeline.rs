@@ -1,0 +1,13 @@
+//! HIGH level: a pipeline file becomes a [`Plan`] only after every check (schemas resolved
+//! through every transform's `describe`, components compiled, sink settings checked against
+//! the final schema); the plan is then run by [`run::run`].
+//!
+//! Nothing past the plan sees TOML or JSON values.
+
+pub mod plan;
+pub mod run;
+mod schema;
+mod worker;
+
+pub use plan::{Plan, PlanError, StagePlan};
+pub use run::{RunOptions, RunSummary};

@@ -1,0 +1,248 @@
+//! The validated plan: what `sluice validate` proves and `sluice run` executes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+
+use super::schema::arrow_schema;
+use crate::config::{Diagnostic, LoadedConfig, PartitionConfig, PluginRef, SourceConfig, TransformConfig};
+use crate::decode::json::infer_schema;
+use crate::engine::{Component, Description, Engine};
+use crate::sink::parquet::ParquetSettings;
+use crate::sink::partition::{Partitioner, default_template};
+use crate::source::file::{Inputs, expand};
+use crate::stock;
+
+/// Why a pipeline could not be planned. Every variant is the user's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Problems in the pipeline file, each at its line (including those found by plugins'
+    /// `describe`).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigErrors),
+}
+
+/// One transform, type-checked and compiled.
+#[derive(Debug, Clone)]
+pub struct StagePlan {
+    /// The transform's name.
+    pub name: String,
+    /// Its compiled component.
+    pub component: Component,
+    /// Its config, as the component takes it.
+    pub config_json: String,
+    /// The schema of the batches it receives.
+    pub input: SchemaRef,
+    /// What it declared.
+    pub description: Description,
+}
+
+impl StagePlan {
+    /// The schema of its `main` output.
+    pub fn output(&self) -> &SchemaRef {
+        &self.description.outputs[0].1
+    }
+}
+
+/// A pipeline ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Pipeline name.
+    pub name: String,
+    /// The input files (or stdin).
+    pub inputs: Inputs,
+    /// Lines per chunk.
+    pub batch_rows: usize,
+    /// Schema records are decoded into.
+    pub input_schema: SchemaRef,
+    /// Transforms, in order.
+    pub stages: Vec<Arc<StagePlan>>,
+    /// Parquet settings (with the file schema).
+    pub sink: ParquetSettings,
+    /// How rows are spread over folders.
+    pub partitioner: Partitioner,
+    /// Dead-letter folder.
+    pub dead_letter_dir: PathBuf,
+    /// Parallel chain instances.
+    pub workers: usize,
+}
+
+impl Plan {
+    /// Check everything that can be checked without data and compile the components.
+    pub fn build(loaded: &LoadedConfig, engine: &Engine) -> Result<Plan, PlanError> {
+        let cfg = &loaded.config;
+        let mut diags: Vec<Diagnostic> = Vec::new();
+        let SourceConfig::File(src) = &cfg.source;
+        let diag = |span: std::ops::Range<usize>, key: &str, message: String| Diagnostic { span, key: key.to_owned(), message };
+
+        let inputs = match expand(src.resolved.as_deref()) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                diags.push(diag(src.path.span.clone(), &src.path.key, e.to_string()));
+                None
+            }
+        };
+        let input_schema = match (&src.schema, &inputs) {
+            (Some(fields), _) => Some(arrow_schema(fields)),
+            (None, Some(Inputs::Files(files))) => match std::fs::File::open(&files[0]).map_err(|e| e.to_string()).and_then(|f| infer_schema(f, src.infer_rows).map_err(|e| e.to_string())) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    diags.push(diag(src.path.span.clone(), &src.path.key, format!("cannot infer a schema from {}: {e}; declare one in [source.schema]", files[0].display())));
+                    None
+                }
+            },
+            (None, Some(Inputs::Stdin)) => {
+                diags.push(diag(src.path.span.clone(), &src.path.key, "stdin input needs a declared schema ([source.schema])".into()));
+                None
+            }
+            (None, None) => None,
+        };
+
+        let mut stages = Vec::new();
+        let mut schema = input_schema.clone();
+        for t in &cfg.transforms {
+            let Some(component) = load_component(t, engine, &mut diags) else {
+                schema = None;
+                continue;
+            };
+            let Some(input) = schema.clone() else { continue };
+            match describe(t, &component, &input, &cfg.name) {
+                Ok(description) => {
+                    schema = Some(description.outputs[0].1.clone());
+                    stages.push(Arc::new(StagePlan {
+                        name: t.name.value.clone(),
+                        component,
+                        config_json: t.config.json().to_owned(),
+                        input,
+                        description,
+                    }));
+                }
+                Err(d) => {
+                    diags.push(d);
+                    schema = None;
+                }
+            }
+        }
+
+        let partitioner = schema.as_ref().and_then(|s| partitioner(&cfg.sink.partition, s, &mut diags));
+        if !diags.is_empty() {
+            return Err(loaded.errors(diags).into());
+        }
+        let (Some(inputs), Some(input_schema), Some(output), Some(partitioner)) = (inputs, input_schema, schema, partitioner) else {
+            unreachable!("every missing piece above recorded a diagnostic");
+        };
+        let stateful = stages.iter().any(|s| s.description.state_format.is_some());
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = if stateful { 1 } else { cfg.workers.as_ref().map_or(cores, |w| w.value as usize) };
+        Ok(Plan {
+            name: cfg.name.clone(),
+            inputs,
+            batch_rows: src.batch_rows,
+            input_schema,
+            stages,
+            sink: ParquetSettings {
+                dir: cfg.sink.path.clone(),
+                schema: partitioner.file_schema(&output),
+                compression: cfg.sink.compression,
+                row_group_rows: cfg.sink.row_group_rows,
+                target_file_bytes: cfg.sink.target_file_bytes,
+            },
+            partitioner,
+            dead_letter_dir: cfg.dead_letter.path.clone(),
+            workers,
+        })
+    }
+
+    /// The schema of the rows that reach the sink (before partition columns are removed).
+    pub fn output_schema(&self) -> &SchemaRef {
+        self.stages.last().map_or(&self.input_schema, |s| s.output())
+    }
+}
+
+fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnostic>) -> Option<Component> {
+    let at = |message: String| Diagnostic { span: t.plugin.span.clone(), key: t.plugin.key.clone(), message };
+    let loaded = match &t.plugin.value {
+        PluginRef::Stock(name) => match stock::lookup(name) {
+            Some(bytes) => engine.load(&format!("stock plugin `{name}`"), bytes),
+            None => {
+                let names = stock::names().iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+                diags.push(at(format!("unknown stock plugin \"{name}\": expected one of {names}, or `component = \"path.wasm\"`")));
+                return None;
+            }
+        },
+        PluginRef::File(path) => match std::fs::read(path) {
+            Ok(bytes) => engine.load(&path.display().to_string(), &bytes),
+            Err(e) => {
+                diags.push(at(format!("cannot read component {}: {e}", path.display())));
+                return None;
+            }
+        },
+    };
+    loaded.map_err(|e| diags.push(at(e.to_string()))).ok()
+}
+
+fn describe(t: &TransformConfig, component: &Component, input: &SchemaRef, pipeline: &str) -> Result<Description, Diagnostic> {
+    let at_plugin = |message: String| Diagnostic { span: t.plugin.span.clone(), key: t.plugin.key.clone(), message };
+    let mut instance = component
+        .instantiate(&format!("{pipeline}/{}", t.name.value))
+        .map_err(|e| at_plugin(e.to_string()))?;
+    match instance.describe(t.config.json(), input) {
+        Ok(Ok(desc)) => {
+            if let Some((name, _)) = desc.outputs.iter().find(|(n, _)| n != sluice_sdk::MAIN && n != sluice_sdk::REJECTED) {
+                return Err(at_plugin(format!(
+                    "transform `{}` declares an output `{name}`; only `main` and `rejected` can be routed in this version",
+                    t.name.value
+                )));
+            }
+            Ok(desc)
+        }
+        Ok(Err(err)) => {
+            let (span, key) = t.config.locate(&err.path);
+            Err(Diagnostic { span, key, message: err.message })
+        }
+        Err(call) => Err(at_plugin(format!("transform `{}` {call} while checking its config", t.name.value))),
+    }
+}
+
+fn partitioner(cfg: &PartitionConfig, schema: &SchemaRef, diags: &mut Vec<Diagnostic>) -> Option<Partitioner> {
+    let column = |name: &crate::config::Located<String>, diags: &mut Vec<Diagnostic>, ok: &dyn Fn(&DataType) -> bool, expected: &str| {
+        let at = |message: String| Diagnostic { span: name.span.clone(), key: name.key.clone(), message };
+        match schema.index_of(&name.value) {
+            Ok(i) if ok(schema.field(i).data_type()) => Some(i),
+            Ok(i) => {
+                diags.push(at(format!("column \"{}\" is {}, expected {expected}", name.value, schema.field(i).data_type())));
+                None
+            }
+            Err(_) => {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                diags.push(at(format!("no column \"{}\" in the pipeline's output; it has {}", name.value, names.join(", "))));
+                None
+            }
+        }
+    };
+    Some(match cfg {
+        PartitionConfig::None => Partitioner::None,
+        PartitionConfig::IngestTime { granularity, template } => Partitioner::IngestTime {
+            template: template.as_ref().map_or_else(|| default_template("ingest_", *granularity), |t| t.value.clone()),
+        },
+        PartitionConfig::EventTime { column: name, granularity, template } => {
+            let is_time = |t: &DataType| matches!(t, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64);
+            Partitioner::EventTime {
+                column: column(name, diags, &is_time, "a timestamp or date column")?,
+                template: template.as_ref().map_or_else(|| default_template("", *granularity), |t| t.value.clone()),
+            }
+        }
+        PartitionConfig::Field { column: name, keep_column } => {
+            let is_key = |t: &DataType| {
+                matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean | DataType::Date32)
+                    || t.is_integer()
+            };
+            Partitioner::Field {
+                column: column(name, diags, &is_key, "a string, integer, boolean or date column")?,
+                name: name.value.clone(),
+                keep_column: *keep_column,
+            }
+        }
+    })
+}

@@ -1,0 +1,260 @@
+//! The running pipeline: a reader thread cuts the input into numbered chunks, worker threads
+//! decode and transform them in parallel, and the calling thread writes results in input
+//! order (so output names and contents do not depend on thread timing).
+//!
+//! Back-pressure: at most `2 × workers + 2` chunks are in flight (read but not yet written)
+//! at any time, held by a permit the writer returns; memory is bounded whatever the input.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+use super::plan::Plan;
+use super::worker::{DeadItem, WorkResult, Worker, WorkerError};
+use crate::sink::dead_letter::{DeadLetterSink, DeadLetterSummary};
+use crate::sink::parquet::{ParquetSink, WrittenFile};
+use crate::sink::{FileStart, SinkError};
+use crate::source::file::FileSource;
+use crate::source::{SourceError, SourceSpan};
+
+/// How a run behaves.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Show a progress line on stderr (when it is a terminal).
+    pub progress: bool,
+}
+
+/// Why a run stopped before the end of its input.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading the input failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A worker could not continue (e.g. a transform cannot be re-instantiated).
+    #[error("{0}")]
+    Worker(String),
+    /// Writing output failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Input lines that held a record.
+    pub rows_read: u64,
+    /// Input bytes.
+    pub bytes_read: u64,
+    /// Rows written to Parquet.
+    pub rows_written: u64,
+    /// Parquet files committed.
+    pub files: Vec<WrittenFile>,
+    /// Dead letters written.
+    pub dead_letters: DeadLetterSummary,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl RunSummary {
+    /// Distinct partition folders written.
+    pub fn partitions(&self) -> usize {
+        self.files.iter().map(|f| f.partition.as_str()).collect::<BTreeSet<_>>().len()
+    }
+}
+
+enum Msg {
+    Done(Box<WorkResult>),
+    Failed(String),
+}
+
+/// Run a plan to the end of its input.
+pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let in_flight = 2 * plan.workers + 2;
+    let (permit_tx, permit_rx) = bounded::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = permit_tx.send(());
+    }
+    let (chunk_tx, chunk_rx) = bounded(in_flight);
+    let (result_tx, result_rx) = unbounded::<Msg>();
+
+    let mut source = FileSource::new(plan.inputs.clone(), plan.batch_rows);
+    let reader = std::thread::Builder::new().name("sluice-read".into()).spawn(move || -> Result<(u64, u64, SourceSpan), SourceError> {
+        let mut last = SourceSpan { file: Arc::from(""), first_line: 0, last_line: 0, start_offset: 0, end_offset: 0 };
+        let mut chunks = 0;
+        while permit_rx.recv().is_ok() {
+            let Some(chunk) = source.next_chunk()? else { break };
+            last = chunk.span.clone();
+            chunks += 1;
+            if chunk_tx.send(chunk).is_err() {
+                break;
+            }
+        }
+        Ok((chunks, source.bytes_read, last))
+    });
+    let reader = reader.map_err(|e| RunError::Worker(format!("cannot start the reader thread: {e}")))?;
+
+    let mut handles = Vec::new();
+    for id in 0..plan.workers {
+        let plan = plan.clone();
+        let rx = chunk_rx.clone();
+        let tx = result_tx.clone();
+        let spawned = std::thread::Builder::new().name(format!("sluice-work-{id}")).spawn(move || work(&plan, id, rx, tx));
+        handles.push(spawned.map_err(|e| RunError::Worker(format!("cannot start a worker thread: {e}")))?);
+    }
+    drop(chunk_rx);
+    drop(result_tx);
+
+    let outcome = write_results(plan, options, result_rx, permit_tx, started);
+    for h in handles {
+        let _ = h.join();
+    }
+    let read = reader.join().map_err(|_| RunError::Worker("the reader thread panicked".into()))?;
+    let (mut summary, _) = outcome?;
+    let (_, bytes, _) = read?;
+    summary.bytes_read = bytes;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn work(plan: &Plan, id: usize, chunks: Receiver<crate::source::Chunk>, results: Sender<Msg>) {
+    let fail = |e: WorkerError| {
+        let _ = results.send(Msg::Failed(e.to_string()));
+    };
+    let mut worker = match Worker::new(plan, id) {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    let mut last: Option<(SourceSpan, i64)> = None;
+    for chunk in chunks {
+        last = Some((chunk.span.clone(), chunk.ingest_micros));
+        match worker.process(chunk) {
+            Ok(r) => {
+                if results.send(Msg::Done(Box::new(r))).is_err() {
+                    return;
+                }
+            }
+            Err(e) => return fail(e),
+        }
+    }
+    // Flush results are numbered after all input, by worker id.
+    let (span, ingest) = last.unwrap_or((SourceSpan { file: Arc::from(""), first_line: 0, last_line: 0, start_offset: 0, end_offset: 0 }, chrono::Utc::now().timestamp_micros()));
+    match worker.finish(u64::MAX - plan.workers as u64 + id as u64, span, ingest) {
+        Ok(r) => {
+            let _ = results.send(Msg::Done(Box::new(r)));
+        }
+        Err(e) => fail(e),
+    }
+}
+
+struct Writer {
+    parquet: ParquetSink,
+    dead: DeadLetterSink,
+    partitioner: crate::sink::partition::Partitioner,
+    rows_read: u64,
+    rows_written: u64,
+}
+
+impl Writer {
+    fn write(&mut self, r: WorkResult) -> Result<(), RunError> {
+        self.rows_read += r.rows_in + r.dead.iter().filter(|d| matches!(d, DeadItem::Raw(_))).count() as u64;
+        let mut part = 0u32;
+        for batch in &r.output {
+            for (dir, rows) in self.partitioner.split(batch, r.ingest_micros).map_err(SinkError::from)? {
+                self.rows_written += rows.num_rows() as u64;
+                self.parquet.write(&dir, &rows, FileStart { seq: r.seq, part })?;
+            }
+            part += 1;
+        }
+        let start = FileStart { seq: r.seq, part: 0 };
+        for item in r.dead {
+            match item {
+                DeadItem::Raw(bad) => self.dead.raw(start, "decode", &bad.reason, &r.span.file, bad.line, bad.offset, &bad.raw)?,
+                DeadItem::Rows { stage, rows, reason } => self.dead.rows(start, &stage, &r.span, &rows, reason.as_deref())?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_results(
+    plan: &Plan,
+    options: &RunOptions,
+    results: Receiver<Msg>,
+    permits: Sender<()>,
+    started: Instant,
+) -> Result<(RunSummary, ()), RunError> {
+    let mut w = Writer {
+        parquet: ParquetSink::new(plan.sink.clone()),
+        dead: DeadLetterSink::new(plan.dead_letter_dir.clone()),
+        partitioner: plan.partitioner.clone(),
+        rows_read: 0,
+        rows_written: 0,
+    };
+    let progress = Progress::new(options.progress && std::io::stderr().is_terminal());
+    let mut pending: BTreeMap<u64, WorkResult> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut flushes: Vec<WorkResult> = Vec::new();
+    for msg in results.iter() {
+        let r = match msg {
+            Msg::Done(r) => *r,
+            Msg::Failed(e) => return Err(RunError::Worker(e)),
+        };
+        if r.seq >= u64::MAX - plan.workers as u64 {
+            flushes.push(r);
+            continue;
+        }
+        pending.insert(r.seq, r);
+        while let Some(r) = pending.remove(&next) {
+            w.write(r)?;
+            next += 1;
+            let _ = permits.send(());
+        }
+        progress.tick(started, w.rows_read, w.rows_written);
+    }
+    drop(permits);
+    if !pending.is_empty() {
+        return Err(RunError::Worker("a worker stopped before writing all of its results".into()));
+    }
+    flushes.sort_by_key(|r| r.seq);
+    for r in flushes {
+        w.write(r)?;
+    }
+    progress.clear();
+    let files = w.parquet.finish()?;
+    let dead_letters = w.dead.finish()?;
+    Ok((
+        RunSummary { rows_read: w.rows_read, bytes_read: 0, rows_written: w.rows_written, files, dead_letters, elapsed: started.elapsed() },
+        (),
+    ))
+}
+
+/// A single updating line on stderr, at most once a second.
+struct Progress {
+    on: bool,
+    last: std::cell::Cell<Instant>,
+}
+
+impl Progress {
+    fn new(on: bool) -> Self {
+        Progress { on, last: std::cell::Cell::new(Instant::now()) }
+    }
+
+    fn tick(&self, started: Instant, read: u64, written: u64) {
+        if !self.on || self.last.get().elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last.set(Instant::now());
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        eprint!("\r{read} rows read, {written} written, {:.0} rows/s   ", read as f64 / secs);
+    }
+
+    fn clear(&self) {
+        if self.on {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

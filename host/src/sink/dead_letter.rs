@@ -1,0 +1,163 @@
+//! Dead letters: records that could not be decoded, were rejected by a transform, or were in
+//! a batch a transform failed on. Each is one JSON line saying why, where it failed and
+//! where it came from, with the record itself, so nothing is ever dropped silently.
+//!
+//! ```json
+//! {"reason":"…","stage":"decode","source":{"file":"data/a.ndjson","line":12,"offset":1534},"raw":"{\"client_id\":…"}
+//! {"reason":"…","stage":"mapping","source":{"file":"data/a.ndjson","first_line":1,"last_line":8192},"record":{…}}
+//! ```
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow_json::LineDelimitedWriter;
+
+use super::{FileStart, SinkError, io_err, sync_dir};
+use crate::source::SourceSpan;
+
+/// A dead-letter file is closed past this size.
+const TARGET_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Writes dead letters as JSON lines under one folder.
+pub struct DeadLetterSink {
+    dir: PathBuf,
+    open: Option<(BufWriter<File>, PathBuf, PathBuf)>,
+    bytes: u64,
+    count: u64,
+    reasons: std::collections::BTreeMap<String, u64>,
+    files: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for DeadLetterSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetterSink").field("dir", &self.dir).field("count", &self.count).finish()
+    }
+}
+
+/// What a dead-letter sink wrote.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterSummary {
+    /// Records written.
+    pub count: u64,
+    /// Records per stage (`decode` or a transform name).
+    pub by_stage: std::collections::BTreeMap<String, u64>,
+    /// Files committed.
+    pub files: Vec<PathBuf>,
+}
+
+impl DeadLetterSink {
+    /// A sink writing under `dir` (created on the first dead letter).
+    pub fn new(dir: PathBuf) -> Self {
+        DeadLetterSink { dir, open: None, bytes: 0, count: 0, reasons: Default::default(), files: Vec::new() }
+    }
+
+    fn writer(&mut self, start: FileStart) -> Result<&mut BufWriter<File>, SinkError> {
+        if self.open.is_none() {
+            std::fs::create_dir_all(&self.dir).map_err(io_err("creating folder", &self.dir))?;
+            let name = format!("dlq-{}.jsonl", start.stem().trim_start_matches("part-"));
+            let tmp = self.dir.join(format!(".{name}.inprogress"));
+            let file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
+            self.open = Some((BufWriter::new(file), tmp, self.dir.join(name)));
+            self.bytes = 0;
+        }
+        match self.open.as_mut() {
+            Some((w, _, _)) => Ok(w),
+            None => unreachable!("opened above"),
+        }
+    }
+
+    fn line(&mut self, start: FileStart, stage: &str, line: String) -> Result<(), SinkError> {
+        let len = line.len() as u64 + 1;
+        let w = self.writer(start)?;
+        w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(io_err("writing dead letters to", &self.dir))?;
+        self.bytes += len;
+        self.count += 1;
+        *self.reasons.entry(stage.to_owned()).or_default() += 1;
+        if self.bytes >= TARGET_FILE_BYTES {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    /// A raw input record that could not be decoded.
+    pub fn raw(&mut self, start: FileStart, stage: &str, reason: &str, file: &str, line: u64, offset: u64, raw: &[u8]) -> Result<(), SinkError> {
+        let text = String::from_utf8_lossy(raw);
+        let json = format!(
+            "{{\"reason\":{},\"stage\":{},\"source\":{{\"file\":{},\"line\":{line},\"offset\":{offset}}},\"raw\":{}}}",
+            quote(reason),
+            quote(stage),
+            quote(file),
+            quote(&text)
+        );
+        self.line(start, stage, json)
+    }
+
+    /// Rows a transform rejected (their last column is the reason) or rows of a batch it
+    /// failed on (`reason` given, no reason column).
+    pub fn rows(&mut self, start: FileStart, stage: &str, span: &SourceSpan, rows: &RecordBatch, reason: Option<&str>) -> Result<(), SinkError> {
+        if rows.num_rows() == 0 {
+            return Ok(());
+        }
+        let (records, reasons) = match reason {
+            Some(_) => (rows.clone(), None),
+            None => {
+                let last = rows.num_columns() - 1;
+                let reasons = rows.column(last).clone();
+                let mut records = rows.clone();
+                records.remove_column(last);
+                (records, Some(reasons))
+            }
+        };
+        let mut buf = Vec::with_capacity(records.get_array_memory_size());
+        let mut writer = LineDelimitedWriter::new(&mut buf);
+        writer.write(&records)?;
+        writer.finish()?;
+        drop(writer);
+        let source = format!(
+            "{{\"file\":{},\"first_line\":{},\"last_line\":{}}}",
+            quote(&span.file),
+            span.first_line,
+            span.last_line
+        );
+        let reason_strings = reasons.as_ref().map(|r| r.as_string::<i32>().clone());
+        for (i, record) in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+            let why = match (&reason_strings, reason) {
+                (Some(r), _) if r.is_valid(i) => r.value(i).to_owned(),
+                (_, Some(r)) => r.to_owned(),
+                _ => "rejected".to_owned(),
+            };
+            let json = format!(
+                "{{\"reason\":{},\"stage\":{},\"source\":{source},\"record\":{}}}",
+                quote(&why),
+                quote(stage),
+                String::from_utf8_lossy(record)
+            );
+            self.line(start, stage, json)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        let Some((w, tmp, path)) = self.open.take() else {
+            return Ok(());
+        };
+        let file = w.into_inner().map_err(|e| SinkError::Io { action: "flushing", path: tmp.clone(), error: e.into_error() })?;
+        file.sync_all().map_err(io_err("syncing", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io_err("renaming into place", &path))?;
+        sync_dir(&self.dir)?;
+        self.files.push(path);
+        Ok(())
+    }
+
+    /// Close the open file and summarise.
+    pub fn finish(mut self) -> Result<DeadLetterSummary, SinkError> {
+        self.close()?;
+        Ok(DeadLetterSummary { count: self.count, by_stage: std::mem::take(&mut self.reasons), files: std::mem::take(&mut self.files) })
+    }
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}

@@ -1,0 +1,61 @@
+//! Where records come from. A source cuts its input into [`Chunk`]s of raw records, each
+//! numbered in input order and carrying the position it covers (for dead letters now and
+//! checkpoints later). Sources do not decode: that is `decode`'s job, on the workers.
+
+pub mod file;
+
+use std::sync::Arc;
+
+/// Why a source failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// No input matched the configured path.
+    #[error("no input files match {0}")]
+    NoFiles(String),
+    /// The path is not a valid glob pattern.
+    #[error("invalid glob pattern {pattern}: {message}")]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Reading failed.
+    #[error("reading {path}: {error}")]
+    Io {
+        /// The file (or `-` for stdin).
+        path: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+/// The input positions a chunk covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpan {
+    /// The file (as given or found), `-` for stdin.
+    pub file: Arc<str>,
+    /// 1-based line number of the first record.
+    pub first_line: u64,
+    /// 1-based line number of the last record.
+    pub last_line: u64,
+    /// Byte offset of the first record in the file.
+    pub start_offset: u64,
+    /// Byte offset just past the last record.
+    pub end_offset: u64,
+}
+
+/// Raw newline-delimited records read as one unit, in input order.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// Position of this chunk in the whole input, from 0.
+    pub seq: u64,
+    /// What it covers.
+    pub span: SourceSpan,
+    /// The records, each ending with `\n`.
+    pub data: Vec<u8>,
+    /// Number of lines in `data` (blank ones included).
+    pub lines: usize,
+    /// When the chunk was read, microseconds since the epoch (ingest-time partitions).
+    pub ingest_micros: i64,
+}

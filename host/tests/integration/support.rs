@@ -1,0 +1,106 @@
+//! Helpers: run the binary, find the independent reader, copy pipelines into a temp folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ is in the workspace").to_owned()
+}
+
+/// The `sluice` binary, sharing one compiled-component cache across tests.
+pub fn sluice() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    if std::env::var_os("SLUICE_CACHE_DIR").is_none() {
+        cmd.env("SLUICE_CACHE_DIR", workspace().join("target").join("sluice-cache"));
+    }
+    cmd.env("SLUICE_LOG", "warn");
+    cmd
+}
+
+/// Run and return output, printing it when the test fails later.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("running sluice");
+    eprintln!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A Python with pyarrow and duckdb: `SLUICE_TEST_PYTHON` (set by scripts/test.sh), else
+/// `python3` if it has both. Under `CI=true` a missing reader fails the test.
+pub fn python() -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = match std::env::var_os("SLUICE_TEST_PYTHON") {
+        Some(p) => vec![PathBuf::from(p)],
+        None => vec![workspace().join(".venv/bin/python"), PathBuf::from("python3")],
+    };
+    for p in candidates {
+        let ok = Command::new(&p).args(["-c", "import pyarrow, duckdb"]).output().is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(p);
+        }
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "no Python with pyarrow and duckdb (run scripts/test.sh, which creates .venv)"
+    );
+    eprintln!("SKIPPED: no Python with pyarrow and duckdb; run scripts/test.sh");
+    None
+}
+
+const QUERY: &str = r#"
+import datetime, decimal, duckdb, json, sys
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+rel = con.sql(sys.argv[1])
+cols = rel.columns
+def conv(v):
+    if isinstance(v, (datetime.datetime, datetime.date)):
+        return v.isoformat(sep=" ") if isinstance(v, datetime.datetime) else v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    return v
+print(json.dumps([dict(zip(cols, [conv(v) for v in row])) for row in rel.fetchall()]))
+"#;
+
+/// Rows of a DuckDB query, as JSON objects.
+pub fn duckdb(python: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let out = Command::new(python).args(["-c", QUERY, sql]).output().expect("running python");
+    assert!(out.status.success(), "duckdb query failed: {sql}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json rows");
+    rows.into_iter().map(|r| r.as_object().expect("row object").clone()).collect()
+}
+
+/// Copy `pipelines/` into `dir/pipelines` so outputs land under `dir`.
+pub fn copy_pipelines(dir: &Path) -> PathBuf {
+    let dst = dir.join("pipelines");
+    copy_tree(&workspace().join("pipelines"), &dst);
+    dst
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for entry in std::fs::read_dir(src).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let to = dst.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).expect("copy");
+        }
+    }
+}
+
+/// Every file under `dir` whose name ends with `suffix`, sorted.
+pub fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p, suffix));
+        } else if p.to_string_lossy().ends_with(suffix) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,262 @@
+//! Resolving the config against the input schema, with no data: every check `describe`
+//! makes (each error at the key path it is about), producing the output schema and the
+//! per-column steps `process` runs.
+//!
+//! Output column order: the mappings in order, then (with `keep_unmapped`) the input
+//! columns no mapping reads and `drop` does not name, in input order, then `add` in order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sluice_sdk::ConfigError;
+use sluice_sdk::arrow::datatypes::{Field, Schema, SchemaRef};
+
+use crate::cast::{Cast, CastError};
+use crate::config::{Config, Constant, FieldType};
+use crate::expr::Expr;
+
+/// The checked config: what `process` computes for each output column.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The `main` output schema.
+    pub main: SchemaRef,
+    /// One step per `main` column, in the same order.
+    pub steps: Vec<Step>,
+}
+
+/// How one output column is produced.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// An input column (by index), cast or not.
+    Column { input: usize, cast: Cast },
+    /// The same value in every row.
+    Constant(Constant),
+    /// Arithmetic over input columns.
+    Derived { name: String, expr: Expr },
+}
+
+/// Which config entry first produced an output name, for duplicate errors.
+struct Producer {
+    path: Vec<String>,
+    label: String,
+}
+
+impl Plan {
+    /// Check `cfg` against `input` and plan the output.
+    pub fn build(cfg: &Config, input: &Schema) -> Result<Plan, ConfigError> {
+        let mut fields = Vec::new();
+        let mut steps = Vec::new();
+        let mut names: HashMap<String, Producer> = HashMap::new();
+        let mut mapped = vec![false; input.fields().len()];
+
+        for (i, mapping) in cfg.mappings.iter().enumerate() {
+            let at = |key: &str| ["mappings".to_owned(), i.to_string(), key.to_owned()];
+            let Ok(index) = input.index_of(&mapping.from) else {
+                return Err(ConfigError::at(
+                    at("from"),
+                    format!(
+                        "unknown column {:?}; available columns: {}",
+                        mapping.from,
+                        available(input)
+                    ),
+                ));
+            };
+            mapped[index] = true;
+            let to = match &mapping.type_name {
+                None => None,
+                Some(name) => Some(FieldType::parse(name).ok_or_else(|| {
+                    ConfigError::at(
+                        at("type"),
+                        format!(
+                            "unknown type {name:?}; expected one of: {}",
+                            FieldType::NAMES.join(", ")
+                        ),
+                    )
+                })?),
+            };
+            let field = input.field(index);
+            let cast =
+                Cast::plan(field.data_type(), to, mapping.format.as_deref()).map_err(|e| {
+                    let (key, message) = match e {
+                        CastError::Type(m) => ("type", m),
+                        CastError::Format(m) => ("format", m),
+                    };
+                    ConfigError::at(at(key), format!("column {:?}: {message}", mapping.from))
+                })?;
+            let (name, name_key) = match &mapping.to {
+                Some(to) => (to, "to"),
+                None => (&mapping.from, "from"),
+            };
+            claim(
+                &mut names,
+                name,
+                Producer {
+                    path: at(name_key).to_vec(),
+                    label: format!("mappings[{i}]"),
+                },
+            )?;
+            let output_type = cast.output_type(field.data_type());
+            fields.push(match cast {
+                // Unchanged values keep their field metadata.
+                Cast::Keep => field.clone().with_name(name),
+                _ => Field::new(name, output_type, field.is_nullable()),
+            });
+            steps.push(Step::Column { input: index, cast });
+        }
+
+        let dropped = check_drop(cfg, input, &mapped)?;
+        if cfg.keep_unmapped {
+            for (index, field) in input.fields().iter().enumerate() {
+                if mapped[index] || dropped[index] {
+                    continue;
+                }
+                if let Some(first) = names.get(field.name()) {
+                    return Err(ConfigError::at(
+                        first.path.clone(),
+                        format!(
+                            "output column {:?} clashes with the unmapped input column of that name, \
+                             which keep_unmapped passes through; rename one of them or list the input \
+                             column in `drop`",
+                            field.name()
+                        ),
+                    ));
+                }
+                fields.push(field.as_ref().clone());
+                steps.push(Step::Column {
+                    input: index,
+                    cast: Cast::Keep,
+                });
+            }
+        }
+
+        for (i, add) in cfg.add.iter().enumerate() {
+            let at = |key: &str| ["add".to_owned(), i.to_string(), key.to_owned()];
+            let (field, step) = match (&add.value, &add.expr) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::at(
+                        ["add".to_owned(), i.to_string()],
+                        "give either `value` or `expr`, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(ConfigError::at(
+                        ["add".to_owned(), i.to_string()],
+                        "give `value` (a constant) or `expr` (arithmetic over input columns)",
+                    ));
+                }
+                (Some(value), None) => (
+                    Field::new(&add.name, value.data_type(), false),
+                    Step::Constant(value.clone()),
+                ),
+                (None, Some(source)) => {
+                    let expr = Expr::parse(source, input).map_err(|e| {
+                        ConfigError::at(
+                            at("expr"),
+                            format!(
+                                "in expression {source:?} at position {}: {}",
+                                e.position, e.message
+                            ),
+                        )
+                    })?;
+                    (
+                        Field::new(&add.name, expr.data_type(), expr.nullable(input)),
+                        Step::Derived {
+                            name: add.name.clone(),
+                            expr,
+                        },
+                    )
+                }
+            };
+            claim(
+                &mut names,
+                &add.name,
+                Producer {
+                    path: at("name").to_vec(),
+                    label: format!("add[{i}]"),
+                },
+            )?;
+            fields.push(field);
+            steps.push(step);
+        }
+
+        if fields.is_empty() {
+            return Err(ConfigError::whole(
+                "the output has no columns: give `mappings` or `add`, or set keep_unmapped = true",
+            ));
+        }
+        Ok(Plan {
+            main: Arc::new(Schema::new(fields)),
+            steps,
+        })
+    }
+}
+
+/// Record that `producer` makes output column `name`, refusing empty and repeated names.
+fn claim(
+    names: &mut HashMap<String, Producer>,
+    name: &str,
+    producer: Producer,
+) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(ConfigError::at(
+            producer.path,
+            "an output column name cannot be empty",
+        ));
+    }
+    if let Some(first) = names.get(name) {
+        return Err(ConfigError::at(
+            producer.path,
+            format!(
+                "duplicate output column {name:?}: {} already produces it",
+                first.label
+            ),
+        ));
+    }
+    names.insert(name.to_owned(), producer);
+    Ok(())
+}
+
+/// Check `drop` and mark the columns it names.
+fn check_drop(cfg: &Config, input: &Schema, mapped: &[bool]) -> Result<Vec<bool>, ConfigError> {
+    let mut dropped = vec![false; mapped.len()];
+    if cfg.drop.is_empty() {
+        return Ok(dropped);
+    }
+    if !cfg.keep_unmapped {
+        return Err(ConfigError::at(
+            ["drop"],
+            "`drop` only applies with keep_unmapped = true; without it every unmapped column is \
+             dropped already",
+        ));
+    }
+    for (j, name) in cfg.drop.iter().enumerate() {
+        let at = ["drop".to_owned(), j.to_string()];
+        let Ok(index) = input.index_of(name) else {
+            return Err(ConfigError::at(
+                at,
+                format!(
+                    "unknown column {name:?}; available columns: {}",
+                    available(input)
+                ),
+            ));
+        };
+        if mapped[index] {
+            return Err(ConfigError::at(
+                at,
+                format!("column {name:?} is mapped; `drop` removes unmapped columns only"),
+            ));
+        }
+        dropped[index] = true;
+    }
+    Ok(dropped)
+}
+
+/// The input column names, quoted, for messages.
+pub(crate) fn available(input: &Schema) -> String {
+    let names: Vec<String> = input
+        .fields()
+        .iter()
+        .map(|f| format!("{:?}", f.name()))
+        .collect();
+    names.join(", ")
+}

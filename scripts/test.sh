@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what it needs, then runs every check.
+#   - the pinned Rust toolchain with clippy, rustfmt and the wasm32-wasip2 target;
+#   - a Python venv with independent Parquet readers (pyarrow, duckdb) for end-to-end checks;
+#   - formatting and lints, then every test of the workspace (unit, golden, end to end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> Rust toolchain (rust-toolchain.toml)"
+rustup toolchain install
+
+echo "==> Python readers for end-to-end checks (.venv)"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+export SLUICE_TEST_PYTHON="$PWD/.venv/bin/python"
+# Compiled components are cached here across test processes (first compile is slow).
+export SLUICE_CACHE_DIR="$PWD/target/sluice-cache"
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+echo "==> cargo test"
+cargo test --locked --workspace
