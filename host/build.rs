@@ -24,7 +24,15 @@ fn main() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--locked", "--target", "wasm32-wasip2", "--profile", "plugin", "--target-dir"])
+        .args([
+            "build",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "plugin",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for name in STOCK {
         cmd.args(["-p", &format!("sluice-plugin-{name}")]);
@@ -33,26 +41,46 @@ fn main() {
         cmd.args(["-p", package]);
     }
     // What the outer build set for the host must not leak into the guest build.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER", "CARGO_BUILD_TARGET", "CARGO_PROFILE_RELEASE_DEBUG"] {
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("running cargo to build the stock plugins");
-    assert!(status.success(), "building the stock plugins for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)");
+    assert!(
+        status.success(),
+        "building the stock plugins for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
 
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let mut code = String::from("/// The stock plugins: name and component bytes.\npub const STOCK: &[(&str, &[u8])] = &[\n");
+    let mut code =
+        String::from("/// The stock plugins: name and component bytes.\npub const STOCK: &[(&str, &[u8])] = &[\n");
     for name in STOCK {
         let wasm = artifact(&target_dir, name);
-        code.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+        code.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            wasm.display().to_string()
+        ));
     }
     code.push_str("];\n");
     std::fs::write(out_dir.join("stock.rs"), code).expect("writing stock.rs");
     // Where tests find the test-only components.
-    println!("cargo:rustc-env=SLUICE_PLUGIN_DIR={}", target_dir.join("wasm32-wasip2").join("plugin").display());
+    println!(
+        "cargo:rustc-env=SLUICE_PLUGIN_DIR={}",
+        target_dir.join("wasm32-wasip2").join("plugin").display()
+    );
 }
 
 fn artifact(target_dir: &Path, name: &str) -> PathBuf {
-    let path = target_dir.join("wasm32-wasip2").join("plugin").join(format!("sluice_plugin_{name}.wasm"));
+    let path = target_dir
+        .join("wasm32-wasip2")
+        .join("plugin")
+        .join(format!("sluice_plugin_{name}.wasm"));
     assert!(path.is_file(), "expected the stock plugin at {}", path.display());
     path
 }

@@ -55,12 +55,18 @@ impl From<Failure> for ExitCode {
 }
 
 fn config_failure(e: impl Into<anyhow::Error>) -> Failure {
-    Failure { code: EXIT_CONFIG, error: e.into() }
+    Failure {
+        code: EXIT_CONFIG,
+        error: e.into(),
+    }
 }
 
 fn plan(path: &Path) -> Result<Plan, Failure> {
     let loaded = config::load(path).map_err(config_failure)?;
-    let engine = Engine::new(EngineSettings::default()).map_err(|e| Failure { code: EXIT_RUNTIME, error: e.into() })?;
+    let engine = Engine::new(EngineSettings::default()).map_err(|e| Failure {
+        code: EXIT_RUNTIME,
+        error: e.into(),
+    })?;
     Plan::build(&loaded, &engine).map_err(|e: PlanError| config_failure(e))
 }
 
@@ -77,7 +83,10 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             let plan = plan(&pipeline)?;
             let summary = run(&plan, &RunOptions { progress: true })
                 .with_context(|| format!("pipeline {} stopped", plan.name))
-                .map_err(|error| Failure { code: EXIT_RUNTIME, error })?;
+                .map_err(|error| Failure {
+                    code: EXIT_RUNTIME,
+                    error,
+                })?;
             print_summary(&plan, &summary);
             Ok(())
         }
@@ -85,22 +94,49 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
 }
 
 fn print_plan(plan: &Plan) {
-    println!("  input   {} columns: {}", plan.input_schema.fields().len(), columns(&plan.input_schema));
+    println!(
+        "  input   {} columns: {}",
+        plan.input_schema.fields().len(),
+        columns(&plan.input_schema)
+    );
     for s in &plan.stages {
-        let state = s.description.state_format.map_or("stateless".to_owned(), |v| format!("stateful, state format {v}"));
-        println!("  stage   {} ({}, sha256 {}…) → {}", s.name, state, &s.component.digest()[..12], columns(s.output()));
+        let state = s
+            .description
+            .state_format
+            .map_or("stateless".to_owned(), |v| format!("stateful, state format {v}"));
+        println!(
+            "  stage   {} ({}, sha256 {}…) → {}",
+            s.name,
+            state,
+            &s.component.digest()[..12],
+            columns(s.output())
+        );
     }
     println!("  output  {} → {}", columns(&plan.sink.schema), plan.sink.dir.display());
 }
 
 fn columns(schema: &arrow::datatypes::Schema) -> String {
-    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn print_summary(plan: &Plan, s: &RunSummary) {
     let secs = s.elapsed.as_secs_f64().max(1e-6);
-    println!("Pipeline {} finished in {:.2} s ({:.0} rows/s).", plan.name, secs, s.rows_read as f64 / secs);
-    println!("  read          {} rows ({:.1} MB)", s.rows_read, s.bytes_read as f64 / 1e6);
+    println!(
+        "Pipeline {} finished in {:.2} s ({:.0} rows/s).",
+        plan.name,
+        secs,
+        s.rows_read as f64 / secs
+    );
+    println!(
+        "  read          {} rows ({:.1} MB)",
+        s.rows_read,
+        s.bytes_read as f64 / 1e6
+    );
     println!(
         "  written       {} rows in {} files, {} partitions, under {}",
         s.rows_written,
@@ -108,10 +144,20 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
         s.partitions(),
         plan.sink.dir.display()
     );
-    let by_stage = s.dead_letters.by_stage.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
+    let by_stage = s
+        .dead_letters
+        .by_stage
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if s.dead_letters.count == 0 {
         println!("  dead letters  0");
     } else {
-        println!("  dead letters  {} ({by_stage}) under {}", s.dead_letters.count, plan.dead_letter_dir.display());
+        println!(
+            "  dead letters  {} ({by_stage}) under {}",
+            s.dead_letters.count,
+            plan.dead_letter_dir.display()
+        );
     }
 }

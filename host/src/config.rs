@@ -34,7 +34,7 @@ pub enum ConfigError {
         error: std::io::Error,
     },
     /// The file has problems; each names its line and key.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] ConfigErrors),
 }
 
@@ -56,9 +56,15 @@ impl LoadedConfig {
 
 /// Read and parse a pipeline file.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_owned(),
+        error,
+    })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".into());
     parse(&text, path, &base, &stem)
 }
 
@@ -98,7 +104,11 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
             other => out.push(other),
         }
     }
-    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }
 
 fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: &str) -> Option<PipelineConfig> {
@@ -117,13 +127,13 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         s
     });
     let mut transforms = Vec::new();
+    let mut names = Vec::new();
     for mut t in top.opt_tables(d, "transform") {
-        if let Some(tr) = read_transform(&mut t, d, base) {
+        if let Some(tr) = read_transform(&mut t, d, base, &mut names) {
             transforms.push(tr);
         }
         t.finish(d);
     }
-    check_unique_names(&transforms, d);
     let sink = top.req_table(d, "sink").and_then(|mut t| {
         let s = read_sink(&mut t, d, base);
         t.finish(d);
@@ -147,27 +157,33 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
     })
 }
 
-fn check_unique_names(transforms: &[TransformConfig], d: &mut Diags) {
-    for (i, t) in transforms.iter().enumerate() {
-        if transforms[..i].iter().any(|u| u.name.value == t.name.value) {
-            d.push(t.name.span.clone(), &t.name.key, format!("duplicate transform name \"{}\": names must be unique", t.name.value));
-        }
-    }
-}
-
 fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SourceConfig> {
     let kind = t.opt_choice(d, "type", &["file"]);
     if kind.is_none() && t.raw("type").is_none() {
-        d.push(t.span(), &t.child_key("type"), "missing key `type`: expected one of `file`");
+        d.push(
+            t.span(),
+            &t.child_key("type"),
+            "missing key `type`: expected one of `file`",
+        );
     }
     let path = t.req_str(d, "path");
-    let batch_rows = t.opt_uint(d, "batch_rows", 1..=1_048_576).map_or(8192, |v| v.value as usize);
-    let infer_rows = t.opt_uint(d, "infer_rows", 1..=1_000_000).map_or(1000, |v| v.value as usize);
+    let batch_rows = t
+        .opt_uint(d, "batch_rows", 1..=1_048_576)
+        .map_or(8192, |v| v.value as usize);
+    let infer_rows = t
+        .opt_uint(d, "infer_rows", 1..=1_000_000)
+        .map_or(1000, |v| v.value as usize);
     let schema = t.opt_table(d, "schema").map(|s| read_schema(&s, d));
     kind?;
     let path = path?;
     let resolved = (path.value != "-").then(|| resolve(base, &path.value));
-    Some(SourceConfig::File(FileSourceConfig { path, resolved, batch_rows, schema: schema.flatten(), infer_rows }))
+    Some(SourceConfig::File(FileSourceConfig {
+        path,
+        resolved,
+        batch_rows,
+        schema: schema.flatten(),
+        infer_rows,
+    }))
 }
 
 /// `[source.schema]`: `column = "type"` or `column = { type = "…", nullable = false }`.
@@ -186,7 +202,14 @@ fn read_schema(t: &Table<'_, '_>, d: &mut Diags) -> Option<Vec<DeclaredField>> {
                 (ty, nullable)
             }
             other => {
-                d.push(v.span(), &key, format!("expected a type name or a table {{ type = \"…\", nullable = … }}, found {}", describe(other)));
+                d.push(
+                    v.span(),
+                    &key,
+                    format!(
+                        "expected a type name or a table {{ type = \"…\", nullable = … }}, found {}",
+                        describe(other)
+                    ),
+                );
                 (None, true)
             }
         };
@@ -197,36 +220,82 @@ fn read_schema(t: &Table<'_, '_>, d: &mut Diags) -> Option<Vec<DeclaredField>> {
         match FieldType::parse(&name) {
             Some(ty) => fields.push(DeclaredField {
                 name: k.get_ref().to_string(),
-                ty: Located { value: ty, span, key: ty_key },
+                ty: Located {
+                    value: ty,
+                    span,
+                    key: ty_key,
+                },
                 nullable,
             }),
             None => {
                 ok = false;
-                d.push(span, &ty_key, format!("unknown type \"{name}\": expected one of {}", reader::quoted(FieldType::NAMES)));
+                d.push(
+                    span,
+                    &ty_key,
+                    format!(
+                        "unknown type \"{name}\": expected one of {}",
+                        reader::quoted(FieldType::NAMES)
+                    ),
+                );
             }
         }
     }
     if fields.is_empty() && ok {
-        d.push(t.span(), t.key(), "a declared schema needs at least one column (or leave [source.schema] out to infer it)");
+        d.push(
+            t.span(),
+            t.key(),
+            "a declared schema needs at least one column (or leave [source.schema] out to infer it)",
+        );
         return None;
     }
     ok.then_some(fields)
 }
 
-fn read_transform(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<TransformConfig> {
+fn read_transform(
+    t: &mut Table<'_, '_>,
+    d: &mut Diags,
+    base: &Path,
+    names: &mut Vec<String>,
+) -> Option<TransformConfig> {
     let name = t.req_str(d, "name");
+    if let Some(n) = &name {
+        if names.contains(&n.value) {
+            d.push(
+                n.span.clone(),
+                &n.key,
+                format!("duplicate transform name \"{}\": names must be unique", n.value),
+            );
+        }
+        names.push(n.value.clone());
+    }
     let stock = t.opt_str(d, "plugin");
     let file = t.opt_str(d, "component");
     let plugin = match (stock, file) {
-        (Some(s), None) => Some(Located { value: PluginRef::Stock(s.value), span: s.span, key: s.key }),
-        (None, Some(f)) => Some(Located { value: PluginRef::File(resolve(base, &f.value)), span: f.span, key: f.key }),
+        (Some(s), None) => Some(Located {
+            value: PluginRef::Stock(s.value),
+            span: s.span,
+            key: s.key,
+        }),
+        (None, Some(f)) => Some(Located {
+            value: PluginRef::File(resolve(base, &f.value)),
+            span: f.span,
+            key: f.key,
+        }),
         (Some(_), Some(f)) => {
-            d.push(f.span, &f.key, "give either `plugin` (a stock plugin) or `component` (a .wasm file), not both");
+            d.push(
+                f.span,
+                &f.key,
+                "give either `plugin` (a stock plugin) or `component` (a .wasm file), not both",
+            );
             None
         }
         (None, None) => {
             if t.raw("plugin").is_none() && t.raw("component").is_none() {
-                d.push(t.span(), &t.child_key("plugin"), "missing key `plugin` (a stock plugin name) or `component` (a path to a .wasm component)");
+                d.push(
+                    t.span(),
+                    &t.child_key("plugin"),
+                    "missing key `plugin` (a stock plugin name) or `component` (a path to a .wasm component)",
+                );
             }
             None
         }
@@ -236,21 +305,33 @@ fn read_transform(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<T
         Some(v) => PluginConfig::from_toml(v, config_key, d),
         None => Some(PluginConfig::empty(t.span(), config_key)),
     };
-    Some(TransformConfig { name: name?, plugin: plugin?, config: config? })
+    Some(TransformConfig {
+        name: name?,
+        plugin: plugin?,
+        config: config?,
+    })
 }
 
 fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SinkConfig> {
     let kind = t.opt_choice(d, "type", &["parquet"]);
     if kind.is_none() && t.raw("type").is_none() {
-        d.push(t.span(), &t.child_key("type"), "missing key `type`: expected one of `parquet`");
+        d.push(
+            t.span(),
+            &t.child_key("type"),
+            "missing key `type`: expected one of `parquet`",
+        );
     }
     let path = t.req_str(d, "path");
-    let compression = t.opt_choice(d, "compression", &["snappy", "zstd", "none"]).map(|c| match c.value.as_str() {
-        "zstd" => Compression::Zstd,
-        "none" => Compression::None,
-        _ => Compression::Snappy,
-    });
-    let row_group_rows = t.opt_uint(d, "row_group_rows", 1024..=16_777_216).map_or(131_072, |v| v.value as usize);
+    let compression = t
+        .opt_choice(d, "compression", &["snappy", "zstd", "none"])
+        .map(|c| match c.value.as_str() {
+            "zstd" => Compression::Zstd,
+            "none" => Compression::None,
+            _ => Compression::Snappy,
+        });
+    let row_group_rows = t
+        .opt_uint(d, "row_group_rows", 1024..=16_777_216)
+        .map_or(131_072, |v| v.value as usize);
     let target_file_mb = t.opt_uint(d, "target_file_mb", 1..=16_384).map_or(128, |v| v.value);
     let partition = match t.opt_table(d, "partition") {
         Some(mut p) => {
@@ -273,16 +354,21 @@ fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SinkCo
 fn read_partition(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<PartitionConfig> {
     let by = t.opt_choice(d, "by", &["none", "ingest_time", "event_time", "field"]);
     if by.is_none() && t.raw("by").is_none() {
-        d.push(t.span(), &t.child_key("by"), "missing key `by`: expected one of `none`, `ingest_time`, `event_time`, `field`");
+        d.push(
+            t.span(),
+            &t.child_key("by"),
+            "missing key `by`: expected one of `none`, `ingest_time`, `event_time`, `field`",
+        );
     }
     let by = by?;
     let granularity = |t: &mut Table<'_, '_>, d: &mut Diags| {
-        t.opt_choice(d, "granularity", &["year", "month", "day", "hour"]).map_or(Granularity::Hour, |g| match g.value.as_str() {
-            "year" => Granularity::Year,
-            "month" => Granularity::Month,
-            "day" => Granularity::Day,
-            _ => Granularity::Hour,
-        })
+        t.opt_choice(d, "granularity", &["year", "month", "day", "hour"])
+            .map_or(Granularity::Hour, |g| match g.value.as_str() {
+                "year" => Granularity::Year,
+                "month" => Granularity::Month,
+                "day" => Granularity::Day,
+                _ => Granularity::Hour,
+            })
     };
     let template = |t: &mut Table<'_, '_>, d: &mut Diags| {
         let tpl = t.opt_str(d, "template")?;
@@ -297,17 +383,27 @@ fn read_partition(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<PartitionConfi
     let column = |t: &mut Table<'_, '_>, d: &mut Diags| t.req_str(d, "column");
     Some(match by.value.as_str() {
         "none" => PartitionConfig::None,
-        "ingest_time" => PartitionConfig::IngestTime { granularity: granularity(t, d), template: template(t, d) },
+        "ingest_time" => PartitionConfig::IngestTime {
+            granularity: granularity(t, d),
+            template: template(t, d),
+        },
         "event_time" => {
             let column = column(t, d);
             let granularity = granularity(t, d);
             let template = template(t, d);
-            PartitionConfig::EventTime { column: column?, granularity, template }
+            PartitionConfig::EventTime {
+                column: column?,
+                granularity,
+                template,
+            }
         }
         _ => {
             let column = column(t, d);
             let keep_column = t.opt_bool(d, "keep_column").is_some_and(|k| k.value);
-            PartitionConfig::Field { column: column?, keep_column }
+            PartitionConfig::Field {
+                column: column?,
+                keep_column,
+            }
         }
     })
 }

@@ -85,7 +85,10 @@ impl EngineSettings {
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { cache_dir: Self::default_cache_dir(), limits: Limits::default() }
+        EngineSettings {
+            cache_dir: Self::default_cache_dir(),
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -116,23 +119,42 @@ impl Engine {
         let linker = bindings::linker(&engine).map_err(|e| EngineError::Setup(e.to_string()))?;
         let cache = settings.cache_dir.map(|dir| cache::ComponentCache::new(dir, &engine));
         let ticker = limits::EpochTicker::start(engine.clone());
-        Ok(Engine { engine, linker: Arc::new(linker), cache, limits: settings.limits, _ticker: ticker })
+        Ok(Engine {
+            engine,
+            linker: Arc::new(linker),
+            cache,
+            limits: settings.limits,
+            _ticker: ticker,
+        })
     }
 
     /// Compile (or fetch from the cache) and pre-link a component. `name` is for messages.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Component, EngineError> {
         let digest = hex(&Sha256::digest(bytes));
-        let compile_err = |e: wasmtime::Error| EngineError::Compile { name: name.to_owned(), message: format!("{e:#}") };
+        let compile_err = |e: wasmtime::Error| EngineError::Compile {
+            name: name.to_owned(),
+            message: format!("{e:#}"),
+        };
         let component = match &self.cache {
             Some(cache) => cache.get_or_compile(&digest, bytes).map_err(compile_err)?,
             None => wasmtime::component::Component::new(&self.engine, bytes).map_err(compile_err)?,
         };
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| EngineError::Link { name: name.to_owned(), message: format!("{e:#}") })?;
-        let pre = TransformerPre::new(pre).map_err(|e| EngineError::Link { name: name.to_owned(), message: format!("{e:#}") })?;
-        Ok(Component { inner: Arc::new(instance::ComponentInner { name: name.to_owned(), digest, pre, limits: self.limits.clone() }) })
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| EngineError::Link {
+            name: name.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        let pre = TransformerPre::new(pre).map_err(|e| EngineError::Link {
+            name: name.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        Ok(Component {
+            inner: Arc::new(instance::ComponentInner {
+                name: name.to_owned(),
+                digest,
+                pre,
+                limits: self.limits.clone(),
+            }),
+        })
     }
 }
 
@@ -144,7 +166,10 @@ pub struct Component {
 
 impl std::fmt::Debug for Component {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Component").field("name", &self.inner.name).field("digest", &self.inner.digest).finish()
+        f.debug_struct("Component")
+            .field("name", &self.inner.name)
+            .field("digest", &self.inner.digest)
+            .finish()
     }
 }
 

@@ -50,7 +50,9 @@ impl From<arrow::error::ArrowError> for SinkError {
 
 /// Sync a folder so a rename inside it is durable.
 pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), SinkError> {
-    std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io_err("syncing folder", dir))
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err("syncing folder", dir))
 }
 
 /// The deterministic name of an output file: the input position (batch sequence number and

@@ -43,23 +43,17 @@ fn describe_inner<T: Transform>(
     input: &[u8],
 ) -> Result<(T::Config, arrow::datatypes::SchemaRef, Outputs), ConfigError> {
     let cfg: T::Config = config::parse(config)?;
-    let input = ipc::decode_schema(input)
-        .map_err(|e| ConfigError::whole(format!("unreadable input schema: {e}")))?;
+    let input = ipc::decode_schema(input).map_err(|e| ConfigError::whole(format!("unreadable input schema: {e}")))?;
     let outputs = T::describe(&cfg, &input)?;
     Ok((cfg, input, outputs))
 }
 
-pub fn describe<T: Transform>(
-    config: String,
-    input: Vec<u8>,
-) -> Result<wit::Description, wit::ConfigError> {
+pub fn describe<T: Transform>(config: String, input: Vec<u8>) -> Result<wit::Description, wit::ConfigError> {
     let (_, _, outputs) = describe_inner::<T>(&config, &input).map_err(to_wit_config_error)?;
     let mut decls = Vec::with_capacity(outputs.decls.len());
     for (name, schema) in &outputs.decls {
         let schema = ipc::encode_schema(schema).map_err(|e| {
-            to_wit_config_error(ConfigError::whole(format!(
-                "cannot encode output schema `{name}`: {e}"
-            )))
+            to_wit_config_error(ConfigError::whole(format!("cannot encode output schema `{name}`: {e}")))
         })?;
         decls.push(bindings::sluice::transform::types::OutputDecl {
             name: name.clone(),
@@ -73,8 +67,7 @@ pub fn describe<T: Transform>(
 }
 
 pub fn open<T: Transform>(config: String, input: Vec<u8>) -> Result<(), wit::ConfigError> {
-    let (cfg, input, outputs) =
-        describe_inner::<T>(&config, &input).map_err(to_wit_config_error)?;
+    let (cfg, input, outputs) = describe_inner::<T>(&config, &input).map_err(to_wit_config_error)?;
     let transform = T::open(cfg, input).map_err(to_wit_config_error)?;
     SLOT.with(|slot| {
         *slot.borrow_mut() = Some(Slot {
@@ -91,9 +84,7 @@ fn with_transform<T: Transform, R>(
     SLOT.with(|slot| {
         let mut slot = slot.borrow_mut();
         let Some(slot) = slot.as_mut() else {
-            return Err(ProcessError::Failed(
-                "transform called before `open`".into(),
-            ));
+            return Err(ProcessError::Failed("transform called before `open`".into()));
         };
         let Some(transform) = slot.transform.downcast_mut::<T>() else {
             return Err(ProcessError::Failed(
@@ -116,8 +107,7 @@ fn run_emitting<T: Transform>(
     emitted
         .into_iter()
         .map(|(output, batch)| {
-            let batch =
-                ipc::encode_batch(&batch).map_err(|e| wit::ProcessError::Failed(e.to_string()))?;
+            let batch = ipc::encode_batch(&batch).map_err(|e| wit::ProcessError::Failed(e.to_string()))?;
             Ok(wit::OutputBatch { output, batch })
         })
         .collect()
@@ -131,14 +121,11 @@ fn to_wit_process_error(err: ProcessError) -> wit::ProcessError {
 }
 
 pub fn process<T: Transform>(batch: Vec<u8>) -> Result<Vec<wit::OutputBatch>, wit::ProcessError> {
-    let batch =
-        ipc::decode_batch(&batch).map_err(|e| wit::ProcessError::InvalidInput(e.to_string()))?;
+    let batch = ipc::decode_batch(&batch).map_err(|e| wit::ProcessError::InvalidInput(e.to_string()))?;
     run_emitting::<T>(|t, out| t.process(batch, out))
 }
 
-pub fn advance_watermark<T: Transform>(
-    watermark: i64,
-) -> Result<Vec<wit::OutputBatch>, wit::ProcessError> {
+pub fn advance_watermark<T: Transform>(watermark: i64) -> Result<Vec<wit::OutputBatch>, wit::ProcessError> {
     run_emitting::<T>(|t, out| t.advance_watermark(watermark, out))
 }
 
@@ -150,8 +137,7 @@ pub fn snapshot<T: Transform>() -> Result<Option<wit::StateSnapshot>, String> {
     let Some(version) = T::STATE_FORMAT else {
         return Ok(None);
     };
-    let data = with_transform::<T, _>(|t, _| t.snapshot().map_err(ProcessError::Failed))
-        .map_err(|e| e.to_string())?;
+    let data = with_transform::<T, _>(|t, _| t.snapshot().map_err(ProcessError::Failed)).map_err(|e| e.to_string())?;
     Ok(Some(wit::StateSnapshot {
         format_version: version,
         data,
@@ -174,9 +160,16 @@ pub fn restore<T: Transform>(state: wit::StateSnapshot) -> Result<(), wit::Resto
 /// Export a [`Transform`] implementation as this component's `sluice:transform` world.
 ///
 /// Use once per crate, at the crate root: `sluice_sdk::export_transform!(MyTransform);`.
+/// The exports exist only when building for WebAssembly; a native build of the same crate
+/// (for unit tests) type-checks the implementation without exporting anything.
 #[macro_export]
 macro_rules! export_transform {
     ($ty:ty) => {
+        const _: fn() = || {
+            fn assert_transform<T: $crate::Transform>() {}
+            assert_transform::<$ty>();
+        };
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct __SluiceExport;
 

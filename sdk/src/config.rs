@@ -72,7 +72,9 @@ pub(crate) fn parse<T: DeserializeOwned>(json: &str) -> Result<T, ConfigError> {
         let inner = err.into_inner();
         let message = strip_position(&inner.to_string());
         // serde reports an unknown key at its parent table; point at the key itself.
-        if let Some(key) = unknown_field_name(&message) {
+        if let Some(key) = unknown_field_name(&message)
+            && path.last().map(String::as_str) != Some(key)
+        {
             path.push(key.to_owned());
         }
         ConfigError { path, message }
@@ -114,11 +116,7 @@ mod tests {
     fn an_unknown_key_is_reported_at_the_key_itself() {
         let err = parse::<Cfg>(r#"{"columns":[{"name":"a"},{"nmae":"b"}]}"#).unwrap_err();
         assert_eq!(err.path, ["columns", "1", "nmae"]);
-        assert!(
-            err.message.starts_with("unknown field `nmae`"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with("unknown field `nmae`"), "{}", err.message);
     }
 
     #[test]

@@ -31,9 +31,7 @@ impl Emitter {
     /// Emit to a declared output. Empty batches are dropped.
     pub fn emit_to(&mut self, output: &str, batch: RecordBatch) -> Result<(), ProcessError> {
         let Some(schema) = self.outputs.schema(output) else {
-            return Err(ProcessError::Failed(format!(
-                "emitted to undeclared output `{output}`"
-            )));
+            return Err(ProcessError::Failed(format!("emitted to undeclared output `{output}`")));
         };
         if batch.schema().fields() != schema.fields() {
             return Err(ProcessError::Failed(format!(

@@ -39,9 +39,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch, ArrowError> {
         .next()
         .ok_or_else(|| ArrowError::IpcError("stream holds no record batch".into()))??;
     if reader.next().is_some() {
-        return Err(ArrowError::IpcError(
-            "stream holds more than one record batch".into(),
-        ));
+        return Err(ArrowError::IpcError("stream holds more than one record batch".into()));
     }
     Ok(batch)
 }

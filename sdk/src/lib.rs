@@ -8,7 +8,7 @@
 //! paths in errors, checking emitted batches against the declared schemas, and the single
 //! instance slot. It must not grow per-record entry points: batches are the unit.
 //!
-//! ```ignore
+//! ```no_run
 //! use sluice_sdk::{arrow::{array::RecordBatch, datatypes::SchemaRef}, *};
 //!
 //! #[derive(serde::Deserialize)]

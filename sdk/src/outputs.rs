@@ -27,8 +27,7 @@ impl Outputs {
 
     /// Also declare a `rejected` output carrying rows of `rows` plus a reason column.
     pub fn with_rejected(mut self, rows: &Schema) -> Self {
-        self.decls
-            .push((REJECTED.to_owned(), rejected_schema(rows)));
+        self.decls.push((REJECTED.to_owned(), rejected_schema(rows)));
         self
     }
 

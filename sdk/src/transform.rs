@@ -30,11 +30,7 @@ pub trait Transform: Sized + 'static {
     fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError>;
 
     /// Event time reached `watermark_micros`: emit what it completes.
-    fn advance_watermark(
-        &mut self,
-        _watermark_micros: i64,
-        _out: &mut Emitter,
-    ) -> Result<(), ProcessError> {
+    fn advance_watermark(&mut self, _watermark_micros: i64, _out: &mut Emitter) -> Result<(), ProcessError> {
         Ok(())
     }
 

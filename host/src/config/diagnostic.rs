@@ -30,7 +30,10 @@ impl SourceMap {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        SourceMap { path: path.to_owned(), line_starts }
+        SourceMap {
+            path: path.to_owned(),
+            line_starts,
+        }
     }
 
     /// The pipeline file.
@@ -90,7 +93,11 @@ pub(crate) struct Diags(pub(crate) Vec<Diagnostic>);
 
 impl Diags {
     pub(crate) fn push(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
-        self.0.push(Diagnostic { span, key: key.to_owned(), message: message.into() });
+        self.0.push(Diagnostic {
+            span,
+            key: key.to_owned(),
+            message: message.into(),
+        });
     }
 }
 

@@ -80,8 +80,21 @@ pub enum FieldType {
 impl FieldType {
     /// Every accepted spelling, for messages.
     pub const NAMES: &[&str] = &[
-        "string", "utf8", "bool", "boolean", "int32", "int", "int64", "long", "bigint", "float32", "float",
-        "float64", "double", "timestamp", "date",
+        "string",
+        "utf8",
+        "bool",
+        "boolean",
+        "int32",
+        "int",
+        "int64",
+        "long",
+        "bigint",
+        "float32",
+        "float",
+        "float64",
+        "double",
+        "timestamp",
+        "date",
     ];
 
     /// Parse a type name.

@@ -23,7 +23,12 @@ pub struct PluginConfig {
 impl PluginConfig {
     /// An empty config for a transform written without a `config` table.
     pub(crate) fn empty(span: Range<usize>, key: String) -> Self {
-        PluginConfig { json: "{}".to_owned(), spans: Vec::new(), span, key }
+        PluginConfig {
+            json: "{}".to_owned(),
+            spans: Vec::new(),
+            span,
+            key,
+        }
     }
 
     pub(crate) fn from_toml(value: &Spanned<DeValue<'_>>, key: String, d: &mut Diags) -> Option<Self> {
@@ -34,7 +39,12 @@ impl PluginConfig {
             d.push(value.span(), &key, "expected a table");
             return None;
         }
-        Some(PluginConfig { json: json.to_string(), spans, span: value.span(), key })
+        Some(PluginConfig {
+            json: json.to_string(),
+            spans,
+            span: value.span(),
+            key,
+        })
     }
 
     /// The config as JSON text, as the WIT `describe`/`open` take it.
@@ -79,7 +89,11 @@ fn to_json(
             match i64::from_str_radix(digits.trim_start_matches("+"), i.radix()) {
                 Ok(n) => Value::Number(n.into()),
                 Err(_) => {
-                    d.push(value.span(), key, format!("integer {} does not fit in 64 bits", i.as_str()));
+                    d.push(
+                        value.span(),
+                        key,
+                        format!("integer {} does not fit in 64 bits", i.as_str()),
+                    );
                     return None;
                 }
             }
@@ -89,7 +103,11 @@ fn to_json(
             match parsed.and_then(Number::from_f64) {
                 Some(n) => Value::Number(n),
                 None => {
-                    d.push(value.span(), key, format!("float {} is not a finite number", f.as_str()));
+                    d.push(
+                        value.span(),
+                        key,
+                        format!("float {} is not a finite number", f.as_str()),
+                    );
                     return None;
                 }
             }

@@ -29,7 +29,12 @@ pub struct Located<T> {
 
 impl<'a, 'i> Table<'a, 'i> {
     pub(crate) fn new(table: &'a DeTable<'i>, span: Range<usize>, key: impl Into<String>) -> Self {
-        Table { table, span, key: key.into(), known: Vec::new() }
+        Table {
+            table,
+            span,
+            key: key.into(),
+            known: Vec::new(),
+        }
     }
 
     pub(crate) fn span(&self) -> Range<usize> {
@@ -41,7 +46,11 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     pub(crate) fn child_key(&self, name: &str) -> String {
-        if self.key.is_empty() { name.to_owned() } else { format!("{}.{name}", self.key) }
+        if self.key.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.key)
+        }
     }
 
     /// The raw value of `name`, marking the key as known.
@@ -60,9 +69,17 @@ impl<'a, 'i> Table<'a, 'i> {
         let raw = self.raw(name)?;
         let key = self.child_key(name);
         match get(raw.get_ref()) {
-            Some(value) => Some(Located { value, span: raw.span(), key }),
+            Some(value) => Some(Located {
+                value,
+                span: raw.span(),
+                key,
+            }),
             None => {
-                d.push(raw.span(), &key, format!("expected {expected}, found {}", describe(raw.get_ref())));
+                d.push(
+                    raw.span(),
+                    &key,
+                    format!("expected {expected}, found {}", describe(raw.get_ref())),
+                );
                 None
             }
         }
@@ -117,7 +134,11 @@ impl<'a, 'i> Table<'a, 'i> {
         if choices.contains(&lower.as_str()) {
             Some(Located { value: lower, ..v })
         } else {
-            d.push(v.span.clone(), &v.key, format!("expected one of {}, found \"{}\"", quoted(choices), v.value));
+            d.push(
+                v.span.clone(),
+                &v.key,
+                format!("expected one of {}, found \"{}\"", quoted(choices), v.value),
+            );
             None
         }
     }
@@ -150,7 +171,14 @@ impl<'a, 'i> Table<'a, 'i> {
         };
         let key = self.child_key(name);
         let DeValue::Array(items) = raw.get_ref() else {
-            d.push(raw.span(), &key, format!("expected an array of tables ([[{key}]]), found {}", describe(raw.get_ref())));
+            d.push(
+                raw.span(),
+                &key,
+                format!(
+                    "expected an array of tables ([[{key}]]), found {}",
+                    describe(raw.get_ref())
+                ),
+            );
             return Vec::new();
         };
         let mut tables = Vec::new();
@@ -158,19 +186,29 @@ impl<'a, 'i> Table<'a, 'i> {
             let item_key = format!("{key}[{i}]");
             match item.get_ref() {
                 DeValue::Table(t) => tables.push(Table::new(t, item.span(), item_key)),
-                other => d.push(item.span(), &item_key, format!("expected a table, found {}", describe(other))),
+                other => d.push(
+                    item.span(),
+                    &item_key,
+                    format!("expected a table, found {}", describe(other)),
+                ),
             }
         }
         tables
     }
 
     /// Every entry, for tables whose keys are data (e.g. a declared schema).
-    pub(crate) fn entries(&self) -> impl Iterator<Item = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Spanned<DeValue<'i>>)> {
+    pub(crate) fn entries(
+        &self,
+    ) -> impl Iterator<Item = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Spanned<DeValue<'i>>)> {
         self.table.iter()
     }
 
     fn missing(&self, d: &mut Diags, name: &str, expected: &str) {
-        d.push(self.span.clone(), &self.child_key(name), format!("missing key `{name}`: expected {expected}"));
+        d.push(
+            self.span.clone(),
+            &self.child_key(name),
+            format!("missing key `{name}`: expected {expected}"),
+        );
     }
 
     /// Report every key that no reader asked for.

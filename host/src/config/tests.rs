@@ -43,7 +43,10 @@ fn a_minimal_file_gets_documented_defaults_and_resolved_paths() {
 
 #[test]
 fn a_declared_schema_keeps_the_written_column_order() {
-    let c = parse_ok(&format!("{MINIMAL}\n[source.schema]\nzeta = \"string\"\nalpha = {{ type = \"double\", nullable = false }}\n").replace("[sink]", "[sink]"));
+    let c = parse_ok(
+        &format!("{MINIMAL}\n[source.schema]\nzeta = \"string\"\nalpha = {{ type = \"double\", nullable = false }}\n")
+            .replace("[sink]", "[sink]"),
+    );
     let SourceConfig::File(f) = &c.source;
     let schema = f.schema.as_ref().expect("schema");
     assert_eq!(schema[0].name, "zeta");
@@ -67,30 +70,53 @@ path = "out"
 compresion = "zstd"
 "#;
     let err = parse_err(text);
-    assert!(err.contains("p.toml:3:8: `source.type`: expected one of `file`, found \"kafka\""), "{err}");
-    assert!(err.contains("p.toml:4:8: `source.path`: expected a string, found the integer 3"), "{err}");
-    assert!(err.contains("p.toml:5:14: `source.batch_rows`: expected an integer from 1 to 1048576, found 0"), "{err}");
-    assert!(err.contains("p.toml:10:1: `sink.compresion`: unknown key `compresion`: expected one of"), "{err}");
+    assert!(
+        err.contains("p.toml:3:8: `source.type`: expected one of `file`, found \"kafka\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("p.toml:4:8: `source.path`: expected a string, found the integer 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("p.toml:5:14: `source.batch_rows`: expected an integer from 1 to 1048576, found 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("p.toml:10:1: `sink.compresion`: unknown key `compresion`: expected one of"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 4, "{err}");
 }
 
 #[test]
 fn transforms_keep_their_config_as_json_and_locate_keys() {
-    let c = parse_ok(&format!("{MINIMAL}\n[[transform]]\nname = \"f\"\nplugin = \"filter\"\nconfig.predicate = \"a > 1\"\n\n[[transform]]\nname = \"m\"\ncomponent = \"x.wasm\"\n[transform.config]\nmappings = [{{ from = \"a\" }}, {{ from = \"b\", type = \"int\" }}]\n"));
+    let c = parse_ok(&format!(
+        "{MINIMAL}\n[[transform]]\nname = \"f\"\nplugin = \"filter\"\nconfig.predicate = \"a > 1\"\n\n[[transform]]\nname = \"m\"\ncomponent = \"x.wasm\"\n[transform.config]\nmappings = [{{ from = \"a\" }}, {{ from = \"b\", type = \"int\" }}]\n"
+    ));
     assert_eq!(c.transforms.len(), 2);
     assert_eq!(c.transforms[0].plugin.value, PluginRef::Stock("filter".into()));
     assert_eq!(c.transforms[0].config.json(), r#"{"predicate":"a > 1"}"#);
     assert_eq!(c.transforms[1].plugin.value, PluginRef::File("/base/x.wasm".into()));
-    let (span, key) = c.transforms[1].config.locate(&["mappings".into(), "1".into(), "type".into()]);
+    let (span, key) = c.transforms[1]
+        .config
+        .locate(&["mappings".into(), "1".into(), "type".into()]);
     assert_eq!(key, "transform[1].config.mappings[1].type");
-    let text = format!("{MINIMAL}\n[[transform]]\nname = \"f\"\nplugin = \"filter\"\nconfig.predicate = \"a > 1\"\n\n[[transform]]\nname = \"m\"\ncomponent = \"x.wasm\"\n[transform.config]\nmappings = [{{ from = \"a\" }}, {{ from = \"b\", type = \"int\" }}]\n");
+    let text = format!(
+        "{MINIMAL}\n[[transform]]\nname = \"f\"\nplugin = \"filter\"\nconfig.predicate = \"a > 1\"\n\n[[transform]]\nname = \"m\"\ncomponent = \"x.wasm\"\n[transform.config]\nmappings = [{{ from = \"a\" }}, {{ from = \"b\", type = \"int\" }}]\n"
+    );
     assert_eq!(&text[span], "type");
 }
 
 #[test]
 fn duplicate_transform_names_and_missing_plugins_are_errors() {
-    let err = parse_err(&format!("{MINIMAL}\n[[transform]]\nname = \"a\"\nplugin = \"map\"\n[[transform]]\nname = \"a\"\n"));
-    assert!(err.contains("`transform[1].name`: duplicate transform name \"a\""), "{err}");
+    let err = parse_err(&format!(
+        "{MINIMAL}\n[[transform]]\nname = \"a\"\nplugin = \"map\"\n[[transform]]\nname = \"a\"\n"
+    ));
+    assert!(
+        err.contains("`transform[1].name`: duplicate transform name \"a\""),
+        "{err}"
+    );
     assert!(err.contains("`transform[1].plugin`: missing key `plugin`"), "{err}");
 }
 
@@ -103,10 +129,28 @@ fn invalid_toml_is_reported_at_its_line() {
 
 #[test]
 fn partitions_parse_for_each_kind() {
-    let c = parse_ok(&MINIMAL.replace("path = \"../out\"", "path = \"../out\"\npartition = { by = \"event_time\", column = \"event_time\", granularity = \"day\" }"));
-    assert!(matches!(c.sink.partition, PartitionConfig::EventTime { granularity: Granularity::Day, .. }));
-    let c = parse_ok(&MINIMAL.replace("path = \"../out\"", "path = \"../out\"\npartition = { by = \"field\", column = \"ticker\" }"));
-    assert!(matches!(c.sink.partition, PartitionConfig::Field { keep_column: false, .. }));
-    let err = parse_err(&MINIMAL.replace("path = \"../out\"", "path = \"../out\"\npartition = { by = \"event_time\" }"));
+    let c = parse_ok(&MINIMAL.replace(
+        "path = \"../out\"",
+        "path = \"../out\"\npartition = { by = \"event_time\", column = \"event_time\", granularity = \"day\" }",
+    ));
+    assert!(matches!(
+        c.sink.partition,
+        PartitionConfig::EventTime {
+            granularity: Granularity::Day,
+            ..
+        }
+    ));
+    let c = parse_ok(&MINIMAL.replace(
+        "path = \"../out\"",
+        "path = \"../out\"\npartition = { by = \"field\", column = \"ticker\" }",
+    ));
+    assert!(matches!(
+        c.sink.partition,
+        PartitionConfig::Field { keep_column: false, .. }
+    ));
+    let err = parse_err(&MINIMAL.replace(
+        "path = \"../out\"",
+        "path = \"../out\"\npartition = { by = \"event_time\" }",
+    ));
     assert!(err.contains("`sink.partition.column`: missing key `column`"), "{err}");
 }

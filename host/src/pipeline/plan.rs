@@ -74,7 +74,11 @@ impl Plan {
         let cfg = &loaded.config;
         let mut diags: Vec<Diagnostic> = Vec::new();
         let SourceConfig::File(src) = &cfg.source;
-        let diag = |span: std::ops::Range<usize>, key: &str, message: String| Diagnostic { span, key: key.to_owned(), message };
+        let diag = |span: std::ops::Range<usize>, key: &str, message: String| Diagnostic {
+            span,
+            key: key.to_owned(),
+            message,
+        };
 
         let inputs = match expand(src.resolved.as_deref()) {
             Ok(i) => Some(i),
@@ -85,15 +89,31 @@ impl Plan {
         };
         let input_schema = match (&src.schema, &inputs) {
             (Some(fields), _) => Some(arrow_schema(fields)),
-            (None, Some(Inputs::Files(files))) => match std::fs::File::open(&files[0]).map_err(|e| e.to_string()).and_then(|f| infer_schema(f, src.infer_rows).map_err(|e| e.to_string())) {
-                Ok(s) => Some(Arc::new(s)),
-                Err(e) => {
-                    diags.push(diag(src.path.span.clone(), &src.path.key, format!("cannot infer a schema from {}: {e}; declare one in [source.schema]", files[0].display())));
-                    None
+            (None, Some(Inputs::Files(files))) => {
+                match std::fs::File::open(&files[0])
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| infer_schema(f, src.infer_rows).map_err(|e| e.to_string()))
+                {
+                    Ok(s) => Some(Arc::new(s)),
+                    Err(e) => {
+                        diags.push(diag(
+                            src.path.span.clone(),
+                            &src.path.key,
+                            format!(
+                                "cannot infer a schema from {}: {e}; declare one in [source.schema]",
+                                files[0].display()
+                            ),
+                        ));
+                        None
+                    }
                 }
-            },
+            }
             (None, Some(Inputs::Stdin)) => {
-                diags.push(diag(src.path.span.clone(), &src.path.key, "stdin input needs a declared schema ([source.schema])".into()));
+                diags.push(diag(
+                    src.path.span.clone(),
+                    &src.path.key,
+                    "stdin input needs a declared schema ([source.schema])".into(),
+                ));
                 None
             }
             (None, None) => None,
@@ -106,7 +126,9 @@ impl Plan {
                 schema = None;
                 continue;
             };
-            let Some(input) = schema.clone() else { continue };
+            let Some(input) = schema.clone() else {
+                continue;
+            };
             match describe(t, &component, &input, &cfg.name) {
                 Ok(description) => {
                     schema = Some(description.outputs[0].1.clone());
@@ -125,16 +147,24 @@ impl Plan {
             }
         }
 
-        let partitioner = schema.as_ref().and_then(|s| partitioner(&cfg.sink.partition, s, &mut diags));
+        let partitioner = schema
+            .as_ref()
+            .and_then(|s| partitioner(&cfg.sink.partition, s, &mut diags));
         if !diags.is_empty() {
             return Err(loaded.errors(diags).into());
         }
-        let (Some(inputs), Some(input_schema), Some(output), Some(partitioner)) = (inputs, input_schema, schema, partitioner) else {
+        let (Some(inputs), Some(input_schema), Some(output), Some(partitioner)) =
+            (inputs, input_schema, schema, partitioner)
+        else {
             unreachable!("every missing piece above recorded a diagnostic");
         };
         let stateful = stages.iter().any(|s| s.description.state_format.is_some());
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let workers = if stateful { 1 } else { cfg.workers.as_ref().map_or(cores, |w| w.value as usize) };
+        let workers = if stateful {
+            1
+        } else {
+            cfg.workers.as_ref().map_or(cores, |w| w.value as usize)
+        };
         Ok(Plan {
             name: cfg.name.clone(),
             inputs,
@@ -161,13 +191,23 @@ impl Plan {
 }
 
 fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnostic>) -> Option<Component> {
-    let at = |message: String| Diagnostic { span: t.plugin.span.clone(), key: t.plugin.key.clone(), message };
+    let at = |message: String| Diagnostic {
+        span: t.plugin.span.clone(),
+        key: t.plugin.key.clone(),
+        message,
+    };
     let loaded = match &t.plugin.value {
         PluginRef::Stock(name) => match stock::lookup(name) {
             Some(bytes) => engine.load(&format!("stock plugin `{name}`"), bytes),
             None => {
-                let names = stock::names().iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-                diags.push(at(format!("unknown stock plugin \"{name}\": expected one of {names}, or `component = \"path.wasm\"`")));
+                let names = stock::names()
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                diags.push(at(format!(
+                    "unknown stock plugin \"{name}\": expected one of {names}, or `component = \"path.wasm\"`"
+                )));
                 return None;
             }
         },
@@ -182,14 +222,27 @@ fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnost
     loaded.map_err(|e| diags.push(at(e.to_string()))).ok()
 }
 
-fn describe(t: &TransformConfig, component: &Component, input: &SchemaRef, pipeline: &str) -> Result<Description, Diagnostic> {
-    let at_plugin = |message: String| Diagnostic { span: t.plugin.span.clone(), key: t.plugin.key.clone(), message };
+fn describe(
+    t: &TransformConfig,
+    component: &Component,
+    input: &SchemaRef,
+    pipeline: &str,
+) -> Result<Description, Diagnostic> {
+    let at_plugin = |message: String| Diagnostic {
+        span: t.plugin.span.clone(),
+        key: t.plugin.key.clone(),
+        message,
+    };
     let mut instance = component
         .instantiate(&format!("{pipeline}/{}", t.name.value))
         .map_err(|e| at_plugin(e.to_string()))?;
     match instance.describe(t.config.json(), input) {
         Ok(Ok(desc)) => {
-            if let Some((name, _)) = desc.outputs.iter().find(|(n, _)| n != sluice_sdk::MAIN && n != sluice_sdk::REJECTED) {
+            if let Some((name, _)) = desc
+                .outputs
+                .iter()
+                .find(|(n, _)| n != sluice_sdk::MAIN && n != sluice_sdk::REJECTED)
+            {
                 return Err(at_plugin(format!(
                     "transform `{}` declares an output `{name}`; only `main` and `rejected` can be routed in this version",
                     t.name.value
@@ -199,24 +252,46 @@ fn describe(t: &TransformConfig, component: &Component, input: &SchemaRef, pipel
         }
         Ok(Err(err)) => {
             let (span, key) = t.config.locate(&err.path);
-            Err(Diagnostic { span, key, message: err.message })
+            Err(Diagnostic {
+                span,
+                key,
+                message: err.message,
+            })
         }
-        Err(call) => Err(at_plugin(format!("transform `{}` {call} while checking its config", t.name.value))),
+        Err(call) => Err(at_plugin(format!(
+            "transform `{}` {call} while checking its config",
+            t.name.value
+        ))),
     }
 }
 
 fn partitioner(cfg: &PartitionConfig, schema: &SchemaRef, diags: &mut Vec<Diagnostic>) -> Option<Partitioner> {
-    let column = |name: &crate::config::Located<String>, diags: &mut Vec<Diagnostic>, ok: &dyn Fn(&DataType) -> bool, expected: &str| {
-        let at = |message: String| Diagnostic { span: name.span.clone(), key: name.key.clone(), message };
+    let column = |name: &crate::config::Located<String>,
+                  diags: &mut Vec<Diagnostic>,
+                  ok: &dyn Fn(&DataType) -> bool,
+                  expected: &str| {
+        let at = |message: String| Diagnostic {
+            span: name.span.clone(),
+            key: name.key.clone(),
+            message,
+        };
         match schema.index_of(&name.value) {
             Ok(i) if ok(schema.field(i).data_type()) => Some(i),
             Ok(i) => {
-                diags.push(at(format!("column \"{}\" is {}, expected {expected}", name.value, schema.field(i).data_type())));
+                diags.push(at(format!(
+                    "column \"{}\" is {}, expected {expected}",
+                    name.value,
+                    schema.field(i).data_type()
+                )));
                 None
             }
             Err(_) => {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                diags.push(at(format!("no column \"{}\" in the pipeline's output; it has {}", name.value, names.join(", "))));
+                diags.push(at(format!(
+                    "no column \"{}\" in the pipeline's output; it has {}",
+                    name.value,
+                    names.join(", ")
+                )));
                 None
             }
         }
@@ -224,19 +299,32 @@ fn partitioner(cfg: &PartitionConfig, schema: &SchemaRef, diags: &mut Vec<Diagno
     Some(match cfg {
         PartitionConfig::None => Partitioner::None,
         PartitionConfig::IngestTime { granularity, template } => Partitioner::IngestTime {
-            template: template.as_ref().map_or_else(|| default_template("ingest_", *granularity), |t| t.value.clone()),
+            template: template
+                .as_ref()
+                .map_or_else(|| default_template("ingest_", *granularity), |t| t.value.clone()),
         },
-        PartitionConfig::EventTime { column: name, granularity, template } => {
+        PartitionConfig::EventTime {
+            column: name,
+            granularity,
+            template,
+        } => {
             let is_time = |t: &DataType| matches!(t, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64);
             Partitioner::EventTime {
                 column: column(name, diags, &is_time, "a timestamp or date column")?,
-                template: template.as_ref().map_or_else(|| default_template("", *granularity), |t| t.value.clone()),
+                template: template
+                    .as_ref()
+                    .map_or_else(|| default_template("", *granularity), |t| t.value.clone()),
             }
         }
-        PartitionConfig::Field { column: name, keep_column } => {
+        PartitionConfig::Field {
+            column: name,
+            keep_column,
+        } => {
             let is_key = |t: &DataType| {
-                matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean | DataType::Date32)
-                    || t.is_integer()
+                matches!(
+                    t,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean | DataType::Date32
+                ) || t.is_integer()
             };
             Partitioner::Field {
                 column: column(name, diags, &is_key, "a string, integer, boolean or date column")?,

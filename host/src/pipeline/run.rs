@@ -61,7 +61,11 @@ pub struct RunSummary {
 impl RunSummary {
     /// Distinct partition folders written.
     pub fn partitions(&self) -> usize {
-        self.files.iter().map(|f| f.partition.as_str()).collect::<BTreeSet<_>>().len()
+        self.files
+            .iter()
+            .map(|f| f.partition.as_str())
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 }
 
@@ -82,19 +86,29 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let (result_tx, result_rx) = unbounded::<Msg>();
 
     let mut source = FileSource::new(plan.inputs.clone(), plan.batch_rows);
-    let reader = std::thread::Builder::new().name("sluice-read".into()).spawn(move || -> Result<(u64, u64, SourceSpan), SourceError> {
-        let mut last = SourceSpan { file: Arc::from(""), first_line: 0, last_line: 0, start_offset: 0, end_offset: 0 };
-        let mut chunks = 0;
-        while permit_rx.recv().is_ok() {
-            let Some(chunk) = source.next_chunk()? else { break };
-            last = chunk.span.clone();
-            chunks += 1;
-            if chunk_tx.send(chunk).is_err() {
-                break;
+    let reader = std::thread::Builder::new().name("sluice-read".into()).spawn(
+        move || -> Result<(u64, u64, SourceSpan), SourceError> {
+            let mut last = SourceSpan {
+                file: Arc::from(""),
+                first_line: 0,
+                last_line: 0,
+                start_offset: 0,
+                end_offset: 0,
+            };
+            let mut chunks = 0;
+            while permit_rx.recv().is_ok() {
+                let Some(chunk) = source.next_chunk()? else {
+                    break;
+                };
+                last = chunk.span.clone();
+                chunks += 1;
+                if chunk_tx.send(chunk).is_err() {
+                    break;
+                }
             }
-        }
-        Ok((chunks, source.bytes_read, last))
-    });
+            Ok((chunks, source.bytes_read, last))
+        },
+    );
     let reader = reader.map_err(|e| RunError::Worker(format!("cannot start the reader thread: {e}")))?;
 
     let mut handles = Vec::new();
@@ -102,7 +116,9 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         let plan = plan.clone();
         let rx = chunk_rx.clone();
         let tx = result_tx.clone();
-        let spawned = std::thread::Builder::new().name(format!("sluice-work-{id}")).spawn(move || work(&plan, id, rx, tx));
+        let spawned = std::thread::Builder::new()
+            .name(format!("sluice-work-{id}"))
+            .spawn(move || work(&plan, id, rx, tx));
         handles.push(spawned.map_err(|e| RunError::Worker(format!("cannot start a worker thread: {e}")))?);
     }
     drop(chunk_rx);
@@ -112,7 +128,9 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     for h in handles {
         let _ = h.join();
     }
-    let read = reader.join().map_err(|_| RunError::Worker("the reader thread panicked".into()))?;
+    let read = reader
+        .join()
+        .map_err(|_| RunError::Worker("the reader thread panicked".into()))?;
     let (mut summary, _) = outcome?;
     let (_, bytes, _) = read?;
     summary.bytes_read = bytes;
@@ -141,7 +159,16 @@ fn work(plan: &Plan, id: usize, chunks: Receiver<crate::source::Chunk>, results:
         }
     }
     // Flush results are numbered after all input, by worker id.
-    let (span, ingest) = last.unwrap_or((SourceSpan { file: Arc::from(""), first_line: 0, last_line: 0, start_offset: 0, end_offset: 0 }, chrono::Utc::now().timestamp_micros()));
+    let (span, ingest) = last.unwrap_or((
+        SourceSpan {
+            file: Arc::from(""),
+            first_line: 0,
+            last_line: 0,
+            start_offset: 0,
+            end_offset: 0,
+        },
+        chrono::Utc::now().timestamp_micros(),
+    ));
     match worker.finish(u64::MAX - plan.workers as u64 + id as u64, span, ingest) {
         Ok(r) => {
             let _ = results.send(Msg::Done(Box::new(r)));
@@ -161,19 +188,30 @@ struct Writer {
 impl Writer {
     fn write(&mut self, r: WorkResult) -> Result<(), RunError> {
         self.rows_read += r.rows_in + r.dead.iter().filter(|d| matches!(d, DeadItem::Raw(_))).count() as u64;
-        let mut part = 0u32;
-        for batch in &r.output {
-            for (dir, rows) in self.partitioner.split(batch, r.ingest_micros).map_err(SinkError::from)? {
+        for (part, batch) in r.output.iter().enumerate() {
+            for (dir, rows) in self
+                .partitioner
+                .split(batch, r.ingest_micros)
+                .map_err(SinkError::from)?
+            {
                 self.rows_written += rows.num_rows() as u64;
-                self.parquet.write(&dir, &rows, FileStart { seq: r.seq, part })?;
+                self.parquet.write(
+                    &dir,
+                    &rows,
+                    FileStart {
+                        seq: r.seq,
+                        part: part as u32,
+                    },
+                )?;
             }
-            part += 1;
         }
         let start = FileStart { seq: r.seq, part: 0 };
         for item in r.dead {
             match item {
-                DeadItem::Raw(bad) => self.dead.raw(start, "decode", &bad.reason, &r.span.file, bad.line, bad.offset, &bad.raw)?,
-                DeadItem::Rows { stage, rows, reason } => self.dead.rows(start, &stage, &r.span, &rows, reason.as_deref())?,
+                DeadItem::Raw(bad) => self.dead.bad_record(start, &r.span.file, &bad)?,
+                DeadItem::Rows { stage, rows, reason } => {
+                    self.dead.rows(start, &stage, &r.span, &rows, reason.as_deref())?
+                }
             }
         }
         Ok(())
@@ -217,7 +255,9 @@ fn write_results(
     }
     drop(permits);
     if !pending.is_empty() {
-        return Err(RunError::Worker("a worker stopped before writing all of its results".into()));
+        return Err(RunError::Worker(
+            "a worker stopped before writing all of its results".into(),
+        ));
     }
     flushes.sort_by_key(|r| r.seq);
     for r in flushes {
@@ -227,7 +267,14 @@ fn write_results(
     let files = w.parquet.finish()?;
     let dead_letters = w.dead.finish()?;
     Ok((
-        RunSummary { rows_read: w.rows_read, bytes_read: 0, rows_written: w.rows_written, files, dead_letters, elapsed: started.elapsed() },
+        RunSummary {
+            rows_read: w.rows_read,
+            bytes_read: 0,
+            rows_written: w.rows_written,
+            files,
+            dead_letters,
+            elapsed: started.elapsed(),
+        },
         (),
     ))
 }
@@ -240,7 +287,10 @@ struct Progress {
 
 impl Progress {
     fn new(on: bool) -> Self {
-        Progress { on, last: std::cell::Cell::new(Instant::now()) }
+        Progress {
+            on,
+            last: std::cell::Cell::new(Instant::now()),
+        }
     }
 
     fn tick(&self, started: Instant, read: u64, written: u64) {
@@ -249,7 +299,10 @@ impl Progress {
         }
         self.last.set(Instant::now());
         let secs = started.elapsed().as_secs_f64().max(1e-3);
-        eprint!("\r{read} rows read, {written} written, {:.0} rows/s   ", read as f64 / secs);
+        eprint!(
+            "\r{read} rows read, {written} written, {:.0} rows/s   ",
+            read as f64 / secs
+        );
     }
 
     fn clear(&self) {

@@ -23,6 +23,9 @@ pub fn arrow_type(ty: FieldType) -> DataType {
 /// The Arrow schema of a declared schema, in the written order.
 pub fn arrow_schema(fields: &[DeclaredField]) -> SchemaRef {
     Arc::new(Schema::new(
-        fields.iter().map(|f| Field::new(&f.name, arrow_type(f.ty.value), f.nullable)).collect::<Vec<_>>(),
+        fields
+            .iter()
+            .map(|f| Field::new(&f.name, arrow_type(f.ty.value), f.nullable))
+            .collect::<Vec<_>>(),
     ))
 }

@@ -17,7 +17,11 @@ pub(crate) enum DeadItem {
     /// A line that could not be decoded.
     Raw(BadRecord),
     /// Rows a stage rejected (reason column last) or failed on (`reason` given).
-    Rows { stage: String, rows: RecordBatch, reason: Option<String> },
+    Rows {
+        stage: String,
+        rows: RecordBatch,
+        reason: Option<String>,
+    },
 }
 
 /// What a worker made of one chunk (or, with `seq` past the input, of the final flush).
@@ -63,11 +67,23 @@ impl Stage {
 
 fn open(plan: &StagePlan, label: &str) -> Result<TransformInstance, WorkerError> {
     let stage = plan.name.clone();
-    let mut instance = plan.component.instantiate(label).map_err(|source| WorkerError::Engine { stage: stage.clone(), source })?;
+    let mut instance = plan
+        .component
+        .instantiate(label)
+        .map_err(|source| WorkerError::Engine {
+            stage: stage.clone(),
+            source,
+        })?;
     match instance.open(&plan.config_json, &plan.input, &plan.description) {
         Ok(Ok(())) => Ok(instance),
-        Ok(Err(e)) => Err(WorkerError::Open { stage, message: e.message }),
-        Err(e) => Err(WorkerError::Open { stage, message: e.to_string() }),
+        Ok(Err(e)) => Err(WorkerError::Open {
+            stage,
+            message: e.message,
+        }),
+        Err(e) => Err(WorkerError::Open {
+            stage,
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -84,7 +100,10 @@ impl Worker {
             .iter()
             .map(|s| Stage::start(s.clone(), format!("{}/{}#{id}", plan.name, s.name)))
             .collect::<Result<_, _>>()?;
-        Ok(Worker { decoder: JsonDecoder::new(plan.input_schema.clone(), plan.batch_rows), stages })
+        Ok(Worker {
+            decoder: JsonDecoder::new(plan.input_schema.clone(), plan.batch_rows),
+            stages,
+        })
     }
 
     pub(crate) fn process(&mut self, chunk: Chunk) -> Result<WorkResult, WorkerError> {
@@ -95,7 +114,14 @@ impl Worker {
             Some(batch) => self.run_from(0, vec![batch], &mut dead)?,
             None => Vec::new(),
         };
-        Ok(WorkResult { seq: chunk.seq, span: chunk.span, ingest_micros: chunk.ingest_micros, rows_in, output, dead })
+        Ok(WorkResult {
+            seq: chunk.seq,
+            span: chunk.span,
+            ingest_micros: chunk.ingest_micros,
+            rows_in,
+            output,
+            dead,
+        })
     }
 
     /// End of input: flush every stage in order, each flush flowing through the stages after it.
@@ -118,11 +144,23 @@ impl Worker {
             };
             output.extend(self.run_from(k + 1, flushed, &mut dead)?);
         }
-        Ok(WorkResult { seq, span, ingest_micros, rows_in: 0, output, dead })
+        Ok(WorkResult {
+            seq,
+            span,
+            ingest_micros,
+            rows_in: 0,
+            output,
+            dead,
+        })
     }
 
     /// Run batches through stages `from..`, collecting what reaches the end.
-    fn run_from(&mut self, from: usize, mut batches: Vec<RecordBatch>, dead: &mut Vec<DeadItem>) -> Result<Vec<RecordBatch>, WorkerError> {
+    fn run_from(
+        &mut self,
+        from: usize,
+        mut batches: Vec<RecordBatch>,
+        dead: &mut Vec<DeadItem>,
+    ) -> Result<Vec<RecordBatch>, WorkerError> {
         for stage in &mut self.stages[from..] {
             let mut next = Vec::with_capacity(batches.len());
             for batch in batches {
@@ -149,7 +187,11 @@ fn route(stage: &str, outs: Vec<(String, RecordBatch)>, dead: &mut Vec<DeadItem>
         if name == sluice_sdk::MAIN {
             main.push(batch);
         } else {
-            dead.push(DeadItem::Rows { stage: stage.to_owned(), rows: batch, reason: None });
+            dead.push(DeadItem::Rows {
+                stage: stage.to_owned(),
+                rows: batch,
+                reason: None,
+            });
         }
     }
     main

@@ -15,6 +15,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow_json::LineDelimitedWriter;
 
 use super::{FileStart, SinkError, io_err, sync_dir};
+use crate::decode::BadRecord;
 use crate::source::SourceSpan;
 
 /// A dead-letter file is closed past this size.
@@ -32,7 +33,10 @@ pub struct DeadLetterSink {
 
 impl std::fmt::Debug for DeadLetterSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeadLetterSink").field("dir", &self.dir).field("count", &self.count).finish()
+        f.debug_struct("DeadLetterSink")
+            .field("dir", &self.dir)
+            .field("count", &self.count)
+            .finish()
     }
 }
 
@@ -50,7 +54,14 @@ pub struct DeadLetterSummary {
 impl DeadLetterSink {
     /// A sink writing under `dir` (created on the first dead letter).
     pub fn new(dir: PathBuf) -> Self {
-        DeadLetterSink { dir, open: None, bytes: 0, count: 0, reasons: Default::default(), files: Vec::new() }
+        DeadLetterSink {
+            dir,
+            open: None,
+            bytes: 0,
+            count: 0,
+            reasons: Default::default(),
+            files: Vec::new(),
+        }
     }
 
     fn writer(&mut self, start: FileStart) -> Result<&mut BufWriter<File>, SinkError> {
@@ -71,7 +82,9 @@ impl DeadLetterSink {
     fn line(&mut self, start: FileStart, stage: &str, line: String) -> Result<(), SinkError> {
         let len = line.len() as u64 + 1;
         let w = self.writer(start)?;
-        w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(io_err("writing dead letters to", &self.dir))?;
+        w.write_all(line.as_bytes())
+            .and_then(|_| w.write_all(b"\n"))
+            .map_err(io_err("writing dead letters to", &self.dir))?;
         self.bytes += len;
         self.count += 1;
         *self.reasons.entry(stage.to_owned()).or_default() += 1;
@@ -81,22 +94,30 @@ impl DeadLetterSink {
         Ok(())
     }
 
-    /// A raw input record that could not be decoded.
-    pub fn raw(&mut self, start: FileStart, stage: &str, reason: &str, file: &str, line: u64, offset: u64, raw: &[u8]) -> Result<(), SinkError> {
-        let text = String::from_utf8_lossy(raw);
+    /// A raw input record that could not be decoded (stage `decode`).
+    pub fn bad_record(&mut self, start: FileStart, file: &str, bad: &BadRecord) -> Result<(), SinkError> {
+        let text = String::from_utf8_lossy(&bad.raw);
         let json = format!(
-            "{{\"reason\":{},\"stage\":{},\"source\":{{\"file\":{},\"line\":{line},\"offset\":{offset}}},\"raw\":{}}}",
-            quote(reason),
-            quote(stage),
+            "{{\"reason\":{},\"stage\":\"decode\",\"source\":{{\"file\":{},\"line\":{},\"offset\":{}}},\"raw\":{}}}",
+            quote(&bad.reason),
             quote(file),
+            bad.line,
+            bad.offset,
             quote(&text)
         );
-        self.line(start, stage, json)
+        self.line(start, "decode", json)
     }
 
     /// Rows a transform rejected (their last column is the reason) or rows of a batch it
     /// failed on (`reason` given, no reason column).
-    pub fn rows(&mut self, start: FileStart, stage: &str, span: &SourceSpan, rows: &RecordBatch, reason: Option<&str>) -> Result<(), SinkError> {
+    pub fn rows(
+        &mut self,
+        start: FileStart,
+        stage: &str,
+        span: &SourceSpan,
+        rows: &RecordBatch,
+        reason: Option<&str>,
+    ) -> Result<(), SinkError> {
         if rows.num_rows() == 0 {
             return Ok(());
         }
@@ -143,7 +164,11 @@ impl DeadLetterSink {
         let Some((w, tmp, path)) = self.open.take() else {
             return Ok(());
         };
-        let file = w.into_inner().map_err(|e| SinkError::Io { action: "flushing", path: tmp.clone(), error: e.into_error() })?;
+        let file = w.into_inner().map_err(|e| SinkError::Io {
+            action: "flushing",
+            path: tmp.clone(),
+            error: e.into_error(),
+        })?;
         file.sync_all().map_err(io_err("syncing", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err("renaming into place", &path))?;
         sync_dir(&self.dir)?;
@@ -154,7 +179,11 @@ impl DeadLetterSink {
     /// Close the open file and summarise.
     pub fn finish(mut self) -> Result<DeadLetterSummary, SinkError> {
         self.close()?;
-        Ok(DeadLetterSummary { count: self.count, by_stage: std::mem::take(&mut self.reasons), files: std::mem::take(&mut self.files) })
+        Ok(DeadLetterSummary {
+            count: self.count,
+            by_stage: std::mem::take(&mut self.reasons),
+            files: std::mem::take(&mut self.files),
+        })
     }
 }
 

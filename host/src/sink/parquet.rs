@@ -68,7 +68,10 @@ pub struct ParquetSink {
 
 impl std::fmt::Debug for ParquetSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ParquetSink").field("dir", &self.settings.dir).field("open", &self.open.len()).finish()
+        f.debug_struct("ParquetSink")
+            .field("dir", &self.settings.dir)
+            .field("open", &self.open.len())
+            .finish()
     }
 }
 
@@ -85,7 +88,13 @@ impl ParquetSink {
             .set_max_row_group_row_count(Some(settings.row_group_rows))
             .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
             .build();
-        ParquetSink { settings, props, open: HashMap::new(), tick: 0, written: Vec::new() }
+        ParquetSink {
+            settings,
+            props,
+            open: HashMap::new(),
+            tick: 0,
+            written: Vec::new(),
+        }
     }
 
     /// Write rows into `partition` (a relative folder). `start` names a new file if one is
@@ -106,7 +115,10 @@ impl ParquetSink {
         let Some(file) = self.open.get_mut(partition) else {
             unreachable!("inserted above");
         };
-        file.writer.write(batch).map_err(|error| SinkError::Parquet { path: file.tmp.clone(), error })?;
+        file.writer.write(batch).map_err(|error| SinkError::Parquet {
+            path: file.tmp.clone(),
+            error,
+        })?;
         file.rows += batch.num_rows() as u64;
         file.last_used = self.tick;
         let size = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64;
@@ -117,19 +129,38 @@ impl ParquetSink {
     }
 
     fn create(&self, partition: &str, start: FileStart) -> Result<OpenFile, SinkError> {
-        let dir = if partition.is_empty() { self.settings.dir.clone() } else { self.settings.dir.join(partition) };
+        let dir = if partition.is_empty() {
+            self.settings.dir.clone()
+        } else {
+            self.settings.dir.join(partition)
+        };
         std::fs::create_dir_all(&dir).map_err(io_err("creating folder", &dir))?;
         let name = format!("{}.parquet", start.stem());
         let tmp = dir.join(format!(".{name}.inprogress"));
         let path = dir.join(name);
         let file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
-        let writer = ArrowWriter::try_new(file, self.settings.schema.clone(), Some(self.props.clone()))
-            .map_err(|error| SinkError::Parquet { path: tmp.clone(), error })?;
-        Ok(OpenFile { writer, tmp, path, rows: 0, last_used: self.tick })
+        let writer =
+            ArrowWriter::try_new(file, self.settings.schema.clone(), Some(self.props.clone())).map_err(|error| {
+                SinkError::Parquet {
+                    path: tmp.clone(),
+                    error,
+                }
+            })?;
+        Ok(OpenFile {
+            writer,
+            tmp,
+            path,
+            rows: 0,
+            last_used: self.tick,
+        })
     }
 
     fn close_least_recent(&mut self) -> Result<(), SinkError> {
-        let oldest = self.open.iter().min_by_key(|(_, f)| f.last_used).map(|(k, _)| k.clone());
+        let oldest = self
+            .open
+            .iter()
+            .min_by_key(|(_, f)| f.last_used)
+            .map(|(k, _)| k.clone());
         match oldest {
             Some(partition) => self.close(&partition),
             None => Ok(()),
@@ -140,12 +171,23 @@ impl ParquetSink {
         let Some(mut file) = self.open.remove(partition) else {
             return Ok(());
         };
-        file.writer.finish().map_err(|error| SinkError::Parquet { path: file.tmp.clone(), error })?;
-        file.writer.inner_mut().sync_all().map_err(io_err("syncing", &file.tmp))?;
+        file.writer.finish().map_err(|error| SinkError::Parquet {
+            path: file.tmp.clone(),
+            error,
+        })?;
+        file.writer
+            .inner_mut()
+            .sync_all()
+            .map_err(io_err("syncing", &file.tmp))?;
         let bytes = file.writer.bytes_written() as u64;
         drop(file.writer);
         commit(&file.tmp, &file.path)?;
-        self.written.push(WrittenFile { path: file.path, partition: partition.to_owned(), rows: file.rows, bytes });
+        self.written.push(WrittenFile {
+            path: file.path,
+            partition: partition.to_owned(),
+            rows: file.rows,
+            bytes,
+        });
         Ok(())
     }
 
@@ -205,7 +247,10 @@ mod tests {
     }
 
     fn read_rows(path: &Path) -> usize {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open")).expect("parquet").build().expect("reader");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open"))
+            .expect("parquet")
+            .build()
+            .expect("reader");
         reader.map(|b| b.expect("batch").num_rows()).sum()
     }
 
@@ -213,10 +258,18 @@ mod tests {
     fn files_appear_only_when_complete_and_hold_every_row() {
         let tmp = tempfile::tempdir().expect("tmp");
         let mut sink = ParquetSink::new(settings(tmp.path(), 1 << 30));
-        sink.write("a=1", &batch(100), FileStart { seq: 7, part: 0 }).expect("write");
-        sink.write("a=1", &batch(50), FileStart { seq: 8, part: 0 }).expect("write");
-        let visible: Vec<_> = std::fs::read_dir(tmp.path().join("a=1")).expect("dir").map(|e| e.expect("e").file_name()).collect();
-        assert_eq!(visible, vec![std::ffi::OsString::from(".part-000000000007-0000.parquet.inprogress")]);
+        sink.write("a=1", &batch(100), FileStart { seq: 7, part: 0 })
+            .expect("write");
+        sink.write("a=1", &batch(50), FileStart { seq: 8, part: 0 })
+            .expect("write");
+        let visible: Vec<_> = std::fs::read_dir(tmp.path().join("a=1"))
+            .expect("dir")
+            .map(|e| e.expect("e").file_name())
+            .collect();
+        assert_eq!(
+            visible,
+            vec![std::ffi::OsString::from(".part-000000000007-0000.parquet.inprogress")]
+        );
         let files = sink.finish().expect("finish");
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].path, tmp.path().join("a=1/part-000000000007-0000.parquet"));

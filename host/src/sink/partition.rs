@@ -52,7 +52,11 @@ pub fn check_template(template: &str) -> Result<(), String> {
 pub fn default_template(prefix: &str, granularity: Granularity) -> String {
     let parts = [("year", "%Y"), ("month", "%m"), ("day", "%d"), ("hour", "%H")];
     let depth = granularity as usize + 1;
-    parts[..depth].iter().map(|(name, f)| format!("{prefix}{name}={f}")).collect::<Vec<_>>().join("/")
+    parts[..depth]
+        .iter()
+        .map(|(name, f)| format!("{prefix}{name}={f}"))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The finest time unit a template mentions.
@@ -138,9 +142,18 @@ impl Partitioner {
     /// The schema of the rows written into files, given the schema of incoming batches.
     pub fn file_schema(&self, input: &SchemaRef) -> SchemaRef {
         match self {
-            Partitioner::Field { column, keep_column: false, .. } => {
-                let fields: Vec<_> =
-                    input.fields().iter().enumerate().filter(|(i, _)| i != column).map(|(_, f)| f.clone()).collect();
+            Partitioner::Field {
+                column,
+                keep_column: false,
+                ..
+            } => {
+                let fields: Vec<_> = input
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i != column)
+                    .map(|(_, f)| f.clone())
+                    .collect();
                 Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
             }
             _ => input.clone(),
@@ -153,7 +166,11 @@ impl Partitioner {
             Partitioner::None => Ok(vec![(String::new(), batch.clone())]),
             Partitioner::IngestTime { template } => Ok(vec![(render(template, Some(ingest_micros)), batch.clone())]),
             Partitioner::EventTime { column, template } => split_by_time(batch, *column, template),
-            Partitioner::Field { column, name, keep_column } => {
+            Partitioner::Field {
+                column,
+                name,
+                keep_column,
+            } => {
                 let parts = split_by_value(batch, *column, name)?;
                 if *keep_column {
                     return Ok(parts);
@@ -208,7 +225,11 @@ fn split_by_time(batch: &RecordBatch, column: usize, template: &str) -> Result<V
     let micros = cast(batch.column(column), &DataType::Timestamp(TimeUnit::Microsecond, None))?;
     let micros = micros.as_primitive::<TimestampMicrosecondType>();
     // Hours (or days) are the buckets; months and years are merged after rendering.
-    let step = if template_unit(template) == Granularity::Hour { MICROS_PER_HOUR } else { MICROS_PER_DAY };
+    let step = if template_unit(template) == Granularity::Hour {
+        MICROS_PER_HOUR
+    } else {
+        MICROS_PER_DAY
+    };
     let mut order: Vec<Option<i64>> = Vec::new();
     let mut buckets: HashMap<Option<i64>, Vec<u32>> = HashMap::new();
     for (row, value) in micros.iter().enumerate() {
@@ -253,7 +274,10 @@ fn split_by_value(batch: &RecordBatch, column: usize, name: &str) -> Result<Vec<
         .into_iter()
         .map(|v| {
             let rows = groups.remove(&v).unwrap_or_default();
-            (format!("{name}={}", v.map_or_else(|| NULL_VALUE.to_owned(), escape_value)), rows)
+            (
+                format!("{name}={}", v.map_or_else(|| NULL_VALUE.to_owned(), escape_value)),
+                rows,
+            )
         })
         .collect();
     gather(batch, groups)
@@ -266,7 +290,10 @@ mod tests {
     use arrow::datatypes::Field;
 
     fn micros(s: &str) -> i64 {
-        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("time").and_utc().timestamp_micros()
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+            .expect("time")
+            .and_utc()
+            .timestamp_micros()
     }
 
     fn batch(times: Vec<Option<i64>>, tickers: Vec<Option<&str>>) -> RecordBatch {
@@ -298,16 +325,24 @@ mod tests {
 
     #[test]
     fn ingest_time_puts_the_whole_batch_in_one_zero_padded_folder() {
-        let p = Partitioner::IngestTime { template: default_template("ingest_", Granularity::Hour) };
+        let p = Partitioner::IngestTime {
+            template: default_template("ingest_", Granularity::Hour),
+        };
         let b = batch(vec![Some(0)], vec![Some("A")]);
         let parts = p.split(&b, micros("2020-04-06 09:33:23")).expect("split");
         assert_eq!(parts.len(), 1);
-        assert_eq!(parts[0].0, "ingest_year=2020/ingest_month=04/ingest_day=06/ingest_hour=09");
+        assert_eq!(
+            parts[0].0,
+            "ingest_year=2020/ingest_month=04/ingest_day=06/ingest_hour=09"
+        );
     }
 
     #[test]
     fn event_time_groups_rows_by_hour_and_keeps_row_order_within_a_folder() {
-        let p = Partitioner::EventTime { column: 0, template: default_template("", Granularity::Hour) };
+        let p = Partitioner::EventTime {
+            column: 0,
+            template: default_template("", Granularity::Hour),
+        };
         let b = batch(
             vec![
                 Some(micros("2021-05-01 12:59:59")),
@@ -320,36 +355,73 @@ mod tests {
         let parts = p.split(&b, 0).expect("split");
         let summary: Vec<(String, Vec<i64>)> = parts
             .iter()
-            .map(|(d, b)| (d.clone(), b.column(2).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec()))
+            .map(|(d, b)| {
+                (
+                    d.clone(),
+                    b.column(2)
+                        .as_primitive::<arrow::datatypes::Int64Type>()
+                        .values()
+                        .to_vec(),
+                )
+            })
             .collect();
         assert_eq!(
             summary,
             vec![
                 ("year=2021/month=05/day=01/hour=12".to_owned(), vec![0, 3]),
                 ("year=2021/month=05/day=01/hour=13".to_owned(), vec![1]),
-                (format!("year={NULL_VALUE}/month={NULL_VALUE}/day={NULL_VALUE}/hour={NULL_VALUE}"), vec![2]),
+                (
+                    format!("year={NULL_VALUE}/month={NULL_VALUE}/day={NULL_VALUE}/hour={NULL_VALUE}"),
+                    vec![2]
+                ),
             ]
         );
     }
 
     #[test]
     fn month_templates_merge_days_of_the_same_month() {
-        let p = Partitioner::EventTime { column: 0, template: "dt=%Y-%m".into() };
+        let p = Partitioner::EventTime {
+            column: 0,
+            template: "dt=%Y-%m".into(),
+        };
         let b = batch(
-            vec![Some(micros("2021-05-01 00:00:00")), Some(micros("2021-05-31 23:00:00")), Some(micros("2021-06-01 00:00:00"))],
+            vec![
+                Some(micros("2021-05-01 00:00:00")),
+                Some(micros("2021-05-31 23:00:00")),
+                Some(micros("2021-06-01 00:00:00")),
+            ],
             vec![Some("A"); 3],
         );
-        let dirs: Vec<(String, usize)> = p.split(&b, 0).expect("split").into_iter().map(|(d, b)| (d, b.num_rows())).collect();
+        let dirs: Vec<(String, usize)> = p
+            .split(&b, 0)
+            .expect("split")
+            .into_iter()
+            .map(|(d, b)| (d, b.num_rows()))
+            .collect();
         assert_eq!(dirs, vec![("dt=2021-05".to_owned(), 2), ("dt=2021-06".to_owned(), 1)]);
     }
 
     #[test]
     fn field_partitions_escape_values_and_drop_the_column_by_default() {
-        let p = Partitioner::Field { column: 1, name: "ticker".into(), keep_column: false };
+        let p = Partitioner::Field {
+            column: 1,
+            name: "ticker".into(),
+            keep_column: false,
+        };
         let b = batch(vec![Some(0); 4], vec![Some("AMZN"), Some("a/b"), None, Some("AMZN")]);
         let parts = p.split(&b, 0).expect("split");
-        let dirs: Vec<(&str, usize, usize)> = parts.iter().map(|(d, b)| (d.as_str(), b.num_rows(), b.num_columns())).collect();
-        assert_eq!(dirs, vec![("ticker=AMZN", 2, 2), ("ticker=a%2Fb", 1, 2), ("ticker=__HIVE_DEFAULT_PARTITION__", 1, 2)]);
+        let dirs: Vec<(&str, usize, usize)> = parts
+            .iter()
+            .map(|(d, b)| (d.as_str(), b.num_rows(), b.num_columns()))
+            .collect();
+        assert_eq!(
+            dirs,
+            vec![
+                ("ticker=AMZN", 2, 2),
+                ("ticker=a%2Fb", 1, 2),
+                ("ticker=__HIVE_DEFAULT_PARTITION__", 1, 2)
+            ]
+        );
         assert_eq!(p.file_schema(&b.schema()).fields().len(), 2);
     }
 

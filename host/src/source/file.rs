@@ -27,14 +27,20 @@ pub fn expand(path: Option<&Path>) -> Result<Inputs, SourceError> {
     let text = path.to_string_lossy();
     let mut files: Vec<PathBuf> = if path.is_dir() {
         std::fs::read_dir(path)
-            .map_err(|error| SourceError::Io { path: text.to_string(), error })?
+            .map_err(|error| SourceError::Io {
+                path: text.to_string(),
+                error,
+            })?
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
             .collect()
     } else if text.contains(['*', '?', '[']) {
         glob::glob(&text)
-            .map_err(|e| SourceError::BadPattern { pattern: text.to_string(), message: e.msg.to_owned() })?
+            .map_err(|e| SourceError::BadPattern {
+                pattern: text.to_string(),
+                message: e.msg.to_owned(),
+            })?
             .filter_map(Result::ok)
             .filter(|p| p.is_file())
             .collect()
@@ -78,9 +84,18 @@ impl FileSource {
     pub fn new(inputs: Inputs, batch_rows: usize) -> Self {
         let list: Vec<(Arc<str>, Option<PathBuf>)> = match inputs {
             Inputs::Stdin => vec![(Arc::from("-"), None)],
-            Inputs::Files(files) => files.into_iter().map(|p| (Arc::from(p.to_string_lossy().as_ref()), Some(p))).collect(),
+            Inputs::Files(files) => files
+                .into_iter()
+                .map(|p| (Arc::from(p.to_string_lossy().as_ref()), Some(p)))
+                .collect(),
         };
-        FileSource { inputs: list.into_iter(), current: None, batch_rows, next_seq: 0, bytes_read: 0 }
+        FileSource {
+            inputs: list.into_iter(),
+            current: None,
+            batch_rows,
+            next_seq: 0,
+            bytes_read: 0,
+        }
     }
 
     fn open_next(&mut self) -> Result<bool, SourceError> {
@@ -89,9 +104,17 @@ impl FileSource {
         };
         let reader: Box<dyn Read + Send> = match &path {
             None => Box::new(std::io::stdin()),
-            Some(p) => Box::new(File::open(p).map_err(|error| SourceError::Io { path: name.to_string(), error })?),
+            Some(p) => Box::new(File::open(p).map_err(|error| SourceError::Io {
+                path: name.to_string(),
+                error,
+            })?),
         };
-        self.current = Some(Current { name, reader: BufReader::with_capacity(1 << 20, reader), line: 0, offset: 0 });
+        self.current = Some(Current {
+            name,
+            reader: BufReader::with_capacity(1 << 20, reader),
+            line: 0,
+            offset: 0,
+        });
         Ok(true)
     }
 
@@ -112,7 +135,10 @@ impl FileSource {
                 let n = cur
                     .reader
                     .read_until(b'\n', &mut data)
-                    .map_err(|error| SourceError::Io { path: cur.name.to_string(), error })?;
+                    .map_err(|error| SourceError::Io {
+                        path: cur.name.to_string(),
+                        error,
+                    })?;
                 if n == 0 {
                     break;
                 }
@@ -166,8 +192,20 @@ mod tests {
         let summary: Vec<(u64, String, u64, u64, u64, u64, String)> = chunks
             .iter()
             .map(|c| {
-                let file = Path::new(c.span.file.as_ref()).file_name().expect("name").to_string_lossy().into_owned();
-                (c.seq, file, c.span.first_line, c.span.last_line, c.span.start_offset, c.span.end_offset, String::from_utf8_lossy(&c.data).into_owned())
+                let file = Path::new(c.span.file.as_ref())
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned();
+                (
+                    c.seq,
+                    file,
+                    c.span.first_line,
+                    c.span.last_line,
+                    c.span.start_offset,
+                    c.span.end_offset,
+                    String::from_utf8_lossy(&c.data).into_owned(),
+                )
             })
             .collect();
         assert_eq!(
@@ -189,8 +227,14 @@ mod tests {
         let Inputs::Files(files) = expand(Some(&tmp.path().join("*.json"))).expect("expand") else {
             panic!("files expected");
         };
-        let names: Vec<_> = files.iter().map(|f| f.file_name().expect("n").to_string_lossy().into_owned()).collect();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().expect("n").to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, ["1.json", "2.json"]);
-        assert!(matches!(expand(Some(&tmp.path().join("*.csv"))), Err(SourceError::NoFiles(_))));
+        assert!(matches!(
+            expand(Some(&tmp.path().join("*.csv"))),
+            Err(SourceError::NoFiles(_))
+        ));
     }
 }

@@ -28,7 +28,10 @@ fn every_example_pipeline_runs_and_writes_readable_parquet() {
             .and_then(|n| n.parse().ok())
             .expect("summary has a written line");
         let glob = tmp.path().join("out").join("**").join("*.parquet");
-        let rows = duckdb(&py, &format!("select count(*) as n from read_parquet('{}')", glob.display()));
+        let rows = duckdb(
+            &py,
+            &format!("select count(*) as n from read_parquet('{}')", glob.display()),
+        );
         assert_eq!(rows[0]["n"], Value::from(written), "{}", path.display());
         std::fs::remove_dir_all(tmp.path().join("out")).expect("clean");
     }
@@ -47,31 +50,46 @@ fn is_number_or_absent(obj: &serde_json::Map<String, Value>, key: &str) -> bool 
 }
 
 fn expected_from(data: &Path) -> Expected {
-    let mut files: Vec<_> = std::fs::read_dir(data).expect("data").map(|e| e.expect("e").path()).collect();
-    files.retain(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("sensors-")));
+    let mut files: Vec<_> = std::fs::read_dir(data)
+        .expect("data")
+        .map(|e| e.expect("e").path())
+        .collect();
+    files.retain(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("sensors-"))
+    });
     files.sort();
     let mut exp = Expected::default();
     for file in files {
         let name = file.file_name().expect("name").to_string_lossy().into_owned();
         for (i, line) in std::fs::read_to_string(&file).expect("read").lines().enumerate() {
-            let parsed: Option<serde_json::Map<String, Value>> = serde_json::from_str::<Value>(line).ok().and_then(|v| v.as_object().cloned());
+            let parsed: Option<serde_json::Map<String, Value>> = serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| v.as_object().cloned());
             let valid = parsed.filter(|o| {
                 o.get("client_id").is_some_and(Value::is_string)
                     && o.get("timestamp").is_none_or(|v| v.is_string() || v.is_null())
-                    && ["humidity", "temperature", "pressure", "pitch", "roll", "yaw", "count"].iter().all(|k| is_number_or_absent(o, k))
+                    && ["humidity", "temperature", "pressure", "pitch", "roll", "yaw", "count"]
+                        .iter()
+                        .all(|k| is_number_or_absent(o, k))
             });
             let Some(rec) = valid else {
                 exp.bad_lines.push((name.clone(), i as u64 + 1));
                 continue;
             };
             exp.rows += 1;
-            let Some(t) = rec.get("temperature").and_then(Value::as_f64) else { continue };
+            let Some(t) = rec.get("temperature").and_then(Value::as_f64) else {
+                continue;
+            };
             if t <= 25.0 {
                 continue;
             }
             let device = rec["client_id"].as_str().expect("string").to_owned();
             let ts = rec["timestamp"].as_str().unwrap_or_default().to_owned();
-            let e = exp.per_device.entry(device).or_insert((0, f64::MAX, f64::MIN, 0.0, ts.clone()));
+            let e = exp
+                .per_device
+                .entry(device)
+                .or_insert((0, f64::MAX, f64::MIN, 0.0, ts.clone()));
             e.0 += 1;
             e.1 = e.1.min(t);
             e.2 = e.2.max(t);
@@ -90,12 +108,18 @@ fn iot_sensors_output_matches_the_input_by_value() {
     let tmp = tempfile::tempdir().expect("tmp");
     let pipelines = copy_pipelines(tmp.path());
     let exp = expected_from(&pipelines.join("data"));
-    assert!(exp.per_device.len() >= 3 && !exp.bad_lines.is_empty(), "sample data lost its shape");
+    assert!(
+        exp.per_device.len() >= 3 && !exp.bad_lines.is_empty(),
+        "sample data lost its shape"
+    );
 
     let out = run(sluice().arg("run").arg(pipelines.join("iot-sensors.toml")));
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("read          {} rows", exp.rows + exp.bad_lines.len() as u64)), "{stdout}");
+    assert!(
+        stdout.contains(&format!("read          {} rows", exp.rows + exp.bad_lines.len() as u64)),
+        "{stdout}"
+    );
 
     let root = tmp.path().join("out/iot-sensors");
     let glob = root.join("**").join("*.parquet");
@@ -120,8 +144,22 @@ fn iot_sensors_output_matches_the_input_by_value() {
     }
 
     // Types as the mapping declares them.
-    let types = duckdb(&py, &format!("select column_name, column_type from (describe select * from read_parquet('{}', hive_partitioning = false))", glob.display()));
-    let types: BTreeMap<String, String> = types.iter().map(|r| (r["column_name"].as_str().expect("s").to_owned(), r["column_type"].as_str().expect("s").to_owned())).collect();
+    let types = duckdb(
+        &py,
+        &format!(
+            "select column_name, column_type from (describe select * from read_parquet('{}', hive_partitioning = false))",
+            glob.display()
+        ),
+    );
+    let types: BTreeMap<String, String> = types
+        .iter()
+        .map(|r| {
+            (
+                r["column_name"].as_str().expect("s").to_owned(),
+                r["column_type"].as_str().expect("s").to_owned(),
+            )
+        })
+        .collect();
     assert_eq!(types["event_time"], "TIMESTAMP");
     assert_eq!(types["pitch"], "FLOAT");
     assert_eq!(types["count"], "INTEGER");
@@ -129,19 +167,37 @@ fn iot_sensors_output_matches_the_input_by_value() {
 
     // Glue's ingest partitions, zero-padded.
     for file in files_under(&root, ".parquet") {
-        let rel = file.strip_prefix(&root).expect("under root").to_string_lossy().into_owned();
+        let rel = file
+            .strip_prefix(&root)
+            .expect("under root")
+            .to_string_lossy()
+            .into_owned();
         let parts: Vec<&str> = rel.split('/').collect();
         assert_eq!(parts.len(), 5, "{rel}");
-        for (part, (key, width)) in parts.iter().zip([("ingest_year", 4), ("ingest_month", 2), ("ingest_day", 2), ("ingest_hour", 2)]) {
+        for (part, (key, width)) in parts.iter().zip([
+            ("ingest_year", 4),
+            ("ingest_month", 2),
+            ("ingest_day", 2),
+            ("ingest_hour", 2),
+        ]) {
             let value = part.strip_prefix(&format!("{key}=")).unwrap_or_else(|| panic!("{rel}"));
-            assert!(value.len() == width && value.chars().all(|c| c.is_ascii_digit()), "{rel}");
+            assert!(
+                value.len() == width && value.chars().all(|c| c.is_ascii_digit()),
+                "{rel}"
+            );
         }
     }
 
     // Every bad line is a dead letter, at its file and line, with a reason and the raw text.
     let letters: Vec<Value> = files_under(&root.join("_dead_letter"), ".jsonl")
         .iter()
-        .flat_map(|f| std::fs::read_to_string(f).expect("read").lines().map(|l| serde_json::from_str(l).expect("json")).collect::<Vec<Value>>())
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .expect("read")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json"))
+                .collect::<Vec<Value>>()
+        })
         .collect();
     let mut got_lines: Vec<(String, u64)> = letters
         .iter()
@@ -149,7 +205,11 @@ fn iot_sensors_output_matches_the_input_by_value() {
             assert_eq!(l["stage"], "decode");
             assert!(!l["reason"].as_str().expect("reason").is_empty());
             assert!(l["raw"].is_string());
-            let file = Path::new(l["source"]["file"].as_str().expect("file")).file_name().expect("n").to_string_lossy().into_owned();
+            let file = Path::new(l["source"]["file"].as_str().expect("file"))
+                .file_name()
+                .expect("n")
+                .to_string_lossy()
+                .into_owned();
             (file, l["source"]["line"].as_u64().expect("line"))
         })
         .collect();

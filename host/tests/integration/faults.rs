@@ -10,7 +10,11 @@ use crate::support::{files_under, run, sluice};
 fn write_input(dir: &Path) {
     let mut text = String::new();
     for i in 0..300 {
-        let id = if i == 150 { "poison".to_owned() } else { format!("dev-{}", i % 7) };
+        let id = if i == 150 {
+            "poison".to_owned()
+        } else {
+            format!("dev-{}", i % 7)
+        };
         text.push_str(&format!("{{\"client_id\":\"{id}\",\"temperature\":{}.5}}\n", i % 40));
     }
     std::fs::write(dir.join("in.ndjson"), text).expect("write input");
@@ -53,7 +57,13 @@ fn check(mode: &str, reason_part: &str) {
     assert!(stdout.contains("written       200 rows"), "{stdout}");
     let letters: Vec<Value> = files_under(&tmp.path().join(format!("out-{mode}/_dead_letter")), ".jsonl")
         .iter()
-        .flat_map(|f| std::fs::read_to_string(f).expect("read").lines().map(|l| serde_json::from_str(l).expect("json")).collect::<Vec<Value>>())
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .expect("read")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json"))
+                .collect::<Vec<Value>>()
+        })
         .collect();
     assert_eq!(letters.len(), 100, "the failing batch's rows are dead letters");
     for l in &letters {

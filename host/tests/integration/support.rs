@@ -5,7 +5,10 @@ use std::process::{Command, Output};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ is in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ is in the workspace")
+        .to_owned()
 }
 
 /// The `sluice` binary, sharing one compiled-component cache across tests.
@@ -21,7 +24,11 @@ pub fn sluice() -> Command {
 /// Run and return output, printing it when the test fails later.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("running sluice");
-    eprintln!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -33,7 +40,10 @@ pub fn python() -> Option<PathBuf> {
         None => vec![workspace().join(".venv/bin/python"), PathBuf::from("python3")],
     };
     for p in candidates {
-        let ok = Command::new(&p).args(["-c", "import pyarrow, duckdb"]).output().is_ok_and(|o| o.status.success());
+        let ok = Command::new(&p)
+            .args(["-c", "import pyarrow, duckdb"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         if ok {
             return Some(p);
         }
@@ -63,10 +73,19 @@ print(json.dumps([dict(zip(cols, [conv(v) for v in row])) for row in rel.fetchal
 
 /// Rows of a DuckDB query, as JSON objects.
 pub fn duckdb(python: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
-    let out = Command::new(python).args(["-c", QUERY, sql]).output().expect("running python");
-    assert!(out.status.success(), "duckdb query failed: {sql}\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .args(["-c", QUERY, sql])
+        .output()
+        .expect("running python");
+    assert!(
+        out.status.success(),
+        "duckdb query failed: {sql}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json rows");
-    rows.into_iter().map(|r| r.as_object().expect("row object").clone()).collect()
+    rows.into_iter()
+        .map(|r| r.as_object().expect("row object").clone())
+        .collect()
 }
 
 /// Copy `pipelines/` into `dir/pipelines` so outputs land under `dir`.
@@ -92,7 +111,9 @@ fn copy_tree(src: &Path, dst: &Path) {
 /// Every file under `dir` whose name ends with `suffix`, sorted.
 pub fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -26,7 +26,10 @@ fn every_broken_pipeline_file_gets_its_golden_message_and_exit_code_2() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if out.status.code() != Some(2) || stderr != expected {
-            failures.push(format!("{name}: exit {:?}\n--- expected\n{expected}--- got\n{stderr}", out.status.code()));
+            failures.push(format!(
+                "{name}: exit {:?}\n--- expected\n{expected}--- got\n{stderr}",
+                out.status.code()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

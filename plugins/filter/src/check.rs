@@ -23,8 +23,7 @@
 use std::sync::Arc;
 
 use sluice_sdk::arrow::array::{
-    Array, ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, Scalar, StringArray,
-    make_array,
+    Array, ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, Scalar, StringArray, make_array,
 };
 use sluice_sdk::arrow::compute::{CastOptions, can_cast_types, cast_with_options};
 use sluice_sdk::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -93,11 +92,7 @@ pub fn check(expr: &Expr, schema: &Schema) -> Result<Pred, String> {
             negated: *negated,
         },
         Expr::Compare { left, op, right } => compare(left, *op, right, schema)?,
-        Expr::InList {
-            column,
-            list,
-            negated,
-        } => {
+        Expr::InList { column, list, negated } => {
             let (index, field) = resolve(column, schema)?;
             let (cast_to, list) = against_literals(column, field, list)?;
             Pred::InList {
@@ -123,8 +118,7 @@ pub fn check(expr: &Expr, schema: &Schema) -> Result<Pred, String> {
                     field.data_type()
                 ));
             }
-            let (cast_to, mut list) =
-                against_literals(column, field, std::slice::from_ref(pattern))?;
+            let (cast_to, mut list) = against_literals(column, field, std::slice::from_ref(pattern))?;
             let pattern = list.pop().ok_or("internal error: no compiled pattern")?;
             Pred::StrMatch {
                 column: ColumnValue { index, cast_to },
@@ -138,11 +132,7 @@ pub fn check(expr: &Expr, schema: &Schema) -> Result<Pred, String> {
 
 fn resolve<'s>(column: &Column, schema: &'s Schema) -> Result<(usize, &'s Field), String> {
     schema.column_with_name(&column.name).ok_or_else(|| {
-        let available: Vec<String> = schema
-            .fields()
-            .iter()
-            .map(|f| format!("\"{}\"", f.name()))
-            .collect();
+        let available: Vec<String> = schema.fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
         let available = if available.is_empty() {
             "none".to_owned()
         } else {
@@ -182,8 +172,7 @@ fn compare(left: &Operand, op: CmpOp, right: &Operand, schema: &Schema) -> Resul
                 }),
             )
         }
-        (Operand::Column(c), Operand::Literal(lit))
-        | (Operand::Literal(lit), Operand::Column(c)) => {
+        (Operand::Column(c), Operand::Literal(lit)) | (Operand::Literal(lit), Operand::Column(c)) => {
             let (index, field) = resolve(c, schema)?;
             let (cast_to, mut scalars) = against_literals(c, field, std::slice::from_ref(lit))?;
             let scalar = scalars.pop().ok_or("internal error: no compiled literal")?;
@@ -314,11 +303,7 @@ fn against_literals(
 }
 
 /// The cast `column` needs to be compared as `target`, if any.
-fn column_cast(
-    column: &Column,
-    field: &Field,
-    target: &DataType,
-) -> Result<Option<DataType>, String> {
+fn column_cast(column: &Column, field: &Field, target: &DataType) -> Result<Option<DataType>, String> {
     if logical_type(field.data_type()) == target {
         return Ok(None);
     }
@@ -376,10 +361,9 @@ fn common_type(l: &DataType, r: &DataType) -> Option<DataType> {
     }
     Some(match (lc, rc) {
         (Category::Int, Category::Int) => common_integer(l, r),
-        (
-            Category::Int | Category::Float | Category::Decimal,
-            Category::Int | Category::Float | Category::Decimal,
-        ) => Float64,
+        (Category::Int | Category::Float | Category::Decimal, Category::Int | Category::Float | Category::Decimal) => {
+            Float64
+        }
         (Category::String, Category::String) => LargeUtf8,
         (Category::Temporal, Category::Temporal) => match (l, r) {
             (Timestamp(lu, _), Timestamp(ru, _)) => Timestamp(finer(*lu, *ru), None),
@@ -420,7 +404,6 @@ fn finer(a: TimeUnit, b: TimeUnit) -> TimeUnit {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::parse::parse;
@@ -451,11 +434,10 @@ mod tests {
         check(&parse(src).map_err(|e| e.message)?, &schema())
     }
 
-    fn column_cast(src: &str) -> Option<DataType> {
+    fn cast_of(src: &str) -> Option<DataType> {
         match compile(src).unwrap() {
             Pred::Compare {
-                left: Value::Column(c),
-                ..
+                left: Value::Column(c), ..
             }
             | Pred::Compare {
                 right: Value::Column(c),
@@ -495,68 +477,47 @@ mod tests {
     fn booleans_compare_only_with_true_and_false() {
         assert!(compile("ok = true").is_ok());
         assert!(compile("ok = 1").unwrap_err().contains("is Boolean but 1"));
-        assert!(
-            compile("count = false")
-                .unwrap_err()
-                .contains("is Int8 but false")
-        );
+        assert!(compile("count = false").unwrap_err().contains("is Int8 but false"));
     }
 
     #[test]
     fn an_unparseable_timestamp_literal_is_refused() {
         let err = compile("ts_s > 'yesterday'").unwrap_err();
         assert!(
-            err.starts_with(
-                "'yesterday' (at position 7) is not a valid Timestamp(s) for column \"ts_s\""
-            ),
+            err.starts_with("'yesterday' (at position 7) is not a valid Timestamp(s) for column \"ts_s\""),
             "{err}"
         );
-        assert!(
-            compile("ts_s > 3")
-                .unwrap_err()
-                .contains("is an integer literal")
-        );
+        assert!(compile("ts_s > 3").unwrap_err().contains("is an integer literal"));
     }
 
     #[test]
     fn a_named_zone_timestamp_column_accepts_literals() {
-        assert!(
-            compile("ts >= '2020-04-16 11:33:23' and ts < '2020-04-17T00:00:00+02:00'").is_ok()
-        );
+        assert!(compile("ts >= '2020-04-16 11:33:23' and ts < '2020-04-17T00:00:00+02:00'").is_ok());
     }
 
     #[test]
     fn integer_literals_that_fit_keep_the_column_type() {
-        assert_eq!(column_cast("count < 100"), None);
-        assert_eq!(column_cast("count in (1, 2, 3)"), None);
+        assert_eq!(cast_of("count < 100"), None);
+        assert_eq!(cast_of("count in (1, 2, 3)"), None);
     }
 
     #[test]
     fn integer_literals_out_of_the_column_range_widen_to_decimal() {
-        assert_eq!(
-            column_cast("count < 1000"),
-            Some(DataType::Decimal128(38, 0))
-        );
-        assert_eq!(column_cast("big > -1"), Some(DataType::Decimal128(38, 0)));
+        assert_eq!(cast_of("count < 1000"), Some(DataType::Decimal128(38, 0)));
+        assert_eq!(cast_of("big > -1"), Some(DataType::Decimal128(38, 0)));
     }
 
     #[test]
     fn a_float_literal_casts_an_integer_column_to_float64() {
-        assert_eq!(column_cast("count in (1, 2.5)"), Some(DataType::Float64));
-        assert_eq!(column_cast("price > 3"), Some(DataType::Float64));
-        assert_eq!(column_cast("temperature > 3"), None);
+        assert_eq!(cast_of("count in (1, 2.5)"), Some(DataType::Float64));
+        assert_eq!(cast_of("price > 3"), Some(DataType::Float64));
+        assert_eq!(cast_of("temperature > 3"), None);
     }
 
     #[test]
     fn columns_of_different_types_meet_at_a_common_type() {
-        assert_eq!(
-            common_type(&DataType::Int8, &DataType::Int32),
-            Some(DataType::Int32)
-        );
-        assert_eq!(
-            common_type(&DataType::UInt32, &DataType::Int8),
-            Some(DataType::Int64)
-        );
+        assert_eq!(common_type(&DataType::Int8, &DataType::Int32), Some(DataType::Int32));
+        assert_eq!(common_type(&DataType::UInt32, &DataType::Int8), Some(DataType::Int64));
         assert_eq!(
             common_type(&DataType::UInt64, &DataType::Int8),
             Some(DataType::Decimal128(38, 0))
@@ -579,7 +540,7 @@ mod tests {
 
     #[test]
     fn dictionary_columns_are_typed_by_their_values() {
-        assert_eq!(column_cast("tag = 'a'"), None);
+        assert_eq!(cast_of("tag = 'a'"), None);
         assert!(compile("tag starts_with 'a'").is_ok());
     }
 }

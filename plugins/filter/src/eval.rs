@@ -5,9 +5,7 @@
 use sluice_sdk::arrow::array::{Array, ArrayRef, BooleanArray, Datum, RecordBatch, Scalar};
 use sluice_sdk::arrow::compute::kernels::cmp;
 use sluice_sdk::arrow::compute::kernels::comparison::{contains, ends_with, starts_with};
-use sluice_sdk::arrow::compute::{
-    and_kleene, cast_with_options, is_not_null, is_null, not, or_kleene,
-};
+use sluice_sdk::arrow::compute::{and_kleene, cast_with_options, is_not_null, is_null, not, or_kleene};
 use sluice_sdk::arrow::error::ArrowError;
 
 use crate::check::{ColumnValue, Pred, Value, strict};
@@ -39,11 +37,7 @@ pub fn evaluate(pred: &Pred, batch: &RecordBatch) -> Result<BooleanArray, ArrowE
             let right = Operand::of(right, batch)?;
             compare(left.datum(), *op, right.datum())
         }
-        Pred::InList {
-            column,
-            list,
-            negated,
-        } => {
+        Pred::InList { column, list, negated } => {
             let array = column_value(column, batch)?;
             let mut any: Option<BooleanArray> = None;
             for value in list {
@@ -53,8 +47,7 @@ pub fn evaluate(pred: &Pred, batch: &RecordBatch) -> Result<BooleanArray, ArrowE
                     Some(acc) => or_kleene(&acc, &hit)?,
                 });
             }
-            let any = any
-                .ok_or_else(|| ArrowError::InvalidArgumentError("empty \"in\" list".to_owned()))?;
+            let any = any.ok_or_else(|| ArrowError::InvalidArgumentError("empty \"in\" list".to_owned()))?;
             if *negated { not(&any) } else { Ok(any) }
         }
         Pred::StrMatch {

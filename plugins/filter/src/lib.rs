@@ -5,7 +5,7 @@
 //! predicate = "temperature > 25 and (device_id starts_with 'rasp' or humidity is null)"
 //! ```
 //!
-//! This file owns the [`Transform`] implementation: the predicate is parsed (`parse`) and
+//! This file owns the [`Transform`] implementation: the predicate is parsed (`lex`, `parse`) and
 //! type-checked against the input schema (`check`) in `describe` and `open`; `process`
 //! evaluates the compiled predicate with Arrow kernels (`eval`) and filters the batch. As
 //! in SQL's `WHERE`, a row whose predicate is null (unknown) is dropped. The output `main`
@@ -16,6 +16,7 @@
 
 mod check;
 mod eval;
+mod lex;
 mod parse;
 
 use serde::Deserialize;
@@ -78,12 +79,7 @@ impl Transform for Filter {
     }
 }
 
-// Exported on wasm only: on a native target the component export names (which contain `:`,
-// `/`, `@` and `#`) break the linker version script rustc writes for the cdylib
-// (rust-lang/rust#141310), so `cargo test` could not link. Tests use the SDK glue directly.
-#[cfg(target_arch = "wasm32")]
 sluice_sdk::export_transform!(Filter);
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use sluice_sdk::__private;
 use sluice_sdk::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array,
-    StringArray, TimestampMicrosecondArray, TimestampSecondArray,
+    ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float32Array, Float64Array,
+    Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray, TimestampMicrosecondArray,
+    TimestampSecondArray,
 };
 use sluice_sdk::arrow::datatypes::{Int32Type, Int64Type};
 use sluice_sdk::{decode_batch, encode_batch, encode_schema};
@@ -86,10 +87,7 @@ fn sensors() -> RecordBatch {
                 Some(micros(1_546_300_800)),
             ])),
         ),
-        (
-            "odd name",
-            Arc::new(Int64Array::from(vec![1, 1, 0, 0, 1, 0])),
-        ),
+        ("odd name", Arc::new(Int64Array::from(vec![1, 1, 0, 0, 1, 0]))),
         (
             "tag",
             Arc::new(DictionaryArray::<Int32Type>::from_iter([
@@ -123,10 +121,9 @@ fn config_json(predicate: &str) -> String {
 /// The rows of `batch` the filter emits, concatenated (an empty batch when none).
 fn run(predicate: &str, batch: &RecordBatch) -> RecordBatch {
     let schema = encode_schema(&batch.schema()).unwrap();
-    __private::open::<Filter>(config_json(predicate), schema)
-        .unwrap_or_else(|e| panic!("{predicate}: {e:?}"));
-    let out = __private::process::<Filter>(encode_batch(batch).unwrap())
-        .unwrap_or_else(|e| panic!("{predicate}: {e:?}"));
+    __private::open::<Filter>(config_json(predicate), schema).unwrap_or_else(|e| panic!("{predicate}: {e:?}"));
+    let out =
+        __private::process::<Filter>(encode_batch(batch).unwrap()).unwrap_or_else(|e| panic!("{predicate}: {e:?}"));
     let batches: Vec<RecordBatch> = out
         .into_iter()
         .map(|o| {
@@ -262,14 +259,8 @@ fn and_binds_tighter_than_or() {
 
 #[test]
 fn not_binds_tighter_than_and() {
-    assert_eq!(
-        kept("not temperature > 25 and ok = true or id = 4"),
-        [0, 4, 5]
-    );
-    assert_eq!(
-        kept("not (temperature > 25 and ok = true or id = 4)"),
-        [0, 1, 5]
-    );
+    assert_eq!(kept("not temperature > 25 and ok = true or id = 4"), [0, 4, 5]);
+    assert_eq!(kept("not (temperature > 25 and ok = true or id = 4)"), [0, 1, 5]);
     assert_eq!(kept("not not id = 2"), [2]);
 }
 
@@ -367,21 +358,13 @@ fn a_batch_where_no_row_passes_emits_nothing() {
 #[test]
 fn a_batch_with_another_schema_is_invalid_input() {
     let input = sensors();
-    __private::open::<Filter>(
-        config_json("id > 1"),
-        encode_schema(&input.schema()).unwrap(),
-    )
-    .unwrap();
-    let other =
-        RecordBatch::try_from_iter([("id", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef)])
-            .unwrap();
+    __private::open::<Filter>(config_json("id > 1"), encode_schema(&input.schema()).unwrap()).unwrap();
+    let other = RecordBatch::try_from_iter([("id", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef)]).unwrap();
     let err = __private::process::<Filter>(encode_batch(&other).unwrap()).unwrap_err();
     assert!(
         matches!(
             err,
-            __private::bindings::exports::sluice::transform::transform::ProcessError::InvalidInput(
-                _
-            )
+            __private::bindings::exports::sluice::transform::transform::ProcessError::InvalidInput(_)
         ),
         "{err:?}"
     );
@@ -390,9 +373,7 @@ fn a_batch_with_another_schema_is_invalid_input() {
 #[test]
 fn describe_declares_main_with_the_input_schema() {
     let schema = sensors().schema();
-    let description =
-        __private::describe::<Filter>(config_json("id > 1"), encode_schema(&schema).unwrap())
-            .unwrap();
+    let description = __private::describe::<Filter>(config_json("id > 1"), encode_schema(&schema).unwrap()).unwrap();
     assert_eq!(description.outputs.len(), 1);
     assert_eq!(description.outputs[0].name, "main");
     assert_eq!(
@@ -435,22 +416,16 @@ fn describe_refuses_contains_on_a_numeric_column() {
 #[test]
 fn describe_refuses_mismatched_in_list_values_and_columns() {
     let err = describe_error("count in (1, 'two')");
-    assert!(
-        err.message.contains("is Int32 but 'two'"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("is Int32 but 'two'"), "{}", err.message);
     let err = describe_error("ok = device_id");
     assert!(
-        err.message
-            .contains("(Boolean) with column \"device_id\" (Utf8)"),
+        err.message.contains("(Boolean) with column \"device_id\" (Utf8)"),
         "{}",
         err.message
     );
     let err = describe_error("ts > 'noon'");
     assert!(
-        err.message
-            .starts_with("'noon' (at position 5) is not a valid"),
+        err.message.starts_with("'noon' (at position 5) is not a valid"),
         "{}",
         err.message
     );
@@ -470,28 +445,69 @@ fn describe_reports_a_parse_error_with_its_position() {
 fn a_missing_predicate_or_an_unknown_key_is_a_config_error() {
     let schema = encode_schema(&sensors().schema()).unwrap();
     let err = __private::describe::<Filter>("{}".into(), schema.clone()).unwrap_err();
-    assert!(
-        err.message.contains("missing field `predicate`"),
-        "{}",
-        err.message
-    );
-    let err = __private::describe::<Filter>(r#"{"predicate":"id > 1","where":"x"}"#.into(), schema)
-        .unwrap_err();
+    assert!(err.message.contains("missing field `predicate`"), "{}", err.message);
+    let err = __private::describe::<Filter>(r#"{"predicate":"id > 1","where":"x"}"#.into(), schema).unwrap_err();
     assert_eq!(err.path.last().map(String::as_str), Some("where"));
-    assert!(
-        err.message.starts_with("unknown field `where`"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.starts_with("unknown field `where`"), "{}", err.message);
 }
 
 #[test]
 fn a_predicate_whose_columns_are_all_null_keeps_nothing() {
-    let batch = RecordBatch::try_from_iter([(
-        "x",
-        Arc::new(Int64Array::from(vec![None, None])) as ArrayRef,
-    )])
-    .unwrap();
+    let batch = RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(vec![None, None])) as ArrayRef)]).unwrap();
     assert_eq!(run("x = 1 or x != 1", &batch).num_rows(), 0);
     assert_eq!(run("x is null", &batch).num_rows(), 2);
+}
+
+#[test]
+fn other_string_encodings_support_every_string_operator() {
+    let values = vec![Some("apple"), None, Some("banana"), Some("cherry")];
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(Int64Array::from(vec![0, 1, 2, 3]))),
+        ("large", Arc::new(LargeStringArray::from(values.clone()))),
+        ("view", Arc::new(StringViewArray::from(values))),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let ids = |predicate: &str| -> Vec<i64> {
+        let out = run(predicate, &batch);
+        out.column(0).as_primitive::<Int64Type>().values().to_vec()
+    };
+    for col in ["large", "view"] {
+        assert_eq!(ids(&format!("{col} = 'banana'")), [2], "{col}");
+        assert_eq!(ids(&format!("{col} >= 'banana'")), [2, 3], "{col}");
+        assert_eq!(ids(&format!("{col} contains 'an'")), [2], "{col}");
+        assert_eq!(ids(&format!("{col} starts_with 'ch'")), [3], "{col}");
+        assert_eq!(ids(&format!("{col} ends_with 'e'")), [0], "{col}");
+        assert_eq!(ids(&format!("{col} in ('apple', 'cherry')")), [0, 3], "{col}");
+    }
+    assert_eq!(ids("large = view"), [0, 2, 3]);
+}
+
+#[test]
+fn float32_decimal_and_date_columns_compare_with_literals() {
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(Int64Array::from(vec![0, 1, 2]))),
+        ("f32", Arc::new(Float32Array::from(vec![0.1, 0.2, 0.3]))),
+        (
+            "price",
+            Arc::new(
+                Decimal128Array::from(vec![1999, 500, 2000])
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+        ),
+        // 2020-04-15, 2020-04-16, 2020-04-17 as days since the epoch.
+        ("day", Arc::new(Date32Array::from(vec![18367, 18368, 18369]))),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let ids = |predicate: &str| -> Vec<i64> {
+        let out = run(predicate, &batch);
+        out.column(0).as_primitive::<Int64Type>().values().to_vec()
+    };
+    assert_eq!(ids("f32 = 0.1"), [0]);
+    assert_eq!(ids("f32 > 0.1"), [1, 2]);
+    assert_eq!(ids("price = 19.99"), [0]);
+    assert_eq!(ids("price >= 19.99"), [0, 2]);
+    assert_eq!(ids("price < 10"), [1]);
+    assert_eq!(ids("day = '2020-04-16'"), [1]);
+    assert_eq!(ids("day > '2020-04-15'"), [1, 2]);
 }

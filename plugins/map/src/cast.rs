@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{NaiveDate, NaiveTime};
-use sluice_sdk::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, TimestampMicrosecondArray,
-};
+use sluice_sdk::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, TimestampMicrosecondArray};
 use sluice_sdk::arrow::buffer::BooleanBuffer;
 use sluice_sdk::arrow::compute::kernels::cast::{CastOptions, can_cast_types, cast_with_options};
 use sluice_sdk::arrow::compute::{and, is_not_null, is_null};
@@ -66,11 +64,7 @@ pub struct Computed {
 impl Cast {
     /// Decide how to cast a column of type `from` to `to` (the input type when `None`),
     /// optionally parsing with `format`.
-    pub fn plan(
-        from: &DataType,
-        to: Option<FieldType>,
-        format: Option<&str>,
-    ) -> Result<Cast, CastError> {
+    pub fn plan(from: &DataType, to: Option<FieldType>, format: Option<&str>) -> Result<Cast, CastError> {
         if let Some(format) = format {
             return Parse::plan(from, to, format).map(Cast::Parse);
         }
@@ -82,16 +76,10 @@ impl Cast {
             return Ok(Cast::Keep);
         }
         if let Some(why) = refused(from, to) {
-            return Err(CastError::Type(format!(
-                "cannot cast {from} to {}: {why}",
-                to.name()
-            )));
+            return Err(CastError::Type(format!("cannot cast {from} to {}: {why}", to.name())));
         }
         if !can_cast_types(from, &target) {
-            return Err(CastError::Type(format!(
-                "cannot cast {from} to {}",
-                to.name()
-            )));
+            return Err(CastError::Type(format!("cannot cast {from} to {}", to.name())));
         }
         Ok(Cast::Kernel(to))
     }
@@ -149,18 +137,11 @@ const SAFE: CastOptions<'static> = CastOptions {
 /// Casts Arrow could do but that make no sense for data, with the reason.
 fn refused(from: &DataType, to: FieldType) -> Option<&'static str> {
     let temporal_to = matches!(to, FieldType::Timestamp | FieldType::Date);
-    let temporal_from = matches!(
-        from,
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
-    );
+    let temporal_from = matches!(from, DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _));
     match from {
         DataType::Boolean if temporal_to => Some("a boolean is not a point in time"),
-        f if f.is_floating() && temporal_to => {
-            Some("a float is not a point in time; cast to an integer first")
-        }
-        _ if temporal_from && matches!(to, FieldType::Bool) => {
-            Some("a point in time is not a boolean")
-        }
+        f if f.is_floating() && temporal_to => Some("a float is not a point in time; cast to an integer first"),
+        _ if temporal_from && matches!(to, FieldType::Bool) => Some("a point in time is not a boolean"),
         _ if temporal_from && matches!(to, FieldType::Float32 | FieldType::Float64) => {
             Some("a point in time is not a float; cast to int64 instead")
         }
@@ -195,10 +176,7 @@ impl Parse {
                 ));
             }
         };
-        if !matches!(
-            from,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) {
+        if !matches!(from, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
             return Err(CastError::Format(format!(
                 "`format` parses strings, but the column is of type {from}"
             )));
@@ -279,7 +257,6 @@ fn is_time_item(item: &Item<'_>) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use sluice_sdk::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
@@ -319,10 +296,7 @@ mod tests {
         let cast = Cast::plan(&DataType::Int64, Some(FieldType::Int32), None).unwrap();
         let input: ArrayRef = Arc::new(Int64Array::from(vec![7, 1 << 40]));
         let (array, failed) = run(&cast, input);
-        assert_eq!(
-            array.as_ref(),
-            &Int32Array::from(vec![Some(7), None]) as &dyn Array
-        );
+        assert_eq!(array.as_ref(), &Int32Array::from(vec![Some(7), None]) as &dyn Array);
         assert_eq!(failed, [false, true]);
     }
 
@@ -341,16 +315,8 @@ mod tests {
 
     #[test]
     fn a_format_parses_timestamps_and_applies_a_parsed_offset() {
-        let cast = Cast::plan(
-            &DataType::Utf8,
-            Some(FieldType::Timestamp),
-            Some("%d/%m/%Y %H:%M %z"),
-        )
-        .unwrap();
-        let input: ArrayRef = Arc::new(StringArray::from(vec![
-            "02/01/2024 10:30 +0200",
-            "2024-01-02 10:30",
-        ]));
+        let cast = Cast::plan(&DataType::Utf8, Some(FieldType::Timestamp), Some("%d/%m/%Y %H:%M %z")).unwrap();
+        let input: ArrayRef = Arc::new(StringArray::from(vec!["02/01/2024 10:30 +0200", "2024-01-02 10:30"]));
         let (array, failed) = run(&cast, input);
         let array = array.as_primitive::<sluice_sdk::arrow::datatypes::TimestampMicrosecondType>();
         // 2024-01-02T08:30:00Z
@@ -360,8 +326,7 @@ mod tests {
 
     #[test]
     fn a_date_only_format_gives_midnight_timestamps_and_dates() {
-        let to_ts =
-            Cast::plan(&DataType::Utf8, Some(FieldType::Timestamp), Some("%Y%m%d")).unwrap();
+        let to_ts = Cast::plan(&DataType::Utf8, Some(FieldType::Timestamp), Some("%Y%m%d")).unwrap();
         let to_date = Cast::plan(&DataType::Utf8, Some(FieldType::Date), Some("%Y%m%d")).unwrap();
         let input: ArrayRef = Arc::new(StringArray::from(vec!["19700102"]));
         let (ts, _) = run(&to_ts, input.clone());
@@ -373,8 +338,7 @@ mod tests {
             86_400_000_000
         );
         assert_eq!(
-            date.as_primitive::<sluice_sdk::arrow::datatypes::Date32Type>()
-                .value(0),
+            date.as_primitive::<sluice_sdk::arrow::datatypes::Date32Type>().value(0),
             1
         );
     }

@@ -101,12 +101,9 @@ impl<'de> Deserialize<'de> for Constant {
                 Ok(Constant::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Constant, E> {
-                i64::try_from(v).map(Constant::Int).map_err(|_| {
-                    E::invalid_value(
-                        de::Unexpected::Unsigned(v),
-                        &"an integer within int64 range",
-                    )
-                })
+                i64::try_from(v)
+                    .map(Constant::Int)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &"an integer within int64 range"))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Constant, E> {
                 Ok(Constant::Float(v))
@@ -209,7 +206,6 @@ impl FieldType {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 
@@ -250,8 +246,7 @@ mod tests {
     fn a_constant_that_is_not_a_scalar_says_what_is_expected() {
         let err = parse(r#"{"add":[{"name":"a","value":[1]}]}"#).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("expected a string, integer, float or boolean"),
+            err.to_string().contains("expected a string, integer, float or boolean"),
             "{err}"
         );
     }

@@ -9,12 +9,9 @@
 //! int64 overflow among literals is a config error; an overflow involving column values
 //! makes that row's result null, which the caller treats as a failed row.
 
-use std::fmt;
 use std::sync::Arc;
 
-use sluice_sdk::arrow::array::{
-    Array, ArrayRef, AsArray, Datum, Float64Array, Int64Array, RecordBatch, Scalar,
-};
+use sluice_sdk::arrow::array::{Array, ArrayRef, AsArray, Datum, Float64Array, Int64Array, RecordBatch, Scalar};
 use sluice_sdk::arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use sluice_sdk::arrow::compute::kernels::numeric;
 use sluice_sdk::arrow::compute::{and, is_not_null, is_null};
@@ -23,9 +20,7 @@ use sluice_sdk::arrow::error::ArrowError;
 
 use crate::cast::Computed;
 
-/// Deepest nesting of parentheses and unary minus accepted, so a hostile config cannot
-/// exhaust the guest's stack.
-const MAX_DEPTH: usize = 64;
+mod parse;
 
 /// A parsed, type-checked expression over the columns of one input schema.
 #[derive(Debug, Clone)]
@@ -53,6 +48,7 @@ impl Kind {
     }
 }
 
+/// A binary operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Add,
@@ -61,6 +57,7 @@ enum Op {
     Div,
 }
 
+/// An expression tree node; `pos` fields are 0-based character offsets.
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Int(i64),
@@ -91,23 +88,8 @@ pub struct ExprError {
 impl Expr {
     /// Parse `source` and check it against `input`.
     pub fn parse(source: &str, input: &Schema) -> Result<Expr, ExprError> {
-        let tokens = lex(source)?;
-        let mut parser = Parser {
-            tokens,
-            next: 0,
-            input,
-            depth: 0,
-        };
-        let root = parser.expr()?;
-        let end = parser.peek();
-        if end.tok != Tok::End {
-            return Err(err(end.pos, format!("unexpected {}", end.tok)));
-        }
-        let kind = if is_float(&root, input) {
-            Kind::Float
-        } else {
-            Kind::Int
-        };
+        let root = parse::parse(source, input)?;
+        let kind = if is_float(&root, input) { Kind::Float } else { Kind::Int };
         let root = fold(root, kind)?;
         let mut columns = Vec::new();
         collect_columns(&root, &mut columns);
@@ -165,11 +147,7 @@ impl Expr {
             Node::Column(i) => {
                 let safe = CastOptions::default();
                 // An unsigned value beyond int64 becomes null here, and a failed row below.
-                Val::Array(cast_with_options(
-                    batch.column(*i),
-                    &self.kind.data_type(),
-                    &safe,
-                )?)
+                Val::Array(cast_with_options(batch.column(*i), &self.kind.data_type(), &safe)?)
             }
             Node::Neg { arg, .. } => match self.eval(arg, batch)? {
                 Val::Array(a) => Val::Array(self.negate(&a)?),
@@ -280,9 +258,7 @@ fn is_float(node: &Node, input: &Schema) -> bool {
         Node::Float(_) => true,
         Node::Column(i) => !input.field(*i).data_type().is_integer(),
         Node::Neg { arg, .. } => is_float(arg, input),
-        Node::Binary { op, lhs, rhs, .. } => {
-            *op == Op::Div || is_float(lhs, input) || is_float(rhs, input)
-        }
+        Node::Binary { op, lhs, rhs, .. } => *op == Op::Div || is_float(lhs, input) || is_float(rhs, input),
     }
 }
 
@@ -323,9 +299,7 @@ fn fold(node: Node, kind: Kind) -> Result<Node, ExprError> {
             let lhs = fold(*lhs, kind)?;
             let rhs = fold(*rhs, kind)?;
             match (literal(&lhs), literal(&rhs)) {
-                (Some(Lit::Int(a)), Some(Lit::Int(b))) => {
-                    Node::Int(checked(op, a, b).ok_or_else(|| overflow(pos))?)
-                }
+                (Some(Lit::Int(a)), Some(Lit::Int(b))) => Node::Int(checked(op, a, b).ok_or_else(|| overflow(pos))?),
                 (Some(Lit::Float(a)), Some(Lit::Float(b))) => Node::Float(match op {
                     Op::Add => a + b,
                     Op::Sub => a - b,
@@ -350,277 +324,7 @@ enum Lit {
     Float(f64),
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Int(i64),
-    Float(f64),
-    Name(String),
-    Plus,
-    Minus,
-    Star,
-    Slash,
-    Open,
-    Close,
-    End,
-}
-
-impl fmt::Display for Tok {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Tok::Int(v) => write!(f, "number {v}"),
-            Tok::Float(v) => write!(f, "number {v}"),
-            Tok::Name(n) => write!(f, "column {n:?}"),
-            Tok::Plus => f.write_str("`+`"),
-            Tok::Minus => f.write_str("`-`"),
-            Tok::Star => f.write_str("`*`"),
-            Tok::Slash => f.write_str("`/`"),
-            Tok::Open => f.write_str("`(`"),
-            Tok::Close => f.write_str("`)`"),
-            Tok::End => f.write_str("end of expression"),
-        }
-    }
-}
-
-struct Token {
-    tok: Tok,
-    /// 0-based character position.
-    pos: usize,
-}
-
-fn lex(source: &str) -> Result<Vec<Token>, ExprError> {
-    let chars: Vec<char> = source.chars().collect();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let start = i;
-        let tok = match c {
-            c if c.is_whitespace() => {
-                i += 1;
-                continue;
-            }
-            '+' => Tok::Plus,
-            '-' => Tok::Minus,
-            '*' => Tok::Star,
-            '/' => Tok::Slash,
-            '(' => Tok::Open,
-            ')' => Tok::Close,
-            '`' => {
-                let len = chars[i + 1..].iter().position(|&c| c == '`');
-                let Some(len) = len else {
-                    return Err(err(start, "unclosed `` ` `` around a column name"));
-                };
-                i += len + 2;
-                tokens.push(Token {
-                    tok: Tok::Name(chars[start + 1..start + 1 + len].iter().collect()),
-                    pos: start,
-                });
-                continue;
-            }
-            c if c.is_ascii_digit() || c == '.' => {
-                let (tok, end) = number(&chars, start)?;
-                i = end;
-                tokens.push(Token { tok, pos: start });
-                continue;
-            }
-            c if c.is_alphabetic() || c == '_' => {
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                    i += 1;
-                }
-                tokens.push(Token {
-                    tok: Tok::Name(chars[start..i].iter().collect()),
-                    pos: start,
-                });
-                continue;
-            }
-            other => return Err(err(start, format!("unexpected character {other:?}"))),
-        };
-        tokens.push(Token { tok, pos: start });
-        i += 1;
-    }
-    tokens.push(Token {
-        tok: Tok::End,
-        pos: chars.len(),
-    });
-    Ok(tokens)
-}
-
-/// A numeric literal starting at `start`: digits, optional fraction, optional exponent.
-fn number(chars: &[char], start: usize) -> Result<(Tok, usize), ExprError> {
-    let digits = |mut i: usize| {
-        while i < chars.len() && chars[i].is_ascii_digit() {
-            i += 1;
-        }
-        i
-    };
-    let mut i = digits(start);
-    let mut float = false;
-    if chars.get(i) == Some(&'.') {
-        float = true;
-        i = digits(i + 1);
-    }
-    if matches!(chars.get(i), Some('e' | 'E')) {
-        let mut j = i + 1;
-        if matches!(chars.get(j), Some('+' | '-')) {
-            j += 1;
-        }
-        let end = digits(j);
-        if end == j {
-            return Err(err(i, "expected digits after the exponent"));
-        }
-        float = true;
-        i = end;
-    }
-    let text: String = chars[start..i].iter().collect();
-    let bad = || err(start, format!("invalid number {text:?}"));
-    let tok = if float {
-        Tok::Float(text.parse().map_err(|_| bad())?)
-    } else {
-        Tok::Int(
-            text.parse()
-                .map_err(|_| err(start, format!("integer {text} is beyond int64 range")))?,
-        )
-    };
-    Ok((tok, i))
-}
-
-struct Parser<'a> {
-    tokens: Vec<Token>,
-    next: usize,
-    input: &'a Schema,
-    depth: usize,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> &Token {
-        // Invariant: `lex` ends every token list with `End`, which is never consumed.
-        &self.tokens[self.next.min(self.tokens.len() - 1)]
-    }
-
-    fn bump(&mut self) -> (Tok, usize) {
-        let t = self.peek();
-        let out = (t.tok.clone(), t.pos);
-        if out.0 != Tok::End {
-            self.next += 1;
-        }
-        out
-    }
-
-    /// expr := term (('+' | '-') term)*
-    fn expr(&mut self) -> Result<Node, ExprError> {
-        let mut lhs = self.term()?;
-        loop {
-            let op = match self.peek().tok {
-                Tok::Plus => Op::Add,
-                Tok::Minus => Op::Sub,
-                _ => return Ok(lhs),
-            };
-            let (_, pos) = self.bump();
-            let rhs = self.term()?;
-            lhs = binary(op, pos, lhs, rhs);
-        }
-    }
-
-    /// term := unary (('*' | '/') unary)*
-    fn term(&mut self) -> Result<Node, ExprError> {
-        let mut lhs = self.unary()?;
-        loop {
-            let op = match self.peek().tok {
-                Tok::Star => Op::Mul,
-                Tok::Slash => Op::Div,
-                _ => return Ok(lhs),
-            };
-            let (_, pos) = self.bump();
-            let rhs = self.unary()?;
-            lhs = binary(op, pos, lhs, rhs);
-        }
-    }
-
-    /// unary := '-' unary | primary
-    fn unary(&mut self) -> Result<Node, ExprError> {
-        if self.peek().tok != Tok::Minus {
-            return self.primary();
-        }
-        let (_, pos) = self.bump();
-        self.descend(pos)?;
-        let arg = self.unary()?;
-        self.depth -= 1;
-        Ok(Node::Neg {
-            pos,
-            arg: Box::new(arg),
-        })
-    }
-
-    /// primary := number | column | '(' expr ')'
-    fn primary(&mut self) -> Result<Node, ExprError> {
-        let (tok, pos) = self.bump();
-        match tok {
-            Tok::Int(v) => Ok(Node::Int(v)),
-            Tok::Float(v) => Ok(Node::Float(v)),
-            Tok::Name(name) => self.column(&name, pos),
-            Tok::Open => {
-                self.descend(pos)?;
-                let inner = self.expr()?;
-                self.depth -= 1;
-                let (close, close_pos) = self.bump();
-                if close != Tok::Close {
-                    return Err(err(
-                        close_pos,
-                        format!(
-                            "expected `)` to close the `(` at position {}, found {close}",
-                            pos + 1
-                        ),
-                    ));
-                }
-                Ok(inner)
-            }
-            other => Err(err(
-                pos,
-                format!("expected a number, a column or `(`, found {other}"),
-            )),
-        }
-    }
-
-    fn descend(&mut self, pos: usize) -> Result<(), ExprError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(err(pos, format!("nested deeper than {MAX_DEPTH} levels")));
-        }
-        Ok(())
-    }
-
-    fn column(&self, name: &str, pos: usize) -> Result<Node, ExprError> {
-        let Ok(index) = self.input.index_of(name) else {
-            return Err(err(
-                pos,
-                format!(
-                    "unknown column {name:?}; available columns: {}",
-                    crate::plan::available(self.input)
-                ),
-            ));
-        };
-        let data_type = self.input.field(index).data_type();
-        if !data_type.is_numeric() {
-            return Err(err(
-                pos,
-                format!("column {name:?} is of type {data_type}, not a number"),
-            ));
-        }
-        Ok(Node::Column(index))
-    }
-}
-
-fn binary(op: Op, pos: usize, lhs: Node, rhs: Node) -> Node {
-    Node::Binary {
-        op,
-        pos,
-        lhs: Box::new(lhs),
-        rhs: Box::new(rhs),
-    }
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use sluice_sdk::arrow::array::{Float32Array, Int32Array, StringArray, UInt64Array};
@@ -669,34 +373,22 @@ mod tests {
             Some(f) => f.iter().map(|b| b.unwrap()).collect(),
             None => vec![false; 3],
         };
-        (
-            out.array.as_primitive::<Int64Type>().iter().collect(),
-            failed,
-        )
+        (out.array.as_primitive::<Int64Type>().iter().collect(), failed)
     }
 
     #[test]
     fn celsius_to_fahrenheit_is_float_arithmetic_with_nulls_kept() {
-        assert_eq!(
-            floats("temperature * 1.8 + 32"),
-            [Some(68.0), None, Some(-40.0)]
-        );
+        assert_eq!(floats("temperature * 1.8 + 32"), [Some(68.0), None, Some(-40.0)]);
     }
 
     #[test]
     fn precedence_parentheses_and_unary_minus_follow_arithmetic() {
-        assert_eq!(
-            ints("2 + count * 3"),
-            (vec![Some(11), Some(14), None], vec![false; 3])
-        );
+        assert_eq!(ints("2 + count * 3"), (vec![Some(11), Some(14), None], vec![false; 3]));
         assert_eq!(
             ints("(2 + count) * 3"),
             (vec![Some(15), Some(18), None], vec![false; 3])
         );
-        assert_eq!(
-            ints("-count - -1"),
-            (vec![Some(-2), Some(-3), None], vec![false; 3])
-        );
+        assert_eq!(ints("-count - -1"), (vec![Some(-2), Some(-3), None], vec![false; 3]));
     }
 
     #[test]
@@ -706,10 +398,7 @@ mod tests {
 
     #[test]
     fn backticks_quote_a_column_name_with_a_space() {
-        assert_eq!(
-            floats("`wind speed` * 2"),
-            [Some(3.0), Some(4.0), Some(0.0)]
-        );
+        assert_eq!(floats("`wind speed` * 2"), [Some(3.0), Some(4.0), Some(0.0)]);
     }
 
     #[test]
@@ -721,19 +410,11 @@ mod tests {
     #[test]
     fn an_int64_overflow_on_a_row_nulls_that_row_and_marks_it_failed() {
         let (values, failed) = ints("big + 1");
-        assert_eq!(
-            values,
-            [Some(2), None, Some(3)],
-            "u64::MAX does not fit int64"
-        );
+        assert_eq!(values, [Some(2), None, Some(3)], "u64::MAX does not fit int64");
         assert_eq!(failed, [false, true, false]);
         let (values, failed) = ints("count * 4611686018427387904");
         assert_eq!(values, [None, None, None]);
-        assert_eq!(
-            failed,
-            [true, true, false],
-            "the null count is not a failure"
-        );
+        assert_eq!(failed, [true, true, false], "the null count is not a failure");
     }
 
     #[test]
@@ -756,8 +437,7 @@ mod tests {
         let e = parse_err("count + name");
         assert_eq!(e.position, 9);
         assert!(
-            e.message
-                .contains("column \"name\" is of type Utf8, not a number"),
+            e.message.contains("column \"name\" is of type Utf8, not a number"),
             "{e:?}"
         );
     }
@@ -767,10 +447,7 @@ mod tests {
         let e = parse_err("count +");
         assert_eq!(
             (e.position, e.message.as_str()),
-            (
-                8,
-                "expected a number, a column or `(`, found end of expression"
-            )
+            (8, "expected a number, a column or `(`, found end of expression")
         );
         let e = parse_err("(count + 1");
         assert_eq!(e.position, 11);
@@ -778,10 +455,7 @@ mod tests {
         let e = parse_err("count 2");
         assert_eq!((e.position, e.message.as_str()), (7, "unexpected number 2"));
         let e = parse_err("count % 2");
-        assert_eq!(
-            (e.position, e.message.as_str()),
-            (7, "unexpected character '%'")
-        );
+        assert_eq!((e.position, e.message.as_str()), (7, "unexpected character '%'"));
         let e = parse_err("1e");
         assert_eq!(e.position, 2);
         let e = parse_err("99999999999999999999");

@@ -177,13 +177,7 @@ fn constant(value: &Constant, rows: usize) -> ArrayRef {
     }
 }
 
-// The component exports exist only in the wasm build: wit-bindgen names them like
-// `sluice:transform/transform@0.1.0#process`, which a native linker refuses in the version
-// script of this crate's cdylib, breaking native `cargo build`/`cargo test` of the workspace.
-// Native tests drive the same glue through `sluice_sdk::__private` instead.
-#[cfg(target_arch = "wasm32")]
 sluice_sdk::export_transform!(Map);
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests;

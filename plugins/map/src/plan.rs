@@ -75,14 +75,13 @@ impl Plan {
                 })?),
             };
             let field = input.field(index);
-            let cast =
-                Cast::plan(field.data_type(), to, mapping.format.as_deref()).map_err(|e| {
-                    let (key, message) = match e {
-                        CastError::Type(m) => ("type", m),
-                        CastError::Format(m) => ("format", m),
-                    };
-                    ConfigError::at(at(key), format!("column {:?}: {message}", mapping.from))
-                })?;
+            let cast = Cast::plan(field.data_type(), to, mapping.format.as_deref()).map_err(|e| {
+                let (key, message) = match e {
+                    CastError::Type(m) => ("type", m),
+                    CastError::Format(m) => ("format", m),
+                };
+                ConfigError::at(at(key), format!("column {:?}: {message}", mapping.from))
+            })?;
             let (name, name_key) = match &mapping.to {
                 Some(to) => (to, "to"),
                 None => (&mapping.from, "from"),
@@ -152,10 +151,7 @@ impl Plan {
                     let expr = Expr::parse(source, input).map_err(|e| {
                         ConfigError::at(
                             at("expr"),
-                            format!(
-                                "in expression {source:?} at position {}: {}",
-                                e.position, e.message
-                            ),
+                            format!("in expression {source:?} at position {}: {}", e.position, e.message),
                         )
                     })?;
                     (
@@ -192,24 +188,14 @@ impl Plan {
 }
 
 /// Record that `producer` makes output column `name`, refusing empty and repeated names.
-fn claim(
-    names: &mut HashMap<String, Producer>,
-    name: &str,
-    producer: Producer,
-) -> Result<(), ConfigError> {
+fn claim(names: &mut HashMap<String, Producer>, name: &str, producer: Producer) -> Result<(), ConfigError> {
     if name.is_empty() {
-        return Err(ConfigError::at(
-            producer.path,
-            "an output column name cannot be empty",
-        ));
+        return Err(ConfigError::at(producer.path, "an output column name cannot be empty"));
     }
     if let Some(first) = names.get(name) {
         return Err(ConfigError::at(
             producer.path,
-            format!(
-                "duplicate output column {name:?}: {} already produces it",
-                first.label
-            ),
+            format!("duplicate output column {name:?}: {} already produces it", first.label),
         ));
     }
     names.insert(name.to_owned(), producer);
@@ -234,10 +220,7 @@ fn check_drop(cfg: &Config, input: &Schema, mapped: &[bool]) -> Result<Vec<bool>
         let Ok(index) = input.index_of(name) else {
             return Err(ConfigError::at(
                 at,
-                format!(
-                    "unknown column {name:?}; available columns: {}",
-                    available(input)
-                ),
+                format!("unknown column {name:?}; available columns: {}", available(input)),
             ));
         };
         if mapped[index] {
@@ -253,10 +236,6 @@ fn check_drop(cfg: &Config, input: &Schema, mapped: &[bool]) -> Result<Vec<bool>
 
 /// The input column names, quoted, for messages.
 pub(crate) fn available(input: &Schema) -> String {
-    let names: Vec<String> = input
-        .fields()
-        .iter()
-        .map(|f| format!("{:?}", f.name()))
-        .collect();
+    let names: Vec<String> = input.fields().iter().map(|f| format!("{:?}", f.name())).collect();
     names.join(", ")
 }

@@ -38,16 +38,24 @@ impl Transform for Faulty {
     }
 
     fn open(cfg: Config, input: SchemaRef) -> Result<Self, ConfigError> {
-        let column = input.index_of(&cfg.column).map_err(|e| ConfigError::at(["column"], e.to_string()))?;
+        let column = input
+            .index_of(&cfg.column)
+            .map_err(|e| ConfigError::at(["column"], e.to_string()))?;
         Ok(Faulty { cfg, column })
     }
 
     fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError> {
-        let hit = batch.column(self.column).as_string::<i32>().iter().any(|v| v == Some(self.cfg.marker.as_str()));
+        let hit = batch
+            .column(self.column)
+            .as_string::<i32>()
+            .iter()
+            .any(|v| v == Some(self.cfg.marker.as_str()));
         if hit {
             match self.cfg.mode {
                 Mode::Trap => panic!("marker {} seen", self.cfg.marker),
-                Mode::Error => return Err(ProcessError::Failed(format!("marker {} seen", self.cfg.marker))),
+                Mode::Error => {
+                    return Err(ProcessError::Failed(format!("marker {} seen", self.cfg.marker)));
+                }
             }
         }
         out.emit(batch)
