@@ -31,7 +31,7 @@ pub enum SourceError {
 }
 
 /// The input positions a chunk covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceSpan {
     /// The file (as given or found), `-` for stdin.
     pub file: Arc<str>,

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
@@ -86,29 +85,17 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let (result_tx, result_rx) = unbounded::<Msg>();
 
     let mut source = FileSource::new(plan.inputs.clone(), plan.batch_rows);
-    let reader = std::thread::Builder::new().name("sluice-read".into()).spawn(
-        move || -> Result<(u64, u64, SourceSpan), SourceError> {
-            let mut last = SourceSpan {
-                file: Arc::from(""),
-                first_line: 0,
-                last_line: 0,
-                start_offset: 0,
-                end_offset: 0,
-            };
-            let mut chunks = 0;
+    let reader = std::thread::Builder::new()
+        .name("sluice-read".into())
+        .spawn(move || -> Result<(), SourceError> {
             while permit_rx.recv().is_ok() {
-                let Some(chunk) = source.next_chunk()? else {
-                    break;
-                };
-                last = chunk.span.clone();
-                chunks += 1;
+                let Some(chunk) = source.next_chunk()? else { break };
                 if chunk_tx.send(chunk).is_err() {
                     break;
                 }
             }
-            Ok((chunks, source.bytes_read, last))
-        },
-    );
+            Ok(())
+        });
     let reader = reader.map_err(|e| RunError::Worker(format!("cannot start the reader thread: {e}")))?;
 
     let mut handles = Vec::new();
@@ -131,9 +118,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let read = reader
         .join()
         .map_err(|_| RunError::Worker("the reader thread panicked".into()))?;
-    let (mut summary, _) = outcome?;
-    let (_, bytes, _) = read?;
-    summary.bytes_read = bytes;
+    let mut summary = outcome?;
+    read?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
@@ -158,17 +144,9 @@ fn work(plan: &Plan, id: usize, chunks: Receiver<crate::source::Chunk>, results:
             Err(e) => return fail(e),
         }
     }
-    // Flush results are numbered after all input, by worker id.
-    let (span, ingest) = last.unwrap_or((
-        SourceSpan {
-            file: Arc::from(""),
-            first_line: 0,
-            last_line: 0,
-            start_offset: 0,
-            end_offset: 0,
-        },
-        chrono::Utc::now().timestamp_micros(),
-    ));
+    // Flush results are numbered after all input, by worker id, and cover no input bytes.
+    let (mut span, ingest) = last.unwrap_or_else(|| (SourceSpan::default(), chrono::Utc::now().timestamp_micros()));
+    span.start_offset = span.end_offset;
     match worker.finish(u64::MAX - plan.workers as u64 + id as u64, span, ingest) {
         Ok(r) => {
             let _ = results.send(Msg::Done(Box::new(r)));
@@ -182,12 +160,14 @@ struct Writer {
     dead: DeadLetterSink,
     partitioner: crate::sink::partition::Partitioner,
     rows_read: u64,
+    bytes_read: u64,
     rows_written: u64,
 }
 
 impl Writer {
     fn write(&mut self, r: WorkResult) -> Result<(), RunError> {
         self.rows_read += r.rows_in + r.dead.iter().filter(|d| matches!(d, DeadItem::Raw(_))).count() as u64;
+        self.bytes_read += r.span.end_offset - r.span.start_offset;
         for (part, batch) in r.output.iter().enumerate() {
             for (dir, rows) in self
                 .partitioner
@@ -224,12 +204,13 @@ fn write_results(
     results: Receiver<Msg>,
     permits: Sender<()>,
     started: Instant,
-) -> Result<(RunSummary, ()), RunError> {
+) -> Result<RunSummary, RunError> {
     let mut w = Writer {
         parquet: ParquetSink::new(plan.sink.clone()),
         dead: DeadLetterSink::new(plan.dead_letter_dir.clone()),
         partitioner: plan.partitioner.clone(),
         rows_read: 0,
+        bytes_read: 0,
         rows_written: 0,
     };
     let progress = Progress::new(options.progress && std::io::stderr().is_terminal());
@@ -251,7 +232,7 @@ fn write_results(
             next += 1;
             let _ = permits.send(());
         }
-        progress.tick(started, w.rows_read, w.rows_written);
+        progress.tick(started, w.rows_read, w.bytes_read, w.rows_written, w.dead.count());
     }
     drop(permits);
     if !pending.is_empty() {
@@ -266,17 +247,14 @@ fn write_results(
     progress.clear();
     let files = w.parquet.finish()?;
     let dead_letters = w.dead.finish()?;
-    Ok((
-        RunSummary {
-            rows_read: w.rows_read,
-            bytes_read: 0,
-            rows_written: w.rows_written,
-            files,
-            dead_letters,
-            elapsed: started.elapsed(),
-        },
-        (),
-    ))
+    Ok(RunSummary {
+        rows_read: w.rows_read,
+        bytes_read: w.bytes_read,
+        rows_written: w.rows_written,
+        files,
+        dead_letters,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// A single updating line on stderr, at most once a second.
@@ -293,15 +271,16 @@ impl Progress {
         }
     }
 
-    fn tick(&self, started: Instant, read: u64, written: u64) {
+    fn tick(&self, started: Instant, read: u64, bytes: u64, written: u64, dead: u64) {
         if !self.on || self.last.get().elapsed() < Duration::from_secs(1) {
             return;
         }
         self.last.set(Instant::now());
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         eprint!(
-            "\r{read} rows read, {written} written, {:.0} rows/s   ",
-            read as f64 / secs
+            "\r{read} rows read ({:.0} rows/s, {:.1} MB/s), {written} written, {dead} dead letters   ",
+            read as f64 / secs,
+            bytes as f64 / 1e6 / secs
         );
     }
 

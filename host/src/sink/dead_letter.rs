@@ -176,6 +176,11 @@ impl DeadLetterSink {
         Ok(())
     }
 
+    /// Dead letters written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// Close the open file and summarise.
     pub fn finish(mut self) -> Result<DeadLetterSummary, SinkError> {
         self.close()?;

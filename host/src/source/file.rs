@@ -62,8 +62,6 @@ pub struct FileSource {
     current: Option<Current>,
     batch_rows: usize,
     next_seq: u64,
-    /// Bytes read so far, for progress.
-    pub bytes_read: u64,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -94,7 +92,6 @@ impl FileSource {
             current: None,
             batch_rows,
             next_seq: 0,
-            bytes_read: 0,
         }
     }
 
@@ -153,7 +150,6 @@ impl FileSource {
                 self.current = None;
                 continue;
             }
-            self.bytes_read += cur.offset - start_offset;
             let chunk = Chunk {
                 seq: self.next_seq,
                 span: SourceSpan {

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Driver for scripts/bench.sh: runs each variant ROUNDS times, interleaved, and reports the
+median wall time, rows/s, MB/s and peak RSS of each, with the ratios asked for."""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+
+SCHEMA = """
+[source.schema]
+client_id = { type = "string", nullable = false }
+timestamp = "string"
+humidity = "double"
+temperature = "double"
+pressure = "double"
+pitch = "double"
+roll = "double"
+yaw = "double"
+count = "long"
+"""
+
+TRANSFORMS = """
+[[transform]]
+name = "mapping"
+plugin = "map"
+[transform.config]
+mappings = [
+  { from = "client_id", to = "device_id" },
+  { from = "timestamp", to = "event_time", type = "timestamp", format = "%Y-%m-%d %H:%M:%S" },
+  { from = "humidity" },
+  { from = "temperature" },
+  { from = "pressure" },
+  { from = "pitch", type = "float" },
+  { from = "roll", type = "float" },
+  { from = "yaw", type = "float" },
+  { from = "count", type = "int" },
+]
+
+[[transform]]
+name = "warm"
+plugin = "filter"
+config.predicate = "temperature > 25"
+"""
+
+
+def pipeline(path, data, out, with_wasm):
+    text = f"""
+[pipeline]
+name = "bench"
+[source]
+type = "file"
+path = "{os.path.abspath(data)}"
+batch_rows = 8192
+{SCHEMA}
+{TRANSFORMS if with_wasm else ""}
+[sink]
+type = "parquet"
+path = "{os.path.abspath(out)}"
+partition = {{ by = "ingest_time", granularity = "hour" }}
+"""
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def duckdb_script(data, out):
+    return textwrap.dedent(f"""
+        import duckdb
+        con = duckdb.connect()
+        con.execute("SET threads = {os.cpu_count()}")
+        con.execute('''
+          COPY (
+            SELECT client_id AS device_id,
+                   strptime(timestamp, '%Y-%m-%d %H:%M:%S') AS event_time,
+                   humidity, temperature, pressure,
+                   pitch::FLOAT AS pitch, roll::FLOAT AS roll, yaw::FLOAT AS yaw, "count"::INTEGER AS "count",
+                   year(now()) AS ingest_year, month(now()) AS ingest_month,
+                   day(now()) AS ingest_day, hour(now()) AS ingest_hour
+            FROM read_json('{os.path.abspath(data)}', format = 'newline_delimited',
+                 columns = {{client_id: 'VARCHAR', timestamp: 'VARCHAR', humidity: 'DOUBLE',
+                             temperature: 'DOUBLE', pressure: 'DOUBLE', pitch: 'DOUBLE',
+                             roll: 'DOUBLE', yaw: 'DOUBLE', count: 'BIGINT'}})
+            WHERE temperature > 25
+          ) TO '{os.path.abspath(out)}'
+          (FORMAT parquet, COMPRESSION snappy,
+           PARTITION_BY (ingest_year, ingest_month, ingest_day, ingest_hour), OVERWRITE_OR_IGNORE)
+        ''')
+    """)
+
+
+def run(cmd, out_dir):
+    shutil.rmtree(out_dir, ignore_errors=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, _, rusage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    stdout, stderr = proc.communicate()
+    if proc.returncode not in (0, None):
+        sys.exit(f"{cmd[0]} failed:\n{stdout.decode()}\n{stderr.decode()}")
+    return elapsed, rusage.ru_maxrss * 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--rows", type=int, required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sluice", required=True)
+    a = ap.parse_args()
+    work = os.path.abspath("bench-data/work")
+    os.makedirs(work, exist_ok=True)
+    size = os.path.getsize(a.data)
+    native_toml, wasm_toml = f"{work}/native.toml", f"{work}/wasm.toml"
+    pipeline(native_toml, a.data, f"{work}/out-native", with_wasm=False)
+    pipeline(wasm_toml, a.data, f"{work}/out-wasm", with_wasm=True)
+    variants = {
+        "(a) native floor: decode -> Parquet": ([a.sluice, "run", native_toml], f"{work}/out-native"),
+        "(b) decode -> map + filter components -> Parquet": ([a.sluice, "run", wasm_toml], f"{work}/out-wasm"),
+        "(c) DuckDB COPY ... TO parquet": ([sys.executable, "-c", duckdb_script(a.data, f"{work}/out-duckdb")], f"{work}/out-duckdb"),
+    }
+    # Warm the page cache and the compiled-component cache.
+    run(variants["(b) decode -> map + filter components -> Parquet"][0], f"{work}/out-wasm")
+    times = {k: [] for k in variants}
+    rss = {k: 0 for k in variants}
+    for _ in range(a.rounds):
+        for name, (cmd, out) in variants.items():
+            t, r = run(cmd, out)
+            times[name].append(t)
+            rss[name] = max(rss[name], r)
+    print(f"\n{a.rows:,} rows, {size / 1e6:.0f} MB, {os.cpu_count()} cores, median of {a.rounds} interleaved runs\n")
+    print(f"{'variant':52} {'seconds':>8} {'rows/s':>12} {'MB/s':>8} {'peak RSS':>10}")
+    med = {}
+    for name in variants:
+        m = statistics.median(times[name])
+        med[name] = m
+        print(f"{name:52} {m:8.2f} {a.rows / m:12,.0f} {size / 1e6 / m:8.1f} {rss[name] / 2**20:8.0f} MB")
+    a_, b_, c_ = (med[k] for k in variants)
+    print(f"\nratio (b)/(a) = {a_ / b_:.2f}   (throughput of the WASM pipeline over the native floor)")
+    print(f"ratio (b)/(c) = {c_ / b_:.2f}   (throughput of the WASM pipeline over DuckDB)")
+
+
+if __name__ == "__main__":
+    main()
