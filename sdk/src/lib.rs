@@ -43,6 +43,7 @@ mod emit;
 mod ipc;
 mod outputs;
 mod transform;
+mod types;
 
 #[doc(hidden)]
 pub mod __private;
@@ -53,6 +54,7 @@ pub use emit::Emitter;
 pub use ipc::{decode_batch, decode_schema, encode_batch, encode_schema};
 pub use outputs::{MAIN, Outputs, REASON_COLUMN, REJECTED};
 pub use transform::{ProcessError, RestoreError, Transform};
+pub use types::FieldType;
 
 /// Log through the host's log, tagged with the pipeline and stage.
 pub mod log {

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub use sluice_sdk::FieldType;
+
 use super::plugin_config::PluginConfig;
 use super::reader::Located;
 
@@ -54,63 +56,6 @@ pub struct DeclaredField {
     pub ty: Located<FieldType>,
     /// Whether nulls are allowed (default true).
     pub nullable: bool,
-}
-
-/// The type vocabulary of pipeline files (the same names the stock plugins accept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldType {
-    /// UTF-8 string.
-    Utf8,
-    /// Boolean.
-    Bool,
-    /// 32-bit integer.
-    Int32,
-    /// 64-bit integer.
-    Int64,
-    /// 32-bit float.
-    Float32,
-    /// 64-bit float.
-    Float64,
-    /// Microseconds since the epoch, no zone attached, meaning UTC.
-    Timestamp,
-    /// Days since the epoch.
-    Date,
-}
-
-impl FieldType {
-    /// Every accepted spelling, for messages.
-    pub const NAMES: &[&str] = &[
-        "string",
-        "utf8",
-        "bool",
-        "boolean",
-        "int32",
-        "int",
-        "int64",
-        "long",
-        "bigint",
-        "float32",
-        "float",
-        "float64",
-        "double",
-        "timestamp",
-        "date",
-    ];
-
-    /// Parse a type name.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "string" | "utf8" => FieldType::Utf8,
-            "bool" | "boolean" => FieldType::Bool,
-            "int32" | "int" => FieldType::Int32,
-            "int64" | "long" | "bigint" => FieldType::Int64,
-            "float32" | "float" => FieldType::Float32,
-            "float64" | "double" => FieldType::Float64,
-            "timestamp" => FieldType::Timestamp,
-            "date" => FieldType::Date,
-            _ => return None,
-        })
-    }
 }
 
 /// One `[[transform]]`.

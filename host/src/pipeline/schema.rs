@@ -2,30 +2,16 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 
-use crate::config::{DeclaredField, FieldType};
-
-/// The Arrow type of a pipeline-file type.
-pub fn arrow_type(ty: FieldType) -> DataType {
-    match ty {
-        FieldType::Utf8 => DataType::Utf8,
-        FieldType::Bool => DataType::Boolean,
-        FieldType::Int32 => DataType::Int32,
-        FieldType::Int64 => DataType::Int64,
-        FieldType::Float32 => DataType::Float32,
-        FieldType::Float64 => DataType::Float64,
-        FieldType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-        FieldType::Date => DataType::Date32,
-    }
-}
+use crate::config::DeclaredField;
 
 /// The Arrow schema of a declared schema, in the written order.
 pub fn arrow_schema(fields: &[DeclaredField]) -> SchemaRef {
     Arc::new(Schema::new(
         fields
             .iter()
-            .map(|f| Field::new(&f.name, arrow_type(f.ty.value), f.nullable))
+            .map(|f| Field::new(&f.name, f.ty.value.data_type(), f.nullable))
             .collect::<Vec<_>>(),
     ))
 }
