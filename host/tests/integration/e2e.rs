@@ -216,3 +216,53 @@ fn iot_sensors_output_matches_the_input_by_value() {
     got_lines.sort();
     assert_eq!(got_lines, exp.bad_lines);
 }
+
+#[test]
+fn parallel_workers_keep_input_order_and_deterministic_file_names() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let lines: String = (0..5000)
+        .map(|i| format!("{{\"n\":{i},\"v\":{}.25}}\n", i % 13))
+        .collect();
+    std::fs::write(tmp.path().join("in.ndjson"), lines).expect("input");
+    let toml = r#"
+[pipeline]
+workers = 2
+[source]
+type = "file"
+path = "in.ndjson"
+batch_rows = 64
+[source.schema]
+n = "long"
+v = "double"
+[[transform]]
+name = "odd"
+plugin = "filter"
+config.predicate = "v > 1"
+[sink]
+type = "parquet"
+path = "out"
+target_file_mb = 1
+"#;
+    std::fs::write(tmp.path().join("p.toml"), toml).expect("pipeline");
+    for round in 0..2 {
+        let out = run(sluice().arg("run").arg(tmp.path().join("p.toml")));
+        assert!(out.status.success());
+        let files = files_under(&tmp.path().join("out"), ".parquet");
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().expect("n").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["part-000000000000-0000.parquet"], "round {round}");
+        let rows = duckdb(
+            &py,
+            &format!(
+                "select n from read_parquet('{}', file_row_number = true) order by filename, file_row_number",
+                tmp.path().join("out/*.parquet").display()
+            ),
+        );
+        let got: Vec<i64> = rows.iter().map(|r| r["n"].as_i64().expect("n")).collect();
+        let expected: Vec<i64> = (0..5000).filter(|i| i % 13 >= 1).collect();
+        assert_eq!(got, expected, "rows must come out in input order (round {round})");
+    }
+}
