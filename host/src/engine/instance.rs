@@ -279,7 +279,7 @@ impl TransformInstance {
                     b.output
                 )));
             };
-            let batch = decode_batch(&b.batch).map_err(ipc_err)?;
+            let batch = decode_batch(b.batch).map_err(ipc_err)?;
             if batch.schema().fields() != schema.fields() {
                 return Err(CallError::BadOutput(format!(
                     "batch for `{}` has schema {:?}, declared {:?}",

@@ -240,8 +240,10 @@ fn write_results(
             "a worker stopped before writing all of its results".into(),
         ));
     }
+    // End-of-input flushes are written after all input, numbered on from the last chunk.
     flushes.sort_by_key(|r| r.seq);
-    for r in flushes {
+    for (i, mut r) in flushes.into_iter().enumerate() {
+        r.seq = next + i as u64;
         w.write(r)?;
     }
     progress.clear();

@@ -128,7 +128,7 @@ fn run(predicate: &str, batch: &RecordBatch) -> RecordBatch {
         .into_iter()
         .map(|o| {
             assert_eq!(o.output, "main");
-            decode_batch(&o.batch).unwrap()
+            decode_batch(o.batch.clone()).unwrap()
         })
         .collect();
     sluice_sdk::arrow::compute::concat_batches(&batch.schema(), &batches).unwrap()

@@ -19,6 +19,10 @@ use sluice_sdk::arrow::error::ArrowError;
 
 use crate::config::FieldType;
 
+mod fixed;
+
+use fixed::FixedLayout;
+
 /// How one mapped column is produced from its input column.
 #[derive(Debug, Clone)]
 pub enum Cast {
@@ -41,6 +45,8 @@ pub struct Parse {
     items: Vec<Item<'static>>,
     /// The format has no time of day: a timestamp is midnight of the parsed date.
     date_only: bool,
+    /// The position-based fast path, when the format allows it.
+    fixed: Option<FixedLayout>,
 }
 
 /// Which key of a mapping a refused cast is blamed on.
@@ -185,11 +191,13 @@ impl Parse {
             .parse_to_owned()
             .map_err(|e| CastError::Format(format!("invalid format {format:?}: {e}")))?;
         let date_only = !items.iter().any(is_time_item);
+        let fixed = FixedLayout::of(&items);
         Ok(Parse {
             to,
             format: format.to_owned(),
             items,
             date_only,
+            fixed,
         })
     }
 
@@ -228,6 +236,9 @@ impl Parse {
     /// Microseconds since the epoch, UTC. A parsed offset is applied; without one the
     /// value already means UTC.
     fn micros(&self, s: &str) -> Option<i64> {
+        if let Some(micros) = self.fixed.as_ref().and_then(|f| f.micros(s)) {
+            return Some(micros);
+        }
         let parsed = self.parsed(s)?;
         let datetime = if self.date_only {
             parsed.to_naive_date().ok()?.and_time(NaiveTime::MIN)

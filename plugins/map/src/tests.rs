@@ -102,7 +102,7 @@ fn run(config: &str, batch: &RecordBatch) -> Emitted {
     };
     let mut emitted = Emitted::default();
     for output in outputs {
-        let batch = decode_batch(&output.batch).unwrap();
+        let batch = decode_batch(output.batch.clone()).unwrap();
         let slot = match output.output.as_str() {
             "main" => &mut emitted.main,
             "rejected" => &mut emitted.rejected,
