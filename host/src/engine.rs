@@ -133,7 +133,7 @@ impl Engine {
         let digest = hex(&Sha256::digest(bytes));
         let compile_err = |e: wasmtime::Error| EngineError::Compile {
             name: name.to_owned(),
-            message: format!("{e:#}"),
+            message: one_line(&e),
         };
         let component = match &self.cache {
             Some(cache) => cache.get_or_compile(&digest, bytes).map_err(compile_err)?,
@@ -141,11 +141,11 @@ impl Engine {
         };
         let pre = self.linker.instantiate_pre(&component).map_err(|e| EngineError::Link {
             name: name.to_owned(),
-            message: format!("{e:#}"),
+            message: one_line(&e),
         })?;
         let pre = TransformerPre::new(pre).map_err(|e| EngineError::Link {
             name: name.to_owned(),
-            message: format!("{e:#}"),
+            message: one_line(&e),
         })?;
         Ok(Component {
             inner: Arc::new(instance::ComponentInner {
@@ -183,6 +183,31 @@ impl Component {
     pub fn instantiate(&self, label: &str) -> Result<TransformInstance, EngineError> {
         instance::instantiate(&self.inner, label)
     }
+}
+
+/// A wasmtime error as one line: its causes joined, without the wasm backtrace, capped.
+pub(crate) fn one_line(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    let mut out = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_backtrace_frame(l))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if out.len() > 2000 {
+        let mut end = 2000;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+/// `12: 0x1a2b - module!function`: a frame of wasmtime's wasm backtrace.
+fn is_backtrace_frame(line: &str) -> bool {
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    digits > 0 && line[digits..].starts_with(':')
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

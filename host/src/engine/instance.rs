@@ -10,9 +10,9 @@ use arrow::datatypes::{Schema, SchemaRef};
 use sluice_sdk::{decode_batch, decode_schema, encode_batch, encode_schema};
 use wasmtime::Store;
 
-use super::EngineError;
 use super::bindings::{HostState, Transformer, TransformerPre, wit, wit_types};
 use super::limits::Limits;
+use super::{EngineError, one_line as short};
 
 pub(crate) struct ComponentInner {
     pub(crate) name: String,
@@ -103,24 +103,6 @@ pub(crate) fn instantiate(inner: &ComponentInner, label: &str) -> Result<Transfo
         poisoned: false,
         name: inner.name.clone(),
     })
-}
-
-/// A trap's message without its (long) wasm backtrace.
-fn short(e: &wasmtime::Error) -> String {
-    let text = format!("{e:#}");
-    let mut out: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
-        .collect::<Vec<_>>()
-        .join(" ");
-    if out.len() > 2000 {
-        let mut end = 2000;
-        while !out.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.truncate(end);
-    }
-    out
 }
 
 fn ipc_err(e: arrow::error::ArrowError) -> CallError {
