@@ -305,10 +305,35 @@ fn read_transform(
         Some(v) => PluginConfig::from_toml(v, config_key, d),
         None => Some(PluginConfig::empty(t.span(), config_key)),
     };
+    let on_error = t
+        .opt_choice(d, "on_error", &["dead_letter", "skip_batch", "halt"])
+        .map_or(OnError::DeadLetter, |c| match c.value.as_str() {
+            "skip_batch" => OnError::SkipBatch,
+            "halt" => OnError::Halt,
+            _ => OnError::DeadLetter,
+        });
+    let quarantine_after = t
+        .opt_uint(d, "quarantine_after", 1..=1_000_000)
+        .map_or(5, |v| v.value as u32);
+    let limits = match t.opt_table(d, "limits") {
+        Some(mut l) => {
+            let limits = LimitsConfig {
+                memory_mb: l.opt_uint(d, "memory_mb", 1..=65_536).map(|v| v.value),
+                timeout_ms: l.opt_uint(d, "timeout_ms", 10..=86_400_000).map(|v| v.value),
+                max_output_ratio: l.opt_uint(d, "max_output_ratio", 1..=1_000_000).map(|v| v.value),
+            };
+            l.finish(d);
+            limits
+        }
+        None => LimitsConfig::default(),
+    };
     Some(TransformConfig {
         name: name?,
         plugin: plugin?,
         config: config?,
+        on_error,
+        limits,
+        quarantine_after,
     })
 }
 

@@ -65,8 +65,6 @@ pub enum EngineError {
 pub struct EngineSettings {
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
-    /// Per-instance limits.
-    pub limits: Limits,
 }
 
 impl EngineSettings {
@@ -87,7 +85,6 @@ impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
             cache_dir: Self::default_cache_dir(),
-            limits: Limits::default(),
         }
     }
 }
@@ -97,13 +94,13 @@ pub struct Engine {
     engine: wasmtime::Engine,
     linker: Arc<Linker<HostState>>,
     cache: Option<cache::ComponentCache>,
-    limits: Limits,
-    _ticker: limits::EpochTicker,
+    /// Shared with every component: deadlines fire as long as any instance can run.
+    ticker: Arc<limits::EpochTicker>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("limits", &self.limits).finish()
+        f.debug_struct("Engine").finish_non_exhaustive()
     }
 }
 
@@ -118,13 +115,12 @@ impl Engine {
         let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Setup(e.to_string()))?;
         let linker = bindings::linker(&engine).map_err(|e| EngineError::Setup(e.to_string()))?;
         let cache = settings.cache_dir.map(|dir| cache::ComponentCache::new(dir, &engine));
-        let ticker = limits::EpochTicker::start(engine.clone());
+        let ticker = Arc::new(limits::EpochTicker::start(engine.clone()));
         Ok(Engine {
             engine,
             linker: Arc::new(linker),
             cache,
-            limits: settings.limits,
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -152,7 +148,7 @@ impl Engine {
                 name: name.to_owned(),
                 digest,
                 pre,
-                limits: self.limits.clone(),
+                _ticker: self.ticker.clone(),
             }),
         })
     }
@@ -179,9 +175,10 @@ impl Component {
         &self.inner.digest
     }
 
-    /// A fresh sandboxed instance; `label` tags its log lines (e.g. `pipeline/stage`).
-    pub fn instantiate(&self, label: &str) -> Result<TransformInstance, EngineError> {
-        instance::instantiate(&self.inner, label)
+    /// A fresh sandboxed instance under `limits`; `label` tags its log lines (e.g.
+    /// `pipeline/stage`).
+    pub fn instantiate(&self, label: &str, limits: &Limits) -> Result<TransformInstance, EngineError> {
+        instance::instantiate(&self.inner, label, limits)
     }
 }
 

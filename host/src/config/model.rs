@@ -67,6 +67,34 @@ pub struct TransformConfig {
     pub plugin: Located<PluginRef>,
     /// Its `config` table.
     pub config: PluginConfig,
+    /// What happens to a batch the transform fails on.
+    pub on_error: OnError,
+    /// `[transform.limits]`: overrides of the engine's per-instance limits.
+    pub limits: LimitsConfig,
+    /// Halt after this many consecutive batches that failed entirely (default 5).
+    pub quarantine_after: u32,
+}
+
+/// `on_error` of a transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Bisect the batch to find the failing rows; they become dead letters, the rest go on.
+    DeadLetter,
+    /// The whole batch becomes dead letters.
+    SkipBatch,
+    /// Stop the pipeline with an error.
+    Halt,
+}
+
+/// `[transform.limits]`; `None` keeps the engine's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Linear memory cap in MiB.
+    pub memory_mb: Option<u64>,
+    /// Deadline for one call, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Output rows per call as a multiple of input rows.
+    pub max_output_ratio: Option<u64>,
 }
 
 /// Where a transform's component comes from.

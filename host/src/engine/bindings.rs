@@ -37,7 +37,7 @@ impl HostState {
                 .instances(16)
                 .memories(4)
                 .tables(16)
-                .trap_on_grow_failure(false)
+                .trap_on_grow_failure(true)
                 .build(),
             label: label.to_owned(),
         }

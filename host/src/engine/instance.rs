@@ -18,7 +18,8 @@ pub(crate) struct ComponentInner {
     pub(crate) name: String,
     pub(crate) digest: String,
     pub(crate) pre: TransformerPre<HostState>,
-    pub(crate) limits: Limits,
+    /// Keeps the epoch ticker running while this component can be instantiated.
+    pub(crate) _ticker: std::sync::Arc<super::limits::EpochTicker>,
 }
 
 /// What a transform declared for a given config and input schema.
@@ -45,6 +46,9 @@ pub enum CallError {
     /// The component trapped (a bug, a limit hit, or the deadline). The instance is gone.
     #[error("trapped: {0}")]
     Trap(String),
+    /// The call ran past its deadline and was interrupted. The instance is gone.
+    #[error("ran past its deadline: {0}")]
+    Timeout(String),
     /// The transform refused the input batch as unreadable or of the wrong schema.
     #[error("refused its input: {0}")]
     InvalidInput(String),
@@ -60,7 +64,7 @@ pub enum CallError {
 impl CallError {
     /// Whether the instance must be replaced before the next call.
     pub fn poisons_instance(&self) -> bool {
-        matches!(self, CallError::Trap(_))
+        matches!(self, CallError::Trap(_) | CallError::Timeout(_))
     }
 }
 
@@ -69,6 +73,7 @@ pub struct TransformInstance {
     store: Store<HostState>,
     bindings: Transformer,
     deadline_ticks: u64,
+    max_output_ratio: u32,
     outputs: Vec<(String, SchemaRef)>,
     poisoned: bool,
     name: String,
@@ -83,10 +88,14 @@ impl std::fmt::Debug for TransformInstance {
     }
 }
 
-pub(crate) fn instantiate(inner: &ComponentInner, label: &str) -> Result<TransformInstance, EngineError> {
-    let mut store = Store::new(inner.pre.engine(), HostState::new(label, &inner.limits));
+pub(crate) fn instantiate(
+    inner: &ComponentInner,
+    label: &str,
+    limits: &Limits,
+) -> Result<TransformInstance, EngineError> {
+    let mut store = Store::new(inner.pre.engine(), HostState::new(label, limits));
     store.limiter(|s| &mut s.limits);
-    let deadline_ticks = inner.limits.deadline_ticks();
+    let deadline_ticks = limits.deadline_ticks();
     store.set_epoch_deadline(deadline_ticks);
     let bindings = inner
         .pre
@@ -99,6 +108,7 @@ pub(crate) fn instantiate(inner: &ComponentInner, label: &str) -> Result<Transfo
         store,
         bindings,
         deadline_ticks,
+        max_output_ratio: limits.max_output_ratio,
         outputs: Vec::new(),
         poisoned: false,
         name: inner.name.clone(),
@@ -123,7 +133,14 @@ impl TransformInstance {
 
     fn trapped(&mut self, e: wasmtime::Error) -> CallError {
         self.poisoned = true;
-        CallError::Trap(short(&e))
+        if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            CallError::Timeout(format!(
+                "interrupted after {} ms",
+                self.deadline_ticks * super::limits::TICK.as_millis() as u64
+            ))
+        } else {
+            CallError::Trap(short(&e))
+        }
     }
 
     /// Run the transform's type check.
@@ -190,7 +207,17 @@ impl TransformInstance {
             .sluice_transform_transform()
             .call_process(&mut self.store, &bytes);
         let result = result.map_err(|e| self.trapped(e))?;
-        self.outputs_of(result)
+        let outputs = self.outputs_of(result)?;
+        let rows: usize = outputs.iter().map(|(_, b)| b.num_rows()).sum();
+        let limit = Limits::max_output_rows(self.max_output_ratio, batch.num_rows());
+        if rows > limit {
+            return Err(CallError::BadOutput(format!(
+                "emitted {rows} rows for {} input rows, over the limit of {limit} ({}x)",
+                batch.num_rows(),
+                self.max_output_ratio
+            )));
+        }
+        Ok(outputs)
     }
 
     /// Tell the transform event time reached `watermark_micros`.

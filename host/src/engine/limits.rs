@@ -21,6 +21,9 @@ pub struct Limits {
     /// Wall-clock budget for one call (one batch). The default, 30 s, is ~1000× what a
     /// stock transform needs for an 8192-row batch: it catches infinite loops, not slowness.
     pub call_timeout: Duration,
+    /// Output rows one call may emit, as a multiple of its input rows. The default, 16×,
+    /// leaves room for explode-style transforms and stops unbounded amplification.
+    pub max_output_ratio: u32,
 }
 
 impl Default for Limits {
@@ -28,11 +31,17 @@ impl Default for Limits {
         Limits {
             max_memory_bytes: 512 * 1024 * 1024,
             call_timeout: Duration::from_secs(30),
+            max_output_ratio: 16,
         }
     }
 }
 
 impl Limits {
+    /// The most rows one call may emit for `input_rows` rows in.
+    pub fn max_output_rows(ratio: u32, input_rows: usize) -> usize {
+        input_rows.max(1).saturating_mul(ratio as usize)
+    }
+
     /// The deadline in epoch ticks.
     pub fn deadline_ticks(&self) -> u64 {
         (self.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64

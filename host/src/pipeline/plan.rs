@@ -6,9 +6,11 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef};
 
 use super::schema::arrow_schema;
-use crate::config::{Diagnostic, LoadedConfig, PartitionConfig, PluginRef, SourceConfig, TransformConfig};
+use crate::config::{
+    Diagnostic, LimitsConfig, LoadedConfig, OnError, PartitionConfig, PluginRef, SourceConfig, TransformConfig,
+};
 use crate::decode::json::infer_schema;
-use crate::engine::{Component, Description, Engine};
+use crate::engine::{Component, Description, Engine, Limits};
 use crate::sink::parquet::ParquetSettings;
 use crate::sink::partition::{Partitioner, default_template};
 use crate::source::file::{Inputs, expand};
@@ -36,6 +38,12 @@ pub struct StagePlan {
     pub input: SchemaRef,
     /// What it declared.
     pub description: Description,
+    /// What happens to a batch it fails on.
+    pub on_error: OnError,
+    /// Its instances' limits.
+    pub limits: Limits,
+    /// Halt after this many consecutive batches that failed entirely.
+    pub quarantine_after: u32,
 }
 
 impl StagePlan {
@@ -138,6 +146,9 @@ impl Plan {
                         config_json: t.config.json().to_owned(),
                         input,
                         description,
+                        on_error: t.on_error,
+                        limits: limits(&t.limits),
+                        quarantine_after: t.quarantine_after,
                     }));
                 }
                 Err(d) => {
@@ -190,6 +201,20 @@ impl Plan {
     }
 }
 
+/// The engine's limits with the transform's overrides.
+fn limits(cfg: &LimitsConfig) -> Limits {
+    let defaults = Limits::default();
+    Limits {
+        max_memory_bytes: cfg
+            .memory_mb
+            .map_or(defaults.max_memory_bytes, |mb| (mb as usize) << 20),
+        call_timeout: cfg
+            .timeout_ms
+            .map_or(defaults.call_timeout, std::time::Duration::from_millis),
+        max_output_ratio: cfg.max_output_ratio.map_or(defaults.max_output_ratio, |r| r as u32),
+    }
+}
+
 fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnostic>) -> Option<Component> {
     let at = |message: String| Diagnostic {
         span: t.plugin.span.clone(),
@@ -234,7 +259,7 @@ fn describe(
         message,
     };
     let mut instance = component
-        .instantiate(&format!("{pipeline}/{}", t.name.value))
+        .instantiate(&format!("{pipeline}/{}", t.name.value), &limits(&t.limits))
         .map_err(|e| at_plugin(e.to_string()))?;
     match instance.describe(t.config.json(), input) {
         Ok(Ok(desc)) => {

@@ -1,15 +1,27 @@
 //! One worker: decodes chunks and runs them through its own instances of the transform
 //! chain. Workers share nothing but the plan; batches, not records, cross into WASM.
+//!
+//! When a transform fails on a batch, its `on_error` policy decides: `dead_letter` bisects
+//! the batch (a bounded number of calls) so only the failing rows become dead letters,
+//! `skip_batch` dead-letters the whole batch, `halt` stops the pipeline. A trap replaces the
+//! instance before the next call; a deadline trap is not bisected (each try would cost a
+//! whole deadline). A transform whose batches fail entirely `quarantine_after` times in a
+//! row is quarantined: the pipeline halts rather than spin on a broken component.
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 
 use super::plan::{Plan, StagePlan};
+use crate::config::OnError;
 use crate::decode::BadRecord;
 use crate::decode::json::JsonDecoder;
 use crate::engine::{CallError, EngineError, TransformInstance};
 use crate::source::{Chunk, SourceSpan};
+
+/// Calls one failing batch may spend on bisection; what is not isolated by then is
+/// dead-lettered in whole halves. 128 calls isolate about five bad rows in 8192.
+const MAX_BISECT_CALLS: u32 = 128;
 
 /// Something for the dead-letter sink.
 #[derive(Debug)]
@@ -44,24 +56,133 @@ pub(crate) enum WorkerError {
     Open { stage: String, message: String },
     #[error("decoding: {0}")]
     Decode(#[from] arrow::error::ArrowError),
+    #[error("stage `{stage}` (on_error = \"halt\") {error}")]
+    Halted { stage: String, error: CallError },
+    #[error(
+        "stage `{stage}` quarantined: its last {batches} batches failed entirely (last error: {error}); fix the component or raise `quarantine_after`"
+    )]
+    Quarantined {
+        stage: String,
+        batches: u32,
+        error: CallError,
+    },
 }
 
 struct Stage {
     plan: Arc<StagePlan>,
     instance: TransformInstance,
     label: String,
+    /// Consecutive batches of which no row got through.
+    failed_batches: u32,
 }
 
 impl Stage {
     fn start(plan: Arc<StagePlan>, label: String) -> Result<Self, WorkerError> {
         let instance = open(&plan, &label)?;
-        Ok(Stage { plan, instance, label })
+        Ok(Stage {
+            plan,
+            instance,
+            label,
+            failed_batches: 0,
+        })
     }
 
-    /// Replace a poisoned instance with a fresh one.
-    fn recover(&mut self) -> Result<(), WorkerError> {
-        self.instance = open(&self.plan, &self.label)?;
-        Ok(())
+    /// Call `process`, replacing the instance if the call poisoned it.
+    fn call(&mut self, batch: &RecordBatch) -> Result<Result<Vec<(String, RecordBatch)>, CallError>, WorkerError> {
+        let result = self.instance.process(batch);
+        if let Err(e) = &result
+            && e.poisons_instance()
+        {
+            self.instance = open(&self.plan, &self.label)?;
+        }
+        Ok(result)
+    }
+
+    /// One batch through this stage under its `on_error` policy; returns its `main` output.
+    fn run(&mut self, batch: RecordBatch, dead: &mut Vec<DeadItem>) -> Result<Vec<RecordBatch>, WorkerError> {
+        let err = match self.call(&batch)? {
+            Ok(outs) => {
+                self.failed_batches = 0;
+                return Ok(route(&self.plan.name, outs, dead));
+            }
+            Err(err) => err,
+        };
+        let rows = batch.num_rows();
+        let stateful = self.plan.description.state_format.is_some();
+        let mut main = Vec::new();
+        let failed = match self.plan.on_error {
+            OnError::Halt => {
+                return Err(WorkerError::Halted {
+                    stage: self.plan.name.clone(),
+                    error: err,
+                });
+            }
+            // Re-feeding parts of a batch to a stateful transform would count rows twice.
+            OnError::SkipBatch => self.dead_letter(&err, batch, dead),
+            OnError::DeadLetter if stateful || matches!(err, CallError::Timeout(_)) => {
+                self.dead_letter(&err, batch, dead)
+            }
+            OnError::DeadLetter => {
+                let mut budget = MAX_BISECT_CALLS;
+                self.bisect(batch, err.clone(), &mut main, dead, &mut budget)?
+            }
+        };
+        if failed == rows {
+            self.failed_batches += 1;
+            if self.failed_batches >= self.plan.quarantine_after {
+                return Err(WorkerError::Quarantined {
+                    stage: self.plan.name.clone(),
+                    batches: self.failed_batches,
+                    error: err,
+                });
+            }
+        } else {
+            self.failed_batches = 0;
+        }
+        Ok(main)
+    }
+
+    /// Halve a failed batch until the failing rows are alone (or the budget is spent);
+    /// returns how many rows became dead letters. Output keeps the batch's row order.
+    fn bisect(
+        &mut self,
+        batch: RecordBatch,
+        err: CallError,
+        main: &mut Vec<RecordBatch>,
+        dead: &mut Vec<DeadItem>,
+        budget: &mut u32,
+    ) -> Result<usize, WorkerError> {
+        let rows = batch.num_rows();
+        if rows <= 1 || *budget < 2 || matches!(err, CallError::Timeout(_)) {
+            return Ok(self.dead_letter(&err, batch, dead));
+        }
+        let half = rows / 2;
+        let mut failed = 0;
+        for part in [batch.slice(0, half), batch.slice(half, rows - half)] {
+            if *budget == 0 {
+                failed += self.dead_letter(&err, part, dead);
+                continue;
+            }
+            *budget -= 1;
+            match self.call(&part)? {
+                Ok(outs) => main.extend(route(&self.plan.name, outs, dead)),
+                Err(e) => failed += self.bisect(part, e, main, dead, budget)?,
+            }
+        }
+        Ok(failed)
+    }
+
+    /// The rows of a failed call become dead letters with the reason; returns their count.
+    fn dead_letter(&self, err: &CallError, batch: RecordBatch, dead: &mut Vec<DeadItem>) -> usize {
+        let digest = &self.plan.component.digest()[..12];
+        let rows = batch.num_rows();
+        tracing::warn!(stage = %self.plan.name, component = digest, rows, error = %err, "Transform failed; rows go to dead letters.");
+        dead.push(DeadItem::Rows {
+            stage: self.plan.name.clone(),
+            rows: batch,
+            reason: Some(format!("transform {err} (component sha256 {digest}…)")),
+        });
+        rows
     }
 }
 
@@ -69,7 +190,7 @@ fn open(plan: &StagePlan, label: &str) -> Result<TransformInstance, WorkerError>
     let stage = plan.name.clone();
     let mut instance = plan
         .component
-        .instantiate(label)
+        .instantiate(label, &plan.limits)
         .map_err(|source| WorkerError::Engine {
             stage: stage.clone(),
             source,
@@ -129,17 +250,18 @@ impl Worker {
         let mut dead = Vec::new();
         let mut output = Vec::new();
         for k in 0..self.stages.len() {
-            let flushed = {
-                let stage = &mut self.stages[k];
-                match stage.instance.finish() {
-                    Ok(outs) => route(&stage.plan.name, outs, &mut dead),
-                    Err(e) => {
-                        tracing::warn!(stage = %stage.plan.name, error = %e, "Transform failed while flushing at end of input.");
-                        if e.poisons_instance() {
-                            stage.recover()?;
-                        }
-                        Vec::new()
-                    }
+            let stage = &mut self.stages[k];
+            let flushed = match stage.instance.finish() {
+                Ok(outs) => route(&stage.plan.name, outs, &mut dead),
+                Err(error) if stage.plan.on_error == OnError::Halt => {
+                    return Err(WorkerError::Halted {
+                        stage: stage.plan.name.clone(),
+                        error,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(stage = %stage.plan.name, error = %e, "Transform failed while flushing at end of input; what it held is lost.");
+                    Vec::new()
                 }
             };
             output.extend(self.run_from(k + 1, flushed, &mut dead)?);
@@ -164,15 +286,7 @@ impl Worker {
         for stage in &mut self.stages[from..] {
             let mut next = Vec::with_capacity(batches.len());
             for batch in batches {
-                match stage.instance.process(&batch) {
-                    Ok(outs) => next.extend(route(&stage.plan.name, outs, dead)),
-                    Err(e) => {
-                        fail_batch(stage, &e, batch, dead);
-                        if e.poisons_instance() {
-                            stage.recover()?;
-                        }
-                    }
-                }
+                next.extend(stage.run(batch, dead)?);
             }
             batches = next;
         }
@@ -195,15 +309,4 @@ fn route(stage: &str, outs: Vec<(String, RecordBatch)>, dead: &mut Vec<DeadItem>
         }
     }
     main
-}
-
-/// The whole input batch of a failed call goes to dead letters with the reason.
-fn fail_batch(stage: &Stage, err: &CallError, batch: RecordBatch, dead: &mut Vec<DeadItem>) {
-    let digest = &stage.plan.component.digest()[..12];
-    tracing::warn!(stage = %stage.plan.name, component = digest, rows = batch.num_rows(), error = %err, "Transform failed on a batch; its rows go to dead letters.");
-    dead.push(DeadItem::Rows {
-        stage: stage.plan.name.clone(),
-        rows: batch,
-        reason: Some(format!("transform {err} (component sha256 {digest}…)")),
-    });
 }

@@ -1,12 +1,16 @@
-//! A component that traps or fails on a batch does not take the host down: that batch's rows
-//! become dead letters with the reason, and every other batch reaches the output.
+//! Hostile and broken components never take the host down. With the default
+//! `on_error = "dead_letter"` the failing batch is bisected so only the guilty row becomes a
+//! dead letter, with the reason; every other row reaches the output. `skip_batch`, `halt`
+//! and quarantine behave as documented, and the sandbox gives a component nothing to reach.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use serde_json::Value;
 
 use crate::support::{files_under, run, sluice};
 
+/// 300 rows in batches of 100; row 150 (line 151, second batch) is the poison.
 fn write_input(dir: &Path) {
     let mut text = String::new();
     for i in 0..300 {
@@ -20,7 +24,7 @@ fn write_input(dir: &Path) {
     std::fs::write(dir.join("in.ndjson"), text).expect("write input");
 }
 
-fn pipeline(dir: &Path, mode: &str) -> std::path::PathBuf {
+fn pipeline(dir: &Path, mode: &str, marker: &str, extra: &str) -> PathBuf {
     let component = Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_faulty.wasm");
     let text = format!(
         r#"
@@ -36,26 +40,36 @@ temperature = "double"
 [[transform]]
 name = "faulty"
 component = "{}"
-config = {{ mode = "{mode}", column = "client_id", marker = "poison" }}
+config = {{ mode = "{mode}", column = "client_id", marker = "{marker}" }}
+{extra}
 [sink]
 type = "parquet"
-path = "out-{mode}"
+path = "out"
 "#,
         component.display()
     );
-    let path = dir.join(format!("{mode}.toml"));
+    let path = dir.join("p.toml");
     std::fs::write(&path, text).expect("write pipeline");
     path
 }
 
-fn check(mode: &str, reason_part: &str) {
+struct Outcome {
+    out: Output,
+    written: Option<u64>,
+    letters: Vec<Value>,
+}
+
+fn run_hostile(mode: &str, marker: &str, extra: &str) -> Outcome {
     let tmp = tempfile::tempdir().expect("tmp");
     write_input(tmp.path());
-    let out = run(sluice().arg("run").arg(pipeline(tmp.path(), mode)));
-    assert!(out.status.success(), "the host must survive a {mode}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("written       200 rows"), "{stdout}");
-    let letters: Vec<Value> = files_under(&tmp.path().join(format!("out-{mode}/_dead_letter")), ".jsonl")
+    let out = run(sluice().arg("run").arg(pipeline(tmp.path(), mode, marker, extra)));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let written = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("written"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    let letters = files_under(&tmp.path().join("out/_dead_letter"), ".jsonl")
         .iter()
         .flat_map(|f| {
             std::fs::read_to_string(f)
@@ -65,23 +79,117 @@ fn check(mode: &str, reason_part: &str) {
                 .collect::<Vec<Value>>()
         })
         .collect();
-    assert_eq!(letters.len(), 100, "the failing batch's rows are dead letters");
-    for l in &letters {
-        assert_eq!(l["stage"], "faulty");
-        assert!(l["reason"].as_str().expect("reason").contains(reason_part), "{l}");
-        assert_eq!(l["source"]["first_line"], 101);
-        assert_eq!(l["source"]["last_line"], 200);
-        assert!(l["record"]["client_id"].is_string());
-    }
-    assert!(letters.iter().any(|l| l["record"]["client_id"] == "poison"));
+    Outcome { out, written, letters }
+}
+
+/// Only the poison row is a dead letter, with a reason naming `reason_part`; 299 rows out.
+fn only_the_poison_row_is_lost(mode: &str, reason_part: &str, extra: &str) {
+    let o = run_hostile(mode, "poison", extra);
+    assert!(o.out.status.success(), "the host must survive `{mode}`");
+    assert_eq!(o.written, Some(299), "every other row reaches the output");
+    assert_eq!(o.letters.len(), 1, "{:?}", o.letters);
+    let l = &o.letters[0];
+    assert_eq!(l["stage"], "faulty");
+    assert_eq!(l["record"]["client_id"], "poison");
+    assert!(l["reason"].as_str().expect("reason").contains(reason_part), "{l}");
+    assert!(
+        l["reason"].as_str().expect("reason").contains("component sha256"),
+        "{l}"
+    );
+    assert_eq!(l["source"]["first_line"], 101);
+    assert_eq!(l["source"]["last_line"], 200);
 }
 
 #[test]
-fn a_trapping_component_loses_only_its_batch_and_is_replaced() {
-    check("trap", "trapped");
+fn a_trap_on_one_record_loses_only_that_record() {
+    only_the_poison_row_is_lost("trap", "trapped", "");
 }
 
 #[test]
-fn a_component_error_sends_the_batch_to_dead_letters() {
-    check("error", "failed: marker poison seen");
+fn an_error_on_one_record_loses_only_that_record() {
+    only_the_poison_row_is_lost("error", "failed: marker poison seen", "");
+}
+
+#[test]
+fn allocating_without_bound_hits_the_memory_cap_and_loses_only_that_record() {
+    only_the_poison_row_is_lost("alloc", "trapped", "limits = { memory_mb = 64 }");
+}
+
+#[test]
+fn a_stack_overflow_loses_only_that_record() {
+    only_the_poison_row_is_lost("stack", "trapped", "");
+}
+
+#[test]
+fn bytes_that_are_not_arrow_are_a_contract_breach() {
+    only_the_poison_row_is_lost("malformed", "broke the contract: unreadable Arrow IPC", "");
+}
+
+#[test]
+fn a_batch_of_the_wrong_schema_is_a_contract_breach() {
+    only_the_poison_row_is_lost("wrong_schema", "broke the contract", "");
+}
+
+#[test]
+fn unbounded_amplification_is_refused() {
+    only_the_poison_row_is_lost("amplify", "over the limit", "");
+}
+
+#[test]
+fn an_infinite_loop_is_interrupted_and_its_batch_dead_lettered() {
+    let o = run_hostile("loop", "poison", "limits = { timeout_ms = 300 }");
+    assert!(o.out.status.success());
+    assert_eq!(o.written, Some(200), "the other batches reach the output");
+    assert_eq!(
+        o.letters.len(),
+        100,
+        "a timeout is not bisected: the batch is dead-lettered"
+    );
+    assert!(
+        o.letters
+            .iter()
+            .all(|l| l["reason"].as_str().expect("r").contains("ran past its deadline"))
+    );
+}
+
+#[test]
+fn skip_batch_dead_letters_the_whole_batch() {
+    let o = run_hostile("error", "poison", "on_error = \"skip_batch\"");
+    assert!(o.out.status.success());
+    assert_eq!(o.written, Some(200));
+    assert_eq!(o.letters.len(), 100);
+    assert!(o.letters.iter().any(|l| l["record"]["client_id"] == "poison"));
+}
+
+#[test]
+fn halt_stops_the_pipeline_with_an_error_naming_the_stage() {
+    let o = run_hostile("trap", "poison", "on_error = \"halt\"");
+    assert_eq!(o.out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.out.stderr);
+    assert!(
+        stderr.contains("stage `faulty` (on_error = \"halt\") trapped"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_component_failing_every_batch_is_quarantined_not_retried_forever() {
+    let o = run_hostile("error", "*", "quarantine_after = 2");
+    assert_eq!(o.out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.out.stderr);
+    assert!(
+        stderr.contains("stage `faulty` quarantined: its last 2 batches failed entirely"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_sandbox_gives_no_filesystem_environment_network_or_clock() {
+    let o = run_hostile("probe", "poison", "on_error = \"skip_batch\"");
+    assert!(o.out.status.success());
+    let reason = o.letters[0]["reason"].as_str().expect("reason");
+    assert!(reason.contains("fs=denied"), "{reason}");
+    assert!(reason.contains("env=denied"), "{reason}");
+    assert!(reason.contains("net=denied"), "{reason}");
+    assert!(reason.contains("clock=0"), "{reason}");
 }

@@ -21,9 +21,46 @@ pub fn sluice() -> Command {
     cmd
 }
 
-/// Run and return output, printing it when the test fails later.
+/// Run and return output, printing it for when the test fails. A run that takes longer
+/// than two minutes is killed and fails the test: a hang must never stall the suite.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("running sluice");
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running sluice");
+    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).ok();
+        buf
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).ok();
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for sluice") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("sluice did not finish within 120 s: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output {
+        status,
+        stdout: out_thread.join().expect("stdout"),
+        stderr: err_thread.join().expect("stderr"),
+    };
     eprintln!(
         "--- stdout\n{}--- stderr\n{}",
         String::from_utf8_lossy(&out.stdout),
