@@ -111,6 +111,7 @@ fn print_plan(plan: &Plan) {
             &s.component.digest()[..12],
             columns(s.output())
         );
+        println!("          imports {}", s.component.imports().join(", "));
     }
     println!("  output  {} → {}", columns(&plan.sink.schema), plan.sink.dir.display());
 }

@@ -13,6 +13,7 @@
 
 mod bindings;
 mod cache;
+pub mod capabilities;
 mod instance;
 mod limits;
 
@@ -49,6 +50,18 @@ pub enum EngineError {
         name: String,
         /// wasmtime's reason.
         message: String,
+    },
+    /// The component imports a capability the pipeline does not grant.
+    #[error(
+        "component {name} imports `{import}` ({capability}), which this pipeline does not grant: transforms get no network or other outside access"
+    )]
+    Capability {
+        /// Which component.
+        name: String,
+        /// The import.
+        import: String,
+        /// What kind of capability it is.
+        capability: &'static str,
     },
     /// Creating an instance failed (including a trap in its start-up code).
     #[error("instantiating component {name}: {message}")]
@@ -135,6 +148,26 @@ impl Engine {
             Some(cache) => cache.get_or_compile(&digest, bytes).map_err(compile_err)?,
             None => wasmtime::component::Component::new(&self.engine, bytes).map_err(compile_err)?,
         };
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        for import in &imports {
+            let capability = capabilities::classify(import);
+            if !capability.allowed() {
+                let capability = if capability == capabilities::Capability::Network {
+                    "network"
+                } else {
+                    "unknown capability"
+                };
+                return Err(EngineError::Capability {
+                    name: name.to_owned(),
+                    import: import.clone(),
+                    capability,
+                });
+            }
+        }
         let pre = self.linker.instantiate_pre(&component).map_err(|e| EngineError::Link {
             name: name.to_owned(),
             message: one_line(&e),
@@ -147,6 +180,7 @@ impl Engine {
             inner: Arc::new(instance::ComponentInner {
                 name: name.to_owned(),
                 digest,
+                imports,
                 pre,
                 _ticker: self.ticker.clone(),
             }),
@@ -173,6 +207,11 @@ impl Component {
     /// SHA-256 of the component's bytes, hex.
     pub fn digest(&self) -> &str {
         &self.inner.digest
+    }
+
+    /// The names of everything the component imports.
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
     }
 
     /// A fresh sandboxed instance under `limits`; `label` tags its log lines (e.g.

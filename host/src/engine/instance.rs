@@ -17,6 +17,7 @@ use super::{EngineError, one_line as short};
 pub(crate) struct ComponentInner {
     pub(crate) name: String,
     pub(crate) digest: String,
+    pub(crate) imports: Vec<String>,
     pub(crate) pre: TransformerPre<HostState>,
     /// Keeps the epoch ticker running while this component can be instantiated.
     pub(crate) _ticker: std::sync::Arc<super::limits::EpochTicker>,

@@ -184,12 +184,32 @@ fn a_component_failing_every_batch_is_quarantined_not_retried_forever() {
 }
 
 #[test]
-fn the_sandbox_gives_no_filesystem_environment_network_or_clock() {
+fn the_sandbox_gives_no_filesystem_environment_or_clock() {
     let o = run_hostile("probe", "poison", "on_error = \"skip_batch\"");
     assert!(o.out.status.success());
     let reason = o.letters[0]["reason"].as_str().expect("reason");
     assert!(reason.contains("fs=denied"), "{reason}");
     assert!(reason.contains("env=denied"), "{reason}");
-    assert!(reason.contains("net=denied"), "{reason}");
     assert!(reason.contains("clock=0"), "{reason}");
+}
+
+#[test]
+fn a_component_importing_the_network_is_refused_naming_the_import() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    write_input(tmp.path());
+    let component = Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_netprobe.wasm");
+    let text = format!(
+        "[source]\ntype = \"file\"\npath = \"in.ndjson\"\n\n[[transform]]\nname = \"probe\"\ncomponent = \"{}\"\n\n[sink]\ntype = \"parquet\"\npath = \"out\"\n",
+        component.display()
+    );
+    std::fs::write(tmp.path().join("p.toml"), text).expect("pipeline");
+    let out = run(sluice().arg("validate").arg(tmp.path().join("p.toml")));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("p.toml:7:13: `transform[0].component`"), "{stderr}");
+    assert!(stderr.contains("imports `wasi:sockets/"), "{stderr}");
+    assert!(
+        stderr.contains("(network), which this pipeline does not grant"),
+        "{stderr}"
+    );
 }

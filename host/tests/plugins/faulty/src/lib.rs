@@ -2,8 +2,8 @@
 //! unchanged, except that a batch holding `marker` in column `column` (`"*"`: every batch)
 //! makes it misbehave as `mode` says: trap, error, loop forever, allocate without bound,
 //! overflow its stack, return bytes that are not Arrow, return the wrong schema, return
-//! 1000× its input, or probe for the filesystem, environment and network (and report what
-//! it got as an error). It implements the WIT bindings directly, not through the SDK's
+//! 1000× its input, or probe for the filesystem, environment and clock (and report what it
+//! got as an error; the network is `netprobe`'s, as its import alone gets it refused). It implements the WIT bindings directly, not through the SDK's
 //! trait, so it can break the contract in ways the SDK would refuse.
 
 // Everything here is reached only through the wasm exports.
@@ -84,15 +84,11 @@ fn probe() -> String {
         Ok(v) => format!("READ {v}"),
         Err(_) => "denied".to_owned(),
     };
-    let net = match std::net::TcpStream::connect("127.0.0.1:9") {
-        Ok(_) => "CONNECTED".to_owned(),
-        Err(e) => format!("denied ({e})"),
-    };
     let clock = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!("probe: fs={fs} env={env} net={net} clock={clock}")
+    format!("probe: fs={fs} env={env} clock={clock}")
 }
 
 fn misbehave(cfg: &Config, batch: &RecordBatch, bytes: Vec<u8>) -> Result<Vec<OutputBatch>, ProcessError> {
