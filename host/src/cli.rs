@@ -1,10 +1,9 @@
 //! The `sluice` command line: `run` and `validate`. Exit codes: 0 success, 1 runtime
 //! failure, 2 a bad pipeline file (or bad usage).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config;
@@ -27,15 +26,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a pipeline to the end of its input.
+    /// Run pipelines to the end of their input. Several files run side by side in one
+    /// process, each with its own threads and sandboxes: one failing does not stop the others.
     Run {
-        /// The pipeline file.
-        pipeline: PathBuf,
+        /// The pipeline files.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
     },
-    /// Type-check a pipeline (every transform's config and schemas) without reading data.
+    /// Type-check pipelines (every transform's config and schemas) without reading data.
     Validate {
-        /// The pipeline file.
-        pipeline: PathBuf,
+        /// The pipeline files.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
     },
 }
 
@@ -54,41 +56,68 @@ impl From<Failure> for ExitCode {
     }
 }
 
-fn config_failure(e: impl Into<anyhow::Error>) -> Failure {
-    Failure {
-        code: EXIT_CONFIG,
-        error: e.into(),
-    }
-}
-
-fn plan(path: &Path) -> Result<Plan, Failure> {
-    let loaded = config::load(path).map_err(config_failure)?;
+/// Plan every file with one engine; any file's problems make the whole call a config failure.
+fn plan_all(paths: &[PathBuf]) -> Result<Vec<Plan>, Failure> {
     let engine = Engine::new(EngineSettings::default()).map_err(|e| Failure {
         code: EXIT_RUNTIME,
         error: e.into(),
     })?;
-    Plan::build(&loaded, &engine).map_err(|e: PlanError| config_failure(e))
+    let mut plans = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        match config::load(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|loaded| Plan::build(&loaded, &engine).map_err(|e: PlanError| anyhow::Error::from(e)))
+        {
+            Ok(plan) => plans.push(plan),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(plans)
+    } else {
+        Err(Failure {
+            code: EXIT_CONFIG,
+            error: anyhow::anyhow!(problems.join("\n")),
+        })
+    }
 }
 
 /// Run the command line.
 pub fn main(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Validate { pipeline } => {
-            let plan = plan(&pipeline)?;
-            println!("{} is valid.", pipeline.display());
-            print_plan(&plan);
+        Command::Validate { pipelines } => {
+            for (path, plan) in pipelines.iter().zip(plan_all(&pipelines)?) {
+                println!("{} is valid.", path.display());
+                print_plan(&plan);
+            }
             Ok(())
         }
-        Command::Run { pipeline } => {
-            let plan = plan(&pipeline)?;
-            let summary = run(&plan, &RunOptions { progress: true })
-                .with_context(|| format!("pipeline {} stopped", plan.name))
-                .map_err(|error| Failure {
+        Command::Run { pipelines } => {
+            let plans = plan_all(&pipelines)?;
+            let options = RunOptions {
+                progress: plans.len() == 1,
+            };
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = plans.iter().map(|plan| scope.spawn(|| run(plan, &options))).collect();
+                handles.into_iter().map(|h| h.join()).collect()
+            });
+            let mut failures = Vec::new();
+            for (plan, result) in plans.iter().zip(results) {
+                match result {
+                    Ok(Ok(summary)) => print_summary(plan, &summary),
+                    Ok(Err(e)) => failures.push(format!("pipeline {} stopped: {e:#}", plan.name)),
+                    Err(_) => failures.push(format!("pipeline {} stopped: its runner panicked", plan.name)),
+                }
+            }
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure {
                     code: EXIT_RUNTIME,
-                    error,
-                })?;
-            print_summary(&plan, &summary);
-            Ok(())
+                    error: anyhow::anyhow!(failures.join("\n")),
+                })
+            }
         }
     }
 }

@@ -213,3 +213,28 @@ fn a_component_importing_the_network_is_refused_naming_the_import() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_hostile_pipeline_does_not_disturb_a_healthy_one_in_the_same_process() {
+    let hostile_dir = tempfile::tempdir().expect("tmp");
+    let healthy_dir = tempfile::tempdir().expect("tmp");
+    write_input(hostile_dir.path());
+    write_input(healthy_dir.path());
+    // The hostile one traps on every batch until it is quarantined; the healthy one uses the
+    // same component on a marker that never occurs.
+    let hostile = pipeline(hostile_dir.path(), "trap", "*", "quarantine_after = 2");
+    let healthy = pipeline(healthy_dir.path(), "trap", "never-seen", "");
+    let out = run(sluice().arg("run").arg(&hostile).arg(&healthy));
+    assert_eq!(out.status.code(), Some(1), "the hostile pipeline's failure is reported");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stage `faulty` quarantined"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("written       300 rows"),
+        "the healthy pipeline wrote everything: {stdout}"
+    );
+    assert_eq!(
+        files_under(&healthy_dir.path().join("out/_dead_letter"), ".jsonl").len(),
+        0
+    );
+}
