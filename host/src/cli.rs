@@ -32,6 +32,9 @@ enum Command {
         /// The pipeline files.
         #[arg(required = true)]
         pipelines: Vec<PathBuf>,
+        /// Benchmarking only: run components without call deadlines or memory caps.
+        #[arg(long, hide = true)]
+        unenforced_limits: bool,
     },
     /// Type-check pipelines (every transform's config and schemas) without reading data.
     Validate {
@@ -57,8 +60,8 @@ impl From<Failure> for ExitCode {
 }
 
 /// Plan every file with one engine; any file's problems make the whole call a config failure.
-fn plan_all(paths: &[PathBuf]) -> Result<Vec<Plan>, Failure> {
-    let engine = Engine::new(EngineSettings::default()).map_err(|e| Failure {
+fn plan_all(paths: &[PathBuf], settings: EngineSettings) -> Result<Vec<Plan>, Failure> {
+    let engine = Engine::new(settings).map_err(|e| Failure {
         code: EXIT_RUNTIME,
         error: e.into(),
     })?;
@@ -87,14 +90,26 @@ fn plan_all(paths: &[PathBuf]) -> Result<Vec<Plan>, Failure> {
 pub fn main(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Validate { pipelines } => {
-            for (path, plan) in pipelines.iter().zip(plan_all(&pipelines)?) {
+            for (path, plan) in pipelines.iter().zip(plan_all(&pipelines, EngineSettings::default())?) {
                 println!("{} is valid.", path.display());
                 print_plan(&plan);
             }
             Ok(())
         }
-        Command::Run { pipelines } => {
-            let plans = plan_all(&pipelines)?;
+        Command::Run {
+            pipelines,
+            unenforced_limits,
+        } => {
+            if unenforced_limits {
+                tracing::warn!(
+                    "Running without call deadlines or memory caps (--unenforced-limits): benchmarking only."
+                );
+            }
+            let settings = EngineSettings {
+                enforce_limits: !unenforced_limits,
+                ..EngineSettings::default()
+            };
+            let plans = plan_all(&pipelines, settings)?;
             let options = RunOptions {
                 progress: plans.len() == 1,
             };

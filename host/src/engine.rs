@@ -78,6 +78,9 @@ pub enum EngineError {
 pub struct EngineSettings {
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Enforce call deadlines and memory caps. Only the benchmark turns this off, to
+    /// measure what enforcement costs (`sluice run --unenforced-limits`).
+    pub enforce_limits: bool,
 }
 
 impl EngineSettings {
@@ -98,6 +101,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
             cache_dir: Self::default_cache_dir(),
+            enforce_limits: true,
         }
     }
 }
@@ -109,6 +113,7 @@ pub struct Engine {
     cache: Option<cache::ComponentCache>,
     /// Shared with every component: deadlines fire as long as any instance can run.
     ticker: Arc<limits::EpochTicker>,
+    enforce_limits: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -123,7 +128,7 @@ impl Engine {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         // Deadlines per call without fuel's per-instruction cost (see `limits`).
-        config.epoch_interruption(true);
+        config.epoch_interruption(settings.enforce_limits);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Setup(e.to_string()))?;
         let linker = bindings::linker(&engine).map_err(|e| EngineError::Setup(e.to_string()))?;
@@ -134,6 +139,7 @@ impl Engine {
             linker: Arc::new(linker),
             cache,
             ticker,
+            enforce_limits: settings.enforce_limits,
         })
     }
 
@@ -183,6 +189,7 @@ impl Engine {
                 imports,
                 pre,
                 _ticker: self.ticker.clone(),
+                enforce_limits: self.enforce_limits,
             }),
         })
     }

@@ -21,6 +21,7 @@ pub(crate) struct ComponentInner {
     pub(crate) pre: TransformerPre<HostState>,
     /// Keeps the epoch ticker running while this component can be instantiated.
     pub(crate) _ticker: std::sync::Arc<super::limits::EpochTicker>,
+    pub(crate) enforce_limits: bool,
 }
 
 /// What a transform declared for a given config and input schema.
@@ -95,9 +96,15 @@ pub(crate) fn instantiate(
     limits: &Limits,
 ) -> Result<TransformInstance, EngineError> {
     let mut store = Store::new(inner.pre.engine(), HostState::new(label, limits));
-    store.limiter(|s| &mut s.limits);
-    let deadline_ticks = limits.deadline_ticks();
-    store.set_epoch_deadline(deadline_ticks);
+    let deadline_ticks = if inner.enforce_limits {
+        limits.deadline_ticks()
+    } else {
+        0
+    };
+    if inner.enforce_limits {
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(deadline_ticks);
+    }
     let bindings = inner
         .pre
         .instantiate(&mut store)
@@ -128,7 +135,9 @@ impl TransformInstance {
                 self.name
             )));
         }
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        if self.deadline_ticks > 0 {
+            self.store.set_epoch_deadline(self.deadline_ticks);
+        }
         Ok(())
     }
 
