@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sensor-ETL benchmark (see README): generates ROWS deterministic sensor lines, then in one
 # run measures (a) decode → Parquet with no WASM stage, (b) the same with the map + filter
-# components, (b0) the same without deadlines or memory caps, (c) DuckDB's COPY … TO parquet of the same job; prints rows/s, MB/s, peak RSS
-# and the ratios (b)/(a) and (b)/(c). Not a test: figures depend on the machine.
+# components, (b0) (b) without deadlines or memory caps, (c) DuckDB's COPY … TO parquet of the
+# same job; prints rows/s, MB/s, peak RSS and the ratios (b)/(a), (b)/(c) and (b)/(b0).
+# Not a test: figures depend on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${ROWS:-1000000}"
