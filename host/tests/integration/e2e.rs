@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{copy_pipelines, duckdb, files_under, python, run, sluice};
+use crate::support::{copy_pipelines, dead_letters, duckdb, files_under, python, run, sluice};
 
 #[test]
 fn every_example_pipeline_runs_and_writes_readable_parquet() {
@@ -189,16 +189,7 @@ fn iot_sensors_output_matches_the_input_by_value() {
     }
 
     // Every bad line is a dead letter, at its file and line, with a reason and the raw text.
-    let letters: Vec<Value> = files_under(&root.join("_dead_letter"), ".jsonl")
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .expect("read")
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("json"))
-                .collect::<Vec<Value>>()
-        })
-        .collect();
+    let letters: Vec<Value> = dead_letters(&root.join("_dead_letter"));
     let mut got_lines: Vec<(String, u64)> = letters
         .iter()
         .map(|l| {

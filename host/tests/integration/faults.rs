@@ -8,7 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::{files_under, run, sluice};
+use crate::support::{dead_letters, files_under, run, sluice};
 
 /// 300 rows in batches of 100; row 150 (line 151, second batch) is the poison.
 fn write_input(dir: &Path) {
@@ -69,16 +69,7 @@ fn run_hostile(mode: &str, marker: &str, extra: &str) -> Outcome {
         .find_map(|l| l.trim().strip_prefix("written"))
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok());
-    let letters = files_under(&tmp.path().join("out/_dead_letter"), ".jsonl")
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .expect("read")
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("json"))
-                .collect::<Vec<Value>>()
-        })
-        .collect();
+    let letters = dead_letters(&tmp.path().join("out/_dead_letter"));
     Outcome { out, written, letters }
 }
 

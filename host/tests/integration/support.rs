@@ -162,3 +162,16 @@ pub fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Every dead letter under `dir` (all `.jsonl` files, in name order), parsed.
+pub fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
+    files_under(dir, ".jsonl")
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).expect("read dead letters");
+            text.lines()
+                .map(|l| serde_json::from_str(l).expect("a dead letter is JSON"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
