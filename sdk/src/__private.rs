@@ -121,7 +121,7 @@ fn to_wit_process_error(err: ProcessError) -> wit::ProcessError {
 }
 
 pub fn process<T: Transform>(batch: Vec<u8>) -> Result<Vec<wit::OutputBatch>, wit::ProcessError> {
-    let batch = ipc::decode_batch(batch).map_err(|e| wit::ProcessError::InvalidInput(e.to_string()))?;
+    let batch = ipc::decode_batch_from_host(batch).map_err(|e| wit::ProcessError::InvalidInput(e.to_string()))?;
     run_emitting::<T>(|t, out| t.process(batch, out))
 }
 
