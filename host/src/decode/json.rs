@@ -127,7 +127,23 @@ pub fn infer_schema(reader: impl std::io::Read, max_lines: usize) -> Result<Sche
             "no JSON object in the first {max_lines} lines to infer a schema from"
         )));
     }
-    infer_json_schema_from_iterator(values.into_iter())
+    // Columns in the order keys first appear in the data, not arrow-json's sorted order.
+    let mut order: Vec<String> = Vec::new();
+    for value in values.iter().flatten() {
+        if let serde_json::Value::Object(map) = value {
+            for key in map.keys() {
+                if !order.contains(key) {
+                    order.push(key.clone());
+                }
+            }
+        }
+    }
+    let inferred = infer_json_schema_from_iterator(values.into_iter())?;
+    let fields: Vec<_> = order
+        .iter()
+        .filter_map(|k| inferred.field_with_name(k).ok().cloned())
+        .collect();
+    Ok(Schema::new_with_metadata(fields, inferred.metadata().clone()))
 }
 
 #[cfg(test)]
@@ -196,7 +212,13 @@ mod tests {
 
     #[test]
     fn inference_skips_lines_that_are_not_json_objects() {
-        let schema = infer_schema("garbage\n{\"a\":1,\"b\":\"x\"}\n{\"a\":2.5}\n".as_bytes(), 10).expect("infer");
+        let schema = infer_schema(
+            "garbage\n{\"z\":true,\"a\":1,\"b\":\"x\"}\n{\"a\":2.5}\n".as_bytes(),
+            10,
+        )
+        .expect("infer");
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["z", "a", "b"], "columns keep the order of the data");
         assert_eq!(schema.field_with_name("a").expect("a").data_type(), &DataType::Float64);
         assert_eq!(schema.field_with_name("b").expect("b").data_type(), &DataType::Utf8);
     }
