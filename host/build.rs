@@ -51,6 +51,16 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    // Components are the same bytes (and digest) whatever folder the workspace and the cargo
+    // registry are in: source paths embedded in panic locations are remapped.
+    let mut rustflags = vec![format!("--remap-path-prefix={}=/sluice", root.display())];
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = cargo_home {
+        rustflags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
+    }
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\u{1f}"));
     let status = cmd.status().expect("running cargo to build the stock plugins");
     assert!(
         status.success(),
