@@ -158,14 +158,7 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
 }
 
 fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SourceConfig> {
-    let kind = t.opt_choice(d, "type", &["file"]);
-    if kind.is_none() && t.raw("type").is_none() {
-        d.push(
-            t.span(),
-            &t.child_key("type"),
-            "missing key `type`: expected one of `file`",
-        );
-    }
+    let kind = t.req_choice(d, "type", &["file"]);
     let path = t.req_str(d, "path");
     let batch_rows = t
         .opt_uint(d, "batch_rows", 1..=1_048_576)
@@ -338,14 +331,7 @@ fn read_transform(
 }
 
 fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SinkConfig> {
-    let kind = t.opt_choice(d, "type", &["parquet"]);
-    if kind.is_none() && t.raw("type").is_none() {
-        d.push(
-            t.span(),
-            &t.child_key("type"),
-            "missing key `type`: expected one of `parquet`",
-        );
-    }
+    let kind = t.req_choice(d, "type", &["parquet"]);
     let path = t.req_str(d, "path");
     let compression = t
         .opt_choice(d, "compression", &["snappy", "zstd", "none"])
@@ -377,14 +363,7 @@ fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SinkCo
 }
 
 fn read_partition(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<PartitionConfig> {
-    let by = t.opt_choice(d, "by", &["none", "ingest_time", "event_time", "field"]);
-    if by.is_none() && t.raw("by").is_none() {
-        d.push(
-            t.span(),
-            &t.child_key("by"),
-            "missing key `by`: expected one of `none`, `ingest_time`, `event_time`, `field`",
-        );
-    }
+    let by = t.req_choice(d, "by", &["none", "ingest_time", "event_time", "field"]);
     let by = by?;
     let granularity = |t: &mut Table<'_, '_>, d: &mut Diags| {
         t.opt_choice(d, "granularity", &["year", "month", "day", "hour"])

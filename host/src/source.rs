@@ -54,8 +54,6 @@ pub struct Chunk {
     pub span: SourceSpan,
     /// The records, each ending with `\n`.
     pub data: Vec<u8>,
-    /// Number of lines in `data` (blank ones included).
-    pub lines: usize,
     /// When the chunk was read, microseconds since the epoch (ingest-time partitions).
     pub ingest_micros: i64,
 }

@@ -143,6 +143,21 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// A required one-of-a-fixed-set string.
+    pub(crate) fn req_choice(
+        &mut self,
+        d: &mut Diags,
+        name: &'static str,
+        choices: &[&str],
+    ) -> Option<Located<String>> {
+        let present = self.table.contains_key(name);
+        let value = self.opt_choice(d, name, choices);
+        if !present {
+            self.missing(d, name, &format!("one of {}", quoted(choices)));
+        }
+        value
+    }
+
     pub(crate) fn opt_table(&mut self, d: &mut Diags, name: &'static str) -> Option<Table<'a, 'i>> {
         let raw = self.raw(name)?;
         let key = self.child_key(name);

@@ -167,7 +167,6 @@ mod tests {
                 end_offset: 0,
             },
             data: text.as_bytes().to_vec(),
-            lines: text.lines().count(),
             ingest_micros: 0,
         }
     }

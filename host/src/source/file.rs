@@ -160,7 +160,6 @@ impl FileSource {
                     end_offset: cur.offset,
                 },
                 data,
-                lines,
                 ingest_micros: chrono::Utc::now().timestamp_micros(),
             };
             self.next_seq += 1;
