@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand};
 
@@ -26,12 +28,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run pipelines to the end of their input. Several files run side by side in one
-    /// process, each with its own threads and sandboxes: one failing does not stop the others.
+    /// Run pipelines to the end of their input, resuming from their checkpoints. Several files
+    /// run side by side in one process, each with its own threads and sandboxes: one failing
+    /// does not stop the others. SIGTERM or Ctrl-C stops at a batch boundary with a final
+    /// checkpoint (a second Ctrl-C exits at once; the next run recovers from the checkpoint).
     Run {
         /// The pipeline files.
         #[arg(required = true)]
         pipelines: Vec<PathBuf>,
+        /// Ignore the pipelines' checkpoints and read their input from the beginning (output
+        /// files are rewritten under the same names; the new checkpoints supersede the old).
+        #[arg(long)]
+        from_scratch: bool,
         /// Benchmarking only: run components without call deadlines or memory caps.
         #[arg(long, hide = true)]
         unenforced_limits: bool,
@@ -98,6 +106,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
         }
         Command::Run {
             pipelines,
+            from_scratch,
             unenforced_limits,
         } => {
             if unenforced_limits {
@@ -112,6 +121,11 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             let plans = plan_all(&pipelines, settings)?;
             let options = RunOptions {
                 progress: plans.len() == 1,
+                from_scratch,
+                stop: Some(stop_on_signals().map_err(|e| Failure {
+                    code: EXIT_RUNTIME,
+                    error: anyhow::anyhow!("cannot install signal handlers: {e}"),
+                })?),
             };
             let results: Vec<_> = std::thread::scope(|scope| {
                 let handles: Vec<_> = plans.iter().map(|plan| scope.spawn(|| run(plan, &options))).collect();
@@ -135,6 +149,16 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// A flag SIGTERM and SIGINT set; a second SIGINT while it is set exits at once.
+fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register_conditional_shutdown(SIGINT, EXIT_RUNTIME as i32, stop.clone())?;
+    signal_hook::flag::register(SIGINT, stop.clone())?;
+    signal_hook::flag::register(SIGTERM, stop.clone())?;
+    Ok(stop)
 }
 
 fn print_plan(plan: &Plan) {
@@ -172,11 +196,15 @@ fn columns(schema: &arrow::datatypes::Schema) -> String {
 fn print_summary(plan: &Plan, s: &RunSummary) {
     let secs = s.elapsed.as_secs_f64().max(1e-6);
     println!(
-        "Pipeline {} finished in {:.2} s ({:.0} rows/s).",
+        "Pipeline {} {} in {:.2} s ({:.0} rows/s).",
         plan.name,
+        if s.stopped { "stopped" } else { "finished" },
         secs,
         s.rows_read as f64 / secs
     );
+    if let Some(epoch) = s.resumed_from {
+        println!("  resumed       from checkpoint {epoch}");
+    }
     println!(
         "  read          {} rows ({:.1} MB)",
         s.rows_read,
@@ -196,6 +224,17 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
         .map(|(k, v)| format!("{k}: {v}"))
         .collect::<Vec<_>>()
         .join(", ");
+    if s.checkpoints > 0 {
+        println!(
+            "  checkpoints   {} (slowest {:.0} ms) in {}",
+            s.checkpoints,
+            s.slowest_checkpoint.as_secs_f64() * 1e3,
+            plan.checkpoint.path.display()
+        );
+    }
+    if s.stopped {
+        println!("  stopped       on request; the next run continues from the last checkpoint");
+    }
     if s.dead_letters.count == 0 {
         println!("  dead letters  0");
     } else {

@@ -11,6 +11,7 @@ mod plugin_config;
 mod reader;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
@@ -147,6 +148,7 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         }
         None => sink.as_ref().map(|s| s.path.join("_dead_letter")),
     };
+    let checkpoint = read_checkpoint(top, d, base, sink.as_ref().map(|s| s.path.as_path()));
     Some(PipelineConfig {
         name: name.unwrap_or_else(|| default_name.to_owned()),
         workers,
@@ -154,6 +156,37 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         transforms,
         sink: sink?,
         dead_letter: DeadLetterConfig { path: dead_letter? },
+        checkpoint: checkpoint?,
+    })
+}
+
+fn read_checkpoint(
+    top: &mut Table<'_, '_>,
+    d: &mut Diags,
+    base: &Path,
+    sink: Option<&Path>,
+) -> Option<CheckpointConfig> {
+    let default_path = sink.map(|s| s.join("_checkpoints"));
+    let default_interval = Duration::from_secs(10);
+    let Some(mut t) = top.opt_table(d, "checkpoint") else {
+        return Some(CheckpointConfig {
+            enabled: true,
+            path: default_path?,
+            interval: default_interval,
+        });
+    };
+    let enabled = t.opt_bool(d, "enabled").is_none_or(|b| b.value);
+    let path = t.opt_str(d, "path").map(|p| resolve(base, &p.value));
+    let interval = t.opt_duration(
+        d,
+        "interval",
+        Duration::from_millis(10)..=Duration::from_secs(24 * 3600),
+    );
+    t.finish(d);
+    Some(CheckpointConfig {
+        enabled,
+        path: path.or(default_path)?,
+        interval: interval.map_or(default_interval, |i| i.value),
     })
 }
 
@@ -344,6 +377,13 @@ fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SinkCo
         .opt_uint(d, "row_group_rows", 1024..=16_777_216)
         .map_or(131_072, |v| v.value as usize);
     let target_file_mb = t.opt_uint(d, "target_file_mb", 1..=16_384).map_or(128, |v| v.value);
+    let max_file_age = t
+        .opt_duration(
+            d,
+            "max_file_age",
+            Duration::from_millis(10)..=Duration::from_secs(7 * 24 * 3600),
+        )
+        .map_or(Duration::from_secs(15 * 60), |v| v.value);
     let partition = match t.opt_table(d, "partition") {
         Some(mut p) => {
             let part = read_partition(&mut p, d);
@@ -358,6 +398,7 @@ fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SinkCo
         compression: compression.unwrap_or(Compression::Snappy),
         row_group_rows,
         target_file_bytes: target_file_mb * 1024 * 1024,
+        max_file_age,
         partition: partition?,
     })
 }

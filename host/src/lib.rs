@@ -8,14 +8,18 @@
 //! - [`decode`]: raw records → Arrow batches (pure);
 //! - [`engine`]: wasmtime, the only module that touches it: compile, cache, sandbox, call;
 //! - [`sink`]: Parquet files in partition folders, dead letters;
+//! - [`checkpoint`]: the exactly-once protocol, checkpoint stores, recovery of output files;
 //! - [`pipeline`]: the validated plan and the running pipeline (threads, ordering, back-pressure);
 //! - [`stock`]: the stock transforms embedded in the binary;
-//! - [`cli`] and [`telemetry`]: the `sluice` command's edge.
+//! - [`cli`] and [`telemetry`]: the `sluice` command's edge;
+//! - [`fault`]: crash injection for the crash tests.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod fault;
 pub mod pipeline;
 pub mod sink;
 pub mod source;

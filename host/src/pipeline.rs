@@ -4,7 +4,9 @@
 //!
 //! Nothing past the plan sees TOML or JSON values.
 
+mod commit;
 pub mod plan;
+mod resume;
 pub mod run;
 mod schema;
 mod worker;

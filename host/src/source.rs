@@ -20,6 +20,18 @@ pub enum SourceError {
         /// What is wrong with it.
         message: String,
     },
+    /// The input no longer matches the position a checkpoint recorded.
+    #[error(
+        "cannot resume {path} at byte {offset}: the file is now {len} bytes, so it was replaced or truncated since the checkpoint. Run with --from-scratch to read everything again"
+    )]
+    Shrunk {
+        /// The file.
+        path: String,
+        /// The checkpoint's offset.
+        offset: u64,
+        /// Its length now.
+        len: u64,
+    },
     /// Reading failed.
     #[error("reading {path}: {error}")]
     Io {
@@ -56,4 +68,6 @@ pub struct Chunk {
     pub data: Vec<u8>,
     /// When the chunk was read, microseconds since the epoch (ingest-time partitions).
     pub ingest_micros: i64,
+    /// A checkpoint is taken right after this chunk (set by the pipeline, not the source).
+    pub barrier: bool,
 }

@@ -23,6 +23,8 @@ pub struct PipelineConfig {
     pub sink: SinkConfig,
     /// `[dead_letter]`.
     pub dead_letter: DeadLetterConfig,
+    /// `[checkpoint]`.
+    pub checkpoint: CheckpointConfig,
 }
 
 /// Where records come from.
@@ -117,6 +119,8 @@ pub struct SinkConfig {
     pub row_group_rows: usize,
     /// A file is closed once it reaches this size.
     pub target_file_bytes: u64,
+    /// A file is closed at the first checkpoint after it is this old (so rows become visible).
+    pub max_file_age: std::time::Duration,
     /// How rows are spread over folders.
     pub partition: PartitionConfig,
 }
@@ -180,4 +184,15 @@ pub enum PartitionConfig {
 pub struct DeadLetterConfig {
     /// Folder for dead-letter JSON lines (default `<sink.path>/_dead_letter`).
     pub path: PathBuf,
+}
+
+/// `[checkpoint]`.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// Whether the run checkpoints and resumes (default true; stdin input never resumes).
+    pub enabled: bool,
+    /// Folder of checkpoint files (default `<sink.path>/_checkpoints`).
+    pub path: PathBuf,
+    /// Time between checkpoints (default 10 s).
+    pub interval: std::time::Duration,
 }

@@ -122,6 +122,32 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// A duration written as a string: `"250ms"`, `"5s"`, `"15m"`, `"1h"`, within `range`.
+    pub(crate) fn opt_duration(
+        &mut self,
+        d: &mut Diags,
+        name: &'static str,
+        range: std::ops::RangeInclusive<std::time::Duration>,
+    ) -> Option<Located<std::time::Duration>> {
+        let v = self.opt_str(d, name)?;
+        let expected = format!(
+            "a duration such as \"500ms\", \"10s\", \"15m\" or \"1h\" from {:?} to {:?}",
+            range.start(),
+            range.end()
+        );
+        match parse_duration(&v.value) {
+            Some(value) if range.contains(&value) => Some(Located {
+                value,
+                span: v.span,
+                key: v.key,
+            }),
+            _ => {
+                d.push(v.span, &v.key, format!("expected {expected}, found {:?}", v.value));
+                None
+            }
+        }
+    }
+
     /// One of a fixed set of strings (matched case-insensitively, returned lower-case).
     pub(crate) fn opt_choice(
         &mut self,
@@ -258,4 +284,38 @@ pub(crate) fn describe(value: &DeValue<'_>) -> String {
 
 pub(crate) fn quoted(items: &[&str]) -> String {
     items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// `<integer><unit>` with unit `ms`, `s`, `m` or `h`.
+pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" | "min" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use std::time::Duration;
+
+    use super::parse_duration;
+
+    #[test]
+    fn durations_take_one_unit() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        for bad in ["", "10", "s", "1.5s", "-1s", "10 parsecs", "99999999999999999999h"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
 }

@@ -168,6 +168,7 @@ mod tests {
             },
             data: text.as_bytes().to_vec(),
             ingest_micros: 0,
+            barrier: false,
         }
     }
 

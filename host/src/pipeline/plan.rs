@@ -7,7 +7,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 
 use super::schema::arrow_schema;
 use crate::config::{
-    Diagnostic, LimitsConfig, LoadedConfig, OnError, PartitionConfig, PluginRef, SourceConfig, TransformConfig,
+    CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, OnError, PartitionConfig, PluginRef, SourceConfig,
+    TransformConfig,
 };
 use crate::decode::json::infer_schema;
 use crate::engine::{Component, Description, Engine, Limits};
@@ -74,6 +75,10 @@ pub struct Plan {
     pub dead_letter_dir: PathBuf,
     /// Parallel chain instances.
     pub workers: usize,
+    /// What the source reads (`file:<absolute path>`); checkpoints are tied to it.
+    pub source_id: String,
+    /// Checkpoint settings.
+    pub checkpoint: CheckpointConfig,
 }
 
 impl Plan {
@@ -188,16 +193,30 @@ impl Plan {
                 compression: cfg.sink.compression,
                 row_group_rows: cfg.sink.row_group_rows,
                 target_file_bytes: cfg.sink.target_file_bytes,
+                max_file_age: cfg.sink.max_file_age,
             },
             partitioner,
             dead_letter_dir: cfg.dead_letter.path.clone(),
             workers,
+            source_id: source_id(src.resolved.as_deref()),
+            checkpoint: cfg.checkpoint.clone(),
         })
     }
 
     /// The schema of the rows that reach the sink (before partition columns are removed).
     pub fn output_schema(&self) -> &SchemaRef {
         self.stages.last().map_or(&self.input_schema, |s| s.output())
+    }
+}
+
+/// `file:` and the absolute path (or `-`) a file source was configured with.
+fn source_id(path: Option<&std::path::Path>) -> String {
+    match path {
+        Some(p) => format!(
+            "file:{}",
+            std::path::absolute(p).unwrap_or_else(|_| p.to_owned()).display()
+        ),
+        None => "file:-".to_owned(),
     }
 }
 

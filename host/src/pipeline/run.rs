@@ -4,17 +4,30 @@
 //!
 //! Back-pressure: at most `2 × workers + 2` chunks are in flight (read but not yet written)
 //! at any time, held by a permit the writer returns; memory is bounded whatever the input.
+//!
+//! Checkpoints: the reader marks a chunk as a barrier every interval; once the writer has
+//! written that chunk's output it takes a checkpoint (see `checkpoint`). A run resumes from
+//! the latest checkpoint. A stop request (SIGTERM/SIGINT) ends reading at a chunk boundary;
+//! what is in flight is written, stateful stages keep (not flush) what they hold, and a
+//! final checkpoint records it all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
+use super::commit::Committer;
 use super::plan::Plan;
+use super::resume::prepare;
 use super::worker::{DeadItem, WorkResult, Worker, WorkerError};
+use crate::checkpoint::protocol::BarrierClock;
+use crate::checkpoint::recover::RecoverError;
+use crate::checkpoint::{SourcePosition, StageState, Totals};
 use crate::sink::dead_letter::{DeadLetterSink, DeadLetterSummary};
-use crate::sink::parquet::{ParquetSink, WrittenFile};
+use crate::sink::parquet::{CommitMode, ParquetSink, WrittenFile};
 use crate::sink::{FileStart, SinkError};
 use crate::source::file::FileSource;
 use crate::source::{SourceError, SourceSpan};
@@ -24,6 +37,10 @@ use crate::source::{SourceError, SourceSpan};
 pub struct RunOptions {
     /// Show a progress line on stderr (when it is a terminal).
     pub progress: bool,
+    /// Ignore the checkpoint and read the input from the beginning.
+    pub from_scratch: bool,
+    /// Set (e.g. by a signal handler) to stop at the next chunk boundary with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// Why a run stopped before the end of its input.
@@ -38,6 +55,17 @@ pub enum RunError {
     /// Writing output failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A checkpoint could not be read, applied or written.
+    #[error("checkpoint {location}: {message}")]
+    Checkpoint {
+        /// The checkpoint folder.
+        location: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Settling the output of an interrupted run failed.
+    #[error("recovering the output of an interrupted run: {0}")]
+    Recover(#[from] RecoverError),
 }
 
 /// What a finished run did.
@@ -55,6 +83,14 @@ pub struct RunSummary {
     pub dead_letters: DeadLetterSummary,
     /// Wall time.
     pub elapsed: Duration,
+    /// The checkpoint this run resumed from.
+    pub resumed_from: Option<u64>,
+    /// Checkpoints this run wrote, and the slowest one's duration.
+    pub checkpoints: u64,
+    /// Duration of the slowest checkpoint.
+    pub slowest_checkpoint: Duration,
+    /// The run was asked to stop before the end of its input.
+    pub stopped: bool,
 }
 
 impl RunSummary {
@@ -73,9 +109,13 @@ enum Msg {
     Failed(String),
 }
 
-/// Run a plan to the end of its input.
+/// Run a plan to the end of its input (or until asked to stop), resuming from its checkpoint.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
+    let start = prepare(plan, options.from_scratch)?;
+    let resumed_from = start.resumed.as_ref().map(|(epoch, _)| *epoch);
+    let committer = Committer::new(plan, start.store, start.epoch);
+    let checkpointing = committer.enabled();
     let in_flight = 2 * plan.workers + 2;
     let (permit_tx, permit_rx) = bounded::<()>(in_flight);
     for _ in 0..in_flight {
@@ -85,17 +125,30 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let (result_tx, result_rx) = unbounded::<Msg>();
 
     let mut source = FileSource::new(plan.inputs.clone(), plan.batch_rows);
-    let reader = std::thread::Builder::new()
-        .name("sluice-read".into())
-        .spawn(move || -> Result<(), SourceError> {
-            while permit_rx.recv().is_ok() {
-                let Some(chunk) = source.next_chunk()? else { break };
-                if chunk_tx.send(chunk).is_err() {
-                    break;
+    source.resume(&start.position)?;
+    let ended = Arc::new(AtomicBool::new(false));
+    let stop = options.stop.clone().unwrap_or_default();
+    let interval = plan.checkpoint.interval;
+    let reader = {
+        let ended = ended.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("sluice-read".into())
+            .spawn(move || -> Result<(), SourceError> {
+                let mut clock = BarrierClock::new(interval, Instant::now());
+                while !stop.load(Ordering::SeqCst) && permit_rx.recv().is_ok() && !stop.load(Ordering::SeqCst) {
+                    let Some(mut chunk) = source.next_chunk()? else {
+                        ended.store(true, Ordering::SeqCst);
+                        break;
+                    };
+                    chunk.barrier = checkpointing && clock.due(Instant::now());
+                    if chunk_tx.send(chunk).is_err() {
+                        break;
+                    }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            })
+    };
     let reader = reader.map_err(|e| RunError::Worker(format!("cannot start the reader thread: {e}")))?;
 
     let mut handles = Vec::new();
@@ -103,15 +156,33 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         let plan = plan.clone();
         let rx = chunk_rx.clone();
         let tx = result_tx.clone();
+        let states = start.states.clone();
+        let ended = ended.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("sluice-work-{id}"))
-            .spawn(move || work(&plan, id, rx, tx));
+            .spawn(move || work(&plan, id, &states, rx, tx, &ended));
         handles.push(spawned.map_err(|e| RunError::Worker(format!("cannot start a worker thread: {e}")))?);
     }
     drop(chunk_rx);
     drop(result_tx);
 
-    let outcome = write_results(plan, options, result_rx, permit_tx, started);
+    let mode = if checkpointing {
+        CommitMode::AtCheckpoint
+    } else {
+        CommitMode::Immediate
+    };
+    let writer = Writer {
+        parquet: ParquetSink::new(plan.sink.clone(), mode)?,
+        dead: DeadLetterSink::new(plan.dead_letter_dir.clone(), mode),
+        partitioner: plan.partitioner.clone(),
+        committer,
+        position: start.position,
+        earlier: start.totals,
+        rows_read: 0,
+        bytes_read: 0,
+        rows_written: 0,
+    };
+    let outcome = write_results(plan, options, writer, result_rx, permit_tx, started, &ended);
     for h in handles {
         let _ = h.join();
     }
@@ -121,14 +192,23 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let mut summary = outcome?;
     read?;
     summary.elapsed = started.elapsed();
+    summary.resumed_from = resumed_from;
+    summary.stopped = stop.load(Ordering::SeqCst) && !ended.load(Ordering::SeqCst);
     Ok(summary)
 }
 
-fn work(plan: &Plan, id: usize, chunks: Receiver<crate::source::Chunk>, results: Sender<Msg>) {
+fn work(
+    plan: &Plan,
+    id: usize,
+    states: &[Option<StageState>],
+    chunks: Receiver<crate::source::Chunk>,
+    results: Sender<Msg>,
+    ended: &AtomicBool,
+) {
     let fail = |e: WorkerError| {
         let _ = results.send(Msg::Failed(e.to_string()));
     };
-    let mut worker = match Worker::new(plan, id) {
+    let mut worker = match Worker::new(plan, id, states) {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
@@ -144,10 +224,11 @@ fn work(plan: &Plan, id: usize, chunks: Receiver<crate::source::Chunk>, results:
             Err(e) => return fail(e),
         }
     }
-    // Flush results are numbered after all input, by worker id, and cover no input bytes.
+    // Final results are numbered after all input, by worker id, and cover no input bytes.
     let (mut span, ingest) = last.unwrap_or_else(|| (SourceSpan::default(), chrono::Utc::now().timestamp_micros()));
     span.start_offset = span.end_offset;
-    match worker.finish(u64::MAX - plan.workers as u64 + id as u64, span, ingest) {
+    let flush = ended.load(Ordering::SeqCst);
+    match worker.finish(u64::MAX - plan.workers as u64 + id as u64, span, ingest, flush) {
         Ok(r) => {
             let _ = results.send(Msg::Done(Box::new(r)));
         }
@@ -159,12 +240,55 @@ struct Writer {
     parquet: ParquetSink,
     dead: DeadLetterSink,
     partitioner: crate::sink::partition::Partitioner,
+    committer: Committer,
+    /// Where the input after everything written so far begins.
+    position: SourcePosition,
+    /// Totals of earlier runs.
+    earlier: Totals,
     rows_read: u64,
     bytes_read: u64,
     rows_written: u64,
 }
 
 impl Writer {
+    fn totals(&self) -> Totals {
+        Totals {
+            rows_read: self.earlier.rows_read + self.rows_read,
+            rows_written: self.earlier.rows_written + self.rows_written,
+            dead_letters: self.earlier.dead_letters + self.dead.count(),
+        }
+    }
+
+    /// Checkpoint everything written so far.
+    fn checkpoint(&mut self, finished: bool, states: Vec<StageState>) -> Result<(), RunError> {
+        let totals = self.totals();
+        self.committer.commit(
+            &self.position,
+            finished,
+            states,
+            totals,
+            &mut self.parquet,
+            &mut self.dead,
+        )
+    }
+
+    /// Write one chunk's results; the input position moves past the chunk.
+    fn write_chunk(&mut self, mut r: WorkResult) -> Result<(), RunError> {
+        let states = std::mem::take(&mut r.states);
+        let barrier = r.barrier;
+        self.position = SourcePosition {
+            next_seq: r.seq + 1,
+            file: Some(absolute(&r.span.file)),
+            offset: r.span.end_offset,
+            line: r.span.last_line,
+        };
+        self.write(r)?;
+        if barrier {
+            self.checkpoint(false, states)?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, r: WorkResult) -> Result<(), RunError> {
         self.rows_read += r.rows_in + r.dead.iter().filter(|d| matches!(d, DeadItem::Raw(_))).count() as u64;
         self.bytes_read += r.span.end_offset - r.span.start_offset;
@@ -198,55 +322,62 @@ impl Writer {
     }
 }
 
+/// A file's absolute path, so a checkpoint does not depend on the working folder.
+fn absolute(file: &str) -> String {
+    std::path::absolute(file).map_or_else(|_| file.to_owned(), |p| p.to_string_lossy().into_owned())
+}
+
 fn write_results(
     plan: &Plan,
     options: &RunOptions,
+    mut w: Writer,
     results: Receiver<Msg>,
     permits: Sender<()>,
     started: Instant,
+    ended: &AtomicBool,
 ) -> Result<RunSummary, RunError> {
-    let mut w = Writer {
-        parquet: ParquetSink::new(plan.sink.clone()),
-        dead: DeadLetterSink::new(plan.dead_letter_dir.clone()),
-        partitioner: plan.partitioner.clone(),
-        rows_read: 0,
-        bytes_read: 0,
-        rows_written: 0,
-    };
     let progress = Progress::new(options.progress && std::io::stderr().is_terminal());
     let mut pending: BTreeMap<u64, WorkResult> = BTreeMap::new();
-    let mut next = 0u64;
-    let mut flushes: Vec<WorkResult> = Vec::new();
+    let mut next = w.position.next_seq;
+    let mut finals: Vec<WorkResult> = Vec::new();
     for msg in results.iter() {
         let r = match msg {
             Msg::Done(r) => *r,
             Msg::Failed(e) => return Err(RunError::Worker(e)),
         };
         if r.seq >= u64::MAX - plan.workers as u64 {
-            flushes.push(r);
+            finals.push(r);
             continue;
         }
         pending.insert(r.seq, r);
         while let Some(r) = pending.remove(&next) {
-            w.write(r)?;
+            w.write_chunk(r)?;
             next += 1;
             let _ = permits.send(());
         }
         progress.tick(started, w.rows_read, w.bytes_read, w.rows_written, w.dead.count());
     }
     drop(permits);
-    if !pending.is_empty() {
+    if !pending.is_empty() || finals.len() != plan.workers {
         return Err(RunError::Worker(
             "a worker stopped before writing all of its results".into(),
         ));
     }
-    // End-of-input flushes are written after all input, numbered on from the last chunk.
-    flushes.sort_by_key(|r| r.seq);
-    for (i, mut r) in flushes.into_iter().enumerate() {
+    // Final results (end-of-input flushes) are written after all input, numbered on from the
+    // last chunk; the next run's chunks are numbered after them.
+    finals.sort_by_key(|r| r.seq);
+    let mut states = Vec::new();
+    for (i, mut r) in finals.into_iter().enumerate() {
         r.seq = next + i as u64;
+        w.position.next_seq = r.seq + 1;
+        states.append(&mut r.states);
         w.write(r)?;
     }
     progress.clear();
+    w.parquet.close_all()?;
+    w.dead.close_all()?;
+    w.checkpoint(ended.load(Ordering::SeqCst), states)?;
+    let (checkpoints, slowest_checkpoint) = (w.committer.taken, w.committer.slowest);
     let files = w.parquet.finish()?;
     let dead_letters = w.dead.finish()?;
     Ok(RunSummary {
@@ -256,6 +387,10 @@ fn write_results(
         files,
         dead_letters,
         elapsed: started.elapsed(),
+        resumed_from: None,
+        checkpoints,
+        slowest_checkpoint,
+        stopped: false,
     })
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 
 use super::plan::{Plan, StagePlan};
+use crate::checkpoint::StageState;
 use crate::config::OnError;
 use crate::decode::BadRecord;
 use crate::decode::json::JsonDecoder;
@@ -45,6 +46,9 @@ pub(crate) struct WorkResult {
     pub rows_in: u64,
     pub output: Vec<RecordBatch>,
     pub dead: Vec<DeadItem>,
+    /// A checkpoint follows this result; `states` are the stateful stages' snapshots after it.
+    pub barrier: bool,
+    pub states: Vec<StageState>,
 }
 
 /// Why a worker had to stop.
@@ -54,6 +58,10 @@ pub(crate) enum WorkerError {
     Engine { stage: String, source: EngineError },
     #[error("stage `{stage}` refused to open: {message}")]
     Open { stage: String, message: String },
+    #[error("stage `{stage}` could not save its state for a checkpoint: {error}")]
+    Snapshot { stage: String, error: CallError },
+    #[error("stage `{stage}` refused the state saved in the checkpoint: {message}")]
+    Restore { stage: String, message: String },
     #[error("decoding: {0}")]
     Decode(#[from] arrow::error::ArrowError),
     #[error("stage `{stage}` (on_error = \"halt\") {error}")]
@@ -215,12 +223,27 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(plan: &Plan, id: usize) -> Result<Self, WorkerError> {
-        let stages = plan
+    /// A worker with fresh instances, stateful ones given `states` (one entry per stage).
+    pub(crate) fn new(plan: &Plan, id: usize, states: &[Option<StageState>]) -> Result<Self, WorkerError> {
+        let mut stages: Vec<Stage> = plan
             .stages
             .iter()
             .map(|s| Stage::start(s.clone(), format!("{}/{}#{id}", plan.name, s.name)))
             .collect::<Result<_, _>>()?;
+        for (stage, state) in stages.iter_mut().zip(states) {
+            let Some(state) = state else { continue };
+            let restore = |message: String| WorkerError::Restore {
+                stage: stage.plan.name.clone(),
+                message,
+            };
+            stage
+                .instance
+                .restore(state.format_version, state.data.clone())
+                .map_err(|e| restore(e.to_string()))?;
+            if state.component != stage.plan.component.digest() {
+                tracing::info!(stage = %stage.plan.name, "State saved by another version of the component was accepted.");
+            }
+        }
         Ok(Worker {
             decoder: JsonDecoder::new(plan.input_schema.clone(), plan.batch_rows),
             stages,
@@ -235,6 +258,7 @@ impl Worker {
             Some(batch) => self.run_from(0, vec![batch], &mut dead)?,
             None => Vec::new(),
         };
+        let states = if chunk.barrier { self.snapshot()? } else { Vec::new() };
         Ok(WorkResult {
             seq: chunk.seq,
             span: chunk.span,
@@ -242,14 +266,48 @@ impl Worker {
             rows_in,
             output,
             dead,
+            barrier: chunk.barrier,
+            states,
         })
     }
 
-    /// End of input: flush every stage in order, each flush flowing through the stages after it.
-    pub(crate) fn finish(&mut self, seq: u64, span: SourceSpan, ingest_micros: i64) -> Result<WorkResult, WorkerError> {
+    /// Every stateful stage's snapshot, in stage order.
+    pub(crate) fn snapshot(&mut self) -> Result<Vec<StageState>, WorkerError> {
+        let mut states = Vec::new();
+        for stage in &mut self.stages {
+            if stage.plan.description.state_format.is_none() {
+                continue;
+            }
+            let snapshot = stage.instance.snapshot().map_err(|error| WorkerError::Snapshot {
+                stage: stage.plan.name.clone(),
+                error,
+            })?;
+            if let Some((format_version, data)) = snapshot {
+                states.push(StageState {
+                    stage: stage.plan.name.clone(),
+                    component: stage.plan.component.digest().to_owned(),
+                    format_version,
+                    data,
+                });
+            }
+        }
+        Ok(states)
+    }
+
+    /// The last result of a run, carrying the final snapshots. At the end of the input
+    /// (`flush`) every stage is flushed first, in order, each flush flowing through the stages
+    /// after it; a stopped run keeps what the stages hold for the next run instead.
+    pub(crate) fn finish(
+        &mut self,
+        seq: u64,
+        span: SourceSpan,
+        ingest_micros: i64,
+        flush: bool,
+    ) -> Result<WorkResult, WorkerError> {
         let mut dead = Vec::new();
         let mut output = Vec::new();
-        for k in 0..self.stages.len() {
+        let flushed_stages = if flush { self.stages.len() } else { 0 };
+        for k in 0..flushed_stages {
             let stage = &mut self.stages[k];
             let flushed = match stage.instance.finish() {
                 Ok(outs) => route(&stage.plan.name, outs, &mut dead),
@@ -266,6 +324,7 @@ impl Worker {
             };
             output.extend(self.run_from(k + 1, flushed, &mut dead)?);
         }
+        let states = self.snapshot()?;
         Ok(WorkResult {
             seq,
             span,
@@ -273,6 +332,8 @@ impl Worker {
             rows_in: 0,
             output,
             dead,
+            barrier: true,
+            states,
         })
     }
 

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow_json::LineDelimitedWriter;
 
+use super::parquet::CommitMode;
 use super::{FileStart, SinkError, io_err, sync_dir};
+use crate::checkpoint::{FileState, OutputFile, OutputRoot, temp_path};
 use crate::decode::BadRecord;
 use crate::source::SourceSpan;
 
@@ -24,7 +26,11 @@ const TARGET_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Writes dead letters as JSON lines under one folder.
 pub struct DeadLetterSink {
     dir: PathBuf,
-    open: Option<(BufWriter<File>, PathBuf, PathBuf)>,
+    mode: CommitMode,
+    /// The open file and its name relative to `dir`.
+    open: Option<(BufWriter<File>, String)>,
+    /// Complete files waiting for the next checkpoint.
+    sealed: Vec<String>,
     bytes: u64,
     count: u64,
     reasons: std::collections::BTreeMap<String, u64>,
@@ -53,10 +59,12 @@ pub struct DeadLetterSummary {
 
 impl DeadLetterSink {
     /// A sink writing under `dir` (created on the first dead letter).
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, mode: CommitMode) -> Self {
         DeadLetterSink {
             dir,
+            mode,
             open: None,
+            sealed: Vec::new(),
             bytes: 0,
             count: 0,
             reasons: Default::default(),
@@ -68,13 +76,13 @@ impl DeadLetterSink {
         if self.open.is_none() {
             std::fs::create_dir_all(&self.dir).map_err(io_err("creating folder", &self.dir))?;
             let name = format!("dlq-{}.jsonl", start.stem().trim_start_matches("part-"));
-            let tmp = self.dir.join(format!(".{name}.inprogress"));
+            let tmp = self.dir.join(temp_path(&name));
             let file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
-            self.open = Some((BufWriter::new(file), tmp, self.dir.join(name)));
+            self.open = Some((BufWriter::new(file), name));
             self.bytes = 0;
         }
         match self.open.as_mut() {
-            Some((w, _, _)) => Ok(w),
+            Some((w, _)) => Ok(w),
             None => unreachable!("opened above"),
         }
     }
@@ -161,19 +169,65 @@ impl DeadLetterSink {
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
-        let Some((w, tmp, path)) = self.open.take() else {
+        let Some((w, name)) = self.open.take() else {
             return Ok(());
         };
+        let tmp = self.dir.join(temp_path(&name));
         let file = w.into_inner().map_err(|e| SinkError::Io {
             action: "flushing",
             path: tmp.clone(),
             error: e.into_error(),
         })?;
         file.sync_all().map_err(io_err("syncing", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err("renaming into place", &path))?;
-        sync_dir(&self.dir)?;
-        self.files.push(path);
+        self.sealed.push(name);
+        if self.mode == CommitMode::Immediate {
+            self.commit_sealed()?;
+        }
         Ok(())
+    }
+
+    /// Make every dead letter written so far durable and say which files hold them.
+    pub fn checkpoint(&mut self) -> Result<Vec<OutputFile>, SinkError> {
+        let mut outputs = Vec::new();
+        if let Some((w, name)) = self.open.as_mut() {
+            let tmp = self.dir.join(temp_path(name));
+            w.flush()
+                .and_then(|_| w.get_ref().sync_data())
+                .map_err(io_err("syncing", &tmp))?;
+            outputs.push(OutputFile {
+                root: OutputRoot::DeadLetter,
+                path: name.clone(),
+                state: FileState::Open {
+                    len: self.bytes,
+                    journal_len: 0,
+                },
+            });
+        }
+        outputs.extend(self.sealed.iter().map(|name| OutputFile {
+            root: OutputRoot::DeadLetter,
+            path: name.clone(),
+            state: FileState::Sealed,
+        }));
+        Ok(outputs)
+    }
+
+    /// After a checkpoint is stored (or at once without checkpoints): rename sealed files
+    /// into place.
+    pub fn commit_sealed(&mut self) -> Result<(), SinkError> {
+        if self.sealed.is_empty() {
+            return Ok(());
+        }
+        for name in std::mem::take(&mut self.sealed) {
+            let path = self.dir.join(&name);
+            std::fs::rename(self.dir.join(temp_path(&name)), &path).map_err(io_err("renaming into place", &path))?;
+            self.files.push(path);
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Close the open file (renamed now, or sealed for the next checkpoint).
+    pub fn close_all(&mut self) -> Result<(), SinkError> {
+        self.close()
     }
 
     /// Dead letters written so far.
@@ -184,6 +238,7 @@ impl DeadLetterSink {
     /// Close the open file and summarise.
     pub fn finish(mut self) -> Result<DeadLetterSummary, SinkError> {
         self.close()?;
+        self.commit_sealed()?;
         Ok(DeadLetterSummary {
             count: self.count,
             by_stage: std::mem::take(&mut self.reasons),

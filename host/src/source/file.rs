@@ -3,12 +3,14 @@
 //! Files are read in a stable order (sorted paths) so chunk numbers, and with them output
 //! file names, are the same on every run over the same input.
 
+use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Chunk, SourceError, SourceSpan};
+use crate::checkpoint::SourcePosition;
 
 /// The inputs a `path` setting names, in reading order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +60,7 @@ pub fn expand(path: Option<&Path>) -> Result<Inputs, SourceError> {
 
 /// Reads chunks from the inputs, one file after another.
 pub struct FileSource {
-    inputs: std::vec::IntoIter<(Arc<str>, Option<PathBuf>)>,
+    inputs: VecDeque<(Arc<str>, Option<PathBuf>)>,
     current: Option<Current>,
     batch_rows: usize,
     next_seq: u64,
@@ -88,29 +90,68 @@ impl FileSource {
                 .collect(),
         };
         FileSource {
-            inputs: list.into_iter(),
+            inputs: list.into(),
             current: None,
             batch_rows,
             next_seq: 0,
         }
     }
 
-    fn open_next(&mut self) -> Result<bool, SourceError> {
-        let Some((name, path)) = self.inputs.next() else {
+    /// Continue from a checkpoint's position (whose file is an absolute path): files sorting
+    /// before its file are done, its
+    /// file is read from its offset, later files from their start.
+    pub fn resume(&mut self, position: &SourcePosition) -> Result<(), SourceError> {
+        self.next_seq = position.next_seq;
+        let Some(file) = &position.file else {
+            return Ok(());
+        };
+        let at = PathBuf::from(file);
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        while let Some((_, Some(path))) = self.inputs.front() {
+            if abs(path) >= at {
+                break;
+            }
+            self.inputs.pop_front();
+        }
+        if !matches!(self.inputs.front(), Some((_, Some(path))) if abs(path) == at) {
+            return Ok(());
+        }
+        self.open_next((position.offset, position.line))?;
+        Ok(())
+    }
+
+    /// Open the next input at a byte offset (with the lines before it counted).
+    fn open_next(&mut self, (offset, line): (u64, u64)) -> Result<bool, SourceError> {
+        let Some((name, path)) = self.inputs.pop_front() else {
             return Ok(false);
+        };
+        let io = |error| SourceError::Io {
+            path: name.to_string(),
+            error,
         };
         let reader: Box<dyn Read + Send> = match &path {
             None => Box::new(std::io::stdin()),
-            Some(p) => Box::new(File::open(p).map_err(|error| SourceError::Io {
-                path: name.to_string(),
-                error,
-            })?),
+            Some(p) => {
+                let mut file = File::open(p).map_err(io)?;
+                if offset > 0 {
+                    let len = file.metadata().map_err(io)?.len();
+                    if len < offset {
+                        return Err(SourceError::Shrunk {
+                            path: name.to_string(),
+                            offset,
+                            len,
+                        });
+                    }
+                    file.seek(SeekFrom::Start(offset)).map_err(io)?;
+                }
+                Box::new(file)
+            }
         };
         self.current = Some(Current {
             name,
             reader: BufReader::with_capacity(1 << 20, reader),
-            line: 0,
-            offset: 0,
+            line,
+            offset,
         });
         Ok(true)
     }
@@ -118,7 +159,7 @@ impl FileSource {
     /// The next chunk, or `None` at the end of the last input. A chunk never spans files.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
         loop {
-            if self.current.is_none() && !self.open_next()? {
+            if self.current.is_none() && !self.open_next((0, 0))? {
                 return Ok(None);
             }
             let Some(cur) = self.current.as_mut() else {
@@ -161,6 +202,7 @@ impl FileSource {
                 },
                 data,
                 ingest_micros: chrono::Utc::now().timestamp_micros(),
+                barrier: false,
             };
             self.next_seq += 1;
             return Ok(Some(chunk));

@@ -1,0 +1,158 @@
+//! What a checkpoint holds. Serialised as JSON (plugin state as base64), so an operator can
+//! read one with `jq` when something looks wrong.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when the layout below changes incompatibly; a sluice refuses other formats.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One consistent cut through a pipeline: where the source stands, what every stateful
+/// stage holds after the rows before that position, and which output files hold those rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format: u32,
+    /// The sluice version that wrote it (for messages only).
+    pub sluice_version: String,
+    /// Increases by one per checkpoint; never reused.
+    pub epoch: u64,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// What the source reads, e.g. `file:/data/in/*.ndjson`; a checkpoint is only applied to
+    /// the same source.
+    pub source: String,
+    /// Where reading resumes.
+    pub position: SourcePosition,
+    /// The input had ended and every stage was flushed (`finish`) when this was taken.
+    pub finished: bool,
+    /// Names of the stages that were stateful (whether or not they had state to save).
+    pub stateful_stages: Vec<String>,
+    /// Stateful stages' snapshots.
+    pub states: Vec<StageState>,
+    /// Output files that are not yet in place: their rows are part of this checkpoint.
+    pub outputs: Vec<OutputFile>,
+    /// Running totals over all runs, for summaries.
+    pub totals: Totals,
+}
+
+/// Where the next read starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePosition {
+    /// Sequence number of the next chunk (output names continue from it).
+    pub next_seq: u64,
+    /// The file being read, `None` before the first.
+    pub file: Option<String>,
+    /// Byte offset in that file of the first unread record.
+    pub offset: u64,
+    /// Lines of that file already read.
+    pub line: u64,
+}
+
+/// A stateful stage's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageState {
+    /// The stage's name in the pipeline.
+    pub stage: String,
+    /// SHA-256 of the component that took it.
+    pub component: String,
+    /// The component's state format version.
+    pub format_version: u32,
+    /// The snapshot.
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// Which folder an output file lives under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputRoot {
+    /// The Parquet sink.
+    Sink,
+    /// The dead-letter folder.
+    DeadLetter,
+}
+
+/// An output file whose rows belong to the checkpoint but which is not in place yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    /// Which folder.
+    pub root: OutputRoot,
+    /// Final path relative to that folder (`ingest_year=…/part-….parquet`).
+    pub path: String,
+    /// Its state at the checkpoint.
+    pub state: FileState,
+}
+
+/// How far an output file had got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum FileState {
+    /// Still being written: its first `len` bytes (and, for Parquet, the first `journal_len`
+    /// bytes of its row-group journal) are durable and hold exactly the checkpoint's rows.
+    Open {
+        /// Durable data length.
+        len: u64,
+        /// Durable journal length (0 for dead letters).
+        journal_len: u64,
+    },
+    /// Complete and synced under its temporary name; renamed into place after the checkpoint.
+    Sealed,
+}
+
+/// Counters carried from run to run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Input records read.
+    pub rows_read: u64,
+    /// Rows written to Parquet.
+    pub rows_written: u64,
+    /// Dead letters written.
+    pub dead_letters: u64,
+}
+
+impl Checkpoint {
+    /// Serialise.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A struct of strings, numbers and byte strings always serialises.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Parse, refusing other formats with a message that says which.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
+        #[derive(Deserialize)]
+        struct Header {
+            format: u32,
+            #[serde(default)]
+            sluice_version: String,
+        }
+        let header: Header = serde_json::from_slice(bytes).map_err(|e| format!("not a sluice checkpoint: {e}"))?;
+        if header.format != FORMAT_VERSION {
+            return Err(format!(
+                "checkpoint format {} (written by sluice {}) is not format {FORMAT_VERSION}, which this sluice {} reads",
+                header.format,
+                if header.sluice_version.is_empty() {
+                    "?"
+                } else {
+                    &header.sluice_version
+                },
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
+        serde_json::from_slice(bytes).map_err(|e| format!("damaged checkpoint: {e}"))
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}

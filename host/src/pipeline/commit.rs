@@ -1,0 +1,91 @@
+//! Taking a checkpoint at a barrier: sinks durable, checkpoint stored, then complete files
+//! renamed into place (see the module doc of `checkpoint` for why in this order).
+
+use std::time::Instant;
+
+use crate::checkpoint::store::CheckpointStore;
+use crate::checkpoint::{Checkpoint, FORMAT_VERSION, SourcePosition, StageState, Totals};
+use crate::sink::dead_letter::DeadLetterSink;
+use crate::sink::parquet::ParquetSink;
+
+use super::plan::Plan;
+use super::run::RunError;
+
+/// Writes a run's checkpoints.
+pub(crate) struct Committer {
+    store: Option<Box<dyn CheckpointStore>>,
+    epoch: u64,
+    pipeline: String,
+    source: String,
+    stateful: Vec<String>,
+    /// Checkpoints written by this run, and the longest one took.
+    pub taken: u64,
+    pub slowest: std::time::Duration,
+}
+
+impl Committer {
+    pub(crate) fn new(plan: &Plan, store: Option<Box<dyn CheckpointStore>>, epoch: u64) -> Self {
+        Committer {
+            store,
+            epoch,
+            pipeline: plan.name.clone(),
+            source: plan.source_id.clone(),
+            stateful: plan
+                .stages
+                .iter()
+                .filter(|s| s.description.state_format.is_some())
+                .map(|s| s.name.clone())
+                .collect(),
+            taken: 0,
+            slowest: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Whether this run checkpoints.
+    pub(crate) fn enabled(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Checkpoint everything written so far, which is exactly the input before `position`.
+    pub(crate) fn commit(
+        &mut self,
+        position: &SourcePosition,
+        finished: bool,
+        states: Vec<StageState>,
+        totals: Totals,
+        parquet: &mut ParquetSink,
+        dead: &mut DeadLetterSink,
+    ) -> Result<(), RunError> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let mut outputs = parquet.checkpoint()?;
+        outputs.extend(dead.checkpoint()?);
+        let checkpoint = Checkpoint {
+            format: FORMAT_VERSION,
+            sluice_version: env!("CARGO_PKG_VERSION").to_owned(),
+            epoch: self.epoch,
+            pipeline: self.pipeline.clone(),
+            source: self.source.clone(),
+            position: position.clone(),
+            finished,
+            stateful_stages: self.stateful.clone(),
+            states,
+            outputs,
+            totals,
+        };
+        store
+            .put(self.epoch, &checkpoint.to_bytes())
+            .map_err(|e| RunError::Checkpoint {
+                location: store.location(),
+                message: e.to_string(),
+            })?;
+        self.epoch += 1;
+        parquet.commit_sealed()?;
+        dead.commit_sealed()?;
+        self.taken += 1;
+        self.slowest = self.slowest.max(started.elapsed());
+        Ok(())
+    }
+}
