@@ -339,6 +339,7 @@ impl ParquetSink {
             let rel = self.rel(&done.path);
             let tmp = self.abs(&temp_path(&rel));
             std::fs::rename(&tmp, &done.path).map_err(io_err("renaming into place", &done.path))?;
+            crate::fault::point("output-renamed");
             let _ = std::fs::remove_file(self.abs(&journal_path(&rel)));
             if let Some(dir) = done.path.parent() {
                 dirs.insert(dir.to_owned());

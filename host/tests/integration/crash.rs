@@ -1,0 +1,354 @@
+//! Exactly-once under crashes: `sluice run` is killed with SIGKILL at random moments (and at
+//! injected points inside checkpoint writes, row-group flushes and post-checkpoint renames),
+//! restarted each time, and its final output, read back by pyarrow, must equal a clean run's
+//! row by row — no row lost, none duplicated, the stateful stage's running counts intact.
+//! Also: SIGTERM stops cleanly, and a checkpoint is never applied to another source.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{dead_letters, files_under, python, run, sluice};
+
+/// Rows in the generated input (three files).
+const ROWS: usize = 360_000;
+/// Kills that must land while sluice is running.
+const KILLS: usize = 22;
+
+/// A small seeded generator, so a failing sequence of kills can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Sensor-like rows across three files, with an undecodable line now and then.
+fn write_input(dir: &Path) {
+    let per_file = ROWS / 3;
+    let mut rng = Rng(0x5eed);
+    for f in 0..3 {
+        let mut text = String::with_capacity(per_file * 80);
+        for j in 0..per_file {
+            let i = f * per_file + j;
+            if i % 9973 == 5 {
+                text.push_str(&format!("not json, line {i}\n"));
+                continue;
+            }
+            let t = (rng.below(50_000) as f64) / 1000.0 - 10.0;
+            text.push_str(&format!(
+                "{{\"device\":\"dev-{}\",\"i\":{i},\"bucket\":\"b{}\",\"temperature\":{t}}}\n",
+                i % 50,
+                i % 4
+            ));
+        }
+        std::fs::write(dir.join(format!("in-{f}.ndjson")), text).expect("write input");
+    }
+}
+
+/// A pipeline in `dir` reading `input`: a stateful running count per device, output in
+/// four partitions, small files (so files roll between checkpoints) and frequent checkpoints.
+fn pipeline(dir: &Path, input: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let counter = Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_counter.wasm");
+    let text = format!(
+        r#"
+[source]
+type = "file"
+path = "{input}"
+batch_rows = 250
+[source.schema]
+device = "string"
+i = "int64"
+bucket = "string"
+temperature = "double"
+[[transform]]
+name = "count"
+component = "{counter}"
+config = {{ key = "device" }}
+[sink]
+type = "parquet"
+path = "out"
+target_file_mb = 1
+max_file_age = "200ms"
+partition = {{ by = "field", column = "bucket" }}
+[checkpoint]
+interval = "30ms"
+"#,
+        input = input.join("in-*.ndjson").display(),
+        counter = counter.display()
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).expect("write pipeline");
+    path
+}
+
+fn spawn(pipeline: &Path, fault: Option<&str>) -> Child {
+    let mut cmd = sluice();
+    cmd.arg("run").arg(pipeline).stdout(Stdio::null()).stderr(Stdio::null());
+    if let Some(f) = fault {
+        cmd.env("SLUICE_FAULT", f);
+    }
+    cmd.spawn().expect("spawning sluice")
+}
+
+fn killed(status: ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9)
+}
+
+fn wait(child: &mut Child) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            child.kill().ok();
+            panic!("sluice did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn run_to_end(pipeline: &Path) -> Duration {
+    let started = Instant::now();
+    let out = run(sluice().arg("run").arg(pipeline));
+    assert!(out.status.success(), "run failed");
+    started.elapsed()
+}
+
+const COMPARE: &str = r#"
+import json, sys, collections
+import pyarrow.dataset as ds
+def rows(d):
+    t = ds.dataset(d, format="parquet", partitioning="hive").to_table()
+    cols = t.column_names
+    return sorted(tuple(r[c] for c in cols) for r in t.to_pylist()), cols
+a, ca = rows(sys.argv[1])
+b, cb = rows(sys.argv[2])
+assert sorted(ca) == sorted(cb), (ca, cb)
+cols_i = ca.index("i")
+count = collections.Counter(r[cols_i] for r in b)
+print(json.dumps({
+    "clean_rows": len(a), "rows": len(b), "equal": a == b,
+    "duplicated": sum(1 for v in count.values() if v > 1),
+    "missing": len(set(r[cols_i] for r in a) - set(count)),
+    "seen_total_clean": sum(r[ca.index("seen")] for r in a),
+    "seen_total": sum(r[ca.index("seen")] for r in b),
+    "first_difference": next((str((x, y)) for x, y in zip(a, b) if x != y), None),
+}))
+"#;
+
+/// Compare two outputs with pyarrow (an independent reader).
+fn compare(python: &Path, clean: &Path, other: &Path) -> Value {
+    let out = Command::new(python)
+        .args(["-c", COMPARE])
+        .arg(clean)
+        .arg(other)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn assert_same_output(python: &Path, clean: &Path, other: &Path) {
+    let report = compare(python, &clean.join("out"), &other.join("out"));
+    eprintln!("comparison: {report}");
+    assert_eq!(report["duplicated"], 0, "{report}");
+    assert_eq!(report["missing"], 0, "{report}");
+    assert_eq!(report["rows"], report["clean_rows"], "{report}");
+    assert_eq!(report["seen_total"], report["seen_total_clean"], "{report}");
+    assert_eq!(report["equal"], true, "{report}");
+    let leftovers: Vec<PathBuf> = files_under(&other.join("out"), ".inprogress")
+        .into_iter()
+        .chain(files_under(&other.join("out"), ".meta"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let key = |v: &Value| format!("{}:{}", v["source"]["line"], v["raw"]);
+    let mut a: Vec<String> = dead_letters(&clean.join("out/_dead_letter")).iter().map(key).collect();
+    let mut b: Vec<String> = dead_letters(&other.join("out/_dead_letter")).iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a.len(), ROWS.div_ceil(9973));
+    assert_eq!(a, b, "dead letters differ");
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("input");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    write_input(&input);
+    let clean = pipeline(&tmp.path().join("clean"), &input);
+    let full = run_to_end(&clean);
+    // A run with nothing left to do measures start-up (and shows a rerun does nothing).
+    let startup = run_to_end(&clean);
+    let work = full.saturating_sub(startup).max(Duration::from_millis(50));
+
+    let crashy = pipeline(&tmp.path().join("crashy"), &input);
+    let seed = std::env::var("SLUICE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xc0ffee_u64);
+    let kills_wanted = std::env::var("SLUICE_CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(KILLS);
+    let mut rng = Rng(seed);
+    let faults = [
+        "checkpoint-written",
+        "checkpoint-committed",
+        "row-group-flushed",
+        "output-renamed",
+    ];
+    let mut kills = 0;
+    let mut injected = 0;
+    let mut attempts = 0;
+    while kills < kills_wanted {
+        attempts += 1;
+        assert!(
+            attempts < kills_wanted * 4,
+            "the run finished before {kills_wanted} kills landed ({kills})"
+        );
+        let status = if attempts % 4 == 0 {
+            // Die inside the protocol: after the n-th checkpoint file is written but before
+            // it is committed, right after committing, after a row group is flushed, or
+            // between renames of sealed files.
+            let fault = format!("{}:{}", faults[(attempts / 4) % faults.len()], 1 + rng.below(2));
+            let mut child = spawn(&crashy, Some(&fault));
+            let status = wait(&mut child);
+            if killed(status) {
+                injected += 1;
+            }
+            status
+        } else {
+            // Sometimes during start-up or recovery, mostly while rows flow.
+            let delay = startup.mul_f64(0.5 + rng.below(500) as f64 / 1000.0)
+                + work.mul_f64((rng.below(1000) as f64 / 1000.0) / kills_wanted as f64);
+            let mut child = spawn(&crashy, None);
+            std::thread::sleep(delay);
+            if child.try_wait().expect("try_wait").is_none() {
+                child.kill().expect("SIGKILL");
+            }
+            wait(&mut child)
+        };
+        if killed(status) {
+            kills += 1;
+        } else {
+            assert!(status.success(), "sluice failed on restart: {status}");
+            break;
+        }
+    }
+    eprintln!("{kills} kills ({injected} injected) in {attempts} attempts, seed {seed:#x}");
+    assert!(
+        kills >= kills_wanted,
+        "only {kills} kills landed before the run finished"
+    );
+    assert!(injected >= 3, "injected faults did not fire ({injected})");
+    run_to_end(&crashy);
+    assert_same_output(&python, clean.parent().expect("dir"), crashy.parent().expect("dir"));
+}
+
+#[test]
+fn sigterm_stops_at_a_checkpoint_and_the_next_run_continues() {
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("input");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    write_input(&input);
+    let clean = pipeline(&tmp.path().join("clean"), &input);
+    run_to_end(&clean);
+
+    let stopped = pipeline(&tmp.path().join("stopped"), &input);
+    let checkpoints = stopped.parent().expect("dir").join("out/_checkpoints");
+    let latest = || files_under(&checkpoints, ".json").last().cloned();
+    let mut stops = 0;
+    for _ in 0..3 {
+        let before = latest();
+        let mut child = sluice()
+            .arg("run")
+            .arg(&stopped)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Stop it as soon as it has taken a checkpoint of its own: mid-run, past start-up.
+        let started = Instant::now();
+        while latest() == before && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        let status = wait(&mut child);
+        assert!(status.success(), "SIGTERM must exit 0, got {status}");
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout).expect("read");
+        eprintln!("{stdout}");
+        if stdout.contains("on request") {
+            stops += 1;
+        }
+    }
+    assert!(
+        stops >= 2,
+        "SIGTERM arrived after the run finished in all but {stops} runs"
+    );
+    run_to_end(&stopped);
+    assert_same_output(&python, clean.parent().expect("dir"), stopped.parent().expect("dir"));
+}
+
+#[test]
+fn a_checkpoint_of_another_source_is_refused_until_from_scratch() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for (dir, n) in [(&a, 3), (&b, 5)] {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let text: String = (0..n)
+            .map(|i| format!("{{\"device\":\"d{i}\",\"i\":{i},\"bucket\":\"x\",\"temperature\":1.5}}\n"))
+            .collect();
+        std::fs::write(dir.join("in-0.ndjson"), text).expect("write");
+    }
+    let first = pipeline(&tmp.path().join("p"), &a);
+    run_to_end(&first);
+    // The same pipeline file, now reading another folder: same sink, same checkpoint folder.
+    let second = pipeline(&tmp.path().join("p"), &b);
+    let out = run(sluice().arg("run").arg(&second));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("never applied to a different source")
+            && stderr.contains(&a.display().to_string())
+            && stderr.contains(&b.display().to_string())
+            && stderr.contains("--from-scratch"),
+        "{stderr}"
+    );
+    let out = run(sluice().arg("run").arg(&second).arg("--from-scratch"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("read          5 rows"));
+
+    // A checkpoint in a format this sluice does not read is refused, naming the format.
+    let ckpt = files_under(&tmp.path().join("p/out/_checkpoints"), ".json");
+    let last = ckpt.last().expect("a checkpoint");
+    let text = std::fs::read_to_string(last).expect("read");
+    std::fs::write(last, text.replacen("\"format\": 1", "\"format\": 42", 1)).expect("write");
+    let out = run(sluice().arg("run").arg(&second));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("checkpoint format 42") && stderr.contains("--from-scratch"),
+        "{stderr}"
+    );
+}

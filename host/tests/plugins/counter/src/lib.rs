@@ -1,0 +1,87 @@
+//! A stateful transform for the host's checkpoint tests: appends `seen`, the running count
+//! of rows so far with the same value in the `key` column (this row included). Its state
+//! (the counts) is snapshotted as JSON, so a restart that loses or replays state shows up as
+//! wrong counts in the output.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sluice_sdk::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use sluice_sdk::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, RestoreError, Transform};
+
+/// `[transform.config]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// A string column to count by.
+    pub key: String,
+}
+
+/// Counts per key.
+#[derive(Debug)]
+pub struct Counter {
+    key: usize,
+    output: SchemaRef,
+    counts: BTreeMap<String, i64>,
+}
+
+fn output(config: &Config, input: &SchemaRef) -> Result<(usize, SchemaRef), ConfigError> {
+    let key = input
+        .index_of(&config.key)
+        .map_err(|_| ConfigError::at(["key"], format!("no column `{}` in the input", config.key)))?;
+    if input.field(key).data_type() != &DataType::Utf8 {
+        return Err(ConfigError::at(["key"], "the key column must be a string"));
+    }
+    let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("seen", DataType::Int64, false));
+    Ok((key, Arc::new(Schema::new(fields))))
+}
+
+impl Transform for Counter {
+    type Config = Config;
+    const STATE_FORMAT: Option<u32> = Some(1);
+
+    fn describe(config: &Config, input: &SchemaRef) -> Result<Outputs, ConfigError> {
+        Ok(Outputs::new(output(config, input)?.1))
+    }
+
+    fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
+        let (key, output) = output(&config, &input)?;
+        Ok(Counter {
+            key,
+            output,
+            counts: BTreeMap::new(),
+        })
+    }
+
+    fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError> {
+        let keys = batch.column(self.key).as_string::<i32>();
+        let seen: Int64Array = (0..keys.len())
+            .map(|i| {
+                let key = if keys.is_null(i) { "" } else { keys.value(i) };
+                let n = self.counts.entry(key.to_owned()).or_default();
+                *n += 1;
+                *n
+            })
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(seen));
+        out.emit(RecordBatch::try_new(self.output.clone(), columns)?)
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(&self.counts).map_err(|e| e.to_string())
+    }
+
+    fn restore(&mut self, format_version: u32, data: &[u8]) -> Result<(), RestoreError> {
+        if format_version != 1 {
+            return Err(RestoreError::UnsupportedVersion(format_version));
+        }
+        self.counts = serde_json::from_slice(data).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
+        Ok(())
+    }
+}
+
+sluice_sdk::export_transform!(Counter);
