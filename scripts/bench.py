@@ -47,7 +47,7 @@ config.predicate = "temperature > 25"
 """
 
 
-def pipeline(path, data, out, with_wasm):
+def pipeline(path, data, out, with_wasm, checkpoint="1s"):
     text = f"""
 [pipeline]
 name = "bench"
@@ -61,6 +61,8 @@ batch_rows = 8192
 type = "parquet"
 path = "{os.path.abspath(out)}"
 partition = {{ by = "ingest_time", granularity = "hour" }}
+[checkpoint]
+{f'interval = "{checkpoint}"' if checkpoint else "enabled = false"}
 """
     with open(path, "w") as f:
         f.write(text)
@@ -100,7 +102,12 @@ def run(cmd, out_dir):
     stdout, stderr = proc.communicate()
     if proc.returncode not in (0, None):
         sys.exit(f"{cmd[0]} failed:\n{stdout.decode()}\n{stderr.decode()}")
+    if b"checkpoints" in stdout:
+        last_checkpoints[0] = stdout.decode().split("checkpoints")[1].split("(")[0].strip()
     return elapsed, rusage.ru_maxrss * 1024
+
+
+last_checkpoints = [None]
 
 
 def main():
@@ -114,16 +121,19 @@ def main():
     os.makedirs(work, exist_ok=True)
     size = os.path.getsize(a.data)
     native_toml, wasm_toml = f"{work}/native.toml", f"{work}/wasm.toml"
-    pipeline(native_toml, a.data, f"{work}/out-native", with_wasm=False)
+    plain_toml = f"{work}/wasm-no-checkpoints.toml"
+    pipeline(native_toml, a.data, f"{work}/out-native", with_wasm=False, checkpoint=None)
     pipeline(wasm_toml, a.data, f"{work}/out-wasm", with_wasm=True)
+    pipeline(plain_toml, a.data, f"{work}/out-wasm", with_wasm=True, checkpoint=None)
     variants = {
-        "(a) native floor: decode -> Parquet": ([a.sluice, "run", native_toml], f"{work}/out-native"),
-        "(b) decode -> map + filter components -> Parquet": ([a.sluice, "run", wasm_toml], f"{work}/out-wasm"),
+        "(a) native floor: decode -> Parquet, no checkpoints": ([a.sluice, "run", native_toml], f"{work}/out-native"),
+        "(b) decode -> map + filter -> Parquet, checkpoint 1 s": ([a.sluice, "run", wasm_toml], f"{work}/out-wasm"),
+        "(bn) = (b) without checkpoints": ([a.sluice, "run", plain_toml], f"{work}/out-wasm"),
         "(b0) = (b) without deadlines or memory caps": ([a.sluice, "run", "--unenforced-limits", wasm_toml], f"{work}/out-wasm"),
         "(c) DuckDB COPY ... TO parquet": ([sys.executable, "-c", duckdb_script(a.data, f"{work}/out-duckdb")], f"{work}/out-duckdb"),
     }
     # Warm the page cache and the compiled-component caches (with and without limits).
-    run(variants["(b) decode -> map + filter components -> Parquet"][0], f"{work}/out-wasm")
+    run(variants["(b) decode -> map + filter -> Parquet, checkpoint 1 s"][0], f"{work}/out-wasm")
     run(variants["(b0) = (b) without deadlines or memory caps"][0], f"{work}/out-wasm")
     times = {k: [] for k in variants}
     rss = {k: 0 for k in variants}
@@ -133,16 +143,18 @@ def main():
             times[name].append(t)
             rss[name] = max(rss[name], r)
     print(f"\n{a.rows:,} rows, {size / 1e6:.0f} MB, {os.cpu_count()} cores, median of {a.rounds} interleaved runs\n")
+    print(f"(b) took {last_checkpoints[0]} checkpoints per run\n")
     print(f"{'variant':52} {'seconds':>8} {'rows/s':>12} {'MB/s':>8} {'peak RSS':>10}")
     med = {}
     for name in variants:
         m = statistics.median(times[name])
         med[name] = m
         print(f"{name:52} {m:8.2f} {a.rows / m:12,.0f} {size / 1e6 / m:8.1f} {rss[name] / 2**20:8.0f} MB")
-    a_, b_, b0_, c_ = (med[k] for k in variants)
+    a_, b_, bn_, b0_, c_ = (med[k] for k in variants)
     print(f"\nratio (b)/(a) = {a_ / b_:.2f}   (throughput of the WASM pipeline over the native floor)")
     print(f"ratio (b)/(c) = {c_ / b_:.2f}   (throughput of the WASM pipeline over DuckDB)")
     print(f"ratio (b)/(b0) = {b0_ / b_:.3f}  (throughput with epoch deadlines + memory caps over without)")
+    print(f"ratio (b)/(bn) = {bn_ / b_:.3f}  (throughput with a checkpoint every second over no checkpoints)")
 
 
 if __name__ == "__main__":

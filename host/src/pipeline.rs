@@ -9,6 +9,7 @@ pub mod plan;
 mod resume;
 pub mod run;
 mod schema;
+mod state_log;
 mod worker;
 
 pub use plan::{Plan, PlanError, StagePlan};

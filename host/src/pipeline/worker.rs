@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 
 use super::plan::{Plan, StagePlan};
+use super::state_log::StateLog;
 use crate::checkpoint::StageState;
 use crate::config::OnError;
 use crate::decode::BadRecord;
@@ -60,6 +61,10 @@ pub(crate) enum WorkerError {
     Open { stage: String, message: String },
     #[error("stage `{stage}` could not save its state for a checkpoint: {error}")]
     Snapshot { stage: String, error: CallError },
+    #[error(
+        "stage `{stage}` failed and its state could not be rebuilt ({message}); the next run resumes from the last checkpoint"
+    )]
+    Rebuild { stage: String, message: String },
     #[error("stage `{stage}` refused the state saved in the checkpoint: {message}")]
     Restore { stage: String, message: String },
     #[error("decoding: {0}")]
@@ -82,28 +87,73 @@ struct Stage {
     label: String,
     /// Consecutive batches of which no row got through.
     failed_batches: u32,
+    /// For a stateful stage: how to rebuild its state after a failure.
+    log: Option<StateLog>,
 }
 
 impl Stage {
     fn start(plan: Arc<StagePlan>, label: String) -> Result<Self, WorkerError> {
         let instance = open(&plan, &label)?;
+        let log = plan.description.state_format.map(|_| StateLog::default());
         Ok(Stage {
             plan,
             instance,
             label,
             failed_batches: 0,
+            log,
         })
     }
 
-    /// Call `process`, replacing the instance if the call poisoned it.
+    /// Call `process`. A stateless stage's instance is replaced if the call poisoned it; a
+    /// stateful stage's is replaced after any failure and its state rebuilt without the batch.
     fn call(&mut self, batch: &RecordBatch) -> Result<Result<Vec<(String, RecordBatch)>, CallError>, WorkerError> {
         let result = self.instance.process(batch);
-        if let Err(e) = &result
-            && e.poisons_instance()
-        {
-            self.instance = open(&self.plan, &self.label)?;
+        match (&result, &mut self.log) {
+            (Ok(_), Some(log)) => {
+                if log.record(batch) {
+                    self.snapshot()?;
+                }
+            }
+            (Err(_), Some(_)) => self.rebuild()?,
+            (Err(e), None) if e.poisons_instance() => self.instance = open(&self.plan, &self.label)?,
+            _ => {}
         }
         Ok(result)
+    }
+
+    /// The stage's snapshot (stateful stages only); the state log starts again from it.
+    fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, WorkerError> {
+        let snapshot = self.instance.snapshot().map_err(|error| WorkerError::Snapshot {
+            stage: self.plan.name.clone(),
+            error,
+        })?;
+        if let Some(log) = &mut self.log {
+            log.reset(snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    /// A fresh instance with the last snapshot restored and the batches since replayed.
+    fn rebuild(&mut self) -> Result<(), WorkerError> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let mut instance = open(&self.plan, &self.label)?;
+        let failed = |message: String| WorkerError::Rebuild {
+            stage: self.plan.name.clone(),
+            message,
+        };
+        if let Some((version, data)) = log.snapshot() {
+            instance
+                .restore(*version, data.clone())
+                .map_err(|e| failed(format!("restoring its last snapshot: {e}")))?;
+        }
+        for batch in log.replay() {
+            instance
+                .process(batch)
+                .map_err(|e| failed(format!("replaying a batch it had processed before: {e}")))?;
+        }
+        tracing::warn!(stage = %self.plan.name, replayed = log.replay().len(), "Stateful transform failed; its state was rebuilt from the last snapshot without the failed batch.");
+        self.instance = instance;
+        Ok(())
     }
 
     /// One batch through this stage under its `on_error` policy; returns its `main` output.
@@ -240,6 +290,9 @@ impl Worker {
                 .instance
                 .restore(state.format_version, state.data.clone())
                 .map_err(|e| restore(e.to_string()))?;
+            if let Some(log) = &mut stage.log {
+                log.reset(Some((state.format_version, state.data.clone())));
+            }
             if state.component != stage.plan.component.digest() {
                 tracing::info!(stage = %stage.plan.name, "State saved by another version of the component was accepted.");
             }
@@ -278,11 +331,7 @@ impl Worker {
             if stage.plan.description.state_format.is_none() {
                 continue;
             }
-            let snapshot = stage.instance.snapshot().map_err(|error| WorkerError::Snapshot {
-                stage: stage.plan.name.clone(),
-                error,
-            })?;
-            if let Some((format_version, data)) = snapshot {
+            if let Some((format_version, data)) = stage.snapshot()? {
                 states.push(StageState {
                     stage: stage.plan.name.clone(),
                     component: stage.plan.component.digest().to_owned(),

@@ -229,3 +229,53 @@ fn a_hostile_pipeline_does_not_disturb_a_healthy_one_in_the_same_process() {
         0
     );
 }
+
+#[test]
+fn a_stateful_transform_that_traps_resumes_from_its_state_before_the_failed_batch() {
+    let Some(python) = crate::support::python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    write_input(tmp.path());
+    let counter = Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_counter.wasm");
+    let text = format!(
+        r#"
+[source]
+type = "file"
+path = "in.ndjson"
+batch_rows = 100
+[source.schema]
+client_id = "string"
+temperature = "double"
+[[transform]]
+name = "count"
+component = "{}"
+config = {{ key = "client_id", trap_on = "poison" }}
+[sink]
+type = "parquet"
+path = "out"
+"#,
+        counter.display()
+    );
+    let pipeline = tmp.path().join("p.toml");
+    std::fs::write(&pipeline, text).expect("write pipeline");
+    let out = run(sluice().arg("run").arg(&pipeline));
+    assert!(out.status.success());
+    // The whole failed batch (a stateful stage is not bisected) is dead-lettered ...
+    let letters = dead_letters(&tmp.path().join("out/_dead_letter"));
+    assert_eq!(letters.len(), 100);
+    assert!(letters.iter().all(|l| l["stage"] == "count"));
+    // ... and leaves no trace in the state: the counts go on from before it, with no gap
+    // (its rows counted) and no restart from zero (state lost).
+    let glob = tmp.path().join("out/*.parquet");
+    let rows = crate::support::duckdb(
+        &python,
+        &format!(
+            "select client_id, count(*) as n, max(seen) as m, count(distinct seen) as d from '{}' group by 1 order by 1",
+            glob.display()
+        ),
+    );
+    assert_eq!(rows.iter().map(|r| r["n"].as_u64().expect("n")).sum::<u64>(), 200);
+    for r in &rows {
+        assert_eq!(r["n"], r["m"], "{r:?}");
+        assert_eq!(r["n"], r["d"], "{r:?}");
+    }
+}

@@ -1,7 +1,8 @@
 //! A stateful transform for the host's checkpoint tests: appends `seen`, the running count
 //! of rows so far with the same value in the `key` column (this row included). Its state
 //! (the counts) is snapshotted as JSON, so a restart that loses or replays state shows up as
-//! wrong counts in the output.
+//! wrong counts in the output. With `trap_on`, a batch holding that key traps *after* the
+//! counts were updated, so a host that keeps the half-updated state shows it too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,12 +18,16 @@ use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, RestoreError, Tran
 pub struct Config {
     /// A string column to count by.
     pub key: String,
+    /// Trap (after counting) on a batch where the key column holds this value.
+    #[serde(default)]
+    pub trap_on: Option<String>,
 }
 
 /// Counts per key.
 #[derive(Debug)]
 pub struct Counter {
     key: usize,
+    trap_on: Option<String>,
     output: SchemaRef,
     counts: BTreeMap<String, i64>,
 }
@@ -51,6 +56,7 @@ impl Transform for Counter {
         let (key, output) = output(&config, &input)?;
         Ok(Counter {
             key,
+            trap_on: config.trap_on,
             output,
             counts: BTreeMap::new(),
         })
@@ -66,6 +72,11 @@ impl Transform for Counter {
                 *n
             })
             .collect();
+        if let Some(poison) = &self.trap_on
+            && keys.iter().any(|k| k == Some(poison.as_str()))
+        {
+            panic!("poison key {poison}");
+        }
         let mut columns = batch.columns().to_vec();
         columns.push(Arc::new(seen));
         out.emit(RecordBatch::try_new(self.output.clone(), columns)?)
