@@ -64,7 +64,11 @@ pub(crate) fn prepare(plan: &Plan, from_scratch: bool) -> Result<Start, RunError
     if from_scratch {
         let epoch = latest.as_ref().map_or(1, |(e, _)| e + 1);
         if latest.is_some() {
-            tracing::info!(checkpoint = %location, "Starting from scratch: the checkpoint is ignored (and superseded by this run's).");
+            tracing::warn!(
+                checkpoint = %location,
+                output = %plan.sink.dir.display(),
+                "Starting from scratch: the checkpoint is ignored and superseded. Earlier output is not deleted: files whose names recur are rewritten, others stay beside the new ones."
+            );
         }
         recover(&roots, None)?;
         return Ok(fresh(Some(Box::new(store)), epoch));
