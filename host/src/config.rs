@@ -347,6 +347,7 @@ fn read_transform(
                 memory_mb: l.opt_uint(d, "memory_mb", 1..=65_536).map(|v| v.value),
                 timeout_ms: l.opt_uint(d, "timeout_ms", 10..=86_400_000).map(|v| v.value),
                 max_output_ratio: l.opt_uint(d, "max_output_ratio", 1..=1_000_000).map(|v| v.value),
+                fuel: l.opt_uint(d, "fuel", 1_000..=u64::MAX / 2).map(|v| v.value),
             };
             l.finish(d);
             limits

@@ -106,14 +106,47 @@ impl Default for EngineSettings {
     }
 }
 
-/// The process's WebAssembly engine.
+/// The process's WebAssembly engine: a plain flavour for every component, and a second one
+/// with fuel metering, built on first use, for components given a fuel budget.
 pub struct Engine {
+    plain: Flavour,
+    fuel: std::sync::OnceLock<Result<Flavour, String>>,
+    settings: EngineSettings,
+}
+
+/// One wasmtime configuration with its linker, cache and epoch ticker.
+struct Flavour {
     engine: wasmtime::Engine,
     linker: Arc<Linker<HostState>>,
     cache: Option<cache::ComponentCache>,
     /// Shared with every component: deadlines fire as long as any instance can run.
     ticker: Arc<limits::EpochTicker>,
-    enforce_limits: bool,
+    fuel: bool,
+}
+
+impl Flavour {
+    fn new(settings: &EngineSettings, fuel: bool) -> Result<Self, EngineError> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        // Deadlines per call without fuel's per-instruction cost (see `limits`).
+        config.epoch_interruption(settings.enforce_limits);
+        config.consume_fuel(fuel && settings.enforce_limits);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Setup(e.to_string()))?;
+        let linker = bindings::linker(&engine).map_err(|e| EngineError::Setup(e.to_string()))?;
+        let cache = settings
+            .cache_dir
+            .clone()
+            .map(|dir| cache::ComponentCache::new(dir, &engine));
+        let ticker = Arc::new(limits::EpochTicker::start(engine.clone()));
+        Ok(Flavour {
+            engine,
+            linker: Arc::new(linker),
+            cache,
+            ticker,
+            fuel: fuel && settings.enforce_limits,
+        })
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -125,26 +158,30 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Configure wasmtime, build the linker and start the epoch ticker.
     pub fn new(settings: EngineSettings) -> Result<Self, EngineError> {
-        let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true);
-        // Deadlines per call without fuel's per-instruction cost (see `limits`).
-        config.epoch_interruption(settings.enforce_limits);
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Setup(e.to_string()))?;
-        let linker = bindings::linker(&engine).map_err(|e| EngineError::Setup(e.to_string()))?;
-        let cache = settings.cache_dir.map(|dir| cache::ComponentCache::new(dir, &engine));
-        let ticker = Arc::new(limits::EpochTicker::start(engine.clone()));
         Ok(Engine {
-            engine,
-            linker: Arc::new(linker),
-            cache,
-            ticker,
-            enforce_limits: settings.enforce_limits,
+            plain: Flavour::new(&settings, false)?,
+            fuel: std::sync::OnceLock::new(),
+            settings,
         })
     }
 
-    /// Compile (or fetch from the cache) and pre-link a component. `name` is for messages.
-    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Component, EngineError> {
+    /// Compile (or fetch from the cache) and pre-link a component, with fuel metering if
+    /// it will be given a fuel budget. `name` is for messages.
+    pub fn load(&self, name: &str, bytes: &[u8], fuel: bool) -> Result<Component, EngineError> {
+        let flavour = if fuel {
+            self.fuel
+                .get_or_init(|| Flavour::new(&self.settings, true).map_err(|e| e.to_string()))
+                .as_ref()
+                .map_err(|e| EngineError::Setup(e.clone()))?
+        } else {
+            &self.plain
+        };
+        flavour.load(name, bytes, self.settings.enforce_limits)
+    }
+}
+
+impl Flavour {
+    fn load(&self, name: &str, bytes: &[u8], enforce_limits: bool) -> Result<Component, EngineError> {
         let digest = hex(&Sha256::digest(bytes));
         let compile_err = |e: wasmtime::Error| EngineError::Compile {
             name: name.to_owned(),
@@ -189,7 +226,8 @@ impl Engine {
                 imports,
                 pre,
                 _ticker: self.ticker.clone(),
-                enforce_limits: self.enforce_limits,
+                enforce_limits,
+                fuel: self.fuel,
             }),
         })
     }

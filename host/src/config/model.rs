@@ -97,6 +97,8 @@ pub struct LimitsConfig {
     pub timeout_ms: Option<u64>,
     /// Output rows per call as a multiple of input rows.
     pub max_output_ratio: Option<u64>,
+    /// A deterministic CPU budget per call, in wasmtime fuel units (about one per instruction).
+    pub fuel: Option<u64>,
 }
 
 /// Where a transform's component comes from.

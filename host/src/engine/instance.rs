@@ -22,6 +22,8 @@ pub(crate) struct ComponentInner {
     /// Keeps the epoch ticker running while this component can be instantiated.
     pub(crate) _ticker: std::sync::Arc<super::limits::EpochTicker>,
     pub(crate) enforce_limits: bool,
+    /// Compiled with fuel metering.
+    pub(crate) fuel: bool,
 }
 
 /// What a transform declared for a given config and input schema.
@@ -75,6 +77,8 @@ pub struct TransformInstance {
     store: Store<HostState>,
     bindings: Transformer,
     deadline_ticks: u64,
+    /// Fuel per call, when the component is metered.
+    fuel: Option<u64>,
     max_output_ratio: u32,
     outputs: Vec<(String, SchemaRef)>,
     poisoned: bool,
@@ -101,9 +105,17 @@ pub(crate) fn instantiate(
     } else {
         0
     };
+    // A metered component always has a budget: the plan's, or (none given) practically none.
+    let fuel = inner.fuel.then(|| limits.fuel.unwrap_or(u64::MAX / 2));
     if inner.enforce_limits {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(deadline_ticks);
+    }
+    if let Some(f) = fuel {
+        store.set_fuel(f).map_err(|e| EngineError::Instantiate {
+            name: inner.name.clone(),
+            message: short(&e),
+        })?;
     }
     let bindings = inner
         .pre
@@ -116,6 +128,7 @@ pub(crate) fn instantiate(
         store,
         bindings,
         deadline_ticks,
+        fuel,
         max_output_ratio: limits.max_output_ratio,
         outputs: Vec::new(),
         poisoned: false,
@@ -138,6 +151,11 @@ impl TransformInstance {
         if self.deadline_ticks > 0 {
             self.store.set_epoch_deadline(self.deadline_ticks);
         }
+        if let Some(fuel) = self.fuel {
+            self.store
+                .set_fuel(fuel)
+                .map_err(|e| CallError::Trap(format!("cannot set the fuel budget: {e}")))?;
+        }
         Ok(())
     }
 
@@ -148,6 +166,8 @@ impl TransformInstance {
                 "interrupted after {} ms",
                 self.deadline_ticks * super::limits::TICK.as_millis() as u64
             ))
+        } else if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+            CallError::Trap(format!("used up its fuel budget of {} units", self.fuel.unwrap_or(0)))
         } else {
             CallError::Trap(short(&e))
         }

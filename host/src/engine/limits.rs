@@ -24,6 +24,11 @@ pub struct Limits {
     /// Output rows one call may emit, as a multiple of its input rows. The default, 16×,
     /// leaves room for explode-style transforms and stops unbounded amplification.
     pub max_output_ratio: u32,
+    /// Optional deterministic budget per call, in fuel units (about one per wasm
+    /// instruction). Off by default: fuel instruments every instruction, so a component with
+    /// a budget is compiled separately with fuel metering. Use it when a batch must fail the
+    /// same way on every machine; the deadline still applies.
+    pub fuel: Option<u64>,
 }
 
 impl Default for Limits {
@@ -32,6 +37,7 @@ impl Default for Limits {
             max_memory_bytes: 512 * 1024 * 1024,
             call_timeout: Duration::from_secs(30),
             max_output_ratio: 16,
+            fuel: None,
         }
     }
 }

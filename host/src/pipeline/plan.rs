@@ -231,10 +231,12 @@ fn limits(cfg: &LimitsConfig) -> Limits {
             .timeout_ms
             .map_or(defaults.call_timeout, std::time::Duration::from_millis),
         max_output_ratio: cfg.max_output_ratio.map_or(defaults.max_output_ratio, |r| r as u32),
+        fuel: cfg.fuel,
     }
 }
 
 fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnostic>) -> Option<Component> {
+    let fuel = t.limits.fuel.is_some();
     let at = |message: String| Diagnostic {
         span: t.plugin.span.clone(),
         key: t.plugin.key.clone(),
@@ -242,7 +244,7 @@ fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnost
     };
     let loaded = match &t.plugin.value {
         PluginRef::Stock(name) => match stock::lookup(name) {
-            Some(bytes) => engine.load(&format!("stock plugin `{name}`"), bytes),
+            Some(bytes) => engine.load(&format!("stock plugin `{name}`"), bytes, fuel),
             None => {
                 let names = stock::names()
                     .iter()
@@ -256,7 +258,7 @@ fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnost
             }
         },
         PluginRef::File(path) => match std::fs::read(path) {
-            Ok(bytes) => engine.load(&path.display().to_string(), &bytes),
+            Ok(bytes) => engine.load(&path.display().to_string(), &bytes, fuel),
             Err(e) => {
                 diags.push(at(format!("cannot read component {}: {e}", path.display())));
                 return None;

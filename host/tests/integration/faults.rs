@@ -127,6 +127,16 @@ fn unbounded_amplification_is_refused() {
 }
 
 #[test]
+fn a_fuel_budget_stops_an_infinite_loop_deterministically_and_loses_only_that_record() {
+    // Fuel, unlike the deadline, fails the same call on every machine, so bisection is safe.
+    only_the_poison_row_is_lost(
+        "loop",
+        "used up its fuel budget of 50000000 units",
+        "limits = { fuel = 50_000_000 }",
+    );
+}
+
+#[test]
 fn an_infinite_loop_is_interrupted_and_its_batch_dead_lettered() {
     let o = run_hostile("loop", "poison", "limits = { timeout_ms = 300 }");
     assert!(o.out.status.success());
