@@ -131,9 +131,9 @@ impl<'a, 'i> Table<'a, 'i> {
     ) -> Option<Located<std::time::Duration>> {
         let v = self.opt_str(d, name)?;
         let expected = format!(
-            "a duration such as \"500ms\", \"10s\", \"15m\" or \"1h\" from {:?} to {:?}",
-            range.start(),
-            range.end()
+            "a duration such as \"500ms\", \"10s\", \"15m\" or \"1h\" from {} to {}",
+            show_duration(*range.start()),
+            show_duration(*range.end())
         );
         match parse_duration(&v.value) {
             Some(value) if range.contains(&value) => Some(Located {
@@ -284,6 +284,17 @@ pub(crate) fn describe(value: &DeValue<'_>) -> String {
 
 pub(crate) fn quoted(items: &[&str]) -> String {
     items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// A duration in the largest unit that writes it exactly.
+fn show_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
 }
 
 /// `<integer><unit>` with unit `ms`, `s`, `m` or `h`.
