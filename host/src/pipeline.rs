@@ -10,6 +10,7 @@ mod resume;
 pub mod run;
 mod schema;
 mod state_log;
+pub mod watermark;
 mod worker;
 
 pub use plan::{Plan, PlanError, StagePlan};
