@@ -42,7 +42,9 @@ pub mod protocol;
 pub mod recover;
 pub mod store;
 
-pub use model::{Checkpoint, FORMAT_VERSION, FileState, OutputFile, OutputRoot, SourcePosition, StageState, Totals};
+pub use model::{
+    Checkpoint, FORMAT_VERSION, FileState, OutputFile, OutputRoot, SourcePosition, StageState, Totals, WatermarkState,
+};
 pub use protocol::{Refusal, journal_path, temp_path};
 
 #[cfg(test)]

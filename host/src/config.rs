@@ -341,6 +341,18 @@ fn read_transform(
     let quarantine_after = t
         .opt_uint(d, "quarantine_after", 1..=1_000_000)
         .map_or(5, |v| v.value as u32);
+    let watermark = t.opt_table(d, "watermark").and_then(|mut w| {
+        let column = w.req_str(d, "column");
+        let day = Duration::from_secs(24 * 3600);
+        let ooo = w.opt_duration(d, "max_out_of_orderness", Duration::ZERO..=day);
+        let idle = w.opt_duration(d, "idle_timeout", Duration::from_millis(10)..=day);
+        w.finish(d);
+        Some(WatermarkConfig {
+            column: column?,
+            max_out_of_orderness: ooo.map_or(Duration::ZERO, |v| v.value),
+            idle_timeout: idle.map(|v| v.value),
+        })
+    });
     let limits = match t.opt_table(d, "limits") {
         Some(mut l) => {
             let limits = LimitsConfig {
@@ -361,6 +373,7 @@ fn read_transform(
         on_error,
         limits,
         quarantine_after,
+        watermark,
     })
 }
 

@@ -29,6 +29,9 @@ pub struct Checkpoint {
     pub stateful_stages: Vec<String>,
     /// Stateful stages' snapshots.
     pub states: Vec<StageState>,
+    /// Event time seen by stages with a watermark.
+    #[serde(default)]
+    pub watermarks: Vec<WatermarkState>,
     /// Output files that are not yet in place: their rows are part of this checkpoint.
     pub outputs: Vec<OutputFile>,
     /// Running totals over all runs, for summaries.
@@ -60,6 +63,17 @@ pub struct StageState {
     /// The snapshot.
     #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,
+}
+
+/// A stage's watermark bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatermarkState {
+    /// The stage.
+    pub stage: String,
+    /// Greatest event time (µs) per source partition.
+    pub partitions: std::collections::BTreeMap<String, i64>,
+    /// The last watermark passed to the stage (µs).
+    pub watermark: Option<i64>,
 }
 
 /// Which folder an output file lives under.

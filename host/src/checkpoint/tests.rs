@@ -21,6 +21,7 @@ fn checkpoint(outputs: Vec<OutputFile>) -> Checkpoint {
             format_version: 1,
             data: vec![1, 2, 3],
         }],
+        watermarks: Vec::new(),
         outputs,
         totals: Totals::default(),
     }

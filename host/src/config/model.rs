@@ -75,6 +75,20 @@ pub struct TransformConfig {
     pub limits: LimitsConfig,
     /// Halt after this many consecutive batches that failed entirely (default 5).
     pub quarantine_after: u32,
+    /// `watermark = { column, max_out_of_orderness, idle_timeout }`: the host tracks event
+    /// time on this stage's input and advances its watermark between batches.
+    pub watermark: Option<WatermarkConfig>,
+}
+
+/// `[transform.watermark]`.
+#[derive(Debug, Clone)]
+pub struct WatermarkConfig {
+    /// The event-time column of the stage's input (a timestamp, or int64 epoch milliseconds).
+    pub column: Located<String>,
+    /// How late (in event time) an event may arrive and still be on time (default 0).
+    pub max_out_of_orderness: std::time::Duration,
+    /// A source partition silent this long stops holding the watermark back (default: never).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// `on_error` of a transform.

@@ -4,12 +4,26 @@
 use std::time::Instant;
 
 use crate::checkpoint::store::CheckpointStore;
-use crate::checkpoint::{Checkpoint, FORMAT_VERSION, SourcePosition, StageState, Totals};
+use crate::checkpoint::{Checkpoint, FORMAT_VERSION, SourcePosition, StageState, Totals, WatermarkState};
 use crate::sink::dead_letter::DeadLetterSink;
 use crate::sink::parquet::ParquetSink;
 
 use super::plan::Plan;
 use super::run::RunError;
+
+/// What a checkpoint records besides the output files: a consistent cut of the pipeline.
+pub(crate) struct Cut<'a> {
+    /// Where the input after everything written begins.
+    pub position: &'a SourcePosition,
+    /// The input ended and the stages were flushed.
+    pub finished: bool,
+    /// Stateful stages' snapshots.
+    pub states: Vec<StageState>,
+    /// Watermark bookkeeping.
+    pub watermarks: Vec<WatermarkState>,
+    /// Running totals.
+    pub totals: Totals,
+}
 
 /// Writes a run's checkpoints.
 pub(crate) struct Committer {
@@ -49,10 +63,7 @@ impl Committer {
     /// Checkpoint everything written so far, which is exactly the input before `position`.
     pub(crate) fn commit(
         &mut self,
-        position: &SourcePosition,
-        finished: bool,
-        states: Vec<StageState>,
-        totals: Totals,
+        cut: Cut<'_>,
         parquet: &mut ParquetSink,
         dead: &mut DeadLetterSink,
     ) -> Result<(), RunError> {
@@ -68,12 +79,13 @@ impl Committer {
             epoch: self.epoch,
             pipeline: self.pipeline.clone(),
             source: self.source.clone(),
-            position: position.clone(),
-            finished,
+            position: cut.position.clone(),
+            finished: cut.finished,
             stateful_stages: self.stateful.clone(),
-            states,
+            states: cut.states,
+            watermarks: cut.watermarks,
             outputs,
-            totals,
+            totals: cut.totals,
         };
         store
             .put(self.epoch, &checkpoint.to_bytes())

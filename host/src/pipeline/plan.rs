@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef};
 
 use super::schema::arrow_schema;
+use super::watermark::{WatermarkSettings, is_event_time};
 use crate::config::{
     CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, OnError, PartitionConfig, PluginRef, SourceConfig,
     TransformConfig,
@@ -45,6 +46,17 @@ pub struct StagePlan {
     pub limits: Limits,
     /// Halt after this many consecutive batches that failed entirely.
     pub quarantine_after: u32,
+    /// The event-time column the host derives this stage's watermark from.
+    pub watermark: Option<StageWatermark>,
+}
+
+/// A stage's watermark settings, checked against its input schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageWatermark {
+    /// Index of the event-time column in the stage's input.
+    pub column: usize,
+    /// Bound and idleness.
+    pub settings: WatermarkSettings,
 }
 
 impl StagePlan {
@@ -144,6 +156,32 @@ impl Plan {
             };
             match describe(t, &component, &input, &cfg.name) {
                 Ok(description) => {
+                    let watermark = t.watermark.as_ref().and_then(|w| {
+                        let found = input.index_of(&w.column.value).ok();
+                        let ok = found.is_some_and(|i| is_event_time(input.field(i).data_type()));
+                        if !ok {
+                            let what = match found {
+                                Some(i) => format!("is {}", input.field(i).data_type()),
+                                None => "is not in the stage's input".to_owned(),
+                            };
+                            diags.push(diag(
+                                w.column.span.clone(),
+                                &w.column.key,
+                                format!(
+                                    "watermark column `{}` {what}: expected a timestamp or int64 epoch-milliseconds column of the input ({})",
+                                    w.column.value,
+                                    input.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                                ),
+                            ));
+                        }
+                        Some(StageWatermark {
+                            column: found.filter(|_| ok)?,
+                            settings: WatermarkSettings {
+                                max_out_of_orderness: w.max_out_of_orderness,
+                                idle_timeout: w.idle_timeout,
+                            },
+                        })
+                    });
                     schema = Some(description.outputs[0].1.clone());
                     stages.push(Arc::new(StagePlan {
                         name: t.name.value.clone(),
@@ -154,6 +192,7 @@ impl Plan {
                         on_error: t.on_error,
                         limits: limits(&t.limits),
                         quarantine_after: t.quarantine_after,
+                        watermark,
                     }));
                 }
                 Err(d) => {

@@ -5,7 +5,7 @@ use crate::checkpoint::protocol::{StageIdentity, assign_states, check_source, ne
 use crate::checkpoint::recover::{Recovered, Roots, recover};
 use crate::checkpoint::store::CheckpointStore;
 use crate::checkpoint::store::fs::FsStore;
-use crate::checkpoint::{Checkpoint, SourcePosition, StageState, Totals};
+use crate::checkpoint::{Checkpoint, SourcePosition, StageState, Totals, WatermarkState};
 use crate::source::file::Inputs;
 
 use super::plan::Plan;
@@ -21,6 +21,8 @@ pub(crate) struct Start {
     pub position: SourcePosition,
     /// One entry per stage: the state to restore.
     pub states: Vec<Option<StageState>>,
+    /// Watermark bookkeeping to restore.
+    pub watermarks: Vec<WatermarkState>,
     /// Totals of earlier runs.
     pub totals: Totals,
     /// The checkpoint resumed from, and what recovery did.
@@ -44,6 +46,7 @@ pub(crate) fn prepare(plan: &Plan, from_scratch: bool) -> Result<Start, RunError
         epoch,
         position: SourcePosition::default(),
         states: vec![None; plan.stages.len()],
+        watermarks: Vec::new(),
         totals: Totals::default(),
         resumed: None,
     };
@@ -105,6 +108,7 @@ pub(crate) fn prepare(plan: &Plan, from_scratch: bool) -> Result<Start, RunError
         epoch: next_epoch(Some(&checkpoint)),
         position: checkpoint.position,
         states,
+        watermarks: checkpoint.watermarks,
         totals: checkpoint.totals,
         resumed: Some((checkpoint.epoch, recovered)),
     })

@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
-use super::commit::Committer;
+use super::commit::{Committer, Cut};
 use super::plan::Plan;
 use super::resume::prepare;
 use super::worker::{DeadItem, WorkResult, Worker, WorkerError};
 use crate::checkpoint::protocol::BarrierClock;
 use crate::checkpoint::recover::RecoverError;
-use crate::checkpoint::{SourcePosition, StageState, Totals};
+use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
 use crate::sink::dead_letter::{DeadLetterSink, DeadLetterSummary};
 use crate::sink::parquet::{CommitMode, ParquetSink, WrittenFile};
 use crate::sink::{FileStart, SinkError};
@@ -157,10 +157,11 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         let rx = chunk_rx.clone();
         let tx = result_tx.clone();
         let states = start.states.clone();
+        let watermarks = start.watermarks.clone();
         let ended = ended.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("sluice-work-{id}"))
-            .spawn(move || work(&plan, id, &states, rx, tx, &ended));
+            .spawn(move || work(&plan, id, (&states, &watermarks), rx, tx, &ended));
         handles.push(spawned.map_err(|e| RunError::Worker(format!("cannot start a worker thread: {e}")))?);
     }
     drop(chunk_rx);
@@ -200,7 +201,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
 fn work(
     plan: &Plan,
     id: usize,
-    states: &[Option<StageState>],
+    (states, watermarks): (&[Option<StageState>], &[WatermarkState]),
     chunks: Receiver<crate::source::Chunk>,
     results: Sender<Msg>,
     ended: &AtomicBool,
@@ -208,7 +209,7 @@ fn work(
     let fail = |e: WorkerError| {
         let _ = results.send(Msg::Failed(e.to_string()));
     };
-    let mut worker = match Worker::new(plan, id, states) {
+    let mut worker = match Worker::new(plan, id, states, watermarks) {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
@@ -260,21 +261,27 @@ impl Writer {
     }
 
     /// Checkpoint everything written so far.
-    fn checkpoint(&mut self, finished: bool, states: Vec<StageState>) -> Result<(), RunError> {
+    fn checkpoint(
+        &mut self,
+        finished: bool,
+        states: Vec<StageState>,
+        watermarks: Vec<WatermarkState>,
+    ) -> Result<(), RunError> {
         let totals = self.totals();
-        self.committer.commit(
-            &self.position,
+        let cut = Cut {
+            position: &self.position,
             finished,
             states,
+            watermarks,
             totals,
-            &mut self.parquet,
-            &mut self.dead,
-        )
+        };
+        self.committer.commit(cut, &mut self.parquet, &mut self.dead)
     }
 
     /// Write one chunk's results; the input position moves past the chunk.
     fn write_chunk(&mut self, mut r: WorkResult) -> Result<(), RunError> {
         let states = std::mem::take(&mut r.states);
+        let watermarks = std::mem::take(&mut r.watermarks);
         let barrier = r.barrier;
         self.position = SourcePosition {
             next_seq: r.seq + 1,
@@ -284,7 +291,7 @@ impl Writer {
         };
         self.write(r)?;
         if barrier {
-            self.checkpoint(false, states)?;
+            self.checkpoint(false, states, watermarks)?;
         }
         Ok(())
     }
@@ -366,17 +373,18 @@ fn write_results(
     // Final results (end-of-input flushes) are written after all input, numbered on from the
     // last chunk; the next run's chunks are numbered after them.
     finals.sort_by_key(|r| r.seq);
-    let mut states = Vec::new();
+    let (mut states, mut watermarks) = (Vec::new(), Vec::new());
     for (i, mut r) in finals.into_iter().enumerate() {
         r.seq = next + i as u64;
         w.position.next_seq = r.seq + 1;
         states.append(&mut r.states);
+        watermarks.append(&mut r.watermarks);
         w.write(r)?;
     }
     progress.clear();
     w.parquet.close_all()?;
     w.dead.close_all()?;
-    w.checkpoint(ended.load(Ordering::SeqCst), states)?;
+    w.checkpoint(ended.load(Ordering::SeqCst), states, watermarks)?;
     let (checkpoints, slowest_checkpoint) = (w.committer.taken, w.committer.slowest);
     let files = w.parquet.finish()?;
     let dead_letters = w.dead.finish()?;

@@ -11,6 +11,29 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+
+/// Whether a column type can carry event time: any timestamp, or int64 epoch milliseconds.
+pub fn is_event_time(ty: &DataType) -> bool {
+    matches!(ty, DataType::Timestamp(_, _) | DataType::Int64)
+}
+
+/// The greatest event time in column `column` of `batch`, in microseconds (nulls ignored).
+pub fn max_event_micros(batch: &RecordBatch, column: usize) -> Option<i64> {
+    let col = batch.column(column);
+    let millis;
+    let col = if col.data_type() == &DataType::Int64 {
+        millis = cast(col, &DataType::Timestamp(TimeUnit::Millisecond, None)).ok()?;
+        &millis
+    } else {
+        col
+    };
+    let micros = cast(col, &DataType::Timestamp(TimeUnit::Microsecond, None)).ok()?;
+    arrow::compute::max(micros.as_primitive::<TimestampMicrosecondType>())
+}
+
 /// Settings of one stage's watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatermarkSettings {

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 
 use super::plan::{Plan, StagePlan};
-use super::state_log::StateLog;
-use crate::checkpoint::StageState;
+use super::state_log::{Event, StateLog};
+use super::watermark::{WatermarkTracker, max_event_micros};
+use crate::checkpoint::{StageState, WatermarkState};
 use crate::config::OnError;
 use crate::decode::BadRecord;
 use crate::decode::json::JsonDecoder;
@@ -50,6 +51,7 @@ pub(crate) struct WorkResult {
     /// A checkpoint follows this result; `states` are the stateful stages' snapshots after it.
     pub barrier: bool,
     pub states: Vec<StageState>,
+    pub watermarks: Vec<WatermarkState>,
 }
 
 /// Why a worker had to stop.
@@ -89,18 +91,22 @@ struct Stage {
     failed_batches: u32,
     /// For a stateful stage: how to rebuild its state after a failure.
     log: Option<StateLog>,
+    /// For a stage with a watermark: event time seen per source partition.
+    tracker: Option<WatermarkTracker>,
 }
 
 impl Stage {
     fn start(plan: Arc<StagePlan>, label: String) -> Result<Self, WorkerError> {
         let instance = open(&plan, &label)?;
         let log = plan.description.state_format.map(|_| StateLog::default());
+        let tracker = plan.watermark.map(|w| WatermarkTracker::new(w.settings));
         Ok(Stage {
             plan,
             instance,
             label,
             failed_batches: 0,
             log,
+            tracker,
         })
     }
 
@@ -146,14 +152,52 @@ impl Stage {
                 .restore(*version, data.clone())
                 .map_err(|e| failed(format!("restoring its last snapshot: {e}")))?;
         }
-        for batch in log.replay() {
-            instance
-                .process(batch)
-                .map_err(|e| failed(format!("replaying a batch it had processed before: {e}")))?;
+        for event in log.replay() {
+            match event {
+                Event::Batch(batch) => instance.process(batch).map(drop),
+                Event::Watermark(micros) => instance.advance_watermark(*micros).map(drop),
+            }
+            .map_err(|e| failed(format!("replaying what it had processed before: {e}")))?;
         }
         tracing::warn!(stage = %self.plan.name, replayed = log.replay().len(), "Stateful transform failed; its state was rebuilt from the last snapshot without the failed batch.");
         self.instance = instance;
         Ok(())
+    }
+
+    /// Note the event time of a batch this stage was given, from source partition `partition`.
+    fn observe(&mut self, partition: &str, batch: &RecordBatch) {
+        let (Some(tracker), Some(w)) = (&mut self.tracker, self.plan.watermark) else {
+            return;
+        };
+        // A file source reads one file after another: the others are done.
+        tracker.close_all_but(partition);
+        if let Some(max) = max_event_micros(batch, w.column) {
+            tracker.observe(partition, max, std::time::Instant::now());
+        }
+    }
+
+    /// Pass a risen watermark to the component; returns what it emits to `main`.
+    fn advance_watermark(&mut self, dead: &mut Vec<DeadItem>) -> Result<Vec<RecordBatch>, WorkerError> {
+        let Some(micros) = self.tracker.as_mut().and_then(|t| t.advance(std::time::Instant::now())) else {
+            return Ok(Vec::new());
+        };
+        match self.instance.advance_watermark(micros) {
+            Ok(outs) => {
+                if let Some(log) = &mut self.log {
+                    log.record_watermark(micros);
+                }
+                Ok(route(&self.plan.name, outs, dead))
+            }
+            Err(error) if self.plan.on_error == OnError::Halt => Err(WorkerError::Halted {
+                stage: self.plan.name.clone(),
+                error,
+            }),
+            Err(error) => {
+                tracing::error!(stage = %self.plan.name, error = %error, "Transform failed advancing its watermark; its state is rebuilt and the watermark retried with the next batch.");
+                self.rebuild()?;
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// One batch through this stage under its `on_error` policy; returns its `main` output.
@@ -274,7 +318,12 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// A worker with fresh instances, stateful ones given `states` (one entry per stage).
-    pub(crate) fn new(plan: &Plan, id: usize, states: &[Option<StageState>]) -> Result<Self, WorkerError> {
+    pub(crate) fn new(
+        plan: &Plan,
+        id: usize,
+        states: &[Option<StageState>],
+        watermarks: &[WatermarkState],
+    ) -> Result<Self, WorkerError> {
         let mut stages: Vec<Stage> = plan
             .stages
             .iter()
@@ -297,6 +346,15 @@ impl Worker {
                 tracing::info!(stage = %stage.plan.name, "State saved by another version of the component was accepted.");
             }
         }
+        for w in watermarks {
+            if let Some(tracker) = stages
+                .iter_mut()
+                .find(|s| s.plan.name == w.stage)
+                .and_then(|s| s.tracker.as_mut())
+            {
+                tracker.restore(&w.partitions, w.watermark, std::time::Instant::now());
+            }
+        }
         Ok(Worker {
             decoder: JsonDecoder::new(plan.input_schema.clone(), plan.batch_rows),
             stages,
@@ -308,10 +366,14 @@ impl Worker {
         let mut dead: Vec<DeadItem> = decoded.bad.into_iter().map(DeadItem::Raw).collect();
         let rows_in = decoded.batch.as_ref().map_or(0, |b| b.num_rows() as u64);
         let output = match decoded.batch {
-            Some(batch) => self.run_from(0, vec![batch], &mut dead)?,
+            Some(batch) => self.run_from(0, vec![batch], &mut dead, Some(&chunk.span.file))?,
             None => Vec::new(),
         };
-        let states = if chunk.barrier { self.snapshot()? } else { Vec::new() };
+        let (states, watermarks) = if chunk.barrier {
+            (self.snapshot()?, self.watermarks())
+        } else {
+            Default::default()
+        };
         Ok(WorkResult {
             seq: chunk.seq,
             span: chunk.span,
@@ -321,7 +383,23 @@ impl Worker {
             dead,
             barrier: chunk.barrier,
             states,
+            watermarks,
         })
+    }
+
+    /// Every watermarked stage's bookkeeping, in stage order.
+    pub(crate) fn watermarks(&self) -> Vec<WatermarkState> {
+        self.stages
+            .iter()
+            .filter_map(|s| {
+                let (partitions, watermark) = s.tracker.as_ref()?.state();
+                Some(WatermarkState {
+                    stage: s.plan.name.clone(),
+                    partitions,
+                    watermark,
+                })
+            })
+            .collect()
     }
 
     /// Every stateful stage's snapshot, in stage order.
@@ -371,9 +449,10 @@ impl Worker {
                     Vec::new()
                 }
             };
-            output.extend(self.run_from(k + 1, flushed, &mut dead)?);
+            output.extend(self.run_from(k + 1, flushed, &mut dead, None)?);
         }
         let states = self.snapshot()?;
+        let watermarks = self.watermarks();
         Ok(WorkResult {
             seq,
             span,
@@ -383,20 +462,30 @@ impl Worker {
             dead,
             barrier: true,
             states,
+            watermarks,
         })
     }
 
-    /// Run batches through stages `from..`, collecting what reaches the end.
+    /// Run batches through stages `from..`, collecting what reaches the end. Batches that
+    /// came from source partition `partition` move the watermark of stages that have one;
+    /// each such stage gets its risen watermark after the batches.
     fn run_from(
         &mut self,
         from: usize,
         mut batches: Vec<RecordBatch>,
         dead: &mut Vec<DeadItem>,
+        partition: Option<&str>,
     ) -> Result<Vec<RecordBatch>, WorkerError> {
         for stage in &mut self.stages[from..] {
             let mut next = Vec::with_capacity(batches.len());
             for batch in batches {
+                if let Some(p) = partition {
+                    stage.observe(p, &batch);
+                }
                 next.extend(stage.run(batch, dead)?);
+            }
+            if partition.is_some() {
+                next.extend(stage.advance_watermark(dead)?);
             }
             batches = next;
         }
