@@ -290,6 +290,7 @@ pub(crate) fn quoted(items: &[&str]) -> String {
 fn show_duration(d: std::time::Duration) -> String {
     let ms = d.as_millis();
     match ms {
+        0 => "0s".to_owned(),
         _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
         _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
         _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
