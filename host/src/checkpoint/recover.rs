@@ -84,7 +84,10 @@ pub fn recover(roots: &Roots, checkpoint: Option<&Checkpoint>) -> Result<Recover
                     }
                     done.sealed += 1;
                 }
-                Action::Nothing(_) => {}
+                Action::Nothing(f) => {
+                    // The crash may have come between its rename and the journal's removal.
+                    let _ = std::fs::remove_file(roots.dir(f.root).join(journal_path(&f.path)));
+                }
             }
         }
     }
@@ -160,4 +163,56 @@ fn temporaries(roots: &Roots) -> Result<Vec<(OutputRoot, String)>, SinkError> {
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::model::{FORMAT_VERSION, FileState, OutputFile, SourcePosition, Totals};
+
+    #[test]
+    fn a_journal_left_behind_a_committed_file_and_stray_temporaries_are_removed() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let roots = Roots {
+            sink: tmp.path().join("out"),
+            dead_letter: tmp.path().join("out/_dead_letter"),
+            checkpoints: tmp.path().join("out/_checkpoints"),
+        };
+        let dir = roots.sink.join("b=1");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::create_dir_all(&roots.dead_letter).expect("mkdir");
+        // Renamed into place after the checkpoint, killed before its journal was removed.
+        std::fs::write(dir.join("part-1.parquet"), b"done").expect("write");
+        std::fs::write(dir.join(".part-1.parquet.inprogress.meta"), b"j").expect("write");
+        // Leftovers of the interrupted epoch.
+        std::fs::write(dir.join(".part-9.parquet.inprogress"), b"x").expect("write");
+        std::fs::write(roots.dead_letter.join(".dlq-9.jsonl.inprogress"), b"x").expect("write");
+        let checkpoint = Checkpoint {
+            format: FORMAT_VERSION,
+            sluice_version: "test".into(),
+            epoch: 3,
+            pipeline: "p".into(),
+            source: "file:/in".into(),
+            position: SourcePosition::default(),
+            finished: false,
+            stateful_stages: Vec::new(),
+            states: Vec::new(),
+            watermarks: Vec::new(),
+            outputs: vec![OutputFile {
+                root: OutputRoot::Sink,
+                path: "b=1/part-1.parquet".into(),
+                state: FileState::Sealed,
+            }],
+            totals: Totals::default(),
+        };
+        let done = recover(&roots, Some(&checkpoint)).expect("recover");
+        assert_eq!(done.deleted, 2);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["part-1.parquet".to_owned()]);
+        assert_eq!(std::fs::read_dir(&roots.dead_letter).expect("dir").count(), 0);
+    }
 }

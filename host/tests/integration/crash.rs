@@ -1,6 +1,6 @@
 //! Exactly-once under crashes: `sluice run` is killed with SIGKILL at random moments (and at
-//! injected points inside checkpoint writes, row-group flushes and post-checkpoint renames),
-//! restarted each time, and its final output, read back by pyarrow, must equal a clean run's
+//! injected points inside checkpoint writes, row-group flushes and post-checkpoint renames)
+//! while its input keeps arriving file by file, restarted each time, and its final output, read back by pyarrow, must equal a clean run's
 //! row by row — no row lost, none duplicated, the stateful stage's running counts intact.
 //! Also: SIGTERM stops cleanly, and a checkpoint is never applied to another source.
 
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::support::{dead_letters, files_under, python, run, sluice};
 
-/// Rows in the generated input (three files); `SLUICE_CRASH_ROWS` overrides.
+/// Rows in the generated input; `SLUICE_CRASH_ROWS` overrides.
 const ROWS: usize = 360_000;
 
 fn rows() -> usize {
@@ -40,11 +40,11 @@ impl Rng {
     }
 }
 
-/// Sensor-like rows across three files, with an undecodable line now and then.
-fn write_input(dir: &Path) {
-    let per_file = rows() / 3;
+/// Sensor-like rows across `files` files, with an undecodable line now and then.
+fn write_input(dir: &Path, files: usize) {
+    let per_file = rows() / files;
     let mut rng = Rng(0x5eed);
-    for f in 0..3 {
+    for f in 0..files {
         let mut text = String::with_capacity(per_file * 80);
         for j in 0..per_file {
             let i = f * per_file + j;
@@ -59,7 +59,7 @@ fn write_input(dir: &Path) {
                 i % 4
             ));
         }
-        std::fs::write(dir.join(format!("in-{f}.ndjson")), text).expect("write input");
+        std::fs::write(dir.join(format!("in-{f:04}.ndjson")), text).expect("write input");
     }
 }
 
@@ -187,24 +187,13 @@ fn assert_same_output(python: &Path, clean: &Path, other: &Path) {
     let mut b: Vec<String> = dead_letters(&other.join("out/_dead_letter")).iter().map(key).collect();
     a.sort();
     b.sort();
-    assert_eq!(a.len(), (rows() / 3 * 3).div_ceil(9973));
+    assert!(!a.is_empty(), "the input has undecodable lines");
     assert_eq!(a, b, "dead letters differ");
 }
 
 #[test]
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let Some(python) = python() else { return };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let input = tmp.path().join("input");
-    std::fs::create_dir_all(&input).expect("mkdir");
-    write_input(&input);
-    let clean = pipeline(&tmp.path().join("clean"), &input);
-    let full = run_to_end(&clean);
-    // A run with nothing left to do measures start-up (and shows a rerun does nothing).
-    let startup = run_to_end(&clean);
-    let work = full.saturating_sub(startup).max(Duration::from_millis(50));
-
-    let crashy = pipeline(&tmp.path().join("crashy"), &input);
     let seed = std::env::var("SLUICE_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -213,6 +202,25 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(KILLS);
+    // The input comes in files, handed to the crashing pipeline one per attempt: however
+    // fast or slow this machine is, there is always input left for the next kill to land in
+    // (and new files appearing after a checkpoint are part of what is tested).
+    let files = 2 * kills_wanted + 8;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("input");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    write_input(&input, files);
+    let clean = pipeline(&tmp.path().join("clean"), &input);
+    let full = run_to_end(&clean);
+    // A run with nothing left to do measures start-up (and shows a rerun does nothing).
+    let startup = run_to_end(&clean);
+    let per_file = full.saturating_sub(startup).max(Duration::from_millis(20)) / files as u32;
+
+    let arriving = tmp.path().join("arriving");
+    std::fs::create_dir_all(&arriving).expect("mkdir");
+    let crashy = pipeline(&tmp.path().join("crashy"), &arriving);
+    let mut staged: Vec<PathBuf> = files_under(&input, ".ndjson");
+    staged.reverse();
     let mut rng = Rng(seed);
     let faults = [
         "checkpoint-written",
@@ -223,17 +231,18 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let mut kills = 0;
     let mut injected = 0;
     let mut attempts = 0;
+    // Delays shrink when a run finishes before its kill and grow back slowly when kills land.
+    let mut scale = 1.0_f64;
     while kills < kills_wanted {
         attempts += 1;
-        assert!(
-            attempts < kills_wanted * 4,
-            "the run finished before {kills_wanted} kills landed ({kills})"
-        );
+        if let Some(next) = staged.pop() {
+            std::fs::copy(&next, arriving.join(next.file_name().expect("name"))).expect("stage input");
+        }
         let status = if attempts % 4 == 0 {
             // Die inside the protocol: after the n-th checkpoint file is written but before
             // it is committed, right after committing, after a row group is flushed, or
             // between renames of sealed files.
-            let fault = format!("{}:{}", faults[(attempts / 4) % faults.len()], 1 + rng.below(2));
+            let fault = format!("{}:1", faults[(attempts / 4) % faults.len()]);
             let mut child = spawn(&crashy, Some(&fault));
             let status = wait(&mut child);
             if killed(status) {
@@ -242,8 +251,9 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
             status
         } else {
             // Sometimes during start-up or recovery, mostly while rows flow.
-            let delay = startup.mul_f64(0.5 + rng.below(500) as f64 / 1000.0)
-                + work.mul_f64((rng.below(1000) as f64 / 1000.0) / kills_wanted as f64);
+            let delay = (startup.mul_f64(0.3 + rng.below(700) as f64 / 1000.0)
+                + per_file.mul_f64(2.0 * rng.below(1000) as f64 / 1000.0))
+            .mul_f64(scale);
             let mut child = spawn(&crashy, None);
             std::thread::sleep(delay);
             if child.try_wait().expect("try_wait").is_none() {
@@ -253,10 +263,17 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         };
         if killed(status) {
             kills += 1;
+            scale = (scale * 1.1).min(1.0);
         } else {
             assert!(status.success(), "sluice failed on restart: {status}");
-            break;
+            scale *= 0.6;
+            if staged.is_empty() {
+                break;
+            }
         }
+    }
+    for rest in staged {
+        std::fs::copy(&rest, arriving.join(rest.file_name().expect("name"))).expect("stage input");
     }
     eprintln!("{kills} kills ({injected} injected) in {attempts} attempts, seed {seed:#x}");
     assert!(
@@ -274,7 +291,7 @@ fn sigterm_stops_at_a_checkpoint_and_the_next_run_continues() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("input");
     std::fs::create_dir_all(&input).expect("mkdir");
-    write_input(&input);
+    write_input(&input, 3);
     let clean = pipeline(&tmp.path().join("clean"), &input);
     run_to_end(&clean);
 
@@ -326,7 +343,7 @@ fn a_checkpoint_of_another_source_is_refused_until_from_scratch() {
         let text: String = (0..n)
             .map(|i| format!("{{\"device\":\"d{i}\",\"i\":{i},\"bucket\":\"x\",\"temperature\":1.5}}\n"))
             .collect();
-        std::fs::write(dir.join("in-0.ndjson"), text).expect("write");
+        std::fs::write(dir.join("in-0000.ndjson"), text).expect("write");
     }
     let first = pipeline(&tmp.path().join("p"), &a);
     run_to_end(&first);
