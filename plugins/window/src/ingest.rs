@@ -1,0 +1,172 @@
+//! One input batch into the open windows.
+//!
+//! Each row's event time is read in microseconds; rows without one, rows that are late
+//! (`time + allowed_lateness ≤ watermark`, FL-09) and rows whose windows cannot be
+//! represented are set aside with their reason. The other rows are bucketed by (window,
+//! key) with the key encoded once per row, and each bucket updates its group's
+//! accumulators in row order. Session windows take rows one at a time, in row order, as
+//! each may merge sessions.
+
+use std::ops::Range;
+
+use sluice_sdk::arrow::array::{AsArray, RecordBatch};
+use sluice_sdk::arrow::compute::cast;
+use sluice_sdk::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use sluice_sdk::arrow::error::ArrowError;
+
+use crate::accumulate::Acc;
+use crate::key;
+use crate::plan::{Plan, TimeColumn};
+use crate::store::{FixedMap, Group, Store};
+use crate::value::Column;
+use crate::window::{Bounds, Windowing};
+
+/// Reason for a row whose event time is null.
+pub const NULL_TIME: &str = "null event time";
+/// Reason for a row that arrived after its windows were complete (FL-09).
+pub const LATE: &str = "late";
+/// Reason for a row whose event time or windows do not fit in i64 microseconds.
+pub const OUT_OF_RANGE: &str = "event time out of range";
+
+/// Rows of a batch that were not taken, by position, with their reasons.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SetAside {
+    pub rows: Vec<u32>,
+    pub reasons: Vec<&'static str>,
+}
+
+/// Add the rows of `batch` to `store`, given the current `watermark`.
+pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatch) -> Result<SetAside, ArrowError> {
+    let times = event_micros(plan.time, batch)?;
+    let mut aside = SetAside::default();
+    let mut windows: Vec<Bounds> = Vec::new();
+    // Each taken row, the range of its windows in `windows`, and its event time.
+    let mut taken: Vec<(u32, Range<usize>, i64)> = Vec::with_capacity(batch.num_rows());
+    for (row, time) in times.into_iter().enumerate() {
+        let first = windows.len();
+        let reason = match time {
+            Err(reason) => reason,
+            Ok(t) if t.saturating_add(plan.lateness) <= watermark => LATE,
+            Ok(t) if !plan.windowing.assign(t, &mut windows) => OUT_OF_RANGE,
+            Ok(t) => {
+                taken.push((row as u32, first..windows.len(), t));
+                continue;
+            }
+        };
+        aside.rows.push(row as u32);
+        aside.reasons.push(reason);
+    }
+    if taken.is_empty() {
+        return Ok(aside);
+    }
+
+    let key_columns = plan
+        .keys
+        .iter()
+        .map(|k| Column::new(batch.column(k.index), k.kind))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = plan
+        .aggregates
+        .iter()
+        .map(|a| {
+            a.input
+                .map(|(index, kind)| Column::new(batch.column(index), kind))
+                .transpose()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let new = || -> Vec<Acc> {
+        plan.aggregates
+            .iter()
+            .map(|a| Acc::new(a.func, a.input.map(|(_, k)| k)))
+            .collect()
+    };
+
+    // Encode each taken row's key once; `local` numbers the distinct keys of this batch.
+    let mut local: FixedMap<Vec<u8>, u32> = FixedMap::default();
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut key_of: Vec<u32> = Vec::with_capacity(taken.len());
+    let mut buf = Vec::new();
+    for &(row, _, _) in &taken {
+        buf.clear();
+        key::encode(&key_columns, row as usize, &mut buf);
+        let id = match local.get(buf.as_slice()) {
+            Some(&id) => id,
+            None => {
+                let id = keys.len() as u32;
+                local.insert(buf.clone(), id);
+                keys.push(buf.clone());
+                id
+            }
+        };
+        key_of.push(id);
+    }
+
+    if let Windowing::Session { .. } = plan.windowing {
+        for ((row, range, t), key) in taken.into_iter().zip(key_of) {
+            let group = store.session(&keys[key as usize], windows[range.start], new);
+            update(group, &inputs, row as usize, t);
+        }
+        return Ok(aside);
+    }
+    let mut buckets: FixedMap<(Bounds, u32), Vec<(u32, i64)>> = FixedMap::default();
+    for ((row, range, t), key) in taken.into_iter().zip(key_of) {
+        for bounds in &windows[range] {
+            buckets.entry((*bounds, key)).or_default().push((row, t));
+        }
+    }
+    for ((bounds, key), rows) in buckets {
+        let group = store.group(bounds, &keys[key as usize], new);
+        for (row, t) in rows {
+            update(group, &inputs, row as usize, t);
+        }
+    }
+    Ok(aside)
+}
+
+fn update(group: &mut Group, inputs: &[Option<Column>], row: usize, time: i64) {
+    for (acc, input) in group.accs.iter_mut().zip(inputs) {
+        match input {
+            None => acc.update_row(),
+            Some(column) => acc.update(column.get(row), time),
+        }
+    }
+}
+
+/// Each row's event time in microseconds since the epoch, or why it has none.
+fn event_micros(time: TimeColumn, batch: &RecordBatch) -> Result<Vec<Result<i64, &'static str>>, ArrowError> {
+    // A timestamp casts to its raw int64 value; int64 epoch millis is already one.
+    let raw = cast(batch.column(time.index), &DataType::Int64)?;
+    let raw = raw.as_primitive::<Int64Type>();
+    Ok(raw
+        .iter()
+        .map(|v| {
+            let v = v.ok_or(NULL_TIME)?;
+            to_micros(v, time.unit).ok_or(OUT_OF_RANGE)
+        })
+        .collect())
+}
+
+/// `value` in `unit` as microseconds; nanoseconds round down (toward the past).
+pub fn to_micros(value: i64, unit: TimeUnit) -> Option<i64> {
+    match unit {
+        TimeUnit::Second => value.checked_mul(1_000_000),
+        TimeUnit::Millisecond => value.checked_mul(1_000),
+        TimeUnit::Microsecond => Some(value),
+        TimeUnit::Nanosecond => Some(value.div_euclid(1_000)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unit_becomes_microseconds_rounding_toward_the_past() {
+        assert_eq!(to_micros(2, TimeUnit::Second), Some(2_000_000));
+        assert_eq!(to_micros(-2, TimeUnit::Millisecond), Some(-2_000));
+        assert_eq!(to_micros(7, TimeUnit::Microsecond), Some(7));
+        assert_eq!(to_micros(1_999, TimeUnit::Nanosecond), Some(1));
+        assert_eq!(to_micros(-1, TimeUnit::Nanosecond), Some(-1));
+        assert_eq!(to_micros(i64::MAX / 1_000, TimeUnit::Second), None);
+    }
+}
