@@ -6,3 +6,4 @@ mod e2e;
 mod faults;
 mod support;
 mod validate;
+mod windows;
