@@ -104,8 +104,7 @@ fn window_state_survives_stops_and_restarts() {
     let p = pipeline(tmp.path(), &input);
     let checkpoints = tmp.path().join("out/_checkpoints");
     let latest = || crate::support::files_under(&checkpoints, ".json").last().cloned();
-    let mut stops = 0;
-    for _ in 0..4 {
+    for stop in 0..4 {
         let before = latest();
         let mut child = sluice()
             .arg("run")
@@ -120,7 +119,7 @@ fn window_state_survives_stops_and_restarts() {
         }
         // Half of the stops are SIGTERM (state saved at the stop), half SIGKILL (state from
         // the last checkpoint, the rest replayed).
-        if stops % 2 == 0 {
+        if stop % 2 == 0 {
             Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status()
@@ -129,7 +128,6 @@ fn window_state_survives_stops_and_restarts() {
             child.kill().expect("kill -9");
         }
         child.wait().expect("wait");
-        stops += 1;
     }
     let out = run(sluice().arg("run").arg(&p));
     assert!(out.status.success());
