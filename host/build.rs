@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const STOCK: &[&str] = &["map", "filter", "window"];
+const STOCK: &[&str] = &["map", "filter", "window", "anomaly"];
 /// Test-only components (`host/tests/plugins/*`), built beside the stock ones but not embedded.
 const TEST_ONLY: &[&str] = &["sluice-test-faulty", "sluice-test-netprobe", "sluice-test-counter"];
 

@@ -1,0 +1,147 @@
+//! `anomaly`: a per-key streaming anomaly detector over one numeric column.
+//!
+//! ```toml
+//! [transform.config]
+//! key = "device_id"          # optional: string or integer column; absent = one global series
+//! value = "temperature"      # numeric column (any int or float type)
+//! method = "ewma"            # "ewma" (default) or "zscore"
+//! alpha = 0.1                # ewma only: smoothing, 0 < alpha ≤ 1 (default 0.1)
+//! window = 60                # zscore only: the last `window` values, 2 ≤ window ≤ 100000 (default 60)
+//! threshold = 4.0            # |value − mean| / stddev ≥ threshold ⇒ anomaly; > 0 (default 4)
+//! warmup = 10                # the first `warmup` values per key are never flagged (default 10)
+//! route = "flag"             # "flag" (default) or "split"
+//! update_on_anomaly = false  # whether an anomalous value updates the statistics (default false)
+//! reset_after = 5            # update_on_anomaly = false only: this many anomalies in a row are a
+//!                            # level shift, the key starts afresh from the last one; 0 = never (default 5)
+//! max_keys = 100000          # keys held; past it the least recently seen is forgotten (default 100000)
+//! ```
+//!
+//! Output `main` is the input columns plus `is_anomaly` (boolean, non-null) and
+//! `anomaly_score` (float64): `|value − mean| / stddev` against the key's statistics
+//! *before* the row, null during warm-up, for the first value of a key, for null, NaN or
+//! infinite values (which pass through untouched), and when the standard deviation is 0 and
+//! the value equals the mean; a value differing from a mean with standard deviation 0
+//! scores `+inf` and is an anomaly. EWMA and z-score arithmetic are in `detector`. With
+//! `route = "split"`, flagged rows go instead to a second output, `anomalies`, of the same
+//! schema (which this version of the host does not route yet: it refuses such a pipeline).
+//!
+//! With `update_on_anomaly = false` a spike does not mask the next one; a lasting level shift
+//! (or a drifting series that got one value past the threshold, after which its frozen
+//! statistics would flag it for as long as it stays away) is flagged `reset_after` times,
+//! then the key starts afresh from the shifted value and warms up again.
+//!
+//! State is one series per key value (a null key is a key of its own), at most `max_keys`
+//! of them: a new key beyond that forgets the key seen least recently, which starts afresh,
+//! warm-up included, if it returns. Rows are scored in batch order, and the output depends
+//! only on the rows and the config, across snapshot and restore too.
+//!
+//! This file owns the [`Transform`] impl; the config is in `config`, its checks and the
+//! output schema in `plan`, keys in `key`, the series held in `store`, per-batch
+//! scoring in `score` and snapshots in `snapshot`.
+
+mod config;
+mod detector;
+mod key;
+mod plan;
+mod score;
+mod snapshot;
+mod store;
+
+use std::sync::Arc;
+
+use sluice_sdk::arrow::array::{ArrayRef, RecordBatch};
+use sluice_sdk::arrow::compute::{filter_record_batch, not};
+use sluice_sdk::arrow::datatypes::SchemaRef;
+use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, RestoreError, Transform};
+
+pub use crate::config::Config;
+use crate::plan::Plan;
+pub use crate::plan::{ANOMALIES, ANOMALY_SCORE, IS_ANOMALY};
+use crate::store::Store;
+
+/// The running anomaly detector.
+#[derive(Debug)]
+pub struct Anomaly {
+    input: SchemaRef,
+    plan: Plan,
+    store: Store,
+}
+
+impl Anomaly {
+    /// How many keys are held (at most `max_keys`).
+    pub fn tracked_keys(&self) -> usize {
+        self.store.len()
+    }
+
+    /// The batch must have the columns and types announced at `open`.
+    fn check_input(&self, batch: &RecordBatch) -> Result<(), ProcessError> {
+        let got = batch.schema();
+        let expected = self.input.fields();
+        let same = got.fields().len() == expected.len()
+            && got
+                .fields()
+                .iter()
+                .zip(expected.iter())
+                .all(|(g, e)| g.data_type() == e.data_type());
+        if same {
+            Ok(())
+        } else {
+            Err(ProcessError::InvalidInput(format!(
+                "batch schema {got:?} does not match the schema given at open {:?}",
+                self.input
+            )))
+        }
+    }
+}
+
+impl Transform for Anomaly {
+    type Config = Config;
+    const STATE_FORMAT: Option<u32> = Some(1);
+
+    fn describe(config: &Config, input: &SchemaRef) -> Result<Outputs, ConfigError> {
+        let plan = Plan::build(config, input)?;
+        let outputs = Outputs::new(plan.output.clone());
+        Ok(if plan.split {
+            outputs.with_output(ANOMALIES, plan.output)
+        } else {
+            outputs
+        })
+    }
+
+    fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
+        let plan = Plan::build(&config, &input)?;
+        let store = Store::new(plan.max_keys);
+        Ok(Anomaly { input, plan, store })
+    }
+
+    fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError> {
+        self.check_input(&batch)?;
+        let scored = score::score(&self.plan, &mut self.store, &batch)?;
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns.push(Arc::new(scored.flags.clone()));
+        columns.push(Arc::new(scored.scores));
+        let rows = RecordBatch::try_new(self.plan.output.clone(), columns)?;
+        if !self.plan.split {
+            return out.emit(rows);
+        }
+        out.emit(filter_record_batch(&rows, &not(&scored.flags)?)?)?;
+        out.emit_to(ANOMALIES, filter_record_batch(&rows, &scored.flags)?)
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        snapshot::write(&self.plan, &self.store)
+    }
+
+    fn restore(&mut self, format_version: u32, data: &[u8]) -> Result<(), RestoreError> {
+        if format_version != 1 {
+            return Err(RestoreError::UnsupportedVersion(format_version));
+        }
+        self.store = snapshot::read(&self.plan, data).map_err(RestoreError::Corrupt)?;
+        Ok(())
+    }
+}
+
+sluice_sdk::export_transform!(Anomaly);
+
+#[cfg(test)]
+mod tests;

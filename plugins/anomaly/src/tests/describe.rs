@@ -1,0 +1,228 @@
+//! `describe`: the declared outputs, and every config error at its key path.
+
+use super::*;
+
+/// Declared outputs: name and schema.
+type Declared = Vec<(String, Schema)>;
+
+fn describe(config: &str, schema: &Schema) -> Result<Declared, (Vec<String>, String)> {
+    let input = encode_schema(schema).unwrap();
+    match __private::describe::<Anomaly>(config.to_owned(), input) {
+        Ok(description) => {
+            assert_eq!(description.state_format, Some(1));
+            Ok(description
+                .outputs
+                .into_iter()
+                .map(|o| (o.name, decode_schema(&o.schema).unwrap().as_ref().clone()))
+                .collect())
+        }
+        Err(e) => Err((e.path, e.message)),
+    }
+}
+
+/// The error path of `config` over `schema`, checking the message mentions `needle`.
+fn refused_with(config: &str, schema: &Schema, needle: &str) -> Vec<String> {
+    match describe(config, schema) {
+        Ok(outputs) => panic!("expected a config error for {config}, got {outputs:?}"),
+        Err((path, message)) => {
+            assert!(
+                message.contains(needle),
+                "{config}: message {message:?} lacks {needle:?}"
+            );
+            path
+        }
+    }
+}
+
+/// The error path of `config(rest)` over the readings, checking the message.
+fn refused(rest: &str, needle: &str) -> Vec<String> {
+    refused_with(&config(rest), &wide_schema(), needle)
+}
+
+/// Readings plus columns of other types.
+fn wide_schema() -> Schema {
+    let mut fields: Vec<Field> = readings_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("ok", DataType::Boolean, true));
+    fields.push(Field::new("ratio", DataType::Float32, true));
+    fields.push(Field::new("shard", DataType::UInt16, true));
+    Schema::new(fields)
+}
+
+fn with_flag_and_score(input: &Schema) -> Schema {
+    let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("is_anomaly", DataType::Boolean, false));
+    fields.push(Field::new("anomaly_score", DataType::Float64, true));
+    Schema::new(fields)
+}
+
+#[test]
+fn flag_declares_main_as_the_input_plus_flag_and_score() {
+    let outputs = describe(&config(""), &wide_schema()).unwrap();
+    assert_eq!(outputs, [("main".to_owned(), with_flag_and_score(&wide_schema()))]);
+}
+
+#[test]
+fn split_also_declares_anomalies_with_the_same_schema() {
+    let outputs = describe(&config(r#""route":"split""#), &readings_schema()).unwrap();
+    let expected = with_flag_and_score(&readings_schema());
+    assert_eq!(
+        outputs,
+        [
+            ("main".to_owned(), expected.clone()),
+            ("anomalies".to_owned(), expected)
+        ]
+    );
+}
+
+#[test]
+fn keys_and_values_of_every_accepted_type_are_accepted() {
+    for key in ["seq", "device", "shard"] {
+        for value in ["temp", "ratio", "shard", "seq"] {
+            if key == value {
+                continue;
+            }
+            let config = format!(r#"{{"key":"{key}","value":"{value}"}}"#);
+            assert!(describe(&config, &wide_schema()).is_ok(), "{config}");
+        }
+    }
+    assert!(describe(r#"{"value":"temp"}"#, &wide_schema()).is_ok(), "no key");
+}
+
+#[test]
+fn unknown_or_unsuitable_columns_are_refused_at_their_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        (r#"{"key":"dev","value":"temp"}"#, "unknown column \"dev\"", "key"),
+        (
+            r#"{"key":"temp","value":"seq"}"#,
+            "expected a string or integer column",
+            "key",
+        ),
+        (
+            r#"{"key":"ok","value":"temp"}"#,
+            "expected a string or integer column",
+            "key",
+        ),
+        (r#"{"key":"device","value":"tmp"}"#, "unknown column \"tmp\"", "value"),
+        (
+            r#"{"key":"device","value":"device"}"#,
+            "expected an integer or float column",
+            "value",
+        ),
+        (
+            r#"{"key":"device","value":"ok"}"#,
+            "expected an integer or float column",
+            "value",
+        ),
+        (r#"{"key":"seq","value":"seq"}"#, "is also the `key`", "value"),
+    ];
+    for (config, needle, key) in cases {
+        assert_eq!(refused_with(config, &wide_schema(), needle), path(&[key]), "{config}");
+    }
+    let p = refused_with(
+        r#"{"key":"device","value":"tmp"}"#,
+        &wide_schema(),
+        "available columns: \"seq\"",
+    );
+    assert_eq!(p, path(&["value"]));
+}
+
+#[test]
+fn alpha_must_lie_in_the_half_open_unit_interval() {
+    for bad in ["0", "0.0", "-0.1", "1.0000001", "2"] {
+        assert_eq!(
+            refused(&format!(r#""alpha":{bad}"#), "must be in (0, 1]"),
+            path(&["alpha"]),
+            "{bad}"
+        );
+    }
+    for good in ["1", "0.5", "1e-9"] {
+        assert!(describe(&config(&format!(r#""alpha":{good}"#)), &wide_schema()).is_ok());
+    }
+}
+
+#[test]
+fn options_of_the_other_method_are_refused_at_their_key() {
+    let p = refused(
+        r#""window":30"#,
+        "belongs to method \"zscore\", but the method is \"ewma\" (the default)",
+    );
+    assert_eq!(p, path(&["window"]));
+    let p = refused(r#""method":"ewma","window":30"#, "belongs to method \"zscore\"");
+    assert_eq!(p, path(&["window"]));
+    let p = refused(
+        r#""method":"zscore","alpha":0.2"#,
+        "belongs to method \"ewma\", but the method is \"zscore\"",
+    );
+    assert_eq!(p, path(&["alpha"]));
+}
+
+#[test]
+fn the_window_must_hold_at_least_two_values_and_not_too_many() {
+    for bad in ["0", "1", "100001"] {
+        let p = refused(&format!(r#""method":"zscore","window":{bad}"#), "between 2 and 100000");
+        assert_eq!(p, path(&["window"]), "{bad}");
+    }
+    assert!(describe(&config(r#""method":"zscore","window":2"#), &wide_schema()).is_ok());
+}
+
+#[test]
+fn threshold_and_max_keys_must_be_positive() {
+    for bad in ["0", "-1", "0.0"] {
+        assert_eq!(
+            refused(&format!(r#""threshold":{bad}"#), "must be a positive number"),
+            path(&["threshold"])
+        );
+    }
+    assert_eq!(refused(r#""max_keys":0"#, "at least 1"), path(&["max_keys"]));
+}
+
+#[test]
+fn reset_after_belongs_to_anomalies_that_do_not_update() {
+    let p = refused(
+        r#""update_on_anomaly":true,"reset_after":3"#,
+        "applies only with `update_on_anomaly = false`",
+    );
+    assert_eq!(p, path(&["reset_after"]));
+    for ok in [
+        r#""reset_after":0"#,
+        r#""reset_after":3,"update_on_anomaly":false"#,
+        r#""update_on_anomaly":true"#,
+    ] {
+        assert!(describe(&config(ok), &wide_schema()).is_ok(), "{ok}");
+    }
+}
+
+#[test]
+fn shapes_are_refused_at_their_key_by_the_sdk() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (r#""method":"mad""#, "unknown variant `mad`", &["method"]),
+        (r#""route":"drop""#, "unknown variant `drop`", &["route"]),
+        (r#""warmup":-1"#, "invalid value", &["warmup"]),
+        (r#""max_keys":1.5"#, "invalid type", &["max_keys"]),
+        (r#""update_on_anomaly":"yes""#, "invalid type", &["update_on_anomaly"]),
+        (r#""threshold":"high""#, "invalid type", &["threshold"]),
+        (r#""treshold":3"#, "unknown field `treshold`", &["treshold"]),
+        (r#""reset_after":-2"#, "invalid value", &["reset_after"]),
+    ];
+    for (rest, needle, at) in cases {
+        assert_eq!(refused(rest, needle), path(at), "{rest}");
+    }
+    assert_eq!(
+        refused_with(r#"{"key":"device"}"#, &wide_schema(), "missing field `value`"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn an_input_column_named_like_an_added_column_is_refused() {
+    for name in ["is_anomaly", "anomaly_score"] {
+        let mut fields: Vec<Field> = readings_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(name, DataType::Float64, true));
+        let p = refused_with(
+            &config(""),
+            &Schema::new(fields),
+            &format!("already has a column {name:?}"),
+        );
+        assert!(p.is_empty(), "about the input schema as a whole: {p:?}");
+    }
+}
