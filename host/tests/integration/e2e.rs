@@ -257,3 +257,29 @@ target_file_mb = 1
         assert_eq!(got, expected, "rows must come out in input order (round {round})");
     }
 }
+
+#[test]
+fn sensor_spikes_are_flagged_and_normal_walks_are_not() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pipelines = copy_pipelines(tmp.path());
+    let out = run(sluice().arg("run").arg(pipelines.join("sensors-anomaly.toml")));
+    assert!(out.status.success());
+    let glob = tmp.path().join("out/sensors-anomaly/*.parquet");
+    let rows = duckdb(
+        &py,
+        &format!(
+            "select count(*) filter (where temperature > 35) as spikes,
+                    count(*) filter (where temperature > 35 and is_anomaly) as flagged_spikes,
+                    count(*) filter (where is_anomaly) as flagged,
+                    count(*) as n
+             from read_parquet('{}')",
+            glob.display()
+        ),
+    );
+    let r = &rows[0];
+    let n = |k: &str| r[k].as_u64().expect(k);
+    assert!(n("spikes") >= 5, "{r:?}");
+    assert_eq!(n("flagged_spikes"), n("spikes"), "every spike is flagged: {r:?}");
+    assert!(n("flagged") * 100 < n("n"), "under 1 % of readings flagged: {r:?}");
+}
