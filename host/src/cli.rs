@@ -232,6 +232,9 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
             plan.checkpoint.path.display()
         );
     }
+    for (stage, bytes) in &s.state_bytes {
+        println!("  state         {stage}: {bytes} bytes saved with the last checkpoint");
+    }
     if s.stopped {
         println!("  stopped       on request; the next run continues from the last checkpoint");
     }

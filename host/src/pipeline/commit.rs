@@ -71,6 +71,9 @@ impl Committer {
             return Ok(());
         };
         let started = Instant::now();
+        for state in &cut.states {
+            tracing::debug!(stage = %state.stage, bytes = state.data.len(), "State saved with the checkpoint.");
+        }
         let mut outputs = parquet.checkpoint()?;
         outputs.extend(dead.checkpoint()?);
         let checkpoint = Checkpoint {

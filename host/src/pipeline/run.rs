@@ -91,6 +91,8 @@ pub struct RunSummary {
     pub slowest_checkpoint: Duration,
     /// The run was asked to stop before the end of its input.
     pub stopped: bool,
+    /// Size of each stateful stage's final snapshot, in bytes.
+    pub state_bytes: Vec<(String, usize)>,
 }
 
 impl RunSummary {
@@ -384,6 +386,7 @@ fn write_results(
     progress.clear();
     w.parquet.close_all()?;
     w.dead.close_all()?;
+    let state_bytes = states.iter().map(|s| (s.stage.clone(), s.data.len())).collect();
     w.checkpoint(ended.load(Ordering::SeqCst), states, watermarks)?;
     let (checkpoints, slowest_checkpoint) = (w.committer.taken, w.committer.slowest);
     let files = w.parquet.finish()?;
@@ -399,6 +402,7 @@ fn write_results(
         checkpoints,
         slowest_checkpoint,
         stopped: false,
+        state_bytes,
     })
 }
 
