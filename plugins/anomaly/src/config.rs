@@ -1,10 +1,12 @@
 //! The anomaly transform's `config` table as a typed serde struct.
 //!
-//! Only shapes are checked here (key names, enum spellings, number types); ranges, columns
-//! and options that do not belong to the chosen method are checked by [`crate::plan`], each
-//! error at the key path it is about.
+//! Only shapes are checked here (key names, enum spellings, number types, duration syntax);
+//! ranges, columns and options that do not belong to the chosen method are checked by
+//! [`crate::plan`], each error at the key path it is about.
 
 use serde::Deserialize;
+
+use crate::duration::Duration;
 
 /// Default EWMA smoothing factor.
 pub const DEFAULT_ALPHA: f64 = 0.1;
@@ -57,6 +59,12 @@ pub struct Config {
     /// How many keys are held; past it the least recently seen key is forgotten (≥ 1).
     #[serde(default = "default_max_keys")]
     pub max_keys: u32,
+    /// The timestamp column giving each row's event time (required by `expire_after`).
+    #[serde(default)]
+    pub time_column: Option<String>,
+    /// A key whose latest event time is more than this behind the watermark is forgotten.
+    #[serde(default)]
+    pub expire_after: Option<Duration>,
 }
 
 fn default_threshold() -> f64 {
@@ -119,13 +127,15 @@ mod tests {
         assert!(!cfg.update_on_anomaly);
         assert_eq!(cfg.reset_after, None);
         assert_eq!(cfg.max_keys, 100_000);
+        assert_eq!((cfg.time_column, cfg.expire_after), (None, None));
     }
 
     #[test]
     fn the_documented_example_parses() {
         let cfg: Config = serde_json::from_str(
             r#"{"key":"device_id","value":"temperature","method":"zscore","window":60,"threshold":4,
-                "warmup":10,"route":"split","update_on_anomaly":true,"max_keys":5}"#,
+                "warmup":10,"route":"split","update_on_anomaly":true,"max_keys":5,
+                "time_column":"event_time","expire_after":"1h30m"}"#,
         )
         .unwrap();
         assert_eq!(cfg.key.as_deref(), Some("device_id"));
@@ -135,6 +145,8 @@ mod tests {
         assert_eq!(cfg.route, Route::Split);
         assert!(cfg.update_on_anomaly);
         assert_eq!(cfg.max_keys, 5);
+        assert_eq!(cfg.time_column.as_deref(), Some("event_time"));
+        assert_eq!(cfg.expire_after.map(|d| d.micros), Some(5_400_000_000));
     }
 
     #[test]
@@ -150,5 +162,7 @@ mod tests {
         assert!(parse(r#"{"value":"v","route":"drop"}"#).contains("unknown variant `drop`"));
         assert!(parse(r#"{"value":"v","warmup":-1}"#).contains("invalid value"));
         assert!(parse(r#"{"key":"k"}"#).contains("missing field `value`"));
+        assert!(parse(r#"{"value":"v","expire_after":"soon"}"#).contains("invalid duration \"soon\""));
+        assert!(parse(r#"{"value":"v","expire_after":3600}"#).contains("invalid type"));
     }
 }

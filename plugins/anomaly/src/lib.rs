@@ -14,6 +14,9 @@
 //! reset_after = 5            # update_on_anomaly = false only: this many anomalies in a row are a
 //!                            # level shift, the key starts afresh from the last one; 0 = never (default 5)
 //! max_keys = 100000          # keys held; past it the least recently seen is forgotten (default 100000)
+//! time_column = "event_time" # with expire_after: a timestamp column (any unit, any zone), the event time
+//! expire_after = "1h"        # forget a key whose latest event time is this far behind the watermark:
+//!                            # integers with units d, h, m, s, ms, largest first ("90s", "1h30m"); > 0
 //! ```
 //!
 //! Output `main` is the input columns plus `is_anomaly` (boolean, non-null) and
@@ -35,12 +38,24 @@
 //! warm-up included, if it returns. Rows are scored in batch order, and the output depends
 //! only on the rows and the config, across snapshot and restore too.
 //!
-//! This file owns the [`Transform`] impl; the config is in `config`, its checks and the
-//! output schema in `plan`, keys in `key`, the series held in `store`, per-batch
+//! With `expire_after`, keys are also forgotten by event time, the same way. A key's latest
+//! event time is the greatest `time_column` value of its scored rows (a null time does not
+//! count; the row is still scored). When the watermark advances to `w`, every key whose
+//! latest event time is before `w − expire_after` is forgotten; one exactly at it is kept.
+//! A key with no event time yet (only null times so far, or restored from a format 1
+//! snapshot) counts as seen at the first watermark after. `time_column` and `expire_after`
+//! go together: either alone is a config error. Advancing the watermark emits nothing, and
+//! what is forgotten depends only on the rows and watermarks, not on batch boundaries.
+//!
+//! This file owns the [`Transform`] impl; the config is in `config` (durations in
+//! `duration`), its checks and the output schema in `plan`, keys in `key`, the series held
+//! and their bounds in `store` (which keys may be due to expire in `expiry`), per-batch
 //! scoring in `score` and snapshots in `snapshot`.
 
 mod config;
 mod detector;
+mod duration;
+mod expiry;
 mod key;
 mod plan;
 mod score;
@@ -73,6 +88,11 @@ impl Anomaly {
         self.store.len()
     }
 
+    /// Forget the keys idle for `expire_after` of event time at `watermark_micros`.
+    fn expire(&mut self, watermark_micros: i64) {
+        self.store.expire(watermark_micros);
+    }
+
     /// The batch must have the columns and types announced at `open`.
     fn check_input(&self, batch: &RecordBatch) -> Result<(), ProcessError> {
         let got = batch.schema();
@@ -96,7 +116,7 @@ impl Anomaly {
 
 impl Transform for Anomaly {
     type Config = Config;
-    const STATE_FORMAT: Option<u32> = Some(1);
+    const STATE_FORMAT: Option<u32> = Some(snapshot::FORMAT);
 
     fn describe(config: &Config, input: &SchemaRef) -> Result<Outputs, ConfigError> {
         let plan = Plan::build(config, input)?;
@@ -110,7 +130,7 @@ impl Transform for Anomaly {
 
     fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
         let plan = Plan::build(&config, &input)?;
-        let store = Store::new(plan.max_keys);
+        let store = Store::new(plan.max_keys, plan.expiry.map(|e| e.after));
         Ok(Anomaly { input, plan, store })
     }
 
@@ -128,15 +148,21 @@ impl Transform for Anomaly {
         out.emit_to(ANOMALIES, filter_record_batch(&rows, &scored.flags)?)
     }
 
+    /// Only forgets idle keys: nothing is emitted.
+    fn advance_watermark(&mut self, watermark_micros: i64, _out: &mut Emitter) -> Result<(), ProcessError> {
+        self.expire(watermark_micros);
+        Ok(())
+    }
+
     fn snapshot(&self) -> Result<Vec<u8>, String> {
         snapshot::write(&self.plan, &self.store)
     }
 
     fn restore(&mut self, format_version: u32, data: &[u8]) -> Result<(), RestoreError> {
-        if format_version != 1 {
+        if !snapshot::reads(format_version) {
             return Err(RestoreError::UnsupportedVersion(format_version));
         }
-        self.store = snapshot::read(&self.plan, data).map_err(RestoreError::Corrupt)?;
+        self.store = snapshot::read(&self.plan, format_version, data).map_err(RestoreError::Corrupt)?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use sluice_sdk::ConfigError;
-use sluice_sdk::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use sluice_sdk::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::config::{Config, DEFAULT_ALPHA, DEFAULT_RESET_AFTER, DEFAULT_WINDOW, Method, Route};
 use crate::detector::{Detector, Estimator};
@@ -37,13 +37,26 @@ pub struct Plan {
     /// Whether flagged rows go to `anomalies`.
     pub split: bool,
     pub max_keys: usize,
+    /// Forgetting keys by event time; `None` without `expire_after`.
+    pub expiry: Option<Expiry>,
     /// What a snapshot must have been taken under to be restored here.
     pub identity: Identity,
 }
 
+/// Keys whose latest event time falls more than `after` behind the watermark are forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// The event-time column's position.
+    pub time: usize,
+    /// Its unit.
+    pub unit: TimeUnit,
+    /// `expire_after` in microseconds (> 0).
+    pub after: i64,
+}
+
 /// The part of the config the held statistics depend on. Threshold, warm-up, alpha, route,
-/// `update_on_anomaly`, `reset_after` and `max_keys` may change across a restore; these
-/// may not.
+/// `update_on_anomaly`, `reset_after`, `max_keys`, `time_column` and `expire_after` may
+/// change across a restore; these may not.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
@@ -93,6 +106,7 @@ impl Plan {
         if cfg.max_keys == 0 {
             return Err(ConfigError::at(["max_keys"], "must be at least 1"));
         }
+        let expiry = expiry(cfg, input)?;
         for name in [IS_ANOMALY, ANOMALY_SCORE] {
             if input.index_of(name).is_ok() {
                 return Err(ConfigError::whole(format!(
@@ -127,6 +141,7 @@ impl Plan {
             },
             split: cfg.route == Route::Split,
             max_keys: cfg.max_keys as usize,
+            expiry,
             identity,
         })
     }
@@ -154,6 +169,45 @@ fn value_column(name: &str, input: &Schema) -> Result<usize, ConfigError> {
         ));
     }
     Ok(index)
+}
+
+/// `time_column` and `expire_after` go together: one without the other is refused, as it
+/// would do nothing (or could not be done).
+fn expiry(cfg: &Config, input: &Schema) -> Result<Option<Expiry>, ConfigError> {
+    let (name, after) = match (&cfg.time_column, cfg.expire_after) {
+        (None, None) => return Ok(None),
+        (None, Some(_)) => {
+            return Err(ConfigError::at(
+                ["expire_after"],
+                "needs `time_column`: the timestamp column giving each row's event time",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::at(
+                ["time_column"],
+                "has no effect without `expire_after`: set both to forget idle keys, or neither",
+            ));
+        }
+        (Some(name), Some(after)) => (name, after),
+    };
+    if after.micros <= 0 {
+        return Err(ConfigError::at(["expire_after"], "must be longer than 0"));
+    }
+    let time = find(input, name).map_err(|m| ConfigError::at(["time_column"], m))?;
+    let unit = match input.field(time).data_type() {
+        DataType::Timestamp(unit, _) => *unit,
+        other => {
+            return Err(ConfigError::at(
+                ["time_column"],
+                format!("column {name:?} has type {other}: expected a timestamp column"),
+            ));
+        }
+    };
+    Ok(Some(Expiry {
+        time,
+        unit,
+        after: after.micros,
+    }))
 }
 
 /// The estimator, refusing the other method's option.

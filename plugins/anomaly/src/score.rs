@@ -2,11 +2,12 @@
 //!
 //! A row whose value is null, NaN or infinite is not scored (flag false, score null) and
 //! touches no state: it neither updates its key's statistics nor counts as the key being
-//! seen.
+//! seen. With `expire_after`, a scored row's event time (in microseconds) is passed to the
+//! store; a null event time passes none.
 
-use sluice_sdk::arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch};
+use sluice_sdk::arrow::array::{Array, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch};
 use sluice_sdk::arrow::compute::cast;
-use sluice_sdk::arrow::datatypes::{DataType, Float64Type};
+use sluice_sdk::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use sluice_sdk::arrow::error::ArrowError;
 
 use crate::key::Keys;
@@ -25,6 +26,7 @@ pub fn score(plan: &Plan, store: &mut Store, batch: &RecordBatch) -> Result<Scor
     let values = cast(batch.column(plan.value), &DataType::Float64)?;
     let values = values.as_primitive::<Float64Type>();
     let keys = Keys::new(plan.key.map(|(index, _)| batch.column(index)))?;
+    let times = event_times(plan, batch)?;
     let detector = &plan.detector;
 
     let rows = batch.num_rows();
@@ -43,7 +45,8 @@ pub fn score(plan: &Plan, store: &mut Store, batch: &RecordBatch) -> Result<Scor
             continue;
         }
         keys.encode(row, &mut key);
-        let series = store.touch(&key, || detector.new_series());
+        let time = times.as_ref().and_then(|t| t.is_valid(row).then(|| t.value(row)));
+        let series = store.touch(&key, time, || detector.new_series());
         let verdict = detector.observe(series, x);
         flags.push(verdict.anomaly);
         scores.push(verdict.score);
@@ -52,4 +55,43 @@ pub fn score(plan: &Plan, store: &mut Store, batch: &RecordBatch) -> Result<Scor
         flags: BooleanArray::from(flags),
         scores: Float64Array::from(scores),
     })
+}
+
+/// Each row's event time in microseconds, when keys expire.
+fn event_times(plan: &Plan, batch: &RecordBatch) -> Result<Option<Int64Array>, ArrowError> {
+    let Some(expiry) = plan.expiry else {
+        return Ok(None);
+    };
+    // A timestamp casts to its raw int64 value, in its own unit whatever its time zone.
+    let raw = cast(batch.column(expiry.time), &DataType::Int64)?;
+    Ok(Some(
+        raw.as_primitive::<Int64Type>().unary(|v| to_micros(v, expiry.unit)),
+    ))
+}
+
+/// `value` in `unit` as microseconds: nanoseconds round toward the past, and times beyond
+/// ±292,000 years saturate.
+fn to_micros(value: i64, unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => value.saturating_mul(1_000_000),
+        TimeUnit::Millisecond => value.saturating_mul(1_000),
+        TimeUnit::Microsecond => value,
+        TimeUnit::Nanosecond => value.div_euclid(1_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unit_becomes_microseconds_rounding_toward_the_past() {
+        assert_eq!(to_micros(2, TimeUnit::Second), 2_000_000);
+        assert_eq!(to_micros(-2, TimeUnit::Millisecond), -2_000);
+        assert_eq!(to_micros(7, TimeUnit::Microsecond), 7);
+        assert_eq!(to_micros(1_999, TimeUnit::Nanosecond), 1);
+        assert_eq!(to_micros(-1, TimeUnit::Nanosecond), -1);
+        assert_eq!(to_micros(i64::MAX / 1_000, TimeUnit::Second), i64::MAX);
+        assert_eq!(to_micros(i64::MIN, TimeUnit::Millisecond), i64::MIN);
+    }
 }

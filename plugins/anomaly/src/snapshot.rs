@@ -1,12 +1,18 @@
-//! Snapshot format 1: what the statistics were computed under, and every series held,
-//! least recently seen first, as JSON.
+//! Snapshot format 2: what the statistics were computed under, and every series held,
+//! least recently seen first, with its latest event time, as JSON.
 //!
 //! ```json
 //! {"config": {"method": "ewma", "window": null, "key": "device_id", "key_kind": "str",
 //!             "value": "temperature"},
 //!  "series": [{"key": {"str": "raspberrypi-0"}, "seen": 12, "run": 0,
-//!              "stats": {"ewma": {"mean": 4627730092099895296, "var": 4596373779694328218}}}]}
+//!              "stats": {"ewma": {"mean": 4627730092099895296, "var": 4596373779694328218}},
+//!              "last_seen": 1700000000000000}]}
 //! ```
+//!
+//! `last_seen` is the key's latest event time in microseconds since the epoch, null when it
+//! has none (always without `expire_after`). Format 1 is the same without `last_seen` and is
+//! still read: its keys have no event time, so with `expire_after` they count as seen at the
+//! first watermark after the restore.
 //!
 //! Floats are their IEEE bits, so a restored instance continues bit for bit. A z-score
 //! series holds `{"rolling": {"values": [bits…], "mean": bits, "m2": bits, "since_exact": n}}`;
@@ -24,6 +30,14 @@ use crate::key::{self, KeyValue};
 use crate::plan::{Identity, Plan};
 use crate::store::Store;
 
+/// The format written.
+pub const FORMAT: u32 = 2;
+
+/// Whether `format` can be read.
+pub fn reads(format: u32) -> bool {
+    matches!(format, 1 | 2)
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct State {
@@ -38,6 +52,9 @@ struct SeriesState {
     seen: u64,
     run: u32,
     stats: StatsState,
+    /// Format 2 only.
+    #[serde(default)]
+    last_seen: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,7 +84,7 @@ struct RollingState {
 pub fn write(plan: &Plan, store: &Store) -> Result<Vec<u8>, String> {
     let series = store
         .iter()
-        .map(|(key, series)| SeriesState {
+        .map(|(key, series, last_seen)| SeriesState {
             key: key::to_value(key),
             seen: series.seen,
             run: series.run,
@@ -83,6 +100,7 @@ pub fn write(plan: &Plan, store: &Store) -> Result<Vec<u8>, String> {
                     since_exact: r.since_exact,
                 }),
             },
+            last_seen,
         })
         .collect();
     let state = State {
@@ -92,8 +110,8 @@ pub fn write(plan: &Plan, store: &Store) -> Result<Vec<u8>, String> {
     serde_json::to_vec(&state).map_err(|e| e.to_string())
 }
 
-/// The store in `data`, checked against `plan`.
-pub fn read(plan: &Plan, data: &[u8]) -> Result<Store, String> {
+/// The store in `data`, of `format` (one [`reads`] accepts), checked against `plan`.
+pub fn read(plan: &Plan, format: u32, data: &[u8]) -> Result<Store, String> {
     let state: State = serde_json::from_slice(data).map_err(|e| format!("unreadable anomaly state: {e}"))?;
     if state.config != plan.identity {
         return Err(format!(
@@ -103,8 +121,11 @@ pub fn read(plan: &Plan, data: &[u8]) -> Result<Store, String> {
         ));
     }
     let kind = plan.key.map(|(_, kind)| kind);
-    let mut store = Store::new(plan.max_keys);
+    let mut store = Store::new(plan.max_keys, plan.expiry.map(|e| e.after));
     for s in state.series {
+        if format < 2 && s.last_seen.is_some() {
+            return Err(format!("key {:?}: format {format} has no `last_seen`", s.key));
+        }
         let key = key::from_value(s.key.as_ref(), kind)
             .ok_or_else(|| format!("key {:?} cannot come from the key column", s.key))?;
         let stats = stats(s.stats, plan.detector.estimator).map_err(|m| format!("key {:?}: {m}", s.key))?;
@@ -115,6 +136,7 @@ pub fn read(plan: &Plan, data: &[u8]) -> Result<Store, String> {
                 run: s.run,
                 stats,
             },
+            s.last_seen,
         ) {
             return Err(format!("key {:?} appears twice", s.key));
         }

@@ -3,6 +3,7 @@
 //! The SDK offers no public way to build an [`sluice_sdk::Emitter`] and read it back.
 
 mod describe;
+mod expiry;
 mod quality;
 mod routing;
 mod scoring;

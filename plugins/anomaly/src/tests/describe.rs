@@ -1,5 +1,7 @@
 //! `describe`: the declared outputs, and every config error at its key path.
 
+use sluice_sdk::arrow::datatypes::TimeUnit;
+
 use super::*;
 
 /// Declared outputs: name and schema.
@@ -9,7 +11,7 @@ fn describe(config: &str, schema: &Schema) -> Result<Declared, (Vec<String>, Str
     let input = encode_schema(schema).unwrap();
     match __private::describe::<Anomaly>(config.to_owned(), input) {
         Ok(description) => {
-            assert_eq!(description.state_format, Some(1));
+            assert_eq!(description.state_format, Some(2));
             Ok(description
                 .outputs
                 .into_iter()
@@ -224,5 +226,89 @@ fn an_input_column_named_like_an_added_column_is_refused() {
             &format!("already has a column {name:?}"),
         );
         assert!(p.is_empty(), "about the input schema as a whole: {p:?}");
+    }
+}
+
+/// The readings plus timestamp columns of every unit, with and without a zone.
+fn timed_schema() -> Schema {
+    let mut fields: Vec<Field> = wide_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("at_s", DataType::Timestamp(TimeUnit::Second, None), true));
+    fields.push(Field::new(
+        "at_ms",
+        DataType::Timestamp(TimeUnit::Millisecond, Some("+02:00".into())),
+        true,
+    ));
+    fields.push(Field::new(
+        "at_us",
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+        true,
+    ));
+    fields.push(Field::new(
+        "at_ns",
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        false,
+    ));
+    fields.push(Field::new("day", DataType::Date32, true));
+    Schema::new(fields)
+}
+
+fn refused_timed(rest: &str, needle: &str) -> Vec<String> {
+    refused_with(&config(rest), &timed_schema(), needle)
+}
+
+#[test]
+fn expire_after_takes_a_timestamp_time_column_of_any_unit_and_zone() {
+    for column in ["at_s", "at_ms", "at_us", "at_ns"] {
+        for after in ["500ms", "30s", "5m", "1h", "2d", "1h30m"] {
+            let rest = format!(r#""time_column":"{column}","expire_after":"{after}""#);
+            let outputs = describe(&config(&rest), &timed_schema()).unwrap();
+            assert_eq!(outputs[0].1, with_flag_and_score(&timed_schema()), "{rest}");
+        }
+    }
+}
+
+#[test]
+fn expire_after_without_a_time_column_is_refused_and_so_is_the_reverse() {
+    let p = refused_timed(r#""expire_after":"1h""#, "needs `time_column`");
+    assert_eq!(p, path(&["expire_after"]));
+    let p = refused_timed(r#""time_column":"at_ms""#, "has no effect without `expire_after`");
+    assert_eq!(p, path(&["time_column"]));
+}
+
+#[test]
+fn the_time_column_must_exist_and_be_a_timestamp() {
+    let p = refused_timed(r#""time_column":"when","expire_after":"1h""#, "unknown column \"when\"");
+    assert_eq!(p, path(&["time_column"]));
+    for (column, typ) in [
+        ("temp", "Float64"),
+        ("seq", "Int64"),
+        ("device", "Utf8"),
+        ("day", "Date32"),
+    ] {
+        let p = refused_timed(
+            &format!(r#""time_column":"{column}","expire_after":"1h""#),
+            &format!("column \"{column}\" has type {typ}: expected a timestamp column"),
+        );
+        assert_eq!(p, path(&["time_column"]), "{column}");
+    }
+}
+
+#[test]
+fn expire_after_must_be_a_positive_duration() {
+    for bad in ["soon", "1", "1.5h", "-1h", "1 h", "1w", "30m1h", ""] {
+        let p = refused_timed(
+            &format!(r#""time_column":"at_ms","expire_after":"{bad}""#),
+            "invalid duration",
+        );
+        assert_eq!(p, path(&["expire_after"]), "{bad:?}");
+    }
+    let p = refused_timed(r#""time_column":"at_ms","expire_after":3600"#, "invalid type");
+    assert_eq!(p, path(&["expire_after"]));
+    for zero in ["0s", "0h0m", "0ms"] {
+        let p = refused_timed(
+            &format!(r#""time_column":"at_ms","expire_after":"{zero}""#),
+            "must be longer than 0",
+        );
+        assert_eq!(p, path(&["expire_after"]), "{zero}");
     }
 }

@@ -38,7 +38,7 @@ fn assert_restore_equivalent(config: &str) {
     for split in 0..=rows.len() {
         let mut out = run(config, &[readings(&rows[..split])]);
         let state = snapshot();
-        assert_eq!(state.format_version, 1);
+        assert_eq!(state.format_version, 2);
         open(config, &readings_schema());
         restore(state.clone()).unwrap_or_else(|e| panic!("restore at row {split}: {e:?}"));
         assert_eq!(snapshot().data, state.data, "{config}: re-snapshot at row {split}");
@@ -93,6 +93,11 @@ fn floats_are_stored_bit_for_bit_and_equal_runs_give_equal_bytes() {
     assert_eq!(held["key"], serde_json::json!({"str": "a"}));
     assert_eq!(held["seen"], 4);
     assert_eq!(held["run"], 0);
+    assert_eq!(
+        held["last_seen"],
+        serde_json::Value::Null,
+        "no expire_after, no event time"
+    );
     // 14 → (12.5, 2.75); 0.1 → diff −12.4, incr −6.2.
     let diff = 0.1f64 - 12.5;
     let (mean, var) = (12.5 + 0.5 * diff, 0.5 * (2.75 + diff * (0.5 * diff)));
@@ -182,7 +187,7 @@ fn malformed_snapshots_are_refused_and_other_versions_unsupported() {
     let good = snapshot();
     let text = String::from_utf8(good.data.clone()).unwrap();
     let corrupt = |data: String| wit::StateSnapshot {
-        format_version: 1,
+        format_version: 2,
         data: data.into_bytes(),
     };
 
@@ -200,11 +205,16 @@ fn malformed_snapshots_are_refused_and_other_versions_unsupported() {
     let m = refusal(corrupt("{\"series\":7}".into()));
     assert!(m.contains("unreadable anomaly state"), "{m}");
 
-    let future = wit::StateSnapshot {
-        format_version: 2,
-        data: good.data.clone(),
-    };
-    assert!(matches!(restore(future), Err(wit::RestoreError::UnsupportedVersion(2))));
+    for unknown in [0, 3] {
+        let other = wit::StateSnapshot {
+            format_version: unknown,
+            data: good.data.clone(),
+        };
+        assert!(
+            matches!(restore(other), Err(wit::RestoreError::UnsupportedVersion(v)) if v == unknown),
+            "format {unknown}"
+        );
+    }
     restore(good).unwrap();
 }
 
@@ -267,7 +277,7 @@ fn a_snapshot_with_more_keys_than_max_keys_keeps_the_most_recent() {
     let cfg: crate::Config = serde_json::from_str(&config(r#""max_keys":2"#)).unwrap();
     let mut anomaly = <Anomaly as sluice_sdk::Transform>::open(cfg, Arc::new(readings_schema())).unwrap();
     assert_eq!(anomaly.tracked_keys(), 0);
-    sluice_sdk::Transform::restore(&mut anomaly, 1, &state.data).unwrap();
+    sluice_sdk::Transform::restore(&mut anomaly, 2, &state.data).unwrap();
     assert_eq!(anomaly.tracked_keys(), 2);
 
     open(&config(r#""max_keys":2"#), &readings_schema());
