@@ -1,6 +1,7 @@
 //! Scenario 3 end to end: a 1-minute tumbling average price per ticker on event time, with
 //! 20 % of ticks up to 5 s out of order, checked window by window against DuckDB computing
-//! the same from the raw input; and the window state surviving SIGTERM restarts.
+//! the same from the raw input, over two hours of event time; and the window state surviving
+//! repeated SIGKILLs and restarts (seeded stops).
 
 use std::path::Path;
 use std::process::Command;
@@ -8,6 +9,10 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::support::{duckdb, python, run, sluice, workspace};
+
+/// Two hours of event time at 100 ticks/s: 720,000 ticks, 600 windows.
+const SECONDS: u32 = 7200;
+const TICKS: usize = 720_000;
 
 fn generate(python: &Path, out: &Path, seconds: u32) {
     let status = Command::new(python)
@@ -75,7 +80,7 @@ fn tumbling_averages_per_ticker_equal_duckdb_and_no_tick_is_lost() {
     let Some(python) = python() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("ticks.ndjson");
-    generate(&python, &input, 1800);
+    generate(&python, &input, SECONDS);
     let out = run(sluice().arg("run").arg(pipeline(tmp.path(), &input)));
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -83,8 +88,8 @@ fn tumbling_averages_per_ticker_equal_duckdb_and_no_tick_is_lost() {
         stdout.contains("dead letters  0"),
         "no tick is late inside the 5 s bound"
     );
-    assert_eq!(compare(&python, &tmp.path().join("out"), &input), 180_000);
-    // 30 minutes × 5 tickers, the last window included (end of input is the final watermark).
+    assert_eq!(compare(&python, &tmp.path().join("out"), &input), TICKS);
+    // 120 minutes × 5 tickers, the last window included (end of input is the final watermark).
     let windows = duckdb(
         &python,
         &format!(
@@ -92,24 +97,34 @@ fn tumbling_averages_per_ticker_equal_duckdb_and_no_tick_is_lost() {
             tmp.path().join("out").display()
         ),
     );
-    assert_eq!(windows[0]["n"], Value::from(150));
+    assert_eq!(windows[0]["n"], Value::from(600));
 }
 
 #[test]
-fn window_state_survives_stops_and_restarts() {
+fn window_state_survives_repeated_kills_and_restarts() {
     let Some(python) = python() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("ticks.ndjson");
-    generate(&python, &input, 1800);
+    generate(&python, &input, SECONDS);
     let p = pipeline(tmp.path(), &input);
     let checkpoints = tmp.path().join("out/_checkpoints");
     let latest = || crate::support::files_under(&checkpoints, ".json").last().cloned();
-    for stop in 0..4 {
+    // Seeded: the same stops every run. Each run is stopped a random 0–39 ms after it wrote
+    // a checkpoint of its own, so every stop lands mid-stream with progress since the last.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let (mut kills, mut terms) = (0, 0);
+    for stop in 0..24 {
         let before = latest();
         let mut child = sluice()
             .arg("run")
             .arg(&p)
-            .stdout(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
@@ -117,19 +132,27 @@ fn window_state_survives_stops_and_restarts() {
         while latest() == before && started.elapsed() < std::time::Duration::from_secs(60) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        // Half of the stops are SIGTERM (state saved at the stop), half SIGKILL (state from
-        // the last checkpoint, the rest replayed).
-        if stop % 2 == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(random(40)));
+        if child.try_wait().expect("try_wait").is_some() {
+            break; // the input ran out before this stop
+        }
+        // One stop in six is SIGTERM (state saved at the stop); the rest SIGKILL (state from
+        // the last checkpoint, the batches since replayed).
+        if stop % 6 == 5 {
             Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status()
                 .expect("kill");
+            terms += 1;
         } else {
             child.kill().expect("kill -9");
+            kills += 1;
         }
         child.wait().expect("wait");
     }
+    assert!(kills >= 10, "only {kills} SIGKILLs landed mid-stream");
+    eprintln!("{kills} SIGKILLs and {terms} SIGTERMs mid-stream");
     let out = run(sluice().arg("run").arg(&p));
     assert!(out.status.success());
-    assert_eq!(compare(&python, &tmp.path().join("out"), &input), 180_000);
+    assert_eq!(compare(&python, &tmp.path().join("out"), &input), TICKS);
 }
