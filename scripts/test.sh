@@ -18,6 +18,14 @@ export SLUICE_TEST_PYTHON="$PWD/.venv/bin/python"
 # Compiled components are cached here across test processes (first compile is slow).
 export SLUICE_CACHE_DIR="$PWD/target/sluice-cache"
 
+echo "==> mosquitto (a real MQTT broker for the MQTT source's tests)"
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get install -y -qq mosquitto >/dev/null 2>&1 \
+        || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq mosquitto >/dev/null; }
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 

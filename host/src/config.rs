@@ -191,7 +191,11 @@ fn read_checkpoint(
 }
 
 fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SourceConfig> {
-    let kind = t.req_choice(d, "type", &["file"]);
+    let kind = t.req_choice(d, "type", &["file", "mqtt"]);
+    if kind.as_ref().is_some_and(|k| k.value == "mqtt") {
+        return read_mqtt_source(t, d, base);
+    }
+    // An unknown type is checked as a file source, so its other keys get their errors too.
     let path = t.req_str(d, "path");
     let batch_rows = t
         .opt_uint(d, "batch_rows", 1..=1_048_576)
@@ -210,6 +214,120 @@ fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<Sour
         schema: schema.flatten(),
         infer_rows,
     }))
+}
+
+/// `[source] type = "mqtt"`.
+fn read_mqtt_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SourceConfig> {
+    let url = t.req_str(d, "url");
+    if let Some(u) = &url
+        && !(u.value.starts_with("mqtt://") || u.value.starts_with("mqtts://"))
+    {
+        d.push(
+            u.span.clone(),
+            &u.key,
+            format!("expected mqtt://host:port or mqtts://host:port, found \"{}\"", u.value),
+        );
+    }
+    let topics = t.req_str_list(d, "topics");
+    let client_id = t.opt_str(d, "client_id").map(|c| c.value);
+    let qos = t.opt_uint(d, "qos", 0..=1).map_or(1, |q| q.value as u8);
+    let clean_session = t.opt_bool(d, "clean_session").is_some_and(|b| b.value);
+    let mut file = |t: &mut Table<'_, '_>, name: &'static str| {
+        t.opt_str(d, name).map(|p| Located {
+            value: resolve(base, &p.value),
+            span: p.span,
+            key: p.key,
+        })
+    };
+    let ca_file = file(t, "ca_file");
+    let cert_file = file(t, "cert_file");
+    let key_file = file(t, "key_file");
+    if let (Some(c), None) | (None, Some(c)) = (&cert_file, &key_file) {
+        d.push(
+            c.span.clone(),
+            &c.key,
+            "a client certificate needs both cert_file and key_file".to_owned(),
+        );
+    }
+    let username = t.opt_str(d, "username").map(|u| u.value);
+    let password = t.opt_str(d, "password").map(|p| p.value);
+    let topic_column = read_topic_column(t, d);
+    let keep_alive = t.opt_duration(d, "keep_alive", Duration::from_secs(1)..=Duration::from_secs(65535));
+    let max_latency = t.opt_duration(d, "max_latency", Duration::from_millis(1)..=Duration::from_secs(3600));
+    let batch_rows = t
+        .opt_uint(d, "batch_rows", 1..=1_048_576)
+        .map_or(8192, |v| v.value as usize);
+    let max_inflight = t
+        .opt_uint(d, "max_inflight", 1..=65_535)
+        .map_or(20, |v| v.value as usize);
+    let max_message_bytes = t
+        .opt_uint(d, "max_message_bytes", 1..=268_435_455)
+        .map_or(1 << 20, |v| v.value as usize);
+    let include_retained = t.opt_bool(d, "include_retained").is_some_and(|b| b.value);
+    let schema = match t.opt_table(d, "schema") {
+        Some(s) => read_schema(&s, d),
+        None => {
+            d.push(
+                t.span(),
+                t.key(),
+                "an MQTT source needs a declared schema ([source.schema]): messages arrive after the run starts, so there is nothing to infer it from",
+            );
+            None
+        }
+    };
+    Some(SourceConfig::Mqtt(Box::new(MqttSourceConfig {
+        url: url?,
+        topics: topics?,
+        client_id,
+        qos,
+        clean_session,
+        ca_file,
+        cert_file,
+        key_file,
+        username,
+        password,
+        topic_column,
+        keep_alive: keep_alive.map_or(Duration::from_secs(30), |k| k.value),
+        max_latency: max_latency.map_or(Duration::from_secs(1), |m| m.value),
+        batch_rows,
+        max_inflight,
+        max_message_bytes,
+        include_retained,
+        schema: schema?,
+    })))
+}
+
+/// `topic_column = "topic"` or `topic_column = { name = "device", level = 1 }`.
+fn read_topic_column(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<TopicColumn> {
+    let key = t.child_key("topic_column");
+    let raw = t.raw("topic_column")?;
+    match raw.get_ref() {
+        DeValue::String(s) => Some(TopicColumn {
+            name: s.to_string(),
+            level: None,
+        }),
+        DeValue::Table(inner) => {
+            let mut inner = Table::new(inner, raw.span(), key);
+            let name = inner.req_str(d, "name");
+            let level = inner.opt_uint(d, "level", 0..=1000).map(|l| l.value as usize);
+            inner.finish(d);
+            Some(TopicColumn {
+                name: name?.value,
+                level,
+            })
+        }
+        other => {
+            d.push(
+                raw.span(),
+                &key,
+                format!(
+                    "expected a column name or a table {{ name = \"…\", level = … }}, found {}",
+                    describe(other)
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// `[source.schema]`: `column = "type"` or `column = { type = "…", nullable = false }`.

@@ -14,4 +14,6 @@ pub struct BadRecord {
     pub raw: Vec<u8>,
     /// Why it was refused.
     pub reason: String,
+    /// The MQTT topic it came from (message sources; `None` for files).
+    pub topic: Option<std::sync::Arc<str>>,
 }

@@ -3,8 +3,20 @@
 //! checkpoints later). Sources do not decode: that is `decode`'s job, on the workers.
 
 pub mod file;
+pub mod mqtt;
 
 use std::sync::Arc;
+
+/// What a pipeline reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inputs {
+    /// Standard input.
+    Stdin,
+    /// These files, in reading order.
+    Files(Vec<std::path::PathBuf>),
+    /// An MQTT subscription.
+    Mqtt(Arc<mqtt::MqttSettings>),
+}
 
 /// Why a source failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +44,9 @@ pub enum SourceError {
         /// Its length now.
         len: u64,
     },
+    /// The MQTT connection cannot go on (refused, bad TLS material, refused subscription).
+    #[error("MQTT: {0}")]
+    Mqtt(String),
     /// Reading failed.
     #[error("reading {path}: {error}")]
     Io {
@@ -70,4 +85,60 @@ pub struct Chunk {
     pub ingest_micros: i64,
     /// A checkpoint is taken right after this chunk (set by the pipeline, not the source).
     pub barrier: bool,
+    /// The topic of each record (line), for message sources; empty for files.
+    pub topics: Vec<Arc<str>>,
+    /// Records the source refused before decoding (e.g. oversized messages): dead letters.
+    pub rejected: Vec<crate::decode::BadRecord>,
+}
+
+/// The source a pipeline reads, whichever kind it is.
+#[derive(Debug)]
+pub enum AnySource {
+    /// Files or stdin.
+    File(file::FileSource),
+    /// An MQTT subscription.
+    Mqtt(Box<mqtt::MqttSource>),
+}
+
+impl AnySource {
+    /// The source for `inputs`; `stop` (set on SIGTERM) ends an unbounded source's reads.
+    pub fn open(
+        inputs: &Inputs,
+        batch_rows: usize,
+        stop: &Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Self, SourceError> {
+        Ok(match inputs {
+            Inputs::Mqtt(settings) => AnySource::Mqtt(Box::new(mqtt::MqttSource::new(settings.clone(), stop.clone())?)),
+            other => AnySource::File(file::FileSource::new(other.clone(), batch_rows)),
+        })
+    }
+
+    /// Continue from a checkpoint's position.
+    pub fn resume(&mut self, position: &crate::checkpoint::SourcePosition) -> Result<(), SourceError> {
+        match self {
+            AnySource::File(f) => f.resume(position),
+            AnySource::Mqtt(m) => m.resume(position),
+        }
+    }
+
+    /// The next chunk; `None` at the end of a bounded input, or once asked to stop.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
+        match self {
+            AnySource::File(f) => f.next_chunk(),
+            AnySource::Mqtt(m) => m.next_chunk(),
+        }
+    }
+
+    /// Whether the input has an end (files) rather than running until stopped (MQTT).
+    pub fn bounded(&self) -> bool {
+        matches!(self, AnySource::File(_))
+    }
+
+    /// For sources whose messages are acknowledged once committed: the handle to do it.
+    pub fn acknowledger(&self) -> Option<mqtt::Acknowledger> {
+        match self {
+            AnySource::File(_) => None,
+            AnySource::Mqtt(m) => (m.settings().qos == 1).then(|| m.acknowledger()),
+        }
+    }
 }

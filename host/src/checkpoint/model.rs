@@ -49,6 +49,10 @@ pub struct SourcePosition {
     pub offset: u64,
     /// Lines of that file already read.
     pub line: u64,
+    /// MQTT sources: the QoS 1 messages already written whose PUBACK may not have reached
+    /// the broker, so that their redelivery is dropped (see `source::mqtt::ledger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivery: Option<String>,
 }
 
 /// A stateful stage's snapshot.

@@ -32,6 +32,82 @@ pub struct PipelineConfig {
 pub enum SourceConfig {
     /// NDJSON files, a directory, a glob, or stdin (`-`).
     File(FileSourceConfig),
+    /// JSON messages from an MQTT broker.
+    Mqtt(Box<MqttSourceConfig>),
+}
+
+impl SourceConfig {
+    /// Rows per batch.
+    pub fn batch_rows(&self) -> usize {
+        match self {
+            SourceConfig::File(f) => f.batch_rows,
+            SourceConfig::Mqtt(m) => m.batch_rows,
+        }
+    }
+
+    /// The declared schema, if any.
+    pub fn schema(&self) -> Option<&[DeclaredField]> {
+        match self {
+            SourceConfig::File(f) => f.schema.as_deref(),
+            SourceConfig::Mqtt(m) => Some(&m.schema),
+        }
+    }
+}
+
+/// `[source] type = "mqtt"`.
+#[derive(Debug, Clone)]
+pub struct MqttSourceConfig {
+    /// `url`: `mqtt://host:port` or `mqtts://host:port` (TLS).
+    pub url: Located<String>,
+    /// `topics`: topic filters, with `+`/`#` wildcards and `$share/<group>/…` shared
+    /// subscriptions.
+    pub topics: Located<Vec<String>>,
+    /// `client_id`: the session's identity at the broker (default `sluice-<pipeline name>`).
+    pub client_id: Option<String>,
+    /// `qos`: 0 (at most once) or 1 (default: at least once from the broker, exactly once
+    /// into the output).
+    pub qos: u8,
+    /// `clean_session` (default false: the broker keeps messages while we are down).
+    pub clean_session: bool,
+    /// `ca_file`, `cert_file`, `key_file`: PEM files for TLS and client certificates.
+    pub ca_file: Option<Located<PathBuf>>,
+    /// Client certificate chain.
+    pub cert_file: Option<Located<PathBuf>>,
+    /// Client private key.
+    pub key_file: Option<Located<PathBuf>>,
+    /// `username` / `password`.
+    pub username: Option<String>,
+    /// Password (with `username`).
+    pub password: Option<String>,
+    /// `topic_column`: put the topic (or one of its levels) in a column.
+    pub topic_column: Option<TopicColumn>,
+    /// `keep_alive` (default 30 s).
+    pub keep_alive: std::time::Duration,
+    /// `max_latency`: a batch is cut at most this long after its first message (default 1 s).
+    pub max_latency: std::time::Duration,
+    /// `batch_rows`: messages per batch at most.
+    pub batch_rows: usize,
+    /// `max_inflight`: the broker's window of unacknowledged QoS 1 messages (mosquitto's
+    /// `max_inflight_messages`, default 20); a batch is cut when it holds this many.
+    pub max_inflight: usize,
+    /// `max_message_bytes`: larger payloads are dead letters (default 1 MiB).
+    pub max_message_bytes: usize,
+    /// `include_retained`: keep retained messages the broker sends on subscribing (default
+    /// false: they were published before and would be read again at every start).
+    pub include_retained: bool,
+    /// `[source.schema]`, required: messages arrive after the run starts, so there is
+    /// nothing to infer from.
+    pub schema: Vec<DeclaredField>,
+}
+
+/// `topic_column = "topic"` or `topic_column = { name = "device", level = 1 }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicColumn {
+    /// The column's name.
+    pub name: String,
+    /// A 0-based topic level (`streaming-data/{client_id}` → level 1 is the client id), or
+    /// `None` for the whole topic.
+    pub level: Option<usize>,
 }
 
 /// `[source] type = "file"`.

@@ -98,6 +98,22 @@ impl<'a, 'i> Table<'a, 'i> {
         value
     }
 
+    /// A non-empty array of strings (a single string is taken as a one-element list).
+    pub(crate) fn req_str_list(&mut self, d: &mut Diags, name: &'static str) -> Option<Located<Vec<String>>> {
+        let present = self.table.contains_key(name);
+        let value = self.typed(d, name, "a non-empty array of strings", |v| match v {
+            DeValue::String(s) => Some(vec![s.to_string()]),
+            DeValue::Array(items) if !items.is_empty() => {
+                items.iter().map(|i| i.get_ref().as_str().map(str::to_owned)).collect()
+            }
+            _ => None,
+        });
+        if !present {
+            self.missing(d, name, "a non-empty array of strings");
+        }
+        value
+    }
+
     pub(crate) fn opt_bool(&mut self, d: &mut Diags, name: &'static str) -> Option<Located<bool>> {
         self.typed(d, name, "true or false", DeValue::as_bool)
     }

@@ -30,7 +30,9 @@ path = "../out"
 fn a_minimal_file_gets_documented_defaults_and_resolved_paths() {
     let c = parse_ok(MINIMAL);
     assert_eq!(c.name, "p");
-    let SourceConfig::File(f) = &c.source;
+    let SourceConfig::File(f) = &c.source else {
+        panic!("a file source")
+    };
     assert_eq!(f.resolved.as_deref(), Some(Path::new("/base/data/*.ndjson")));
     assert_eq!(f.batch_rows, 8192);
     assert!(f.schema.is_none());
@@ -47,7 +49,9 @@ fn a_declared_schema_keeps_the_written_column_order() {
         &format!("{MINIMAL}\n[source.schema]\nzeta = \"string\"\nalpha = {{ type = \"double\", nullable = false }}\n")
             .replace("[sink]", "[sink]"),
     );
-    let SourceConfig::File(f) = &c.source;
+    let SourceConfig::File(f) = &c.source else {
+        panic!("a file source")
+    };
     let schema = f.schema.as_ref().expect("schema");
     assert_eq!(schema[0].name, "zeta");
     assert_eq!(schema[0].ty.value, FieldType::Utf8);
@@ -71,7 +75,7 @@ compresion = "zstd"
 "#;
     let err = parse_err(text);
     assert!(
-        err.contains("p.toml:3:8: `source.type`: expected one of `file`, found \"kafka\""),
+        err.contains("p.toml:3:8: `source.type`: expected one of `file`, `mqtt`, found \"kafka\""),
         "{err}"
     );
     assert!(

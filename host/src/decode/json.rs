@@ -90,6 +90,7 @@ impl JsonDecoder {
                     offset: here,
                     raw: content.to_vec(),
                     reason,
+                    topic: None,
                 }),
             }
         }
@@ -169,6 +170,8 @@ mod tests {
             data: text.as_bytes().to_vec(),
             ingest_micros: 0,
             barrier: false,
+            topics: Vec::new(),
+            rejected: Vec::new(),
         }
     }
 

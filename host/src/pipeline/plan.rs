@@ -3,19 +3,23 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::schema::arrow_schema;
 use super::watermark::{WatermarkSettings, is_event_time};
 use crate::config::{
-    CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, OnError, PartitionConfig, PluginRef, SourceConfig,
-    TransformConfig,
+    CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, MqttSourceConfig, OnError, PartitionConfig,
+    PipelineConfig, PluginRef, SourceConfig, TransformConfig,
 };
 use crate::decode::json::infer_schema;
 use crate::engine::{Component, Description, Engine, Limits};
 use crate::sink::parquet::ParquetSettings;
 use crate::sink::partition::{Partitioner, default_template};
 use crate::source::file::{Inputs, expand};
+use crate::source::mqtt::{
+    MqttSettings,
+    tls::{self, TlsFiles},
+};
 use crate::stock;
 
 /// Why a pipeline could not be planned. Every variant is the user's to fix.
@@ -98,50 +102,14 @@ impl Plan {
     pub fn build(loaded: &LoadedConfig, engine: &Engine) -> Result<Plan, PlanError> {
         let cfg = &loaded.config;
         let mut diags: Vec<Diagnostic> = Vec::new();
-        let SourceConfig::File(src) = &cfg.source;
         let diag = |span: std::ops::Range<usize>, key: &str, message: String| Diagnostic {
             span,
             key: key.to_owned(),
             message,
         };
-
-        let inputs = match expand(src.resolved.as_deref()) {
-            Ok(i) => Some(i),
-            Err(e) => {
-                diags.push(diag(src.path.span.clone(), &src.path.key, e.to_string()));
-                None
-            }
-        };
-        let input_schema = match (&src.schema, &inputs) {
-            (Some(fields), _) => Some(arrow_schema(fields)),
-            (None, Some(Inputs::Files(files))) => {
-                match std::fs::File::open(&files[0])
-                    .map_err(|e| e.to_string())
-                    .and_then(|f| infer_schema(f, src.infer_rows).map_err(|e| e.to_string()))
-                {
-                    Ok(s) => Some(Arc::new(s)),
-                    Err(e) => {
-                        diags.push(diag(
-                            src.path.span.clone(),
-                            &src.path.key,
-                            format!(
-                                "cannot infer a schema from {}: {e}; declare one in [source.schema]",
-                                files[0].display()
-                            ),
-                        ));
-                        None
-                    }
-                }
-            }
-            (None, Some(Inputs::Stdin)) => {
-                diags.push(diag(
-                    src.path.span.clone(),
-                    &src.path.key,
-                    "stdin input needs a declared schema ([source.schema])".into(),
-                ));
-                None
-            }
-            (None, None) => None,
+        let (inputs, input_schema, source_id) = match plan_source(cfg, &mut diags) {
+            Some((i, s, id)) => (Some(i), Some(s), id),
+            None => (None, None, String::new()),
         };
 
         let mut stages = Vec::new();
@@ -223,7 +191,7 @@ impl Plan {
         Ok(Plan {
             name: cfg.name.clone(),
             inputs,
-            batch_rows: src.batch_rows,
+            batch_rows: cfg.source.batch_rows(),
             input_schema,
             stages,
             sink: ParquetSettings {
@@ -237,7 +205,7 @@ impl Plan {
             partitioner,
             dead_letter_dir: cfg.dead_letter.path.clone(),
             workers,
-            source_id: source_id(src.resolved.as_deref()),
+            source_id,
             checkpoint: cfg.checkpoint.clone(),
         })
     }
@@ -246,6 +214,156 @@ impl Plan {
     pub fn output_schema(&self) -> &SchemaRef {
         self.stages.last().map_or(&self.input_schema, |s| s.output())
     }
+}
+
+/// The source's inputs, the schema records are decoded into, and the source's identity.
+fn plan_source(cfg: &PipelineConfig, diags: &mut Vec<Diagnostic>) -> Option<(Inputs, SchemaRef, String)> {
+    let diag = |span: std::ops::Range<usize>, key: &str, message: String| Diagnostic {
+        span,
+        key: key.to_owned(),
+        message,
+    };
+    let src = match &cfg.source {
+        SourceConfig::File(src) => src,
+        SourceConfig::Mqtt(m) => return plan_mqtt(cfg, m, diags),
+    };
+
+    let inputs = match expand(src.resolved.as_deref()) {
+        Ok(i) => Some(i),
+        Err(e) => {
+            diags.push(diag(src.path.span.clone(), &src.path.key, e.to_string()));
+            None
+        }
+    };
+    let input_schema = match (&src.schema, &inputs) {
+        (Some(fields), _) => Some(arrow_schema(fields)),
+        (None, Some(Inputs::Files(files))) => {
+            match std::fs::File::open(&files[0])
+                .map_err(|e| e.to_string())
+                .and_then(|f| infer_schema(f, src.infer_rows).map_err(|e| e.to_string()))
+            {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    diags.push(diag(
+                        src.path.span.clone(),
+                        &src.path.key,
+                        format!(
+                            "cannot infer a schema from {}: {e}; declare one in [source.schema]",
+                            files[0].display()
+                        ),
+                    ));
+                    None
+                }
+            }
+        }
+        (None, Some(Inputs::Stdin)) => {
+            diags.push(diag(
+                src.path.span.clone(),
+                &src.path.key,
+                "stdin input needs a declared schema ([source.schema])".into(),
+            ));
+            None
+        }
+        (None, Some(Inputs::Mqtt(_))) | (None, None) => None,
+    };
+
+    Some((inputs?, input_schema?, source_id(src.resolved.as_deref())))
+}
+
+/// An MQTT source: its settings, and the declared schema plus the topic column.
+fn plan_mqtt(
+    cfg: &PipelineConfig,
+    m: &MqttSourceConfig,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(Inputs, SchemaRef, String)> {
+    let (tls, host, port) = match MqttSettings::parse_url(&m.url.value) {
+        Ok(parts) => parts,
+        Err(e) => {
+            diags.push(Diagnostic {
+                span: m.url.span.clone(),
+                key: m.url.key.clone(),
+                message: e,
+            });
+            return None;
+        }
+    };
+    if !tls && let Some(f) = m.ca_file.as_ref().or(m.cert_file.as_ref()) {
+        diags.push(Diagnostic {
+            span: f.span.clone(),
+            key: f.key.clone(),
+            message: format!("TLS files are set but {} is plain TCP: use mqtts://", m.url.value),
+        });
+    }
+    let tls = tls.then(|| TlsFiles {
+        ca_file: m.ca_file.as_ref().map(|f| f.value.clone()),
+        client: m
+            .cert_file
+            .as_ref()
+            .zip(m.key_file.as_ref())
+            .map(|(c, k)| (c.value.clone(), k.value.clone())),
+    });
+    // Bad TLS material is found now, by `sluice validate` too, naming the file.
+    if let Some(files) = &tls
+        && let Err(e) = tls::client_config(files)
+    {
+        let (span, key) = [&m.ca_file, &m.cert_file, &m.key_file]
+            .into_iter()
+            .flatten()
+            .find(|f| f.value.display().to_string() == e.path)
+            .map_or((m.url.span.clone(), m.url.key.clone()), |f| {
+                (f.span.clone(), f.key.clone())
+            });
+        diags.push(Diagnostic {
+            span,
+            key,
+            message: e.to_string(),
+        });
+    }
+    let mut fields: Vec<Field> = arrow_schema(&m.schema)
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    if let Some(c) = &m.topic_column {
+        if fields.iter().any(|f| f.name() == &c.name) {
+            diags.push(Diagnostic {
+                span: m.url.span.clone(),
+                key: "source.topic_column".into(),
+                message: format!(
+                    "topic_column `{}` is also a column of [source.schema]: pick another name",
+                    c.name
+                ),
+            });
+        }
+        fields.insert(0, Field::new(&c.name, DataType::Utf8, c.level.is_some()));
+    }
+    if !cfg.checkpoint.enabled && m.qos == 1 {
+        diags.push(Diagnostic {
+            span: m.url.span.clone(),
+            key: "checkpoint.enabled".into(),
+            message: "an MQTT source at QoS 1 acknowledges messages when a checkpoint commits: checkpoints cannot be disabled".into(),
+        });
+    }
+    let settings = MqttSettings {
+        url: m.url.value.clone(),
+        host,
+        port,
+        tls,
+        topics: m.topics.value.clone(),
+        client_id: m.client_id.clone().unwrap_or_else(|| format!("sluice-{}", cfg.name)),
+        qos: m.qos,
+        clean_session: m.clean_session,
+        credentials: m.username.clone().map(|u| (u, m.password.clone().unwrap_or_default())),
+        keep_alive: m.keep_alive,
+        max_latency: m.max_latency,
+        batch_rows: m.batch_rows,
+        max_inflight: m.max_inflight,
+        max_message_bytes: m.max_message_bytes,
+        include_retained: m.include_retained,
+        topic_column: m.topic_column.as_ref().map(|c| (c.name.clone(), c.level)),
+    };
+    let id = settings.source_id();
+    Some((Inputs::Mqtt(Arc::new(settings)), Arc::new(Schema::new(fields)), id))
 }
 
 /// `file:` and the absolute path (or `-`) a file source was configured with.

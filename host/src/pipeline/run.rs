@@ -29,8 +29,8 @@ use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
 use crate::sink::dead_letter::{DeadLetterSink, DeadLetterSummary};
 use crate::sink::parquet::{CommitMode, ParquetSink, WrittenFile};
 use crate::sink::{FileStart, SinkError};
-use crate::source::file::FileSource;
-use crate::source::{SourceError, SourceSpan};
+use crate::source::mqtt::Acknowledger;
+use crate::source::{AnySource, SourceError, SourceSpan};
 
 /// How a run behaves.
 #[derive(Debug, Clone, Default)]
@@ -126,29 +126,33 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let (chunk_tx, chunk_rx) = bounded(in_flight);
     let (result_tx, result_rx) = unbounded::<Msg>();
 
-    let mut source = FileSource::new(plan.inputs.clone(), plan.batch_rows);
-    source.resume(&start.position)?;
     let ended = Arc::new(AtomicBool::new(false));
     let stop = options.stop.clone().unwrap_or_default();
+    let mut source = AnySource::open(&plan.inputs, plan.batch_rows, &stop)?;
+    source.resume(&start.position)?;
+    let acks = source.acknowledger();
     let interval = plan.checkpoint.interval;
     let reader = {
         let ended = ended.clone();
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("sluice-read".into())
-            .spawn(move || -> Result<(), SourceError> {
+            .spawn(move || -> Result<AnySource, SourceError> {
                 let mut clock = BarrierClock::new(interval, Instant::now());
+                // A source that acknowledges what is committed checkpoints after every chunk:
+                // its chunks are cut by size, latency or the broker's in-flight window.
+                let every_chunk = source.acknowledger().is_some();
                 while !stop.load(Ordering::SeqCst) && permit_rx.recv().is_ok() && !stop.load(Ordering::SeqCst) {
                     let Some(mut chunk) = source.next_chunk()? else {
-                        ended.store(true, Ordering::SeqCst);
+                        ended.store(source.bounded(), Ordering::SeqCst);
                         break;
                     };
-                    chunk.barrier = checkpointing && clock.due(Instant::now());
+                    chunk.barrier = checkpointing && (every_chunk || clock.due(Instant::now()));
                     if chunk_tx.send(chunk).is_err() {
                         break;
                     }
                 }
-                Ok(())
+                Ok(source)
             })
     };
     let reader = reader.map_err(|e| RunError::Worker(format!("cannot start the reader thread: {e}")))?;
@@ -179,6 +183,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         dead: DeadLetterSink::new(plan.dead_letter_dir.clone(), mode),
         partitioner: plan.partitioner.clone(),
         committer,
+        acks,
+        last_chunk: None,
         position: start.position,
         earlier: start.totals,
         rows_read: 0,
@@ -193,7 +199,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         .join()
         .map_err(|_| RunError::Worker("the reader thread panicked".into()))?;
     let mut summary = outcome?;
-    read?;
+    // Dropped only now, after the final checkpoint: its PUBACKs leave before the DISCONNECT.
+    drop(read?);
     summary.elapsed = started.elapsed();
     summary.resumed_from = resumed_from;
     summary.stopped = stop.load(Ordering::SeqCst) && !ended.load(Ordering::SeqCst);
@@ -244,6 +251,10 @@ struct Writer {
     dead: DeadLetterSink,
     partitioner: crate::sink::partition::Partitioner,
     committer: Committer,
+    /// Message sources: acknowledges what each checkpoint commits.
+    acks: Option<Acknowledger>,
+    /// The last input chunk written.
+    last_chunk: Option<u64>,
     /// Where the input after everything written so far begins.
     position: SourcePosition,
     /// Totals of earlier runs.
@@ -270,6 +281,10 @@ impl Writer {
         watermarks: Vec<WatermarkState>,
     ) -> Result<(), RunError> {
         let totals = self.totals();
+        let covered = self.last_chunk.filter(|_| self.acks.is_some());
+        if let (Some(acks), Some(seq)) = (&self.acks, covered) {
+            self.position.redelivery = acks.persist(seq);
+        }
         let cut = Cut {
             position: &self.position,
             finished,
@@ -277,7 +292,11 @@ impl Writer {
             watermarks,
             totals,
         };
-        self.committer.commit(cut, &mut self.parquet, &mut self.dead)
+        self.committer.commit(cut, &mut self.parquet, &mut self.dead)?;
+        if let (Some(acks), Some(seq)) = (&self.acks, covered) {
+            acks.committed(seq);
+        }
+        Ok(())
     }
 
     /// Write one chunk's results; the input position moves past the chunk.
@@ -285,11 +304,20 @@ impl Writer {
         let states = std::mem::take(&mut r.states);
         let watermarks = std::mem::take(&mut r.watermarks);
         let barrier = r.barrier;
-        self.position = SourcePosition {
-            next_seq: r.seq + 1,
-            file: Some(absolute(&r.span.file)),
-            offset: r.span.end_offset,
-            line: r.span.last_line,
+        self.last_chunk = Some(r.seq);
+        self.position = if self.acks.is_some() {
+            SourcePosition {
+                next_seq: r.seq + 1,
+                ..SourcePosition::default()
+            }
+        } else {
+            SourcePosition {
+                next_seq: r.seq + 1,
+                file: Some(absolute(&r.span.file)),
+                offset: r.span.end_offset,
+                line: r.span.last_line,
+                redelivery: None,
+            }
         };
         self.write(r)?;
         if barrier {

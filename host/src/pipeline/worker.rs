@@ -363,7 +363,16 @@ impl Worker {
 
     pub(crate) fn process(&mut self, chunk: Chunk) -> Result<WorkResult, WorkerError> {
         let decoded = self.decoder.decode(&chunk)?;
-        let mut dead: Vec<DeadItem> = decoded.bad.into_iter().map(DeadItem::Raw).collect();
+        let mut bad = decoded.bad;
+        if !chunk.topics.is_empty() {
+            for b in &mut bad {
+                let index = b.line.saturating_sub(chunk.span.first_line) as usize;
+                b.topic = chunk.topics.get(index).cloned();
+            }
+        }
+        bad.extend(chunk.rejected.iter().cloned());
+        bad.sort_by_key(|b| b.line);
+        let mut dead: Vec<DeadItem> = bad.into_iter().map(DeadItem::Raw).collect();
         let rows_in = decoded.batch.as_ref().map_or(0, |b| b.num_rows() as u64);
         let output = match decoded.batch {
             Some(batch) => self.run_from(0, vec![batch], &mut dead, Some(&chunk.span.file))?,

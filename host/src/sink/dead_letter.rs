@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow_json::LineDelimitedWriter;
+use base64::Engine as _;
 
 use super::parquet::CommitMode;
 use super::{FileStart, SinkError, io_err, sync_dir};
@@ -105,12 +106,26 @@ impl DeadLetterSink {
     /// A raw input record that could not be decoded (stage `decode`).
     pub fn bad_record(&mut self, start: FileStart, file: &str, bad: &BadRecord) -> Result<(), SinkError> {
         let text = String::from_utf8_lossy(&bad.raw);
+        let source = match &bad.topic {
+            Some(topic) => format!("{{\"broker\":{},\"topic\":{}}}", quote(file), quote(topic)),
+            None => format!(
+                "{{\"file\":{},\"line\":{},\"offset\":{}}}",
+                quote(file),
+                bad.line,
+                bad.offset
+            ),
+        };
+        // Bytes that are not UTF-8 are kept exactly, in base64, beside the readable text.
+        let exact = match std::str::from_utf8(&bad.raw) {
+            Ok(_) => String::new(),
+            Err(_) => format!(
+                ",\"raw_base64\":\"{}\"",
+                base64::engine::general_purpose::STANDARD.encode(&bad.raw)
+            ),
+        };
         let json = format!(
-            "{{\"reason\":{},\"stage\":\"decode\",\"source\":{{\"file\":{},\"line\":{},\"offset\":{}}},\"raw\":{}}}",
+            "{{\"reason\":{},\"stage\":\"decode\",\"source\":{source},\"raw\":{}{exact}}}",
             quote(&bad.reason),
-            quote(file),
-            bad.line,
-            bad.offset,
             quote(&text)
         );
         self.line(start, "decode", json)

@@ -12,14 +12,7 @@ use std::sync::Arc;
 use super::{Chunk, SourceError, SourceSpan};
 use crate::checkpoint::SourcePosition;
 
-/// The inputs a `path` setting names, in reading order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inputs {
-    /// Standard input.
-    Stdin,
-    /// These files.
-    Files(Vec<PathBuf>),
-}
+pub use super::Inputs;
 
 /// Expand a path setting: a file, a folder (its visible files), a glob, or `None` for stdin.
 pub fn expand(path: Option<&Path>) -> Result<Inputs, SourceError> {
@@ -84,6 +77,7 @@ impl FileSource {
     pub fn new(inputs: Inputs, batch_rows: usize) -> Self {
         let list: Vec<(Arc<str>, Option<PathBuf>)> = match inputs {
             Inputs::Stdin => vec![(Arc::from("-"), None)],
+            Inputs::Mqtt(_) => Vec::new(),
             Inputs::Files(files) => files
                 .into_iter()
                 .map(|p| (Arc::from(p.to_string_lossy().as_ref()), Some(p)))
@@ -203,6 +197,8 @@ impl FileSource {
                 data,
                 ingest_micros: chrono::Utc::now().timestamp_micros(),
                 barrier: false,
+                topics: Vec::new(),
+                rejected: Vec::new(),
             };
             self.next_seq += 1;
             return Ok(Some(chunk));

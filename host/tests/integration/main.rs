@@ -1,9 +1,11 @@
 //! End-to-end tests of the `sluice` binary: golden config errors, every example pipeline
 //! read back by an independent Parquet reader, and faulty components.
 
+mod broker;
 mod crash;
 mod e2e;
 mod faults;
+mod mqtt;
 mod support;
 mod validate;
 mod windows;

@@ -1,0 +1,323 @@
+//! Which QoS 1 messages are waiting for their PUBACK, and which were already written: the
+//! bookkeeping that turns the broker's at-least-once redelivery into exactly-once rows.
+//!
+//! The protocol (MQTT 3.1.1 §4.4, §4.3.2): a QoS 1 message stays the broker's until we send
+//! its PUBACK; on reconnecting with a persistent session the broker sends every
+//! unacknowledged message again, **with its original packet id and the DUP flag set**. A
+//! packet id is reused for a new message only after its PUBACK.
+//!
+//! So a message is identified, while it is unacknowledged, by its packet id, and we tell a
+//! redelivery from a new message by the DUP flag plus a fingerprint of topic and payload.
+//! The ledger keeps:
+//! - `pending`: messages read but not yet in a committed checkpoint, by chunk. Their PUBACK
+//!   is sent when the checkpoint that holds them commits ([`Ledger::committed`]).
+//! - `written`: messages in a committed checkpoint whose PUBACK may not have reached the
+//!   broker (it was not sent yet at a crash, or the connection broke right after). This set
+//!   is saved in every checkpoint ([`Ledger::persist`]), so after a crash a redelivered
+//!   message that is already in the output is recognised, acknowledged again and dropped.
+//!
+//! An entry leaves `written` when the broker reuses its packet id for a new message (proof
+//! the PUBACK arrived) or when its PUBACK was sent more than [`FORGET_AFTER`] ago on a
+//! connection that stayed up since (the broker redelivers at once on reconnect, never
+//! later). Both bounds keep the set small: at most one entry per packet id (65,535).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+/// How long after its PUBACK was sent on a connection that stayed up an entry is kept.
+pub const FORGET_AFTER: Duration = Duration::from_secs(60);
+
+/// A QoS 1 message as the ledger knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageId {
+    /// The broker's packet id.
+    pub pkid: u16,
+    /// First 8 bytes of SHA-256 over topic, a zero byte and payload.
+    pub fingerprint: u64,
+}
+
+impl MessageId {
+    /// The id of a message.
+    pub fn of(pkid: u16, topic: &str, payload: &[u8]) -> Self {
+        let mut h = Sha256::new();
+        h.update(topic.as_bytes());
+        h.update([0]);
+        h.update(payload);
+        let digest = h.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        MessageId {
+            pkid,
+            fingerprint: u64::from_le_bytes(first),
+        }
+    }
+}
+
+/// What to do with an arriving QoS 1 message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// A new message: read it.
+    New,
+    /// A redelivery of a message already written: acknowledge it again and drop it.
+    AlreadyWritten,
+    /// A redelivery of a message read and not yet committed: drop it (the first copy will
+    /// be acknowledged when it commits).
+    AlreadyPending,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    fingerprint: u64,
+    /// When its PUBACK was handed to the connection, and on which connection.
+    acked: Option<(Instant, u64)>,
+}
+
+/// The ledger of one MQTT source.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pending: BTreeMap<u64, Vec<MessageId>>,
+    pending_ids: HashMap<u16, u64>,
+    written: HashMap<u16, Written>,
+    /// The current connection's number and when it came up.
+    connection: (u64, Option<Instant>),
+}
+
+impl Ledger {
+    /// A ledger resuming from a checkpoint's saved `written` set (see [`Ledger::persist`]).
+    pub fn restore(saved: Option<&str>) -> Result<Self, String> {
+        let mut ledger = Ledger::default();
+        let Some(text) = saved else { return Ok(ledger) };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("the saved MQTT redelivery set is not base64: {e}"))?;
+        if bytes.len() % 10 != 0 {
+            return Err("the saved MQTT redelivery set has a partial entry".into());
+        }
+        for entry in bytes.chunks_exact(10) {
+            let pkid = u16::from_le_bytes([entry[0], entry[1]]);
+            let mut fp = [0u8; 8];
+            fp.copy_from_slice(&entry[2..]);
+            ledger.written.insert(
+                pkid,
+                Written {
+                    fingerprint: u64::from_le_bytes(fp),
+                    acked: None,
+                },
+            );
+        }
+        Ok(ledger)
+    }
+
+    /// A (re)connection came up: entries acknowledged on earlier connections are kept until
+    /// this one has been up for [`FORGET_AFTER`].
+    pub fn connected(&mut self, now: Instant) {
+        self.connection = (self.connection.0 + 1, Some(now));
+    }
+
+    /// Classify an arriving QoS 1 message.
+    pub fn arrive(&mut self, id: MessageId, dup: bool) -> Arrival {
+        if dup {
+            if self
+                .written
+                .get(&id.pkid)
+                .is_some_and(|w| w.fingerprint == id.fingerprint)
+            {
+                return Arrival::AlreadyWritten;
+            }
+            if self.pending_ids.contains_key(&id.pkid) {
+                return Arrival::AlreadyPending;
+            }
+        } else {
+            // The broker reuses a packet id only after our PUBACK for it arrived.
+            self.written.remove(&id.pkid);
+        }
+        // Pending from now on (its chunk is not cut yet): a copy arriving meanwhile is caught.
+        self.pending_ids.insert(id.pkid, u64::MAX);
+        Arrival::New
+    }
+
+    /// Messages read into chunk `seq`.
+    pub fn read(&mut self, seq: u64, ids: Vec<MessageId>) {
+        if ids.is_empty() {
+            return;
+        }
+        for id in &ids {
+            self.pending_ids.insert(id.pkid, seq);
+        }
+        self.pending.entry(seq).or_default().extend(ids);
+    }
+
+    /// The set to save with a checkpoint that covers chunks up to `seq`: what is written
+    /// already plus what that checkpoint writes. Base64 of 10-byte entries (packet id and
+    /// fingerprint, little-endian), sorted by packet id; `None` when empty.
+    pub fn persist(&self, seq: u64) -> Option<String> {
+        let mut entries: BTreeMap<u16, u64> = self.written.iter().map(|(k, w)| (*k, w.fingerprint)).collect();
+        for ids in self.pending.range(..=seq).map(|(_, ids)| ids) {
+            for id in ids {
+                entries.insert(id.pkid, id.fingerprint);
+            }
+        }
+        if entries.is_empty() {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(entries.len() * 10);
+        for (pkid, fp) in entries {
+            bytes.extend_from_slice(&pkid.to_le_bytes());
+            bytes.extend_from_slice(&fp.to_le_bytes());
+        }
+        Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// The checkpoint covering chunks up to `seq` committed: their messages are written, and
+    /// returned so that the caller sends their PUBACKs.
+    pub fn committed(&mut self, seq: u64, now: Instant) -> Vec<MessageId> {
+        let later = self.pending.split_off(&(seq + 1));
+        let done = std::mem::replace(&mut self.pending, later);
+        let mut acks = Vec::new();
+        for id in done.into_values().flatten() {
+            self.pending_ids.remove(&id.pkid);
+            self.written.insert(
+                id.pkid,
+                Written {
+                    fingerprint: id.fingerprint,
+                    acked: Some((now, self.connection.0)),
+                },
+            );
+            acks.push(id);
+        }
+        self.forget_old(now);
+        acks
+    }
+
+    /// A redelivered, already written message was acknowledged again.
+    pub fn reacknowledged(&mut self, id: MessageId, now: Instant) {
+        if let Some(w) = self.written.get_mut(&id.pkid) {
+            w.acked = Some((now, self.connection.0));
+        }
+    }
+
+    fn forget_old(&mut self, now: Instant) {
+        let (current, since) = self.connection;
+        let Some(since) = since else { return };
+        if now.duration_since(since) < FORGET_AFTER {
+            return;
+        }
+        // The broker redelivers right after a reconnect: once this connection has been up
+        // long enough, only PUBACKs sent recently on it may still be in doubt.
+        self.written.retain(|_, w| {
+            w.acked
+                .is_some_and(|(at, conn)| conn == current && now.duration_since(at) < FORGET_AFTER)
+        });
+    }
+
+    /// Messages read and not yet committed.
+    pub fn pending(&self) -> usize {
+        self.pending_ids.len()
+    }
+
+    /// Messages remembered as written.
+    pub fn remembered(&self) -> usize {
+        self.written.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(pkid: u16, payload: &str) -> MessageId {
+        MessageId::of(pkid, "streaming-data/d1", payload.as_bytes())
+    }
+
+    #[test]
+    fn a_redelivery_of_a_written_message_is_dropped_after_a_restart() {
+        let t = Instant::now();
+        let mut before = Ledger::default();
+        before.connected(t);
+        assert_eq!(before.arrive(id(1, "a"), false), Arrival::New);
+        assert_eq!(before.arrive(id(2, "b"), false), Arrival::New);
+        before.read(0, vec![id(1, "a"), id(2, "b")]);
+        assert_eq!(before.arrive(id(3, "c"), false), Arrival::New);
+        before.read(1, vec![id(3, "c")]);
+        // The checkpoint covering chunk 0 is written; then the process dies before any
+        // PUBACK leaves.
+        let saved = before.persist(0);
+        let mut after = Ledger::restore(saved.as_deref()).expect("restore");
+        after.connected(t);
+        assert_eq!(after.arrive(id(1, "a"), true), Arrival::AlreadyWritten);
+        assert_eq!(after.arrive(id(2, "b"), true), Arrival::AlreadyWritten);
+        // Chunk 1 was never committed: it is read again.
+        assert_eq!(after.arrive(id(3, "c"), true), Arrival::New);
+    }
+
+    #[test]
+    fn a_new_message_reusing_a_packet_id_is_not_taken_for_a_redelivery() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        l.arrive(id(7, "a"), false);
+        l.read(0, vec![id(7, "a")]);
+        assert_eq!(l.committed(0, t), vec![id(7, "a")]);
+        // Same packet id, same bytes, but not DUP: a new message (e.g. a heartbeat).
+        assert_eq!(l.arrive(id(7, "a"), false), Arrival::New);
+        assert_eq!(l.remembered(), 0);
+        // A DUP with another payload under a remembered id is new too.
+        l.read(1, vec![id(7, "a")]);
+        l.committed(1, t);
+        assert_eq!(l.arrive(id(7, "other"), true), Arrival::New);
+    }
+
+    #[test]
+    fn a_redelivery_of_a_pending_message_is_dropped_once() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        l.arrive(id(1, "a"), false);
+        l.read(0, vec![id(1, "a")]);
+        // The connection broke; the broker sends it again before our checkpoint.
+        l.connected(t);
+        assert_eq!(l.arrive(id(1, "a"), true), Arrival::AlreadyPending);
+        assert_eq!(l.pending(), 1);
+        assert_eq!(l.committed(0, t).len(), 1);
+        assert_eq!(l.pending(), 0);
+    }
+
+    #[test]
+    fn persist_covers_exactly_the_checkpointed_chunks() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.read(0, vec![id(1, "a")]);
+        l.read(1, vec![id(2, "b")]);
+        let restored = Ledger::restore(l.persist(0).as_deref()).expect("restore");
+        assert_eq!(restored.remembered(), 1);
+        assert!(Ledger::default().persist(5).is_none());
+        l.committed(1, t);
+        assert_eq!(Ledger::restore(l.persist(1).as_deref()).expect("r").remembered(), 2);
+        assert!(Ledger::restore(Some("not base64!")).is_err());
+        assert!(Ledger::restore(Some("AAAA")).is_err());
+    }
+
+    #[test]
+    fn acknowledged_entries_are_forgotten_once_a_connection_stayed_up() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        l.read(0, vec![id(1, "a")]);
+        l.committed(0, t);
+        assert_eq!(l.remembered(), 1);
+        // Not yet: the connection has not been up long enough.
+        l.committed(0, t + FORGET_AFTER / 2);
+        assert_eq!(l.remembered(), 1);
+        l.committed(0, t + FORGET_AFTER * 2);
+        assert_eq!(l.remembered(), 0);
+        // A reconnect restarts the clock for entries acknowledged before it.
+        l.read(1, vec![id(2, "b")]);
+        l.committed(1, t + FORGET_AFTER * 2);
+        l.connected(t + FORGET_AFTER * 3);
+        l.committed(1, t + FORGET_AFTER * 3 + Duration::from_secs(1));
+        assert_eq!(l.remembered(), 1);
+    }
+}
