@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config;
 use crate::engine::{Engine, EngineSettings};
+use crate::pipeline::reload::status::{query, socket_path};
+use crate::pipeline::reload::watch::{ReloadSettings, component_sources};
 use crate::pipeline::run::{RunOptions, RunSummary, run};
 use crate::pipeline::{Plan, PlanError};
 
@@ -43,6 +45,16 @@ enum Command {
         /// Benchmarking only: run components without call deadlines or memory caps.
         #[arg(long, hide = true)]
         unenforced_limits: bool,
+        /// Do not watch the pipeline files and their components for changes (by default a
+        /// changed version is checked and swapped in while running; SIGHUP forces a check).
+        #[arg(long)]
+        no_reload: bool,
+    },
+    /// Show what a running pipeline runs: its components and their digests, state sizes,
+    /// and the result of the last reload.
+    Status {
+        /// The pipeline file it was started with.
+        pipeline: PathBuf,
     },
     /// Type-check pipelines (every transform's config and schemas) without reading data.
     Validate {
@@ -67,25 +79,36 @@ impl From<Failure> for ExitCode {
     }
 }
 
+/// A planned pipeline file.
+struct Planned {
+    plan: Plan,
+    path: PathBuf,
+    components: Vec<(String, Option<PathBuf>)>,
+}
+
 /// Plan every file with one engine; any file's problems make the whole call a config failure.
-fn plan_all(paths: &[PathBuf], settings: EngineSettings) -> Result<Vec<Plan>, Failure> {
-    let engine = Engine::new(settings).map_err(|e| Failure {
+fn plan_all(paths: &[PathBuf], settings: EngineSettings) -> Result<(Arc<Engine>, Vec<Planned>), Failure> {
+    let engine = Arc::new(Engine::new(settings).map_err(|e| Failure {
         code: EXIT_RUNTIME,
         error: e.into(),
-    })?;
+    })?);
     let mut plans = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
-        match config::load(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|loaded| Plan::build(&loaded, &engine).map_err(|e: PlanError| anyhow::Error::from(e)))
-        {
-            Ok(plan) => plans.push(plan),
+        match config::load(path).map_err(anyhow::Error::from).and_then(|loaded| {
+            let plan = Plan::build(&loaded, &engine).map_err(|e: PlanError| anyhow::Error::from(e))?;
+            Ok(Planned {
+                plan,
+                path: path.clone(),
+                components: component_sources(&loaded),
+            })
+        }) {
+            Ok(planned) => plans.push(planned),
             Err(e) => problems.push(format!("{e:#}")),
         }
     }
     if problems.is_empty() {
-        Ok(plans)
+        Ok((engine, plans))
     } else {
         Err(Failure {
             code: EXIT_CONFIG,
@@ -98,16 +121,18 @@ fn plan_all(paths: &[PathBuf], settings: EngineSettings) -> Result<Vec<Plan>, Fa
 pub fn main(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Validate { pipelines } => {
-            for (path, plan) in pipelines.iter().zip(plan_all(&pipelines, EngineSettings::default())?) {
-                println!("{} is valid.", path.display());
-                print_plan(&plan);
+            for planned in plan_all(&pipelines, EngineSettings::default())?.1 {
+                println!("{} is valid.", planned.path.display());
+                print_plan(&planned.plan);
             }
             Ok(())
         }
+        Command::Status { pipeline } => status(&pipeline),
         Command::Run {
             pipelines,
             from_scratch,
             unenforced_limits,
+            no_reload,
         } => {
             if unenforced_limits {
                 tracing::warn!(
@@ -118,21 +143,50 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                 enforce_limits: !unenforced_limits,
                 ..EngineSettings::default()
             };
-            let plans = plan_all(&pipelines, settings)?;
-            let options = RunOptions {
-                progress: plans.len() == 1,
-                from_scratch,
-                stop: Some(stop_on_signals().map_err(|e| Failure {
-                    code: EXIT_RUNTIME,
-                    error: anyhow::anyhow!("cannot install signal handlers: {e}"),
-                })?),
+            let (engine, planned) = plan_all(&pipelines, settings)?;
+            let signal_failure = |e: std::io::Error| Failure {
+                code: EXIT_RUNTIME,
+                error: anyhow::anyhow!("cannot install signal handlers: {e}"),
             };
+            let options = RunOptions {
+                progress: planned.len() == 1,
+                from_scratch,
+                stop: Some(stop_on_signals().map_err(signal_failure)?),
+                reload: None,
+            };
+            let mut runs = Vec::new();
+            for p in &planned {
+                let reload = if no_reload {
+                    None
+                } else {
+                    let hangup = Arc::new(AtomicBool::new(false));
+                    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone()).map_err(signal_failure)?;
+                    Some(ReloadSettings {
+                        path: p.path.clone(),
+                        engine: engine.clone(),
+                        debounce: reload_debounce(),
+                        hangup,
+                        components: p.components.clone(),
+                    })
+                };
+                runs.push((
+                    &p.plan,
+                    RunOptions {
+                        reload,
+                        ..options.clone()
+                    },
+                ));
+            }
             let results: Vec<_> = std::thread::scope(|scope| {
-                let handles: Vec<_> = plans.iter().map(|plan| scope.spawn(|| run(plan, &options))).collect();
+                let handles: Vec<_> = runs
+                    .iter()
+                    .map(|(plan, options)| scope.spawn(move || run(plan, options)))
+                    .collect();
                 handles.into_iter().map(|h| h.join()).collect()
             });
+            let plans: Vec<&Plan> = planned.iter().map(|p| &p.plan).collect();
             let mut failures = Vec::new();
-            for (plan, result) in plans.iter().zip(results) {
+            for (plan, result) in plans.into_iter().zip(results) {
                 match result {
                     Ok(Ok(summary)) => print_summary(plan, &summary),
                     Ok(Err(e)) => failures.push(format!("pipeline {} stopped: {e:#}", plan.name)),
@@ -149,6 +203,48 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// Quiet time after a file change before it is read: `SLUICE_RELOAD_DEBOUNCE_MS`, else
+/// 300 ms (long enough for an editor's save or a copy to finish).
+fn reload_debounce() -> std::time::Duration {
+    let ms = std::env::var("SLUICE_RELOAD_DEBOUNCE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    std::time::Duration::from_millis(ms)
+}
+
+/// `sluice status`: ask the running pipeline over its socket.
+fn status(pipeline: &std::path::Path) -> Result<(), Failure> {
+    let loaded = config::load(pipeline).map_err(|e| Failure {
+        code: EXIT_CONFIG,
+        error: e.into(),
+    })?;
+    let socket = socket_path(&loaded.config.checkpoint.path);
+    let s = query(&socket).map_err(|e| Failure {
+        code: EXIT_RUNTIME,
+        error: anyhow::anyhow!(
+            "{} is not running (no answer on {}: {e})",
+            loaded.config.name,
+            socket.display()
+        ),
+    })?;
+    println!("Pipeline {} (pid {}), generation {}", s.pipeline, s.pid, s.generation);
+    for st in &s.stages {
+        let state = match (st.stateful, st.state_bytes) {
+            (true, Some(b)) => format!(", state {b} bytes at the last checkpoint"),
+            (true, None) => ", stateful".to_owned(),
+            _ => String::new(),
+        };
+        println!("  stage {} = {} (sha256 {}){state}", st.name, st.component, st.sha256);
+    }
+    println!("  reloads applied {}, refused {}", s.reloads_applied, s.reloads_refused);
+    if let Some(r) = &s.last_reload {
+        let took = r.took_ms.map(|t| format!(" in {t} ms")).unwrap_or_default();
+        println!("  last reload: {}{took}: {}", r.outcome, r.detail);
+    }
+    Ok(())
 }
 
 /// A flag SIGTERM and SIGINT set; a second SIGINT while it is set exits at once.

@@ -484,6 +484,27 @@ fn read_transform(
         }
         None => LimitsConfig::default(),
     };
+    let sha256 = t.opt_str(d, "sha256");
+    if let Some(h) = &sha256 {
+        let ok = h.value.len() == 64 && h.value.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            d.push(
+                h.span.clone(),
+                &h.key,
+                format!("expected 64 hexadecimal digits (a SHA-256), found \"{}\"", h.value),
+            );
+        }
+        if matches!(plugin.as_ref().map(|p| &p.value), Some(PluginRef::Stock(_))) {
+            d.push(
+                h.span.clone(),
+                &h.key,
+                "sha256 pins a `component` file; stock plugins are part of the binary",
+            );
+        }
+    }
+    let discard_state = t
+        .opt_choice(d, "state", &["keep", "discard"])
+        .is_some_and(|c| c.value == "discard");
     Some(TransformConfig {
         name: name?,
         plugin: plugin?,
@@ -492,6 +513,11 @@ fn read_transform(
         limits,
         quarantine_after,
         watermark,
+        sha256: sha256.map(|h| Located {
+            value: h.value.to_ascii_lowercase(),
+            ..h
+        }),
+        discard_state,
     })
 }
 

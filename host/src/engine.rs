@@ -73,6 +73,12 @@ pub enum EngineError {
     },
 }
 
+/// The SHA-256 of a component's bytes, in lower-case hex: its identity in caches, checkpoints
+/// and `sha256` pins.
+pub fn digest_of(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -182,7 +188,7 @@ impl Engine {
 
 impl Flavour {
     fn load(&self, name: &str, bytes: &[u8], enforce_limits: bool) -> Result<Component, EngineError> {
-        let digest = hex(&Sha256::digest(bytes));
+        let digest = digest_of(bytes);
         let compile_err = |e: wasmtime::Error| EngineError::Compile {
             name: name.to_owned(),
             message: one_line(&e),

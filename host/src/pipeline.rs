@@ -6,6 +6,7 @@
 
 mod commit;
 pub mod plan;
+pub mod reload;
 mod resume;
 pub mod run;
 mod schema;

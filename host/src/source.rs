@@ -85,6 +85,8 @@ pub struct Chunk {
     pub ingest_micros: i64,
     /// A checkpoint is taken right after this chunk (set by the pipeline, not the source).
     pub barrier: bool,
+    /// The plan generation it is processed under (set by the pipeline; see `reload`).
+    pub generation: u64,
     /// The topic of each record (line), for message sources; empty for files.
     pub topics: Vec<Arc<str>>,
     /// Records the source refused before decoding (e.g. oversized messages): dead letters.

@@ -154,6 +154,11 @@ pub struct TransformConfig {
     /// `watermark = { column, max_out_of_orderness, idle_timeout }`: the host tracks event
     /// time on this stage's input and advances its watermark between batches.
     pub watermark: Option<WatermarkConfig>,
+    /// `sha256 = "…"` beside `component`: the file must have this digest to be loaded.
+    pub sha256: Option<Located<String>>,
+    /// `state = "discard"`: on a reload, a new version that refuses the running state starts
+    /// empty instead of the reload being refused (default `"keep"`).
+    pub discard_state: bool,
 }
 
 /// `[transform.watermark]`.
@@ -279,7 +284,7 @@ pub struct DeadLetterConfig {
 }
 
 /// `[checkpoint]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointConfig {
     /// Whether the run checkpoints and resumes (default true; stdin input never resumes).
     pub enabled: bool,

@@ -170,6 +170,7 @@ mod tests {
             data: text.as_bytes().to_vec(),
             ingest_micros: 0,
             barrier: false,
+            generation: 0,
             topics: Vec::new(),
             rejected: Vec::new(),
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub const TICK: Duration = Duration::from_millis(10);
 
 /// What one transform instance may use.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Linear memory cap per instance. The default, 512 MiB, holds a few decoded batches of
     /// wide rows plus their IPC copies with room to spare; a transform that wants more is

@@ -52,6 +52,8 @@ pub struct StagePlan {
     pub quarantine_after: u32,
     /// The event-time column the host derives this stage's watermark from.
     pub watermark: Option<StageWatermark>,
+    /// On a reload: start empty when the new version refuses the running state.
+    pub discard_state: bool,
 }
 
 /// A stage's watermark settings, checked against its input schema.
@@ -64,6 +66,24 @@ pub struct StageWatermark {
 }
 
 impl StagePlan {
+    /// Whether `other` runs exactly like this stage (same component, config, input and
+    /// settings): a reload keeps such a stage's instances and state untouched.
+    pub fn same_as(&self, other: &StagePlan) -> bool {
+        self.name == other.name
+            && self.component.digest() == other.component.digest()
+            && self.config_json == other.config_json
+            && self.input == other.input
+            && self.on_error == other.on_error
+            && self.limits == other.limits
+            && self.quarantine_after == other.quarantine_after
+            && self.watermark == other.watermark
+    }
+
+    /// Whether it keeps state (and so is snapshotted with checkpoints).
+    pub fn stateful(&self) -> bool {
+        self.description.state_format.is_some()
+    }
+
     /// The schema of its `main` output.
     pub fn output(&self) -> &SchemaRef {
         &self.description.outputs[0].1
@@ -161,6 +181,7 @@ impl Plan {
                         limits: limits(&t.limits),
                         quarantine_after: t.quarantine_after,
                         watermark,
+                        discard_state: t.discard_state,
                     }));
                 }
                 Err(d) => {
@@ -415,7 +436,24 @@ fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnost
             }
         },
         PluginRef::File(path) => match std::fs::read(path) {
-            Ok(bytes) => engine.load(&path.display().to_string(), &bytes, fuel),
+            Ok(bytes) => {
+                if let Some(pin) = &t.sha256 {
+                    let digest = crate::engine::digest_of(&bytes);
+                    if digest != pin.value {
+                        diags.push(Diagnostic {
+                            span: pin.span.clone(),
+                            key: pin.key.clone(),
+                            message: format!(
+                                "{} has SHA-256 {digest}, not the pinned {}: refusing to load it",
+                                path.display(),
+                                pin.value
+                            ),
+                        });
+                        return None;
+                    }
+                }
+                engine.load(&path.display().to_string(), &bytes, fuel)
+            }
             Err(e) => {
                 diags.push(at(format!("cannot read component {}: {e}", path.display())));
                 return None;

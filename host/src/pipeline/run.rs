@@ -21,6 +21,9 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::commit::{Committer, Cut};
 use super::plan::Plan;
+use super::reload::status::{Server, SharedStatus, socket_path, update};
+use super::reload::watch::{ReloadSettings, Reloader};
+use super::reload::{Generations, SwapReport};
 use super::resume::prepare;
 use super::worker::{DeadItem, WorkResult, Worker, WorkerError};
 use crate::checkpoint::protocol::BarrierClock;
@@ -41,6 +44,8 @@ pub struct RunOptions {
     pub from_scratch: bool,
     /// Set (e.g. by a signal handler) to stop at the next chunk boundary with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Watch the pipeline file and its components, and swap in changed versions.
+    pub reload: Option<ReloadSettings>,
 }
 
 /// Why a run stopped before the end of its input.
@@ -132,9 +137,48 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     source.resume(&start.position)?;
     let acks = source.acknowledger();
     let interval = plan.checkpoint.interval;
+    let generations = Generations::new(Arc::new(plan.clone()));
+    let status: SharedStatus = Arc::default();
+    let components: Vec<(String, Option<std::path::PathBuf>)> = options
+        .reload
+        .as_ref()
+        .map(|r| r.components.clone())
+        .unwrap_or_default();
+    update(&status, |s| {
+        s.set_plan(plan, 0, &components.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>());
+    });
+    let _status_server = match Server::start(socket_path(&plan.checkpoint.path), status.clone()) {
+        Ok(server) => Some(server),
+        Err(e) => {
+            tracing::warn!(error = %e, "`sluice status` is not served for this run.");
+            None
+        }
+    };
+    let (report_tx, report_rx) = unbounded::<SwapReport>();
+    let reloading = Arc::new(AtomicBool::new(false));
+    let reloader = match &options.reload {
+        Some(settings) => {
+            let reloader = Reloader::new(
+                settings.clone(),
+                generations.clone(),
+                report_rx,
+                status.clone(),
+                &components,
+            );
+            let done = reloading.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("sluice-reload".into())
+                    .spawn(move || reloader.run(&done))
+                    .map_err(|e| RunError::Worker(format!("cannot start the reload thread: {e}")))?,
+            )
+        }
+        None => None,
+    };
     let reader = {
         let ended = ended.clone();
         let stop = stop.clone();
+        let generations = generations.clone();
         std::thread::Builder::new()
             .name("sluice-read".into())
             .spawn(move || -> Result<AnySource, SourceError> {
@@ -148,6 +192,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
                         break;
                     };
                     chunk.barrier = checkpointing && (every_chunk || clock.due(Instant::now()));
+                    chunk.generation = generations.current();
                     if chunk_tx.send(chunk).is_err() {
                         break;
                     }
@@ -165,13 +210,15 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         let states = start.states.clone();
         let watermarks = start.watermarks.clone();
         let ended = ended.clone();
+        let reload = (generations.clone(), report_tx.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("sluice-work-{id}"))
-            .spawn(move || work(&plan, id, (&states, &watermarks), rx, tx, &ended));
+            .spawn(move || work(&plan, id, (&states, &watermarks), rx, tx, &ended, &reload));
         handles.push(spawned.map_err(|e| RunError::Worker(format!("cannot start a worker thread: {e}")))?);
     }
     drop(chunk_rx);
     drop(result_tx);
+    drop(report_tx);
 
     let mode = if checkpointing {
         CommitMode::AtCheckpoint
@@ -183,6 +230,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         dead: DeadLetterSink::new(plan.dead_letter_dir.clone(), mode),
         partitioner: plan.partitioner.clone(),
         committer,
+        status: status.clone(),
         acks,
         last_chunk: None,
         position: start.position,
@@ -194,6 +242,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let outcome = write_results(plan, options, writer, result_rx, permit_tx, started, &ended);
     for h in handles {
         let _ = h.join();
+    }
+    reloading.store(true, Ordering::SeqCst);
+    if let Some(r) = reloader {
+        let _ = r.join();
     }
     let read = reader
         .join()
@@ -214,6 +266,7 @@ fn work(
     chunks: Receiver<crate::source::Chunk>,
     results: Sender<Msg>,
     ended: &AtomicBool,
+    (generations, reports): &(Arc<Generations>, Sender<SwapReport>),
 ) {
     let fail = |e: WorkerError| {
         let _ = results.send(Msg::Failed(e.to_string()));
@@ -223,8 +276,18 @@ fn work(
         Err(e) => return fail(e),
     };
     let mut last: Option<(SourceSpan, i64)> = None;
+    let mut generation = 0;
     for chunk in chunks {
         last = Some((chunk.span.clone(), chunk.ingest_micros));
+        if chunk.generation != generation {
+            generation = chunk.generation;
+            let outcome = worker.swap(&generations.plan(generation), id);
+            let _ = reports.send(SwapReport {
+                generation,
+                first_chunk: chunk.seq,
+                outcome,
+            });
+        }
         match worker.process(chunk) {
             Ok(r) => {
                 if results.send(Msg::Done(Box::new(r))).is_err() {
@@ -251,6 +314,8 @@ struct Writer {
     dead: DeadLetterSink,
     partitioner: crate::sink::partition::Partitioner,
     committer: Committer,
+    /// What `sluice status` shows (state sizes are updated at checkpoints).
+    status: SharedStatus,
     /// Message sources: acknowledges what each checkpoint commits.
     acks: Option<Acknowledger>,
     /// The last input chunk written.
@@ -281,6 +346,13 @@ impl Writer {
         watermarks: Vec<WatermarkState>,
     ) -> Result<(), RunError> {
         let totals = self.totals();
+        update(&self.status, |s| {
+            for state in &states {
+                if let Some(stage) = s.stages.iter_mut().find(|st| st.name == state.stage) {
+                    stage.state_bytes = Some(state.data.len());
+                }
+            }
+        });
         let covered = self.last_chunk.filter(|_| self.acks.is_some());
         if let (Some(acks), Some(seq)) = (&self.acks, covered) {
             self.position.redelivery = acks.persist(seq);

@@ -361,6 +361,67 @@ impl Worker {
         })
     }
 
+    /// Switch to `plan` (a reload) between chunks: stages that did not change keep their
+    /// instances; changed ones start afresh, a stateful one with the old instance's state
+    /// (unless it refuses it and says `state = "discard"`). On any failure nothing changes
+    /// and the reason is returned. Returns the names of the stages that changed.
+    pub(crate) fn swap(&mut self, plan: &Plan, id: usize) -> Result<Vec<String>, String> {
+        let mut fresh: Vec<Option<Stage>> = Vec::with_capacity(plan.stages.len());
+        let mut changed = Vec::new();
+        for new in &plan.stages {
+            let old = self.stages.iter_mut().find(|s| s.plan.name == new.name);
+            if old.as_ref().is_some_and(|o| o.plan.same_as(new)) {
+                fresh.push(None);
+                continue;
+            }
+            let label = format!("{}/{}#{id}", plan.name, new.name);
+            let mut stage = Stage::start(new.clone(), label).map_err(|e| e.to_string())?;
+            if let Some(old) = old {
+                if new.stateful()
+                    && let Some((version, data)) = old.snapshot().map_err(|e| e.to_string())?
+                {
+                    match stage.instance.restore(version, data.clone()) {
+                        Ok(()) => {
+                            if let Some(log) = &mut stage.log {
+                                log.reset(Some((version, data)));
+                            }
+                        }
+                        Err(e) if new.discard_state => {
+                            tracing::warn!(stage = %new.name, error = %e, "The new version refused the running state; it starts empty (state = \"discard\").");
+                            stage = Stage::start(new.clone(), format!("{}/{}#{id}", plan.name, new.name))
+                                .map_err(|e| e.to_string())?;
+                        }
+                        Err(e) => {
+                            return Err(format!(
+                                "transform `{}`: the new version refused the running state ({e}); set state = \"discard\" on it to start it empty",
+                                new.name
+                            ));
+                        }
+                    }
+                }
+                if let (Some(from), Some(to)) = (&old.tracker, &mut stage.tracker) {
+                    let (partitions, watermark) = from.state();
+                    to.restore(&partitions, watermark, std::time::Instant::now());
+                }
+            }
+            changed.push(new.name.clone());
+            fresh.push(Some(stage));
+        }
+        let mut old: Vec<Option<Stage>> = std::mem::take(&mut self.stages).into_iter().map(Some).collect();
+        for (new, stage) in plan.stages.iter().zip(fresh) {
+            let stage = match stage {
+                Some(s) => s,
+                None => old
+                    .iter_mut()
+                    .find(|o| o.as_ref().is_some_and(|o| o.plan.name == new.name))
+                    .and_then(Option::take)
+                    .ok_or_else(|| format!("stage `{}` vanished during the swap", new.name))?,
+            };
+            self.stages.push(stage);
+        }
+        Ok(changed)
+    }
+
     pub(crate) fn process(&mut self, chunk: Chunk) -> Result<WorkResult, WorkerError> {
         let decoded = self.decoder.decode(&chunk)?;
         let mut bad = decoded.bad;

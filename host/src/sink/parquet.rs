@@ -34,7 +34,7 @@ use crate::config::Compression;
 pub const MAX_OPEN_FILES: usize = 64;
 
 /// Settings of a Parquet sink.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParquetSettings {
     /// Root folder.
     pub dir: PathBuf,

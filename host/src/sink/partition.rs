@@ -111,7 +111,7 @@ pub fn escape_value(value: &str) -> String {
 }
 
 /// How a sink spreads the rows of a batch over folders.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Partitioner {
     /// Everything in the sink's folder.
     None,

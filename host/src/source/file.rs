@@ -197,6 +197,7 @@ impl FileSource {
                 data,
                 ingest_micros: chrono::Utc::now().timestamp_micros(),
                 barrier: false,
+                generation: 0,
                 topics: Vec::new(),
                 rejected: Vec::new(),
             };

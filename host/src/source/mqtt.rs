@@ -404,6 +404,7 @@ impl<'a> ChunkBuilder<'a> {
             data: self.data,
             ingest_micros: chrono::Utc::now().timestamp_micros(),
             barrier: false,
+            generation: 0,
             topics: self.topics,
             rejected: self.rejected,
         };

@@ -6,6 +6,7 @@ mod crash;
 mod e2e;
 mod faults;
 mod mqtt;
+mod reload;
 mod support;
 mod validate;
 mod windows;

@@ -3,6 +3,10 @@
 //! (the counts) is snapshotted as JSON, so a restart that loses or replays state shows up as
 //! wrong counts in the output. With `trap_on`, a batch holding that key traps *after* the
 //! counts were updated, so a host that keeps the half-updated state shows it too.
+//!
+//! For the reload tests: `tag = N` adds a `version` column holding N (two versions of a
+//! pipeline differ in it), `refuse_state = true` makes `restore` refuse any state, and
+//! `trap_on_open = true` traps in `open`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +25,15 @@ pub struct Config {
     /// Trap (after counting) on a batch where the key column holds this value.
     #[serde(default)]
     pub trap_on: Option<String>,
+    /// Add a `version` column holding this value.
+    #[serde(default)]
+    pub tag: Option<i64>,
+    /// Refuse every state handed to `restore`.
+    #[serde(default)]
+    pub refuse_state: bool,
+    /// Trap in `open` (after `describe` accepted the config).
+    #[serde(default)]
+    pub trap_on_open: bool,
 }
 
 /// Counts per key.
@@ -28,6 +41,8 @@ pub struct Config {
 pub struct Counter {
     key: usize,
     trap_on: Option<String>,
+    tag: Option<i64>,
+    refuse_state: bool,
     output: SchemaRef,
     counts: BTreeMap<String, i64>,
 }
@@ -41,6 +56,9 @@ fn output(config: &Config, input: &SchemaRef) -> Result<(usize, SchemaRef), Conf
     }
     let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new("seen", DataType::Int64, false));
+    if config.tag.is_some() {
+        fields.push(Field::new("version", DataType::Int64, false));
+    }
     Ok((key, Arc::new(Schema::new(fields))))
 }
 
@@ -53,10 +71,15 @@ impl Transform for Counter {
     }
 
     fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
+        if config.trap_on_open {
+            panic!("asked to trap in open");
+        }
         let (key, output) = output(&config, &input)?;
         Ok(Counter {
             key,
             trap_on: config.trap_on,
+            tag: config.tag,
+            refuse_state: config.refuse_state,
             output,
             counts: BTreeMap::new(),
         })
@@ -78,7 +101,11 @@ impl Transform for Counter {
             panic!("poison key {poison}");
         }
         let mut columns = batch.columns().to_vec();
+        let rows = seen.len();
         columns.push(Arc::new(seen));
+        if let Some(tag) = self.tag {
+            columns.push(Arc::new(Int64Array::from(vec![tag; rows])));
+        }
         out.emit(RecordBatch::try_new(self.output.clone(), columns)?)
     }
 
@@ -87,7 +114,7 @@ impl Transform for Counter {
     }
 
     fn restore(&mut self, format_version: u32, data: &[u8]) -> Result<(), RestoreError> {
-        if format_version != 1 {
+        if format_version != 1 || self.refuse_state {
             return Err(RestoreError::UnsupportedVersion(format_version));
         }
         self.counts = serde_json::from_slice(data).map_err(|e| RestoreError::Corrupt(e.to_string()))?;

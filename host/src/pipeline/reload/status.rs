@@ -1,0 +1,161 @@
+//! What `sluice status` shows: the running plan (components and digests), state sizes, the
+//! reload counters and the last reload's result. A running pipeline serves it as one JSON
+//! document on a Unix socket beside its checkpoints (`status.sock`); a connection gets the
+//! document and is closed.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::Plan;
+
+/// One stage as `sluice status` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StageStatus {
+    /// The transform's name.
+    pub name: String,
+    /// Where its component comes from (stock plugin or file).
+    pub component: String,
+    /// SHA-256 of the component.
+    pub sha256: String,
+    /// Whether it keeps state.
+    pub stateful: bool,
+    /// Bytes of its state at the last checkpoint (stateful stages).
+    pub state_bytes: Option<usize>,
+}
+
+/// The result of one reload attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// `applied`, `refused`, `unchanged` or `pending` (published, no chunk read since).
+    pub outcome: String,
+    /// The stages that changed, or the reason it was refused.
+    pub detail: String,
+    /// The generation it became (applied or pending).
+    pub generation: Option<u64>,
+    /// Unix time in milliseconds of the change that triggered it.
+    pub changed_at_ms: i64,
+    /// Milliseconds from noticing the change to the first chunk under the new version.
+    pub took_ms: Option<u64>,
+}
+
+/// The whole document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Process id.
+    pub pid: u32,
+    /// The generation of the plan running now (0 = the one it started with).
+    pub generation: u64,
+    /// The stages running now.
+    pub stages: Vec<StageStatus>,
+    /// Reloads applied so far.
+    pub reloads_applied: u64,
+    /// Reloads refused so far.
+    pub reloads_refused: u64,
+    /// The last attempt.
+    pub last_reload: Option<ReloadStatus>,
+}
+
+impl Status {
+    /// The status of `plan` running as generation `generation`, keeping state sizes.
+    pub fn set_plan(&mut self, plan: &Plan, generation: u64, components: &[String]) {
+        let sizes: Vec<(String, Option<usize>)> = self.stages.iter().map(|s| (s.name.clone(), s.state_bytes)).collect();
+        self.pipeline = plan.name.clone();
+        self.pid = std::process::id();
+        self.generation = generation;
+        self.stages = plan
+            .stages
+            .iter()
+            .zip(components.iter().map(String::as_str).chain(std::iter::repeat("")))
+            .map(|(s, source)| StageStatus {
+                name: s.name.clone(),
+                component: source.to_owned(),
+                sha256: s.component.digest().to_owned(),
+                stateful: s.stateful(),
+                state_bytes: sizes.iter().find(|(n, _)| *n == s.name).and_then(|(_, b)| *b),
+            })
+            .collect();
+    }
+}
+
+/// The status shared by the run, the reload watcher and the socket.
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+/// Update the shared status.
+pub fn update(status: &SharedStatus, f: impl FnOnce(&mut Status)) {
+    f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
+}
+
+/// The socket of a pipeline whose checkpoints are in `checkpoints`.
+pub fn socket_path(checkpoints: &Path) -> PathBuf {
+    checkpoints.join("status.sock")
+}
+
+/// Serves the status until dropped; removes its socket then.
+pub struct Server {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    /// Listen on `path` (replacing a stale socket of a process that is gone).
+    pub fn start(path: PathBuf, status: SharedStatus) -> std::io::Result<Server> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if path.exists() {
+            if UnixStream::connect(&path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("{} is served by another running sluice", path.display()),
+                ));
+            }
+            std::fs::remove_file(&path)?;
+        }
+        let listener = UnixListener::bind(&path)?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("sluice-status".into())
+            .spawn(move || {
+                while !flag.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            let text = {
+                                let s = status.lock().unwrap_or_else(PoisonError::into_inner);
+                                serde_json::to_string_pretty(&*s).unwrap_or_default()
+                            };
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.write_all(text.as_bytes());
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            })?;
+        Ok(Server { path, stop })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Ask the pipeline serving `path` for its status.
+pub fn query(path: &Path) -> std::io::Result<Status> {
+    let mut stream = UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

@@ -1,0 +1,344 @@
+//! Hot reload under continuous input: a stateful component swapped 50 times between two
+//! versions (different binaries, different `version` column) at seeded random moments;
+//! every kind of bad version refused while the old one keeps producing; a component written
+//! slowly in chunks never loaded half-written; `sluice status` over its socket.
+//!
+//! Input comes through stdin at a steady pace, 1000 rows per chunk, so row `n` is in chunk
+//! `n / 1000` and the version that must have processed it follows from where each reload
+//! was applied (the log's `first_chunk`).
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{duckdb, python, sluice};
+
+const ROWS_PER_CHUNK: u64 = 1000;
+const DEVICES: u64 = 50;
+
+fn counter() -> PathBuf {
+    Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_counter.wasm")
+}
+
+/// The counter with a custom section appended: same behaviour, another binary (digest).
+fn counter_v2(dir: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(counter()).expect("counter");
+    let name = b"sluice-test-version";
+    let payload = b"2";
+    bytes.push(0); // custom section
+    bytes.push((1 + name.len() + payload.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    let path = dir.join("counter-v2.wasm");
+    std::fs::write(&path, bytes).expect("write v2");
+    path
+}
+
+fn pipeline_text(component: &Path, config: &str) -> String {
+    format!(
+        r#"[pipeline]
+name = "reload"
+[source]
+type = "file"
+path = "-"
+batch_rows = {ROWS_PER_CHUNK}
+[source.schema]
+device = {{ type = "string", nullable = false }}
+n = "long"
+[[transform]]
+name = "count"
+component = "{}"
+config = {{ key = "device", {config} }}
+[sink]
+type = "parquet"
+path = "out"
+"#,
+        component.display()
+    )
+}
+
+/// Replace the pipeline file in one step (as an editor's save or a deploy would).
+fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+struct Live {
+    child: Child,
+    feeder: Option<std::thread::JoinHandle<ChildStdin>>,
+    stop_feeding: Arc<AtomicBool>,
+    fed: Arc<AtomicU64>,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Live {
+    fn start(dir: &Path, pipeline: &Path) -> Live {
+        let log = dir.join("sluice.log");
+        let mut child = sluice()
+            .env("SLUICE_LOG", "info")
+            .env("SLUICE_RELOAD_DEBOUNCE_MS", "50")
+            .arg("run")
+            .arg(pipeline)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let stop_feeding = Arc::new(AtomicBool::new(false));
+        let fed = Arc::new(AtomicU64::new(0));
+        let (stop, count) = (stop_feeding.clone(), fed.clone());
+        // About 50,000 rows a second, in whole chunks.
+        let feeder = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let mut block = String::new();
+                for _ in 0..ROWS_PER_CHUNK {
+                    block.push_str(&format!("{{\"device\":\"d{}\",\"n\":{n}}}\n", n % DEVICES));
+                    n += 1;
+                }
+                if stdin.write_all(block.as_bytes()).is_err() {
+                    break;
+                }
+                count.store(n, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stdin
+        });
+        Live {
+            child,
+            feeder: Some(feeder),
+            stop_feeding,
+            fed,
+            socket: dir.join("out/_checkpoints/status.sock"),
+            log,
+        }
+    }
+
+    fn status(&self) -> Option<Value> {
+        let mut stream = UnixStream::connect(&self.socket).ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut text).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Wait until the last reload is no longer pending, or its generation is `generation`.
+    fn wait_reload(&self, predicate: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.status()
+                && predicate(&s)
+            {
+                return s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no reload result: {:?}\n{}",
+                self.status(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stop feeding, close stdin and wait for a clean exit.
+    fn finish(mut self) -> (u64, String) {
+        self.stop_feeding.store(true, Ordering::SeqCst);
+        let stdin = self.feeder.take().expect("feeder").join().expect("feeder thread");
+        drop(stdin);
+        let status = self.child.wait().expect("wait");
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(status.success(), "sluice failed: {log}");
+        (self.fed.load(Ordering::SeqCst), log)
+    }
+}
+
+/// `first_chunk=N` of every "Reload applied." log line, by generation.
+fn applied(log: &str) -> Vec<(u64, u64)> {
+    let field = |line: &str, key: &str| -> Option<u64> {
+        let at = line.find(&format!("{key}="))? + key.len() + 1;
+        line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    log.lines()
+        .filter(|l| l.contains("Reload applied."))
+        .filter_map(|l| Some((field(l, "generation")?, field(l, "first_chunk")?)))
+        .collect()
+}
+
+#[test]
+fn fifty_reloads_of_a_stateful_component_lose_and_duplicate_nothing() {
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v1 = counter();
+    let v2 = counter_v2(tmp.path());
+    let pipeline = tmp.path().join("p.toml");
+    write_atomically(&pipeline, &pipeline_text(&v1, "tag = 1"));
+    let live = Live::start(tmp.path(), &pipeline);
+    live.wait_reload(|s| s["generation"] == 0);
+    let mut seed = 0x5eed_u64;
+    let mut tags = vec![1i64]; // by generation
+    for i in 1..=50u64 {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(20 + (seed >> 33) % 100));
+        let (component, tag) = if i % 2 == 1 { (&v2, 2) } else { (&v1, 1) };
+        write_atomically(&pipeline, &pipeline_text(component, &format!("tag = {tag}")));
+        tags.push(tag);
+        live.wait_reload(|s| s["reloads_applied"] == i);
+    }
+    while live.fed.load(Ordering::SeqCst) < 500_000 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = live.status().expect("status");
+    assert_eq!(status["reloads_refused"], 0);
+    let (fed, log) = live.finish();
+    let switches = applied(&log);
+    assert_eq!(switches.len(), 50, "{log}");
+    let version_of_chunk = |chunk: u64| -> i64 {
+        let g = switches
+            .iter()
+            .filter(|(_, first)| *first <= chunk)
+            .map(|(g, _)| *g)
+            .max()
+            .unwrap_or(0);
+        tags[g as usize]
+    };
+    let rows = duckdb(
+        &python,
+        &format!(
+            "select device, n, seen, version from read_parquet('{}/**/*.parquet') order by n",
+            tmp.path().join("out").display()
+        ),
+    );
+    assert_eq!(rows.len() as u64, fed, "every row fed is written once");
+    let mut per_device = std::collections::HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let n = r["n"].as_u64().expect("n");
+        assert_eq!(n, i as u64, "rows 0..{fed} each once");
+        let seen = per_device
+            .entry(r["device"].as_str().expect("device").to_owned())
+            .or_insert(0i64);
+        *seen += 1;
+        assert_eq!(
+            r["seen"].as_i64(),
+            Some(*seen),
+            "the count carried over every swap: {r:?}"
+        );
+        assert_eq!(
+            r["version"].as_i64(),
+            Some(version_of_chunk(n / ROWS_PER_CHUNK)),
+            "row {n} was processed by the version live at its chunk"
+        );
+    }
+}
+
+#[test]
+fn bad_versions_are_refused_and_the_old_one_keeps_producing() {
+    let Some(_) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v1 = counter();
+    let pipeline = tmp.path().join("p.toml");
+    let good = pipeline_text(&v1, "tag = 1");
+    write_atomically(&pipeline, &good);
+    let live = Live::start(tmp.path(), &pipeline);
+    live.wait_reload(|s| s["generation"] == 0);
+    let garbage = tmp.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm this is not a component").expect("garbage");
+    let pinned = pipeline_text(&counter_v2(tmp.path()), "tag = 2")
+        .replace("config = {", &format!("sha256 = \"{}\"\nconfig = {{", "0".repeat(64)));
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("invalid TOML", good.replace("[sink]", "[sink"), "p.toml:"),
+        (
+            "config refused by describe",
+            pipeline_text(&v1, "tag = \"one\""),
+            "p.toml:",
+        ),
+        (
+            "output schema change",
+            pipeline_text(&v1, "refuse_state = false"),
+            "schema of the rows",
+        ),
+        ("compile failure", pipeline_text(&garbage, "tag = 2"), "garbage.wasm"),
+        (
+            "trap in open",
+            pipeline_text(&v1, "tag = 2, trap_on_open = true"),
+            "failed to start",
+        ),
+        (
+            "refused state",
+            pipeline_text(&v1, "tag = 2, refuse_state = true"),
+            "refused the running state",
+        ),
+        ("digest mismatch", pinned, "not the pinned"),
+        (
+            "source change",
+            good.replace("batch_rows = 1000", "batch_rows = 999"),
+            "[source]",
+        ),
+    ];
+    for (i, (what, text, cause)) in cases.into_iter().enumerate() {
+        let before = live.fed.load(Ordering::SeqCst);
+        write_atomically(&pipeline, &text);
+        let s = live.wait_reload(|s| s["reloads_refused"] == (i as u64 + 1));
+        let detail = s["last_reload"]["detail"].as_str().expect("detail");
+        assert!(detail.contains(cause), "{what}: {detail}");
+        assert_eq!(s["generation"], 0, "{what}: still the first version");
+        // The old version keeps producing.
+        let started = Instant::now();
+        while live.fed.load(Ordering::SeqCst) < before + 5 * ROWS_PER_CHUNK {
+            assert!(started.elapsed() < Duration::from_secs(30), "{what}: input stalled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // With state = "discard" the state-refusing version is accepted and starts empty.
+    write_atomically(
+        &pipeline,
+        &pipeline_text(&v1, "tag = 2, refuse_state = true").replace("[sink]", "state = \"discard\"\n[sink]"),
+    );
+    let s = live.wait_reload(|s| s["reloads_applied"] == 1);
+    assert_eq!(s["generation"].as_u64().map(|g| g >= 1), Some(true));
+    let (_, log) = live.finish();
+    assert!(log.contains("Reload refused"), "{log}");
+}
+
+#[test]
+fn a_component_written_slowly_is_never_loaded_half_written() {
+    let Some(_) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let target = tmp.path().join("live.wasm");
+    std::fs::copy(counter(), &target).expect("copy");
+    let pipeline = tmp.path().join("p.toml");
+    write_atomically(&pipeline, &pipeline_text(&target, "tag = 1"));
+    let live = Live::start(tmp.path(), &pipeline);
+    live.wait_reload(|s| s["generation"] == 0);
+    // Overwrite the component in place, in 10 pieces 150 ms apart (slower than the debounce).
+    let v2 = std::fs::read(counter_v2(tmp.path())).expect("v2");
+    let mut file = std::fs::File::create(&target).expect("truncate");
+    for piece in v2.chunks(v2.len().div_ceil(10)) {
+        file.write_all(piece).expect("write");
+        file.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    drop(file);
+    let s = live.wait_reload(|s| s["reloads_applied"] == 1);
+    let digest = s["stages"][0]["sha256"].as_str().expect("digest").to_owned();
+    let (_, log) = live.finish();
+    // Whatever was attempted on a partial file was refused; the one loaded is the whole file.
+    let whole = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&v2)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(digest, whole, "{log}");
+    assert_eq!(applied(&log).len(), 1, "{log}");
+}

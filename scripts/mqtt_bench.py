@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Driver for scripts/mqtt-bench.sh: MQTT → map → filter → Parquet on a local mosquitto.
+
+1. Throughput: N sensor messages are published at QoS 1 into Sluice's persistent session while
+   Sluice is stopped, then Sluice is started and timed until its checkpoints say all N were
+   read and committed (acknowledged). The baseline, in the same script, is the same N messages
+   as an NDJSON file through the same pipeline with the file source: the ratio is what MQTT
+   costs (broker round trips, acknowledgement after each commit).
+2. Latency: devices publish at a steady RATE for SECONDS while Sluice runs; every new sealed
+   Parquet file is noticed within 10 ms, and each row's latency is the time its file appeared
+   minus the time its message was published (`sent_at`). It is bounded below by the sink's
+   max_file_age, which is set to MAX_FILE_AGE.
+Not a test: figures depend on the machine.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench import TRANSFORMS  # noqa: E402
+
+SCHEMA = """
+[source.schema]
+client_id = { type = "string", nullable = false }
+timestamp = "string"
+humidity = "double"
+temperature = "double"
+pressure = "double"
+pitch = "double"
+roll = "double"
+yaw = "double"
+count = "long"
+sent_at = "double"
+"""
+
+TRANSFORMS_WITH_SENT_AT = TRANSFORMS.replace(
+    '{ from = "count", type = "int" },', '{ from = "count", type = "int" },\n  { from = "sent_at" },'
+)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_broker(work, inflight):
+    port = free_port()
+    conf = os.path.join(work, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write(f"user root\npersistence false\nmax_inflight_messages {inflight}\n"
+                f"max_queued_messages 0\nmax_queued_bytes 0\nallow_anonymous true\nlistener {port} 127.0.0.1\n")
+    proc = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.01)
+    raise SystemExit("mosquitto did not start")
+
+
+def source_mqtt(port, inflight, client_id):
+    return f"""
+[source]
+type = "mqtt"
+url = "mqtt://127.0.0.1:{port}"
+topics = ["streaming-data/+"]
+client_id = "{client_id}"
+max_inflight = {inflight}
+max_latency = "100ms"
+"""
+
+
+def write_pipeline(path, source, out, max_file_age):
+    with open(path, "w") as f:
+        f.write(f"""
+[pipeline]
+name = "mqtt-bench"
+{source}
+batch_rows = 8192
+{SCHEMA}
+{TRANSFORMS_WITH_SENT_AT}
+[sink]
+type = "parquet"
+path = "{out}"
+max_file_age = "{max_file_age}"
+[checkpoint]
+interval = "1s"
+""")
+
+
+def message(n, device):
+    t = 20.0 + ((n * 7919 + device * 104729) % 1000) / 100.0
+    return {
+        "client_id": f"device-{device}", "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "humidity": 45.5, "temperature": t, "pressure": 1013.2, "pitch": 1.5, "roll": -0.5, "yaw": 90.0,
+        "count": n, "sent_at": time.time(),
+    }
+
+
+def publisher(port, inflight):
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}-{time.time()}", clean_session=True)
+    c.max_inflight_messages_set(inflight)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port, keepalive=30)
+    c.loop_start()
+    return c
+
+
+def committed_rows(out):
+    files = sorted(glob.glob(os.path.join(out, "_checkpoints", "checkpoint-*.json")))
+    for f in reversed(files):
+        try:
+            with open(f) as fh:
+                return json.load(fh)["totals"]["rows_read"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return 0
+
+
+def wait_connected(proc, seconds=10):
+    time.sleep(1.0)
+    if proc.poll() is not None:
+        raise SystemExit("sluice exited at start")
+
+
+def stop(proc):
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def throughput(a, work, port):
+    out = os.path.join(work, "out-mqtt")
+    toml = os.path.join(work, "mqtt.toml")
+    write_pipeline(toml, source_mqtt(port, a.inflight, "sluice-bench"), out, "10s")
+    # Create the persistent session, then stop: the broker queues for us from now on.
+    p = subprocess.Popen([a.sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_connected(p)
+    stop(p)
+    shutil.rmtree(out, ignore_errors=True)
+    lines = []
+    pub = publisher(port, 1000)
+    t0 = time.time()
+    infos = []
+    for n in range(a.messages):
+        m = message(n, n % 1000)
+        payload = json.dumps(m)
+        lines.append(payload)
+        infos.append(pub.publish(f"streaming-data/device-{n % 1000}", payload, qos=1))
+        if len(infos) >= 5000:
+            for i in infos:
+                i.wait_for_publish()
+            infos.clear()
+    for i in infos:
+        i.wait_for_publish()
+    pub_rate = a.messages / (time.time() - t0)
+    pub.loop_stop()
+    pub.disconnect()
+    start = time.time()
+    p = subprocess.Popen([a.sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while committed_rows(out) < a.messages:
+        if time.time() - start > 600:
+            raise SystemExit(f"only {committed_rows(out)} of {a.messages} committed after 600 s")
+        time.sleep(0.01)
+    mqtt_s = time.time() - start
+    stop(p)
+
+    data = os.path.join(work, "same.ndjson")
+    with open(data, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    ftoml = os.path.join(work, "file.toml")
+    fout = os.path.join(work, "out-file")
+    write_pipeline(ftoml, f'[source]\ntype = "file"\npath = "{data}"', fout, "10s")
+    start = time.time()
+    subprocess.run([a.sluice, "run", ftoml], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    file_s = time.time() - start
+    return pub_rate, a.messages / mqtt_s, a.messages / file_s
+
+
+def latency(a, work, port):
+    out = os.path.join(work, "out-latency")
+    toml = os.path.join(work, "latency.toml")
+    write_pipeline(toml, source_mqtt(port, a.inflight, "sluice-latency"), out, a.max_file_age)
+    p = subprocess.Popen([a.sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_connected(p)
+    seen = {}
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for f in glob.glob(os.path.join(out, "**", "*.parquet"), recursive=True):
+                seen.setdefault(f, time.time())
+            time.sleep(0.01)
+
+    w = threading.Thread(target=watch)
+    w.start()
+    pub = publisher(port, 1000)
+    n = 0
+    start = time.time()
+    while time.time() - start < a.seconds:
+        tick = time.time()
+        for _ in range(max(1, a.rate // 100)):
+            m = message(n, n % 50)
+            pub.publish(f"streaming-data/device-{n % 50}", json.dumps(m), qos=1)
+            n += 1
+        time.sleep(max(0.0, 0.01 - (time.time() - tick)))
+    time.sleep(float(a.max_file_age.rstrip("s")) + 3)
+    done.set()
+    w.join()
+    stop(p)
+    pub.loop_stop()
+    pub.disconnect()
+    lat = []
+    for f, at in seen.items():
+        for v in pq.read_table(f, columns=["sent_at", "temperature"]).column("sent_at").to_pylist():
+            if v is not None:
+                lat.append(at - v)
+    lat.sort()
+    rows = len(lat)
+    # The filter keeps temperature > 25: about half the messages.
+    return n, rows, lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sluice", required=True)
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--inflight", type=int, default=1000)
+    ap.add_argument("--rate", type=int, default=2000)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--max-file-age", default="1s")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="sluice-mqtt-bench-")
+    broker, port = start_broker(work, a.inflight)
+    try:
+        pub_rate, mqtt_rate, file_rate = throughput(a, work, port)
+        print(f"throughput: {a.messages} messages, in-flight window {a.inflight}")
+        print(f"  publisher (paho, QoS 1)           {pub_rate:>10.0f} msg/s")
+        print(f"  MQTT -> map -> filter -> Parquet  {mqtt_rate:>10.0f} msg/s")
+        print(f"  same lines from a file            {file_rate:>10.0f} msg/s")
+        print(f"  MQTT / file                       {mqtt_rate / file_rate:>10.2f}")
+        sent, rows, p50, p99 = latency(a, work, port)
+        print(f"latency: {sent} messages at ~{a.rate}/s for {a.seconds} s, max_file_age {a.max_file_age}, {rows} rows kept by the filter")
+        print(f"  publish -> row in a sealed file   p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+    finally:
+        broker.terminate()
+        broker.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
