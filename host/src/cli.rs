@@ -11,8 +11,8 @@ use clap::{Parser, Subcommand};
 use crate::config;
 use crate::engine::{Engine, EngineSettings};
 use crate::pipeline::reload::status::{query, socket_path};
-use crate::pipeline::reload::watch::{ReloadSettings, component_sources};
-use crate::pipeline::run::{RunOptions, RunSummary, run};
+use crate::pipeline::reload::watch::{ReloadSettings, Restart, component_sources};
+use crate::pipeline::run::{RunError, RunOptions, RunSummary, run};
 use crate::pipeline::{Plan, PlanError};
 
 /// Exit code for a pipeline file that does not validate.
@@ -155,7 +155,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                 reload: None,
             };
             let mut runs = Vec::new();
-            for p in &planned {
+            for p in planned {
                 let reload = if no_reload {
                     None
                 } else {
@@ -167,10 +167,11 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                         debounce: reload_debounce(),
                         hangup,
                         components: p.components.clone(),
+                        restart: Restart::default(),
                     })
                 };
                 runs.push((
-                    &p.plan,
+                    p.plan,
                     RunOptions {
                         reload,
                         ..options.clone()
@@ -179,18 +180,22 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             }
             let results: Vec<_> = std::thread::scope(|scope| {
                 let handles: Vec<_> = runs
-                    .iter()
-                    .map(|(plan, options)| scope.spawn(move || run(plan, options)))
+                    .into_iter()
+                    .map(|(plan, options)| scope.spawn(move || run_with_restarts(plan, options)))
                     .collect();
                 handles.into_iter().map(|h| h.join()).collect()
             });
-            let plans: Vec<&Plan> = planned.iter().map(|p| &p.plan).collect();
             let mut failures = Vec::new();
-            for (plan, result) in plans.into_iter().zip(results) {
-                match result {
-                    Ok(Ok(summary)) => print_summary(plan, &summary),
-                    Ok(Err(e)) => failures.push(format!("pipeline {} stopped: {e:#}", plan.name)),
-                    Err(_) => failures.push(format!("pipeline {} stopped: its runner panicked", plan.name)),
+            for result in results {
+                let Ok(segments) = result else {
+                    failures.push("a pipeline's runner panicked".to_owned());
+                    continue;
+                };
+                for (plan, result) in segments {
+                    match result {
+                        Ok(summary) => print_summary(&plan, &summary),
+                        Err(e) => failures.push(format!("pipeline {} stopped: {e:#}", plan.name)),
+                    }
                 }
             }
             if failures.is_empty() {
@@ -201,6 +206,26 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                     error: anyhow::anyhow!(failures.join("\n")),
                 })
             }
+        }
+    }
+}
+
+/// Run a pipeline; when a reload asks for a restart (a change outside the transforms), start
+/// again from the final checkpoint with the new plan. Returns every segment's result.
+fn run_with_restarts(mut plan: Plan, mut options: RunOptions) -> Vec<(Plan, Result<RunSummary, RunError>)> {
+    let mut segments = Vec::new();
+    loop {
+        let mut result = run(&plan, &options);
+        let restart = result.as_mut().ok().and_then(|s| s.restart_with.take());
+        segments.push((plan, result));
+        let Some((next_plan, components)) = restart else {
+            return segments;
+        };
+        tracing::info!("Restarting from the checkpoint with the new version of the pipeline.");
+        plan = *next_plan;
+        if let Some(r) = options.reload.as_mut() {
+            r.components = components;
+            r.restart = Restart::default();
         }
     }
 }

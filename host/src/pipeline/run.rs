@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use super::commit::{Committer, Cut};
 use super::plan::Plan;
 use super::reload::status::{Server, SharedStatus, socket_path, update};
-use super::reload::watch::{ReloadSettings, Reloader};
+use super::reload::watch::{NextPlan, ReloadSettings, Reloader};
 use super::reload::{Generations, SwapReport};
 use super::resume::prepare;
 use super::worker::{DeadItem, WorkResult, Worker, WorkerError};
@@ -74,7 +74,7 @@ pub enum RunError {
 }
 
 /// What a finished run did.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunSummary {
     /// Input lines that held a record.
     pub rows_read: u64,
@@ -98,6 +98,8 @@ pub struct RunSummary {
     pub stopped: bool,
     /// Size of each stateful stage's final snapshot, in bytes.
     pub state_bytes: Vec<(String, usize)>,
+    /// A reload asked to start again from the final checkpoint with this plan.
+    pub restart_with: Option<NextPlan>,
 }
 
 impl RunSummary {
@@ -133,6 +135,12 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
 
     let ended = Arc::new(AtomicBool::new(false));
     let stop = options.stop.clone().unwrap_or_default();
+    // A reload that needs a restart stops this run like a signal, but only this one.
+    let restart = options.reload.as_ref().map(|r| r.restart.clone()).unwrap_or_default();
+    let stop_reading = {
+        let (stop, requested) = (stop.clone(), restart.requested.clone());
+        move || stop.load(Ordering::SeqCst) || requested.load(Ordering::SeqCst)
+    };
     let mut source = AnySource::open(&plan.inputs, plan.batch_rows, &stop)?;
     source.resume(&start.position)?;
     let acks = source.acknowledger();
@@ -177,7 +185,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     };
     let reader = {
         let ended = ended.clone();
-        let stop = stop.clone();
+        let stop_reading = stop_reading.clone();
         let generations = generations.clone();
         std::thread::Builder::new()
             .name("sluice-read".into())
@@ -186,7 +194,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
                 // A source that acknowledges what is committed checkpoints after every chunk:
                 // its chunks are cut by size, latency or the broker's in-flight window.
                 let every_chunk = source.acknowledger().is_some();
-                while !stop.load(Ordering::SeqCst) && permit_rx.recv().is_ok() && !stop.load(Ordering::SeqCst) {
+                while !stop_reading() && permit_rx.recv().is_ok() && !stop_reading() {
                     let Some(mut chunk) = source.next_chunk()? else {
                         ended.store(source.bounded(), Ordering::SeqCst);
                         break;
@@ -255,7 +263,14 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     drop(read?);
     summary.elapsed = started.elapsed();
     summary.resumed_from = resumed_from;
-    summary.stopped = stop.load(Ordering::SeqCst) && !ended.load(Ordering::SeqCst);
+    summary.stopped = stop_reading() && !ended.load(Ordering::SeqCst);
+    if summary.stopped && !stop.load(Ordering::SeqCst) {
+        summary.restart_with = restart
+            .plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
     Ok(summary)
 }
 
@@ -503,6 +518,7 @@ fn write_results(
         slowest_checkpoint,
         stopped: false,
         state_bytes,
+        restart_with: None,
     })
 }
 

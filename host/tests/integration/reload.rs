@@ -342,3 +342,119 @@ fn a_component_written_slowly_is_never_loaded_half_written() {
     assert_eq!(digest, whole, "{log}");
     assert_eq!(applied(&log).len(), 1, "{log}");
 }
+
+/// A file input of `rows` rows over `DEVICES` devices.
+fn input_file(dir: &Path, rows: u64) -> PathBuf {
+    let path = dir.join("input.ndjson");
+    let mut text = String::with_capacity(rows as usize * 28);
+    for n in 0..rows {
+        text.push_str(&format!("{{\"device\":\"d{}\",\"n\":{n}}}\n", n % DEVICES));
+    }
+    std::fs::write(&path, text).expect("input");
+    path
+}
+
+fn file_pipeline(input: &Path, config: &str, sink_extra: &str) -> String {
+    pipeline_text(&counter(), config).replace("path = \"-\"", &format!("path = \"{}\"", input.display()))
+        + sink_extra
+        + "[checkpoint]\ninterval = \"50ms\"\n"
+}
+
+/// Every row once, each device's count continuous; returns the versions in row order.
+fn check_exact(python: &Path, out: &Path, rows: u64) -> Vec<i64> {
+    let got = duckdb(
+        python,
+        &format!(
+            "select device, n, seen, version from read_parquet('{}/**/*.parquet') order by n",
+            out.display()
+        ),
+    );
+    assert_eq!(got.len() as u64, rows, "every row once");
+    let mut per_device = std::collections::HashMap::new();
+    let mut versions = Vec::new();
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r["n"].as_u64(), Some(i as u64));
+        let seen = per_device
+            .entry(r["device"].as_str().expect("device").to_owned())
+            .or_insert(0i64);
+        *seen += 1;
+        assert_eq!(r["seen"].as_i64(), Some(*seen), "{r:?}");
+        versions.push(r["version"].as_i64().expect("version"));
+    }
+    versions
+}
+
+fn wait_for_checkpoint(dir: &Path) {
+    let started = Instant::now();
+    while crate::support::files_under(&dir.join("out/_checkpoints"), ".json").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_sink_change_is_applied_by_a_checkpoint_and_a_restart_without_loss() {
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rows = 1_500_000;
+    let input = input_file(tmp.path(), rows);
+    let pipeline = tmp.path().join("p.toml");
+    write_atomically(&pipeline, &file_pipeline(&input, "tag = 1", ""));
+    let mut child = sluice()
+        .env("SLUICE_LOG", "info")
+        .env("SLUICE_RELOAD_DEBOUNCE_MS", "20")
+        .arg("run")
+        .arg(&pipeline)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_checkpoint(tmp.path());
+    // A sink setting and the transform's version change together: not swappable in place.
+    write_atomically(&pipeline, &file_pipeline(&input, "tag = 2", "row_group_rows = 5000\n"));
+    let out = crate::support::wait_output(&mut child, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("Reload needs a restart"), "{log}");
+    let versions = check_exact(&python, &tmp.path().join("out"), rows);
+    assert_eq!(versions.first(), Some(&1), "{log}");
+    assert_eq!(versions.last(), Some(&2), "the rest ran under the new version: {log}");
+    assert!(versions.windows(2).all(|w| w[0] <= w[1]), "one switch, at the restart");
+}
+
+#[test]
+fn a_reload_during_crash_recovery_keeps_the_checkpoint() {
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rows = 1_000_000;
+    let input = input_file(tmp.path(), rows);
+    let pipeline = tmp.path().join("p.toml");
+    write_atomically(&pipeline, &file_pipeline(&input, "tag = 1", ""));
+    let mut first = sluice()
+        .arg("run")
+        .arg(&pipeline)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for_checkpoint(tmp.path());
+    std::thread::sleep(Duration::from_millis(100));
+    first.kill().expect("kill -9");
+    first.wait().expect("wait");
+    // Restart, and change the transform while it recovers.
+    let mut second = sluice()
+        .env("SLUICE_LOG", "info")
+        .env("SLUICE_RELOAD_DEBOUNCE_MS", "20")
+        .arg("run")
+        .arg(&pipeline)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    write_atomically(&pipeline, &file_pipeline(&input, "tag = 2", ""));
+    let out = crate::support::wait_output(&mut second, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let versions = check_exact(&python, &tmp.path().join("out"), rows);
+    assert!(versions.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(versions.first(), Some(&1));
+}

@@ -25,12 +25,24 @@ pub fn sluice() -> Command {
 /// than two minutes is killed and fails the test: a hang must never stall the suite.
 pub fn run(cmd: &mut Command) -> Output {
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("running sluice");
+    let out = wait_output(&mut child, std::time::Duration::from_secs(120));
+    eprintln!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Wait for a child started with piped stdout and stderr, draining both; a child still
+/// running after `limit` is killed and fails the test.
+pub fn wait_output(child: &mut std::process::Child, limit: std::time::Duration) -> Output {
+    use std::time::Instant;
     // Drain the pipes on threads so a chatty child cannot block on a full pipe.
     let mut stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
@@ -49,24 +61,18 @@ pub fn run(cmd: &mut Command) -> Output {
         if let Some(status) = child.try_wait().expect("waiting for sluice") {
             break status;
         }
-        if started.elapsed() > Duration::from_secs(120) {
+        if started.elapsed() > limit {
             child.kill().ok();
             child.wait().ok();
-            panic!("sluice did not finish within 120 s: {cmd:?}");
+            panic!("sluice did not finish within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let out = Output {
+    Output {
         status,
         stdout: out_thread.join().expect("stdout"),
         stderr: err_thread.join().expect("stderr"),
-    };
-    eprintln!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    }
 }
 
 /// A Python with pyarrow and duckdb: `SLUICE_TEST_PYTHON` (set by scripts/test.sh), else

@@ -30,7 +30,21 @@ pub struct ReloadSettings {
     pub hangup: Arc<AtomicBool>,
     /// Where each stage's component came from at the start (see [`component_sources`]).
     pub components: Vec<(String, Option<PathBuf>)>,
+    /// Set when a change needs a stop at a checkpoint and a new start.
+    pub restart: Restart,
 }
+
+/// A request to stop at a checkpoint and start again with another plan.
+#[derive(Debug, Clone, Default)]
+pub struct Restart {
+    /// Set once the new plan is ready: the run stops as on SIGTERM.
+    pub requested: Arc<AtomicBool>,
+    /// The plan to start again with, and its components' sources.
+    pub plan: Arc<std::sync::Mutex<Option<NextPlan>>>,
+}
+
+/// The plan a restart starts with, and where its components come from.
+pub type NextPlan = (Box<Plan>, Vec<(String, Option<PathBuf>)>);
 
 impl std::fmt::Debug for ReloadSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -186,7 +200,7 @@ impl Reloader {
         };
         let changed = match diff(&current, &plan) {
             Ok(c) => c,
-            Err(reason) => return self.refuse(reason, noticed_ms),
+            Err(reason) => return self.restart(plan, components, reason, noticed_ms),
         };
         if changed.is_empty() {
             tracing::info!("Reload: nothing changed.");
@@ -244,6 +258,37 @@ impl Reloader {
             noticed,
             noticed_ms,
         });
+    }
+
+    /// A change outside the transforms: applied by stopping at a checkpoint and starting
+    /// again from it with the new plan, when the input can be resumed.
+    fn restart(&mut self, plan: Plan, components: Vec<(String, Option<PathBuf>)>, reason: String, noticed_ms: i64) {
+        let current = self.generations.latest();
+        let resumable = current.checkpoint.enabled && current.inputs != crate::source::Inputs::Stdin;
+        if !resumable {
+            return self.refuse(
+                format!("{reason}; this run has no checkpoint to restart from (stdin input or checkpoints disabled)"),
+                noticed_ms,
+            );
+        }
+        tracing::info!(change = %reason, "Reload needs a restart: stopping at a checkpoint and starting again from it with the new version.");
+        update(&self.status, |s| {
+            s.reloads_applied += 1;
+            s.last_reload = Some(ReloadStatus {
+                outcome: "restarting".into(),
+                detail: reason,
+                generation: None,
+                changed_at_ms: noticed_ms,
+                took_ms: None,
+            });
+        });
+        *self
+            .settings
+            .restart
+            .plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Box::new(plan), components));
+        self.settings.restart.requested.store(true, Ordering::SeqCst);
     }
 
     /// Take in what the workers did with the pending generation.
