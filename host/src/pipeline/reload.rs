@@ -76,6 +76,8 @@ pub struct SwapReport {
     pub generation: u64,
     /// The first chunk processed under it.
     pub first_chunk: u64,
+    /// How long the worker spent swapping (the pause in the data path).
+    pub swap_micros: u64,
     /// The stages that changed, or why the worker kept the old ones.
     pub outcome: Result<Vec<String>, String>,
 }

@@ -296,10 +296,12 @@ fn work(
         last = Some((chunk.span.clone(), chunk.ingest_micros));
         if chunk.generation != generation {
             generation = chunk.generation;
+            let swap_started = Instant::now();
             let outcome = worker.swap(&generations.plan(generation), id);
             let _ = reports.send(SwapReport {
                 generation,
                 first_chunk: chunk.seq,
+                swap_micros: swap_started.elapsed().as_micros() as u64,
                 outcome,
             });
         }

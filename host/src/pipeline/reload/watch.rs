@@ -305,6 +305,7 @@ impl Reloader {
                         first_chunk = report.first_chunk,
                         changed = ?changed,
                         took_ms = took,
+                        swap_us = report.swap_micros,
                         "Reload applied."
                     );
                     let plan = self.generations.plan(p.generation);
