@@ -61,7 +61,8 @@ def start_broker(work, inflight):
     conf = os.path.join(work, "mosquitto.conf")
     with open(conf, "w") as f:
         f.write(f"user root\npersistence false\nmax_inflight_messages {inflight}\n"
-                f"max_queued_messages 0\nmax_queued_bytes 0\nallow_anonymous true\nlistener {port} 127.0.0.1\n")
+                f"max_queued_messages 0\nmax_queued_bytes 0\nallow_anonymous true\nlistener {port} 127.0.0.1\n"
+                f"log_dest file {work}/mosquitto.log\n")
     proc = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(500):
         try:
@@ -131,10 +132,22 @@ def committed_rows(out):
     return 0
 
 
-def wait_connected(proc, seconds=10):
-    time.sleep(1.0)
-    if proc.poll() is not None:
-        raise SystemExit("sluice exited at start")
+def wait_connected(proc, work, client_id, seconds=120):
+    """Until the broker saw the client connect (components compile first), then a moment
+    for the subscription."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("sluice exited at start")
+        try:
+            with open(os.path.join(work, "mosquitto.log")) as f:
+                if f" as {client_id} " in f.read():
+                    time.sleep(0.5)
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"{client_id} did not connect")
 
 
 def stop(proc):
@@ -148,7 +161,7 @@ def throughput(a, work, port):
     write_pipeline(toml, source_mqtt(port, a.inflight, "sluice-bench"), out, "10s")
     # Create the persistent session, then stop: the broker queues for us from now on.
     p = subprocess.Popen([a.sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_connected(p)
+    wait_connected(p, work, "sluice-bench")
     stop(p)
     shutil.rmtree(out, ignore_errors=True)
     lines = []
@@ -195,7 +208,7 @@ def latency(a, work, port):
     toml = os.path.join(work, "latency.toml")
     write_pipeline(toml, source_mqtt(port, a.inflight, "sluice-latency"), out, a.max_file_age)
     p = subprocess.Popen([a.sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_connected(p)
+    wait_connected(p, work, "sluice-latency")
     seen = {}
     done = threading.Event()
 

@@ -88,7 +88,7 @@ interval = "1s"
         self.dir.path().join(format!("{name}-out"))
     }
 
-    fn start(&self, pipeline: &Path, client_id: &str) -> Child {
+    fn start(&self, pipeline: &Path, client_id: &str) -> Running {
         let child = sluice()
             .env("SLUICE_LOG", "info")
             .arg("run")
@@ -108,7 +108,7 @@ interval = "1s"
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(300));
-        child
+        Running(child)
     }
 
     fn publish(&self, args: &[&str], tls: bool) -> Child {
@@ -193,7 +193,32 @@ interval = "1s"
     }
 }
 
-fn terminate(mut child: Child) {
+/// A running sluice, killed if the test ends (or fails) before it stopped it.
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn terminate(mut child: Running) {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let started = Instant::now();
     loop {
@@ -296,13 +321,15 @@ fn sigkill_mid_stream_then_restart_every_message_exactly_once() {
         std::thread::sleep(Duration::from_millis(250 + (seed >> 33) % 400));
         run.kill().expect("kill -9");
         run.wait().expect("wait");
-        run = sluice()
-            .arg("run")
-            .arg(&p)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("restart");
+        run = Running(
+            sluice()
+                .arg("run")
+                .arg(&p)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("restart"),
+        );
     }
     assert!(publisher.wait().expect("publisher").success());
     let published = s.published();
