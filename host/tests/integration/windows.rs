@@ -24,7 +24,7 @@ fn generate(python: &Path, out: &Path, seconds: u32) {
     assert!(status.success());
 }
 
-fn pipeline(dir: &Path, input: &Path) -> std::path::PathBuf {
+fn pipeline(dir: &Path, input: &Path, interval: &str) -> std::path::PathBuf {
     let text = format!(
         r#"
 [source]
@@ -44,7 +44,7 @@ config = {{ time_column = "event_time", window = {{ type = "tumbling", size = "1
 type = "parquet"
 path = "out"
 [checkpoint]
-interval = "50ms"
+interval = "{interval}"
 "#,
         input.display()
     );
@@ -81,7 +81,7 @@ fn tumbling_averages_per_ticker_equal_duckdb_and_no_tick_is_lost() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("ticks.ndjson");
     generate(&python, &input, SECONDS);
-    let out = run(sluice().arg("run").arg(pipeline(tmp.path(), &input)));
+    let out = run(sluice().arg("run").arg(pipeline(tmp.path(), &input, "50ms")));
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -106,10 +106,12 @@ fn window_state_survives_repeated_kills_and_restarts() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("ticks.ndjson");
     generate(&python, &input, SECONDS);
-    let p = pipeline(tmp.path(), &input);
+    // Checkpoints every 20 ms: each run gets a little way before its stop, so the input
+    // outlasts all the stops.
+    let p = pipeline(tmp.path(), &input, "20ms");
     let checkpoints = tmp.path().join("out/_checkpoints");
     let latest = || crate::support::files_under(&checkpoints, ".json").last().cloned();
-    // Seeded: the same stops every run. Each run is stopped a random 0–39 ms after it wrote
+    // Seeded: the same stops every run. Each run is stopped a random 0–14 ms after it wrote
     // a checkpoint of its own, so every stop lands mid-stream with progress since the last.
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut random = move |n: u64| {
@@ -132,7 +134,7 @@ fn window_state_survives_repeated_kills_and_restarts() {
         while latest() == before && started.elapsed() < std::time::Duration::from_secs(60) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        std::thread::sleep(std::time::Duration::from_millis(random(40)));
+        std::thread::sleep(std::time::Duration::from_millis(random(15)));
         if child.try_wait().expect("try_wait").is_some() {
             break; // the input ran out before this stop
         }
@@ -150,7 +152,7 @@ fn window_state_survives_repeated_kills_and_restarts() {
         }
         child.wait().expect("wait");
     }
-    assert!(kills >= 10, "only {kills} SIGKILLs landed mid-stream");
+    assert!(kills >= 15, "only {kills} SIGKILLs landed mid-stream");
     eprintln!("{kills} SIGKILLs and {terms} SIGTERMs mid-stream");
     let out = run(sluice().arg("run").arg(&p));
     assert!(out.status.success());
