@@ -7,9 +7,10 @@
 //! (i128) and give null if the total does not fit in int64; float sums add in arrival order.
 
 use serde::{Deserialize, Serialize};
+use sluice_sdk::arrow::array::Array;
 
 use crate::config::AggFn;
-use crate::value::{Kind, Value, ValueRef};
+use crate::value::{Column, Kind, Value, ValueRef};
 
 /// The running state of one aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +61,52 @@ impl Acc {
     pub fn update_row(&mut self) {
         if let Acc::Count(n) = self {
             *n += 1;
+        }
+    }
+
+    /// Add the rows `rows` (position in `column`, event time), in order: the same as
+    /// [`Acc::update`] row by row (or [`Acc::update_row`] without a column), with tight
+    /// loops for counts, sums and averages.
+    pub fn update_rows(&mut self, column: Option<&Column>, rows: &[(u32, i64)]) {
+        match (self, column) {
+            (Acc::Count(n), None) => *n += rows.len() as i64,
+            (_, None) => {}
+            (Acc::Count(n), Some(c)) => *n += rows.iter().filter(|(r, _)| c.is_valid(*r as usize)).count() as i64,
+            (Acc::AvgFloat { sum, count }, Some(Column::Float(a))) => {
+                for &(r, _) in rows {
+                    if a.is_valid(r as usize) {
+                        *sum += a.value(r as usize);
+                        *count += 1;
+                    }
+                }
+            }
+            (Acc::SumFloat(total), Some(Column::Float(a))) => {
+                for &(r, _) in rows {
+                    if a.is_valid(r as usize) {
+                        *total = Some(total.unwrap_or(0.0) + a.value(r as usize));
+                    }
+                }
+            }
+            (Acc::AvgInt { sum, count }, Some(Column::Int(a))) => {
+                for &(r, _) in rows {
+                    if a.is_valid(r as usize) {
+                        *sum += i128::from(a.value(r as usize));
+                        *count += 1;
+                    }
+                }
+            }
+            (Acc::SumInt(total), Some(Column::Int(a))) => {
+                for &(r, _) in rows {
+                    if a.is_valid(r as usize) {
+                        *total = Some(total.unwrap_or(0) + i128::from(a.value(r as usize)));
+                    }
+                }
+            }
+            (acc, Some(c)) => {
+                for &(r, t) in rows {
+                    acc.update(c.get(r as usize), t);
+                }
+            }
         }
     }
 
@@ -188,6 +235,54 @@ fn float(value: ValueRef<'_>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_rows_equals_updating_row_by_row() {
+        use std::sync::Arc;
+
+        use sluice_sdk::arrow::array::{ArrayRef, Float64Array, Int64Array};
+
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(1.5),
+            None,
+            Some(-2.25),
+            Some(1e300),
+            Some(0.1),
+        ]));
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(i64::MAX),
+            Some(3),
+            None,
+            Some(i64::MAX),
+            Some(-7),
+        ]));
+        let rows: Vec<(u32, i64)> = vec![(4, 10), (0, 5), (2, 7), (1, 7), (3, 1)];
+        for (kind, array) in [(Kind::Float, &floats), (Kind::Int, &ints)] {
+            let column = Column::new(array, kind).expect("column");
+            for func in [
+                AggFn::Count,
+                AggFn::Sum,
+                AggFn::Avg,
+                AggFn::Min,
+                AggFn::Max,
+                AggFn::First,
+                AggFn::Last,
+            ] {
+                let mut by_row = Acc::new(func, Some(kind));
+                for &(r, t) in &rows {
+                    by_row.update(column.get(r as usize), t);
+                }
+                let mut at_once = Acc::new(func, Some(kind));
+                at_once.update_rows(Some(&column), &rows);
+                assert_eq!(at_once, by_row, "{func:?} over {kind:?}");
+            }
+        }
+        let mut by_row = Acc::new(AggFn::Count, None);
+        rows.iter().for_each(|_| by_row.update_row());
+        let mut at_once = Acc::new(AggFn::Count, None);
+        at_once.update_rows(None, &rows);
+        assert_eq!(at_once, by_row);
+    }
 
     fn run(func: AggFn, kind: Kind, rows: &[(Option<Value>, i64)]) -> Option<Value> {
         let mut acc = Acc::new(func, Some(kind));

@@ -116,8 +116,8 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
     }
     for ((bounds, key), rows) in buckets {
         let group = store.group(bounds, &keys[key as usize], new);
-        for (row, t) in rows {
-            update(group, &inputs, row as usize, t);
+        for (acc, input) in group.accs.iter_mut().zip(&inputs) {
+            acc.update_rows(input.as_ref(), &rows);
         }
     }
     Ok(aside)

@@ -187,6 +187,18 @@ impl Column {
         })
     }
 
+    /// Whether `row` holds a value.
+    pub fn is_valid(&self, row: usize) -> bool {
+        match self {
+            Column::Bool(a) => a.is_valid(row),
+            Column::Int(a) => a.is_valid(row),
+            Column::UInt(a) => a.is_valid(row),
+            Column::Float(a) => a.is_valid(row),
+            Column::Str(a) => a.is_valid(row),
+            Column::Bytes(a) => a.is_valid(row),
+        }
+    }
+
     /// The value at `row`, `None` when null.
     pub fn get(&self, row: usize) -> Option<ValueRef<'_>> {
         macro_rules! read {
