@@ -4,12 +4,14 @@
 //!
 //! Module map (low level to high level):
 //! - [`config`]: pipeline TOML → typed config with positions and line-accurate errors;
-//! - [`source`]: raw records in numbered chunks with their input positions;
+//! - [`source`]: raw records in numbered chunks with their input positions (files, stdin,
+//!   MQTT with acknowledgement after commit);
 //! - [`decode`]: raw records → Arrow batches (pure);
 //! - [`engine`]: wasmtime, the only module that touches it: compile, cache, sandbox, call;
 //! - [`sink`]: Parquet files in partition folders, dead letters;
 //! - [`checkpoint`]: the exactly-once protocol, checkpoint stores, recovery of output files;
-//! - [`pipeline`]: the validated plan and the running pipeline (threads, ordering, back-pressure);
+//! - [`pipeline`]: the validated plan and the running pipeline (threads, ordering,
+//!   back-pressure), and hot reload (`pipeline::reload`, with `sluice status`);
 //! - [`stock`]: the stock transforms embedded in the binary;
 //! - [`cli`] and [`telemetry`]: the `sluice` command's edge;
 //! - [`fault`]: crash injection for the crash tests.

@@ -1,6 +1,7 @@
 //! HIGH level: a pipeline file becomes a [`Plan`] only after every check (schemas resolved
 //! through every transform's `describe`, components compiled, sink settings checked against
-//! the final schema); the plan is then run by [`run::run`].
+//! the final schema); the plan is then run by [`run::run`]. While it runs, [`reload`] swaps
+//! in changed versions of the plan at chunk boundaries.
 //!
 //! Nothing past the plan sees TOML or JSON values.
 
