@@ -29,21 +29,9 @@ import paho.mqtt.client as mqtt
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench import TRANSFORMS  # noqa: E402
+from bench import SCHEMA as BENCH_SCHEMA, TRANSFORMS  # noqa: E402
 
-SCHEMA = """
-[source.schema]
-client_id = { type = "string", nullable = false }
-timestamp = "string"
-humidity = "double"
-temperature = "double"
-pressure = "double"
-pitch = "double"
-roll = "double"
-yaw = "double"
-count = "long"
-sent_at = "double"
-"""
+SCHEMA = BENCH_SCHEMA + 'sent_at = "double"\n'
 
 TRANSFORMS_WITH_SENT_AT = TRANSFORMS.replace(
     '{ from = "count", type = "int" },', '{ from = "count", type = "int" },\n  { from = "sent_at" },'

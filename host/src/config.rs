@@ -197,9 +197,7 @@ fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<Sour
     }
     // An unknown type is checked as a file source, so its other keys get their errors too.
     let path = t.req_str(d, "path");
-    let batch_rows = t
-        .opt_uint(d, "batch_rows", 1..=1_048_576)
-        .map_or(8192, |v| v.value as usize);
+    let batch_rows = read_batch_rows(t, d);
     let infer_rows = t
         .opt_uint(d, "infer_rows", 1..=1_000_000)
         .map_or(1000, |v| v.value as usize);
@@ -214,6 +212,12 @@ fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<Sour
         schema: schema.flatten(),
         infer_rows,
     }))
+}
+
+/// `batch_rows` of any source (default 8192).
+fn read_batch_rows(t: &mut Table<'_, '_>, d: &mut Diags) -> usize {
+    t.opt_uint(d, "batch_rows", 1..=1_048_576)
+        .map_or(8192, |v| v.value as usize)
 }
 
 /// `[source] type = "mqtt"`.
@@ -254,9 +258,7 @@ fn read_mqtt_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option
     let topic_column = read_topic_column(t, d);
     let keep_alive = t.opt_duration(d, "keep_alive", Duration::from_secs(1)..=Duration::from_secs(65535));
     let max_latency = t.opt_duration(d, "max_latency", Duration::from_millis(1)..=Duration::from_secs(3600));
-    let batch_rows = t
-        .opt_uint(d, "batch_rows", 1..=1_048_576)
-        .map_or(8192, |v| v.value as usize);
+    let batch_rows = read_batch_rows(t, d);
     let max_inflight = t
         .opt_uint(d, "max_inflight", 1..=65_535)
         .map_or(20, |v| v.value as usize);

@@ -422,7 +422,7 @@ impl Worker {
         Ok(changed)
     }
 
-    pub(crate) fn process(&mut self, chunk: Chunk) -> Result<WorkResult, WorkerError> {
+    pub(crate) fn process(&mut self, mut chunk: Chunk) -> Result<WorkResult, WorkerError> {
         let decoded = self.decoder.decode(&chunk)?;
         let mut bad = decoded.bad;
         if !chunk.topics.is_empty() {
@@ -431,7 +431,7 @@ impl Worker {
                 b.topic = chunk.topics.get(index).cloned();
             }
         }
-        bad.extend(chunk.rejected.iter().cloned());
+        bad.append(&mut chunk.rejected);
         bad.sort_by_key(|b| b.line);
         let mut dead: Vec<DeadItem> = bad.into_iter().map(DeadItem::Raw).collect();
         let rows_in = decoded.batch.as_ref().map_or(0, |b| b.num_rows() as u64);

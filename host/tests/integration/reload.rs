@@ -411,6 +411,20 @@ fn check_exact(python: &Path, out: &Path, rows: u64) -> Vec<i64> {
     versions
 }
 
+/// `sluice run` with info logs and a short reload debounce, its output piped for
+/// [`crate::support::wait_output`].
+fn spawn_reloading(pipeline: &Path) -> Child {
+    sluice()
+        .env("SLUICE_LOG", "info")
+        .env("SLUICE_RELOAD_DEBOUNCE_MS", "20")
+        .arg("run")
+        .arg(pipeline)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 fn wait_for_checkpoint(dir: &Path) {
     let started = Instant::now();
     while crate::support::files_under(&dir.join("out/_checkpoints"), ".json").is_empty() {
@@ -427,15 +441,7 @@ fn a_sink_change_is_applied_by_a_checkpoint_and_a_restart_without_loss() {
     let input = input_file(tmp.path(), rows);
     let pipeline = tmp.path().join("p.toml");
     write_atomically(&pipeline, &file_pipeline(&input, "tag = 1", ""));
-    let mut child = sluice()
-        .env("SLUICE_LOG", "info")
-        .env("SLUICE_RELOAD_DEBOUNCE_MS", "20")
-        .arg("run")
-        .arg(&pipeline)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_reloading(&pipeline);
     wait_for_checkpoint(tmp.path());
     // A sink setting and the transform's version change together: not swappable in place.
     write_atomically(&pipeline, &file_pipeline(&input, "tag = 2", "row_group_rows = 5000\n"));
@@ -469,15 +475,7 @@ fn a_reload_during_crash_recovery_keeps_the_checkpoint() {
     first.kill().expect("kill -9");
     first.wait().expect("wait");
     // Restart, and change the transform while it recovers.
-    let mut second = sluice()
-        .env("SLUICE_LOG", "info")
-        .env("SLUICE_RELOAD_DEBOUNCE_MS", "20")
-        .arg("run")
-        .arg(&pipeline)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut second = spawn_reloading(&pipeline);
     write_atomically(&pipeline, &file_pipeline(&input, "tag = 2", ""));
     let out = crate::support::wait_output(&mut second, Duration::from_secs(120));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
