@@ -25,7 +25,7 @@
 //! most one interval's rows per partition). A checkpoint records how many bytes of the file,
 //! and of its row-group journal, are durable.
 //!
-//! # Recovery ([`recover`])
+//! # Recovery (`sink::recover`)
 //! On start the latest checkpoint is read and each file it lists is settled
 //! ([`protocol::recover_outputs`]): a complete file still under its temporary name is renamed
 //! into place; an open file is cut back to its recorded length and given a footer built from
@@ -35,15 +35,16 @@
 //! restored; output names come from input positions (chunk sequence numbers continue across
 //! runs), so the replay writes its files under fresh names and nothing is counted twice.
 //!
-//! Dead letters follow the same path (JSON lines need no journal: cutting back is enough).
+//! Dead letters and the raw archive follow the same path (JSON lines and gzip members need
+//! no journal: cutting back is enough). Every sink of a pipeline is made durable before the
+//! checkpoint is stored and published after it, so no sink runs ahead of the others.
 
 pub mod model;
 pub mod protocol;
-pub mod recover;
 pub mod store;
 
 pub use model::{
-    Checkpoint, FORMAT_VERSION, FileState, OutputFile, OutputRoot, SourcePosition, StageState, Totals, WatermarkState,
+    Checkpoint, FORMAT_VERSION, FileState, OutputFile, SourcePosition, StageState, Totals, WatermarkState,
 };
 pub use protocol::{Refusal, journal_path, temp_path};
 

@@ -13,6 +13,7 @@ use crate::engine::{Engine, EngineSettings};
 use crate::pipeline::reload::status::{query, socket_path};
 use crate::pipeline::reload::watch::{ReloadSettings, Restart, component_sources};
 use crate::pipeline::run::{RunError, RunOptions, RunSummary, run};
+use crate::pipeline::sinks::Format;
 use crate::pipeline::{Plan, PlanError};
 
 /// Exit code for a pipeline file that does not validate.
@@ -153,6 +154,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                 from_scratch,
                 stop: Some(stop_on_signals().map_err(signal_failure)?),
                 reload: None,
+                stage_changes: Default::default(),
             };
             let mut runs = Vec::new();
             for p in planned {
@@ -218,11 +220,12 @@ fn run_with_restarts(mut plan: Plan, mut options: RunOptions) -> Vec<(Plan, Resu
         let mut result = run(&plan, &options);
         let restart = result.as_mut().ok().and_then(|s| s.restart_with.take());
         segments.push((plan, result));
-        let Some((next_plan, components)) = restart else {
+        let Some((next_plan, components, changes)) = restart else {
             return segments;
         };
         tracing::info!("Restarting from the checkpoint with the new version of the pipeline.");
         plan = *next_plan;
+        options.stage_changes = changes;
         if let Some(r) = options.reload.as_mut() {
             r.components = components;
             r.restart = Restart::default();
@@ -302,7 +305,13 @@ fn print_plan(plan: &Plan) {
         );
         println!("          imports {}", s.component.imports().join(", "));
     }
-    println!("  output  {} → {}", columns(&plan.sink.schema), plan.sink.dir.display());
+    for sink in &plan.sinks {
+        let what = match &sink.format {
+            Format::Parquet(p) => columns(&p.schema),
+            Format::Raw(_) => "the records as received, gzip".to_owned(),
+        };
+        println!("  output  {}: {what} → {}", sink.name, sink.dir.display());
+    }
 }
 
 fn columns(schema: &arrow::datatypes::Schema) -> String {
@@ -331,13 +340,31 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
         s.rows_read,
         s.bytes_read as f64 / 1e6
     );
-    println!(
-        "  written       {} rows in {} files, {} partitions, under {}",
-        s.rows_written,
-        s.files.len(),
-        s.partitions(),
-        plan.sink.dir.display()
-    );
+    for (i, (report, sink)) in s.sinks.iter().zip(&plan.sinks).enumerate() {
+        let partitions = report
+            .files
+            .iter()
+            .map(|f| f.partition.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let what = if matches!(sink.format, Format::Raw(_)) {
+            "records"
+        } else {
+            "rows"
+        };
+        let label = if i == 0 { "written      " } else { "             " };
+        let name = if plan.sinks.len() > 1 {
+            format!(" ({})", sink.name)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {label} {} {what} in {} files, {partitions} partitions, under {}{name}",
+            report.rows,
+            report.files.len(),
+            sink.dir.display()
+        );
+    }
     let by_stage = s
         .dead_letters
         .by_stage

@@ -23,6 +23,12 @@ pub use reader::Located;
 use diagnostic::Diags;
 use reader::{Table, describe};
 
+/// The name dead letters go by in checkpoints; no sink may take it.
+pub const RESERVED_SINK_NAME: &str = "dead_letter";
+
+/// Default for `[source] max_open_files`: files a file source reads side by side.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 16;
+
 /// Why a pipeline file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -122,7 +128,17 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         }
         None => (None, None),
     };
+    let mut source_metadata = MetadataConfig::default();
     let source = top.req_table(d, "source").and_then(|mut t| {
+        if let Some(mut m) = t.opt_table(d, "metadata") {
+            source_metadata = MetadataConfig {
+                file: m.opt_str(d, "file"),
+                topic: m.opt_str(d, "topic"),
+                partition: m.opt_str(d, "partition"),
+                ingest_time: m.opt_str(d, "ingest_time"),
+            };
+            m.finish(d);
+        }
         let s = read_source(&mut t, d, base);
         t.finish(d);
         s
@@ -135,11 +151,8 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         }
         t.finish(d);
     }
-    let sink = top.req_table(d, "sink").and_then(|mut t| {
-        let s = read_sink(&mut t, d, base);
-        t.finish(d);
-        s
-    });
+    let sinks = read_sinks(top, d, base);
+    let sink = sinks.as_ref().and_then(|s| s.first());
     let dead_letter = match top.opt_table(d, "dead_letter") {
         Some(mut t) => {
             let path = t.req_str(d, "path").map(|p| resolve(base, &p.value));
@@ -153,8 +166,9 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         name: name.unwrap_or_else(|| default_name.to_owned()),
         workers,
         source: source?,
+        source_metadata,
         transforms,
-        sink: sink?,
+        sinks: sinks?,
         dead_letter: DeadLetterConfig { path: dead_letter? },
         checkpoint: checkpoint?,
     })
@@ -191,9 +205,11 @@ fn read_checkpoint(
 }
 
 fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SourceConfig> {
-    let kind = t.req_choice(d, "type", &["file", "mqtt"]);
-    if kind.as_ref().is_some_and(|k| k.value == "mqtt") {
-        return read_mqtt_source(t, d, base);
+    let kind = t.req_choice(d, "type", &["file", "mqtt", "datagen"]);
+    match kind.as_ref().map(|k| k.value.as_str()) {
+        Some("mqtt") => return read_mqtt_source(t, d, base),
+        Some("datagen") => return read_datagen_source(t, d),
+        _ => {}
     }
     // An unknown type is checked as a file source, so its other keys get their errors too.
     let path = t.req_str(d, "path");
@@ -201,6 +217,9 @@ fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<Sour
     let infer_rows = t
         .opt_uint(d, "infer_rows", 1..=1_000_000)
         .map_or(1000, |v| v.value as usize);
+    let max_open_files = t
+        .opt_uint(d, "max_open_files", 1..=4096)
+        .map_or(DEFAULT_MAX_OPEN_FILES, |v| v.value as usize);
     let schema = t.opt_table(d, "schema").map(|s| read_schema(&s, d));
     kind?;
     let path = path?;
@@ -211,6 +230,58 @@ fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<Sour
         batch_rows,
         schema: schema.flatten(),
         infer_rows,
+        max_open_files,
+    }))
+}
+
+/// `[source] type = "datagen"`.
+fn read_datagen_source(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<SourceConfig> {
+    let template = t.req_choice(d, "template", &["sensors", "ticks"]);
+    let rows = t.opt_uint(d, "rows", 1..=u64::MAX >> 1).map(|v| v.value);
+    let partitions = t.opt_uint(d, "partitions", 1..=10_000).map_or(1, |v| v.value);
+    let rate = t.opt_uint(d, "rate", 1..=1_000_000_000).map(|v| v.value);
+    let disorder = t
+        .opt_duration(d, "disorder", Duration::ZERO..=Duration::from_secs(24 * 3600))
+        .map_or(Duration::ZERO, |v| v.value);
+    let interval = t
+        .opt_duration(d, "interval", Duration::from_micros(1)..=Duration::from_secs(24 * 3600))
+        .map_or(Duration::from_secs(1), |v| v.value);
+    let start = t.opt_str(d, "start");
+    let start_micros = match &start {
+        None => Some(1_767_225_600_000_000), // 2026-01-01T00:00:00Z
+        Some(s) => match chrono::NaiveDateTime::parse_from_str(&s.value, "%Y-%m-%dT%H:%M:%S") {
+            Ok(t) => Some(t.and_utc().timestamp_micros()),
+            Err(_) => {
+                d.push(
+                    s.span.clone(),
+                    &s.key,
+                    format!(
+                        "expected a time such as \"2026-01-01T00:00:00\" (UTC), found \"{}\"",
+                        s.value
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let seed = t.opt_uint(d, "seed", 0..=u64::MAX >> 1).map_or(0, |v| v.value);
+    let batch_rows = read_batch_rows(t, d);
+    let schema = t.opt_table(d, "schema").map(|s| read_schema(&s, d));
+    let template = match template?.value.as_str() {
+        "ticks" => DatagenTemplate::Ticks,
+        _ => DatagenTemplate::Sensors,
+    };
+    Some(SourceConfig::Datagen(DatagenSourceConfig {
+        template,
+        rows,
+        partitions,
+        rate,
+        disorder,
+        interval,
+        start_micros: start_micros?,
+        seed,
+        batch_rows,
+        schema: schema.flatten(),
     }))
 }
 
@@ -523,8 +594,89 @@ fn read_transform(
     })
 }
 
-fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SinkConfig> {
-    let kind = t.req_choice(d, "type", &["parquet"]);
+/// `[sink]` or `[[sink]]` tables: at least one, names unique.
+fn read_sinks(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<Vec<SinkConfig>> {
+    let Some(tables) = top.table_or_tables(d, "sink") else {
+        top.req_table(d, "sink");
+        return None;
+    };
+    let several = tables.len() > 1;
+    let mut sinks = Vec::new();
+    let mut ok = !tables.is_empty();
+    if tables.is_empty() {
+        d.push(top.span(), "sink", "expected at least one [[sink]] table".to_owned());
+    }
+    for (i, mut t) in tables.into_iter().enumerate() {
+        let default = if several {
+            format!("sink-{i}")
+        } else {
+            "sink".to_owned()
+        };
+        match read_sink(&mut t, d, base, default) {
+            Some(s) => {
+                if sinks.iter().any(|o: &SinkConfig| o.name.value == s.name.value) {
+                    d.push(
+                        s.name.span.clone(),
+                        &s.name.key,
+                        format!(
+                            "another sink is already called `{}`: sink names must be unique",
+                            s.name.value
+                        ),
+                    );
+                    ok = false;
+                }
+                sinks.push(s);
+            }
+            None => ok = false,
+        }
+        t.finish(d);
+    }
+    ok.then_some(sinks)
+}
+
+fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: String) -> Option<SinkConfig> {
+    let kind = t.req_choice(d, "type", &["parquet", "local"]);
+    let name = t.opt_str(d, "name").unwrap_or_else(|| Located {
+        value: default_name,
+        span: t.span(),
+        key: t.key().to_owned(),
+    });
+    if name.value == crate::config::RESERVED_SINK_NAME
+        || name.value.is_empty()
+        || !name
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
+        d.push(
+            name.span.clone(),
+            &name.key,
+            format!(
+                "expected a name of letters, digits, `-` and `_` other than `{}`, found \"{}\"",
+                crate::config::RESERVED_SINK_NAME,
+                name.value
+            ),
+        );
+    }
+    let input = t.opt_str(d, "input");
+    let format = t.opt_choice(d, "format", &["parquet", "raw"]);
+    if let (Some(k), Some(f)) = (&kind, &format)
+        && k.value == "parquet"
+        && f.value != "parquet"
+    {
+        d.push(
+            f.span.clone(),
+            &f.key,
+            format!(
+                "a `type = \"parquet\"` sink writes Parquet: use `type = \"local\"` with `format = \"{}\"`",
+                f.value
+            ),
+        );
+    }
+    let format = match format.as_ref().map(|f| f.value.as_str()) {
+        Some("raw") => SinkFormat::Raw,
+        _ => SinkFormat::Parquet,
+    };
     let path = t.req_str(d, "path");
     let compression = t
         .opt_choice(d, "compression", &["snappy", "zstd", "none"])
@@ -550,10 +702,22 @@ fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SinkCo
             p.finish(d);
             part
         }
+        // The raw archive's default is Firehose's layout.
+        None if format == SinkFormat::Raw => Some(PartitionConfig::IngestTime {
+            granularity: Granularity::Hour,
+            template: Some(Located {
+                value: "%Y/%m/%d/%H".to_owned(),
+                span: t.span(),
+                key: t.child_key("partition"),
+            }),
+        }),
         None => Some(PartitionConfig::None),
     };
     kind?;
     Some(SinkConfig {
+        name,
+        input,
+        format,
         path: resolve(base, &path?.value),
         compression: compression.unwrap_or(Compression::Snappy),
         row_group_rows,

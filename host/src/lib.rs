@@ -3,9 +3,10 @@
 //! written as Parquet.
 //!
 //! Module map (low level to high level):
+//! - [`record`]: the ground floor: chunks of framed raw records and where each came from;
 //! - [`config`]: pipeline TOML → typed config with positions and line-accurate errors;
-//! - [`source`]: raw records in numbered chunks with their input positions (files, stdin,
-//!   MQTT with acknowledgement after commit);
+//! - [`source`]: the source kinds (files, stdin, MQTT with acknowledgement after commit,
+//!   datagen) behind one trait, each partition with a position of its own;
 //! - [`decode`]: raw records → Arrow batches (pure);
 //! - [`engine`]: wasmtime, the only module that touches it: compile, cache, sandbox, call;
 //! - [`sink`]: Parquet files in partition folders, dead letters;
@@ -23,6 +24,7 @@ pub mod decode;
 pub mod engine;
 pub mod fault;
 pub mod pipeline;
+pub mod record;
 pub mod sink;
 pub mod source;
 pub mod stock;

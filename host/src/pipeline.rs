@@ -10,7 +10,7 @@ pub mod plan;
 pub mod reload;
 mod resume;
 pub mod run;
-mod schema;
+pub mod sinks;
 mod state_log;
 pub mod watermark;
 mod worker;

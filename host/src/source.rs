@@ -1,22 +1,30 @@
-//! Where records come from. A source cuts its input into [`Chunk`]s of raw records, each
-//! numbered in input order and carrying the position it covers (for dead letters now and
-//! checkpoints later). Sources do not decode: that is `decode`'s job, on the workers.
+//! Where records come from. A source cuts its input into [`Chunk`]s of framed records, each
+//! numbered in input order and naming its source partition, and says where each
+//! partition's reading stands after it. Sources do not decode: that is `decode`'s job, on
+//! the workers.
+//!
+//! # Kinds
+//! Each kind (`file`, `mqtt`, `datagen`) lives in one module of this folder with its plan
+//! (a [`SourceSpec`]: what `sluice validate` checked) and its reader (a [`Source`]). The
+//! [`registry`] maps the pipeline file's `[source]` to a kind.
+//!
+//! # Positions
+//! A position is the kind's own (a tagged JSON value per partition: a file's offset and
+//! line, a shard's sequence number and sub-sequence). A chunk carries its partition's
+//! position after it; the pipeline keeps the latest per partition and stores them in the
+//! checkpoint without looking inside; [`Source::resume`] reads them back.
 
+pub mod datagen;
 pub mod file;
 pub mod mqtt;
+pub mod position;
+pub mod registry;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-/// What a pipeline reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inputs {
-    /// Standard input.
-    Stdin,
-    /// These files, in reading order.
-    Files(Vec<std::path::PathBuf>),
-    /// An MQTT subscription.
-    Mqtt(Arc<mqtt::MqttSettings>),
-}
+use crate::checkpoint::SourcePosition;
+use crate::record::Chunk;
 
 /// Why a source failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +52,16 @@ pub enum SourceError {
         /// Its length now.
         len: u64,
     },
+    /// A checkpoint's position is not one this kind of source wrote.
+    #[error("the checkpoint's position for {partition} is not a {kind} position: {message}")]
+    Position {
+        /// The partition.
+        partition: String,
+        /// The source kind.
+        kind: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// The MQTT connection cannot go on (refused, bad TLS material, refused subscription).
     #[error("MQTT: {0}")]
     Mqtt(String),
@@ -57,90 +75,58 @@ pub enum SourceError {
     },
 }
 
-/// The input positions a chunk covers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SourceSpan {
-    /// The file (as given or found), `-` for stdin.
-    pub file: Arc<str>,
-    /// 1-based line number of the first record.
-    pub first_line: u64,
-    /// 1-based line number of the last record.
-    pub last_line: u64,
-    /// Byte offset of the first record in the file.
-    pub start_offset: u64,
-    /// Byte offset just past the last record.
-    pub end_offset: u64,
-}
-
-/// Raw newline-delimited records read as one unit, in input order.
-#[derive(Debug, Clone)]
-pub struct Chunk {
-    /// Position of this chunk in the whole input, from 0.
-    pub seq: u64,
-    /// What it covers.
-    pub span: SourceSpan,
-    /// The records, each ending with `\n`.
-    pub data: Vec<u8>,
-    /// When the chunk was read, microseconds since the epoch (ingest-time partitions).
-    pub ingest_micros: i64,
-    /// A checkpoint is taken right after this chunk (set by the pipeline, not the source).
-    pub barrier: bool,
-    /// The plan generation it is processed under (set by the pipeline; see `reload`).
-    pub generation: u64,
-    /// The topic of each record (line), for message sources; empty for files.
-    pub topics: Vec<Arc<str>>,
-    /// Records the source refused before decoding (e.g. oversized messages): dead letters.
-    pub rejected: Vec<crate::decode::BadRecord>,
-}
-
-/// The source a pipeline reads, whichever kind it is.
-#[derive(Debug)]
-pub enum AnySource {
-    /// Files or stdin.
-    File(file::FileSource),
-    /// An MQTT subscription.
-    Mqtt(Box<mqtt::MqttSource>),
-}
-
-impl AnySource {
-    /// The source for `inputs`; `stop` (set on SIGTERM) ends an unbounded source's reads.
-    pub fn open(
-        inputs: &Inputs,
-        batch_rows: usize,
-        stop: &Arc<std::sync::atomic::AtomicBool>,
-    ) -> Result<Self, SourceError> {
-        Ok(match inputs {
-            Inputs::Mqtt(settings) => AnySource::Mqtt(Box::new(mqtt::MqttSource::new(settings.clone(), stop.clone())?)),
-            other => AnySource::File(file::FileSource::new(other.clone(), batch_rows)),
-        })
-    }
-
-    /// Continue from a checkpoint's position.
-    pub fn resume(&mut self, position: &crate::checkpoint::SourcePosition) -> Result<(), SourceError> {
+impl SourceError {
+    /// Whether trying again later may succeed (a connection, a throttled API), as opposed to
+    /// a problem the user must fix.
+    pub fn retryable(&self) -> bool {
         match self {
-            AnySource::File(f) => f.resume(position),
-            AnySource::Mqtt(m) => m.resume(position),
+            SourceError::Io { error, .. } => matches!(
+                error.kind(),
+                std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ),
+            _ => false,
         }
     }
+}
 
+/// A source as planned: its settings checked, ready to open as often as a run needs.
+pub trait SourceSpec: std::fmt::Debug + Send + Sync {
+    /// The kind (`file`, `mqtt`, …).
+    fn kind(&self) -> &'static str;
+    /// What it reads, e.g. `file:/data/in/*.ndjson`; a checkpoint is only applied to the
+    /// source that wrote it.
+    fn id(&self) -> String;
+    /// Whether its input can be read again from a checkpoint (stdin cannot).
+    fn resumable(&self) -> bool {
+        true
+    }
+    /// Start reading; `stop` (set on SIGTERM) ends an unbounded source's reads.
+    fn open(&self, stop: &Arc<AtomicBool>) -> Result<Box<dyn Source>, SourceError>;
+    /// Whether `other` reads exactly the same way (a reload keeps the running source).
+    fn same_as(&self, other: &dyn SourceSpec) -> bool {
+        self.kind() == other.kind() && format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+/// A source being read.
+pub trait Source: Send {
+    /// Continue from a checkpoint's position (before the first [`Source::next_chunk`]).
+    fn resume(&mut self, position: &SourcePosition) -> Result<(), SourceError>;
     /// The next chunk; `None` at the end of a bounded input, or once asked to stop.
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
-        match self {
-            AnySource::File(f) => f.next_chunk(),
-            AnySource::Mqtt(m) => m.next_chunk(),
-        }
-    }
-
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError>;
     /// Whether the input has an end (files) rather than running until stopped (MQTT).
-    pub fn bounded(&self) -> bool {
-        matches!(self, AnySource::File(_))
+    fn bounded(&self) -> bool;
+    /// For sources whose records are acknowledged once committed: the handle to do it.
+    fn acknowledger(&self) -> Option<Box<dyn Acknowledge>> {
+        None
     }
+}
 
-    /// For sources whose messages are acknowledged once committed: the handle to do it.
-    pub fn acknowledger(&self) -> Option<mqtt::Acknowledger> {
-        match self {
-            AnySource::File(_) => None,
-            AnySource::Mqtt(m) => (m.settings().qos == 1).then(|| m.acknowledger()),
-        }
-    }
+/// Acknowledges to the upstream what checkpoints have committed.
+pub trait Acknowledge: Send {
+    /// What the source must keep with the checkpoint that covers chunks up to `last_seq`
+    /// (stored as [`SourcePosition::state`]).
+    fn persist(&self, last_seq: u64) -> Option<serde_json::Value>;
+    /// The checkpoint covering chunks up to `last_seq` is durable: acknowledge them.
+    fn committed(&self, last_seq: u64);
 }

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Bumped when the layout below changes incompatibly; a sluice refuses other formats.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the layout below changes incompatibly; a sluice refuses other formats, except
+/// format 1 (one file and an offset), which it reads as the file source's position.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One consistent cut through a pipeline: where the source stands, what every stateful
 /// stage holds after the rows before that position, and which output files hold those rows.
@@ -38,21 +39,20 @@ pub struct Checkpoint {
     pub totals: Totals,
 }
 
-/// Where the next read starts.
+/// Where the next read starts. The positions are the source's own (a tagged value per
+/// partition: a file's offset, a shard's sequence number, …); the checkpoint stores them
+/// without looking inside.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourcePosition {
     /// Sequence number of the next chunk (output names continue from it).
     pub next_seq: u64,
-    /// The file being read, `None` before the first.
-    pub file: Option<String>,
-    /// Byte offset in that file of the first unread record.
-    pub offset: u64,
-    /// Lines of that file already read.
-    pub line: u64,
-    /// MQTT sources: the QoS 1 messages already written whose PUBACK may not have reached
-    /// the broker, so that their redelivery is dropped (see `source::mqtt::ledger`).
+    /// Each source partition's position after the last record read from it.
+    #[serde(default)]
+    pub partitions: std::collections::BTreeMap<String, serde_json::Value>,
+    /// What the source keeps besides per-partition positions (e.g. MQTT's redelivery
+    /// ledger, `source::mqtt::ledger`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redelivery: Option<String>,
+    pub state: Option<serde_json::Value>,
 }
 
 /// A stateful stage's snapshot.
@@ -80,22 +80,12 @@ pub struct WatermarkState {
     pub watermark: Option<i64>,
 }
 
-/// Which folder an output file lives under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputRoot {
-    /// The Parquet sink.
-    Sink,
-    /// The dead-letter folder.
-    DeadLetter,
-}
-
 /// An output file whose rows belong to the checkpoint but which is not in place yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputFile {
-    /// Which folder.
-    pub root: OutputRoot,
-    /// Final path relative to that folder (`ingest_year=…/part-….parquet`).
+    /// The sink it belongs to (its name in the pipeline; `dead_letter` for dead letters).
+    pub root: String,
+    /// Final path relative to the sink's folder (`ingest_year=…/part-….parquet`).
     pub path: String,
     /// Its state at the checkpoint.
     pub state: FileState,
@@ -144,6 +134,9 @@ impl Checkpoint {
             sluice_version: String,
         }
         let header: Header = serde_json::from_slice(bytes).map_err(|e| format!("not a sluice checkpoint: {e}"))?;
+        if header.format == 1 {
+            return from_format_1(bytes);
+        }
         if header.format != FORMAT_VERSION {
             return Err(format!(
                 "checkpoint format {} (written by sluice {}) is not format {FORMAT_VERSION}, which this sluice {} reads",
@@ -158,6 +151,37 @@ impl Checkpoint {
         }
         serde_json::from_slice(bytes).map_err(|e| format!("damaged checkpoint: {e}"))
     }
+}
+
+/// Format 1 kept one position (`file`, `offset`, `line`) where the reading of files, one
+/// after another, stood, and MQTT's ledger as `redelivery`. They become the file source's
+/// partition position (with the files sorting before it done) or the MQTT source's state.
+fn from_format_1(bytes: &[u8]) -> Result<Checkpoint, String> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("damaged checkpoint: {e}"))?;
+    let damaged = || "damaged checkpoint: format 1 without a position".to_owned();
+    let old = value.get_mut("position").ok_or_else(damaged)?.take();
+    let next_seq = old
+        .get("next_seq")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(damaged)?;
+    let mut position = SourcePosition {
+        next_seq,
+        ..SourcePosition::default()
+    };
+    if let Some(file) = old.get("file").and_then(serde_json::Value::as_str) {
+        let at = |k: &str| old.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        position.partitions.insert(
+            file.to_owned(),
+            serde_json::json!({"kind": "file", "offset": at("offset"), "line": at("line")}),
+        );
+        position.state = Some(serde_json::json!({"files_before": file}));
+    }
+    if let Some(ledger) = old.get("redelivery").filter(|r| !r.is_null()) {
+        position.state = Some(ledger.clone());
+    }
+    value["position"] = serde_json::to_value(position).map_err(|e| e.to_string())?;
+    value["format"] = FORMAT_VERSION.into();
+    serde_json::from_value(value).map_err(|e| format!("damaged checkpoint: {e}"))
 }
 
 mod base64_bytes {

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use super::model::{Checkpoint, FileState, OutputFile, OutputRoot, StageState};
+use super::model::{Checkpoint, FileState, OutputFile, StageState};
 
 /// Places barriers at a fixed interval of wall time.
 #[derive(Debug, Clone)]
@@ -86,6 +86,15 @@ pub enum Action {
     },
     /// An earlier recovery (or the post-checkpoint rename) already put it in place.
     Nothing(OutputFile),
+}
+
+impl Action {
+    /// The file it is about.
+    pub fn file(&self) -> &OutputFile {
+        match self {
+            Action::Rename(f) | Action::Nothing(f) | Action::Seal { file: f, .. } => f,
+        }
+    }
 }
 
 /// Why a checkpoint cannot be recovered or applied. Each message says what to do.
@@ -191,13 +200,18 @@ pub fn recover_outputs(checkpoint: &Checkpoint, probe: impl Fn(&OutputFile) -> P
 /// after the checkpoint and will be written again, so they are deleted.
 pub fn leftovers(
     checkpoint: Option<&Checkpoint>,
-    found: impl IntoIterator<Item = (OutputRoot, String)>,
-) -> Vec<(OutputRoot, String)> {
-    let keep: BTreeSet<(OutputRoot, String)> = checkpoint
+    found: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let keep: BTreeSet<(String, String)> = checkpoint
         .map(|c| {
             c.outputs
                 .iter()
-                .flat_map(|f| [(f.root, temp_path(&f.path)), (f.root, journal_path(&f.path))])
+                .flat_map(|f| {
+                    [
+                        (f.root.clone(), temp_path(&f.path)),
+                        (f.root.clone(), journal_path(&f.path)),
+                    ]
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -226,17 +240,32 @@ pub fn check_source(checkpoint: &Checkpoint, source: &str) -> Result<(), Refusal
     }
 }
 
+/// Stateful stages a reload added or removed on purpose: a restart it asks for starts the
+/// added ones empty and drops the removed ones' state. A plain restart has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageChanges {
+    /// Stateful stages the new version adds: they start empty.
+    pub added: Vec<String>,
+    /// Stateful stages the new version removes: their saved state is dropped.
+    pub removed: Vec<String>,
+}
+
 /// Match the checkpoint's states to the pipeline's stages: one entry per stage, `Some` for a
 /// stateful stage whose state was saved. Every saved state must have a stateful stage to go
-/// to, and every stateful stage must have been in the checkpoint (with or without state).
-pub fn assign_states(checkpoint: &Checkpoint, stages: &[StageIdentity]) -> Result<Vec<Option<StageState>>, Refusal> {
+/// to, and every stateful stage must have been in the checkpoint (with or without state),
+/// except for the stages `changes` names.
+pub fn assign_states(
+    checkpoint: &Checkpoint,
+    stages: &[StageIdentity],
+    changes: &StageChanges,
+) -> Result<Vec<Option<StageState>>, Refusal> {
     let stateful_now = |name: &str| stages.iter().any(|s| s.stateful && s.name == name);
     let stateful_at_checkpoint = &checkpoint.stateful_stages;
     for name in stateful_at_checkpoint
         .iter()
         .chain(checkpoint.states.iter().map(|s| &s.stage))
     {
-        if !stateful_now(name) {
+        if !stateful_now(name) && !changes.removed.contains(name) {
             return Err(Refusal::OrphanState { stage: name.clone() });
         }
     }
@@ -247,6 +276,9 @@ pub fn assign_states(checkpoint: &Checkpoint, stages: &[StageIdentity]) -> Resul
                 return Ok(None);
             }
             if !stateful_at_checkpoint.contains(&stage.name) {
+                if changes.added.contains(&stage.name) {
+                    return Ok(None);
+                }
                 return Err(Refusal::MissingState {
                     stage: stage.name.clone(),
                 });

@@ -29,7 +29,7 @@ fn checkpoint(outputs: Vec<OutputFile>) -> Checkpoint {
 
 fn file(path: &str, state: FileState) -> OutputFile {
     OutputFile {
-        root: OutputRoot::Sink,
+        root: "sink".into(),
         path: path.into(),
         state,
     }
@@ -141,10 +141,10 @@ fn a_file_shorter_than_recorded_or_missing_is_refused() {
 fn temporaries_the_checkpoint_does_not_list_are_leftovers() {
     let cp = checkpoint(vec![file("d/a.parquet", OPEN)]);
     let found = vec![
-        (OutputRoot::Sink, "d/.a.parquet.inprogress".to_owned()),
-        (OutputRoot::Sink, "d/.a.parquet.inprogress.meta".to_owned()),
-        (OutputRoot::Sink, "d/.b.parquet.inprogress".to_owned()),
-        (OutputRoot::DeadLetter, "d/.a.parquet.inprogress".to_owned()),
+        ("sink".to_owned(), "d/.a.parquet.inprogress".to_owned()),
+        ("sink".to_owned(), "d/.a.parquet.inprogress.meta".to_owned()),
+        ("sink".to_owned(), "d/.b.parquet.inprogress".to_owned()),
+        ("dead_letter".to_owned(), "d/.a.parquet.inprogress".to_owned()),
     ];
     assert_eq!(
         leftovers(Some(&cp), found.clone()),
@@ -175,7 +175,12 @@ fn stage(name: &str, stateful: bool) -> StageIdentity {
 #[test]
 fn states_go_to_the_stateful_stage_of_the_same_name() {
     let cp = checkpoint(vec![]);
-    let states = assign_states(&cp, &[stage("map", false), stage("count", true)]).expect("assign");
+    let states = assign_states(
+        &cp,
+        &[stage("map", false), stage("count", true)],
+        &StageChanges::default(),
+    )
+    .expect("assign");
     assert_eq!(states.len(), 2);
     assert_eq!(states[0], None);
     assert_eq!(states[1].as_ref().map(|s| s.data.clone()), Some(vec![1, 2, 3]));
@@ -185,21 +190,50 @@ fn states_go_to_the_stateful_stage_of_the_same_name() {
 fn state_without_a_stage_or_a_stage_without_state_is_refused() {
     let cp = checkpoint(vec![]);
     assert_eq!(
-        assign_states(&cp, &[stage("renamed", true)]),
+        assign_states(&cp, &[stage("renamed", true)], &StageChanges::default()),
         Err(Refusal::OrphanState { stage: "count".into() })
     );
     assert_eq!(
-        assign_states(&cp, &[stage("count", false)]),
+        assign_states(&cp, &[stage("count", false)], &StageChanges::default()),
         Err(Refusal::OrphanState { stage: "count".into() })
     );
     assert_eq!(
-        assign_states(&cp, &[stage("count", true), stage("new", true)]),
+        assign_states(
+            &cp,
+            &[stage("count", true), stage("new", true)],
+            &StageChanges::default()
+        ),
         Err(Refusal::MissingState { stage: "new".into() })
     );
     // A stateful stage that had nothing to save is fine.
     let mut empty = checkpoint(vec![]);
     empty.states.clear();
-    assert_eq!(assign_states(&empty, &[stage("count", true)]), Ok(vec![None]));
+    assert_eq!(
+        assign_states(&empty, &[stage("count", true)], &StageChanges::default()),
+        Ok(vec![None])
+    );
+}
+
+#[test]
+fn a_reload_that_adds_or_removes_a_stateful_stage_starts_it_empty_or_drops_its_state() {
+    let cp = checkpoint(vec![]);
+    let added = StageChanges {
+        added: vec!["new".into()],
+        removed: Vec::new(),
+    };
+    let states = assign_states(&cp, &[stage("count", true), stage("new", true)], &added).expect("added");
+    assert_eq!(states[1], None);
+    assert!(states[0].is_some());
+    let removed = StageChanges {
+        added: Vec::new(),
+        removed: vec!["count".into()],
+    };
+    assert_eq!(assign_states(&cp, &[stage("map", false)], &removed), Ok(vec![None]));
+    // What the reload did not name is still refused.
+    assert_eq!(
+        assign_states(&cp, &[stage("other", true)], &added),
+        Err(Refusal::OrphanState { stage: "count".into() })
+    );
 }
 
 #[test]

@@ -17,10 +17,12 @@ pub struct PipelineConfig {
     pub workers: Option<Located<u64>>,
     /// `[source]`.
     pub source: SourceConfig,
+    /// `[source] metadata`: columns with where each record came from.
+    pub source_metadata: MetadataConfig,
     /// `[[transform]]`, in order.
     pub transforms: Vec<TransformConfig>,
-    /// `[sink]`.
-    pub sink: SinkConfig,
+    /// `[sink]`, or each `[[sink]]` table, in order (never empty).
+    pub sinks: Vec<SinkConfig>,
     /// `[dead_letter]`.
     pub dead_letter: DeadLetterConfig,
     /// `[checkpoint]`.
@@ -34,6 +36,8 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     /// JSON messages from an MQTT broker.
     Mqtt(Box<MqttSourceConfig>),
+    /// Seeded synthetic records.
+    Datagen(DatagenSourceConfig),
 }
 
 impl SourceConfig {
@@ -42,6 +46,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(f) => f.batch_rows,
             SourceConfig::Mqtt(m) => m.batch_rows,
+            SourceConfig::Datagen(g) => g.batch_rows,
         }
     }
 
@@ -50,6 +55,65 @@ impl SourceConfig {
         match self {
             SourceConfig::File(f) => f.schema.as_deref(),
             SourceConfig::Mqtt(m) => Some(&m.schema),
+            SourceConfig::Datagen(g) => g.schema.as_deref(),
+        }
+    }
+}
+
+/// `[source] metadata = { file = "_file", topic = "_topic", partition = "_partition",
+/// ingest_time = "_ingest_time" }`: the column each piece of record metadata goes in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataConfig {
+    /// The file a record was read from.
+    pub file: Option<Located<String>>,
+    /// The topic a message was published to.
+    pub topic: Option<Located<String>>,
+    /// The source partition (file, broker, shard, generator partition).
+    pub partition: Option<Located<String>>,
+    /// When the record was read (a timestamp).
+    pub ingest_time: Option<Located<String>>,
+}
+
+/// `[source] type = "datagen"` (see `source::datagen`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatagenSourceConfig {
+    /// `template`: the records' shape.
+    pub template: DatagenTemplate,
+    /// `rows`: in all; `None` runs until stopped.
+    pub rows: Option<u64>,
+    /// `partitions` (default 1).
+    pub partitions: u64,
+    /// `rate`: rows per second at most, in all.
+    pub rate: Option<u64>,
+    /// `disorder`: how far behind its place a record's event time may be (default 0).
+    pub disorder: std::time::Duration,
+    /// `interval`: event time between records of a partition (default 1 s).
+    pub interval: std::time::Duration,
+    /// `start`: event time of the first records, µs since the epoch.
+    pub start_micros: i64,
+    /// `seed` (default 0).
+    pub seed: u64,
+    /// `batch_rows`.
+    pub batch_rows: usize,
+    /// `[source.schema]`, or the template's.
+    pub schema: Option<Vec<DeclaredField>>,
+}
+
+/// The shapes `datagen` can generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatagenTemplate {
+    /// Scenario 1's sensor readings.
+    Sensors,
+    /// Scenario 3's market ticks.
+    Ticks,
+}
+
+impl DatagenTemplate {
+    /// Its name in the pipeline file.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatagenTemplate::Sensors => "sensors",
+            DatagenTemplate::Ticks => "ticks",
         }
     }
 }
@@ -123,10 +187,12 @@ pub struct FileSourceConfig {
     pub schema: Option<Vec<DeclaredField>>,
     /// How many lines schema inference reads.
     pub infer_rows: usize,
+    /// `max_open_files`: files read side by side (each its own partition).
+    pub max_open_files: usize,
 }
 
 /// One column of a declared schema.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeclaredField {
     /// Column name.
     pub name: String,
@@ -208,6 +274,14 @@ pub enum PluginRef {
 /// `[sink]`.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
+    /// `name`: the sink's name in checkpoints and messages (default `sink`, or `sink-<i>`
+    /// for the i-th of several).
+    pub name: Located<String>,
+    /// `input`: what it writes: `source` (the records as received), a stage (its `main`
+    /// output), `stage.output`; default the last stage's `main` output.
+    pub input: Option<Located<String>>,
+    /// `format`.
+    pub format: SinkFormat,
     /// Output folder, resolved against the pipeline file's folder.
     pub path: PathBuf,
     /// Parquet compression codec.
@@ -220,6 +294,15 @@ pub struct SinkConfig {
     pub max_file_age: std::time::Duration,
     /// How rows are spread over folders.
     pub partition: PartitionConfig,
+}
+
+/// What a sink writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkFormat {
+    /// Parquet files of rows.
+    Parquet,
+    /// The records as received, newline-delimited and gzip-compressed (an archive).
+    Raw,
 }
 
 /// Parquet compression codecs on offer.

@@ -221,6 +221,15 @@ impl<'a, 'i> Table<'a, 'i> {
         table
     }
 
+    /// One table (`[name]`) or an array of tables (`[[name]]`); `None` if absent.
+    pub(crate) fn table_or_tables(&mut self, d: &mut Diags, name: &'static str) -> Option<Vec<Table<'a, 'i>>> {
+        let raw = self.table.get(name)?;
+        if let DeValue::Table(_) = raw.get_ref() {
+            return Some(self.opt_table(d, name).into_iter().collect());
+        }
+        Some(self.opt_tables(d, name))
+    }
+
     /// An array of tables (`[[name]]`), each with its key `name[i]`.
     pub(crate) fn opt_tables(&mut self, d: &mut Diags, name: &'static str) -> Vec<Table<'a, 'i>> {
         let Some(raw) = self.raw(name) else {

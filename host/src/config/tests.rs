@@ -36,10 +36,10 @@ fn a_minimal_file_gets_documented_defaults_and_resolved_paths() {
     assert_eq!(f.resolved.as_deref(), Some(Path::new("/base/data/*.ndjson")));
     assert_eq!(f.batch_rows, 8192);
     assert!(f.schema.is_none());
-    assert_eq!(c.sink.path, Path::new("/out"));
-    assert_eq!(c.sink.compression, Compression::Snappy);
-    assert_eq!(c.sink.target_file_bytes, 128 * 1024 * 1024);
-    assert!(matches!(c.sink.partition, PartitionConfig::None));
+    assert_eq!(c.sinks[0].path, Path::new("/out"));
+    assert_eq!(c.sinks[0].compression, Compression::Snappy);
+    assert_eq!(c.sinks[0].target_file_bytes, 128 * 1024 * 1024);
+    assert!(matches!(c.sinks[0].partition, PartitionConfig::None));
     assert_eq!(c.dead_letter.path, Path::new("/out/_dead_letter"));
 }
 
@@ -75,7 +75,7 @@ compresion = "zstd"
 "#;
     let err = parse_err(text);
     assert!(
-        err.contains("p.toml:3:8: `source.type`: expected one of `file`, `mqtt`, found \"kafka\""),
+        err.contains("p.toml:3:8: `source.type`: expected one of `file`, `mqtt`, `datagen`, found \"kafka\""),
         "{err}"
     );
     assert!(
@@ -138,7 +138,7 @@ fn partitions_parse_for_each_kind() {
         "path = \"../out\"\npartition = { by = \"event_time\", column = \"event_time\", granularity = \"day\" }",
     ));
     assert!(matches!(
-        c.sink.partition,
+        c.sinks[0].partition,
         PartitionConfig::EventTime {
             granularity: Granularity::Day,
             ..
@@ -149,7 +149,7 @@ fn partitions_parse_for_each_kind() {
         "path = \"../out\"\npartition = { by = \"field\", column = \"ticker\" }",
     ));
     assert!(matches!(
-        c.sink.partition,
+        c.sinks[0].partition,
         PartitionConfig::Field { keep_column: false, .. }
     ));
     let err = parse_err(&MINIMAL.replace(

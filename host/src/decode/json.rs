@@ -1,9 +1,11 @@
 //! NDJSON → Arrow with a declared (or inferred) schema, using arrow-json's tape decoder.
 //!
-//! The fast path decodes a whole chunk in one call. Only when that fails (a malformed line,
-//! a value of the wrong type, a missing required field) is the chunk decoded line by line
-//! to find the culprits, which become [`BadRecord`]s; the good lines are then decoded
-//! together, so one bad line never costs the batch.
+//! The fast path decodes a whole chunk in one call. Only when that fails (a malformed record,
+//! a value of the wrong type, a missing required field), or yields another number of rows
+//! than the chunk has records (one record holding two objects), is the chunk decoded record
+//! by record to find the culprits, which become [`BadRecord`]s; the good records are then
+//! decoded together, so one bad record never costs the batch. Records are framed by the
+//! source ([`Chunk::ends`]), so a record holding a line break stays one record.
 
 use std::io::BufReader;
 
@@ -12,13 +14,14 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow_json::reader::{Decoder, ReaderBuilder, infer_json_schema_from_iterator};
 
-use super::BadRecord;
-use crate::source::Chunk;
+use crate::record::{BadRecord, Chunk};
 
 /// Decodes chunks of NDJSON into batches of one schema.
 pub struct JsonDecoder {
     schema: SchemaRef,
     batch_rows: usize,
+    /// Say which record each row came from (for metadata columns).
+    track_records: bool,
 }
 
 impl std::fmt::Debug for JsonDecoder {
@@ -34,6 +37,8 @@ pub struct Decoded {
     pub batch: Option<RecordBatch>,
     /// The records that could not be decoded.
     pub bad: Vec<BadRecord>,
+    /// With [`JsonDecoder::tracking_records`]: the record each row was decoded from.
+    pub records: Vec<usize>,
 }
 
 impl JsonDecoder {
@@ -42,7 +47,14 @@ impl JsonDecoder {
         JsonDecoder {
             schema,
             batch_rows: batch_rows.max(1),
+            track_records: false,
         }
+    }
+
+    /// Also say which record each row came from.
+    pub fn tracking_records(mut self) -> Self {
+        self.track_records = true;
+        self
     }
 
     fn decoder(&self) -> Result<Decoder, ArrowError> {
@@ -67,47 +79,66 @@ impl JsonDecoder {
     /// Decode a chunk. Errors only on a broken decoder configuration; bad data never errors.
     pub fn decode(&self, chunk: &Chunk) -> Result<Decoded, ArrowError> {
         match self.decode_all(&chunk.data) {
-            Ok(batch) => Ok(Decoded { batch, bad: Vec::new() }),
-            Err(_) => self.decode_line_by_line(chunk),
+            Ok(batch) if batch.as_ref().map_or(0, RecordBatch::num_rows) == self.non_blank(chunk).count() => {
+                let records = if self.track_records {
+                    self.non_blank(chunk).collect()
+                } else {
+                    Vec::new()
+                };
+                Ok(Decoded {
+                    batch,
+                    bad: Vec::new(),
+                    records,
+                })
+            }
+            _ => self.decode_one_by_one(chunk),
         }
     }
 
-    fn decode_line_by_line(&self, chunk: &Chunk) -> Result<Decoded, ArrowError> {
+    /// Records that hold more than whitespace (blank lines are skipped, not refused).
+    fn non_blank<'c>(&self, chunk: &'c Chunk) -> impl Iterator<Item = usize> + 'c {
+        (0..chunk.records()).filter(|&i| !chunk.record(i).iter().all(u8::is_ascii_whitespace))
+    }
+
+    fn decode_one_by_one(&self, chunk: &Chunk) -> Result<Decoded, ArrowError> {
         let mut good = Vec::with_capacity(chunk.data.len());
         let mut bad = Vec::new();
-        let mut offset = chunk.span.start_offset;
-        for (i, line) in chunk.data.split_inclusive(|b| *b == b'\n').enumerate() {
-            let content = line.strip_suffix(b"\n").unwrap_or(line);
-            let here = offset;
-            offset += line.len() as u64;
+        let mut records = Vec::new();
+        for i in 0..chunk.records() {
+            let content = chunk.record(i);
             if content.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match self.check_line(content) {
-                Ok(()) => good.extend_from_slice(line),
+                Ok(()) => {
+                    good.extend_from_slice(content);
+                    good.push(b'\n');
+                    if self.track_records {
+                        records.push(i);
+                    }
+                }
                 Err(reason) => bad.push(BadRecord {
-                    line: chunk.span.first_line + i as u64,
-                    offset: here,
+                    origin: chunk.origin(i),
+                    index: i,
                     raw: content.to_vec(),
                     reason,
-                    topic: None,
                 }),
             }
         }
         let batch = self.decode_all(&good)?;
-        Ok(Decoded { batch, bad })
+        Ok(Decoded { batch, bad, records })
     }
 
     fn check_line(&self, line: &[u8]) -> Result<(), String> {
         let mut decoder = self.decoder().map_err(|e| e.to_string())?;
         let used = decoder.decode(line).map_err(|e| e.to_string())?;
         if used < line.len() && !line[used..].iter().all(u8::is_ascii_whitespace) {
-            return Err("more than one JSON value on the line".into());
+            return Err("more than one JSON value in the record".into());
         }
         match decoder.flush() {
             Ok(Some(b)) if b.num_rows() == 1 => Ok(()),
-            Ok(Some(b)) => Err(format!("line holds {} records, expected one", b.num_rows())),
-            Ok(None) => Err("line holds no JSON object".into()),
+            Ok(Some(b)) => Err(format!("record holds {} objects, expected one", b.num_rows())),
+            Ok(None) => Err("record holds no JSON object".into()),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -155,11 +186,10 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Float64Type};
 
     use super::*;
-    use crate::source::SourceSpan;
+    use crate::record::{RecordOrigin, SourceSpan};
 
     fn chunk(text: &str) -> Chunk {
-        Chunk {
-            seq: 0,
+        let mut chunk = Chunk {
             span: SourceSpan {
                 file: Arc::from("f.ndjson"),
                 first_line: 10,
@@ -167,13 +197,12 @@ mod tests {
                 start_offset: 100,
                 end_offset: 0,
             },
-            data: text.as_bytes().to_vec(),
-            ingest_micros: 0,
-            barrier: false,
-            generation: 0,
-            topics: Vec::new(),
-            rejected: Vec::new(),
+            ..Chunk::default()
+        };
+        for line in text.split_inclusive('\n') {
+            chunk.push_record(line.strip_suffix('\n').unwrap_or(line).as_bytes());
         }
+        chunk
     }
 
     fn decoder() -> JsonDecoder {
@@ -207,11 +236,32 @@ mod tests {
         let batch = d.batch.expect("batch");
         let ids: Vec<&str> = batch.column(0).as_string::<i32>().iter().flatten().collect();
         assert_eq!(ids, ["a", "e"]);
-        let lines: Vec<(u64, u64)> = d.bad.iter().map(|b| (b.line, b.offset)).collect();
+        let lines: Vec<(u64, u64)> = d
+            .bad
+            .iter()
+            .map(|b| match b.origin {
+                RecordOrigin::Line { line, offset, .. } => (line, offset),
+                ref other => panic!("line origin expected: {other:?}"),
+            })
+            .collect();
         assert_eq!(lines, [(11, 134), (13, 145), (14, 183), (15, 201)]);
         assert_eq!(d.bad[0].raw, b"{not json");
         assert!(d.bad[1].reason.contains("temperature"), "{}", d.bad[1].reason);
         assert!(d.bad[2].reason.contains("client_id"), "{}", d.bad[2].reason);
+    }
+
+    #[test]
+    fn a_record_with_line_breaks_is_one_record_and_two_objects_in_one_record_are_refused() {
+        let mut c = chunk("");
+        c.push_record(b"{\"client_id\":\n \"a\",\n \"temperature\": 1}");
+        c.push_record(b"{\"client_id\":\"b\"} {\"client_id\":\"c\"}");
+        c.push_record(b"{\"client_id\":\"d\"}");
+        let d = decoder().decode(&c).expect("decode");
+        let batch = d.batch.expect("batch");
+        let ids: Vec<&str> = batch.column(0).as_string::<i32>().iter().flatten().collect();
+        assert_eq!(ids, ["a", "d"]);
+        assert_eq!(d.bad.len(), 1);
+        assert_eq!(d.bad[0].index, 1);
     }
 
     #[test]

@@ -5,11 +5,10 @@ use std::time::Instant;
 
 use crate::checkpoint::store::CheckpointStore;
 use crate::checkpoint::{Checkpoint, FORMAT_VERSION, SourcePosition, StageState, Totals, WatermarkState};
-use crate::sink::dead_letter::DeadLetterSink;
-use crate::sink::parquet::ParquetSink;
 
 use super::plan::Plan;
 use super::run::RunError;
+use super::sinks::Opened;
 
 /// What a checkpoint records besides the output files: a consistent cut of the pipeline.
 pub(crate) struct Cut<'a> {
@@ -55,18 +54,8 @@ impl Committer {
         }
     }
 
-    /// Whether this run checkpoints.
-    pub(crate) fn enabled(&self) -> bool {
-        self.store.is_some()
-    }
-
     /// Checkpoint everything written so far, which is exactly the input before `position`.
-    pub(crate) fn commit(
-        &mut self,
-        cut: Cut<'_>,
-        parquet: &mut ParquetSink,
-        dead: &mut DeadLetterSink,
-    ) -> Result<(), RunError> {
+    pub(crate) fn commit(&mut self, cut: Cut<'_>, out: &mut Opened) -> Result<(), RunError> {
         let Some(store) = self.store.as_mut() else {
             return Ok(());
         };
@@ -74,8 +63,12 @@ impl Committer {
         for state in &cut.states {
             tracing::debug!(stage = %state.stage, bytes = state.data.len(), "State saved with the checkpoint.");
         }
-        let mut outputs = parquet.checkpoint()?;
-        outputs.extend(dead.checkpoint()?);
+        // Phase one for every sink before the checkpoint, phase two for every sink after it:
+        // a sink that fails blocks the checkpoint, and none runs ahead of the others.
+        let mut outputs = Vec::new();
+        for sink in out.all() {
+            outputs.extend(sink.pre_commit()?);
+        }
         let checkpoint = Checkpoint {
             format: FORMAT_VERSION,
             sluice_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -97,8 +90,9 @@ impl Committer {
                 message: e.to_string(),
             })?;
         self.epoch += 1;
-        parquet.commit_sealed()?;
-        dead.commit_sealed()?;
+        for sink in out.all() {
+            sink.commit()?;
+        }
         self.taken += 1;
         self.slowest = self.slowest.max(started.elapsed());
         Ok(())

@@ -3,23 +3,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 
-use super::schema::arrow_schema;
+use super::sinks::{self, SinkPlan};
 use super::watermark::{WatermarkSettings, is_event_time};
-use crate::config::{
-    CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, MqttSourceConfig, OnError, PartitionConfig,
-    PipelineConfig, PluginRef, SourceConfig, TransformConfig,
-};
-use crate::decode::json::infer_schema;
+use crate::config::{CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, OnError, PluginRef, TransformConfig};
+use crate::decode::metadata::Metadata;
 use crate::engine::{Component, Description, Engine, Limits};
-use crate::sink::parquet::ParquetSettings;
-use crate::sink::partition::{Partitioner, default_template};
-use crate::source::file::{Inputs, expand};
-use crate::source::mqtt::{
-    MqttSettings,
-    tls::{self, TlsFiles},
-};
+use crate::source::SourceSpec;
+use crate::source::registry;
 use crate::stock;
 
 /// Why a pipeline could not be planned. Every variant is the user's to fix.
@@ -95,23 +87,25 @@ impl StagePlan {
 pub struct Plan {
     /// Pipeline name.
     pub name: String,
-    /// The input files (or stdin).
-    pub inputs: Inputs,
+    /// The source.
+    pub source: Arc<dyn SourceSpec>,
     /// Lines per chunk.
     pub batch_rows: usize,
     /// Schema records are decoded into.
+    pub decoded_schema: SchemaRef,
+    /// Metadata columns appended after decoding.
+    pub metadata: Metadata,
+    /// Schema of the rows the first stage gets: decoded columns, then metadata columns.
     pub input_schema: SchemaRef,
     /// Transforms, in order.
     pub stages: Vec<Arc<StagePlan>>,
-    /// Parquet settings (with the file schema).
-    pub sink: ParquetSettings,
-    /// How rows are spread over folders.
-    pub partitioner: Partitioner,
+    /// The sinks, in the pipeline file's order.
+    pub sinks: Vec<SinkPlan>,
     /// Dead-letter folder.
     pub dead_letter_dir: PathBuf,
     /// Parallel chain instances.
     pub workers: usize,
-    /// What the source reads (`file:<absolute path>`); checkpoints are tied to it.
+    /// What the source reads (`file:<absolute path>`, …); checkpoints are tied to it.
     pub source_id: String,
     /// Checkpoint settings.
     pub checkpoint: CheckpointConfig,
@@ -127,9 +121,17 @@ impl Plan {
             key: key.to_owned(),
             message,
         };
-        let (inputs, input_schema, source_id) = match plan_source(cfg, &mut diags) {
-            Some((i, s, id)) => (Some(i), Some(s), id),
-            None => (None, None, String::new()),
+        let (source, decoded_schema, metadata, input_schema) = match registry::plan(cfg, &mut diags) {
+            Some(p) => {
+                let mut fields: Vec<_> = p.source.schema.fields().iter().cloned().collect();
+                fields.extend(p.metadata.fields().into_iter().map(Arc::new));
+                let input = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+                    fields,
+                    p.source.schema.metadata().clone(),
+                ));
+                (Some(p.source.spec), Some(p.source.schema), p.metadata, Some(input))
+            }
+            None => (None, None, Metadata::default(), None),
         };
 
         let mut stages = Vec::new();
@@ -191,14 +193,15 @@ impl Plan {
             }
         }
 
-        let partitioner = schema
-            .as_ref()
-            .and_then(|s| partitioner(&cfg.sink.partition, s, &mut diags));
+        let sinks = match (&input_schema, &schema) {
+            (Some(input), Some(_)) => sinks::plan(cfg, &stages, input, &mut diags),
+            _ => None,
+        };
         if !diags.is_empty() {
             return Err(loaded.errors(diags).into());
         }
-        let (Some(inputs), Some(input_schema), Some(output), Some(partitioner)) =
-            (inputs, input_schema, schema, partitioner)
+        let (Some(source), Some(decoded_schema), Some(input_schema), Some(sinks)) =
+            (source, decoded_schema, input_schema, sinks)
         else {
             unreachable!("every missing piece above recorded a diagnostic");
         };
@@ -211,22 +214,16 @@ impl Plan {
         };
         Ok(Plan {
             name: cfg.name.clone(),
-            inputs,
+            source_id: source.id(),
+            source,
             batch_rows: cfg.source.batch_rows(),
+            decoded_schema,
+            metadata,
             input_schema,
             stages,
-            sink: ParquetSettings {
-                dir: cfg.sink.path.clone(),
-                schema: partitioner.file_schema(&output),
-                compression: cfg.sink.compression,
-                row_group_rows: cfg.sink.row_group_rows,
-                target_file_bytes: cfg.sink.target_file_bytes,
-                max_file_age: cfg.sink.max_file_age,
-            },
-            partitioner,
+            sinks,
             dead_letter_dir: cfg.dead_letter.path.clone(),
             workers,
-            source_id,
             checkpoint: cfg.checkpoint.clone(),
         })
     }
@@ -234,167 +231,6 @@ impl Plan {
     /// The schema of the rows that reach the sink (before partition columns are removed).
     pub fn output_schema(&self) -> &SchemaRef {
         self.stages.last().map_or(&self.input_schema, |s| s.output())
-    }
-}
-
-/// The source's inputs, the schema records are decoded into, and the source's identity.
-fn plan_source(cfg: &PipelineConfig, diags: &mut Vec<Diagnostic>) -> Option<(Inputs, SchemaRef, String)> {
-    let diag = |span: std::ops::Range<usize>, key: &str, message: String| Diagnostic {
-        span,
-        key: key.to_owned(),
-        message,
-    };
-    let src = match &cfg.source {
-        SourceConfig::File(src) => src,
-        SourceConfig::Mqtt(m) => return plan_mqtt(cfg, m, diags),
-    };
-
-    let inputs = match expand(src.resolved.as_deref()) {
-        Ok(i) => Some(i),
-        Err(e) => {
-            diags.push(diag(src.path.span.clone(), &src.path.key, e.to_string()));
-            None
-        }
-    };
-    let input_schema = match (&src.schema, &inputs) {
-        (Some(fields), _) => Some(arrow_schema(fields)),
-        (None, Some(Inputs::Files(files))) => {
-            match std::fs::File::open(&files[0])
-                .map_err(|e| e.to_string())
-                .and_then(|f| infer_schema(f, src.infer_rows).map_err(|e| e.to_string()))
-            {
-                Ok(s) => Some(Arc::new(s)),
-                Err(e) => {
-                    diags.push(diag(
-                        src.path.span.clone(),
-                        &src.path.key,
-                        format!(
-                            "cannot infer a schema from {}: {e}; declare one in [source.schema]",
-                            files[0].display()
-                        ),
-                    ));
-                    None
-                }
-            }
-        }
-        (None, Some(Inputs::Stdin)) => {
-            diags.push(diag(
-                src.path.span.clone(),
-                &src.path.key,
-                "stdin input needs a declared schema ([source.schema])".into(),
-            ));
-            None
-        }
-        (None, Some(Inputs::Mqtt(_))) | (None, None) => None,
-    };
-
-    Some((inputs?, input_schema?, source_id(src.resolved.as_deref())))
-}
-
-/// An MQTT source: its settings, and the declared schema plus the topic column.
-fn plan_mqtt(
-    cfg: &PipelineConfig,
-    m: &MqttSourceConfig,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<(Inputs, SchemaRef, String)> {
-    let (tls, host, port) = match MqttSettings::parse_url(&m.url.value) {
-        Ok(parts) => parts,
-        Err(e) => {
-            diags.push(Diagnostic {
-                span: m.url.span.clone(),
-                key: m.url.key.clone(),
-                message: e,
-            });
-            return None;
-        }
-    };
-    if !tls && let Some(f) = m.ca_file.as_ref().or(m.cert_file.as_ref()) {
-        diags.push(Diagnostic {
-            span: f.span.clone(),
-            key: f.key.clone(),
-            message: format!("TLS files are set but {} is plain TCP: use mqtts://", m.url.value),
-        });
-    }
-    let tls = tls.then(|| TlsFiles {
-        ca_file: m.ca_file.as_ref().map(|f| f.value.clone()),
-        client: m
-            .cert_file
-            .as_ref()
-            .zip(m.key_file.as_ref())
-            .map(|(c, k)| (c.value.clone(), k.value.clone())),
-    });
-    // Bad TLS material is found now, by `sluice validate` too, naming the file.
-    if let Some(files) = &tls
-        && let Err(e) = tls::client_config(files)
-    {
-        let (span, key) = [&m.ca_file, &m.cert_file, &m.key_file]
-            .into_iter()
-            .flatten()
-            .find(|f| f.value.display().to_string() == e.path)
-            .map_or((m.url.span.clone(), m.url.key.clone()), |f| {
-                (f.span.clone(), f.key.clone())
-            });
-        diags.push(Diagnostic {
-            span,
-            key,
-            message: e.to_string(),
-        });
-    }
-    let mut fields: Vec<Field> = arrow_schema(&m.schema)
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    if let Some(c) = &m.topic_column {
-        if fields.iter().any(|f| f.name() == &c.name) {
-            diags.push(Diagnostic {
-                span: m.url.span.clone(),
-                key: "source.topic_column".into(),
-                message: format!(
-                    "topic_column `{}` is also a column of [source.schema]: pick another name",
-                    c.name
-                ),
-            });
-        }
-        fields.insert(0, Field::new(&c.name, DataType::Utf8, c.level.is_some()));
-    }
-    if !cfg.checkpoint.enabled && m.qos == 1 {
-        diags.push(Diagnostic {
-            span: m.url.span.clone(),
-            key: "checkpoint.enabled".into(),
-            message: "an MQTT source at QoS 1 acknowledges messages when a checkpoint commits: checkpoints cannot be disabled".into(),
-        });
-    }
-    let settings = MqttSettings {
-        url: m.url.value.clone(),
-        host,
-        port,
-        tls,
-        topics: m.topics.value.clone(),
-        client_id: m.client_id.clone().unwrap_or_else(|| format!("sluice-{}", cfg.name)),
-        qos: m.qos,
-        clean_session: m.clean_session,
-        credentials: m.username.clone().map(|u| (u, m.password.clone().unwrap_or_default())),
-        keep_alive: m.keep_alive,
-        max_latency: m.max_latency,
-        batch_rows: m.batch_rows,
-        max_inflight: m.max_inflight,
-        max_message_bytes: m.max_message_bytes,
-        include_retained: m.include_retained,
-        topic_column: m.topic_column.as_ref().map(|c| (c.name.clone(), c.level)),
-    };
-    let id = settings.source_id();
-    Some((Inputs::Mqtt(Arc::new(settings)), Arc::new(Schema::new(fields)), id))
-}
-
-/// `file:` and the absolute path (or `-`) a file source was configured with.
-fn source_id(path: Option<&std::path::Path>) -> String {
-    match path {
-        Some(p) => format!(
-            "file:{}",
-            std::path::absolute(p).unwrap_or_else(|_| p.to_owned()).display()
-        ),
-        None => "file:-".to_owned(),
     }
 }
 
@@ -478,19 +314,7 @@ fn describe(
         .instantiate(&format!("{pipeline}/{}", t.name.value), &limits(&t.limits))
         .map_err(|e| at_plugin(e.to_string()))?;
     match instance.describe(t.config.json(), input) {
-        Ok(Ok(desc)) => {
-            if let Some((name, _)) = desc
-                .outputs
-                .iter()
-                .find(|(n, _)| n != sluice_sdk::MAIN && n != sluice_sdk::REJECTED)
-            {
-                return Err(at_plugin(format!(
-                    "transform `{}` declares an output `{name}`; only `main` and `rejected` can be routed in this version",
-                    t.name.value
-                )));
-            }
-            Ok(desc)
-        }
+        Ok(Ok(desc)) => Ok(desc),
         Ok(Err(err)) => {
             let (span, key) = t.config.locate(&err.path);
             Err(Diagnostic {
@@ -504,74 +328,4 @@ fn describe(
             t.name.value
         ))),
     }
-}
-
-fn partitioner(cfg: &PartitionConfig, schema: &SchemaRef, diags: &mut Vec<Diagnostic>) -> Option<Partitioner> {
-    let column = |name: &crate::config::Located<String>,
-                  diags: &mut Vec<Diagnostic>,
-                  ok: &dyn Fn(&DataType) -> bool,
-                  expected: &str| {
-        let at = |message: String| Diagnostic {
-            span: name.span.clone(),
-            key: name.key.clone(),
-            message,
-        };
-        match schema.index_of(&name.value) {
-            Ok(i) if ok(schema.field(i).data_type()) => Some(i),
-            Ok(i) => {
-                diags.push(at(format!(
-                    "column \"{}\" is {}, expected {expected}",
-                    name.value,
-                    schema.field(i).data_type()
-                )));
-                None
-            }
-            Err(_) => {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                diags.push(at(format!(
-                    "no column \"{}\" in the pipeline's output; it has {}",
-                    name.value,
-                    names.join(", ")
-                )));
-                None
-            }
-        }
-    };
-    Some(match cfg {
-        PartitionConfig::None => Partitioner::None,
-        PartitionConfig::IngestTime { granularity, template } => Partitioner::IngestTime {
-            template: template
-                .as_ref()
-                .map_or_else(|| default_template("ingest_", *granularity), |t| t.value.clone()),
-        },
-        PartitionConfig::EventTime {
-            column: name,
-            granularity,
-            template,
-        } => {
-            let is_time = |t: &DataType| matches!(t, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64);
-            Partitioner::EventTime {
-                column: column(name, diags, &is_time, "a timestamp or date column")?,
-                template: template
-                    .as_ref()
-                    .map_or_else(|| default_template("", *granularity), |t| t.value.clone()),
-            }
-        }
-        PartitionConfig::Field {
-            column: name,
-            keep_column,
-        } => {
-            let is_key = |t: &DataType| {
-                matches!(
-                    t,
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean | DataType::Date32
-                ) || t.is_integer()
-            };
-            Partitioner::Field {
-                column: column(name, diags, &is_key, "a string, integer, boolean or date column")?,
-                name: name.value.clone(),
-                keep_column: *keep_column,
-            }
-        }
-    })
 }

@@ -89,13 +89,13 @@ pub fn diff(old: &Plan, new: &Plan) -> Result<Vec<String>, String> {
     if old.name != new.name {
         fixed.push("[pipeline] name");
     }
-    if old.inputs != new.inputs || old.source_id != new.source_id || old.batch_rows != new.batch_rows {
+    if !old.source.same_as(new.source.as_ref()) || old.source_id != new.source_id || old.batch_rows != new.batch_rows {
         fixed.push("[source]");
     }
     if old.input_schema != new.input_schema {
         fixed.push("[source.schema]");
     }
-    if old.sink != new.sink || old.partitioner != new.partitioner {
+    if old.sinks != new.sinks {
         fixed.push("[sink] (or the schema of the rows that reach it)");
     }
     if old.dead_letter_dir != new.dead_letter_dir {

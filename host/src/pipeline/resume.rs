@@ -1,15 +1,14 @@
 //! Where a run starts: from the latest checkpoint (after settling the output it lists), or
 //! from the beginning (`--from-scratch`, no checkpoint yet, or checkpoints off).
 
-use crate::checkpoint::protocol::{StageIdentity, assign_states, check_source, next_epoch};
-use crate::checkpoint::recover::{Recovered, Roots, recover};
+use crate::checkpoint::protocol::{StageChanges, StageIdentity, assign_states, check_source, next_epoch};
 use crate::checkpoint::store::CheckpointStore;
 use crate::checkpoint::store::fs::FsStore;
 use crate::checkpoint::{Checkpoint, SourcePosition, StageState, Totals, WatermarkState};
-use crate::source::file::Inputs;
 
 use super::plan::Plan;
 use super::run::RunError;
+use crate::sink::recover::{Recovered, Target, recover};
 
 /// How a run begins.
 pub(crate) struct Start {
@@ -29,18 +28,13 @@ pub(crate) struct Start {
     pub resumed: Option<(u64, Recovered)>,
 }
 
-/// The folders a plan's output lives in.
-pub(crate) fn roots(plan: &Plan) -> Roots {
-    Roots {
-        sink: plan.sink.dir.clone(),
-        dead_letter: plan.dead_letter_dir.clone(),
-        checkpoints: plan.checkpoint.path.clone(),
-    }
-}
-
 /// Decide where the run starts and settle the output of an interrupted run.
-pub(crate) fn prepare(plan: &Plan, from_scratch: bool) -> Result<Start, RunError> {
-    let roots = roots(plan);
+pub(crate) fn prepare(
+    plan: &Plan,
+    from_scratch: bool,
+    roots: &[Target<'_>],
+    changes: &StageChanges,
+) -> Result<Start, RunError> {
     let fresh = |store, epoch| Start {
         store,
         epoch,
@@ -50,11 +44,11 @@ pub(crate) fn prepare(plan: &Plan, from_scratch: bool) -> Result<Start, RunError
         totals: Totals::default(),
         resumed: None,
     };
-    if !plan.checkpoint.enabled || plan.inputs == Inputs::Stdin {
+    if !plan.checkpoint.enabled || !plan.source.resumable() {
         if plan.checkpoint.enabled {
             tracing::info!("Standard input cannot be read again, so this run does not checkpoint.");
         }
-        recover(&roots, None)?;
+        recover(roots, None)?;
         return Ok(fresh(None, 0));
     }
     let store = FsStore::new(&plan.checkpoint.path);
@@ -69,15 +63,15 @@ pub(crate) fn prepare(plan: &Plan, from_scratch: bool) -> Result<Start, RunError
         if latest.is_some() {
             tracing::warn!(
                 checkpoint = %location,
-                output = %plan.sink.dir.display(),
+                output = %plan.sinks.iter().map(|s| s.dir.display().to_string()).collect::<Vec<_>>().join(", "),
                 "Starting from scratch: the checkpoint is ignored and superseded. Earlier output is not deleted: files whose names recur are rewritten, others stay beside the new ones."
             );
         }
-        recover(&roots, None)?;
+        recover(roots, None)?;
         return Ok(fresh(Some(Box::new(store)), epoch));
     }
     let Some((_, bytes)) = latest else {
-        recover(&roots, None)?;
+        recover(roots, None)?;
         return Ok(fresh(Some(Box::new(store)), 1));
     };
     let checkpoint =
@@ -92,12 +86,18 @@ pub(crate) fn prepare(plan: &Plan, from_scratch: bool) -> Result<Start, RunError
             stateful: s.description.state_format.is_some(),
         })
         .collect();
-    let states = assign_states(&checkpoint, &stages).map_err(refused)?;
-    let recovered = recover(&roots, Some(&checkpoint)).map_err(|e| err(e.to_string()))?;
+    let states = assign_states(&checkpoint, &stages, changes).map_err(refused)?;
+    for stage in &changes.added {
+        tracing::info!(stage = %stage, "The reload added this stateful transform: it starts empty.");
+    }
+    for stage in &changes.removed {
+        tracing::info!(stage = %stage, "The reload removed this stateful transform: its saved state is dropped.");
+    }
+    let recovered = recover(roots, Some(&checkpoint)).map_err(|e| err(e.to_string()))?;
     tracing::info!(
         epoch = checkpoint.epoch,
-        file = checkpoint.position.file.as_deref().unwrap_or("-"),
-        offset = checkpoint.position.offset,
+        partitions = checkpoint.position.partitions.len(),
+        next_chunk = checkpoint.position.next_seq,
         sealed = recovered.sealed,
         renamed = recovered.renamed,
         deleted = recovered.deleted,

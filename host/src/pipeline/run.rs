@@ -25,15 +25,15 @@ use super::reload::status::{Server, SharedStatus, socket_path, update};
 use super::reload::watch::{NextPlan, ReloadSettings, Reloader};
 use super::reload::{Generations, SwapReport};
 use super::resume::prepare;
-use super::worker::{DeadItem, WorkResult, Worker, WorkerError};
-use crate::checkpoint::protocol::BarrierClock;
-use crate::checkpoint::recover::RecoverError;
+use super::sinks::{self, Opened, Tap};
+use super::worker::{Aside, WorkResult, Worker, WorkerError};
+use crate::checkpoint::protocol::{BarrierClock, StageChanges};
 use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
-use crate::sink::dead_letter::{DeadLetterSink, DeadLetterSummary};
-use crate::sink::parquet::{CommitMode, ParquetSink, WrittenFile};
-use crate::sink::{FileStart, SinkError};
-use crate::source::mqtt::Acknowledger;
-use crate::source::{AnySource, SourceError, SourceSpan};
+use crate::record::{Chunk, SourceSpan};
+use crate::sink::dead_letter::DeadLetterSummary;
+use crate::sink::recover::RecoverError;
+use crate::sink::{FileStart, SinkError, SinkInput, SinkReport, TwoPhase, WriteAt, WrittenFile};
+use crate::source::{Acknowledge, Source, SourceError};
 
 /// How a run behaves.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub stop: Option<Arc<AtomicBool>>,
     /// Watch the pipeline file and its components, and swap in changed versions.
     pub reload: Option<ReloadSettings>,
+    /// Stateful stages the reload that asked for this run added or removed.
+    pub stage_changes: StageChanges,
 }
 
 /// Why a run stopped before the end of its input.
@@ -80,10 +82,12 @@ pub struct RunSummary {
     pub rows_read: u64,
     /// Input bytes.
     pub bytes_read: u64,
-    /// Rows written to Parquet.
+    /// Rows written by the first sink.
     pub rows_written: u64,
-    /// Parquet files committed.
+    /// Files the first sink published.
     pub files: Vec<WrittenFile>,
+    /// What every sink wrote, in the pipeline file's order.
+    pub sinks: Vec<SinkReport>,
     /// Dead letters written.
     pub dead_letters: DeadLetterSummary,
     /// Wall time.
@@ -121,10 +125,16 @@ enum Msg {
 /// Run a plan to the end of its input (or until asked to stop), resuming from its checkpoint.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let start = prepare(plan, options.from_scratch)?;
+    let checkpointing = plan.checkpoint.enabled && plan.source.resumable();
+    let opened = sinks::open(
+        &plan.sinks,
+        &plan.dead_letter_dir,
+        &plan.checkpoint.path,
+        !checkpointing,
+    )?;
+    let start = prepare(plan, options.from_scratch, &opened.targets(), &options.stage_changes)?;
     let resumed_from = start.resumed.as_ref().map(|(epoch, _)| *epoch);
     let committer = Committer::new(plan, start.store, start.epoch);
-    let checkpointing = committer.enabled();
     let in_flight = 2 * plan.workers + 2;
     let (permit_tx, permit_rx) = bounded::<()>(in_flight);
     for _ in 0..in_flight {
@@ -141,9 +151,12 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         let (stop, requested) = (stop.clone(), restart.requested.clone());
         move || stop.load(Ordering::SeqCst) || requested.load(Ordering::SeqCst)
     };
-    let mut source = AnySource::open(&plan.inputs, plan.batch_rows, &stop)?;
+    let mut source = plan.source.open(&stop)?;
     source.resume(&start.position)?;
     let acks = source.acknowledger();
+    // A source that acknowledges what is committed checkpoints after every chunk: its
+    // chunks are cut by size, latency or the broker's in-flight window.
+    let every_chunk = acks.is_some();
     let interval = plan.checkpoint.interval;
     let generations = Generations::new(Arc::new(plan.clone()));
     let status: SharedStatus = Arc::default();
@@ -189,11 +202,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         let generations = generations.clone();
         std::thread::Builder::new()
             .name("sluice-read".into())
-            .spawn(move || -> Result<AnySource, SourceError> {
+            .spawn(move || -> Result<Box<dyn Source>, SourceError> {
                 let mut clock = BarrierClock::new(interval, Instant::now());
-                // A source that acknowledges what is committed checkpoints after every chunk:
-                // its chunks are cut by size, latency or the broker's in-flight window.
-                let every_chunk = source.acknowledger().is_some();
                 while !stop_reading() && permit_rx.recv().is_ok() && !stop_reading() {
                     let Some(mut chunk) = source.next_chunk()? else {
                         ended.store(source.bounded(), Ordering::SeqCst);
@@ -228,15 +238,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     drop(result_tx);
     drop(report_tx);
 
-    let mode = if checkpointing {
-        CommitMode::AtCheckpoint
-    } else {
-        CommitMode::Immediate
-    };
     let writer = Writer {
-        parquet: ParquetSink::new(plan.sink.clone(), mode)?,
-        dead: DeadLetterSink::new(plan.dead_letter_dir.clone(), mode),
-        partitioner: plan.partitioner.clone(),
+        out: opened,
         committer,
         status: status.clone(),
         acks,
@@ -278,7 +281,7 @@ fn work(
     plan: &Plan,
     id: usize,
     (states, watermarks): (&[Option<StageState>], &[WatermarkState]),
-    chunks: Receiver<crate::source::Chunk>,
+    chunks: Receiver<Chunk>,
     results: Sender<Msg>,
     ended: &AtomicBool,
     (generations, reports): &(Arc<Generations>, Sender<SwapReport>),
@@ -327,14 +330,12 @@ fn work(
 }
 
 struct Writer {
-    parquet: ParquetSink,
-    dead: DeadLetterSink,
-    partitioner: crate::sink::partition::Partitioner,
+    out: Opened,
     committer: Committer,
     /// What `sluice status` shows (state sizes are updated at checkpoints).
     status: SharedStatus,
     /// Message sources: acknowledges what each checkpoint commits.
-    acks: Option<Acknowledger>,
+    acks: Option<Box<dyn Acknowledge>>,
     /// The last input chunk written.
     last_chunk: Option<u64>,
     /// Where the input after everything written so far begins.
@@ -351,7 +352,7 @@ impl Writer {
         Totals {
             rows_read: self.earlier.rows_read + self.rows_read,
             rows_written: self.earlier.rows_written + self.rows_written,
-            dead_letters: self.earlier.dead_letters + self.dead.count(),
+            dead_letters: self.earlier.dead_letters + self.out.dead.count(),
         }
     }
 
@@ -372,7 +373,7 @@ impl Writer {
         });
         let covered = self.last_chunk.filter(|_| self.acks.is_some());
         if let (Some(acks), Some(seq)) = (&self.acks, covered) {
-            self.position.redelivery = acks.persist(seq);
+            self.position.state = acks.persist(seq);
         }
         let cut = Cut {
             position: &self.position,
@@ -381,7 +382,7 @@ impl Writer {
             watermarks,
             totals,
         };
-        self.committer.commit(cut, &mut self.parquet, &mut self.dead)?;
+        self.committer.commit(cut, &mut self.out)?;
         if let (Some(acks), Some(seq)) = (&self.acks, covered) {
             acks.committed(seq);
         }
@@ -394,20 +395,10 @@ impl Writer {
         let watermarks = std::mem::take(&mut r.watermarks);
         let barrier = r.barrier;
         self.last_chunk = Some(r.seq);
-        self.position = if self.acks.is_some() {
-            SourcePosition {
-                next_seq: r.seq + 1,
-                ..SourcePosition::default()
-            }
-        } else {
-            SourcePosition {
-                next_seq: r.seq + 1,
-                file: Some(absolute(&r.span.file)),
-                offset: r.span.end_offset,
-                line: r.span.last_line,
-                redelivery: None,
-            }
-        };
+        self.position.next_seq = r.seq + 1;
+        if let Some((partition, position)) = r.position.take() {
+            self.position.partitions.insert(partition.to_string(), position);
+        }
         self.write(r)?;
         if barrier {
             self.checkpoint(false, states, watermarks)?;
@@ -416,41 +407,63 @@ impl Writer {
     }
 
     fn write(&mut self, r: WorkResult) -> Result<(), RunError> {
-        self.rows_read += r.rows_in + r.dead.iter().filter(|d| matches!(d, DeadItem::Raw(_))).count() as u64;
+        self.rows_read += r.rows_in + r.dead.iter().filter(|d| matches!(d, Aside::Raw(_))).count() as u64;
         self.bytes_read += r.span.end_offset - r.span.start_offset;
-        for (part, batch) in r.output.iter().enumerate() {
-            for (dir, rows) in self
-                .partitioner
-                .split(batch, r.ingest_micros)
-                .map_err(SinkError::from)?
-            {
-                self.rows_written += rows.num_rows() as u64;
-                self.parquet.write(
-                    &dir,
-                    &rows,
-                    FileStart {
-                        seq: r.seq,
-                        part: part as u32,
-                    },
-                )?;
+        let at = |part: usize| WriteAt {
+            start: FileStart {
+                seq: r.seq,
+                part: part as u32,
+            },
+            ingest_micros: r.ingest_micros,
+        };
+        for (i, (tap, sink)) in self.out.sinks.iter_mut().enumerate() {
+            match tap {
+                Tap::Source => {
+                    if let Some((data, count)) = &r.raw {
+                        sink.write(SinkInput::Records { data, count: *count }, at(0))?;
+                    }
+                }
+                Tap::Main => {
+                    for (part, batch) in r.output.iter().enumerate() {
+                        if i == 0 {
+                            self.rows_written += batch.num_rows() as u64;
+                        }
+                        sink.write(SinkInput::Rows(batch), at(part))?;
+                    }
+                }
+                Tap::Output { stage, output } => {
+                    let mut part = 0;
+                    for aside in &r.dead {
+                        if let Aside::Tap {
+                            stage: s,
+                            output: o,
+                            rows,
+                        } = aside
+                            && s == stage
+                            && o == output
+                        {
+                            if i == 0 {
+                                self.rows_written += rows.num_rows() as u64;
+                            }
+                            sink.write(SinkInput::Rows(rows), at(part))?;
+                            part += 1;
+                        }
+                    }
+                }
             }
         }
         let start = FileStart { seq: r.seq, part: 0 };
         for item in r.dead {
             match item {
-                DeadItem::Raw(bad) => self.dead.bad_record(start, &r.span.file, &bad)?,
-                DeadItem::Rows { stage, rows, reason } => {
-                    self.dead.rows(start, &stage, &r.span, &rows, reason.as_deref())?
+                Aside::Raw(bad) => self.out.dead.bad_record(start, &bad)?,
+                Aside::Rows { stage, rows, reason } => {
+                    self.out.dead.rows(start, &stage, &r.span, &rows, reason.as_deref())?
                 }
+                Aside::Tap { .. } => {}
             }
         }
         Ok(())
     }
-}
-
-/// A file's absolute path, so a checkpoint does not depend on the working folder.
-fn absolute(file: &str) -> String {
-    std::path::absolute(file).map_or_else(|_| file.to_owned(), |p| p.to_string_lossy().into_owned())
 }
 
 fn write_results(
@@ -481,7 +494,7 @@ fn write_results(
             next += 1;
             let _ = permits.send(());
         }
-        progress.tick(started, w.rows_read, w.bytes_read, w.rows_written, w.dead.count());
+        progress.tick(started, w.rows_read, w.bytes_read, w.rows_written, w.out.dead.count());
     }
     drop(permits);
     if !pending.is_empty() || finals.len() != plan.workers {
@@ -501,18 +514,24 @@ fn write_results(
         w.write(r)?;
     }
     progress.clear();
-    w.parquet.close_all()?;
-    w.dead.close_all()?;
+    for (_, sink) in &mut w.out.sinks {
+        sink.close_all()?;
+    }
+    w.out.dead.close_all()?;
     let state_bytes = states.iter().map(|s| (s.stage.clone(), s.data.len())).collect();
     w.checkpoint(ended.load(Ordering::SeqCst), states, watermarks)?;
     let (checkpoints, slowest_checkpoint) = (w.committer.taken, w.committer.slowest);
-    let files = w.parquet.finish()?;
-    let dead_letters = w.dead.finish()?;
+    // Without checkpoints closing published every file; with them the final checkpoint
+    // listed the closed files and its commit published them.
+    let reports: Vec<SinkReport> = w.out.sinks.iter().map(|(_, s)| s.report()).collect();
+    let files = reports.first().map(|r| r.files.clone()).unwrap_or_default();
+    let dead_letters = w.out.dead.finish()?;
     Ok(RunSummary {
         rows_read: w.rows_read,
         bytes_read: w.bytes_read,
         rows_written: w.rows_written,
         files,
+        sinks: reports,
         dead_letters,
         elapsed: started.elapsed(),
         resumed_from: None,

@@ -1,12 +1,14 @@
 //! Event-time watermarks with bounded out-of-orderness, computed by the host.
 //!
-//! Each source partition (a file now; a shard or topic later) has the greatest event time
-//! seen in it. A partition's watermark is that minus `max_out_of_orderness` minus 1 µs
-//! (Flink's `BoundedOutOfOrdernessWatermarks`, FL-06), and the stage's watermark is the
-//! minimum over its partitions (FL-07). A partition that saw nothing for `idle_timeout` stops
-//! holding the others back (FL-08), and so does a closed one (a file read to its end; a file
-//! source reads files one after another). The watermark never goes back. Pure: the caller
-//! passes the time.
+//! Each source partition (a file, a subscription, a shard) has the greatest event time seen
+//! in it. A partition's watermark is that minus `max_out_of_orderness` minus 1 µs (Flink's
+//! `BoundedOutOfOrdernessWatermarks`, FL-06), and the stage's watermark is the minimum over
+//! its partitions (FL-07). A partition the source opened but that has not delivered event
+//! time yet holds the watermark back too, so a partition whose first records come later
+//! (interleaved files, a new shard) never finds them late. A partition that saw nothing for
+//! `idle_timeout` stops holding the others back (FL-08), and so does a closed one (a file
+//! read to its end, a closed shard). The watermark never goes back. Pure: the caller passes
+//! the time.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -45,7 +47,8 @@ pub struct WatermarkSettings {
 
 #[derive(Debug, Clone)]
 struct Partition {
-    max_micros: i64,
+    /// `None` until the partition delivered event time.
+    max_micros: Option<i64>,
     last_event: Instant,
     closed: bool,
 }
@@ -68,14 +71,26 @@ impl WatermarkTracker {
         }
     }
 
-    /// Events up to `max_micros` were seen in `partition` at `now`.
-    pub fn observe(&mut self, partition: &str, max_micros: i64, now: Instant) {
+    /// The source opened `partition` at `now`: until it delivers event time (or idles, or
+    /// ends) it holds the watermark back.
+    pub fn announce(&mut self, partition: &str, now: Instant) {
         let p = self.partitions.entry(partition.to_owned()).or_insert(Partition {
-            max_micros,
+            max_micros: None,
             last_event: now,
             closed: false,
         });
-        p.max_micros = p.max_micros.max(max_micros);
+        p.closed = false;
+        p.last_event = now;
+    }
+
+    /// Events up to `max_micros` were seen in `partition` at `now`.
+    pub fn observe(&mut self, partition: &str, max_micros: i64, now: Instant) {
+        let p = self.partitions.entry(partition.to_owned()).or_insert(Partition {
+            max_micros: Some(max_micros),
+            last_event: now,
+            closed: false,
+        });
+        p.max_micros = Some(p.max_micros.map_or(max_micros, |m| m.max(max_micros)));
         p.last_event = now;
         p.closed = false;
     }
@@ -87,15 +102,6 @@ impl WatermarkTracker {
         }
     }
 
-    /// Close every partition but `partition` (a file source reads one file at a time).
-    pub fn close_all_but(&mut self, partition: &str) {
-        for (name, p) in &mut self.partitions {
-            if name != partition {
-                p.closed = true;
-            }
-        }
-    }
-
     /// The watermark at `now`, if it rose since the last call that returned one.
     pub fn advance(&mut self, now: Instant) -> Option<i64> {
         let lag = self.settings.max_out_of_orderness.as_micros() as i64 + 1;
@@ -103,10 +109,19 @@ impl WatermarkTracker {
         let active = |p: &&Partition| !p.closed && !idle.is_some_and(|d| now.duration_since(p.last_event) >= d);
         let mut candidates = self.partitions.values().filter(active).peekable();
         let wm = if candidates.peek().is_some() {
-            candidates.map(|p| p.max_micros.saturating_sub(lag)).min()
+            // An active partition with no event time yet holds everything back.
+            candidates
+                .map(|p| p.max_micros.map(|m| m.saturating_sub(lag)))
+                .collect::<Option<Vec<i64>>>()?
+                .into_iter()
+                .min()
         } else {
             // Every partition is idle or closed: the greatest time seen anywhere holds.
-            self.partitions.values().map(|p| p.max_micros.saturating_sub(lag)).max()
+            self.partitions
+                .values()
+                .filter_map(|p| p.max_micros)
+                .map(|m| m.saturating_sub(lag))
+                .max()
         }?;
         if self.emitted.is_some_and(|e| wm <= e) {
             return None;
@@ -123,7 +138,10 @@ impl WatermarkTracker {
     /// What a checkpoint keeps: each partition's greatest time, and the watermark.
     pub fn state(&self) -> (BTreeMap<String, i64>, Option<i64>) {
         (
-            self.partitions.iter().map(|(k, p)| (k.clone(), p.max_micros)).collect(),
+            self.partitions
+                .iter()
+                .filter_map(|(k, p)| Some((k.clone(), p.max_micros?)))
+                .collect(),
             self.emitted,
         )
     }
@@ -135,7 +153,7 @@ impl WatermarkTracker {
             self.partitions.insert(
                 name.clone(),
                 Partition {
-                    max_micros: *max,
+                    max_micros: Some(*max),
                     last_event: now,
                     closed: true,
                 },
@@ -198,6 +216,30 @@ mod tests {
     }
 
     #[test]
+    fn an_announced_partition_holds_the_watermark_until_it_delivers_idles_or_ends() {
+        let t0 = Instant::now();
+        let mut w = tracker(0, Some(10));
+        w.announce("late", t0);
+        w.observe("early", 100 * S, t0);
+        assert_eq!(w.advance(t0), None, "`late` has not delivered yet");
+        w.observe("late", 40 * S, t0);
+        assert_eq!(w.advance(t0), Some(40 * S - 1));
+        w.announce("third", t0);
+        w.observe("late", 90 * S, t0);
+        assert_eq!(w.advance(t0), None, "`third` holds it");
+        w.close("third");
+        assert_eq!(w.advance(t0), Some(90 * S - 1), "an ended partition does not");
+        w.announce("quiet", t0);
+        w.observe("late", 95 * S, t0 + Duration::from_secs(11));
+        w.observe("early", 120 * S, t0 + Duration::from_secs(11));
+        assert_eq!(
+            w.advance(t0 + Duration::from_secs(11)),
+            Some(95 * S - 1),
+            "an announced partition that stays silent idles out"
+        );
+    }
+
+    #[test]
     fn a_closed_partition_does_not_hold_it_back_and_state_round_trips() {
         let t0 = Instant::now();
         let mut w = tracker(1, None);
@@ -205,7 +247,7 @@ mod tests {
         w.observe("f2", 10 * S, t0);
         w.close("f2");
         assert_eq!(w.advance(t0), Some(99 * S - 1));
-        w.close_all_but("f3");
+        w.close("f1");
         w.observe("f3", 200 * S, t0);
         assert_eq!(w.advance(t0), Some(199 * S - 1));
         let (parts, emitted) = w.state();

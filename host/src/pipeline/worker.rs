@@ -13,24 +13,31 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 
 use super::plan::{Plan, StagePlan};
+use super::sinks::Tap;
 use super::state_log::{Event, StateLog};
 use super::watermark::{WatermarkTracker, max_event_micros};
 use crate::checkpoint::{StageState, WatermarkState};
 use crate::config::OnError;
-use crate::decode::BadRecord;
 use crate::decode::json::JsonDecoder;
+use crate::decode::metadata::Metadata;
 use crate::engine::{CallError, EngineError, TransformInstance};
-use crate::source::{Chunk, SourceSpan};
+use crate::record::{BadRecord, Chunk, PartitionEvent, SourceSpan};
 
 /// Calls one failing batch may spend on bisection; what is not isolated by then is
 /// dead-lettered in whole halves. 128 calls isolate about five bad rows in 8192.
 const MAX_BISECT_CALLS: u32 = 128;
 
-/// Something for the dead-letter sink.
+/// Rows that leave the chain before its end: dead letters, and outputs sinks take.
 #[derive(Debug)]
-pub(crate) enum DeadItem {
-    /// A line that could not be decoded.
+pub(crate) enum Aside {
+    /// A record that could not be decoded.
     Raw(BadRecord),
+    /// Rows of a stage's output that a sink takes (`input = "stage.output"`).
+    Tap {
+        stage: usize,
+        output: String,
+        rows: RecordBatch,
+    },
     /// Rows a stage rejected (reason column last) or failed on (`reason` given).
     Rows {
         stage: String,
@@ -44,10 +51,14 @@ pub(crate) enum DeadItem {
 pub(crate) struct WorkResult {
     pub seq: u64,
     pub span: SourceSpan,
+    /// The source partition's position after the chunk (key, source-owned value).
+    pub position: Option<(Arc<str>, serde_json::Value)>,
+    /// The records as received, for sinks that take the source (with their count).
+    pub raw: Option<(Vec<u8>, usize)>,
     pub ingest_micros: i64,
     pub rows_in: u64,
     pub output: Vec<RecordBatch>,
-    pub dead: Vec<DeadItem>,
+    pub dead: Vec<Aside>,
     /// A checkpoint follows this result; `states` are the stateful stages' snapshots after it.
     pub barrier: bool,
     pub states: Vec<StageState>,
@@ -83,8 +94,36 @@ pub(crate) enum WorkerError {
     },
 }
 
+/// Where a stage's outputs go besides `main` down the chain.
+#[derive(Debug, Clone)]
+struct Routing {
+    name: String,
+    index: usize,
+    /// Outputs sinks take (`main` too, when a sink takes it from a stage not last).
+    tapped: Vec<String>,
+}
+
+impl Routing {
+    fn of(plan: &Plan, index: usize) -> Routing {
+        let tapped = plan
+            .sinks
+            .iter()
+            .filter_map(|s| match &s.tap {
+                Tap::Output { stage, output } if *stage == index => Some(output.clone()),
+                _ => None,
+            })
+            .collect();
+        Routing {
+            name: plan.stages[index].name.clone(),
+            index,
+            tapped,
+        }
+    }
+}
+
 struct Stage {
     plan: Arc<StagePlan>,
+    routing: Routing,
     instance: TransformInstance,
     label: String,
     /// Consecutive batches of which no row got through.
@@ -96,12 +135,13 @@ struct Stage {
 }
 
 impl Stage {
-    fn start(plan: Arc<StagePlan>, label: String) -> Result<Self, WorkerError> {
+    fn start(plan: Arc<StagePlan>, label: String, routing: Routing) -> Result<Self, WorkerError> {
         let instance = open(&plan, &label)?;
         let log = plan.description.state_format.map(|_| StateLog::default());
         let tracker = plan.watermark.map(|w| WatermarkTracker::new(w.settings));
         Ok(Stage {
             plan,
+            routing,
             instance,
             label,
             failed_batches: 0,
@@ -169,15 +209,26 @@ impl Stage {
         let (Some(tracker), Some(w)) = (&mut self.tracker, self.plan.watermark) else {
             return;
         };
-        // A file source reads one file after another: the others are done.
-        tracker.close_all_but(partition);
         if let Some(max) = max_event_micros(batch, w.column) {
             tracker.observe(partition, max, std::time::Instant::now());
         }
     }
 
+    /// Partitions the source opened hold the watermark from now on; ended ones stop
+    /// holding it (after their last batch was observed).
+    fn partitions(&mut self, events: &[PartitionEvent], opened: bool) {
+        let Some(tracker) = &mut self.tracker else { return };
+        for event in events {
+            match event {
+                PartitionEvent::Opened(p) if opened => tracker.announce(p, std::time::Instant::now()),
+                PartitionEvent::Ended(p) if !opened => tracker.close(p),
+                _ => {}
+            }
+        }
+    }
+
     /// Pass a risen watermark to the component; returns what it emits to `main`.
-    fn advance_watermark(&mut self, dead: &mut Vec<DeadItem>) -> Result<Vec<RecordBatch>, WorkerError> {
+    fn advance_watermark(&mut self, dead: &mut Vec<Aside>) -> Result<Vec<RecordBatch>, WorkerError> {
         let Some(micros) = self.tracker.as_mut().and_then(|t| t.advance(std::time::Instant::now())) else {
             return Ok(Vec::new());
         };
@@ -186,7 +237,7 @@ impl Stage {
                 if let Some(log) = &mut self.log {
                     log.record_watermark(micros);
                 }
-                Ok(route(&self.plan.name, outs, dead))
+                Ok(route(&self.routing, outs, dead))
             }
             Err(error) if self.plan.on_error == OnError::Halt => Err(WorkerError::Halted {
                 stage: self.plan.name.clone(),
@@ -201,11 +252,11 @@ impl Stage {
     }
 
     /// One batch through this stage under its `on_error` policy; returns its `main` output.
-    fn run(&mut self, batch: RecordBatch, dead: &mut Vec<DeadItem>) -> Result<Vec<RecordBatch>, WorkerError> {
+    fn run(&mut self, batch: RecordBatch, dead: &mut Vec<Aside>) -> Result<Vec<RecordBatch>, WorkerError> {
         let err = match self.call(&batch)? {
             Ok(outs) => {
                 self.failed_batches = 0;
-                return Ok(route(&self.plan.name, outs, dead));
+                return Ok(route(&self.routing, outs, dead));
             }
             Err(err) => err,
         };
@@ -251,7 +302,7 @@ impl Stage {
         batch: RecordBatch,
         err: CallError,
         main: &mut Vec<RecordBatch>,
-        dead: &mut Vec<DeadItem>,
+        dead: &mut Vec<Aside>,
         budget: &mut u32,
     ) -> Result<usize, WorkerError> {
         let rows = batch.num_rows();
@@ -267,7 +318,7 @@ impl Stage {
             }
             *budget -= 1;
             match self.call(&part)? {
-                Ok(outs) => main.extend(route(&self.plan.name, outs, dead)),
+                Ok(outs) => main.extend(route(&self.routing, outs, dead)),
                 Err(e) => failed += self.bisect(part, e, main, dead, budget)?,
             }
         }
@@ -275,11 +326,11 @@ impl Stage {
     }
 
     /// The rows of a failed call become dead letters with the reason; returns their count.
-    fn dead_letter(&self, err: &CallError, batch: RecordBatch, dead: &mut Vec<DeadItem>) -> usize {
+    fn dead_letter(&self, err: &CallError, batch: RecordBatch, dead: &mut Vec<Aside>) -> usize {
         let digest = &self.plan.component.digest()[..12];
         let rows = batch.num_rows();
         tracing::warn!(stage = %self.plan.name, component = digest, rows, error = %err, "Transform failed; rows go to dead letters.");
-        dead.push(DeadItem::Rows {
+        dead.push(Aside::Rows {
             stage: self.plan.name.clone(),
             rows: batch,
             reason: Some(format!("transform {err} (component sha256 {digest}…)")),
@@ -313,7 +364,10 @@ fn open(plan: &StagePlan, label: &str) -> Result<TransformInstance, WorkerError>
 /// A decoder and a private instance of every stage.
 pub(crate) struct Worker {
     decoder: JsonDecoder,
+    metadata: Metadata,
     stages: Vec<Stage>,
+    /// A sink takes the records as received: hand them to the writer.
+    keep_raw: bool,
 }
 
 impl Worker {
@@ -327,7 +381,14 @@ impl Worker {
         let mut stages: Vec<Stage> = plan
             .stages
             .iter()
-            .map(|s| Stage::start(s.clone(), format!("{}/{}#{id}", plan.name, s.name)))
+            .enumerate()
+            .map(|(i, s)| {
+                Stage::start(
+                    s.clone(),
+                    format!("{}/{}#{id}", plan.name, s.name),
+                    Routing::of(plan, i),
+                )
+            })
             .collect::<Result<_, _>>()?;
         for (stage, state) in stages.iter_mut().zip(states) {
             let Some(state) = state else { continue };
@@ -355,9 +416,16 @@ impl Worker {
                 tracker.restore(&w.partitions, w.watermark, std::time::Instant::now());
             }
         }
+        let decoder = JsonDecoder::new(plan.decoded_schema.clone(), plan.batch_rows);
         Ok(Worker {
-            decoder: JsonDecoder::new(plan.input_schema.clone(), plan.batch_rows),
+            decoder: if plan.metadata.is_empty() {
+                decoder
+            } else {
+                decoder.tracking_records()
+            },
+            metadata: plan.metadata.clone(),
             stages,
+            keep_raw: plan.sinks.iter().any(|s| s.tap == Tap::Source),
         })
     }
 
@@ -368,14 +436,14 @@ impl Worker {
     pub(crate) fn swap(&mut self, plan: &Plan, id: usize) -> Result<Vec<String>, String> {
         let mut fresh: Vec<Option<Stage>> = Vec::with_capacity(plan.stages.len());
         let mut changed = Vec::new();
-        for new in &plan.stages {
+        for (index, new) in plan.stages.iter().enumerate() {
             let old = self.stages.iter_mut().find(|s| s.plan.name == new.name);
             if old.as_ref().is_some_and(|o| o.plan.same_as(new)) {
                 fresh.push(None);
                 continue;
             }
             let label = format!("{}/{}#{id}", plan.name, new.name);
-            let mut stage = Stage::start(new.clone(), label).map_err(|e| e.to_string())?;
+            let mut stage = Stage::start(new.clone(), label, Routing::of(plan, index)).map_err(|e| e.to_string())?;
             if let Some(old) = old {
                 if new.stateful()
                     && let Some((version, data)) = old.snapshot().map_err(|e| e.to_string())?
@@ -388,8 +456,12 @@ impl Worker {
                         }
                         Err(e) if new.discard_state => {
                             tracing::warn!(stage = %new.name, error = %e, "The new version refused the running state; it starts empty (state = \"discard\").");
-                            stage = Stage::start(new.clone(), format!("{}/{}#{id}", plan.name, new.name))
-                                .map_err(|e| e.to_string())?;
+                            stage = Stage::start(
+                                new.clone(),
+                                format!("{}/{}#{id}", plan.name, new.name),
+                                Routing::of(plan, index),
+                            )
+                            .map_err(|e| e.to_string())?;
                         }
                         Err(e) => {
                             return Err(format!(
@@ -419,26 +491,35 @@ impl Worker {
             };
             self.stages.push(stage);
         }
+        for (index, stage) in self.stages.iter_mut().enumerate() {
+            stage.routing = Routing::of(plan, index);
+        }
         Ok(changed)
     }
 
     pub(crate) fn process(&mut self, mut chunk: Chunk) -> Result<WorkResult, WorkerError> {
-        let decoded = self.decoder.decode(&chunk)?;
-        let mut bad = decoded.bad;
-        if !chunk.topics.is_empty() {
-            for b in &mut bad {
-                let index = b.line.saturating_sub(chunk.span.first_line) as usize;
-                b.topic = chunk.topics.get(index).cloned();
-            }
+        let mut decoded = self.decoder.decode(&chunk)?;
+        if !self.metadata.is_empty() {
+            decoded.batch = decoded
+                .batch
+                .map(|b| self.metadata.append(b, &chunk, &decoded.records))
+                .transpose()?;
         }
+        let mut bad = decoded.bad;
         bad.append(&mut chunk.rejected);
-        bad.sort_by_key(|b| b.line);
-        let mut dead: Vec<DeadItem> = bad.into_iter().map(DeadItem::Raw).collect();
+        bad.sort_by_key(|b| b.index);
+        let mut dead: Vec<Aside> = bad.into_iter().map(Aside::Raw).collect();
         let rows_in = decoded.batch.as_ref().map_or(0, |b| b.num_rows() as u64);
-        let output = match decoded.batch {
-            Some(batch) => self.run_from(0, vec![batch], &mut dead, Some(&chunk.span.file))?,
-            None => Vec::new(),
+        // Even a chunk with no rows moves the watermark: it may open or end partitions.
+        let feed = Feed {
+            partition: &chunk.span.file,
+            events: &chunk.events,
         };
+        let output = self.run_from(0, decoded.batch.into_iter().collect(), &mut dead, Some(feed))?;
+        let raw = self.keep_raw.then(|| {
+            let count = chunk.records();
+            (std::mem::take(&mut chunk.data), count)
+        });
         let (states, watermarks) = if chunk.barrier {
             (self.snapshot()?, self.watermarks())
         } else {
@@ -447,6 +528,8 @@ impl Worker {
         Ok(WorkResult {
             seq: chunk.seq,
             span: chunk.span,
+            position: chunk.position,
+            raw,
             ingest_micros: chunk.ingest_micros,
             rows_in,
             output,
@@ -507,7 +590,7 @@ impl Worker {
         for k in 0..flushed_stages {
             let stage = &mut self.stages[k];
             let flushed = match stage.instance.finish() {
-                Ok(outs) => route(&stage.plan.name, outs, &mut dead),
+                Ok(outs) => route(&stage.routing, outs, &mut dead),
                 Err(error) if stage.plan.on_error == OnError::Halt => {
                     return Err(WorkerError::Halted {
                         stage: stage.plan.name.clone(),
@@ -526,6 +609,8 @@ impl Worker {
         Ok(WorkResult {
             seq,
             span,
+            position: None,
+            raw: None,
             ingest_micros,
             rows_in: 0,
             output,
@@ -536,25 +621,29 @@ impl Worker {
         })
     }
 
-    /// Run batches through stages `from..`, collecting what reaches the end. Batches that
-    /// came from source partition `partition` move the watermark of stages that have one;
-    /// each such stage gets its risen watermark after the batches.
+    /// Run batches through stages `from..`, collecting what reaches the end. Batches fed
+    /// from the source move the watermark of stages that have one (with the partitions the
+    /// chunk opened or ended); each such stage gets its risen watermark after the batches.
     fn run_from(
         &mut self,
         from: usize,
         mut batches: Vec<RecordBatch>,
-        dead: &mut Vec<DeadItem>,
-        partition: Option<&str>,
+        dead: &mut Vec<Aside>,
+        feed: Option<Feed<'_>>,
     ) -> Result<Vec<RecordBatch>, WorkerError> {
         for stage in &mut self.stages[from..] {
             let mut next = Vec::with_capacity(batches.len());
+            if let Some(f) = &feed {
+                stage.partitions(f.events, true);
+            }
             for batch in batches {
-                if let Some(p) = partition {
-                    stage.observe(p, &batch);
+                if let Some(f) = &feed {
+                    stage.observe(f.partition, &batch);
                 }
                 next.extend(stage.run(batch, dead)?);
             }
-            if partition.is_some() {
+            if let Some(f) = &feed {
+                stage.partitions(f.events, false);
                 next.extend(stage.advance_watermark(dead)?);
             }
             batches = next;
@@ -563,15 +652,37 @@ impl Worker {
     }
 }
 
-/// `main` continues; `rejected` goes to dead letters (the plan refuses other outputs).
-fn route(stage: &str, outs: Vec<(String, RecordBatch)>, dead: &mut Vec<DeadItem>) -> Vec<RecordBatch> {
+/// What a chunk tells the watermarks: its partition, and the partitions opened or ended.
+#[derive(Clone, Copy)]
+struct Feed<'a> {
+    partition: &'a str,
+    events: &'a [PartitionEvent],
+}
+
+/// `main` continues (and goes to a sink that takes it); an output a sink takes goes there;
+/// `rejected` goes to dead letters otherwise (the plan refuses other outputs no sink takes).
+fn route(routing: &Routing, outs: Vec<(String, RecordBatch)>, aside: &mut Vec<Aside>) -> Vec<RecordBatch> {
     let mut main = Vec::new();
     for (name, batch) in outs {
+        let tapped = routing.tapped.contains(&name);
         if name == sluice_sdk::MAIN {
+            if tapped {
+                aside.push(Aside::Tap {
+                    stage: routing.index,
+                    output: name,
+                    rows: batch.clone(),
+                });
+            }
             main.push(batch);
+        } else if tapped {
+            aside.push(Aside::Tap {
+                stage: routing.index,
+                output: name,
+                rows: batch,
+            });
         } else {
-            dead.push(DeadItem::Rows {
-                stage: stage.to_owned(),
+            aside.push(Aside::Rows {
+                stage: routing.name.clone(),
                 rows: batch,
                 reason: None,
             });

@@ -7,7 +7,6 @@
 //! {"reason":"…","stage":"mapping","source":{"file":"data/a.ndjson","first_line":1,"last_line":8192},"record":{…}}
 //! ```
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -15,33 +14,39 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow_json::LineDelimitedWriter;
 use base64::Engine as _;
 
-use super::parquet::CommitMode;
-use super::{FileStart, SinkError, io_err, sync_dir};
-use crate::checkpoint::{FileState, OutputFile, OutputRoot, temp_path};
-use crate::decode::BadRecord;
-use crate::source::SourceSpan;
+use super::storage::{StagedFile, Storage};
+use super::{FileStart, Sealing, SinkError, SinkReport, TwoPhase, WrittenFile};
+use crate::checkpoint::{FileState, OutputFile};
+use crate::record::{BadRecord, SourceSpan};
+
+/// The name dead letters go by in checkpoints (no sink of the pipeline file may take it).
+pub const DEAD_LETTER: &str = crate::config::RESERVED_SINK_NAME;
 
 /// A dead-letter file is closed past this size.
 const TARGET_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Writes dead letters as JSON lines under one folder.
 pub struct DeadLetterSink {
-    dir: PathBuf,
-    mode: CommitMode,
-    /// The open file and its name relative to `dir`.
-    open: Option<(BufWriter<File>, String)>,
+    storage: Box<dyn Storage>,
+    immediate: bool,
+    /// The open file and its name relative to the folder.
+    open: Option<(BufWriter<Box<dyn StagedFile>>, String)>,
+    /// The input position the last file was named after, and how many files were named
+    /// after it: one chunk's dead letters can fill several files.
+    last_start: Option<(FileStart, u32)>,
     /// Complete files waiting for the next checkpoint.
     sealed: Vec<String>,
     bytes: u64,
     count: u64,
     reasons: std::collections::BTreeMap<String, u64>,
     files: Vec<PathBuf>,
+    published: Vec<WrittenFile>,
 }
 
 impl std::fmt::Debug for DeadLetterSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeadLetterSink")
-            .field("dir", &self.dir)
+            .field("location", &self.storage.location())
             .field("count", &self.count)
             .finish()
     }
@@ -59,26 +64,39 @@ pub struct DeadLetterSummary {
 }
 
 impl DeadLetterSink {
-    /// A sink writing under `dir` (created on the first dead letter).
-    pub fn new(dir: PathBuf, mode: CommitMode) -> Self {
+    /// A sink writing into `storage` (created on the first dead letter); `immediate`
+    /// publishes complete files at once (runs without checkpoints).
+    pub fn new(storage: Box<dyn Storage>, immediate: bool) -> Self {
         DeadLetterSink {
-            dir,
-            mode,
+            storage,
+            immediate,
             open: None,
+            last_start: None,
             sealed: Vec::new(),
             bytes: 0,
             count: 0,
             reasons: Default::default(),
             files: Vec::new(),
+            published: Vec::new(),
         }
     }
 
-    fn writer(&mut self, start: FileStart) -> Result<&mut BufWriter<File>, SinkError> {
+    fn writer(&mut self, start: FileStart) -> Result<&mut BufWriter<Box<dyn StagedFile>>, SinkError> {
         if self.open.is_none() {
-            std::fs::create_dir_all(&self.dir).map_err(io_err("creating folder", &self.dir))?;
-            let name = format!("dlq-{}.jsonl", start.stem().trim_start_matches("part-"));
-            let tmp = self.dir.join(temp_path(&name));
-            let file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
+            // A second file for the same input position gets the next number, never the
+            // name of the file it follows.
+            let rollover = match self.last_start {
+                Some((last, n)) if last == start => n + 1,
+                _ => 0,
+            };
+            self.last_start = Some((start, rollover));
+            let stem = start.stem();
+            let stem = stem.trim_start_matches("part-");
+            let name = match rollover {
+                0 => format!("dlq-{stem}.jsonl"),
+                n => format!("dlq-{stem}-{n:04}.jsonl"),
+            };
+            let file = self.storage.create(&name)?;
             self.open = Some((BufWriter::new(file), name));
             self.bytes = 0;
         }
@@ -93,7 +111,11 @@ impl DeadLetterSink {
         let w = self.writer(start)?;
         w.write_all(line.as_bytes())
             .and_then(|_| w.write_all(b"\n"))
-            .map_err(io_err("writing dead letters to", &self.dir))?;
+            .map_err(|error| SinkError::Io {
+                action: "writing dead letters to",
+                path: self.storage.location().into(),
+                error,
+            })?;
         self.bytes += len;
         self.count += 1;
         *self.reasons.entry(stage.to_owned()).or_default() += 1;
@@ -104,17 +126,9 @@ impl DeadLetterSink {
     }
 
     /// A raw input record that could not be decoded (stage `decode`).
-    pub fn bad_record(&mut self, start: FileStart, file: &str, bad: &BadRecord) -> Result<(), SinkError> {
+    pub fn bad_record(&mut self, start: FileStart, bad: &BadRecord) -> Result<(), SinkError> {
         let text = String::from_utf8_lossy(&bad.raw);
-        let source = match &bad.topic {
-            Some(topic) => format!("{{\"broker\":{},\"topic\":{}}}", quote(file), quote(topic)),
-            None => format!(
-                "{{\"file\":{},\"line\":{},\"offset\":{}}}",
-                quote(file),
-                bad.line,
-                bad.offset
-            ),
-        };
+        let source = bad.origin.to_json().to_string();
         // Bytes that are not UTF-8 are kept exactly, in base64, beside the readable text.
         let exact = match std::str::from_utf8(&bad.raw) {
             Ok(_) => String::new(),
@@ -187,30 +201,66 @@ impl DeadLetterSink {
         let Some((w, name)) = self.open.take() else {
             return Ok(());
         };
-        let tmp = self.dir.join(temp_path(&name));
-        let file = w.into_inner().map_err(|e| SinkError::Io {
+        let mut file = w.into_inner().map_err(|e| SinkError::Io {
             action: "flushing",
-            path: tmp.clone(),
+            path: self.storage.location().into(),
             error: e.into_error(),
         })?;
-        file.sync_all().map_err(io_err("syncing", &tmp))?;
+        file.sync().map_err(|error| SinkError::Io {
+            action: "syncing",
+            path: self.storage.location().into(),
+            error,
+        })?;
         self.sealed.push(name);
-        if self.mode == CommitMode::Immediate {
-            self.commit_sealed()?;
+        if self.immediate {
+            self.commit()?;
         }
         Ok(())
     }
 
+    /// Dead letters written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Close the open file and summarise (after the final checkpoint, if any).
+    pub fn finish(mut self) -> Result<DeadLetterSummary, SinkError> {
+        self.close()?;
+        self.commit()?;
+        Ok(DeadLetterSummary {
+            count: self.count,
+            by_stage: std::mem::take(&mut self.reasons),
+            files: std::mem::take(&mut self.files),
+        })
+    }
+}
+
+impl TwoPhase for DeadLetterSink {
+    fn name(&self) -> &str {
+        DEAD_LETTER
+    }
+
+    fn sealing(&self) -> Sealing {
+        Sealing::CutBack
+    }
+
+    fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
     /// Make every dead letter written so far durable and say which files hold them.
-    pub fn checkpoint(&mut self) -> Result<Vec<OutputFile>, SinkError> {
+    fn pre_commit(&mut self) -> Result<Vec<OutputFile>, SinkError> {
         let mut outputs = Vec::new();
         if let Some((w, name)) = self.open.as_mut() {
-            let tmp = self.dir.join(temp_path(name));
             w.flush()
-                .and_then(|_| w.get_ref().sync_data())
-                .map_err(io_err("syncing", &tmp))?;
+                .and_then(|_| w.get_mut().sync())
+                .map_err(|error| SinkError::Io {
+                    action: "syncing",
+                    path: self.storage.location().into(),
+                    error,
+                })?;
             outputs.push(OutputFile {
-                root: OutputRoot::DeadLetter,
+                root: DEAD_LETTER.to_owned(),
                 path: name.clone(),
                 state: FileState::Open {
                     len: self.bytes,
@@ -219,46 +269,45 @@ impl DeadLetterSink {
             });
         }
         outputs.extend(self.sealed.iter().map(|name| OutputFile {
-            root: OutputRoot::DeadLetter,
+            root: DEAD_LETTER.to_owned(),
             path: name.clone(),
             state: FileState::Sealed,
         }));
         Ok(outputs)
     }
 
-    /// After a checkpoint is stored (or at once without checkpoints): rename sealed files
-    /// into place.
-    pub fn commit_sealed(&mut self) -> Result<(), SinkError> {
+    /// After a checkpoint is stored (or at once without checkpoints): publish sealed files.
+    fn commit(&mut self) -> Result<(), SinkError> {
         if self.sealed.is_empty() {
             return Ok(());
         }
-        for name in std::mem::take(&mut self.sealed) {
-            let path = self.dir.join(&name);
-            std::fs::rename(self.dir.join(temp_path(&name)), &path).map_err(io_err("renaming into place", &path))?;
+        let sealed = std::mem::take(&mut self.sealed);
+        self.storage.publish(&sealed)?;
+        for name in sealed {
+            let path = std::path::Path::new(&self.storage.location()).join(&name);
+            self.published.push(WrittenFile {
+                path: path.clone(),
+                partition: String::new(),
+                rows: 0,
+                bytes: 0,
+            });
             self.files.push(path);
         }
-        sync_dir(&self.dir)
+        Ok(())
     }
 
-    /// Close the open file (renamed now, or sealed for the next checkpoint).
-    pub fn close_all(&mut self) -> Result<(), SinkError> {
+    /// Close the open file (published now, or sealed for the next checkpoint).
+    fn close_all(&mut self) -> Result<(), SinkError> {
         self.close()
     }
 
-    /// Dead letters written so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// Close the open file and summarise.
-    pub fn finish(mut self) -> Result<DeadLetterSummary, SinkError> {
-        self.close()?;
-        self.commit_sealed()?;
-        Ok(DeadLetterSummary {
-            count: self.count,
-            by_stage: std::mem::take(&mut self.reasons),
-            files: std::mem::take(&mut self.files),
-        })
+    fn report(&self) -> SinkReport {
+        SinkReport {
+            name: DEAD_LETTER.to_owned(),
+            location: self.storage.location(),
+            rows: self.count,
+            files: self.published.clone(),
+        }
     }
 }
 

@@ -5,18 +5,18 @@
 //! fill, so memory per open file is about one row group. Files are written under hidden
 //! temporary names (`.part-….parquet.inprogress`) and renamed into place when complete.
 //!
-//! With checkpoints ([`CommitMode::AtCheckpoint`]) files outlive checkpoints: at each
+//! With checkpoints (not `immediate`) files outlive checkpoints: at each
 //! checkpoint every open file's buffered rows are flushed as a row group and synced, and the
 //! metadata of the row groups flushed since the last checkpoint is appended to the file's
 //! journal (`.part-….parquet.inprogress.meta`). The checkpoint records both lengths. A file
 //! that is complete (size or age reached) waits, sealed, for the next checkpoint and is
-//! renamed into place only after that checkpoint is stored. Recovery [`seal`]s an open file
-//! by cutting it back to the recorded lengths and writing a footer from the journal.
+//! renamed into place only after that checkpoint is stored. Recovery seals an open file
+//! by cutting it back to the recorded lengths and writing a footer from the journal
+//! ([`footer_from_journal`]).
 
-use std::collections::{BTreeSet, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -26,8 +26,10 @@ use parquet::basic::{Compression as Codec, ZstdLevel};
 use parquet::file::metadata::{FileMetaData, ParquetMetaData, ParquetMetaDataReader, ParquetMetaDataWriter};
 use parquet::file::properties::WriterProperties;
 
-use super::{FileStart, SinkError, io_err, sync_dir};
-use crate::checkpoint::{FileState, OutputFile, OutputRoot, journal_path, temp_path};
+use super::partition::Partitioner;
+use super::storage::{StagedFile, Storage};
+use super::{FileStart, Sealing, Sink, SinkError, SinkInput, SinkReport, TwoPhase, WriteAt, WrittenFile};
+use crate::checkpoint::{FileState, OutputFile};
 use crate::config::Compression;
 
 /// Open files beyond this are closed, least recently written first.
@@ -36,8 +38,6 @@ pub const MAX_OPEN_FILES: usize = 64;
 /// Settings of a Parquet sink.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParquetSettings {
-    /// Root folder.
-    pub dir: PathBuf,
     /// Schema of the rows written (after partition columns are removed).
     pub schema: SchemaRef,
     /// Codec.
@@ -50,63 +50,53 @@ pub struct ParquetSettings {
     pub max_file_age: Duration,
 }
 
-/// When complete files are renamed into place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommitMode {
-    /// As soon as they are complete (no checkpoints).
-    Immediate,
-    /// After the next checkpoint ([`ParquetSink::checkpoint`] then [`ParquetSink::commit_sealed`]).
-    AtCheckpoint,
-}
-
-/// A file the sink has committed (renamed into place).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrittenFile {
-    /// Final path.
-    pub path: PathBuf,
-    /// Partition folder, relative to the sink root.
-    pub partition: String,
-    /// Rows in the file.
-    pub rows: u64,
-    /// Size in bytes.
-    pub bytes: u64,
-}
-
 struct OpenFile {
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<Box<dyn StagedFile>>,
     rel: String,
     rows: u64,
     last_used: u64,
     opened: Instant,
-    journal: Option<File>,
+    journal: Option<Box<dyn StagedFile>>,
     journal_len: u64,
     journaled_row_groups: usize,
 }
 
 /// Writes batches into Parquet files under partition folders.
 pub struct ParquetSink {
+    name: String,
+    storage: Box<dyn Storage>,
     settings: ParquetSettings,
+    partitioner: Partitioner,
     props: WriterProperties,
-    mode: CommitMode,
+    /// Publish files as soon as they are complete (runs without checkpoints).
+    immediate: bool,
     template: FileMetaData,
     open: HashMap<String, OpenFile>,
     tick: u64,
     sealed: Vec<WrittenFile>,
     written: Vec<WrittenFile>,
+    rows: u64,
 }
 
 impl std::fmt::Debug for ParquetSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParquetSink")
-            .field("dir", &self.settings.dir)
+            .field("name", &self.name)
             .field("open", &self.open.len())
             .finish()
     }
 }
 
 impl ParquetSink {
-    /// A sink writing under `settings.dir` (created on first write).
-    pub fn new(settings: ParquetSettings, mode: CommitMode) -> Result<Self, SinkError> {
+    /// A sink called `name` writing into `storage`, rows spread over folders by
+    /// `partitioner`; `immediate` publishes complete files at once (no checkpoints).
+    pub fn new(
+        name: String,
+        storage: Box<dyn Storage>,
+        settings: ParquetSettings,
+        partitioner: Partitioner,
+        immediate: bool,
+    ) -> Result<Self, SinkError> {
         let codec = match settings.compression {
             Compression::Snappy => Codec::SNAPPY,
             Compression::Zstd => Codec::ZSTD(ZstdLevel::default()),
@@ -119,7 +109,7 @@ impl ParquetSink {
             .build();
         // The file-level metadata every file of this sink gets (schema, Arrow schema, orders).
         let parquet_err = |error| SinkError::Parquet {
-            path: settings.dir.clone(),
+            path: storage.location().into(),
             error,
         };
         let template = ArrowWriter::try_new(Vec::new(), settings.schema.clone(), Some(props.clone()))
@@ -128,24 +118,29 @@ impl ParquetSink {
             .file_metadata()
             .clone();
         Ok(ParquetSink {
+            name,
+            storage,
             settings,
+            partitioner,
             props,
-            mode,
+            immediate,
             template,
             open: HashMap::new(),
             tick: 0,
             sealed: Vec::new(),
             written: Vec::new(),
+            rows: 0,
         })
     }
 
+    /// A file's path for messages and reports.
     fn abs(&self, rel: &str) -> PathBuf {
-        self.settings.dir.join(rel)
+        std::path::Path::new(&self.storage.location()).join(rel)
     }
 
     /// Write rows into `partition` (a relative folder). `start` names a new file if one is
     /// opened for these rows.
-    pub fn write(&mut self, partition: &str, batch: &RecordBatch, start: FileStart) -> Result<(), SinkError> {
+    fn write_folder(&mut self, partition: &str, batch: &RecordBatch, start: FileStart) -> Result<(), SinkError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -159,7 +154,7 @@ impl ParquetSink {
         }
         let target = self.settings.target_file_bytes;
         let max_age = self.settings.max_file_age;
-        let tmp = self.abs(&temp_path(&self.open[partition].rel));
+        let tmp = self.abs(&self.open[partition].rel);
         let Some(file) = self.open.get_mut(partition) else {
             unreachable!("inserted above");
         };
@@ -181,15 +176,11 @@ impl ParquetSink {
         } else {
             format!("{partition}/{}.parquet", start.stem())
         };
-        let tmp = self.abs(&temp_path(&rel));
-        if let Some(dir) = tmp.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err("creating folder", dir))?;
-        }
-        let file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
+        let file = self.storage.create(&rel)?;
         let writer =
             ArrowWriter::try_new(file, self.settings.schema.clone(), Some(self.props.clone())).map_err(|error| {
                 SinkError::Parquet {
-                    path: tmp.clone(),
+                    path: self.abs(&rel),
                     error,
                 }
             })?;
@@ -222,31 +213,44 @@ impl ParquetSink {
         let Some(mut file) = self.open.remove(partition) else {
             return Ok(());
         };
-        let tmp = self.abs(&temp_path(&file.rel));
+        let path = self.abs(&file.rel);
         file.writer.finish().map_err(|error| SinkError::Parquet {
-            path: tmp.clone(),
+            path: path.clone(),
             error,
         })?;
-        file.writer.inner_mut().sync_all().map_err(io_err("syncing", &tmp))?;
+        file.writer
+            .inner_mut()
+            .flush()
+            .and_then(|_| file.writer.inner_mut().sync())
+            .map_err(|error| SinkError::Io {
+                action: "syncing",
+                path: path.clone(),
+                error,
+            })?;
         let done = WrittenFile {
-            path: self.abs(&file.rel),
+            path: file.rel.clone().into(),
             partition: partition.to_owned(),
             rows: file.rows,
             bytes: file.writer.bytes_written() as u64,
         };
-        match self.mode {
-            CommitMode::Immediate => {
-                commit(&tmp, &done.path)?;
-                self.written.push(done);
-            }
-            CommitMode::AtCheckpoint => self.sealed.push(done),
+        if self.immediate {
+            self.storage.publish(std::slice::from_ref(&file.rel))?;
+            self.written.push(self.published(done));
+        } else {
+            self.sealed.push(done);
         }
         Ok(())
     }
 
+    /// A published file: its path under the sink's location.
+    fn published(&self, mut done: WrittenFile) -> WrittenFile {
+        done.path = self.abs(&done.path.to_string_lossy());
+        done
+    }
+
     /// Make every row written so far durable and say which files hold them: open files are
     /// flushed, synced and journaled; files past their age are closed first.
-    pub fn checkpoint(&mut self) -> Result<Vec<OutputFile>, SinkError> {
+    fn checkpoint(&mut self) -> Result<Vec<OutputFile>, SinkError> {
         let max_age = self.settings.max_file_age;
         let aged: Vec<String> = self
             .open
@@ -265,16 +269,23 @@ impl ParquetSink {
             let Some(file) = self.open.get_mut(&partition) else {
                 continue;
             };
-            let tmp = self.settings.dir.join(temp_path(&file.rel));
+            let tmp = std::path::Path::new(&self.storage.location()).join(&file.rel);
             let parquet_err = |error| SinkError::Parquet {
                 path: tmp.clone(),
                 error,
             };
+            let io = |action| {
+                let tmp = tmp.clone();
+                move |error| SinkError::Io {
+                    action,
+                    path: tmp,
+                    error,
+                }
+            };
             file.writer.flush().map_err(parquet_err)?;
-            file.writer.sync().map_err(io_err("writing", &tmp))?;
+            file.writer.sync().map_err(io("writing"))?;
             crate::fault::point("row-group-flushed");
-            file.writer.inner_mut().sync_data().map_err(io_err("syncing", &tmp))?;
-            let journal = self.settings.dir.join(journal_path(&file.rel));
+            file.writer.inner_mut().sync().map_err(io("syncing"))?;
             let new = &file.writer.flushed_row_groups()[file.journaled_row_groups..];
             if !new.is_empty() {
                 let rows = new.iter().map(|rg| rg.num_rows()).sum();
@@ -282,32 +293,24 @@ impl ParquetSink {
                 let mut frame = Vec::new();
                 ParquetMetaDataWriter::new(&mut frame, &meta)
                     .finish()
-                    .map_err(|error| SinkError::Parquet {
-                        path: journal.clone(),
-                        error,
-                    })?;
+                    .map_err(parquet_err)?;
                 // Drop the footer's length and magic; the frame carries its own length.
                 frame.truncate(frame.len() - 8);
                 let handle = match &mut file.journal {
                     Some(h) => h,
-                    None => file.journal.insert(
-                        OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(&journal)
-                            .map_err(io_err("creating", &journal))?,
-                    ),
+                    None => file.journal.insert(self.storage.journal(&file.rel)?),
                 };
                 handle
                     .write_all(&(frame.len() as u32).to_le_bytes())
                     .and_then(|_| handle.write_all(&frame))
-                    .and_then(|_| handle.sync_data())
-                    .map_err(io_err("writing", &journal))?;
+                    .and_then(|_| handle.flush())
+                    .and_then(|_| handle.sync())
+                    .map_err(io("writing the journal of"))?;
                 file.journal_len += 4 + frame.len() as u64;
                 file.journaled_row_groups += new.len();
             }
             outputs.push(OutputFile {
-                root: OutputRoot::Sink,
+                root: self.name.clone(),
                 path: file.rel.clone(),
                 state: FileState::Open {
                     len: file.writer.bytes_written() as u64,
@@ -317,43 +320,46 @@ impl ParquetSink {
         }
         for done in &self.sealed {
             outputs.push(OutputFile {
-                root: OutputRoot::Sink,
-                path: self.rel(&done.path),
+                root: self.name.clone(),
+                path: done.path.to_string_lossy().into_owned(),
                 state: FileState::Sealed,
             });
         }
         Ok(outputs)
     }
+}
 
-    fn rel(&self, path: &Path) -> String {
-        path.strip_prefix(&self.settings.dir)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned()
+impl TwoPhase for ParquetSink {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// After a checkpoint is stored: rename the files it listed as sealed into place.
-    pub fn commit_sealed(&mut self) -> Result<(), SinkError> {
-        let mut dirs = BTreeSet::new();
-        for done in std::mem::take(&mut self.sealed) {
-            let rel = self.rel(&done.path);
-            let tmp = self.abs(&temp_path(&rel));
-            std::fs::rename(&tmp, &done.path).map_err(io_err("renaming into place", &done.path))?;
-            crate::fault::point("output-renamed");
-            let _ = std::fs::remove_file(self.abs(&journal_path(&rel)));
-            if let Some(dir) = done.path.parent() {
-                dirs.insert(dir.to_owned());
-            }
+    fn sealing(&self) -> Sealing {
+        Sealing::Footer
+    }
+
+    fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    fn pre_commit(&mut self) -> Result<Vec<OutputFile>, SinkError> {
+        self.checkpoint()
+    }
+
+    /// After a checkpoint is stored: publish the files it listed as sealed.
+    fn commit(&mut self) -> Result<(), SinkError> {
+        let sealed = std::mem::take(&mut self.sealed);
+        let rels: Vec<String> = sealed.iter().map(|d| d.path.to_string_lossy().into_owned()).collect();
+        self.storage.publish(&rels)?;
+        for done in sealed {
+            let done = self.published(done);
             self.written.push(done);
-        }
-        for dir in dirs {
-            sync_dir(&dir)?;
         }
         Ok(())
     }
 
-    /// Close every open file (renamed now, or sealed for the next checkpoint).
-    pub fn close_all(&mut self) -> Result<(), SinkError> {
+    /// Close every open file (published now, or sealed for the next checkpoint).
+    fn close_all(&mut self) -> Result<(), SinkError> {
         let mut partitions: Vec<String> = self.open.keys().cloned().collect();
         partitions.sort();
         for p in partitions {
@@ -362,11 +368,26 @@ impl ParquetSink {
         Ok(())
     }
 
-    /// Close every open file and return all files this sink committed. With
-    /// [`CommitMode::AtCheckpoint`], checkpoint and [`Self::commit_sealed`] first.
-    pub fn finish(mut self) -> Result<Vec<WrittenFile>, SinkError> {
-        self.close_all()?;
-        Ok(self.written)
+    fn report(&self) -> SinkReport {
+        SinkReport {
+            name: self.name.clone(),
+            location: self.storage.location(),
+            rows: self.rows,
+            files: self.written.clone(),
+        }
+    }
+}
+
+impl Sink for ParquetSink {
+    fn write(&mut self, input: SinkInput<'_>, at: WriteAt) -> Result<(), SinkError> {
+        let SinkInput::Rows(batch) = input else {
+            unreachable!("the plan gives a Parquet sink rows only");
+        };
+        for (folder, rows) in self.partitioner.split(batch, at.ingest_micros)? {
+            self.rows += rows.num_rows() as u64;
+            self.write_folder(&folder, &rows, at.start)?;
+        }
+        Ok(())
     }
 }
 
@@ -381,63 +402,31 @@ fn with_rows(template: &FileMetaData, rows: i64) -> FileMetaData {
     )
 }
 
-/// Recovery: cut a temporary Parquet file back to `len` bytes, write a footer for the row
-/// groups its journal's first `journal_len` bytes describe, sync it and rename it to `path`.
-pub fn seal(tmp: &Path, journal: &Path, len: u64, journal_len: u64, path: &Path) -> Result<u64, SinkError> {
-    let parquet_err = |error| SinkError::Parquet {
-        path: tmp.to_owned(),
-        error,
-    };
-    let mut frames = Vec::new();
-    File::open(journal)
-        .and_then(|f| f.take(journal_len).read_to_end(&mut frames))
-        .map_err(io_err("reading", journal))?;
+/// Recovery: the footer for the row groups a file's journal describes (the journal's
+/// durable part, as the checkpoint recorded it). Appended to the file cut back to its
+/// durable length, it makes a valid Parquet file holding exactly the checkpoint's rows.
+pub fn footer_from_journal(frames: &[u8]) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let mut row_groups = Vec::new();
     let mut template = None;
-    let mut rest = frames.as_slice();
+    let mut rest = frames;
     while rest.len() >= 4 {
         let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let Some(frame) = rest.get(4..4 + n) else { break };
-        let meta = ParquetMetaDataReader::decode_metadata(frame).map_err(parquet_err)?;
+        let meta = ParquetMetaDataReader::decode_metadata(frame)?;
         template.get_or_insert_with(|| meta.file_metadata().clone());
         row_groups.extend(meta.row_groups().iter().cloned());
         rest = &rest[4 + n..];
     }
     let Some(template) = template else {
-        return Err(SinkError::Io {
-            action: "sealing",
-            path: tmp.to_owned(),
-            error: std::io::Error::other("its journal holds no row group"),
-        });
+        return Err(parquet::errors::ParquetError::General(
+            "its journal holds no row group".into(),
+        ));
     };
     let rows = row_groups.iter().map(|rg| rg.num_rows()).sum();
     let meta = ParquetMetaData::new(with_rows(&template, rows), row_groups);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(tmp)
-        .map_err(io_err("opening", tmp))?;
-    file.set_len(len)
-        .and_then(|_| file.seek(SeekFrom::End(0)))
-        .map_err(io_err("truncating", tmp))?;
     let mut footer = Vec::new();
-    ParquetMetaDataWriter::new(&mut footer, &meta)
-        .finish()
-        .map_err(parquet_err)?;
-    file.write_all(&footer)
-        .and_then(|_| file.sync_all())
-        .map_err(io_err("writing", tmp))?;
-    commit(tmp, path)?;
-    let _ = std::fs::remove_file(journal);
-    Ok(rows as u64)
-}
-
-/// Rename a finished temporary file into place and make the rename durable.
-fn commit(tmp: &Path, path: &Path) -> Result<(), SinkError> {
-    std::fs::rename(tmp, path).map_err(io_err("renaming into place", path))?;
-    match path.parent() {
-        Some(dir) => sync_dir(dir),
-        None => Ok(()),
-    }
+    ParquetMetaDataWriter::new(&mut footer, &meta).finish()?;
+    Ok(footer)
 }
 
 #[cfg(test)]
@@ -448,7 +437,12 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+    use std::fs::File;
+    use std::path::Path;
+
     use super::*;
+    use crate::checkpoint::protocol::{journal_path, temp_path};
+    use crate::sink::storage::LocalDir;
 
     fn batch(n: usize) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -465,15 +459,21 @@ mod tests {
         .expect("batch")
     }
 
-    fn settings(dir: &Path, target: u64) -> ParquetSettings {
-        ParquetSettings {
-            dir: dir.to_owned(),
+    fn sink(dir: &Path, target: u64, immediate: bool) -> ParquetSink {
+        let settings = ParquetSettings {
             schema: batch(0).schema(),
             compression: Compression::Snappy,
             row_group_rows: 1024,
             target_file_bytes: target,
             max_file_age: Duration::from_secs(3600),
-        }
+        };
+        let storage = Box::new(LocalDir::new(dir.to_owned(), Vec::new()));
+        ParquetSink::new("sink".into(), storage, settings, Partitioner::None, immediate).expect("sink")
+    }
+
+    fn finish(mut sink: ParquetSink) -> Vec<WrittenFile> {
+        sink.close_all().expect("close");
+        sink.report().files
     }
 
     fn read_rows(path: &Path) -> usize {
@@ -487,10 +487,10 @@ mod tests {
     #[test]
     fn files_appear_only_when_complete_and_hold_every_row() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let mut sink = ParquetSink::new(settings(tmp.path(), 1 << 30), CommitMode::Immediate).expect("sink");
-        sink.write("a=1", &batch(100), FileStart { seq: 7, part: 0 })
+        let mut sink = sink(tmp.path(), 1 << 30, true);
+        sink.write_folder("a=1", &batch(100), FileStart { seq: 7, part: 0 })
             .expect("write");
-        sink.write("a=1", &batch(50), FileStart { seq: 8, part: 0 })
+        sink.write_folder("a=1", &batch(50), FileStart { seq: 8, part: 0 })
             .expect("write");
         let visible: Vec<_> = std::fs::read_dir(tmp.path().join("a=1"))
             .expect("dir")
@@ -500,7 +500,7 @@ mod tests {
             visible,
             vec![std::ffi::OsString::from(".part-000000000007-0000.parquet.inprogress")]
         );
-        let files = sink.finish().expect("finish");
+        let files = finish(sink);
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].path, tmp.path().join("a=1/part-000000000007-0000.parquet"));
         assert_eq!(read_rows(&files[0].path), 150);
@@ -510,11 +510,12 @@ mod tests {
     #[test]
     fn a_file_rolls_over_at_the_target_size_and_names_follow_input_positions() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let mut sink = ParquetSink::new(settings(tmp.path(), 16 * 1024), CommitMode::Immediate).expect("sink");
+        let mut sink = sink(tmp.path(), 16 * 1024, true);
         for seq in 0..20 {
-            sink.write("", &batch(2000), FileStart { seq, part: 0 }).expect("write");
+            sink.write_folder("", &batch(2000), FileStart { seq, part: 0 })
+                .expect("write");
         }
-        let files = sink.finish().expect("finish");
+        let files = finish(sink);
         assert!(files.len() > 1, "{files:?}");
         assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 40_000);
         assert_eq!(files.iter().map(|f| read_rows(&f.path) as u64).sum::<u64>(), 40_000);
@@ -524,18 +525,18 @@ mod tests {
     #[test]
     fn an_open_file_cut_back_to_a_checkpoint_is_a_valid_file_with_exactly_its_rows() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let mut sink = ParquetSink::new(settings(tmp.path(), 1 << 30), CommitMode::AtCheckpoint).expect("sink");
-        sink.write("a=1", &batch(100), FileStart { seq: 0, part: 0 })
+        let mut sink = sink(tmp.path(), 1 << 30, false);
+        sink.write_folder("a=1", &batch(100), FileStart { seq: 0, part: 0 })
             .expect("write");
-        sink.checkpoint().expect("first checkpoint");
-        sink.write("a=1", &batch(30), FileStart { seq: 1, part: 0 })
+        sink.pre_commit().expect("first checkpoint");
+        sink.write_folder("a=1", &batch(30), FileStart { seq: 1, part: 0 })
             .expect("write");
-        let outputs = sink.checkpoint().expect("second checkpoint");
+        let outputs = sink.pre_commit().expect("second checkpoint");
         let FileState::Open { len, journal_len } = outputs[0].state else {
             panic!("open file expected: {outputs:?}");
         };
         // Rows after the checkpoint, some flushed as row groups, then a crash (no footer).
-        sink.write("a=1", &batch(5000), FileStart { seq: 2, part: 0 })
+        sink.write_folder("a=1", &batch(5000), FileStart { seq: 2, part: 0 })
             .expect("write");
         for f in sink.open.values_mut() {
             f.writer.flush().expect("flush");
@@ -544,15 +545,12 @@ mod tests {
         std::mem::forget(sink);
         let rel = &outputs[0].path;
         let final_path = tmp.path().join(rel);
-        let rows = seal(
-            &tmp.path().join(temp_path(rel)),
-            &tmp.path().join(journal_path(rel)),
-            len,
-            journal_len,
-            &final_path,
-        )
-        .expect("seal");
-        assert_eq!(rows, 130);
+        assert!(tmp.path().join(temp_path(rel)).exists() && tmp.path().join(journal_path(rel)).exists());
+        let storage = LocalDir::new(tmp.path().to_owned(), Vec::new());
+        storage.cut_back(rel, len).expect("cut back");
+        let footer = footer_from_journal(&storage.read_journal(rel, journal_len).expect("journal")).expect("footer");
+        storage.append(rel, &footer).expect("footer");
+        storage.publish(std::slice::from_ref(rel)).expect("publish");
         assert_eq!(read_rows(&final_path), 130);
         let names: Vec<_> = std::fs::read_dir(tmp.path().join("a=1"))
             .expect("dir")
@@ -564,9 +562,10 @@ mod tests {
     #[test]
     fn complete_files_wait_for_the_checkpoint_before_they_appear() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let mut sink = ParquetSink::new(settings(tmp.path(), 16 * 1024), CommitMode::AtCheckpoint).expect("sink");
+        let mut sink = sink(tmp.path(), 16 * 1024, false);
         for seq in 0..10 {
-            sink.write("", &batch(2000), FileStart { seq, part: 0 }).expect("write");
+            sink.write_folder("", &batch(2000), FileStart { seq, part: 0 })
+                .expect("write");
         }
         let visible = |dir: &Path| {
             std::fs::read_dir(dir)
@@ -575,12 +574,12 @@ mod tests {
                 .count()
         };
         assert_eq!(visible(tmp.path()), 0);
-        let outputs = sink.checkpoint().expect("checkpoint");
+        let outputs = sink.pre_commit().expect("checkpoint");
         assert!(
             outputs.iter().filter(|o| o.state == FileState::Sealed).count() > 1,
             "{outputs:?}"
         );
-        sink.commit_sealed().expect("commit");
+        sink.commit().expect("commit");
         assert!(visible(tmp.path()) > 1);
     }
 }

@@ -160,6 +160,15 @@ impl Partitioner {
         }
     }
 
+    /// The folder of records read at `ingest_micros`, for partitioners that look at nothing
+    /// else (the raw archive's); `""` for none.
+    pub fn ingest_folder(&self, ingest_micros: i64) -> String {
+        match self {
+            Partitioner::IngestTime { template } => render(template, Some(ingest_micros)),
+            _ => String::new(),
+        }
+    }
+
     /// Split a batch into `(folder, rows)` pairs; the folder is relative, `""` for none.
     pub fn split(&self, batch: &RecordBatch, ingest_micros: i64) -> Result<Vec<(String, RecordBatch)>, ArrowError> {
         match self {

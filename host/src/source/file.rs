@@ -1,18 +1,37 @@
 //! NDJSON from files, folders, globs or stdin, cut into chunks of `batch_rows` lines.
 //!
-//! Files are read in a stable order (sorted paths) so chunk numbers, and with them output
-//! file names, are the same on every run over the same input.
+//! Each file is a source partition. Up to `max_open_files` are read side by side, a chunk
+//! from each in turn, so a backlog of files that each span the whole event-time range (one
+//! per device, per shard, per producer) reaches event-time windows together, as a batch
+//! engine would see it, rather than one file after another (which would make all but the
+//! first late). Files are opened in a stable order (sorted paths) and read in a fixed turn,
+//! so chunk numbers, and with them output file names, are the same on every run over the
+//! same input. Positions are per file: a later run reads what was appended to any file,
+//! and any new file.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use super::{Chunk, SourceError, SourceSpan};
+use super::position::PartitionPosition;
+use super::registry::{PlannedSource, arrow_schema};
+use super::{Source, SourceError, SourceSpec};
 use crate::checkpoint::SourcePosition;
+use crate::config::{Diagnostic, FileSourceConfig};
+use crate::decode::json::infer_schema;
+use crate::record::{Chunk, PartitionEvent, SourceSpan};
 
-pub use super::Inputs;
+/// What a file source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inputs {
+    /// Standard input.
+    Stdin,
+    /// These files, in opening order.
+    Files(Vec<PathBuf>),
+}
 
 /// Expand a path setting: a file, a folder (its visible files), a glob, or `None` for stdin.
 pub fn expand(path: Option<&Path>) -> Result<Inputs, SourceError> {
@@ -51,12 +70,65 @@ pub fn expand(path: Option<&Path>) -> Result<Inputs, SourceError> {
     Ok(Inputs::Files(files))
 }
 
-/// Reads chunks from the inputs, one file after another.
+/// A planned file source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    /// What it reads.
+    pub inputs: Inputs,
+    /// Lines per chunk.
+    pub batch_rows: usize,
+    /// Files read side by side at most.
+    pub max_open: usize,
+    /// `file:<absolute path as configured>` or `file:-`.
+    pub id: String,
+}
+
+impl SourceSpec for FileSpec {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn resumable(&self) -> bool {
+        self.inputs != Inputs::Stdin
+    }
+
+    fn open(&self, _stop: &Arc<AtomicBool>) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(FileSource::new(
+            self.inputs.clone(),
+            self.batch_rows,
+            self.max_open,
+        )))
+    }
+}
+
+/// One input: its name as found, its absolute path (the partition's key in checkpoints),
+/// and the path to open (`None` for stdin).
+#[derive(Debug, Clone)]
+struct Input {
+    name: Arc<str>,
+    key: Arc<str>,
+    path: Option<PathBuf>,
+}
+
+/// Reads chunks from the inputs, up to `max_open` files side by side, a chunk from each in
+/// turn: every file is a source partition of its own, so event time is tracked per file.
 pub struct FileSource {
-    inputs: VecDeque<(Arc<str>, Option<PathBuf>)>,
-    current: Option<Current>,
+    pending: VecDeque<Input>,
+    open: Vec<Current>,
+    turn: usize,
     batch_rows: usize,
+    max_open: usize,
     next_seq: u64,
+    /// Positions a checkpoint recorded, by absolute path.
+    resume_at: BTreeMap<String, (u64, u64)>,
+    /// Format-1 checkpoints: files sorting before this one were read to their end.
+    files_before: Option<String>,
+    /// Partition events not yet handed over with a chunk.
+    events: Vec<PartitionEvent>,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -66,144 +138,310 @@ impl std::fmt::Debug for FileSource {
 }
 
 struct Current {
-    name: Arc<str>,
+    input: Input,
     reader: BufReader<Box<dyn Read + Send>>,
     line: u64,
     offset: u64,
 }
 
 impl FileSource {
-    /// A source over `inputs`, `batch_rows` lines per chunk.
-    pub fn new(inputs: Inputs, batch_rows: usize) -> Self {
-        let list: Vec<(Arc<str>, Option<PathBuf>)> = match inputs {
-            Inputs::Stdin => vec![(Arc::from("-"), None)],
-            Inputs::Mqtt(_) => Vec::new(),
+    /// A source over `inputs`, `batch_rows` lines per chunk, `max_open` files at a time.
+    pub fn new(inputs: Inputs, batch_rows: usize, max_open: usize) -> Self {
+        let list: Vec<Input> = match inputs {
+            Inputs::Stdin => vec![Input {
+                name: Arc::from("-"),
+                key: Arc::from("-"),
+                path: None,
+            }],
             Inputs::Files(files) => files
                 .into_iter()
-                .map(|p| (Arc::from(p.to_string_lossy().as_ref()), Some(p)))
+                .map(|p| Input {
+                    name: Arc::from(p.to_string_lossy().as_ref()),
+                    key: Arc::from(absolute(&p).as_str()),
+                    path: Some(p),
+                })
                 .collect(),
         };
         FileSource {
-            inputs: list.into(),
-            current: None,
+            pending: list.into(),
+            open: Vec::new(),
+            turn: 0,
             batch_rows,
+            max_open: max_open.max(1),
             next_seq: 0,
+            resume_at: BTreeMap::new(),
+            files_before: None,
+            events: Vec::new(),
         }
     }
 
-    /// Continue from a checkpoint's position (whose file is an absolute path): files sorting
-    /// before its file are done, its
-    /// file is read from its offset, later files from their start.
-    pub fn resume(&mut self, position: &SourcePosition) -> Result<(), SourceError> {
-        self.next_seq = position.next_seq;
-        let Some(file) = &position.file else {
-            return Ok(());
-        };
-        let at = PathBuf::from(file);
-        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
-        while let Some((_, Some(path))) = self.inputs.front() {
-            if abs(path) >= at {
-                break;
+    /// Open pending inputs until `max_open` are open. A file a checkpoint says was read to
+    /// its end (and that has not grown) is not opened, so it never holds event time back.
+    fn fill(&mut self) -> Result<(), SourceError> {
+        while self.open.len() < self.max_open {
+            let Some(input) = self.pending.pop_front() else {
+                return Ok(());
+            };
+            let at = self.resume_at.get(input.key.as_ref()).copied();
+            if at.is_none()
+                && self
+                    .files_before
+                    .as_deref()
+                    .is_some_and(|before| input.key.as_ref() < before)
+            {
+                continue;
             }
-            self.inputs.pop_front();
+            let (offset, line) = at.unwrap_or((0, 0));
+            if let Some(current) = self.open_input(input, offset, line)? {
+                self.events.push(PartitionEvent::Opened(current.input.name.clone()));
+                self.open.push(current);
+            }
         }
-        if !matches!(self.inputs.front(), Some((_, Some(path))) if abs(path) == at) {
-            return Ok(());
-        }
-        self.open_next((position.offset, position.line))?;
         Ok(())
     }
 
-    /// Open the next input at a byte offset (with the lines before it counted).
-    fn open_next(&mut self, (offset, line): (u64, u64)) -> Result<bool, SourceError> {
-        let Some((name, path)) = self.inputs.pop_front() else {
-            return Ok(false);
-        };
+    /// Open an input at a byte offset (with the lines before it counted); `None` when a
+    /// file has nothing past the offset.
+    fn open_input(&self, input: Input, offset: u64, line: u64) -> Result<Option<Current>, SourceError> {
         let io = |error| SourceError::Io {
-            path: name.to_string(),
+            path: input.name.to_string(),
             error,
         };
-        let reader: Box<dyn Read + Send> = match &path {
+        let reader: Box<dyn Read + Send> = match &input.path {
             None => Box::new(std::io::stdin()),
             Some(p) => {
                 let mut file = File::open(p).map_err(io)?;
-                if offset > 0 {
-                    let len = file.metadata().map_err(io)?.len();
-                    if len < offset {
-                        return Err(SourceError::Shrunk {
-                            path: name.to_string(),
-                            offset,
-                            len,
-                        });
-                    }
-                    file.seek(SeekFrom::Start(offset)).map_err(io)?;
+                let len = file.metadata().map_err(io)?.len();
+                if len < offset {
+                    return Err(SourceError::Shrunk {
+                        path: input.name.to_string(),
+                        offset,
+                        len,
+                    });
                 }
+                if len == offset && offset > 0 {
+                    return Ok(None);
+                }
+                file.seek(SeekFrom::Start(offset)).map_err(io)?;
                 Box::new(file)
             }
         };
-        self.current = Some(Current {
-            name,
-            reader: BufReader::with_capacity(1 << 20, reader),
+        Ok(Some(Current {
+            input,
+            reader: BufReader::with_capacity(READ_BUFFER, reader),
             line,
             offset,
-        });
-        Ok(true)
+        }))
+    }
+
+    /// Read up to `batch_rows` lines of open input `i` into a chunk.
+    fn read(&mut self, i: usize) -> Result<Chunk, SourceError> {
+        let batch_rows = self.batch_rows;
+        let cur = &mut self.open[i];
+        let mut chunk = Chunk {
+            data: Vec::with_capacity(batch_rows * 256),
+            ends: Vec::with_capacity(batch_rows),
+            ..Chunk::default()
+        };
+        let start_offset = cur.offset;
+        let first_line = cur.line + 1;
+        while chunk.ends.len() < batch_rows {
+            let n = cur
+                .reader
+                .read_until(b'\n', &mut chunk.data)
+                .map_err(|error| SourceError::Io {
+                    path: cur.input.name.to_string(),
+                    error,
+                })?;
+            if n == 0 {
+                break;
+            }
+            if chunk.data.last() != Some(&b'\n') {
+                chunk.data.push(b'\n');
+            }
+            chunk.ends.push(chunk.data.len());
+            cur.offset += n as u64;
+        }
+        cur.line += chunk.ends.len() as u64;
+        chunk.span = SourceSpan {
+            file: cur.input.name.clone(),
+            first_line,
+            last_line: cur.line,
+            start_offset,
+            end_offset: cur.offset,
+        };
+        chunk.position = Some((
+            cur.input.key.clone(),
+            PartitionPosition::File {
+                offset: cur.offset,
+                line: cur.line,
+            }
+            .to_value(),
+        ));
+        Ok(chunk)
+    }
+
+    /// Whether open input `i` is at its end (never asked of stdin, which would block).
+    fn at_end(&mut self, i: usize) -> Result<bool, SourceError> {
+        let cur = &mut self.open[i];
+        if cur.input.path.is_none() {
+            return Ok(false);
+        }
+        let buf = cur.reader.fill_buf().map_err(|error| SourceError::Io {
+            path: cur.input.name.to_string(),
+            error,
+        })?;
+        Ok(buf.is_empty())
+    }
+
+    fn next(&mut self) -> Result<Option<Chunk>, SourceError> {
+        loop {
+            self.fill()?;
+            if self.open.is_empty() {
+                if self.events.is_empty() {
+                    return Ok(None);
+                }
+                // The last partitions ended with no record left: say so in an empty chunk.
+                return Ok(Some(Chunk::default()));
+            }
+            let i = self.turn % self.open.len();
+            let chunk = self.read(i)?;
+            let ended = chunk.ends.is_empty() || self.at_end(i)?;
+            if ended {
+                let done = self.open.remove(i);
+                self.events.push(PartitionEvent::Ended(done.input.name));
+                self.turn = i;
+            } else {
+                self.turn = i + 1;
+            }
+            if !chunk.ends.is_empty() {
+                return Ok(Some(chunk));
+            }
+        }
+    }
+}
+
+/// Per open file; 16 open files hold 4 MiB of buffers.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// A path made absolute, so a checkpoint does not depend on the working folder.
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p).map_or_else(
+        |_| p.to_string_lossy().into_owned(),
+        |a| a.to_string_lossy().into_owned(),
+    )
+}
+
+impl Source for FileSource {
+    /// Continue from a checkpoint's positions: each file it lists from its offset, others
+    /// from their start (a format-1 checkpoint's files sorting before its file are done).
+    fn resume(&mut self, position: &SourcePosition) -> Result<(), SourceError> {
+        self.next_seq = position.next_seq;
+        for (key, value) in &position.partitions {
+            match PartitionPosition::from_value(key, "file", value)? {
+                PartitionPosition::File { offset, line } => {
+                    self.resume_at.insert(key.clone(), (offset, line));
+                }
+                other => {
+                    return Err(SourceError::Position {
+                        partition: key.clone(),
+                        kind: "file",
+                        message: format!("found {other:?}"),
+                    });
+                }
+            }
+        }
+        self.files_before = position
+            .state
+            .as_ref()
+            .and_then(|s| s.get("files_before"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        Ok(())
     }
 
     /// The next chunk, or `None` at the end of the last input. A chunk never spans files.
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
-        loop {
-            if self.current.is_none() && !self.open_next((0, 0))? {
-                return Ok(None);
-            }
-            let Some(cur) = self.current.as_mut() else {
-                continue;
-            };
-            let mut data = Vec::with_capacity(self.batch_rows * 256);
-            let start_offset = cur.offset;
-            let first_line = cur.line + 1;
-            let mut lines = 0;
-            while lines < self.batch_rows {
-                let n = cur
-                    .reader
-                    .read_until(b'\n', &mut data)
-                    .map_err(|error| SourceError::Io {
-                        path: cur.name.to_string(),
-                        error,
-                    })?;
-                if n == 0 {
-                    break;
-                }
-                if data.last() != Some(&b'\n') {
-                    data.push(b'\n');
-                }
-                lines += 1;
-                cur.offset += n as u64;
-            }
-            cur.line += lines as u64;
-            if lines == 0 {
-                self.current = None;
-                continue;
-            }
-            let chunk = Chunk {
-                seq: self.next_seq,
-                span: SourceSpan {
-                    file: cur.name.clone(),
-                    first_line,
-                    last_line: cur.line,
-                    start_offset,
-                    end_offset: cur.offset,
-                },
-                data,
-                ingest_micros: chrono::Utc::now().timestamp_micros(),
-                barrier: false,
-                generation: 0,
-                topics: Vec::new(),
-                rejected: Vec::new(),
-            };
-            self.next_seq += 1;
-            return Ok(Some(chunk));
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
+        let Some(mut chunk) = self.next()? else {
+            return Ok(None);
+        };
+        chunk.seq = self.next_seq;
+        chunk.ingest_micros = chrono::Utc::now().timestamp_micros();
+        chunk.events = std::mem::take(&mut self.events);
+        self.next_seq += 1;
+        Ok(Some(chunk))
+    }
+
+    fn bounded(&self) -> bool {
+        true
+    }
+}
+
+/// Plan a file source: expand its path and declare or infer its schema.
+pub fn plan(src: &FileSourceConfig, diags: &mut Vec<Diagnostic>) -> Option<PlannedSource> {
+    let diag = |span: std::ops::Range<usize>, key: &str, message: String| Diagnostic {
+        span,
+        key: key.to_owned(),
+        message,
+    };
+    let inputs = match expand(src.resolved.as_deref()) {
+        Ok(i) => Some(i),
+        Err(e) => {
+            diags.push(diag(src.path.span.clone(), &src.path.key, e.to_string()));
+            None
         }
+    };
+    let input_schema = match (&src.schema, &inputs) {
+        (Some(fields), _) => Some(arrow_schema(fields)),
+        (None, Some(Inputs::Files(files))) => {
+            match std::fs::File::open(&files[0])
+                .map_err(|e| e.to_string())
+                .and_then(|f| infer_schema(f, src.infer_rows).map_err(|e| e.to_string()))
+            {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    diags.push(diag(
+                        src.path.span.clone(),
+                        &src.path.key,
+                        format!(
+                            "cannot infer a schema from {}: {e}; declare one in [source.schema]",
+                            files[0].display()
+                        ),
+                    ));
+                    None
+                }
+            }
+        }
+        (None, Some(Inputs::Stdin)) => {
+            diags.push(diag(
+                src.path.span.clone(),
+                &src.path.key,
+                "stdin input needs a declared schema ([source.schema])".into(),
+            ));
+            None
+        }
+        (None, None) => None,
+    };
+    let spec = FileSpec {
+        inputs: inputs?,
+        batch_rows: src.batch_rows,
+        max_open: src.max_open_files,
+        id: source_id(src.resolved.as_deref()),
+    };
+    Some(PlannedSource {
+        spec: Arc::new(spec),
+        schema: input_schema?,
+    })
+}
+
+/// `file:` and the absolute path (or `-`) a file source was configured with.
+fn source_id(path: Option<&std::path::Path>) -> String {
+    match path {
+        Some(p) => format!(
+            "file:{}",
+            std::path::absolute(p).unwrap_or_else(|_| p.to_owned()).display()
+        ),
+        None => "file:-".to_owned(),
     }
 }
 
@@ -218,11 +456,7 @@ mod tests {
         std::fs::write(tmp.path().join("a.ndjson"), "{\"a\":1}\n\n{\"a\":2}").expect("write");
         std::fs::write(tmp.path().join(".hidden"), "x\n").expect("write");
         let inputs = expand(Some(tmp.path())).expect("expand");
-        let mut source = FileSource::new(inputs, 2);
-        let mut chunks = Vec::new();
-        while let Some(c) = source.next_chunk().expect("chunk") {
-            chunks.push(c);
-        }
+        let chunks = read_all(FileSource::new(inputs.clone(), 2, 16));
         let summary: Vec<(u64, String, u64, u64, u64, u64, String)> = chunks
             .iter()
             .map(|c| {
@@ -246,10 +480,84 @@ mod tests {
             summary,
             vec![
                 (0, "a.ndjson".into(), 1, 2, 0, 9, "{\"a\":1}\n\n".into()),
-                (1, "a.ndjson".into(), 3, 3, 9, 16, "{\"a\":2}\n".into()),
-                (2, "b.ndjson".into(), 1, 1, 0, 8, "{\"a\":3}\n".into()),
-            ]
+                (1, "b.ndjson".into(), 1, 1, 0, 8, "{\"a\":3}\n".into()),
+                (2, "a.ndjson".into(), 3, 3, 9, 16, "{\"a\":2}\n".into()),
+            ],
+            "files are read side by side, a chunk from each in turn"
         );
+        let names = |chunks: &[Chunk]| -> Vec<String> { chunks.iter().map(|c| c.span.file.to_string()).collect() };
+        let one_at_a_time = read_all(FileSource::new(inputs, 2, 1));
+        let files = names(&one_at_a_time);
+        assert!(files[0].ends_with("a.ndjson") && files[1].ends_with("a.ndjson") && files[2].ends_with("b.ndjson"));
+        // Partitions are announced before their records and ended with their last chunk.
+        let events: Vec<String> = chunks
+            .iter()
+            .flat_map(|c| c.events.iter())
+            .map(|e| match e {
+                PartitionEvent::Opened(p) => format!("open {}", p.rsplit('/').next().unwrap_or("")),
+                PartitionEvent::Ended(p) => format!("end {}", p.rsplit('/').next().unwrap_or("")),
+            })
+            .collect();
+        assert_eq!(
+            events,
+            ["open a.ndjson", "open b.ndjson", "end b.ndjson", "end a.ndjson"]
+        );
+    }
+
+    fn read_all(mut source: FileSource) -> Vec<Chunk> {
+        let mut chunks = Vec::new();
+        while let Some(c) = source.next_chunk().expect("chunk") {
+            chunks.push(c);
+        }
+        chunks
+    }
+
+    #[test]
+    fn resuming_reads_each_file_from_its_own_position_and_new_files_from_the_start() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::write(tmp.path().join("a.ndjson"), "1\n2\n3\n").expect("write");
+        std::fs::write(tmp.path().join("b.ndjson"), "4\n5\n").expect("write");
+        let inputs = expand(Some(tmp.path())).expect("expand");
+        let mut first = FileSource::new(inputs, 2, 16);
+        let mut position = SourcePosition::default();
+        // Read two chunks (a: lines 1-2, b: lines 4-5), then "crash".
+        for _ in 0..2 {
+            let c = first.next_chunk().expect("read").expect("chunk");
+            let (key, value) = c.position.expect("position");
+            position.partitions.insert(key.to_string(), value);
+            position.next_seq = c.seq + 1;
+        }
+        std::fs::write(tmp.path().join("0-new.ndjson"), "0\n").expect("write");
+        std::fs::write(tmp.path().join("b.ndjson"), "4\n5\n6\n").expect("append");
+        let mut again = FileSource::new(expand(Some(tmp.path())).expect("expand"), 2, 16);
+        again.resume(&position).expect("resume");
+        let chunks = read_all(again);
+        let text: String = chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c.data).into_owned())
+            .collect();
+        assert_eq!(text, "0\n3\n6\n");
+        assert_eq!(chunks[0].seq, 2);
+        let b = chunks.iter().find(|c| c.span.file.ends_with("b.ndjson")).expect("b");
+        assert_eq!((b.span.first_line, b.span.start_offset), (3, 4));
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_checkpoint_is_an_error() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("a.ndjson");
+        std::fs::write(&path, "1\n").expect("write");
+        let mut position = SourcePosition::default();
+        position.partitions.insert(
+            absolute(&path),
+            PartitionPosition::File { offset: 100, line: 9 }.to_value(),
+        );
+        let mut source = FileSource::new(Inputs::Files(vec![path]), 2, 16);
+        source.resume(&position).expect("resume");
+        assert!(matches!(
+            source.next_chunk(),
+            Err(SourceError::Shrunk { offset: 100, .. })
+        ));
     }
 
     #[test]

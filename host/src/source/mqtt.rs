@@ -28,9 +28,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use rumqttc::{Client, Connection, ConnectionError, Event, MqttOptions, Packet, Publish, QoS, Transport};
 
 use self::ledger::{Arrival, Ledger, MessageId};
-use super::{Chunk, SourceError, SourceSpan};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::registry::{PlannedSource, arrow_schema};
+use super::{Acknowledge, Source, SourceError, SourceSpec};
 use crate::checkpoint::SourcePosition;
-use crate::decode::BadRecord;
+use crate::config::{Diagnostic, MqttSourceConfig, PipelineConfig};
+use crate::record::{BadRecord, Chunk, Origins, RecordOrigin, SourceSpan};
 
 /// How long a quiet subscription waits before handing over an empty chunk (see
 /// [`MqttSource::next_chunk`]).
@@ -106,6 +110,24 @@ impl MqttSettings {
 }
 
 /// What the connection thread hands the reader.
+/// A planned MQTT source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttSpec(pub Arc<MqttSettings>);
+
+impl SourceSpec for MqttSpec {
+    fn kind(&self) -> &'static str {
+        "mqtt"
+    }
+
+    fn id(&self) -> String {
+        self.0.source_id()
+    }
+
+    fn open(&self, stop: &Arc<AtomicBool>) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(MqttSource::new(self.0.clone(), stop.clone())?))
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Arrived {
     Message(Message),
@@ -148,6 +170,16 @@ impl Acknowledger {
         for id in ids {
             ack(&self.client, id.pkid);
         }
+    }
+}
+
+impl Acknowledge for Acknowledger {
+    fn persist(&self, last_seq: u64) -> Option<serde_json::Value> {
+        Acknowledger::persist(self, last_seq).map(serde_json::Value::String)
+    }
+
+    fn committed(&self, last_seq: u64) {
+        Acknowledger::committed(self, last_seq);
     }
 }
 
@@ -221,9 +253,10 @@ impl MqttSource {
     }
 
     /// Continue after a checkpoint: chunk numbers and the redelivery set.
-    pub fn resume(&mut self, position: &SourcePosition) -> Result<(), SourceError> {
+    fn restore(&mut self, position: &SourcePosition) -> Result<(), SourceError> {
         self.next_seq = position.next_seq;
-        let ledger = Ledger::restore(position.redelivery.as_deref()).map_err(SourceError::Mqtt)?;
+        let saved = position.state.as_ref().and_then(serde_json::Value::as_str);
+        let ledger = Ledger::restore(saved).map_err(SourceError::Mqtt)?;
         *self.ledger.lock().unwrap_or_else(PoisonError::into_inner) = ledger;
         Ok(())
     }
@@ -265,7 +298,7 @@ impl MqttSource {
 
     /// The next chunk: up to `batch_rows` messages (or `max_inflight` QoS 1 messages), cut
     /// at most `max_latency` after its first message. `None` once asked to stop.
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
+    fn read_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
         if !self.started {
             self.start()?;
         }
@@ -319,6 +352,24 @@ impl MqttSource {
     }
 }
 
+impl Source for MqttSource {
+    fn resume(&mut self, position: &SourcePosition) -> Result<(), SourceError> {
+        self.restore(position)
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
+        self.read_chunk()
+    }
+
+    fn bounded(&self) -> bool {
+        false
+    }
+
+    fn acknowledger(&self) -> Option<Box<dyn Acknowledge>> {
+        (self.settings.qos == 1).then(|| Box::new(MqttSource::acknowledger(self)) as Box<dyn Acknowledge>)
+    }
+}
+
 impl Drop for MqttSource {
     fn drop(&mut self) {
         self.closing.store(true, Ordering::SeqCst);
@@ -336,9 +387,9 @@ impl Drop for MqttSource {
 /// Collects one chunk's messages as NDJSON lines.
 struct ChunkBuilder<'a> {
     settings: &'a MqttSettings,
-    data: Vec<u8>,
-    topics: Vec<Arc<str>>,
-    rejected: Vec<BadRecord>,
+    chunk: Chunk,
+    origins: Vec<RecordOrigin>,
+    broker: Arc<str>,
     ids: Vec<MessageId>,
     count: usize,
 }
@@ -347,9 +398,9 @@ impl<'a> ChunkBuilder<'a> {
     fn new(settings: &'a MqttSettings) -> Self {
         ChunkBuilder {
             settings,
-            data: Vec::new(),
-            topics: Vec::new(),
-            rejected: Vec::new(),
+            chunk: Chunk::default(),
+            origins: Vec::new(),
+            broker: Arc::from(settings.url.as_str()),
             ids: Vec::new(),
             count: 0,
         }
@@ -360,38 +411,43 @@ impl<'a> ChunkBuilder<'a> {
             Arrived::Message(m) => m,
             Arrived::Fatal(message) => return Err(SourceError::Mqtt(message)),
         };
+        let index = self.count;
         self.count += 1;
-        let line = self.count as u64;
         if let Some(id) = m.id {
             self.ids.push(id);
         }
+        let origin = RecordOrigin::Message {
+            broker: self.broker.clone(),
+            topic: m.topic.clone(),
+        };
         if m.payload.len() > self.settings.max_message_bytes {
-            self.rejected.push(BadRecord {
-                line,
-                offset: 0,
+            self.chunk.rejected.push(BadRecord {
+                origin: origin.clone(),
+                index,
                 raw: m.payload[..1024.min(m.payload.len())].to_vec(),
                 reason: format!(
                     "message of {} bytes is over max_message_bytes ({}); raw holds its first 1024 bytes",
                     m.payload.len(),
                     self.settings.max_message_bytes
                 ),
-                topic: Some(m.topic.clone()),
             });
-            self.data.push(b'\n');
+            // An empty record keeps the message's place; the decoder skips it.
+            self.chunk.data.push(b'\n');
         } else {
             line_of(
                 &m.payload,
                 &m.topic,
                 self.settings.topic_column.as_ref(),
-                &mut self.data,
+                &mut self.chunk.data,
             );
         }
-        self.topics.push(m.topic);
+        self.chunk.ends.push(self.chunk.data.len());
+        self.origins.push(origin);
         Ok(())
     }
 
     fn finish(self, seq: u64, label: Arc<str>) -> (Chunk, Vec<MessageId>) {
-        let end = self.data.len() as u64;
+        let end = self.chunk.data.len() as u64;
         let chunk = Chunk {
             seq,
             span: SourceSpan {
@@ -401,12 +457,9 @@ impl<'a> ChunkBuilder<'a> {
                 start_offset: 0,
                 end_offset: end,
             },
-            data: self.data,
+            origins: Origins::Each(self.origins),
             ingest_micros: chrono::Utc::now().timestamp_micros(),
-            barrier: false,
-            generation: 0,
-            topics: self.topics,
-            rejected: self.rejected,
+            ..self.chunk
         };
         (chunk, self.ids)
     }
@@ -461,6 +514,101 @@ struct Driver {
     ledger: Arc<Mutex<Ledger>>,
     arrivals: Sender<Arrived>,
     stop: Arc<AtomicBool>,
+}
+
+/// Plan an MQTT source: its settings (TLS material loaded, so `validate` finds bad files),
+/// and the declared schema plus the topic column.
+pub fn plan(cfg: &PipelineConfig, m: &MqttSourceConfig, diags: &mut Vec<Diagnostic>) -> Option<PlannedSource> {
+    let (tls, host, port) = match MqttSettings::parse_url(&m.url.value) {
+        Ok(parts) => parts,
+        Err(e) => {
+            diags.push(Diagnostic {
+                span: m.url.span.clone(),
+                key: m.url.key.clone(),
+                message: e,
+            });
+            return None;
+        }
+    };
+    if !tls && let Some(f) = m.ca_file.as_ref().or(m.cert_file.as_ref()) {
+        diags.push(Diagnostic {
+            span: f.span.clone(),
+            key: f.key.clone(),
+            message: format!("TLS files are set but {} is plain TCP: use mqtts://", m.url.value),
+        });
+    }
+    let tls = tls.then(|| tls::TlsFiles {
+        ca_file: m.ca_file.as_ref().map(|f| f.value.clone()),
+        client: m
+            .cert_file
+            .as_ref()
+            .zip(m.key_file.as_ref())
+            .map(|(c, k)| (c.value.clone(), k.value.clone())),
+    });
+    // Bad TLS material is found now, by `sluice validate` too, naming the file.
+    if let Some(files) = &tls
+        && let Err(e) = tls::client_config(files)
+    {
+        let (span, key) = [&m.ca_file, &m.cert_file, &m.key_file]
+            .into_iter()
+            .flatten()
+            .find(|f| f.value.display().to_string() == e.path)
+            .map_or((m.url.span.clone(), m.url.key.clone()), |f| {
+                (f.span.clone(), f.key.clone())
+            });
+        diags.push(Diagnostic {
+            span,
+            key,
+            message: e.to_string(),
+        });
+    }
+    let mut fields: Vec<Field> = arrow_schema(&m.schema)
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    if let Some(c) = &m.topic_column {
+        if fields.iter().any(|f| f.name() == &c.name) {
+            diags.push(Diagnostic {
+                span: m.url.span.clone(),
+                key: "source.topic_column".into(),
+                message: format!(
+                    "topic_column `{}` is also a column of [source.schema]: pick another name",
+                    c.name
+                ),
+            });
+        }
+        fields.insert(0, Field::new(&c.name, DataType::Utf8, c.level.is_some()));
+    }
+    if !cfg.checkpoint.enabled && m.qos == 1 {
+        diags.push(Diagnostic {
+            span: m.url.span.clone(),
+            key: "checkpoint.enabled".into(),
+            message: "an MQTT source at QoS 1 acknowledges messages when a checkpoint commits: checkpoints cannot be disabled".into(),
+        });
+    }
+    let settings = MqttSettings {
+        url: m.url.value.clone(),
+        host,
+        port,
+        tls,
+        topics: m.topics.value.clone(),
+        client_id: m.client_id.clone().unwrap_or_else(|| format!("sluice-{}", cfg.name)),
+        qos: m.qos,
+        clean_session: m.clean_session,
+        credentials: m.username.clone().map(|u| (u, m.password.clone().unwrap_or_default())),
+        keep_alive: m.keep_alive,
+        max_latency: m.max_latency,
+        batch_rows: m.batch_rows,
+        max_inflight: m.max_inflight,
+        max_message_bytes: m.max_message_bytes,
+        include_retained: m.include_retained,
+        topic_column: m.topic_column.as_ref().map(|c| (c.name.clone(), c.level)),
+    };
+    Some(PlannedSource {
+        spec: Arc::new(MqttSpec(Arc::new(settings))),
+        schema: Arc::new(Schema::new(fields)),
+    })
 }
 
 /// Capped exponential backoff with full jitter: 100 ms doubling to 30 s.

@@ -64,7 +64,10 @@ fn write_input(dir: &Path, files: usize) {
 }
 
 /// A pipeline in `dir` reading `input`: a stateful running count per device, output in
-/// four partitions, small files (so files roll between checkpoints) and frequent checkpoints.
+/// four partitions, small files (so files roll between checkpoints) and frequent checkpoints,
+/// and a second sink archiving the raw records under the same checkpoints. Files are read
+/// one at a time: the running counts depend on the order rows arrive in, and the crashing
+/// run's input arrives file by file.
 fn pipeline(dir: &Path, input: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).expect("mkdir");
     let counter = Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_counter.wasm");
@@ -74,6 +77,7 @@ fn pipeline(dir: &Path, input: &Path) -> PathBuf {
 type = "file"
 path = "{input}"
 batch_rows = 250
+max_open_files = 1
 [source.schema]
 device = "string"
 i = "int64"
@@ -83,13 +87,25 @@ temperature = "double"
 name = "count"
 component = "{counter}"
 config = {{ key = "device" }}
-[sink]
+[[sink]]
+name = "rows"
 type = "parquet"
 path = "out"
 target_file_mb = 1
 max_file_age = "200ms"
 partition = {{ by = "field", column = "bucket" }}
+[[sink]]
+name = "archive"
+type = "local"
+format = "raw"
+input = "source"
+path = "raw"
+target_file_mb = 1
+max_file_age = "300ms"
+[dead_letter]
+path = "out/_dead_letter"
 [checkpoint]
+path = "out/_checkpoints"
 interval = "30ms"
 "#,
         input = input.join("in-*.ndjson").display(),
@@ -189,6 +205,37 @@ fn assert_same_output(python: &Path, clean: &Path, other: &Path) {
     b.sort();
     assert!(!a.is_empty(), "the input has undecodable lines");
     assert_eq!(a, b, "dead letters differ");
+    // The archive holds every input record exactly once, as received (gunzipped by Python).
+    let input = |dir: &Path| {
+        let mut lines: Vec<String> = files_under(&dir.join("../input"), ".ndjson")
+            .iter()
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f).expect("read input");
+                text.lines().map(str::to_owned).collect::<Vec<_>>()
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let archived = archive_lines(python, &other.join("raw"));
+    assert!(files_under(&other.join("raw"), ".inprogress").is_empty());
+    assert_eq!(archived.len(), input(other).len(), "archived records");
+    assert!(archived == input(other), "the archive differs from the input");
+    assert_eq!(archived, archive_lines(python, &clean.join("raw")));
+}
+
+/// Every line of every gzip file under `dir`, sorted, as Python's gzip reads them.
+fn archive_lines(python: &Path, dir: &Path) -> Vec<String> {
+    const READ: &str = "import gzip, sys, json\nlines = []\nfor f in sys.argv[1:]:\n    lines += gzip.open(f, 'rt').read().splitlines()\nprint(json.dumps(sorted(lines)))";
+    let files = files_under(dir, ".gz");
+    assert!(!files.is_empty(), "no archive under {}", dir.display());
+    let out = Command::new(python)
+        .args(["-c", READ])
+        .args(&files)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 #[test]
@@ -367,7 +414,7 @@ fn a_checkpoint_of_another_source_is_refused_until_from_scratch() {
     let ckpt = files_under(&tmp.path().join("p/out/_checkpoints"), ".json");
     let last = ckpt.last().expect("a checkpoint");
     let text = std::fs::read_to_string(last).expect("read");
-    std::fs::write(last, text.replacen("\"format\": 1", "\"format\": 42", 1)).expect("write");
+    std::fs::write(last, text.replacen("\"format\": 2", "\"format\": 42", 1)).expect("write");
     let out = run(sluice().arg("run").arg(&second));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);

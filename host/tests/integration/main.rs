@@ -7,6 +7,8 @@ mod e2e;
 mod faults;
 mod mqtt;
 mod reload;
+mod sinks;
+mod sources;
 mod support;
 mod validate;
 mod windows;

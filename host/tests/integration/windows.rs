@@ -158,3 +158,69 @@ fn window_state_survives_repeated_kills_and_restarts() {
     assert!(out.status.success());
     assert_eq!(compare(&python, &tmp.path().join("out"), &input), TICKS);
 }
+
+/// Split generated ticks into one file per ticker, each spanning the whole event-time range
+/// (as per-device or per-producer files do), the first ticker's times shifted `lag_secs`
+/// back so that its file lags the others.
+fn per_ticker_files(input: &Path, dir: &Path, lag_secs: i64) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(input).expect("read ticks");
+    let mut files: std::collections::BTreeMap<String, String> = Default::default();
+    for line in text.lines() {
+        let mut v: Value = serde_json::from_str(line).expect("tick");
+        let ticker = v["ticker"].as_str().expect("ticker").to_owned();
+        if files.is_empty() || files.keys().next() == Some(&ticker) {
+            let t = chrono::NaiveDateTime::parse_from_str(v["event_time"].as_str().expect("t"), "%Y-%m-%dT%H:%M:%S%.f")
+                .expect("time");
+            let shifted = t - chrono::Duration::seconds(lag_secs);
+            v["event_time"] = Value::from(shifted.format("%Y-%m-%dT%H:%M:%S%.6f").to_string());
+        }
+        let out = files.entry(ticker).or_default();
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    let folder = dir.join("by-ticker");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    for (ticker, body) in &files {
+        std::fs::write(folder.join(format!("{ticker}.ndjson")), body).expect("write");
+    }
+    folder
+}
+
+#[test]
+fn files_that_each_span_the_whole_time_range_give_the_windows_of_a_batch_engine() {
+    // One file per ticker, read side by side as partitions: each file's ticks are on time
+    // inside the 5 s bound, so no window may close before every file has passed it. Read one
+    // file after another, all but the first file's ticks would be late.
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("ticks.ndjson");
+    generate(&python, &input, 1800);
+    let folder = per_ticker_files(&input, tmp.path(), 0);
+    let out = run(sluice()
+        .arg("run")
+        .arg(pipeline(tmp.path(), &folder.join("*.ndjson"), "1s")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dead = crate::support::dead_letters(&tmp.path().join("out/_dead_letter"));
+    assert!(dead.is_empty(), "late ticks: {} (first {:?})", dead.len(), dead.first());
+    let all = format!("{}/*.ndjson", folder.display());
+    assert_eq!(compare(&python, &tmp.path().join("out"), Path::new(&all)), 180_000);
+}
+
+#[test]
+fn a_partition_lagging_by_minutes_holds_every_window_open() {
+    // The first ticker's file runs three minutes behind the others in event time: the
+    // watermark is the slowest partition's, so none of its windows closes early.
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("ticks.ndjson");
+    generate(&python, &input, 1800);
+    let folder = per_ticker_files(&input, tmp.path(), 180);
+    let out = run(sluice()
+        .arg("run")
+        .arg(pipeline(tmp.path(), &folder.join("*.ndjson"), "1s")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dead = crate::support::dead_letters(&tmp.path().join("out/_dead_letter"));
+    assert!(dead.is_empty(), "late ticks: {} (first {:?})", dead.len(), dead.first());
+    let all = format!("{}/*.ndjson", folder.display());
+    assert_eq!(compare(&python, &tmp.path().join("out"), Path::new(&all)), 180_000);
+}

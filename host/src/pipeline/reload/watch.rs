@@ -13,6 +13,7 @@ use notify::{RecursiveMode, Watcher};
 
 use super::status::{ReloadStatus, SharedStatus, update};
 use super::{Generations, SwapReport, diff};
+use crate::checkpoint::protocol::StageChanges;
 use crate::config::{self, LoadedConfig, PluginRef};
 use crate::engine::Engine;
 use crate::pipeline::Plan;
@@ -43,8 +44,9 @@ pub struct Restart {
     pub plan: Arc<std::sync::Mutex<Option<NextPlan>>>,
 }
 
-/// The plan a restart starts with, and where its components come from.
-pub type NextPlan = (Box<Plan>, Vec<(String, Option<PathBuf>)>);
+/// The plan a restart starts with, where its components come from, and the stateful
+/// stages it adds or removes.
+pub type NextPlan = (Box<Plan>, Vec<(String, Option<PathBuf>)>, StageChanges);
 
 impl std::fmt::Debug for ReloadSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -264,13 +266,17 @@ impl Reloader {
     /// again from it with the new plan, when the input can be resumed.
     fn restart(&mut self, plan: Plan, components: Vec<(String, Option<PathBuf>)>, reason: String, noticed_ms: i64) {
         let current = self.generations.latest();
-        let resumable = current.checkpoint.enabled && current.inputs != crate::source::Inputs::Stdin;
+        let resumable = current.checkpoint.enabled && current.source.resumable();
         if !resumable {
             return self.refuse(
                 format!("{reason}; this run has no checkpoint to restart from (stdin input or checkpoints disabled)"),
                 noticed_ms,
             );
         }
+        let changes = match stage_changes(&current, &plan) {
+            Ok(changes) => changes,
+            Err(why) => return self.refuse(why, noticed_ms),
+        };
         tracing::info!(change = %reason, "Reload needs a restart: stopping at a checkpoint and starting again from it with the new version.");
         update(&self.status, |s| {
             s.reloads_applied += 1;
@@ -287,7 +293,7 @@ impl Reloader {
             .restart
             .plan
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Box::new(plan), components));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Box::new(plan), components, changes));
         self.settings.restart.requested.store(true, Ordering::SeqCst);
     }
 
@@ -332,4 +338,39 @@ impl Reloader {
             self.pending = None;
         }
     }
+}
+
+/// The stateful stages `new` adds to and removes from `old`. Both at once may be a rename,
+/// which would silently lose the renamed stage's state: refused.
+fn stage_changes(old: &Plan, new: &Plan) -> Result<StageChanges, String> {
+    let stateful = |p: &Plan| -> Vec<String> {
+        p.stages
+            .iter()
+            .filter(|s| s.stateful())
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let (before, after) = (stateful(old), stateful(new));
+    let changes = StageChanges {
+        added: after.iter().filter(|s| !before.contains(s)).cloned().collect(),
+        removed: before.iter().filter(|s| !after.contains(s)).cloned().collect(),
+    };
+    if !changes.added.is_empty() && !changes.removed.is_empty() {
+        return Err(format!(
+            "stateful transform(s) {} removed and {} added in one change: if that is a rename, the state would be lost. Keep the name, or remove the old transform and add the new one in two separate changes",
+            changes
+                .removed
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            changes
+                .added
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(changes)
 }

@@ -1,0 +1,153 @@
+//! Several sinks under one checkpoint (scenario 4 locally): the raw archive holds every
+//! record exactly as received, the ones that fail to decode too; the enriched Parquet holds
+//! the valid rows with the added column. Both read back by independent readers (Python's
+//! gzip, DuckDB).
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{copy_pipelines, dead_letters, duckdb, files_under, python, run, sluice};
+
+/// The gzip files under `dir` in name order, each gunzipped by Python, concatenated.
+fn gunzip_in_order(python: &Path, dir: &Path) -> Vec<u8> {
+    const READ: &str = "import gzip, sys\nfor f in sys.argv[1:]:\n    sys.stdout.buffer.write(gzip.open(f).read())";
+    let files = files_under(dir, ".gz");
+    assert!(!files.is_empty(), "no archive under {}", dir.display());
+    let out = Command::new(python)
+        .args(["-c", READ])
+        .args(&files)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+fn input_lines(pipelines: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = files_under(&pipelines.join("data"), ".ndjson")
+        .iter()
+        .filter(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("sensors-"))
+        })
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).expect("read input");
+            text.lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn scenario_4_raw_archive_and_enriched_copy_from_one_read() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pipelines = copy_pipelines(tmp.path());
+    let out = run(sluice().arg("run").arg(pipelines.join("raw-and-enriched.toml")));
+    assert!(out.status.success());
+    let root = tmp.path().join("out/raw-and-enriched");
+
+    // The archive: every input record once, byte for byte, in Firehose's YYYY/MM/DD/HH/.
+    let archived = gunzip_in_order(&py, &root.join("raw"));
+    let mut got: Vec<String> = String::from_utf8(archived)
+        .expect("utf-8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    let want = input_lines(&pipelines);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the archive is not the input");
+    for f in files_under(&root.join("raw"), ".gz") {
+        let rel = f
+            .strip_prefix(root.join("raw"))
+            .expect("under raw")
+            .to_string_lossy()
+            .into_owned();
+        let parts: Vec<&str> = rel.split('/').collect();
+        assert_eq!(parts.len(), 5, "{rel}");
+        assert!(
+            parts[..4]
+                .iter()
+                .zip([4, 2, 2, 2])
+                .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_digit())),
+            "{rel} is not under YYYY/MM/DD/HH/"
+        );
+    }
+
+    // The enriched copy: each valid record once, with its derived column; the invalid ones
+    // are dead letters, and together they are the whole input.
+    let rows = duckdb(
+        &py,
+        &format!(
+            "select client_id, count, temperature, temperature_f from read_parquet('{}/**/*.parquet')",
+            root.join("enriched").display()
+        ),
+    );
+    let dead = dead_letters(&root.join("_dead_letter"));
+    assert!(!dead.is_empty(), "the sample has undecodable lines");
+    assert_eq!(rows.len() + dead.len(), want.len());
+    for r in &rows {
+        match (r["temperature"].as_f64(), r["temperature_f"].as_f64()) {
+            (Some(c), Some(f)) => assert!((f - (c * 1.8 + 32.0)).abs() < 1e-9, "{r:?}"),
+            (None, None) => {}
+            other => panic!("temperature_f does not follow temperature: {other:?}"),
+        }
+    }
+    let mut keys: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["client_id"].as_str().expect("id").to_owned(),
+                r["count"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    let before = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), before, "a row was written twice");
+    let raws: Vec<&str> = dead.iter().map(|d| d["raw"].as_str().expect("raw")).collect();
+    for raw in &raws {
+        assert!(
+            want.iter().any(|l| l == raw),
+            "dead letter {raw:?} is not an input line"
+        );
+    }
+}
+
+#[test]
+fn files_read_one_at_a_time_archive_as_the_input_byte_for_byte() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pipelines = copy_pipelines(tmp.path());
+    let path = pipelines.join("raw-and-enriched.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let text = text.replace(
+        "path = \"data/sensors-*.ndjson\"",
+        "path = \"data/sensors-*.ndjson\"\nmax_open_files = 1",
+    );
+    std::fs::write(&path, text).expect("write");
+    let out = run(sluice().arg("run").arg(&path));
+    assert!(out.status.success());
+    let mut input = Vec::new();
+    for f in ["sensors-1.ndjson", "sensors-2.ndjson"] {
+        input.extend(std::fs::read(pipelines.join("data").join(f)).expect("read"));
+    }
+    let archived = gunzip_in_order(&py, &tmp.path().join("out/raw-and-enriched/raw"));
+    assert!(
+        archived == input,
+        "{} bytes archived, {} in",
+        archived.len(),
+        input.len()
+    );
+    // A second run has nothing new to read and archives nothing.
+    let out = run(sluice().arg("run").arg(&path));
+    assert!(out.status.success());
+    assert_eq!(
+        gunzip_in_order(&py, &tmp.path().join("out/raw-and-enriched/raw")),
+        input
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("read          0 rows"), "{summary}");
+}

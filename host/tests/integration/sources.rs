@@ -1,0 +1,151 @@
+//! Source kinds through the registry: the `datagen` generator's records (archived by a raw
+//! sink in the same run) give the windows DuckDB computes from that archive; metadata
+//! columns name each row's file.
+
+use std::path::Path;
+
+use crate::support::{dead_letters, duckdb, python, run, sluice};
+
+#[test]
+fn generated_ticks_give_the_windows_duckdb_computes_from_their_archive() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pipeline = tmp.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        r#"
+[source]
+type = "datagen"
+template = "ticks"
+rows = 30000
+partitions = 4
+disorder = "5s"
+interval = "50ms"
+seed = 11
+batch_rows = 1000
+[[transform]]
+name = "per-minute"
+plugin = "window"
+watermark = { column = "event_time", max_out_of_orderness = "5s" }
+config = { time_column = "event_time", window = { type = "tumbling", size = "1m" }, group_by = ["ticker"], aggregates = [{ fn = "avg", column = "price", as = "avg_price" }, { fn = "count", as = "ticks" }] }
+[[sink]]
+name = "windows"
+type = "parquet"
+path = "out"
+[[sink]]
+name = "generated"
+type = "local"
+format = "raw"
+input = "source"
+path = "raw"
+[dead_letter]
+path = "dead"
+[checkpoint]
+path = "checkpoints"
+interval = "200ms"
+"#,
+    )
+    .expect("write pipeline");
+    let out = run(sluice().arg("run").arg(&pipeline));
+    assert!(out.status.success());
+    let dead = dead_letters(&tmp.path().join("dead"));
+    assert!(dead.is_empty(), "late ticks: {} (first {:?})", dead.len(), dead.first());
+    let got = duckdb(
+        &py,
+        &format!(
+            "select ticker, strftime(window_start, '%Y-%m-%d %H:%M') as w, avg_price, ticks from read_parquet('{}/*.parquet') order by 1, 2",
+            tmp.path().join("out").display()
+        ),
+    );
+    let want = duckdb(
+        &py,
+        &format!(
+            "select ticker, strftime(time_bucket(interval '1 minute', event_time::timestamp), '%Y-%m-%d %H:%M') as w, avg(price) as avg_price, count(*) as ticks from read_json('{}/**/*.gz', format = 'newline_delimited') group by all order by 1, 2",
+            tmp.path().join("raw").display()
+        ),
+    );
+    assert_eq!(got.len(), want.len(), "windows");
+    let mut total = 0;
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(
+            (&g["ticker"], &g["w"], &g["ticks"]),
+            (&w["ticker"], &w["w"], &w["ticks"])
+        );
+        let (a, b) = (
+            g["avg_price"].as_f64().expect("avg"),
+            w["avg_price"].as_f64().expect("avg"),
+        );
+        assert!((a - b).abs() <= 1e-9 * b.abs(), "{g:?} vs {w:?}");
+        total += g["ticks"].as_u64().expect("ticks");
+    }
+    assert_eq!(total, 30_000, "every generated tick is in a window");
+    // A second run resumes at the end of every generator partition: nothing more.
+    let again = run(sluice().arg("run").arg(&pipeline));
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("read          0 rows"));
+}
+
+#[test]
+fn metadata_columns_name_each_rows_file_partition_and_ingest_time() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    for (name, n) in [("a.ndjson", 30), ("b.ndjson", 70)] {
+        let text: String = (0..n).map(|i| format!("{{\"id\":\"{name}-{i}\"}}\n")).collect();
+        std::fs::write(input.join(name), text).expect("write");
+    }
+    std::fs::write(input.join("b.ndjson").with_extension("bad"), "").expect("write");
+    let pipeline = tmp.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+[source]
+type = "file"
+path = "{}/*.ndjson"
+batch_rows = 16
+metadata = {{ file = "_file", partition = "_partition", ingest_time = "_ingested" }}
+[source.schema]
+id = "string"
+[sink]
+type = "parquet"
+path = "out"
+"#,
+            input.display()
+        ),
+    )
+    .expect("write pipeline");
+    let out = run(sluice().arg("run").arg(&pipeline));
+    assert!(out.status.success());
+    let rows = duckdb(
+        &py,
+        &format!(
+            "select id, _file, _partition, _ingested is not null as stamped from read_parquet('{}/*.parquet')",
+            tmp.path().join("out").display()
+        ),
+    );
+    assert_eq!(rows.len(), 100);
+    for r in &rows {
+        let id = r["id"].as_str().expect("id");
+        let file = r["_file"].as_str().expect("file");
+        let name = Path::new(file).file_name().expect("name").to_string_lossy();
+        assert!(id.starts_with(name.as_ref()), "{r:?}");
+        assert_eq!(r["_partition"], r["_file"]);
+        assert_eq!(r["stamped"], serde_json::Value::Bool(true));
+    }
+
+    // A file source has no topics: refused at validate, at the key.
+    let bad = tmp.path().join("bad.toml");
+    let text = std::fs::read_to_string(&pipeline)
+        .expect("read")
+        .replace("file = \"_file\"", "topic = \"_topic\"");
+    std::fs::write(&bad, text).expect("write");
+    let out = run(sluice().arg("validate").arg(&bad));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("source.metadata.topic") && stderr.contains("no `topic`"),
+        "{stderr}"
+    );
+}
