@@ -15,7 +15,7 @@
 //!   back-pressure), and hot reload (`pipeline::reload`, with `sluice status`);
 //! - [`stock`]: the stock transforms embedded in the binary;
 //! - [`cli`] and [`telemetry`]: the `sluice` command's edge;
-//! - [`fault`]: crash injection for the crash tests.
+//! - [`fault`]: crash injection for the crash tests; [`retry`]: the one backoff policy.
 
 pub mod checkpoint;
 pub mod cli;
@@ -25,6 +25,7 @@ pub mod engine;
 pub mod fault;
 pub mod pipeline;
 pub mod record;
+pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod stock;

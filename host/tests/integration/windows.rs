@@ -164,11 +164,17 @@ fn window_state_survives_repeated_kills_and_restarts() {
 /// back so that its file lags the others.
 fn per_ticker_files(input: &Path, dir: &Path, lag_secs: i64) -> std::path::PathBuf {
     let text = std::fs::read_to_string(input).expect("read ticks");
+    let ticks: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("tick")).collect();
+    let lagging = ticks
+        .iter()
+        .map(|v| v["ticker"].as_str().expect("ticker"))
+        .min()
+        .expect("ticks")
+        .to_owned();
     let mut files: std::collections::BTreeMap<String, String> = Default::default();
-    for line in text.lines() {
-        let mut v: Value = serde_json::from_str(line).expect("tick");
+    for mut v in ticks {
         let ticker = v["ticker"].as_str().expect("ticker").to_owned();
-        if files.is_empty() || files.keys().next() == Some(&ticker) {
+        if ticker == lagging {
             let t = chrono::NaiveDateTime::parse_from_str(v["event_time"].as_str().expect("t"), "%Y-%m-%dT%H:%M:%S%.f")
                 .expect("time");
             let shifted = t - chrono::Duration::seconds(lag_secs);
