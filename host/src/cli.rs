@@ -249,7 +249,8 @@ fn status(pipeline: &std::path::Path) -> Result<(), Failure> {
         code: EXIT_CONFIG,
         error: e.into(),
     })?;
-    let socket = socket_path(&loaded.config.checkpoint.path);
+    let store = crate::checkpoint::store::open(&loaded.config.checkpoint).location();
+    let socket = socket_path(&loaded.config.name, &store);
     let s = query(&socket).map_err(|e| Failure {
         code: EXIT_RUNTIME,
         error: anyhow::anyhow!(

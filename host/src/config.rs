@@ -191,9 +191,11 @@ fn read_checkpoint(
             enabled: true,
             path: default_path?,
             interval: default_interval,
+            store: StoreKind::File,
         });
     };
     let enabled = t.opt_bool(d, "enabled").is_none_or(|b| b.value);
+    let store = t.opt_choice(d, "store", &["file"]).map_or(StoreKind::File, |_| StoreKind::File);
     let path = t.opt_str(d, "path").map(|p| resolve(base, &p.value));
     let interval = t.opt_duration(
         d,
@@ -205,6 +207,7 @@ fn read_checkpoint(
         enabled,
         path: path.or(default_path)?,
         interval: interval.map_or(default_interval, |i| i.value),
+        store,
     })
 }
 

@@ -14,6 +14,15 @@
 pub mod fs;
 pub mod memory;
 
+use crate::config::{CheckpointConfig, StoreKind};
+
+/// The store a pipeline's `[checkpoint]` names.
+pub fn open(config: &CheckpointConfig) -> Box<dyn CheckpointStore> {
+    match config.store {
+        StoreKind::File => Box::new(fs::FsStore::new(&config.path)),
+    }
+}
+
 /// Why a store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

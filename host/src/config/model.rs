@@ -375,4 +375,13 @@ pub struct CheckpointConfig {
     pub path: PathBuf,
     /// Time between checkpoints (default 10 s).
     pub interval: std::time::Duration,
+    /// `store`: where checkpoints are kept (default `"file"`, a local folder at `path`).
+    pub store: StoreKind,
+}
+
+/// Kinds of checkpoint store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Files in a local folder.
+    File,
 }

@@ -2,8 +2,7 @@
 //! from the beginning (`--from-scratch`, no checkpoint yet, or checkpoints off).
 
 use crate::checkpoint::protocol::{StageChanges, StageIdentity, assign_states, check_source, next_epoch};
-use crate::checkpoint::store::CheckpointStore;
-use crate::checkpoint::store::fs::FsStore;
+use crate::checkpoint::store::{self, CheckpointStore};
 use crate::checkpoint::{Checkpoint, SourcePosition, StageState, Totals, WatermarkState};
 
 use super::plan::Plan;
@@ -51,7 +50,7 @@ pub(crate) fn prepare(
         recover(roots, None)?;
         return Ok(fresh(None, 0));
     }
-    let store = FsStore::new(&plan.checkpoint.path);
+    let store = store::open(&plan.checkpoint);
     let location = store.location();
     let err = |message: String| RunError::Checkpoint {
         location: location.clone(),
@@ -68,11 +67,11 @@ pub(crate) fn prepare(
             );
         }
         recover(roots, None)?;
-        return Ok(fresh(Some(Box::new(store)), epoch));
+        return Ok(fresh(Some(store), epoch));
     }
     let Some((_, bytes)) = latest else {
         recover(roots, None)?;
-        return Ok(fresh(Some(Box::new(store)), 1));
+        return Ok(fresh(Some(store), 1));
     };
     let checkpoint =
         Checkpoint::from_bytes(&bytes).map_err(|m| err(format!("{m}; run with --from-scratch to ignore it")))?;
@@ -104,7 +103,7 @@ pub(crate) fn prepare(
         "Resuming from checkpoint."
     );
     Ok(Start {
-        store: Some(Box::new(store)),
+        store: Some(store),
         epoch: next_epoch(Some(&checkpoint)),
         position: checkpoint.position,
         states,

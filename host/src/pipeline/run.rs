@@ -28,6 +28,7 @@ use super::resume::prepare;
 use super::sinks::{self, Opened, Tap};
 use super::worker::{Aside, WorkResult, Worker, WorkerError};
 use crate::checkpoint::protocol::{BarrierClock, StageChanges};
+use crate::checkpoint::store;
 use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
 use crate::record::{Chunk, SourceSpan};
 use crate::sink::dead_letter::DeadLetterSummary;
@@ -168,7 +169,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     update(&status, |s| {
         s.set_plan(plan, 0, &components.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>());
     });
-    let _status_server = match Server::start(socket_path(&plan.checkpoint.path), status.clone()) {
+    let socket = socket_path(&plan.name, &store::open(&plan.checkpoint).location());
+    let _status_server = match Server::start(socket, status.clone()) {
         Ok(server) => Some(server),
         Err(e) => {
             tracing::warn!(error = %e, "`sluice status` is not served for this run.");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{duckdb, python, sluice};
+use crate::support::{duckdb, files_under, python, sluice};
 
 const ROWS_PER_CHUNK: u64 = 1000;
 const DEVICES: u64 = 50;
@@ -76,6 +76,7 @@ struct Live {
     feeder: Option<std::thread::JoinHandle<ChildStdin>>,
     stop_feeding: Arc<AtomicBool>,
     fed: Arc<AtomicU64>,
+    /// The runtime folder its status socket is in.
     socket: PathBuf,
     log: PathBuf,
 }
@@ -83,9 +84,12 @@ struct Live {
 impl Live {
     fn start(dir: &Path, pipeline: &Path) -> Live {
         let log = dir.join("sluice.log");
+        // The status socket lives in the runtime folder: one per test, so it holds only ours.
+        let runtime = dir.join("run");
         let mut child = sluice()
             .env("SLUICE_LOG", "info")
             .env("SLUICE_RELOAD_DEBOUNCE_MS", "50")
+            .env("SLUICE_RUNTIME_DIR", &runtime)
             .arg("run")
             .arg(pipeline)
             .stdin(Stdio::piped())
@@ -119,13 +123,14 @@ impl Live {
             feeder: Some(feeder),
             stop_feeding,
             fed,
-            socket: dir.join("out/_checkpoints/status.sock"),
+            socket: runtime,
             log,
         }
     }
 
     fn status(&self) -> Option<Value> {
-        let mut stream = UnixStream::connect(&self.socket).ok()?;
+        let socket = files_under(&self.socket, ".sock").into_iter().next()?;
+        let mut stream = UnixStream::connect(socket).ok()?;
         let mut text = String::new();
         std::io::Read::read_to_string(&mut stream, &mut text).ok()?;
         serde_json::from_str(&text).ok()
@@ -327,7 +332,12 @@ fn bad_versions_are_refused_and_the_old_one_keeps_producing() {
     );
     let s = live.wait_reload(|s| s["reloads_applied"] == 1);
     assert_eq!(s["generation"].as_u64().map(|g| g >= 1), Some(true));
-    let shown = crate::support::run(sluice().arg("status").arg(&pipeline));
+    let shown = crate::support::run(
+        sluice()
+            .env("SLUICE_RUNTIME_DIR", &live.socket)
+            .arg("status")
+            .arg(&pipeline),
+    );
     assert!(shown.status.success());
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("reloads applied 1, refused 8"), "{shown}");

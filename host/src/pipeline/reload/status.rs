@@ -1,7 +1,9 @@
 //! What `sluice status` shows: the running plan (components and digests), state sizes, the
 //! reload counters and the last reload's result. A running pipeline serves it as one JSON
-//! document on a Unix socket beside its checkpoints (`status.sock`); a connection gets the
-//! document and is closed.
+//! document on a Unix socket in the runtime folder (`SLUICE_RUNTIME_DIR`, else
+//! `$XDG_RUNTIME_DIR/sluice`, else the temporary folder's `sluice-<uid>`), named after the
+//! pipeline and its checkpoint store, so it works whatever the store (a remote one too); a
+//! connection gets the document and is closed.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -93,9 +95,29 @@ pub fn update(status: &SharedStatus, f: impl FnOnce(&mut Status)) {
     f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
 }
 
-/// The socket of a pipeline whose checkpoints are in `checkpoints`.
-pub fn socket_path(checkpoints: &Path) -> PathBuf {
-    checkpoints.join("status.sock")
+/// The socket of pipeline `pipeline` whose checkpoints are kept at `store` (a store's
+/// location): `<name>-<12 hex digits of the store's SHA-256>.sock` in the runtime folder.
+pub fn socket_path(pipeline: &str, store: &str) -> PathBuf {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(store.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let name: String = pipeline
+        .chars()
+        .take(64)
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect();
+    runtime_dir().join(format!("{name}-{hex}.sock"))
+}
+
+fn runtime_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SLUICE_RUNTIME_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(dir).join("sluice");
+    }
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m));
+    std::env::temp_dir().join(format!("sluice-{uid}"))
 }
 
 /// Serves the status until dropped; removes its socket then.
@@ -108,7 +130,8 @@ impl Server {
     /// Listen on `path` (replacing a stale socket of a process that is gone).
     pub fn start(path: PathBuf, status: SharedStatus) -> std::io::Result<Server> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
         if path.exists() {
             if UnixStream::connect(&path).is_ok() {
