@@ -10,9 +10,10 @@ use clap::{Parser, Subcommand};
 
 use crate::config;
 use crate::engine::{Engine, EngineSettings};
+use crate::pipeline::outcome::{RunError, RunOptions, RunSummary};
 use crate::pipeline::reload::status::{query, socket_path};
 use crate::pipeline::reload::watch::{ReloadSettings, Restart, component_sources};
-use crate::pipeline::run::{RunError, RunOptions, RunSummary, run};
+use crate::pipeline::run::run;
 use crate::pipeline::sinks::Format;
 use crate::pipeline::{Plan, PlanError};
 

@@ -195,7 +195,9 @@ fn read_checkpoint(
         });
     };
     let enabled = t.opt_bool(d, "enabled").is_none_or(|b| b.value);
-    let store = t.opt_choice(d, "store", &["file"]).map_or(StoreKind::File, |_| StoreKind::File);
+    let store = t
+        .opt_choice(d, "store", &["file"])
+        .map_or(StoreKind::File, |_| StoreKind::File);
     let path = t.opt_str(d, "path").map(|p| resolve(base, &p.value));
     let interval = t.opt_duration(
         d,

@@ -6,14 +6,17 @@
 //! Nothing past the plan sees TOML or JSON values.
 
 mod commit;
+pub mod outcome;
 pub mod plan;
 pub mod reload;
 mod resume;
 pub mod run;
 pub mod sinks;
+mod stage;
 mod state_log;
 pub mod watermark;
 mod worker;
+mod writer;
 
+pub use outcome::{RunOptions, RunSummary};
 pub use plan::{Plan, PlanError, StagePlan};
-pub use run::{RunOptions, RunSummary};

@@ -136,7 +136,8 @@ mod tests {
         };
         // Rows came from records 0 and 2 (record 1 was a dead letter).
         let out = m.append(decoded, &chunk, &[0, 2]).expect("append");
-        let names: Vec<&str> = out.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        let schema = out.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["v", "_file", "_topic", "_partition", "_at"]);
         let topic: Vec<Option<&str>> = out.column(2).as_string::<i32>().iter().collect();
         assert_eq!(topic, [Some("a/1"), Some("a/3")]);

@@ -6,8 +6,8 @@ use std::time::Instant;
 use crate::checkpoint::store::CheckpointStore;
 use crate::checkpoint::{Checkpoint, FORMAT_VERSION, SourcePosition, StageState, Totals, WatermarkState};
 
+use super::outcome::RunError;
 use super::plan::Plan;
-use super::run::RunError;
 use super::sinks::Opened;
 
 /// What a checkpoint records besides the output files: a consistent cut of the pipeline.

@@ -5,8 +5,8 @@ use crate::checkpoint::protocol::{StageChanges, StageIdentity, assign_states, ch
 use crate::checkpoint::store::{self, CheckpointStore};
 use crate::checkpoint::{Checkpoint, SourcePosition, StageState, Totals, WatermarkState};
 
+use super::outcome::RunError;
 use super::plan::Plan;
-use super::run::RunError;
 use crate::sink::recover::{Recovered, Target, recover};
 
 /// How a run begins.

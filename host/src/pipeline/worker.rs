@@ -1,12 +1,6 @@
 //! One worker: decodes chunks and runs them through its own instances of the transform
-//! chain. Workers share nothing but the plan; batches, not records, cross into WASM.
-//!
-//! When a transform fails on a batch, its `on_error` policy decides: `dead_letter` bisects
-//! the batch (a bounded number of calls) so only the failing rows become dead letters,
-//! `skip_batch` dead-letters the whole batch, `halt` stops the pipeline. A trap replaces the
-//! instance before the next call; a deadline trap is not bisected (each try would cost a
-//! whole deadline). A transform whose batches fail entirely `quarantine_after` times in a
-//! row is quarantined: the pipeline halts rather than spin on a broken component.
+//! chain. Workers share nothing but the plan; batches, not records, cross into WASM. The
+//! failure policy of each stage is `stage.rs`'s.
 
 use std::sync::Arc;
 
@@ -14,18 +8,13 @@ use arrow::array::RecordBatch;
 
 use super::plan::{Plan, StagePlan};
 use super::sinks::Tap;
-use super::state_log::{Event, StateLog};
-use super::watermark::{WatermarkTracker, max_event_micros};
+use super::stage::{Open, Policy, Routing, Stage, route};
 use crate::checkpoint::{StageState, WatermarkState};
 use crate::config::OnError;
 use crate::decode::json::JsonDecoder;
 use crate::decode::metadata::Metadata;
-use crate::engine::{CallError, EngineError, TransformInstance};
+use crate::engine::{CallError, EngineError};
 use crate::record::{BadRecord, Chunk, PartitionEvent, SourceSpan};
-
-/// Calls one failing batch may spend on bisection; what is not isolated by then is
-/// dead-lettered in whole halves. 128 calls isolate about five bad rows in 8192.
-const MAX_BISECT_CALLS: u32 = 128;
 
 /// Rows that leave the chain before its end: dead letters, and outputs sinks take.
 #[derive(Debug)]
@@ -94,278 +83,13 @@ pub(crate) enum WorkerError {
     },
 }
 
-/// Where a stage's outputs go besides `main` down the chain.
-#[derive(Debug, Clone)]
-struct Routing {
-    name: String,
-    index: usize,
-    /// Outputs sinks take (`main` too, when a sink takes it from a stage not last).
-    tapped: Vec<String>,
-}
-
-impl Routing {
-    fn of(plan: &Plan, index: usize) -> Routing {
-        let tapped = plan
-            .sinks
-            .iter()
-            .filter_map(|s| match &s.tap {
-                Tap::Output { stage, output } if *stage == index => Some(output.clone()),
-                _ => None,
-            })
-            .collect();
-        Routing {
-            name: plan.stages[index].name.clone(),
-            index,
-            tapped,
-        }
-    }
-}
-
-struct Stage {
-    plan: Arc<StagePlan>,
-    routing: Routing,
-    instance: TransformInstance,
-    label: String,
-    /// Consecutive batches of which no row got through.
-    failed_batches: u32,
-    /// For a stateful stage: how to rebuild its state after a failure.
-    log: Option<StateLog>,
-    /// For a stage with a watermark: event time seen per source partition.
-    tracker: Option<WatermarkTracker>,
-}
-
-impl Stage {
-    fn start(plan: Arc<StagePlan>, label: String, routing: Routing) -> Result<Self, WorkerError> {
-        let instance = open(&plan, &label)?;
-        let log = plan.description.state_format.map(|_| StateLog::default());
-        let tracker = plan.watermark.map(|w| WatermarkTracker::new(w.settings));
-        Ok(Stage {
-            plan,
-            routing,
-            instance,
-            label,
-            failed_batches: 0,
-            log,
-            tracker,
-        })
-    }
-
-    /// Call `process`. A stateless stage's instance is replaced if the call poisoned it; a
-    /// stateful stage's is replaced after any failure and its state rebuilt without the batch.
-    fn call(&mut self, batch: &RecordBatch) -> Result<Result<Vec<(String, RecordBatch)>, CallError>, WorkerError> {
-        let result = self.instance.process(batch);
-        match (&result, &mut self.log) {
-            (Ok(_), Some(log)) => {
-                if log.record(batch) {
-                    self.snapshot()?;
-                }
-            }
-            (Err(_), Some(_)) => self.rebuild()?,
-            (Err(e), None) if e.poisons_instance() => self.instance = open(&self.plan, &self.label)?,
-            _ => {}
-        }
-        Ok(result)
-    }
-
-    /// The stage's snapshot (stateful stages only); the state log starts again from it.
-    fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, WorkerError> {
-        let snapshot = self.instance.snapshot().map_err(|error| WorkerError::Snapshot {
-            stage: self.plan.name.clone(),
-            error,
-        })?;
-        if let Some(log) = &mut self.log {
-            log.reset(snapshot.clone());
-        }
-        Ok(snapshot)
-    }
-
-    /// A fresh instance with the last snapshot restored and the batches since replayed.
-    fn rebuild(&mut self) -> Result<(), WorkerError> {
-        let Some(log) = &self.log else { return Ok(()) };
-        let mut instance = open(&self.plan, &self.label)?;
-        let failed = |message: String| WorkerError::Rebuild {
-            stage: self.plan.name.clone(),
-            message,
-        };
-        if let Some((version, data)) = log.snapshot() {
-            instance
-                .restore(*version, data.clone())
-                .map_err(|e| failed(format!("restoring its last snapshot: {e}")))?;
-        }
-        for event in log.replay() {
-            match event {
-                Event::Batch(batch) => instance.process(batch).map(drop),
-                Event::Watermark(micros) => instance.advance_watermark(*micros).map(drop),
-            }
-            .map_err(|e| failed(format!("replaying what it had processed before: {e}")))?;
-        }
-        tracing::warn!(stage = %self.plan.name, replayed = log.replay().len(), "Stateful transform failed; its state was rebuilt from the last snapshot without the failed batch.");
-        self.instance = instance;
-        Ok(())
-    }
-
-    /// Note the event time of a batch this stage was given, from source partition `partition`.
-    fn observe(&mut self, partition: &str, batch: &RecordBatch) {
-        let (Some(tracker), Some(w)) = (&mut self.tracker, self.plan.watermark) else {
-            return;
-        };
-        if let Some(max) = max_event_micros(batch, w.column) {
-            tracker.observe(partition, max, std::time::Instant::now());
-        }
-    }
-
-    /// Partitions the source opened hold the watermark from now on; ended ones stop
-    /// holding it (after their last batch was observed).
-    fn partitions(&mut self, events: &[PartitionEvent], opened: bool) {
-        let Some(tracker) = &mut self.tracker else { return };
-        for event in events {
-            match event {
-                PartitionEvent::Opened(p) if opened => tracker.announce(p, std::time::Instant::now()),
-                PartitionEvent::Ended(p) if !opened => tracker.close(p),
-                _ => {}
-            }
-        }
-    }
-
-    /// Pass a risen watermark to the component; returns what it emits to `main`.
-    fn advance_watermark(&mut self, dead: &mut Vec<Aside>) -> Result<Vec<RecordBatch>, WorkerError> {
-        let Some(micros) = self.tracker.as_mut().and_then(|t| t.advance(std::time::Instant::now())) else {
-            return Ok(Vec::new());
-        };
-        match self.instance.advance_watermark(micros) {
-            Ok(outs) => {
-                if let Some(log) = &mut self.log {
-                    log.record_watermark(micros);
-                }
-                Ok(route(&self.routing, outs, dead))
-            }
-            Err(error) if self.plan.on_error == OnError::Halt => Err(WorkerError::Halted {
-                stage: self.plan.name.clone(),
-                error,
-            }),
-            Err(error) => {
-                tracing::error!(stage = %self.plan.name, error = %error, "Transform failed advancing its watermark; its state is rebuilt and the watermark retried with the next batch.");
-                self.rebuild()?;
-                Ok(Vec::new())
-            }
-        }
-    }
-
-    /// One batch through this stage under its `on_error` policy; returns its `main` output.
-    fn run(&mut self, batch: RecordBatch, dead: &mut Vec<Aside>) -> Result<Vec<RecordBatch>, WorkerError> {
-        let err = match self.call(&batch)? {
-            Ok(outs) => {
-                self.failed_batches = 0;
-                return Ok(route(&self.routing, outs, dead));
-            }
-            Err(err) => err,
-        };
-        let rows = batch.num_rows();
-        let stateful = self.plan.description.state_format.is_some();
-        let mut main = Vec::new();
-        let failed = match self.plan.on_error {
-            OnError::Halt => {
-                return Err(WorkerError::Halted {
-                    stage: self.plan.name.clone(),
-                    error: err,
-                });
-            }
-            // Re-feeding parts of a batch to a stateful transform would count rows twice.
-            OnError::SkipBatch => self.dead_letter(&err, batch, dead),
-            OnError::DeadLetter if stateful || matches!(err, CallError::Timeout(_)) => {
-                self.dead_letter(&err, batch, dead)
-            }
-            OnError::DeadLetter => {
-                let mut budget = MAX_BISECT_CALLS;
-                self.bisect(batch, err.clone(), &mut main, dead, &mut budget)?
-            }
-        };
-        if failed == rows {
-            self.failed_batches += 1;
-            if self.failed_batches >= self.plan.quarantine_after {
-                return Err(WorkerError::Quarantined {
-                    stage: self.plan.name.clone(),
-                    batches: self.failed_batches,
-                    error: err,
-                });
-            }
-        } else {
-            self.failed_batches = 0;
-        }
-        Ok(main)
-    }
-
-    /// Halve a failed batch until the failing rows are alone (or the budget is spent);
-    /// returns how many rows became dead letters. Output keeps the batch's row order.
-    fn bisect(
-        &mut self,
-        batch: RecordBatch,
-        err: CallError,
-        main: &mut Vec<RecordBatch>,
-        dead: &mut Vec<Aside>,
-        budget: &mut u32,
-    ) -> Result<usize, WorkerError> {
-        let rows = batch.num_rows();
-        if rows <= 1 || *budget < 2 || matches!(err, CallError::Timeout(_)) {
-            return Ok(self.dead_letter(&err, batch, dead));
-        }
-        let half = rows / 2;
-        let mut failed = 0;
-        for part in [batch.slice(0, half), batch.slice(half, rows - half)] {
-            if *budget == 0 {
-                failed += self.dead_letter(&err, part, dead);
-                continue;
-            }
-            *budget -= 1;
-            match self.call(&part)? {
-                Ok(outs) => main.extend(route(&self.routing, outs, dead)),
-                Err(e) => failed += self.bisect(part, e, main, dead, budget)?,
-            }
-        }
-        Ok(failed)
-    }
-
-    /// The rows of a failed call become dead letters with the reason; returns their count.
-    fn dead_letter(&self, err: &CallError, batch: RecordBatch, dead: &mut Vec<Aside>) -> usize {
-        let digest = &self.plan.component.digest()[..12];
-        let rows = batch.num_rows();
-        tracing::warn!(stage = %self.plan.name, component = digest, rows, error = %err, "Transform failed; rows go to dead letters.");
-        dead.push(Aside::Rows {
-            stage: self.plan.name.clone(),
-            rows: batch,
-            reason: Some(format!("transform {err} (component sha256 {digest}…)")),
-        });
-        rows
-    }
-}
-
-fn open(plan: &StagePlan, label: &str) -> Result<TransformInstance, WorkerError> {
-    let stage = plan.name.clone();
-    let mut instance = plan
-        .component
-        .instantiate(label, &plan.limits)
-        .map_err(|source| WorkerError::Engine {
-            stage: stage.clone(),
-            source,
-        })?;
-    match instance.open(&plan.config_json, &plan.input, &plan.description) {
-        Ok(Ok(())) => Ok(instance),
-        Ok(Err(e)) => Err(WorkerError::Open {
-            stage,
-            message: e.message,
-        }),
-        Err(e) => Err(WorkerError::Open {
-            stage,
-            message: e.to_string(),
-        }),
-    }
-}
-
 /// A decoder and a private instance of every stage.
 pub(crate) struct Worker {
     decoder: JsonDecoder,
     metadata: Metadata,
     stages: Vec<Stage>,
+    /// The plan of each stage, in the same order (a reload compares them).
+    plans: Vec<Arc<StagePlan>>,
     /// A sink takes the records as received: hand them to the writer.
     keep_raw: bool,
 }
@@ -382,18 +106,12 @@ impl Worker {
             .stages
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                Stage::start(
-                    s.clone(),
-                    format!("{}/{}#{id}", plan.name, s.name),
-                    Routing::of(plan, i),
-                )
-            })
+            .map(|(i, s)| start(plan, s, i, id))
             .collect::<Result<_, _>>()?;
         for (stage, state) in stages.iter_mut().zip(states) {
             let Some(state) = state else { continue };
             let restore = |message: String| WorkerError::Restore {
-                stage: stage.plan.name.clone(),
+                stage: stage.policy.name.clone(),
                 message,
             };
             stage
@@ -403,14 +121,14 @@ impl Worker {
             if let Some(log) = &mut stage.log {
                 log.reset(Some((state.format_version, state.data.clone())));
             }
-            if state.component != stage.plan.component.digest() {
-                tracing::info!(stage = %stage.plan.name, "State saved by another version of the component was accepted.");
+            if state.component != stage.policy.digest {
+                tracing::info!(stage = %stage.policy.name, "State saved by another version of the component was accepted.");
             }
         }
         for w in watermarks {
             if let Some(tracker) = stages
                 .iter_mut()
-                .find(|s| s.plan.name == w.stage)
+                .find(|s| s.policy.name == w.stage)
                 .and_then(|s| s.tracker.as_mut())
             {
                 tracker.restore(&w.partitions, w.watermark, std::time::Instant::now());
@@ -426,6 +144,7 @@ impl Worker {
             metadata: plan.metadata.clone(),
             stages,
             keep_raw: plan.sinks.iter().any(|s| s.tap == Tap::Source),
+            plans: plan.stages.clone(),
         })
     }
 
@@ -437,13 +156,12 @@ impl Worker {
         let mut fresh: Vec<Option<Stage>> = Vec::with_capacity(plan.stages.len());
         let mut changed = Vec::new();
         for (index, new) in plan.stages.iter().enumerate() {
-            let old = self.stages.iter_mut().find(|s| s.plan.name == new.name);
-            if old.as_ref().is_some_and(|o| o.plan.same_as(new)) {
+            if self.plans.iter().any(|o| o.same_as(new)) {
                 fresh.push(None);
                 continue;
             }
-            let label = format!("{}/{}#{id}", plan.name, new.name);
-            let mut stage = Stage::start(new.clone(), label, Routing::of(plan, index)).map_err(|e| e.to_string())?;
+            let old = self.stages.iter_mut().find(|s| s.policy.name == new.name);
+            let mut stage = start(plan, new, index, id).map_err(|e| e.to_string())?;
             if let Some(old) = old {
                 if new.stateful()
                     && let Some((version, data)) = old.snapshot().map_err(|e| e.to_string())?
@@ -456,12 +174,7 @@ impl Worker {
                         }
                         Err(e) if new.discard_state => {
                             tracing::warn!(stage = %new.name, error = %e, "The new version refused the running state; it starts empty (state = \"discard\").");
-                            stage = Stage::start(
-                                new.clone(),
-                                format!("{}/{}#{id}", plan.name, new.name),
-                                Routing::of(plan, index),
-                            )
-                            .map_err(|e| e.to_string())?;
+                            stage = start(plan, new, index, id).map_err(|e| e.to_string())?;
                         }
                         Err(e) => {
                             return Err(format!(
@@ -485,7 +198,7 @@ impl Worker {
                 Some(s) => s,
                 None => old
                     .iter_mut()
-                    .find(|o| o.as_ref().is_some_and(|o| o.plan.name == new.name))
+                    .find(|o| o.as_ref().is_some_and(|o| o.policy.name == new.name))
                     .and_then(Option::take)
                     .ok_or_else(|| format!("stage `{}` vanished during the swap", new.name))?,
             };
@@ -494,6 +207,7 @@ impl Worker {
         for (index, stage) in self.stages.iter_mut().enumerate() {
             stage.routing = Routing::of(plan, index);
         }
+        self.plans = plan.stages.clone();
         Ok(changed)
     }
 
@@ -547,7 +261,7 @@ impl Worker {
             .filter_map(|s| {
                 let (partitions, watermark) = s.tracker.as_ref()?.state();
                 Some(WatermarkState {
-                    stage: s.plan.name.clone(),
+                    stage: s.policy.name.clone(),
                     partitions,
                     watermark,
                 })
@@ -559,13 +273,13 @@ impl Worker {
     pub(crate) fn snapshot(&mut self) -> Result<Vec<StageState>, WorkerError> {
         let mut states = Vec::new();
         for stage in &mut self.stages {
-            if stage.plan.description.state_format.is_none() {
+            if !stage.policy.stateful {
                 continue;
             }
             if let Some((format_version, data)) = stage.snapshot()? {
                 states.push(StageState {
-                    stage: stage.plan.name.clone(),
-                    component: stage.plan.component.digest().to_owned(),
+                    stage: stage.policy.name.clone(),
+                    component: stage.policy.digest.clone(),
                     format_version,
                     data,
                 });
@@ -591,14 +305,14 @@ impl Worker {
             let stage = &mut self.stages[k];
             let flushed = match stage.instance.finish() {
                 Ok(outs) => route(&stage.routing, outs, &mut dead),
-                Err(error) if stage.plan.on_error == OnError::Halt => {
+                Err(error) if stage.policy.on_error == OnError::Halt => {
                     return Err(WorkerError::Halted {
-                        stage: stage.plan.name.clone(),
+                        stage: stage.policy.name.clone(),
                         error,
                     });
                 }
                 Err(e) => {
-                    tracing::error!(stage = %stage.plan.name, error = %e, "Transform failed while flushing at end of input; what it held is lost.");
+                    tracing::error!(stage = %stage.policy.name, error = %e, "Transform failed while flushing at end of input; what it held is lost.");
                     Vec::new()
                 }
             };
@@ -659,34 +373,13 @@ struct Feed<'a> {
     events: &'a [PartitionEvent],
 }
 
-/// `main` continues (and goes to a sink that takes it); an output a sink takes goes there;
-/// `rejected` goes to dead letters otherwise (the plan refuses other outputs no sink takes).
-fn route(routing: &Routing, outs: Vec<(String, RecordBatch)>, aside: &mut Vec<Aside>) -> Vec<RecordBatch> {
-    let mut main = Vec::new();
-    for (name, batch) in outs {
-        let tapped = routing.tapped.contains(&name);
-        if name == sluice_sdk::MAIN {
-            if tapped {
-                aside.push(Aside::Tap {
-                    stage: routing.index,
-                    output: name,
-                    rows: batch.clone(),
-                });
-            }
-            main.push(batch);
-        } else if tapped {
-            aside.push(Aside::Tap {
-                stage: routing.index,
-                output: name,
-                rows: batch,
-            });
-        } else {
-            aside.push(Aside::Rows {
-                stage: routing.name.clone(),
-                rows: batch,
-                reason: None,
-            });
-        }
-    }
-    main
+/// A stage of `plan` (at `index`) with a fresh instance for worker `id`.
+fn start(plan: &Plan, stage: &Arc<StagePlan>, index: usize, id: usize) -> Result<Stage, WorkerError> {
+    let opener: Arc<dyn Open> = Arc::new(stage.clone());
+    Stage::start(
+        Policy::of(stage),
+        opener,
+        format!("{}/{}#{id}", plan.name, stage.name),
+        Routing::of(plan, index),
+    )
 }

@@ -104,7 +104,13 @@ pub fn socket_path(pipeline: &str, store: &str) -> PathBuf {
     let name: String = pipeline
         .chars()
         .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     runtime_dir().join(format!("{name}-{hex}.sock"))
 }

@@ -114,4 +114,3 @@ fn source_id(path: Option<&std::path::Path>) -> String {
         None => "file:-".to_owned(),
     }
 }
-

@@ -1,0 +1,95 @@
+//! What a run is asked to do and what it did: options, errors, summary.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use super::reload::watch::{NextPlan, ReloadSettings};
+use crate::checkpoint::protocol::StageChanges;
+use crate::sink::dead_letter::DeadLetterSummary;
+use crate::sink::recover::RecoverError;
+use crate::sink::{SinkError, SinkReport, WrittenFile};
+use crate::source::SourceError;
+
+/// How a run behaves.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Show a progress line on stderr (when it is a terminal).
+    pub progress: bool,
+    /// Ignore the checkpoint and read the input from the beginning.
+    pub from_scratch: bool,
+    /// Set (e.g. by a signal handler) to stop at the next chunk boundary with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Watch the pipeline file and its components, and swap in changed versions.
+    pub reload: Option<ReloadSettings>,
+    /// Stateful stages the reload that asked for this run added or removed.
+    pub stage_changes: StageChanges,
+}
+
+/// Why a run stopped before the end of its input.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading the input failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A worker could not continue (e.g. a transform cannot be re-instantiated).
+    #[error("{0}")]
+    Worker(String),
+    /// Writing output failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A checkpoint could not be read, applied or written.
+    #[error("checkpoint {location}: {message}")]
+    Checkpoint {
+        /// The checkpoint folder.
+        location: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Settling the output of an interrupted run failed.
+    #[error("recovering the output of an interrupted run: {0}")]
+    Recover(#[from] RecoverError),
+}
+
+/// What a finished run did.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// Input lines that held a record.
+    pub rows_read: u64,
+    /// Input bytes.
+    pub bytes_read: u64,
+    /// Rows written by the first sink.
+    pub rows_written: u64,
+    /// Files the first sink published.
+    pub files: Vec<WrittenFile>,
+    /// What every sink wrote, in the pipeline file's order.
+    pub sinks: Vec<SinkReport>,
+    /// Dead letters written.
+    pub dead_letters: DeadLetterSummary,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// The checkpoint this run resumed from.
+    pub resumed_from: Option<u64>,
+    /// Checkpoints this run wrote, and the slowest one's duration.
+    pub checkpoints: u64,
+    /// Duration of the slowest checkpoint.
+    pub slowest_checkpoint: Duration,
+    /// The run was asked to stop before the end of its input.
+    pub stopped: bool,
+    /// Size of each stateful stage's final snapshot, in bytes.
+    pub state_bytes: Vec<(String, usize)>,
+    /// A reload asked to start again from the final checkpoint with this plan.
+    pub restart_with: Option<NextPlan>,
+}
+
+impl RunSummary {
+    /// Distinct partition folders written.
+    pub fn partitions(&self) -> usize {
+        self.files
+            .iter()
+            .map(|f| f.partition.as_str())
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+}

@@ -1,0 +1,419 @@
+//! One stage of a worker's chain and its failure policy. When a transform fails on a batch,
+//! its `on_error` policy decides: `dead_letter` bisects the batch (a bounded number of calls)
+//! so only the failing rows become dead letters, `skip_batch` dead-letters the whole batch,
+//! `halt` stops the pipeline. A trap replaces the instance before the next call; a deadline
+//! trap is not bisected (each try would cost a whole deadline). A transform whose batches
+//! fail entirely `quarantine_after` times in a row is quarantined: the pipeline halts rather
+//! than spin on a broken component. A stateful stage's instance is rebuilt after any failure
+//! from its last snapshot and the batches since, so the failed batch leaves no trace.
+//!
+//! The stage reaches its transform only through [`Calls`] and [`Open`]: the policy is tested
+//! with plain Rust transforms, no wasmtime (`stage/tests.rs`).
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+
+use super::plan::{Plan, StagePlan, StageWatermark};
+use super::sinks::Tap;
+use super::state_log::{Event, StateLog};
+use super::watermark::{WatermarkTracker, max_event_micros};
+use super::worker::{Aside, WorkerError};
+use crate::config::OnError;
+use crate::engine::{CallError, TransformInstance};
+use crate::record::PartitionEvent;
+
+/// Calls one failing batch may spend on bisection; what is not isolated by then is
+/// dead-lettered in whole halves. 128 calls isolate about five bad rows in 8192.
+const MAX_BISECT_CALLS: u32 = 128;
+
+/// The calls the policy makes on a transform instance.
+pub(crate) trait Calls: Send {
+    /// Transform a batch.
+    fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError>;
+    /// Event time has reached `micros`.
+    fn advance_watermark(&mut self, micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError>;
+    /// The input has ended: emit what is held.
+    fn finish(&mut self) -> Result<Vec<(String, RecordBatch)>, CallError>;
+    /// The state (stateful transforms), with its format version.
+    fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, CallError>;
+    /// Take over a state.
+    fn restore(&mut self, format_version: u32, data: Vec<u8>) -> Result<(), CallError>;
+}
+
+impl Calls for TransformInstance {
+    fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError> {
+        TransformInstance::process(self, batch)
+    }
+
+    fn advance_watermark(&mut self, micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError> {
+        TransformInstance::advance_watermark(self, micros)
+    }
+
+    fn finish(&mut self) -> Result<Vec<(String, RecordBatch)>, CallError> {
+        TransformInstance::finish(self)
+    }
+
+    fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, CallError> {
+        TransformInstance::snapshot(self)
+    }
+
+    fn restore(&mut self, format_version: u32, data: Vec<u8>) -> Result<(), CallError> {
+        TransformInstance::restore(self, format_version, data)
+    }
+}
+
+/// Makes fresh, opened instances of a stage's transform.
+pub(crate) trait Open: Send + Sync {
+    /// A new instance, opened with the stage's config (`label` names it in logs).
+    fn open(&self, label: &str) -> Result<Box<dyn Calls>, WorkerError>;
+}
+
+/// What the policy needs to know of a stage.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    /// The stage's name.
+    pub name: String,
+    /// Its component's SHA-256 (named in dead letters).
+    pub digest: String,
+    /// Whether it keeps state.
+    pub stateful: bool,
+    /// What happens to a batch it fails on.
+    pub on_error: OnError,
+    /// Halt after this many consecutive batches that failed entirely.
+    pub quarantine_after: u32,
+    /// Its event-time column and bounds.
+    pub watermark: Option<StageWatermark>,
+}
+
+impl Policy {
+    /// The policy of a planned stage.
+    pub(crate) fn of(plan: &StagePlan) -> Policy {
+        Policy {
+            name: plan.name.clone(),
+            digest: plan.component.digest().to_owned(),
+            stateful: plan.stateful(),
+            on_error: plan.on_error,
+            quarantine_after: plan.quarantine_after,
+            watermark: plan.watermark,
+        }
+    }
+}
+
+/// Where a stage's outputs go besides `main` down the chain.
+#[derive(Debug, Clone)]
+pub(super) struct Routing {
+    name: String,
+    index: usize,
+    /// Outputs sinks take (`main` too, when a sink takes it from a stage not last).
+    tapped: Vec<String>,
+}
+
+impl Routing {
+    pub(super) fn of(plan: &Plan, index: usize) -> Routing {
+        let tapped = plan
+            .sinks
+            .iter()
+            .filter_map(|s| match &s.tap {
+                Tap::Output { stage, output } if *stage == index => Some(output.clone()),
+                _ => None,
+            })
+            .collect();
+        Routing {
+            name: plan.stages[index].name.clone(),
+            index,
+            tapped,
+        }
+    }
+}
+
+/// One stage of a worker's chain: an instance of its transform and the failure policy
+/// around it.
+pub(super) struct Stage {
+    pub(super) policy: Policy,
+    opener: Arc<dyn Open>,
+    pub(super) routing: Routing,
+    pub(super) instance: Box<dyn Calls>,
+    label: String,
+    /// Consecutive batches of which no row got through.
+    failed_batches: u32,
+    /// For a stateful stage: how to rebuild its state after a failure.
+    pub(super) log: Option<StateLog>,
+    /// For a stage with a watermark: event time seen per source partition.
+    pub(super) tracker: Option<WatermarkTracker>,
+}
+
+impl Stage {
+    /// A stage with a fresh instance from `opener`.
+    pub(super) fn start(
+        policy: Policy,
+        opener: Arc<dyn Open>,
+        label: String,
+        routing: Routing,
+    ) -> Result<Self, WorkerError> {
+        let instance = opener.open(&label)?;
+        let log = policy.stateful.then(StateLog::default);
+        let tracker = policy.watermark.map(|w| WatermarkTracker::new(w.settings));
+        Ok(Stage {
+            policy,
+            opener,
+            routing,
+            instance,
+            label,
+            failed_batches: 0,
+            log,
+            tracker,
+        })
+    }
+
+    /// Call `process`. A stateless stage's instance is replaced if the call poisoned it; a
+    /// stateful stage's is replaced after any failure and its state rebuilt without the batch.
+    pub(super) fn call(
+        &mut self,
+        batch: &RecordBatch,
+    ) -> Result<Result<Vec<(String, RecordBatch)>, CallError>, WorkerError> {
+        let result = self.instance.process(batch);
+        match (&result, &mut self.log) {
+            (Ok(_), Some(log)) => {
+                if log.record(batch) {
+                    self.snapshot()?;
+                }
+            }
+            (Err(_), Some(_)) => self.rebuild()?,
+            (Err(e), None) if e.poisons_instance() => self.instance = self.opener.open(&self.label)?,
+            _ => {}
+        }
+        Ok(result)
+    }
+
+    /// The stage's snapshot (stateful stages only); the state log starts again from it.
+    pub(super) fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, WorkerError> {
+        let snapshot = self.instance.snapshot().map_err(|error| WorkerError::Snapshot {
+            stage: self.policy.name.clone(),
+            error,
+        })?;
+        if let Some(log) = &mut self.log {
+            log.reset(snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    /// A fresh instance with the last snapshot restored and the batches since replayed.
+    pub(super) fn rebuild(&mut self) -> Result<(), WorkerError> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let mut instance = self.opener.open(&self.label)?;
+        let failed = |message: String| WorkerError::Rebuild {
+            stage: self.policy.name.clone(),
+            message,
+        };
+        if let Some((version, data)) = log.snapshot() {
+            instance
+                .restore(*version, data.clone())
+                .map_err(|e| failed(format!("restoring its last snapshot: {e}")))?;
+        }
+        for event in log.replay() {
+            match event {
+                Event::Batch(batch) => instance.process(batch).map(drop),
+                Event::Watermark(micros) => instance.advance_watermark(*micros).map(drop),
+            }
+            .map_err(|e| failed(format!("replaying what it had processed before: {e}")))?;
+        }
+        tracing::warn!(stage = %self.policy.name, replayed = log.replay().len(), "Stateful transform failed; its state was rebuilt from the last snapshot without the failed batch.");
+        self.instance = instance;
+        Ok(())
+    }
+
+    /// Note the event time of a batch this stage was given, from source partition `partition`.
+    pub(super) fn observe(&mut self, partition: &str, batch: &RecordBatch) {
+        let (Some(tracker), Some(w)) = (&mut self.tracker, self.policy.watermark) else {
+            return;
+        };
+        if let Some(max) = max_event_micros(batch, w.column) {
+            tracker.observe(partition, max, std::time::Instant::now());
+        }
+    }
+
+    /// Partitions the source opened hold the watermark from now on; ended ones stop
+    /// holding it (after their last batch was observed).
+    pub(super) fn partitions(&mut self, events: &[PartitionEvent], opened: bool) {
+        let Some(tracker) = &mut self.tracker else { return };
+        for event in events {
+            match event {
+                PartitionEvent::Opened(p) if opened => tracker.announce(p, std::time::Instant::now()),
+                PartitionEvent::Ended(p) if !opened => tracker.close(p),
+                _ => {}
+            }
+        }
+    }
+
+    /// Pass a risen watermark to the component; returns what it emits to `main`.
+    pub(super) fn advance_watermark(&mut self, dead: &mut Vec<Aside>) -> Result<Vec<RecordBatch>, WorkerError> {
+        let Some(micros) = self.tracker.as_mut().and_then(|t| t.advance(std::time::Instant::now())) else {
+            return Ok(Vec::new());
+        };
+        match self.instance.advance_watermark(micros) {
+            Ok(outs) => {
+                if let Some(log) = &mut self.log {
+                    log.record_watermark(micros);
+                }
+                Ok(route(&self.routing, outs, dead))
+            }
+            Err(error) if self.policy.on_error == OnError::Halt => Err(WorkerError::Halted {
+                stage: self.policy.name.clone(),
+                error,
+            }),
+            Err(error) => {
+                tracing::error!(stage = %self.policy.name, error = %error, "Transform failed advancing its watermark; its state is rebuilt and the watermark retried with the next batch.");
+                self.rebuild()?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// One batch through this stage under its `on_error` policy; returns its `main` output.
+    pub(super) fn run(&mut self, batch: RecordBatch, dead: &mut Vec<Aside>) -> Result<Vec<RecordBatch>, WorkerError> {
+        let err = match self.call(&batch)? {
+            Ok(outs) => {
+                self.failed_batches = 0;
+                return Ok(route(&self.routing, outs, dead));
+            }
+            Err(err) => err,
+        };
+        let rows = batch.num_rows();
+        let stateful = self.policy.stateful;
+        let mut main = Vec::new();
+        let failed = match self.policy.on_error {
+            OnError::Halt => {
+                return Err(WorkerError::Halted {
+                    stage: self.policy.name.clone(),
+                    error: err,
+                });
+            }
+            // Re-feeding parts of a batch to a stateful transform would count rows twice.
+            OnError::SkipBatch => self.dead_letter(&err, batch, dead),
+            OnError::DeadLetter if stateful || matches!(err, CallError::Timeout(_)) => {
+                self.dead_letter(&err, batch, dead)
+            }
+            OnError::DeadLetter => {
+                let mut budget = MAX_BISECT_CALLS;
+                self.bisect(batch, err.clone(), &mut main, dead, &mut budget)?
+            }
+        };
+        if failed == rows {
+            self.failed_batches += 1;
+            if self.failed_batches >= self.policy.quarantine_after {
+                return Err(WorkerError::Quarantined {
+                    stage: self.policy.name.clone(),
+                    batches: self.failed_batches,
+                    error: err,
+                });
+            }
+        } else {
+            self.failed_batches = 0;
+        }
+        Ok(main)
+    }
+
+    /// Halve a failed batch until the failing rows are alone (or the budget is spent);
+    /// returns how many rows became dead letters. Output keeps the batch's row order.
+    pub(super) fn bisect(
+        &mut self,
+        batch: RecordBatch,
+        err: CallError,
+        main: &mut Vec<RecordBatch>,
+        dead: &mut Vec<Aside>,
+        budget: &mut u32,
+    ) -> Result<usize, WorkerError> {
+        let rows = batch.num_rows();
+        if rows <= 1 || *budget < 2 || matches!(err, CallError::Timeout(_)) {
+            return Ok(self.dead_letter(&err, batch, dead));
+        }
+        let half = rows / 2;
+        let mut failed = 0;
+        for part in [batch.slice(0, half), batch.slice(half, rows - half)] {
+            if *budget == 0 {
+                failed += self.dead_letter(&err, part, dead);
+                continue;
+            }
+            *budget -= 1;
+            match self.call(&part)? {
+                Ok(outs) => main.extend(route(&self.routing, outs, dead)),
+                Err(e) => failed += self.bisect(part, e, main, dead, budget)?,
+            }
+        }
+        Ok(failed)
+    }
+
+    /// The rows of a failed call become dead letters with the reason; returns their count.
+    pub(super) fn dead_letter(&self, err: &CallError, batch: RecordBatch, dead: &mut Vec<Aside>) -> usize {
+        let digest = &self.policy.digest[..12.min(self.policy.digest.len())];
+        let rows = batch.num_rows();
+        tracing::warn!(stage = %self.policy.name, component = digest, rows, error = %err, "Transform failed; rows go to dead letters.");
+        dead.push(Aside::Rows {
+            stage: self.policy.name.clone(),
+            rows: batch,
+            reason: Some(format!("transform {err} (component sha256 {digest}…)")),
+        });
+        rows
+    }
+}
+
+impl Open for Arc<StagePlan> {
+    fn open(&self, label: &str) -> Result<Box<dyn Calls>, WorkerError> {
+        let plan = self;
+        let stage = plan.name.clone();
+        let mut instance = plan
+            .component
+            .instantiate(label, &plan.limits)
+            .map_err(|source| WorkerError::Engine {
+                stage: stage.clone(),
+                source,
+            })?;
+        match instance.open(&plan.config_json, &plan.input, &plan.description) {
+            Ok(Ok(())) => Ok(Box::new(instance)),
+            Ok(Err(e)) => Err(WorkerError::Open {
+                stage,
+                message: e.message,
+            }),
+            Err(e) => Err(WorkerError::Open {
+                stage,
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// `main` continues (and goes to a sink that takes it); an output a sink takes goes there;
+/// `rejected` goes to dead letters otherwise (the plan refuses other outputs no sink takes).
+pub(super) fn route(routing: &Routing, outs: Vec<(String, RecordBatch)>, aside: &mut Vec<Aside>) -> Vec<RecordBatch> {
+    let mut main = Vec::new();
+    for (name, batch) in outs {
+        let tapped = routing.tapped.contains(&name);
+        if name == sluice_sdk::MAIN {
+            if tapped {
+                aside.push(Aside::Tap {
+                    stage: routing.index,
+                    output: name,
+                    rows: batch.clone(),
+                });
+            }
+            main.push(batch);
+        } else if tapped {
+            aside.push(Aside::Tap {
+                stage: routing.index,
+                output: name,
+                rows: batch,
+            });
+        } else {
+            aside.push(Aside::Rows {
+                stage: routing.name.clone(),
+                rows: batch,
+                reason: None,
+            });
+        }
+    }
+    main
+}
+
+#[cfg(test)]
+mod tests;

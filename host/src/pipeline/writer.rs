@@ -1,0 +1,268 @@
+//! The writer: results written in input order into every sink, checkpoints at barriers,
+//! acknowledgements after them, and the progress line.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::commit::{Committer, Cut};
+use super::outcome::{RunError, RunOptions, RunSummary};
+use super::plan::Plan;
+use super::reload::status::{SharedStatus, update};
+use super::run::Msg;
+use super::sinks::{Opened, Tap};
+use super::worker::{Aside, WorkResult};
+use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
+use crate::sink::{FileStart, SinkInput, SinkReport, TwoPhase, WriteAt};
+use crate::source::Acknowledge;
+
+pub(super) struct Writer {
+    pub(super) out: Opened,
+    pub(super) committer: Committer,
+    /// What `sluice status` shows (state sizes are updated at checkpoints).
+    pub(super) status: SharedStatus,
+    /// Message sources: acknowledges what each checkpoint commits.
+    pub(super) acks: Option<Box<dyn Acknowledge>>,
+    /// The last input chunk written.
+    pub(super) last_chunk: Option<u64>,
+    /// Where the input after everything written so far begins.
+    pub(super) position: SourcePosition,
+    /// Totals of earlier runs.
+    pub(super) earlier: Totals,
+    pub(super) rows_read: u64,
+    pub(super) bytes_read: u64,
+    pub(super) rows_written: u64,
+}
+
+impl Writer {
+    fn totals(&self) -> Totals {
+        Totals {
+            rows_read: self.earlier.rows_read + self.rows_read,
+            rows_written: self.earlier.rows_written + self.rows_written,
+            dead_letters: self.earlier.dead_letters + self.out.dead.count(),
+        }
+    }
+
+    /// Checkpoint everything written so far.
+    fn checkpoint(
+        &mut self,
+        finished: bool,
+        states: Vec<StageState>,
+        watermarks: Vec<WatermarkState>,
+    ) -> Result<(), RunError> {
+        let totals = self.totals();
+        update(&self.status, |s| {
+            for state in &states {
+                if let Some(stage) = s.stages.iter_mut().find(|st| st.name == state.stage) {
+                    stage.state_bytes = Some(state.data.len());
+                }
+            }
+        });
+        let covered = self.last_chunk.filter(|_| self.acks.is_some());
+        if let (Some(acks), Some(seq)) = (&self.acks, covered) {
+            self.position.state = acks.persist(seq);
+        }
+        let cut = Cut {
+            position: &self.position,
+            finished,
+            states,
+            watermarks,
+            totals,
+        };
+        self.committer.commit(cut, &mut self.out)?;
+        if let (Some(acks), Some(seq)) = (&self.acks, covered) {
+            acks.committed(seq);
+        }
+        Ok(())
+    }
+
+    /// Write one chunk's results; the input position moves past the chunk.
+    fn write_chunk(&mut self, mut r: WorkResult) -> Result<(), RunError> {
+        let states = std::mem::take(&mut r.states);
+        let watermarks = std::mem::take(&mut r.watermarks);
+        let barrier = r.barrier;
+        self.last_chunk = Some(r.seq);
+        self.position.next_seq = r.seq + 1;
+        if let Some((partition, position)) = r.position.take() {
+            self.position.partitions.insert(partition.to_string(), position);
+        }
+        self.write(r)?;
+        if barrier {
+            self.checkpoint(false, states, watermarks)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, r: WorkResult) -> Result<(), RunError> {
+        self.rows_read += r.rows_in + r.dead.iter().filter(|d| matches!(d, Aside::Raw(_))).count() as u64;
+        self.bytes_read += r.span.end_offset - r.span.start_offset;
+        let at = |part: usize| WriteAt {
+            start: FileStart {
+                seq: r.seq,
+                part: part as u32,
+            },
+            ingest_micros: r.ingest_micros,
+        };
+        for (i, (tap, sink)) in self.out.sinks.iter_mut().enumerate() {
+            match tap {
+                Tap::Source => {
+                    if let Some((data, count)) = &r.raw {
+                        sink.write(SinkInput::Records { data, count: *count }, at(0))?;
+                    }
+                }
+                Tap::Main => {
+                    for (part, batch) in r.output.iter().enumerate() {
+                        if i == 0 {
+                            self.rows_written += batch.num_rows() as u64;
+                        }
+                        sink.write(SinkInput::Rows(batch), at(part))?;
+                    }
+                }
+                Tap::Output { stage, output } => {
+                    let mut part = 0;
+                    for aside in &r.dead {
+                        if let Aside::Tap {
+                            stage: s,
+                            output: o,
+                            rows,
+                        } = aside
+                            && s == stage
+                            && o == output
+                        {
+                            if i == 0 {
+                                self.rows_written += rows.num_rows() as u64;
+                            }
+                            sink.write(SinkInput::Rows(rows), at(part))?;
+                            part += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let start = FileStart { seq: r.seq, part: 0 };
+        for item in r.dead {
+            match item {
+                Aside::Raw(bad) => self.out.dead.bad_record(start, &bad)?,
+                Aside::Rows { stage, rows, reason } => {
+                    self.out.dead.rows(start, &stage, &r.span, &rows, reason.as_deref())?
+                }
+                Aside::Tap { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn write_results(
+    plan: &Plan,
+    options: &RunOptions,
+    mut w: Writer,
+    results: Receiver<Msg>,
+    permits: Sender<()>,
+    started: Instant,
+    ended: &AtomicBool,
+) -> Result<RunSummary, RunError> {
+    let progress = Progress::new(options.progress && std::io::stderr().is_terminal());
+    let mut pending: BTreeMap<u64, WorkResult> = BTreeMap::new();
+    let mut next = w.position.next_seq;
+    let mut finals: Vec<WorkResult> = Vec::new();
+    for msg in results.iter() {
+        let r = match msg {
+            Msg::Done(r) => *r,
+            Msg::Failed(e) => return Err(RunError::Worker(e)),
+        };
+        if r.seq >= u64::MAX - plan.workers as u64 {
+            finals.push(r);
+            continue;
+        }
+        pending.insert(r.seq, r);
+        while let Some(r) = pending.remove(&next) {
+            w.write_chunk(r)?;
+            next += 1;
+            let _ = permits.send(());
+        }
+        progress.tick(started, w.rows_read, w.bytes_read, w.rows_written, w.out.dead.count());
+    }
+    drop(permits);
+    if !pending.is_empty() || finals.len() != plan.workers {
+        return Err(RunError::Worker(
+            "a worker stopped before writing all of its results".into(),
+        ));
+    }
+    // Final results (end-of-input flushes) are written after all input, numbered on from the
+    // last chunk; the next run's chunks are numbered after them.
+    finals.sort_by_key(|r| r.seq);
+    let (mut states, mut watermarks) = (Vec::new(), Vec::new());
+    for (i, mut r) in finals.into_iter().enumerate() {
+        r.seq = next + i as u64;
+        w.position.next_seq = r.seq + 1;
+        states.append(&mut r.states);
+        watermarks.append(&mut r.watermarks);
+        w.write(r)?;
+    }
+    progress.clear();
+    for (_, sink) in &mut w.out.sinks {
+        sink.close_all()?;
+    }
+    w.out.dead.close_all()?;
+    let state_bytes = states.iter().map(|s| (s.stage.clone(), s.data.len())).collect();
+    w.checkpoint(ended.load(Ordering::SeqCst), states, watermarks)?;
+    let (checkpoints, slowest_checkpoint) = (w.committer.taken, w.committer.slowest);
+    // Without checkpoints closing published every file; with them the final checkpoint
+    // listed the closed files and its commit published them.
+    let reports: Vec<SinkReport> = w.out.sinks.iter().map(|(_, s)| s.report()).collect();
+    let files = reports.first().map(|r| r.files.clone()).unwrap_or_default();
+    let dead_letters = w.out.dead.finish()?;
+    Ok(RunSummary {
+        rows_read: w.rows_read,
+        bytes_read: w.bytes_read,
+        rows_written: w.rows_written,
+        files,
+        sinks: reports,
+        dead_letters,
+        elapsed: started.elapsed(),
+        resumed_from: None,
+        checkpoints,
+        slowest_checkpoint,
+        stopped: false,
+        state_bytes,
+        restart_with: None,
+    })
+}
+
+/// A single updating line on stderr, at most once a second.
+struct Progress {
+    on: bool,
+    last: std::cell::Cell<Instant>,
+}
+
+impl Progress {
+    fn new(on: bool) -> Self {
+        Progress {
+            on,
+            last: std::cell::Cell::new(Instant::now()),
+        }
+    }
+
+    fn tick(&self, started: Instant, read: u64, bytes: u64, written: u64, dead: u64) {
+        if !self.on || self.last.get().elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last.set(Instant::now());
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        eprint!(
+            "\r{read} rows read ({:.0} rows/s, {:.1} MB/s), {written} written, {dead} dead letters   ",
+            read as f64 / secs,
+            bytes as f64 / 1e6 / secs
+        );
+    }
+
+    fn clear(&self) {
+        if self.on {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
