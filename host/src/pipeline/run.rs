@@ -169,6 +169,10 @@ fn start_reloader(
         .map_err(|e| RunError::Worker(format!("cannot start the reload thread: {e}")))
 }
 
+/// What the reader thread ends with: the source (kept open until the final checkpoint's
+/// acknowledgements are sent), or why reading failed.
+type Read = Result<Box<dyn Source>, SourceError>;
+
 /// What the reader thread needs.
 struct Reading {
     source: Box<dyn Source>,
@@ -185,7 +189,7 @@ fn spawn_reader(
     permits: Receiver<()>,
     chunks: Sender<Chunk>,
     stop_reading: impl Fn() -> bool + Send + 'static,
-) -> Result<JoinHandle<Result<Box<dyn Source>, SourceError>>, RunError> {
+) -> Result<JoinHandle<Read>, RunError> {
     std::thread::Builder::new()
         .name("sluice-read".into())
         .spawn(move || {
