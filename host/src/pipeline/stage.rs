@@ -14,8 +14,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 
-use super::plan::{Plan, StagePlan, StageWatermark};
-use super::sinks::Tap;
+use super::plan::{StagePlan, StageWatermark};
 use super::state_log::{Event, StateLog};
 use super::watermark::{WatermarkTracker, max_event_micros};
 use super::worker::{Aside, WorkerError};
@@ -96,33 +95,6 @@ impl Policy {
             on_error: plan.on_error,
             quarantine_after: plan.quarantine_after,
             watermark: plan.watermark,
-        }
-    }
-}
-
-/// Where a stage's outputs go besides `main` down the chain.
-#[derive(Debug, Clone)]
-pub(super) struct Routing {
-    name: String,
-    index: usize,
-    /// Outputs sinks take (`main` too, when a sink takes it from a stage not last).
-    tapped: Vec<String>,
-}
-
-impl Routing {
-    pub(super) fn of(plan: &Plan, index: usize) -> Routing {
-        let tapped = plan
-            .sinks
-            .iter()
-            .filter_map(|s| match &s.tap {
-                Tap::Output { stage, output } if *stage == index => Some(output.clone()),
-                _ => None,
-            })
-            .collect();
-        Routing {
-            name: plan.stages[index].name.clone(),
-            index,
-            tapped,
         }
     }
 }
@@ -383,37 +355,9 @@ impl Open for Arc<StagePlan> {
     }
 }
 
-/// `main` continues (and goes to a sink that takes it); an output a sink takes goes there;
-/// `rejected` goes to dead letters otherwise (the plan refuses other outputs no sink takes).
-pub(super) fn route(routing: &Routing, outs: Vec<(String, RecordBatch)>, aside: &mut Vec<Aside>) -> Vec<RecordBatch> {
-    let mut main = Vec::new();
-    for (name, batch) in outs {
-        let tapped = routing.tapped.contains(&name);
-        if name == sluice_sdk::MAIN {
-            if tapped {
-                aside.push(Aside::Tap {
-                    stage: routing.index,
-                    output: name,
-                    rows: batch.clone(),
-                });
-            }
-            main.push(batch);
-        } else if tapped {
-            aside.push(Aside::Tap {
-                stage: routing.index,
-                output: name,
-                rows: batch,
-            });
-        } else {
-            aside.push(Aside::Rows {
-                stage: routing.name.clone(),
-                rows: batch,
-                reason: None,
-            });
-        }
-    }
-    main
-}
+mod routing;
+
+pub(super) use routing::{Routing, route};
 
 #[cfg(test)]
 mod tests;

@@ -23,8 +23,12 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, ZstdLevel};
-use parquet::file::metadata::{FileMetaData, ParquetMetaData, ParquetMetaDataReader, ParquetMetaDataWriter};
+use parquet::file::metadata::FileMetaData;
 use parquet::file::properties::WriterProperties;
+
+mod journal;
+
+pub use journal::footer_from_journal;
 
 use super::partition::Partitioner;
 use super::storage::{StagedFile, Storage};
@@ -288,25 +292,17 @@ impl ParquetSink {
             file.writer.inner_mut().sync().map_err(io("syncing"))?;
             let new = &file.writer.flushed_row_groups()[file.journaled_row_groups..];
             if !new.is_empty() {
-                let rows = new.iter().map(|rg| rg.num_rows()).sum();
-                let meta = ParquetMetaData::new(with_rows(&self.template, rows), new.to_vec());
-                let mut frame = Vec::new();
-                ParquetMetaDataWriter::new(&mut frame, &meta)
-                    .finish()
-                    .map_err(parquet_err)?;
-                // Drop the footer's length and magic; the frame carries its own length.
-                frame.truncate(frame.len() - 8);
+                let frame = journal::frame(&self.template, new).map_err(parquet_err)?;
                 let handle = match &mut file.journal {
                     Some(h) => h,
                     None => file.journal.insert(self.storage.journal(&file.rel)?),
                 };
                 handle
-                    .write_all(&(frame.len() as u32).to_le_bytes())
-                    .and_then(|_| handle.write_all(&frame))
+                    .write_all(&frame)
                     .and_then(|_| handle.flush())
                     .and_then(|_| handle.sync())
                     .map_err(io("writing the journal of"))?;
-                file.journal_len += 4 + frame.len() as u64;
+                file.journal_len += frame.len() as u64;
                 file.journaled_row_groups += new.len();
             }
             outputs.push(OutputFile {
@@ -389,44 +385,6 @@ impl Sink for ParquetSink {
         }
         Ok(())
     }
-}
-
-fn with_rows(template: &FileMetaData, rows: i64) -> FileMetaData {
-    FileMetaData::new(
-        template.version(),
-        rows,
-        template.created_by().map(str::to_owned),
-        template.key_value_metadata().cloned(),
-        template.schema_descr_ptr(),
-        template.column_orders().cloned(),
-    )
-}
-
-/// Recovery: the footer for the row groups a file's journal describes (the journal's
-/// durable part, as the checkpoint recorded it). Appended to the file cut back to its
-/// durable length, it makes a valid Parquet file holding exactly the checkpoint's rows.
-pub fn footer_from_journal(frames: &[u8]) -> Result<Vec<u8>, parquet::errors::ParquetError> {
-    let mut row_groups = Vec::new();
-    let mut template = None;
-    let mut rest = frames;
-    while rest.len() >= 4 {
-        let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let Some(frame) = rest.get(4..4 + n) else { break };
-        let meta = ParquetMetaDataReader::decode_metadata(frame)?;
-        template.get_or_insert_with(|| meta.file_metadata().clone());
-        row_groups.extend(meta.row_groups().iter().cloned());
-        rest = &rest[4 + n..];
-    }
-    let Some(template) = template else {
-        return Err(parquet::errors::ParquetError::General(
-            "its journal holds no row group".into(),
-        ));
-    };
-    let rows = row_groups.iter().map(|rg| rg.num_rows()).sum();
-    let meta = ParquetMetaData::new(with_rows(&template, rows), row_groups);
-    let mut footer = Vec::new();
-    ParquetMetaDataWriter::new(&mut footer, &meta).finish()?;
-    Ok(footer)
 }
 
 #[cfg(test)]

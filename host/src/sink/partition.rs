@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit, TimestampMicroseco
 use arrow::error::ArrowError;
 use chrono::{DateTime, Datelike, Timelike};
 
-use crate::config::Granularity;
+use crate::config::{Diagnostic, Granularity, Located, PartitionConfig};
 
 /// Hive's folder value for a null partition value.
 pub const NULL_VALUE: &str = "__HIVE_DEFAULT_PARTITION__";
@@ -194,6 +194,75 @@ impl Partitioner {
             }
         }
     }
+}
+
+/// How rows of `schema` are spread over folders.
+pub fn plan(cfg: &PartitionConfig, schema: &SchemaRef, diags: &mut Vec<Diagnostic>) -> Option<Partitioner> {
+    let column =
+        |name: &Located<String>, diags: &mut Vec<Diagnostic>, ok: &dyn Fn(&DataType) -> bool, expected: &str| {
+            let at = |message: String| Diagnostic {
+                span: name.span.clone(),
+                key: name.key.clone(),
+                message,
+            };
+            match schema.index_of(&name.value) {
+                Ok(i) if ok(schema.field(i).data_type()) => Some(i),
+                Ok(i) => {
+                    diags.push(at(format!(
+                        "column \"{}\" is {}, expected {expected}",
+                        name.value,
+                        schema.field(i).data_type()
+                    )));
+                    None
+                }
+                Err(_) => {
+                    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    diags.push(at(format!(
+                        "no column \"{}\" in the pipeline's output; it has {}",
+                        name.value,
+                        names.join(", ")
+                    )));
+                    None
+                }
+            }
+        };
+    Some(match cfg {
+        PartitionConfig::None => Partitioner::None,
+        PartitionConfig::IngestTime { granularity, template } => Partitioner::IngestTime {
+            template: template
+                .as_ref()
+                .map_or_else(|| default_template("ingest_", *granularity), |t| t.value.clone()),
+        },
+        PartitionConfig::EventTime {
+            column: name,
+            granularity,
+            template,
+        } => {
+            let is_time = |t: &DataType| matches!(t, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64);
+            Partitioner::EventTime {
+                column: column(name, diags, &is_time, "a timestamp or date column")?,
+                template: template
+                    .as_ref()
+                    .map_or_else(|| default_template("", *granularity), |t| t.value.clone()),
+            }
+        }
+        PartitionConfig::Field {
+            column: name,
+            keep_column,
+        } => {
+            let is_key = |t: &DataType| {
+                matches!(
+                    t,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean | DataType::Date32
+                ) || t.is_integer()
+            };
+            Partitioner::Field {
+                column: column(name, diags, &is_key, "a string, integer, boolean or date column")?,
+                name: name.value.clone(),
+                keep_column: *keep_column,
+            }
+        }
+    })
 }
 
 /// Take the rows of each group, skipping the copy when one group holds the whole batch.

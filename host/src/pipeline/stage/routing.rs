@@ -1,0 +1,71 @@
+//! Where a stage's outputs go: `main` down the chain, outputs sinks take to them, `rejected`
+//! to the dead letters.
+
+use arrow::array::RecordBatch;
+
+use crate::pipeline::plan::Plan;
+use crate::pipeline::sinks::Tap;
+use crate::pipeline::worker::Aside;
+
+/// Where a stage's outputs go besides `main` down the chain.
+#[derive(Debug, Clone)]
+pub(in crate::pipeline) struct Routing {
+    pub(in crate::pipeline) name: String,
+    pub(in crate::pipeline) index: usize,
+    /// Outputs sinks take (`main` too, when a sink takes it from a stage not last).
+    pub(in crate::pipeline) tapped: Vec<String>,
+}
+
+impl Routing {
+    pub(in crate::pipeline) fn of(plan: &Plan, index: usize) -> Routing {
+        let tapped = plan
+            .sinks
+            .iter()
+            .filter_map(|s| match &s.tap {
+                Tap::Output { stage, output } if *stage == index => Some(output.clone()),
+                _ => None,
+            })
+            .collect();
+        Routing {
+            name: plan.stages[index].name.clone(),
+            index,
+            tapped,
+        }
+    }
+}
+
+/// `main` continues (and goes to a sink that takes it); an output a sink takes goes there;
+/// `rejected` goes to dead letters otherwise (the plan refuses other outputs no sink takes).
+pub(in crate::pipeline) fn route(
+    routing: &Routing,
+    outs: Vec<(String, RecordBatch)>,
+    aside: &mut Vec<Aside>,
+) -> Vec<RecordBatch> {
+    let mut main = Vec::new();
+    for (name, batch) in outs {
+        let tapped = routing.tapped.contains(&name);
+        if name == sluice_sdk::MAIN {
+            if tapped {
+                aside.push(Aside::Tap {
+                    stage: routing.index,
+                    output: name,
+                    rows: batch.clone(),
+                });
+            }
+            main.push(batch);
+        } else if tapped {
+            aside.push(Aside::Tap {
+                stage: routing.index,
+                output: name,
+                rows: batch,
+            });
+        } else {
+            aside.push(Aside::Rows {
+                stage: routing.name.clone(),
+                rows: batch,
+                reason: None,
+            });
+        }
+    }
+    main
+}
