@@ -116,11 +116,6 @@ impl Plan {
     pub fn build(loaded: &LoadedConfig, engine: &Engine) -> Result<Plan, PlanError> {
         let cfg = &loaded.config;
         let mut diags: Vec<Diagnostic> = Vec::new();
-        let diag = |span: std::ops::Range<usize>, key: &str, message: String| Diagnostic {
-            span,
-            key: key.to_owned(),
-            message,
-        };
         let (source, decoded_schema, metadata, input_schema) = match registry::plan(cfg, &mut diags) {
             Some(p) => {
                 let mut fields: Vec<_> = p.source.schema.fields().iter().cloned().collect();
@@ -133,7 +128,6 @@ impl Plan {
             }
             None => (None, None, Metadata::default(), None),
         };
-
         let mut stages = Vec::new();
         let mut schema = input_schema.clone();
         for t in &cfg.transforms {
@@ -141,58 +135,14 @@ impl Plan {
                 schema = None;
                 continue;
             };
-            let Some(input) = schema.clone() else {
+            let Some(input) = schema.take() else {
                 continue;
             };
-            match describe(t, &component, &input, &cfg.name) {
-                Ok(description) => {
-                    let watermark = t.watermark.as_ref().and_then(|w| {
-                        let found = input.index_of(&w.column.value).ok();
-                        let ok = found.is_some_and(|i| is_event_time(input.field(i).data_type()));
-                        if !ok {
-                            let what = match found {
-                                Some(i) => format!("is {}", input.field(i).data_type()),
-                                None => "is not in the stage's input".to_owned(),
-                            };
-                            diags.push(diag(
-                                w.column.span.clone(),
-                                &w.column.key,
-                                format!(
-                                    "watermark column `{}` {what}: expected a timestamp or int64 epoch-milliseconds column of the input ({})",
-                                    w.column.value,
-                                    input.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-                                ),
-                            ));
-                        }
-                        Some(StageWatermark {
-                            column: found.filter(|_| ok)?,
-                            settings: WatermarkSettings {
-                                max_out_of_orderness: w.max_out_of_orderness,
-                                idle_timeout: w.idle_timeout,
-                            },
-                        })
-                    });
-                    schema = Some(description.outputs[0].1.clone());
-                    stages.push(Arc::new(StagePlan {
-                        name: t.name.value.clone(),
-                        component,
-                        config_json: t.config.json().to_owned(),
-                        input,
-                        description,
-                        on_error: t.on_error,
-                        limits: limits(&t.limits),
-                        quarantine_after: t.quarantine_after,
-                        watermark,
-                        discard_state: t.discard_state,
-                    }));
-                }
-                Err(d) => {
-                    diags.push(d);
-                    schema = None;
-                }
+            if let Some(stage) = plan_stage(t, component, input, &cfg.name, &mut diags) {
+                schema = Some(stage.output().clone());
+                stages.push(Arc::new(stage));
             }
         }
-
         let sinks = match (&input_schema, &schema) {
             (Some(input), Some(_)) => sinks::plan(cfg, &stages, input, &mut diags),
             _ => None,
@@ -232,6 +182,58 @@ impl Plan {
     pub fn output_schema(&self) -> &SchemaRef {
         self.stages.last().map_or(&self.input_schema, |s| s.output())
     }
+}
+
+/// One transform checked against its input: its `describe`, its watermark column.
+fn plan_stage(
+    t: &TransformConfig,
+    component: Component,
+    input: SchemaRef,
+    pipeline: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<StagePlan> {
+    let description = describe(t, &component, &input, pipeline)
+        .map_err(|d| diags.push(d))
+        .ok()?;
+    let watermark = t.watermark.as_ref().and_then(|w| {
+        let found = input.index_of(&w.column.value).ok();
+        let ok = found.is_some_and(|i| is_event_time(input.field(i).data_type()));
+        if !ok {
+            let what = match found {
+                Some(i) => format!("is {}", input.field(i).data_type()),
+                None => "is not in the stage's input".to_owned(),
+            };
+            let columns: Vec<&str> = input.fields().iter().map(|f| f.name().as_str()).collect();
+            diags.push(Diagnostic {
+                span: w.column.span.clone(),
+                key: w.column.key.clone(),
+                message: format!(
+                    "watermark column `{}` {what}: expected a timestamp or int64 epoch-milliseconds column of the input ({})",
+                    w.column.value,
+                    columns.join(", ")
+                ),
+            });
+        }
+        Some(StageWatermark {
+            column: found.filter(|_| ok)?,
+            settings: WatermarkSettings {
+                max_out_of_orderness: w.max_out_of_orderness,
+                idle_timeout: w.idle_timeout,
+            },
+        })
+    });
+    Some(StagePlan {
+        name: t.name.value.clone(),
+        component,
+        config_json: t.config.json().to_owned(),
+        input,
+        description,
+        on_error: t.on_error,
+        limits: limits(&t.limits),
+        quarantine_after: t.quarantine_after,
+        watermark,
+        discard_state: t.discard_state,
+    })
 }
 
 /// The engine's limits with the transform's overrides.
