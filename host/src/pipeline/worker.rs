@@ -4,11 +4,12 @@
 //! When a transform fails on a batch, its `on_error` policy decides: `dead_letter` bisects
 //! the batch (a bounded number of calls) so only the failing rows become dead letters,
 //! `skip_batch` dead-letters the whole batch, `halt` stops the pipeline. A trap replaces the
-//! instance before the next call; a deadline trap is not bisected (each try would cost a
-//! whole deadline). A transform whose batches fail entirely `quarantine_after` times in a
+//! instance before the next call; a deadline trap is not bisected. Every call made for one
+//! batch, bisection included, shares the batch's deadline. A transform whose batches fail entirely `quarantine_after` times in a
 //! row is quarantined: the pipeline halts rather than spin on a broken component.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
@@ -112,8 +113,13 @@ impl Stage {
 
     /// Call `process`. A stateless stage's instance is replaced if the call poisoned it; a
     /// stateful stage's is replaced after any failure and its state rebuilt without the batch.
-    fn call(&mut self, batch: &RecordBatch) -> Result<Result<Vec<(String, RecordBatch)>, CallError>, WorkerError> {
-        let result = self.instance.process(batch);
+    /// `until` is the batch's budget, shared by every call made for it.
+    fn call(
+        &mut self,
+        batch: &RecordBatch,
+        until: Option<Instant>,
+    ) -> Result<Result<Vec<(String, RecordBatch)>, CallError>, WorkerError> {
+        let result = self.instance.process_until(batch, until);
         match (&result, &mut self.log) {
             (Ok(_), Some(log)) => {
                 if log.record(batch) {
@@ -202,7 +208,8 @@ impl Stage {
 
     /// One batch through this stage under its `on_error` policy; returns its `main` output.
     fn run(&mut self, batch: RecordBatch, dead: &mut Vec<DeadItem>) -> Result<Vec<RecordBatch>, WorkerError> {
-        let err = match self.call(&batch)? {
+        let until = self.instance.batch_deadline();
+        let err = match self.call(&batch, until)? {
             Ok(outs) => {
                 self.failed_batches = 0;
                 return Ok(route(&self.plan.name, outs, dead));
@@ -226,7 +233,7 @@ impl Stage {
             }
             OnError::DeadLetter => {
                 let mut budget = MAX_BISECT_CALLS;
-                self.bisect(batch, err.clone(), &mut main, dead, &mut budget)?
+                self.bisect(batch, err.clone(), &mut main, dead, &mut budget, until)?
             }
         };
         if failed == rows {
@@ -253,6 +260,7 @@ impl Stage {
         main: &mut Vec<RecordBatch>,
         dead: &mut Vec<DeadItem>,
         budget: &mut u32,
+        until: Option<Instant>,
     ) -> Result<usize, WorkerError> {
         let rows = batch.num_rows();
         if rows <= 1 || *budget < 2 || matches!(err, CallError::Timeout(_)) {
@@ -266,9 +274,9 @@ impl Stage {
                 continue;
             }
             *budget -= 1;
-            match self.call(&part)? {
+            match self.call(&part, until)? {
                 Ok(outs) => main.extend(route(&self.plan.name, outs, dead)),
-                Err(e) => failed += self.bisect(part, e, main, dead, budget)?,
+                Err(e) => failed += self.bisect(part, e, main, dead, budget, until)?,
             }
         }
         Ok(failed)
