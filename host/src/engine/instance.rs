@@ -244,15 +244,15 @@ impl TransformInstance {
                 let mut outputs = Vec::with_capacity(desc.outputs.len());
                 for decl in desc.outputs {
                     let schema = decode_schema(&decl.schema).map_err(ipc_err)?;
-                    if let Some(why) = output::check_schema(&decl.name, &schema) {
-                        return Err(CallError::BadOutput(why));
-                    }
                     outputs.push((decl.name, schema));
                 }
                 if outputs.first().is_none_or(|(n, _)| n != sluice_sdk::MAIN) {
                     return Err(CallError::BadOutput("the first declared output must be `main`".into()));
                 }
                 check_rejected(&outputs)?;
+                if let Some(why) = outputs.iter().find_map(|(n, s)| output::check_schema(n, s)) {
+                    return Err(CallError::BadOutput(why));
+                }
                 Ok(Ok(Description {
                     outputs,
                     state_format: desc.state_format,

@@ -7,7 +7,7 @@
 //!   `marker` (to make bisection slow).
 //! - `dict_bomb` / `view_bomb`: `main` is one column whose every row points at the same
 //!   `n`-byte value (a dictionary, or string views sharing one buffer).
-//! - `null_bomb`: `finish` emits a Null column of `n` rows.
+//! - `null_bomb`: `main` is one Null column; `finish` emits `n` rows of it.
 //! - `wide`: declares `n` columns.
 //! - `finish_amplify`: `finish` emits `n` copies of every row it saw.
 //! - `exit`: calls `exit(3)` on a row holding `marker`.
@@ -175,7 +175,7 @@ impl Guest for Hostile {
                 name: "rejected".into(),
                 schema: enc(&Schema::new(vec![
                     Field::new("either", union, true),
-                    Field::new("reason", DataType::Utf8, false),
+                    Field::new(sluice_sdk::REASON_COLUMN, DataType::Utf8, false),
                 ]))?,
             });
         }
@@ -234,6 +234,10 @@ impl Guest for Hostile {
                 Mode::Random if has_marker(&cfg, &batch) => {
                     let hash = std::collections::hash_map::RandomState::new().hash_one(42u64);
                     return Err(failed(format!("random draw {hash:016x}")));
+                }
+                Mode::NullBomb => {
+                    let nothing: ArrayRef = Arc::new(NullArray::new(batch.num_rows()));
+                    return Ok(vec![out(&RecordBatch::try_new(s.output.clone(), vec![nothing]).map_err(failed)?)?]);
                 }
                 Mode::FinishAmplify | Mode::BadState => s.seen.push(batch),
                 _ => {}
