@@ -349,7 +349,9 @@ mod tests {
                 ..Limits::default()
             };
             let mut store = instance::new_store(wasm, "test", "test/four-memories", &limits, true);
-            Linker::<HostState>::new(wasm).instantiate(&mut store, &component).map(drop)
+            Linker::<HostState>::new(wasm)
+                .instantiate(&mut store, &component)
+                .map(drop)
         };
         instantiate(200).expect("160 MiB fits a 200 MiB cap");
         let err = instantiate(64).expect_err("four 40 MiB memories exceed a 64 MiB cap");

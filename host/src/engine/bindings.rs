@@ -194,7 +194,10 @@ impl LogGate {
 
 fn report_suppressed(stage: &str, n: u64) {
     if n > 0 {
-        tracing::warn!(stage, "suppressed {n} log lines from the transform (over {LOG_LINES} per second)");
+        tracing::warn!(
+            stage,
+            "suppressed {n} log lines from the transform (over {LOG_LINES} per second)"
+        );
     }
 }
 
@@ -214,7 +217,8 @@ pub(crate) fn sanitize_log(message: &str) -> String {
             out.push_str(&format!("… ({} bytes, {} not shown)", message.len(), message.len() - i));
             break;
         }
-        let special = c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        let special =
+            c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
         if special {
             out.extend(c.escape_default());
         } else {

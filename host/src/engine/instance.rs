@@ -444,14 +444,20 @@ impl TransformInstance {
             };
             let batch = decode_batch(b.batch).map_err(ipc_err)?;
             // Measured before anything else reads it: see `output`.
-            bytes = batch.columns().iter().fold(
-                bytes.saturating_add(batch.num_rows() as u64),
-                |acc, c| acc.saturating_add(output::expanded_bytes(c.as_ref())),
-            );
+            bytes = batch
+                .columns()
+                .iter()
+                .fold(bytes.saturating_add(batch.num_rows() as u64), |acc, c| {
+                    acc.saturating_add(output::expanded_bytes(c.as_ref()))
+                });
             if bytes > self.max_output_bytes {
                 return Err(CallError::BadOutput(format!(
                     "output would take {} when expanded (dictionaries, views and Null columns unpacked), over the limit of {} MiB (its memory cap)",
-                    if bytes == u64::MAX { "an unbounded size".to_owned() } else { format!("{} MiB", bytes >> 20) },
+                    if bytes == u64::MAX {
+                        "an unbounded size".to_owned()
+                    } else {
+                        format!("{} MiB", bytes >> 20)
+                    },
                     self.max_output_bytes >> 20
                 )));
             }
@@ -497,16 +503,12 @@ fn dead_letter_encodable(schema: &Schema) -> Result<(), CallError> {
         .map(|f| arrow::array::new_null_array(f.data_type(), 1))
         .collect();
     let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(1));
-    let probe = RecordBatch::try_new_with_options(
-        std::sync::Arc::new(Schema::new(probe_fields)),
-        columns,
-        &options,
-    )
-    .and_then(|batch| {
-        let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
-        writer.write(&batch)?;
-        writer.finish()
-    });
+    let probe = RecordBatch::try_new_with_options(std::sync::Arc::new(Schema::new(probe_fields)), columns, &options)
+        .and_then(|batch| {
+            let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
+            writer.write(&batch)?;
+            writer.finish()
+        });
     probe.map_err(|e| {
         CallError::BadOutput(format!(
             "the `rejected` output cannot be written as JSON dead letters: {e}"

@@ -49,10 +49,9 @@ fn children(t: &DataType) -> Vec<&Field> {
 /// encoding and unions, which no sink writes either).
 fn unmeasured(t: &DataType) -> Option<&DataType> {
     match t {
-        DataType::ListView(_)
-        | DataType::LargeListView(_)
-        | DataType::RunEndEncoded(_, _)
-        | DataType::Union(_, _) => Some(t),
+        DataType::ListView(_) | DataType::LargeListView(_) | DataType::RunEndEncoded(_, _) | DataType::Union(_, _) => {
+            Some(t)
+        }
         DataType::Dictionary(k, v) => unmeasured(k).or_else(|| unmeasured(v)),
         _ => children(t).into_iter().find_map(|f| unmeasured(f.data_type())),
     }
@@ -157,8 +156,18 @@ fn value_sizes(values: &dyn Array) -> Vec<u64> {
         DataType::LargeUtf8 => from_offsets(values.as_string::<i64>().value_offsets()),
         DataType::Binary => from_offsets(values.as_binary::<i32>().value_offsets()),
         DataType::LargeBinary => from_offsets(values.as_binary::<i64>().value_offsets()),
-        DataType::Utf8View => values.as_string_view().views().iter().map(|v| *v as u32 as u64).collect(),
-        DataType::BinaryView => values.as_binary_view().views().iter().map(|v| *v as u32 as u64).collect(),
+        DataType::Utf8View => values
+            .as_string_view()
+            .views()
+            .iter()
+            .map(|v| *v as u32 as u64)
+            .collect(),
+        DataType::BinaryView => values
+            .as_binary_view()
+            .views()
+            .iter()
+            .map(|v| *v as u32 as u64)
+            .collect(),
         t => match t.primitive_width() {
             Some(w) => vec![w as u64; values.len()],
             None => (0..values.len())
@@ -181,8 +190,8 @@ mod tests {
     fn a_dictionary_counts_each_key_at_the_size_of_its_value() {
         let big = "x".repeat(1 << 20);
         let keys = Int32Array::from(vec![0; 1000]);
-        let dict = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(vec![big.as_str()])))
-            .expect("dict");
+        let dict =
+            DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(vec![big.as_str()]))).expect("dict");
         assert!(expanded_bytes(&dict) >= 1000 << 20);
     }
 

@@ -111,7 +111,11 @@ fn reasons(letters: &[Value]) -> Vec<String> {
 
 #[test]
 fn a_guest_sleeping_for_an_hour_does_not_hold_its_worker() {
-    let o = sluice_on("run", r#"{ mode = "sleep", n = 3_600_000 }"#, "limits = { timeout_ms = 1000 }");
+    let o = sluice_on(
+        "run",
+        r#"{ mode = "sleep", n = 3_600_000 }"#,
+        "limits = { timeout_ms = 1000 }",
+    );
     assert!(o.out.status.success(), "{}", o.stderr());
     assert!(o.took < Duration::from_secs(60), "took {:?}", o.took);
     // Timers are due at once (the clock is frozen), so the batches go through.
@@ -138,7 +142,11 @@ fn a_dictionary_bomb_is_dead_lettered_not_expanded() {
     assert!(o.out.status.success(), "{}", o.stderr());
     assert_eq!(o.written, Some(0));
     assert_eq!(o.letters.len(), 300);
-    assert!(reasons(&o.letters).iter().all(|r| r.contains("when expanded")), "{:?}", reasons(&o.letters)[0]);
+    assert!(
+        reasons(&o.letters).iter().all(|r| r.contains("when expanded")),
+        "{:?}",
+        reasons(&o.letters)[0]
+    );
 }
 
 #[test]
@@ -151,7 +159,11 @@ fn string_views_sharing_one_buffer_are_dead_lettered_not_expanded() {
     assert!(o.out.status.success(), "{}", o.stderr());
     assert_eq!(o.written, Some(0));
     assert_eq!(o.letters.len(), 300);
-    assert!(reasons(&o.letters).iter().all(|r| r.contains("when expanded")), "{:?}", reasons(&o.letters)[0]);
+    assert!(
+        reasons(&o.letters).iter().all(|r| r.contains("when expanded")),
+        "{:?}",
+        reasons(&o.letters)[0]
+    );
 }
 
 #[test]
@@ -206,7 +218,11 @@ fn a_trap_names_its_cause() {
     let o = sluice_on("run", r#"{ mode = "exit", marker = "poison" }"#, "");
     assert!(o.out.status.success(), "{}", o.stderr());
     assert_eq!(o.written, Some(299));
-    assert!(reasons(&o.letters)[0].contains("the component called exit(1)"), "{:?}", reasons(&o.letters));
+    assert!(
+        reasons(&o.letters)[0].contains("the component called exit(1)"),
+        "{:?}",
+        reasons(&o.letters)
+    );
 }
 
 // Hole 7: one budget per input batch, bisection included.
@@ -251,7 +267,8 @@ fn a_snapshot_tagged_with_an_undeclared_format_is_refused_when_taken() {
     let o = sluice_on("run", r#"{ mode = "bad_state" }"#, "");
     assert_eq!(o.out.status.code(), Some(1), "{}", o.stderr());
     assert!(
-        o.stderr().contains("saved state tagged format version 99, but it declared state-format 1"),
+        o.stderr()
+            .contains("saved state tagged format version 99, but it declared state-format 1"),
         "{}",
         o.stderr()
     );
@@ -268,7 +285,10 @@ fn guest_logs_are_rate_limited_and_cannot_forge_host_lines() {
         !stderr.lines().any(|l| l.starts_with("FORGED")),
         "a guest newline started a host log line"
     );
-    assert!(!stderr.contains('\u{1b}'), "a guest escape sequence reached the terminal");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "a guest escape sequence reached the terminal"
+    );
     assert!(stderr.contains("suppressed"), "no suppressed line");
     assert!(stderr.len() < 200_000, "{} bytes of stderr", stderr.len());
 }

@@ -96,7 +96,9 @@ fn output_schema(cfg: &Config, input: &SchemaRef) -> SchemaRef {
         Mode::ViewBomb => Arc::new(Schema::new(vec![Field::new("blob", DataType::Utf8View, false)])),
         Mode::NullBomb => Arc::new(Schema::new(vec![Field::new("nothing", DataType::Null, true)])),
         Mode::Wide => Arc::new(Schema::new(
-            (0..cfg.n).map(|i| Field::new(format!("c{i}"), DataType::Null, true)).collect::<Vec<_>>(),
+            (0..cfg.n)
+                .map(|i| Field::new(format!("c{i}"), DataType::Null, true))
+                .collect::<Vec<_>>(),
         )),
         _ => input.clone(),
     }
@@ -161,10 +163,13 @@ impl Guest for Hostile {
         }];
         if cfg.mode == Mode::UnionRejected {
             let union = DataType::Union(
-                UnionFields::try_new(vec![0, 1], vec![
-                    Field::new("i", DataType::Int32, true),
-                    Field::new("s", DataType::Utf8, true),
-                ])
+                UnionFields::try_new(
+                    vec![0, 1],
+                    vec![
+                        Field::new("i", DataType::Int32, true),
+                        Field::new("s", DataType::Utf8, true),
+                    ],
+                )
                 .map_err(|e| ConfigError {
                     path: Vec::new(),
                     message: e.to_string(),
@@ -237,7 +242,9 @@ impl Guest for Hostile {
                 }
                 Mode::NullBomb => {
                     let nothing: ArrayRef = Arc::new(NullArray::new(batch.num_rows()));
-                    return Ok(vec![out(&RecordBatch::try_new(s.output.clone(), vec![nothing]).map_err(failed)?)?]);
+                    return Ok(vec![out(
+                        &RecordBatch::try_new(s.output.clone(), vec![nothing]).map_err(failed)?
+                    )?]);
                 }
                 Mode::FinishAmplify | Mode::BadState => s.seen.push(batch),
                 _ => {}
@@ -260,7 +267,9 @@ impl Guest for Hostile {
             match s.cfg.mode {
                 Mode::NullBomb => {
                     let nothing: ArrayRef = Arc::new(NullArray::new(s.cfg.n as usize));
-                    Ok(vec![out(&RecordBatch::try_new(s.output.clone(), vec![nothing]).map_err(failed)?)?])
+                    Ok(vec![out(
+                        &RecordBatch::try_new(s.output.clone(), vec![nothing]).map_err(failed)?
+                    )?])
                 }
                 Mode::FinishAmplify => {
                     let mut outs = Vec::new();
