@@ -7,7 +7,12 @@ use std::process::Command;
 
 const STOCK: &[&str] = &["map", "filter", "window", "anomaly"];
 /// Test-only components (`host/tests/plugins/*`), built beside the stock ones but not embedded.
-const TEST_ONLY: &[&str] = &["sluice-test-faulty", "sluice-test-netprobe", "sluice-test-counter"];
+const TEST_ONLY: &[&str] = &[
+    "sluice-test-faulty",
+    "sluice-test-netprobe",
+    "sluice-test-counter",
+    "sluice-test-hostile",
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

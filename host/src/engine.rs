@@ -16,6 +16,7 @@ mod cache;
 pub mod capabilities;
 mod instance;
 mod limits;
+mod output;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -272,15 +273,32 @@ impl Component {
     }
 }
 
-/// A wasmtime error as one line: its causes joined, without the wasm backtrace, capped.
+/// A wasmtime error as one line: its causes joined with `: `, without the wasm backtrace,
+/// capped. wasmtime attaches the backtrace as context *around* the cause (`error while
+/// executing at wasm backtrace: <frames>` then `: wasm trap: call stack exhausted` on the
+/// last frame's line), so the causes are taken from the error chain one by one, not by
+/// filtering the formatted text, which lost the cause with the frames.
 pub(crate) fn one_line(e: &wasmtime::Error) -> String {
-    let text = format!("{e:#}");
-    let mut out = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !is_backtrace_frame(l))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.starts_with("error while executing at wasm backtrace") {
+            continue;
+        }
+        let text = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !is_backtrace_frame(l))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.ends_with(&text)) {
+            parts.push(text);
+        }
+    }
+    let mut out = parts.join(": ");
+    if out.is_empty() {
+        out = "unknown error".to_owned();
+    }
     if out.len() > 2000 {
         let mut end = 2000;
         while !out.is_char_boundary(end) {
@@ -299,4 +317,53 @@ fn is_backtrace_frame(line: &str) -> bool {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A component whose one core module has four linear memories of 40 MiB each (160 MiB in
+    /// all), hand-encoded: no compiler emits several memories, an attacker's assembler does.
+    const FOUR_MEMORIES: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, // component, layer 1
+        0x01, 23, // core module section, 23 bytes:
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, //   core module
+        0x05, 13, 4, //   memory section: 4 memories, each at least 640 pages (40 MiB)
+        0x00, 0x80, 0x05, 0x00, 0x80, 0x05, 0x00, 0x80, 0x05, 0x00, 0x80, 0x05, //
+        0x02, 4, 1, 0x00, 0x00, 0x00, // core instance section: instantiate module 0
+    ];
+
+    #[test]
+    fn the_memory_cap_counts_every_memory_of_an_instance() {
+        let engine = Engine::new(EngineSettings {
+            cache_dir: None,
+            enforce_limits: true,
+        })
+        .expect("engine");
+        let wasm = &engine.plain.engine;
+        let component = wasmtime::component::Component::new(wasm, FOUR_MEMORIES).expect("a valid component");
+        let instantiate = |mb: usize| {
+            let limits = Limits {
+                max_memory_bytes: mb << 20,
+                ..Limits::default()
+            };
+            let mut store = instance::new_store(wasm, "test", "test/four-memories", &limits, true);
+            Linker::<HostState>::new(wasm)
+                .instantiate(&mut store, &component)
+                .map(drop)
+        };
+        instantiate(200).expect("160 MiB fits a 200 MiB cap");
+        let err = instantiate(64).expect_err("four 40 MiB memories exceed a 64 MiB cap");
+        let message = one_line(&err);
+        assert!(message.contains("instance memory cap of 64 MiB reached"), "{message}");
+    }
+
+    #[test]
+    fn guest_log_lines_cannot_forge_host_lines() {
+        let clean = bindings::sanitize_log("ok\nFORGED ERROR\r\u{1b}[31m\u{2028}x");
+        assert_eq!(clean, "ok\\nFORGED ERROR\\r\\u{1b}[31m\\u{2028}x");
+        let long = bindings::sanitize_log(&"z".repeat(10_000));
+        assert!(long.len() < 1100 && long.ends_with("bytes, 8976 not shown)"), "{long}");
+    }
 }

@@ -1,8 +1,9 @@
 //! One sandboxed transform instance, speaking Arrow record batches.
 //!
-//! Every call gets a fresh epoch deadline; every output is decoded and checked against the
-//! outputs the transform declared, so a misbehaving component produces a [`CallError`],
-//! never bad data downstream. After a trap the instance is poisoned and refuses further
+//! Every call gets an epoch deadline (the rest of its batch's budget); every output is decoded
+//! and checked against the outputs the transform declared, its rows against the input it
+//! came from and its expanded bytes against the memory cap, so a misbehaving component
+//! produces a [`CallError`], never bad data (or an unbounded allocation) downstream. After a trap the instance is poisoned and refuses further
 //! calls: the caller discards it and instantiates a new one.
 
 use arrow::array::RecordBatch;
@@ -10,8 +11,11 @@ use arrow::datatypes::{Schema, SchemaRef};
 use sluice_sdk::{decode_batch, decode_schema, encode_batch, encode_schema};
 use wasmtime::Store;
 
-use super::bindings::{HostState, Transformer, TransformerPre, wit, wit_types};
+use std::time::{Duration, Instant};
+
+use super::bindings::{self, HostState, Transformer, TransformerPre, wit, wit_types};
 use super::limits::Limits;
+use super::output;
 use super::{EngineError, one_line as short};
 
 pub(crate) struct ComponentInner {
@@ -76,7 +80,20 @@ impl CallError {
 pub struct TransformInstance {
     store: Store<HostState>,
     bindings: Transformer,
+    /// The budget of one batch, in epoch ticks; 0 when limits are not enforced.
     deadline_ticks: u64,
+    call_timeout: Duration,
+    /// Most bytes, fully expanded, the host takes from one call.
+    max_output_bytes: u64,
+    /// The snapshot format `describe` declared.
+    state_format: Option<u32>,
+    /// Rows given to `process`, and credit for restored state (its bytes): what bounds the
+    /// rows `finish` and `advance-watermark` may emit.
+    rows_in: u64,
+    /// Rows emitted by every call so far.
+    rows_out: u64,
+    digest: String,
+    label: String,
     /// Fuel per call, when the component is metered.
     fuel: Option<u64>,
     max_output_ratio: u32,
@@ -94,12 +111,30 @@ impl std::fmt::Debug for TransformInstance {
     }
 }
 
+/// A store for one instance of the component with `digest`: its WASI context seeded for
+/// it, and (when enforced) the instance's memory cap and a whole deadline.
+pub(crate) fn new_store(
+    engine: &wasmtime::Engine,
+    digest: &str,
+    label: &str,
+    limits: &Limits,
+    enforce_limits: bool,
+) -> Store<HostState> {
+    let seed = bindings::seed(digest, label, &[]);
+    let mut store = Store::new(engine, HostState::new(label, limits, seed));
+    if enforce_limits {
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(limits.deadline_ticks());
+    }
+    store
+}
+
 pub(crate) fn instantiate(
     inner: &ComponentInner,
     label: &str,
     limits: &Limits,
 ) -> Result<TransformInstance, EngineError> {
-    let mut store = Store::new(inner.pre.engine(), HostState::new(label, limits));
+    let mut store = new_store(inner.pre.engine(), &inner.digest, label, limits, inner.enforce_limits);
     let deadline_ticks = if inner.enforce_limits {
         limits.deadline_ticks()
     } else {
@@ -107,10 +142,6 @@ pub(crate) fn instantiate(
     };
     // A metered component always has a budget: the plan's, or (none given) practically none.
     let fuel = inner.fuel.then(|| limits.fuel.unwrap_or(u64::MAX / 2));
-    if inner.enforce_limits {
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(deadline_ticks);
-    }
     if let Some(f) = fuel {
         store.set_fuel(f).map_err(|e| EngineError::Instantiate {
             name: inner.name.clone(),
@@ -128,6 +159,13 @@ pub(crate) fn instantiate(
         store,
         bindings,
         deadline_ticks,
+        call_timeout: limits.call_timeout,
+        max_output_bytes: limits.max_memory_bytes as u64,
+        state_format: None,
+        rows_in: 0,
+        rows_out: 0,
+        digest: inner.digest.clone(),
+        label: label.to_owned(),
         fuel,
         max_output_ratio: limits.max_output_ratio,
         outputs: Vec::new(),
@@ -141,7 +179,8 @@ fn ipc_err(e: arrow::error::ArrowError) -> CallError {
 }
 
 impl TransformInstance {
-    fn begin(&mut self) -> Result<(), CallError> {
+    /// Prepare a call that must end by `until` (a whole budget from now when `None`).
+    fn begin(&mut self, until: Option<Instant>) -> Result<(), CallError> {
         if self.poisoned {
             return Err(CallError::Trap(format!(
                 "instance of {} was poisoned by an earlier trap",
@@ -149,7 +188,19 @@ impl TransformInstance {
             )));
         }
         if self.deadline_ticks > 0 {
-            self.store.set_epoch_deadline(self.deadline_ticks);
+            let mut ticks = self.deadline_ticks;
+            if let Some(until) = until {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(CallError::Timeout(format!(
+                        "the batch's budget of {} ms was spent before this call",
+                        self.call_timeout.as_millis()
+                    )));
+                }
+                let tick = super::limits::TICK.as_nanos();
+                ticks = ticks.min(left.as_nanos().div_ceil(tick) as u64);
+            }
+            self.store.set_epoch_deadline(ticks);
         }
         if let Some(fuel) = self.fuel {
             self.store
@@ -163,9 +214,11 @@ impl TransformInstance {
         self.poisoned = true;
         if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
             CallError::Timeout(format!(
-                "interrupted after {} ms",
-                self.deadline_ticks * super::limits::TICK.as_millis() as u64
+                "interrupted: its batch's budget of {} ms is spent",
+                self.call_timeout.as_millis()
             ))
+        } else if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            CallError::Trap(format!("the component called exit({})", exit.0))
         } else if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
             CallError::Trap(format!("used up its fuel budget of {} units", self.fuel.unwrap_or(0)))
         } else {
@@ -179,7 +232,7 @@ impl TransformInstance {
         config: &str,
         input: &Schema,
     ) -> Result<Result<Description, PluginConfigError>, CallError> {
-        self.begin()?;
+        self.begin(None)?;
         let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
         let result = self
             .bindings
@@ -197,6 +250,9 @@ impl TransformInstance {
                     return Err(CallError::BadOutput("the first declared output must be `main`".into()));
                 }
                 check_rejected(&outputs)?;
+                if let Some(why) = outputs.iter().find_map(|(n, s)| output::check_schema(n, s)) {
+                    return Err(CallError::BadOutput(why));
+                }
                 Ok(Ok(Description {
                     outputs,
                     state_format: desc.state_format,
@@ -213,7 +269,7 @@ impl TransformInstance {
         input: &Schema,
         declared: &Description,
     ) -> Result<Result<(), PluginConfigError>, CallError> {
-        self.begin()?;
+        self.begin(None)?;
         let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
         let result = self
             .bindings
@@ -222,15 +278,32 @@ impl TransformInstance {
         match result.map_err(|e| self.trapped(e))? {
             Ok(()) => {
                 self.outputs = declared.outputs.clone();
+                self.state_format = declared.state_format;
                 Ok(Ok(()))
             }
             Err(wit_types::ConfigError { path, message }) => Ok(Err(PluginConfigError { path, message })),
         }
     }
 
-    /// Transform one batch.
+    /// Transform one batch, with a whole budget.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError> {
-        self.begin()?;
+        self.process_until(batch, None)
+    }
+
+    /// When a batch given now must be done under its limits: every call made for it
+    /// (bisection included) shares this one budget.
+    pub fn batch_deadline(&self) -> Option<Instant> {
+        (self.deadline_ticks > 0).then(|| Instant::now() + self.call_timeout)
+    }
+
+    /// Transform one batch (or part of one) within what is left of its budget, `until`
+    /// (from [`batch_deadline`](Self::batch_deadline)).
+    pub fn process_until(
+        &mut self,
+        batch: &RecordBatch,
+        until: Option<Instant>,
+    ) -> Result<Vec<(String, RecordBatch)>, CallError> {
+        self.begin(until)?;
         let bytes = encode_batch(batch).map_err(|e| CallError::InvalidInput(e.to_string()))?;
         let result = self
             .bindings
@@ -247,51 +320,101 @@ impl TransformInstance {
                 self.max_output_ratio
             )));
         }
+        self.rows_in = self.rows_in.saturating_add(batch.num_rows() as u64);
+        self.rows_out = self.rows_out.saturating_add(rows as u64);
         Ok(outputs)
+    }
+
+    /// `finish` and `advance-watermark` emit what earlier input left behind: all the rows an
+    /// instance emits, whatever the call, stay within the output ratio of all the rows it
+    /// was given (restored state counting one row per byte).
+    fn check_flush(&mut self, call: &str, outputs: &[(String, RecordBatch)]) -> Result<(), CallError> {
+        let rows: u64 = outputs.iter().map(|(_, b)| b.num_rows() as u64).sum();
+        let allowed = self.rows_in.max(1).saturating_mul(u64::from(self.max_output_ratio));
+        let total = self.rows_out.saturating_add(rows);
+        if total > allowed {
+            return Err(CallError::BadOutput(format!(
+                "emitted {rows} rows from `{call}`, bringing its output to {total} rows for {} rows in, over the limit of {allowed} ({}x)",
+                self.rows_in, self.max_output_ratio
+            )));
+        }
+        self.rows_out = total;
+        Ok(())
     }
 
     /// Tell the transform event time reached `watermark_micros`.
     pub fn advance_watermark(&mut self, watermark_micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError> {
-        self.begin()?;
+        self.begin(None)?;
         let result = self
             .bindings
             .sluice_transform_transform()
             .call_advance_watermark(&mut self.store, watermark_micros);
         let result = result.map_err(|e| self.trapped(e))?;
-        self.outputs_of(result)
+        let outputs = self.outputs_of(result)?;
+        self.check_flush("advance-watermark", &outputs)?;
+        Ok(outputs)
     }
 
     /// End of input: collect what the transform still holds.
     pub fn finish(&mut self) -> Result<Vec<(String, RecordBatch)>, CallError> {
-        self.begin()?;
+        self.begin(None)?;
         let result = self.bindings.sluice_transform_transform().call_finish(&mut self.store);
         let result = result.map_err(|e| self.trapped(e))?;
-        self.outputs_of(result)
+        let outputs = self.outputs_of(result)?;
+        self.check_flush("finish", &outputs)?;
+        Ok(outputs)
     }
 
     /// The transform's state, `(format, bytes)`, or `None` when stateless.
+    /// The snapshot must carry the format `describe` declared: a snapshot no version of the
+    /// component could restore is refused now, not at the next start. The instance's WASI
+    /// random restarts from the state (see `bindings::seed`), as a restored one does.
     pub fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, CallError> {
-        self.begin()?;
+        self.begin(None)?;
         let result = self
             .bindings
             .sluice_transform_transform()
             .call_snapshot(&mut self.store);
-        match result.map_err(|e| self.trapped(e))? {
-            Ok(state) => Ok(state.map(|s| (s.format_version, s.data))),
-            Err(message) => Err(CallError::Failed(message)),
+        let state = match result.map_err(|e| self.trapped(e))? {
+            Ok(state) => state.map(|s| (s.format_version, s.data)),
+            Err(message) => return Err(CallError::Failed(message)),
+        };
+        if let Some((version, data)) = &state {
+            match self.state_format {
+                Some(declared) if declared == *version => {}
+                Some(declared) => {
+                    return Err(CallError::BadOutput(format!(
+                        "saved state tagged format version {version}, but it declared state-format {declared}"
+                    )));
+                }
+                None => {
+                    return Err(CallError::BadOutput(format!(
+                        "saved state (format version {version}) but declared itself stateless"
+                    )));
+                }
+            }
+            let seed = bindings::seed(&self.digest, &self.label, data);
+            self.store.data_mut().reseed(seed);
         }
+        Ok(state)
     }
 
     /// Load a snapshot.
     pub fn restore(&mut self, format_version: u32, data: Vec<u8>) -> Result<(), CallError> {
-        self.begin()?;
+        self.begin(None)?;
+        let seed = bindings::seed(&self.digest, &self.label, &data);
+        let credit = data.len() as u64;
         let state = wit_types::StateSnapshot { format_version, data };
         let result = self
             .bindings
             .sluice_transform_transform()
             .call_restore(&mut self.store, &state);
         match result.map_err(|e| self.trapped(e))? {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.rows_in = self.rows_in.saturating_add(credit);
+                self.store.data_mut().reseed(seed);
+                Ok(())
+            }
             Err(wit_types::RestoreError::UnsupportedVersion(v)) => {
                 Err(CallError::Failed(format!("refused state format version {v}")))
             }
@@ -311,6 +434,7 @@ impl TransformInstance {
             Err(wit_types::ProcessError::Failed(m)) => return Err(CallError::Failed(m)),
         };
         let mut out = Vec::with_capacity(batches.len());
+        let mut bytes = 0u64;
         for b in batches {
             let Some((_, schema)) = self.outputs.iter().find(|(n, _)| *n == b.output) else {
                 return Err(CallError::BadOutput(format!(
@@ -319,6 +443,24 @@ impl TransformInstance {
                 )));
             };
             let batch = decode_batch(b.batch).map_err(ipc_err)?;
+            // Measured before anything else reads it: see `output`.
+            bytes = batch
+                .columns()
+                .iter()
+                .fold(bytes.saturating_add(batch.num_rows() as u64), |acc, c| {
+                    acc.saturating_add(output::expanded_bytes(c.as_ref()))
+                });
+            if bytes > self.max_output_bytes {
+                return Err(CallError::BadOutput(format!(
+                    "output would take {} when expanded (dictionaries, views and Null columns unpacked), over the limit of {} MiB (its memory cap)",
+                    if bytes == u64::MAX {
+                        "an unbounded size".to_owned()
+                    } else {
+                        format!("{} MiB", bytes >> 20)
+                    },
+                    self.max_output_bytes >> 20
+                )));
+            }
             if batch.schema().fields() != schema.fields() {
                 return Err(CallError::BadOutput(format!(
                     "batch for `{}` has schema {:?}, declared {:?}",
@@ -340,11 +482,36 @@ fn check_rejected(outputs: &[(String, SchemaRef)]) -> Result<(), CallError> {
     };
     match schema.fields().last() {
         Some(f) if f.name() == sluice_sdk::REASON_COLUMN && f.data_type() == &arrow::datatypes::DataType::Utf8 => {
-            Ok(())
+            dead_letter_encodable(schema)
         }
         _ => Err(CallError::BadOutput(format!(
             "the `rejected` output must end with a utf8 column `{}`",
             sluice_sdk::REASON_COLUMN
         ))),
     }
+}
+
+/// Rejected rows become JSON dead letters; a column the JSON writer cannot encode (a union,
+/// say) would stop the pipeline at the first rejected row, so it is refused at `describe`.
+/// The probe writes one all-null row of the record columns.
+fn dead_letter_encodable(schema: &Schema) -> Result<(), CallError> {
+    use arrow::datatypes::Field;
+    let fields = &schema.fields()[..schema.fields().len().saturating_sub(1)];
+    let probe_fields: Vec<Field> = fields.iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let columns = probe_fields
+        .iter()
+        .map(|f| arrow::array::new_null_array(f.data_type(), 1))
+        .collect();
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(1));
+    let probe = RecordBatch::try_new_with_options(std::sync::Arc::new(Schema::new(probe_fields)), columns, &options)
+        .and_then(|batch| {
+            let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
+            writer.write(&batch)?;
+            writer.finish()
+        });
+    probe.map_err(|e| {
+        CallError::BadOutput(format!(
+            "the `rejected` output cannot be written as JSON dead letters: {e}"
+        ))
+    })
 }

@@ -2,7 +2,8 @@
 //! its `on_error` policy decides: `dead_letter` bisects the batch (a bounded number of calls)
 //! so only the failing rows become dead letters, `skip_batch` dead-letters the whole batch,
 //! `halt` stops the pipeline. A trap replaces the instance before the next call; a deadline
-//! trap is not bisected (each try would cost a whole deadline). A transform whose batches
+//! trap is not bisected. Every call made for one batch, bisection included, shares the
+//! batch's deadline. A transform whose batches
 //! fail entirely `quarantine_after` times in a row is quarantined: the pipeline halts rather
 //! than spin on a broken component. A stateful stage's instance is rebuilt after any failure
 //! from its last snapshot and the batches since, so the failed batch leaves no trace.
@@ -11,6 +12,7 @@
 //! with plain Rust transforms, no wasmtime (`stage/tests.rs`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
@@ -28,8 +30,20 @@ const MAX_BISECT_CALLS: u32 = 128;
 
 /// The calls the policy makes on a transform instance.
 pub(crate) trait Calls: Send {
-    /// Transform a batch.
-    fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError>;
+    /// When a batch given now must be done: every call made for it (bisection included)
+    /// shares this one budget (`None`: no deadline).
+    fn batch_deadline(&self) -> Option<Instant>;
+    /// Transform a batch (or part of one) within what is left of its budget `until`.
+    fn process_until(
+        &mut self,
+        batch: &RecordBatch,
+        until: Option<Instant>,
+    ) -> Result<Vec<(String, RecordBatch)>, CallError>;
+    /// Transform a batch with a budget of its own.
+    fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError> {
+        let until = self.batch_deadline();
+        self.process_until(batch, until)
+    }
     /// Event time has reached `micros`.
     fn advance_watermark(&mut self, micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError>;
     /// The input has ended: emit what is held.
@@ -41,8 +55,16 @@ pub(crate) trait Calls: Send {
 }
 
 impl Calls for TransformInstance {
-    fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError> {
-        TransformInstance::process(self, batch)
+    fn batch_deadline(&self) -> Option<Instant> {
+        TransformInstance::batch_deadline(self)
+    }
+
+    fn process_until(
+        &mut self,
+        batch: &RecordBatch,
+        until: Option<Instant>,
+    ) -> Result<Vec<(String, RecordBatch)>, CallError> {
+        TransformInstance::process_until(self, batch, until)
     }
 
     fn advance_watermark(&mut self, micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError> {
@@ -140,11 +162,13 @@ impl Stage {
 
     /// Call `process`. A stateless stage's instance is replaced if the call poisoned it; a
     /// stateful stage's is replaced after any failure and its state rebuilt without the batch.
+    /// `until` is the batch's budget, shared by every call made for it.
     pub(super) fn call(
         &mut self,
         batch: &RecordBatch,
+        until: Option<Instant>,
     ) -> Result<Result<Vec<(String, RecordBatch)>, CallError>, WorkerError> {
-        let result = self.instance.process(batch);
+        let result = self.instance.process_until(batch, until);
         match (&result, &mut self.log) {
             (Ok(_), Some(log)) => {
                 if log.record(batch) {
@@ -244,7 +268,8 @@ impl Stage {
 
     /// One batch through this stage under its `on_error` policy; returns its `main` output.
     pub(super) fn run(&mut self, batch: RecordBatch, dead: &mut Vec<Aside>) -> Result<Vec<RecordBatch>, WorkerError> {
-        let err = match self.call(&batch)? {
+        let until = self.instance.batch_deadline();
+        let err = match self.call(&batch, until)? {
             Ok(outs) => {
                 self.failed_batches = 0;
                 return Ok(route(&self.routing, outs, dead));
@@ -268,7 +293,7 @@ impl Stage {
             }
             OnError::DeadLetter => {
                 let mut budget = MAX_BISECT_CALLS;
-                self.bisect(batch, err.clone(), &mut main, dead, &mut budget)?
+                self.bisect(batch, err.clone(), &mut main, dead, &mut budget, until)?
             }
         };
         if failed == rows {
@@ -295,6 +320,7 @@ impl Stage {
         main: &mut Vec<RecordBatch>,
         dead: &mut Vec<Aside>,
         budget: &mut u32,
+        until: Option<Instant>,
     ) -> Result<usize, WorkerError> {
         let rows = batch.num_rows();
         if rows <= 1 || *budget < 2 || matches!(err, CallError::Timeout(_)) {
@@ -308,9 +334,9 @@ impl Stage {
                 continue;
             }
             *budget -= 1;
-            match self.call(&part)? {
+            match self.call(&part, until)? {
                 Ok(outs) => main.extend(route(&self.routing, outs, dead)),
-                Err(e) => failed += self.bisect(part, e, main, dead, budget)?,
+                Err(e) => failed += self.bisect(part, e, main, dead, budget, until)?,
             }
         }
         Ok(failed)

@@ -7,6 +7,7 @@ mod e2e;
 mod faults;
 mod mqtt;
 mod reload;
+mod sandbox;
 mod sinks;
 mod sources;
 mod support;

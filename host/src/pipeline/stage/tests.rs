@@ -20,7 +20,15 @@ struct Scripted {
 }
 
 impl Calls for Scripted {
-    fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    fn batch_deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+
+    fn process_until(
+        &mut self,
+        batch: &RecordBatch,
+        _until: Option<std::time::Instant>,
+    ) -> Result<Vec<(String, RecordBatch)>, CallError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let values = batch.column(0).as_primitive::<Int64Type>();
         if values.iter().flatten().any(|v| self.bad.contains(&v)) {
