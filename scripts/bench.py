@@ -116,6 +116,7 @@ def main():
     ap.add_argument("--rows", type=int, required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sluice", required=True)
+    ap.add_argument("--baseline-sluice", help="another sluice binary (e.g. an earlier commit's) to run (b) with, for a before/after ratio in the same run")
     a = ap.parse_args()
     work = os.path.abspath("bench-data/work")
     os.makedirs(work, exist_ok=True)
@@ -132,6 +133,10 @@ def main():
         "(b0) = (b) without deadlines or memory caps": ([a.sluice, "run", "--unenforced-limits", wasm_toml], f"{work}/out-wasm"),
         "(c) DuckDB COPY ... TO parquet": ([sys.executable, "-c", duckdb_script(a.data, f"{work}/out-duckdb")], f"{work}/out-duckdb"),
     }
+    base = "(b@baseline) = (b) run by the baseline binary"
+    if a.baseline_sluice:
+        variants[base] = ([a.baseline_sluice, "run", wasm_toml], f"{work}/out-wasm")
+        run(variants[base][0], f"{work}/out-wasm")
     # Warm the page cache and the compiled-component caches (with and without limits).
     run(variants["(b) decode -> map + filter -> Parquet, checkpoint 1 s"][0], f"{work}/out-wasm")
     run(variants["(b0) = (b) without deadlines or memory caps"][0], f"{work}/out-wasm")
@@ -150,11 +155,13 @@ def main():
         m = statistics.median(times[name])
         med[name] = m
         print(f"{name:52} {m:8.2f} {a.rows / m:12,.0f} {size / 1e6 / m:8.1f} {rss[name] / 2**20:8.0f} MB")
-    a_, b_, bn_, b0_, c_ = (med[k] for k in variants)
+    a_, b_, bn_, b0_, c_ = (med[k] for k in list(variants)[:5])
     print(f"\nratio (b)/(a) = {a_ / b_:.2f}   (throughput of the WASM pipeline over the native floor)")
     print(f"ratio (b)/(c) = {c_ / b_:.2f}   (throughput of the WASM pipeline over DuckDB)")
     print(f"ratio (b)/(b0) = {b0_ / b_:.3f}  (throughput with epoch deadlines + memory caps over without)")
     print(f"ratio (b)/(bn) = {bn_ / b_:.3f}  (throughput with a checkpoint every second over no checkpoints)")
+    if a.baseline_sluice:
+        print(f"ratio (b)/(b@baseline) = {med[base] / b_:.3f}  (this build's throughput over the baseline binary's, same data, same run)")
 
 
 if __name__ == "__main__":

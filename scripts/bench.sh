@@ -23,4 +23,6 @@ if [ ! -f "$DATA" ]; then
     python3 scripts/gen_sensors.py "$DATA.tmp" --rows "$ROWS" --devices 1000 --seed 42 2>/dev/null
     mv "$DATA.tmp" "$DATA"
 fi
-exec .venv/bin/python scripts/bench.py --data "$DATA" --rows "$ROWS" --rounds "$ROUNDS" --sluice target/release/sluice
+# BASELINE_SLUICE=path/to/an/earlier/sluice adds (b) run by that binary, for a before/after ratio.
+exec .venv/bin/python scripts/bench.py --data "$DATA" --rows "$ROWS" --rounds "$ROUNDS" --sluice target/release/sluice \
+    ${BASELINE_SLUICE:+--baseline-sluice "$BASELINE_SLUICE"}

@@ -13,6 +13,7 @@ mod resume;
 pub mod run;
 pub mod sinks;
 mod stage;
+pub mod stage_plan;
 mod state_log;
 pub mod watermark;
 mod worker;

@@ -23,7 +23,10 @@ pub mod registry;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use arrow::datatypes::{Field, Schema, SchemaRef};
+
 use crate::checkpoint::SourcePosition;
+use crate::config::DeclaredField;
 use crate::record::Chunk;
 
 /// Why a source failed.
@@ -129,4 +132,24 @@ pub trait Acknowledge: Send {
     fn persist(&self, last_seq: u64) -> Option<serde_json::Value>;
     /// The checkpoint covering chunks up to `last_seq` is durable: acknowledge them.
     fn committed(&self, last_seq: u64);
+}
+
+/// A source as `sluice validate` checked it: how to open it, and the schema its records are
+/// decoded into.
+#[derive(Debug, Clone)]
+pub struct PlannedSource {
+    /// How to open it.
+    pub spec: Arc<dyn SourceSpec>,
+    /// The schema records are decoded into.
+    pub schema: SchemaRef,
+}
+
+/// The Arrow schema of a declared schema, in the written order.
+pub fn arrow_schema(fields: &[DeclaredField]) -> SchemaRef {
+    Arc::new(Schema::new(
+        fields
+            .iter()
+            .map(|f| Field::new(&f.name, f.ty.value.data_type(), f.nullable))
+            .collect::<Vec<_>>(),
+    ))
 }

@@ -7,7 +7,7 @@ use arrow::datatypes::SchemaRef;
 
 use super::sinks::{self, SinkPlan};
 use super::watermark::{WatermarkSettings, is_event_time};
-use crate::config::{CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, OnError, PluginRef, TransformConfig};
+use crate::config::{CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, PluginRef, TransformConfig};
 use crate::decode::metadata::Metadata;
 use crate::engine::{Component, Description, Engine, Limits};
 use crate::source::SourceSpec;
@@ -23,64 +23,7 @@ pub enum PlanError {
     Config(#[from] crate::config::ConfigErrors),
 }
 
-/// One transform, type-checked and compiled.
-#[derive(Debug, Clone)]
-pub struct StagePlan {
-    /// The transform's name.
-    pub name: String,
-    /// Its compiled component.
-    pub component: Component,
-    /// Its config, as the component takes it.
-    pub config_json: String,
-    /// The schema of the batches it receives.
-    pub input: SchemaRef,
-    /// What it declared.
-    pub description: Description,
-    /// What happens to a batch it fails on.
-    pub on_error: OnError,
-    /// Its instances' limits.
-    pub limits: Limits,
-    /// Halt after this many consecutive batches that failed entirely.
-    pub quarantine_after: u32,
-    /// The event-time column the host derives this stage's watermark from.
-    pub watermark: Option<StageWatermark>,
-    /// On a reload: start empty when the new version refuses the running state.
-    pub discard_state: bool,
-}
-
-/// A stage's watermark settings, checked against its input schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StageWatermark {
-    /// Index of the event-time column in the stage's input.
-    pub column: usize,
-    /// Bound and idleness.
-    pub settings: WatermarkSettings,
-}
-
-impl StagePlan {
-    /// Whether `other` runs exactly like this stage (same component, config, input and
-    /// settings): a reload keeps such a stage's instances and state untouched.
-    pub fn same_as(&self, other: &StagePlan) -> bool {
-        self.name == other.name
-            && self.component.digest() == other.component.digest()
-            && self.config_json == other.config_json
-            && self.input == other.input
-            && self.on_error == other.on_error
-            && self.limits == other.limits
-            && self.quarantine_after == other.quarantine_after
-            && self.watermark == other.watermark
-    }
-
-    /// Whether it keeps state (and so is snapshotted with checkpoints).
-    pub fn stateful(&self) -> bool {
-        self.description.state_format.is_some()
-    }
-
-    /// The schema of its `main` output.
-    pub fn output(&self) -> &SchemaRef {
-        &self.description.outputs[0].1
-    }
-}
+pub use super::stage_plan::{StagePlan, StageWatermark};
 
 /// A pipeline ready to run.
 #[derive(Debug, Clone)]

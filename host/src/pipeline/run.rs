@@ -27,19 +27,13 @@ use super::reload::watch::Reloader;
 use super::reload::{Generations, SwapReport};
 use super::resume::{Start, prepare};
 use super::sinks;
-use super::worker::{WorkResult, Worker, WorkerError};
-use super::writer::{Writer, write_results};
+use super::worker::{Worker, WorkerError};
+use super::writer::{Msg, Writer, write_results};
 use crate::checkpoint::protocol::BarrierClock;
 use crate::checkpoint::store;
 use crate::checkpoint::{StageState, WatermarkState};
 use crate::record::{Chunk, SourceSpan};
 use crate::source::{Source, SourceError};
-
-/// What a worker hands the writer.
-pub(super) enum Msg {
-    Done(Box<WorkResult>),
-    Failed(String),
-}
 
 /// Run a plan to the end of its input (or until asked to stop), resuming from its checkpoint.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 
-use super::plan::StagePlan;
+use super::stage_plan::StagePlan;
 use crate::config::{Diagnostic, Located, PartitionConfig, PipelineConfig, SinkConfig, SinkFormat};
 use crate::sink::dead_letter::DeadLetterSink;
 use crate::sink::parquet::{ParquetSettings, ParquetSink};

@@ -16,13 +16,61 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
-use super::plan::{StagePlan, StageWatermark};
+use super::stage_plan::{StagePlan, StageWatermark};
 use super::state_log::{Event, StateLog};
 use super::watermark::{WatermarkTracker, max_event_micros};
-use super::worker::{Aside, WorkerError};
 use crate::config::OnError;
-use crate::engine::{CallError, TransformInstance};
+use crate::engine::{CallError, EngineError, TransformInstance};
+use crate::record::BadRecord;
 use crate::record::PartitionEvent;
+
+/// Rows that leave the chain before its end: dead letters, and outputs sinks take.
+#[derive(Debug)]
+pub(crate) enum Aside {
+    /// A record that could not be decoded.
+    Raw(BadRecord),
+    /// Rows of a stage's output that a sink takes (`input = "stage.output"`).
+    Tap {
+        stage: usize,
+        output: String,
+        rows: RecordBatch,
+    },
+    /// Rows a stage rejected (reason column last) or failed on (`reason` given).
+    Rows {
+        stage: String,
+        rows: RecordBatch,
+        reason: Option<String>,
+    },
+}
+
+/// Why a worker had to stop.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkerError {
+    #[error("stage `{stage}`: {source}")]
+    Engine { stage: String, source: EngineError },
+    #[error("stage `{stage}` refused to open: {message}")]
+    Open { stage: String, message: String },
+    #[error("stage `{stage}` could not save its state for a checkpoint: {error}")]
+    Snapshot { stage: String, error: CallError },
+    #[error(
+        "stage `{stage}` failed and its state could not be rebuilt ({message}); the next run resumes from the last checkpoint"
+    )]
+    Rebuild { stage: String, message: String },
+    #[error("stage `{stage}` refused the state saved in the checkpoint: {message}")]
+    Restore { stage: String, message: String },
+    #[error("decoding: {0}")]
+    Decode(#[from] arrow::error::ArrowError),
+    #[error("stage `{stage}` (on_error = \"halt\") {error}")]
+    Halted { stage: String, error: CallError },
+    #[error(
+        "stage `{stage}` quarantined: its last {batches} batches failed entirely (last error: {error}); fix the component or raise `quarantine_after`"
+    )]
+    Quarantined {
+        stage: String,
+        batches: u32,
+        error: CallError,
+    },
+}
 
 /// Calls one failing batch may spend on bisection; what is not isolated by then is
 /// dead-lettered in whole halves. 128 calls isolate about five bad rows in 8192.

@@ -8,32 +8,13 @@ use arrow::array::RecordBatch;
 
 use super::plan::{Plan, StagePlan};
 use super::sinks::Tap;
+pub(crate) use super::stage::{Aside, WorkerError};
 use super::stage::{Open, Policy, Routing, Stage, route};
 use crate::checkpoint::{StageState, WatermarkState};
 use crate::config::OnError;
 use crate::decode::json::JsonDecoder;
 use crate::decode::metadata::Metadata;
-use crate::engine::{CallError, EngineError};
-use crate::record::{BadRecord, Chunk, PartitionEvent, SourceSpan};
-
-/// Rows that leave the chain before its end: dead letters, and outputs sinks take.
-#[derive(Debug)]
-pub(crate) enum Aside {
-    /// A record that could not be decoded.
-    Raw(BadRecord),
-    /// Rows of a stage's output that a sink takes (`input = "stage.output"`).
-    Tap {
-        stage: usize,
-        output: String,
-        rows: RecordBatch,
-    },
-    /// Rows a stage rejected (reason column last) or failed on (`reason` given).
-    Rows {
-        stage: String,
-        rows: RecordBatch,
-        reason: Option<String>,
-    },
-}
+use crate::record::{Chunk, PartitionEvent, SourceSpan};
 
 /// What a worker made of one chunk (or, with `seq` past the input, of the final flush).
 #[derive(Debug)]
@@ -52,35 +33,6 @@ pub(crate) struct WorkResult {
     pub barrier: bool,
     pub states: Vec<StageState>,
     pub watermarks: Vec<WatermarkState>,
-}
-
-/// Why a worker had to stop.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum WorkerError {
-    #[error("stage `{stage}`: {source}")]
-    Engine { stage: String, source: EngineError },
-    #[error("stage `{stage}` refused to open: {message}")]
-    Open { stage: String, message: String },
-    #[error("stage `{stage}` could not save its state for a checkpoint: {error}")]
-    Snapshot { stage: String, error: CallError },
-    #[error(
-        "stage `{stage}` failed and its state could not be rebuilt ({message}); the next run resumes from the last checkpoint"
-    )]
-    Rebuild { stage: String, message: String },
-    #[error("stage `{stage}` refused the state saved in the checkpoint: {message}")]
-    Restore { stage: String, message: String },
-    #[error("decoding: {0}")]
-    Decode(#[from] arrow::error::ArrowError),
-    #[error("stage `{stage}` (on_error = \"halt\") {error}")]
-    Halted { stage: String, error: CallError },
-    #[error(
-        "stage `{stage}` quarantined: its last {batches} batches failed entirely (last error: {error}); fix the component or raise `quarantine_after`"
-    )]
-    Quarantined {
-        stage: String,
-        batches: u32,
-        error: CallError,
-    },
 }
 
 /// A decoder and a private instance of every stage.

@@ -12,12 +12,17 @@ use super::commit::{Committer, Cut};
 use super::outcome::{RunError, RunOptions, RunSummary};
 use super::plan::Plan;
 use super::reload::status::{SharedStatus, update};
-use super::run::Msg;
 use super::sinks::{Opened, Tap};
 use super::worker::{Aside, WorkResult};
 use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
 use crate::sink::{FileStart, SinkInput, SinkReport, TwoPhase, WriteAt};
 use crate::source::Acknowledge;
+
+/// What a worker hands the writer.
+pub(super) enum Msg {
+    Done(Box<WorkResult>),
+    Failed(String),
+}
 
 pub(super) struct Writer {
     pub(super) out: Opened,

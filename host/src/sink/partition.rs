@@ -21,33 +21,6 @@ pub const NULL_VALUE: &str = "__HIVE_DEFAULT_PARTITION__";
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
 const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
 
-/// Check a path template: `%Y %m %d %H` and `%%` only, at least one time field.
-pub fn check_template(template: &str) -> Result<(), String> {
-    let mut fields = 0;
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        if c == '%' {
-            match chars.next() {
-                Some('Y' | 'm' | 'd' | 'H') => fields += 1,
-                Some('%') => {}
-                other => {
-                    return Err(format!(
-                        "unsupported template field `%{}`: expected `%Y`, `%m`, `%d`, `%H` or `%%`",
-                        other.map(String::from).unwrap_or_default()
-                    ));
-                }
-            }
-        }
-    }
-    if fields == 0 {
-        return Err("a partition template needs at least one of `%Y`, `%m`, `%d`, `%H`".into());
-    }
-    if template.starts_with('/') || template.split('/').any(|s| s == ".." || s.is_empty()) {
-        return Err("a partition template is a relative folder path without empty or `..` parts".into());
-    }
-    Ok(())
-}
-
 /// The default template for a granularity, with `prefix` (`ingest_` for Glue's names).
 pub fn default_template(prefix: &str, granularity: Granularity) -> String {
     let parts = [("year", "%Y"), ("month", "%m"), ("day", "%d"), ("hour", "%H")];
@@ -501,13 +474,5 @@ mod tests {
             ]
         );
         assert_eq!(p.file_schema(&b.schema()).fields().len(), 2);
-    }
-
-    #[test]
-    fn templates_are_checked() {
-        assert!(check_template("year=%Y/hour=%H").is_ok());
-        assert!(check_template("x=%Q").unwrap_err().contains("%Q"));
-        assert!(check_template("static").is_err());
-        assert!(check_template("../%Y").is_err());
     }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::position::PartitionPosition;
-use super::registry::{PlannedSource, arrow_schema};
+use super::{PlannedSource, arrow_schema};
 use super::{Source, SourceError, SourceSpec};
 use crate::checkpoint::SourcePosition;
 use crate::config::{DatagenSourceConfig, DatagenTemplate, Diagnostic};

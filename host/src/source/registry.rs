@@ -4,23 +4,9 @@
 //! [`super::Source`]) and a `plan` function from its config, a variant of
 //! `config::SourceConfig` with its reader in `config`, and one line in [`plan`] below.
 
-use std::sync::Arc;
-
-use arrow::datatypes::{Field, Schema, SchemaRef};
-
-use super::SourceSpec;
-use crate::config::{DeclaredField, Diagnostic, MetadataConfig, PipelineConfig, SourceConfig};
+use super::PlannedSource;
+use crate::config::{Diagnostic, MetadataConfig, PipelineConfig, SourceConfig};
 use crate::decode::metadata::Metadata;
-
-/// A source as `sluice validate` checked it: how to open it, and the schema its records are
-/// decoded into.
-#[derive(Debug, Clone)]
-pub struct PlannedSource {
-    /// How to open it.
-    pub spec: Arc<dyn SourceSpec>,
-    /// The schema records are decoded into.
-    pub schema: SchemaRef,
-}
 
 /// The planned source with its metadata columns.
 #[derive(Debug, Clone)]
@@ -89,14 +75,4 @@ fn metadata(cfg: &MetadataConfig, source: &PlannedSource, diags: &mut Vec<Diagno
         partition: name(&cfg.partition),
         ingest_time: name(&cfg.ingest_time),
     })
-}
-
-/// The Arrow schema of a declared schema, in the written order.
-pub fn arrow_schema(fields: &[DeclaredField]) -> SchemaRef {
-    Arc::new(Schema::new(
-        fields
-            .iter()
-            .map(|f| Field::new(&f.name, f.ty.value.data_type(), f.nullable))
-            .collect::<Vec<_>>(),
-    ))
 }

@@ -5,7 +5,7 @@ use arrow::array::RecordBatch;
 
 use crate::pipeline::plan::Plan;
 use crate::pipeline::sinks::Tap;
-use crate::pipeline::worker::Aside;
+use crate::pipeline::stage::Aside;
 
 /// Where a stage's outputs go besides `main` down the chain.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use super::{FileSpec, Inputs};
 use crate::config::{Diagnostic, FileSourceConfig};
 use crate::decode::json::infer_schema;
 use crate::source::SourceError;
-use crate::source::registry::{PlannedSource, arrow_schema};
+use crate::source::{PlannedSource, arrow_schema};
 
 /// Expand a path setting: a file, a folder (its visible files), a glob, or `None` for stdin.
 pub fn expand(path: Option<&Path>) -> Result<Inputs, SourceError> {

@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 
 use super::{MqttSettings, MqttSpec, tls};
 use crate::config::{Diagnostic, MqttSourceConfig, PipelineConfig};
-use crate::source::registry::{PlannedSource, arrow_schema};
+use crate::source::{PlannedSource, arrow_schema};
 
 /// Plan an MQTT source: its settings (TLS material loaded, so `validate` finds bad files),
 /// and the declared schema plus the topic column.
