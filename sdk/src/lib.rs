@@ -7,8 +7,8 @@
 //! What the host and guests share (IPC framing, output names, [`FieldType`], the [`Duration`]
 //! syntax) lives in `sluice-contract` and is re-exported here. This crate owns the guest side
 //! of the contract: decoding the host's batches, typed config with key paths in errors,
-//! checking emitted batches against the declared schemas, and the single instance slot. It
-//! must not grow per-record entry points: batches are the unit.
+//! checking input ([`check_input`]) and emitted batches against the declared schemas, and the
+//! single instance slot. It must not grow per-record entry points: batches are the unit.
 //!
 //! ```no_run
 //! use sluice_sdk::{arrow::{array::RecordBatch, datatypes::SchemaRef}, *};
@@ -57,7 +57,7 @@ pub use sluice_contract::{
     Duration, DurationError, DurationErrorKind, FieldType, MAIN, REASON_COLUMN, REJECTED, decode_batch, decode_schema,
     encode_batch, encode_schema,
 };
-pub use transform::{ProcessError, RestoreError, Transform};
+pub use transform::{ProcessError, RestoreError, Transform, check_input};
 
 /// Log through the host's log, tagged with the pipeline and stage.
 pub mod log {
