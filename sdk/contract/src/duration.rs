@@ -64,7 +64,7 @@ impl Duration {
 
     /// A [`std::time::Duration`] that is whole milliseconds and at most [`Duration::MAX`].
     pub fn from_std(duration: std::time::Duration) -> Option<Duration> {
-        if duration.subsec_nanos() % 1_000_000 != 0 {
+        if !duration.subsec_nanos().is_multiple_of(1_000_000) {
             return None;
         }
         Duration::from_millis(i64::try_from(duration.as_millis()).ok()?)
