@@ -482,7 +482,7 @@ fn describe(
             if let Some((name, _)) = desc
                 .outputs
                 .iter()
-                .find(|(n, _)| n != sluice_sdk::MAIN && n != sluice_sdk::REJECTED)
+                .find(|(n, _)| n != sluice_contract::MAIN && n != sluice_contract::REJECTED)
             {
                 return Err(at_plugin(format!(
                     "transform `{}` declares an output `{name}`; only `main` and `rejected` can be routed in this version",

@@ -567,7 +567,7 @@ impl Worker {
 fn route(stage: &str, outs: Vec<(String, RecordBatch)>, dead: &mut Vec<DeadItem>) -> Vec<RecordBatch> {
     let mut main = Vec::new();
     for (name, batch) in outs {
-        if name == sluice_sdk::MAIN {
+        if name == sluice_contract::MAIN {
             main.push(batch);
         } else {
             dead.push(DeadItem::Rows {
