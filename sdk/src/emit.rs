@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray};
 
-use crate::outputs::{MAIN, Outputs, REJECTED};
+use crate::outputs::Outputs;
 use crate::transform::ProcessError;
+use sluice_contract::{MAIN, REJECTED};
 
 /// Collects the batches one call emits, checking each against the declared outputs so a
 /// schema bug shows up as an error naming the output rather than as garbage downstream.

@@ -4,9 +4,11 @@
 //! with a `serde` config type, and export it with [`export_transform!`]; building the crate
 //! for `wasm32-wasip2` yields a component that implements the `sluice:transform` WIT world.
 //!
-//! This crate owns the guest side of the contract: decoding Arrow IPC, typed config with key
-//! paths in errors, checking emitted batches against the declared schemas, and the single
-//! instance slot. It must not grow per-record entry points: batches are the unit.
+//! What the host and guests share (IPC framing, output names, [`FieldType`], the [`Duration`]
+//! syntax) lives in `sluice-contract` and is re-exported here. This crate owns the guest side
+//! of the contract: decoding the host's batches, typed config with key paths in errors,
+//! checking input ([`check_input`]) and emitted batches against the declared schemas, and the
+//! single instance slot. It must not grow per-record entry points: batches are the unit.
 //!
 //! ```no_run
 //! use sluice_sdk::{arrow::{array::RecordBatch, datatypes::SchemaRef}, *};
@@ -43,7 +45,6 @@ mod emit;
 mod ipc;
 mod outputs;
 mod transform;
-mod types;
 
 #[doc(hidden)]
 pub mod __private;
@@ -51,10 +52,12 @@ pub mod __private;
 pub use arrow;
 pub use config::ConfigError;
 pub use emit::Emitter;
-pub use ipc::{decode_batch, decode_schema, encode_batch, encode_schema};
-pub use outputs::{MAIN, Outputs, REASON_COLUMN, REJECTED};
-pub use transform::{ProcessError, RestoreError, Transform};
-pub use types::FieldType;
+pub use outputs::Outputs;
+pub use sluice_contract::{
+    Duration, DurationError, DurationErrorKind, FieldType, MAIN, REASON_COLUMN, REJECTED, decode_batch, decode_schema,
+    encode_batch, encode_schema,
+};
+pub use transform::{ProcessError, RestoreError, Transform, check_input};
 
 /// Log through the host's log, tagged with the pipeline and stage.
 pub mod log {

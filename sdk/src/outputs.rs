@@ -4,12 +4,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-/// Name of the output that continues down the pipeline.
-pub const MAIN: &str = "main";
-/// Name of the output for rows a transform refuses; they reach the dead-letter sink.
-pub const REJECTED: &str = "rejected";
-/// The last column of every `rejected` batch: why the row was refused.
-pub const REASON_COLUMN: &str = "_sluice_reason";
+use sluice_contract::{MAIN, REASON_COLUMN, REJECTED};
 
 /// The declared outputs of a transform, `main` first.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! The trait a transform author implements.
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use serde::de::DeserializeOwned;
 
@@ -71,6 +71,27 @@ impl std::fmt::Display for ProcessError {
             ProcessError::InvalidInput(m) => write!(f, "invalid input: {m}"),
             ProcessError::Failed(m) => f.write_str(m),
         }
+    }
+}
+
+/// Check that `batch` has the columns and types announced at `open` (`expected`, the input
+/// schema `open` was given); field names and nullability are not compared. Call it first in
+/// `process`: the host sends batches of the described schema, so a mismatch is a bug that
+/// should fail the batch as [`ProcessError::InvalidInput`] rather than index out of bounds.
+pub fn check_input(batch: &RecordBatch, expected: &Schema) -> Result<(), ProcessError> {
+    let got = batch.schema();
+    let same = got.fields().len() == expected.fields().len()
+        && got
+            .fields()
+            .iter()
+            .zip(expected.fields().iter())
+            .all(|(g, e)| g.data_type() == e.data_type());
+    if same {
+        Ok(())
+    } else {
+        Err(ProcessError::InvalidInput(format!(
+            "batch schema {got:?} does not match the schema given at open {expected:?}"
+        )))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-pub use sluice_sdk::FieldType;
+pub use sluice_contract::FieldType;
 
 use super::plugin_config::PluginConfig;
 use super::reader::Located;

@@ -138,7 +138,8 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
-    /// A duration written as a string: `"250ms"`, `"5s"`, `"15m"`, `"1h"`, within `range`.
+    /// A duration written as a string in the contract's syntax ([`sluice_contract::Duration`]:
+    /// `"250ms"`, `"5s"`, `"1h30m"`, `"2d"`), within `range`.
     pub(crate) fn opt_duration(
         &mut self,
         d: &mut Diags,
@@ -147,17 +148,22 @@ impl<'a, 'i> Table<'a, 'i> {
     ) -> Option<Located<std::time::Duration>> {
         let v = self.opt_str(d, name)?;
         let expected = format!(
-            "a duration such as \"500ms\", \"10s\", \"15m\" or \"1h\" from {} to {}",
+            "a duration such as \"500ms\", \"10s\" or \"1h30m\" from {} to {}",
             show_duration(*range.start()),
             show_duration(*range.end())
         );
-        match parse_duration(&v.value) {
-            Some(value) if range.contains(&value) => Some(Located {
+        match sluice_contract::Duration::parse(&v.value).map(sluice_contract::Duration::to_std) {
+            Ok(Some(value)) if range.contains(&value) => Some(Located {
                 value,
                 span: v.span,
                 key: v.key,
             }),
-            _ => {
+            Err(e) => {
+                let message = format!("expected {expected}, found {:?} ({})", v.value, e.kind());
+                d.push(v.span, &v.key, message);
+                None
+            }
+            Ok(_) => {
                 d.push(v.span, &v.key, format!("expected {expected}, found {:?}", v.value));
                 None
             }
@@ -311,48 +317,7 @@ pub(crate) fn quoted(items: &[&str]) -> String {
     items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
 }
 
-/// A duration in the largest unit that writes it exactly.
+/// A duration in the contract's canonical form (`"10ms"`, `"1d"`, `"18h12m15s"`).
 fn show_duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        0 => "0s".to_owned(),
-        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
-        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
-        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
-        _ => format!("{ms}ms"),
-    }
-}
-
-/// `<integer><unit>` with unit `ms`, `s`, `m` or `h`.
-pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let millis = match unit.trim() {
-        "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "m" | "min" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_millis(millis))
-}
-
-#[cfg(test)]
-mod duration_tests {
-    use std::time::Duration;
-
-    use super::parse_duration;
-
-    #[test]
-    fn durations_take_one_unit() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        for bad in ["", "10", "s", "1.5s", "-1s", "10 parsecs", "99999999999999999999h"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-    }
+    sluice_contract::Duration::from_std(d).map_or_else(|| format!("{d:?}"), |d| d.to_string())
 }

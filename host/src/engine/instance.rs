@@ -8,7 +8,7 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
-use sluice_sdk::{decode_batch, decode_schema, encode_batch, encode_schema};
+use sluice_contract::{decode_batch, decode_schema, encode_batch, encode_schema};
 use wasmtime::Store;
 
 use std::time::{Duration, Instant};
@@ -246,7 +246,7 @@ impl TransformInstance {
                     let schema = decode_schema(&decl.schema).map_err(ipc_err)?;
                     outputs.push((decl.name, schema));
                 }
-                if outputs.first().is_none_or(|(n, _)| n != sluice_sdk::MAIN) {
+                if outputs.first().is_none_or(|(n, _)| n != sluice_contract::MAIN) {
                     return Err(CallError::BadOutput("the first declared output must be `main`".into()));
                 }
                 check_rejected(&outputs)?;
@@ -477,16 +477,16 @@ impl TransformInstance {
 
 /// The contract requires `rejected` to end with a non-null utf8 reason column.
 fn check_rejected(outputs: &[(String, SchemaRef)]) -> Result<(), CallError> {
-    let Some((_, schema)) = outputs.iter().find(|(n, _)| n == sluice_sdk::REJECTED) else {
+    let Some((_, schema)) = outputs.iter().find(|(n, _)| n == sluice_contract::REJECTED) else {
         return Ok(());
     };
     match schema.fields().last() {
-        Some(f) if f.name() == sluice_sdk::REASON_COLUMN && f.data_type() == &arrow::datatypes::DataType::Utf8 => {
+        Some(f) if f.name() == sluice_contract::REASON_COLUMN && f.data_type() == &arrow::datatypes::DataType::Utf8 => {
             dead_letter_encodable(schema)
         }
         _ => Err(CallError::BadOutput(format!(
             "the `rejected` output must end with a utf8 column `{}`",
-            sluice_sdk::REASON_COLUMN
+            sluice_contract::REASON_COLUMN
         ))),
     }
 }

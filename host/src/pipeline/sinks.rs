@@ -138,7 +138,7 @@ fn tap(input: Option<&Located<String>>, stages: &[Arc<StagePlan>], diags: &mut V
     let (stage, output) = input
         .value
         .split_once('.')
-        .unwrap_or((input.value.as_str(), sluice_sdk::MAIN));
+        .unwrap_or((input.value.as_str(), sluice_contract::MAIN));
     let fail = |diags: &mut Vec<Diagnostic>, message: String| {
         diags.push(Diagnostic {
             span: input.span.clone(),
@@ -172,7 +172,7 @@ fn tap(input: Option<&Located<String>>, stages: &[Arc<StagePlan>], diags: &mut V
             ),
         );
     }
-    if output == sluice_sdk::MAIN && index + 1 == stages.len() {
+    if output == sluice_contract::MAIN && index + 1 == stages.len() {
         return Some(Tap::Main);
     }
     Some(Tap::Output {
@@ -206,7 +206,7 @@ fn unrouted(cfg: &PipelineConfig, stages: &[Arc<StagePlan>], sinks: &[SinkPlan],
                         output: name.clone(),
                     })
             });
-            if name != sluice_sdk::MAIN && name != sluice_sdk::REJECTED && !taken {
+            if name != sluice_contract::MAIN && name != sluice_contract::REJECTED && !taken {
                 let t = cfg.transforms.iter().find(|t| t.name.value == stage.name);
                 if let Some(t) = t {
                     diags.push(Diagnostic {

@@ -1,7 +1,6 @@
-//! Durations in config files: one or more `<integer><unit>` parts, units `d`, `h`, `m`,
-//! `s` and `ms`, each at most once and largest first (`"500ms"`, `"30s"`, `"1h30m"`,
-//! `"2d"`), held in microseconds. No sign, spaces or fractions. Whether a duration may be
-//! zero is for [`crate::plan`] to say.
+//! `expire_after` and other durations: the contract's syntax ([`sluice_sdk::Duration`]:
+//! `"500ms"`, `"30s"`, `"1h30m"`, `"2d"`, no sign), held in microseconds. Whether a duration
+//! may be zero is for [`crate::plan`] to say.
 
 use serde::Deserialize;
 
@@ -13,52 +12,14 @@ pub struct Duration {
     pub micros: i64,
 }
 
-/// The units, largest first, with their length in microseconds.
-const UNITS: [(&str, i64); 5] = [
-    ("d", 86_400_000_000),
-    ("h", 3_600_000_000),
-    ("m", 60_000_000),
-    ("s", 1_000_000),
-    ("ms", 1_000),
-];
-
 impl TryFrom<String> for Duration {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, String> {
-        parse(&text).map(|micros| Duration { micros }).ok_or_else(|| {
-            format!(
-                "invalid duration {text:?}: expected an integer followed by d, h, m, s or ms, \
-                 or several such parts largest first, e.g. \"30s\" or \"1h30m\""
-            )
-        })
+        sluice_sdk::Duration::parse(&text)
+            .map(|d| Duration { micros: d.as_micros() })
+            .map_err(|e| e.to_string())
     }
-}
-
-fn parse(text: &str) -> Option<i64> {
-    let mut rest = text;
-    let mut total: i64 = 0;
-    // Units still allowed: those after the last one used.
-    let mut allowed = &UNITS[..];
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits_end = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits_end == 0 {
-            return None;
-        }
-        let (digits, after) = rest.split_at(digits_end);
-        // `ms` before `m`, so "5ms" is not five minutes followed by garbage.
-        let unit_len = if after.starts_with("ms") { 2 } else { 1 };
-        let unit = after.get(..unit_len)?;
-        let at = allowed.iter().position(|(name, _)| *name == unit)?;
-        let amount = digits.parse::<i64>().ok()?.checked_mul(allowed[at].1)?;
-        total = total.checked_add(amount)?;
-        allowed = &allowed[at + 1..];
-        rest = &after[unit_len..];
-    }
-    Some(total)
 }
 
 #[cfg(test)]
@@ -112,8 +73,9 @@ mod tests {
             "106751991d23h",
         ] {
             let err = micros(bad).unwrap_err();
+            assert!(err.starts_with(&format!("invalid duration {bad:?}: ")), "{bad}: {err}");
             assert!(
-                err.contains("expected an integer followed by d, h, m, s or ms"),
+                err.contains("expected an integer followed by a unit (d, h, m, s or ms)"),
                 "{bad}: {err}"
             );
         }

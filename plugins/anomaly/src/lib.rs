@@ -67,7 +67,7 @@ use std::sync::Arc;
 use sluice_sdk::arrow::array::{ArrayRef, RecordBatch};
 use sluice_sdk::arrow::compute::{filter_record_batch, not};
 use sluice_sdk::arrow::datatypes::SchemaRef;
-use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, RestoreError, Transform};
+use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, RestoreError, Transform, check_input};
 
 pub use crate::config::Config;
 use crate::plan::Plan;
@@ -92,26 +92,6 @@ impl Anomaly {
     fn expire(&mut self, watermark_micros: i64) {
         self.store.expire(watermark_micros);
     }
-
-    /// The batch must have the columns and types announced at `open`.
-    fn check_input(&self, batch: &RecordBatch) -> Result<(), ProcessError> {
-        let got = batch.schema();
-        let expected = self.input.fields();
-        let same = got.fields().len() == expected.len()
-            && got
-                .fields()
-                .iter()
-                .zip(expected.iter())
-                .all(|(g, e)| g.data_type() == e.data_type());
-        if same {
-            Ok(())
-        } else {
-            Err(ProcessError::InvalidInput(format!(
-                "batch schema {got:?} does not match the schema given at open {:?}",
-                self.input
-            )))
-        }
-    }
 }
 
 impl Transform for Anomaly {
@@ -135,7 +115,7 @@ impl Transform for Anomaly {
     }
 
     fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError> {
-        self.check_input(&batch)?;
+        check_input(&batch, &self.input)?;
         let scored = score::score(&self.plan, &mut self.store, &batch)?;
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         columns.push(Arc::new(scored.flags.clone()));

@@ -19,7 +19,7 @@ use sluice_sdk::arrow::array::{
 use sluice_sdk::arrow::compute::{filter, filter_record_batch, not, or};
 use sluice_sdk::arrow::datatypes::SchemaRef;
 use sluice_sdk::arrow::util::display::{ArrayFormatter, FormatOptions};
-use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, Transform};
+use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, Transform, check_input};
 
 use crate::cast::Computed;
 use crate::config::Config;
@@ -46,7 +46,7 @@ impl Transform for Map {
     }
 
     fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError> {
-        self.check_input(&batch)?;
+        check_input(&batch, &self.input)?;
         let rows = batch.num_rows();
         let mut columns = Vec::with_capacity(self.plan.steps.len());
         // (step index, rows that step failed on)
@@ -81,26 +81,6 @@ impl Transform for Map {
 }
 
 impl Map {
-    /// The batch must have the columns and types announced at `open`.
-    fn check_input(&self, batch: &RecordBatch) -> Result<(), ProcessError> {
-        let expected = self.input.fields();
-        let got = batch.schema();
-        let same = got.fields().len() == expected.len()
-            && got
-                .fields()
-                .iter()
-                .zip(expected.iter())
-                .all(|(g, e)| g.data_type() == e.data_type());
-        if same {
-            Ok(())
-        } else {
-            Err(ProcessError::InvalidInput(format!(
-                "batch schema {got:?} does not match the schema given at open {:?}",
-                self.input
-            )))
-        }
-    }
-
     /// One reason per rejected row, naming every step that failed on it.
     fn reasons(
         &self,

@@ -109,8 +109,9 @@ impl AggFn {
     }
 }
 
-/// A duration written `<integer><unit>`, unit `ms`, `s`, `m` or `h` (`"30s"`, `"-8h"`),
-/// held in microseconds.
+/// A duration in the contract's syntax ([`sluice_sdk::Duration`]: `"30s"`, `"1h30m"`, `"2d"`),
+/// here with an optional sign (`"-8h"`, for `offset`), held in microseconds. Signs and zero
+/// are checked by [`crate::plan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Duration {
@@ -122,33 +123,10 @@ impl TryFrom<String> for Duration {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, String> {
-        parse_duration(&text).ok_or_else(|| {
-            format!("invalid duration {text:?}: expected an integer followed by ms, s, m or h, e.g. \"30s\"")
-        })
+        sluice_sdk::Duration::parse_signed(&text)
+            .map(|d| Duration { micros: d.as_micros() })
+            .map_err(|e| e.to_string())
     }
-}
-
-fn parse_duration(text: &str) -> Option<Duration> {
-    let (negative, rest) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let digits_end = rest.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = rest.split_at(digits_end);
-    if digits.is_empty() {
-        return None;
-    }
-    let micros_per_unit: i64 = match unit {
-        "ms" => 1_000,
-        "s" => 1_000_000,
-        "m" => 60_000_000,
-        "h" => 3_600_000_000,
-        _ => return None,
-    };
-    let magnitude = digits.parse::<i64>().ok()?.checked_mul(micros_per_unit)?;
-    Some(Duration {
-        micros: if negative { -magnitude } else { magnitude },
-    })
 }
 
 #[cfg(test)]
@@ -160,11 +138,13 @@ mod tests {
     }
 
     #[test]
-    fn durations_take_an_integer_and_a_unit() {
+    fn durations_take_the_contract_syntax_with_a_sign() {
         assert_eq!(micros("250ms"), Ok(250_000));
         assert_eq!(micros("30s"), Ok(30_000_000));
         assert_eq!(micros("1m"), Ok(60_000_000));
         assert_eq!(micros("2h"), Ok(7_200_000_000));
+        assert_eq!(micros("1d"), Ok(86_400_000_000));
+        assert_eq!(micros("1h30m"), Ok(5_400_000_000));
         assert_eq!(micros("0s"), Ok(0));
         assert_eq!(micros("-8h"), Ok(-28_800_000_000));
     }
@@ -177,15 +157,17 @@ mod tests {
             "s",
             "1.5s",
             "10 s",
-            "1d",
+            "1w",
             "+1s",
             "--1s",
             "1S",
+            "30m1h",
             "99999999999999999h",
         ] {
             let err = micros(bad).unwrap_err();
+            assert!(err.starts_with(&format!("invalid duration {bad:?}: ")), "{bad}: {err}");
             assert!(
-                err.contains("expected an integer followed by ms, s, m or h"),
+                err.contains("expected an integer followed by a unit (d, h, m, s or ms)"),
                 "{bad}: {err}"
             );
         }

@@ -43,7 +43,7 @@ mod window;
 use sluice_sdk::arrow::array::{RecordBatch, StringArray, UInt32Array};
 use sluice_sdk::arrow::compute::take_record_batch;
 use sluice_sdk::arrow::datatypes::SchemaRef;
-use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, RestoreError, Transform};
+use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, RestoreError, Transform, check_input};
 
 pub use crate::config::Config;
 use crate::plan::Plan;
@@ -79,26 +79,6 @@ impl Window {
         }
         out.emit(output::batch(&self.plan, &fired)?)
     }
-
-    /// The batch must have the columns and types announced at `open`.
-    fn check_input(&self, batch: &RecordBatch) -> Result<(), ProcessError> {
-        let got = batch.schema();
-        let expected = self.input.fields();
-        let same = got.fields().len() == expected.len()
-            && got
-                .fields()
-                .iter()
-                .zip(expected.iter())
-                .all(|(g, e)| g.data_type() == e.data_type());
-        if same {
-            Ok(())
-        } else {
-            Err(ProcessError::InvalidInput(format!(
-                "batch schema {got:?} does not match the schema given at open {:?}",
-                self.input
-            )))
-        }
-    }
 }
 
 impl Transform for Window {
@@ -121,7 +101,7 @@ impl Transform for Window {
     }
 
     fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError> {
-        self.check_input(&batch)?;
+        check_input(&batch, &self.input)?;
         let aside = ingest::ingest(&self.plan, &mut self.store, self.watermark, &batch)?;
         if !aside.rows.is_empty() {
             let rows = take_record_batch(&batch, &UInt32Array::from(aside.rows))?;

@@ -44,7 +44,7 @@ pub(in crate::pipeline) fn route(
     let mut main = Vec::new();
     for (name, batch) in outs {
         let tapped = routing.tapped.contains(&name);
-        if name == sluice_sdk::MAIN {
+        if name == sluice_contract::MAIN {
             if tapped {
                 aside.push(Aside::Tap {
                     stage: routing.index,

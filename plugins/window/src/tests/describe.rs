@@ -174,8 +174,8 @@ fn window_errors_point_at_the_window_key() {
             &["window", "size"],
         ),
         (
-            r#"{"type":"tumbling","size":"1d"}"#,
-            "ms, s, m or h",
+            r#"{"type":"tumbling","size":"1w"}"#,
+            "unknown unit \"w\"",
             &["window", "size"],
         ),
         (

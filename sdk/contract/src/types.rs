@@ -1,4 +1,4 @@
-//! The column-type vocabulary shared by pipeline files and the stock plugins, so a type
+//! The column-type vocabulary shared by pipeline files, the host and the stock plugins, so a type
 //! name means the same everywhere (`double`, `timestamp`, …).
 
 use arrow::datatypes::{DataType, TimeUnit};
