@@ -14,6 +14,7 @@
 //! sees a half-written file. Names are deterministic from the input positions they start at,
 //! so a replay rewrites the same names.
 
+mod completed;
 pub mod dead_letter;
 pub mod parquet;
 pub mod partition;

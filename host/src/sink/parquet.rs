@@ -30,6 +30,7 @@ mod journal;
 
 pub use journal::footer_from_journal;
 
+use super::completed::Completed;
 use super::partition::Partitioner;
 use super::storage::{StagedFile, Storage};
 use super::{FileStart, Sealing, Sink, SinkError, SinkInput, SinkReport, TwoPhase, WriteAt, WrittenFile};
@@ -72,13 +73,10 @@ pub struct ParquetSink {
     settings: ParquetSettings,
     partitioner: Partitioner,
     props: WriterProperties,
-    /// Publish files as soon as they are complete (runs without checkpoints).
-    immediate: bool,
     template: FileMetaData,
     open: HashMap<String, OpenFile>,
     tick: u64,
-    sealed: Vec<WrittenFile>,
-    written: Vec<WrittenFile>,
+    completed: Completed,
     rows: u64,
 }
 
@@ -127,12 +125,10 @@ impl ParquetSink {
             settings,
             partitioner,
             props,
-            immediate,
             template,
             open: HashMap::new(),
             tick: 0,
-            sealed: Vec::new(),
-            written: Vec::new(),
+            completed: Completed::new(immediate),
             rows: 0,
         })
     }
@@ -237,19 +233,8 @@ impl ParquetSink {
             rows: file.rows,
             bytes: file.writer.bytes_written() as u64,
         };
-        if self.immediate {
-            self.storage.publish(std::slice::from_ref(&file.rel))?;
-            self.written.push(self.published(done));
-        } else {
-            self.sealed.push(done);
-        }
+        self.completed.add(self.storage.as_ref(), done)?;
         Ok(())
-    }
-
-    /// A published file: its path under the sink's location.
-    fn published(&self, mut done: WrittenFile) -> WrittenFile {
-        done.path = self.abs(&done.path.to_string_lossy());
-        done
     }
 
     /// Make every row written so far durable and say which files hold them: open files are
@@ -265,7 +250,7 @@ impl ParquetSink {
         for partition in aged {
             self.close(&partition)?;
         }
-        let mut outputs = Vec::with_capacity(self.open.len() + self.sealed.len());
+        let mut outputs = Vec::with_capacity(self.open.len() + self.completed.waiting());
         let mut partitions: Vec<&String> = self.open.keys().collect();
         partitions.sort();
         let partitions: Vec<String> = partitions.into_iter().cloned().collect();
@@ -314,13 +299,7 @@ impl ParquetSink {
                 },
             });
         }
-        for done in &self.sealed {
-            outputs.push(OutputFile {
-                root: self.name.clone(),
-                path: done.path.to_string_lossy().into_owned(),
-                state: FileState::Sealed,
-            });
-        }
+        outputs.extend(self.completed.listed(&self.name));
         Ok(outputs)
     }
 }
@@ -344,14 +323,7 @@ impl TwoPhase for ParquetSink {
 
     /// After a checkpoint is stored: publish the files it listed as sealed.
     fn commit(&mut self) -> Result<(), SinkError> {
-        let sealed = std::mem::take(&mut self.sealed);
-        let rels: Vec<String> = sealed.iter().map(|d| d.path.to_string_lossy().into_owned()).collect();
-        self.storage.publish(&rels)?;
-        for done in sealed {
-            let done = self.published(done);
-            self.written.push(done);
-        }
-        Ok(())
+        self.completed.publish(self.storage.as_ref())
     }
 
     /// Close every open file (published now, or sealed for the next checkpoint).
@@ -369,7 +341,7 @@ impl TwoPhase for ParquetSink {
             name: self.name.clone(),
             location: self.storage.location(),
             rows: self.rows,
-            files: self.written.clone(),
+            files: self.completed.published().to_vec(),
         }
     }
 }

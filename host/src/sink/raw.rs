@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use super::completed::Completed;
 use super::partition::Partitioner;
 use super::storage::{StagedFile, Storage};
 use super::{FileStart, Sealing, Sink, SinkError, SinkInput, SinkReport, TwoPhase, WriteAt, WrittenFile};
@@ -47,10 +48,8 @@ pub struct RawSink {
     storage: Box<dyn Storage>,
     settings: RawSettings,
     partitioner: Partitioner,
-    immediate: bool,
     open: HashMap<String, OpenFile>,
-    sealed: Vec<WrittenFile>,
-    written: Vec<WrittenFile>,
+    completed: Completed,
     records: u64,
 }
 
@@ -78,10 +77,8 @@ impl RawSink {
             storage,
             settings,
             partitioner,
-            immediate,
             open: HashMap::new(),
-            sealed: Vec::new(),
-            written: Vec::new(),
+            completed: Completed::new(immediate),
             records: 0,
         }
     }
@@ -144,21 +141,8 @@ impl RawSink {
             rows: f.records,
             bytes: f.len,
         };
-        if self.immediate {
-            self.storage.publish(&[f.rel])?;
-            self.written.push(self.published(done));
-        } else {
-            self.sealed.push(done);
-        }
+        self.completed.add(self.storage.as_ref(), done)?;
         Ok(())
-    }
-}
-
-impl RawSink {
-    /// A complete file as published: its path under the sink's location.
-    fn published(&self, mut done: WrittenFile) -> WrittenFile {
-        done.path = std::path::Path::new(&self.storage.location()).join(&done.path);
-        done
     }
 }
 
@@ -188,7 +172,7 @@ impl TwoPhase for RawSink {
         }
         let mut folders: Vec<String> = self.open.keys().cloned().collect();
         folders.sort();
-        let mut outputs = Vec::with_capacity(folders.len() + self.sealed.len());
+        let mut outputs = Vec::with_capacity(folders.len() + self.completed.waiting());
         for folder in folders {
             let mut f = self.open.remove(&folder).expect("listed above");
             self.end_member(&mut f)?;
@@ -206,23 +190,12 @@ impl TwoPhase for RawSink {
             });
             self.open.insert(folder, f);
         }
-        outputs.extend(self.sealed.iter().map(|done| OutputFile {
-            root: self.name.clone(),
-            path: done.path.to_string_lossy().into_owned(),
-            state: FileState::Sealed,
-        }));
+        outputs.extend(self.completed.listed(&self.name));
         Ok(outputs)
     }
 
     fn commit(&mut self) -> Result<(), SinkError> {
-        let sealed = std::mem::take(&mut self.sealed);
-        let rels: Vec<String> = sealed.iter().map(|d| d.path.to_string_lossy().into_owned()).collect();
-        self.storage.publish(&rels)?;
-        for done in sealed {
-            let done = self.published(done);
-            self.written.push(done);
-        }
-        Ok(())
+        self.completed.publish(self.storage.as_ref())
     }
 
     fn close_all(&mut self) -> Result<(), SinkError> {
@@ -239,7 +212,7 @@ impl TwoPhase for RawSink {
             name: self.name.clone(),
             location: self.storage.location(),
             rows: self.records,
-            files: self.written.clone(),
+            files: self.completed.published().to_vec(),
         }
     }
 }

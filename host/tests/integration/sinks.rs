@@ -164,3 +164,34 @@ fn files_read_one_at_a_time_archive_as_the_input_byte_for_byte() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("read          0 rows"), "{summary}");
 }
+
+#[test]
+fn more_dead_letters_in_one_batch_than_a_file_holds_are_all_kept() {
+    // 70 undecodable lines of 1 MiB in one batch: the dead-letter file rolls over (at
+    // 64 MiB) inside the batch, and the file it rolls to must not take the first one's name.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let line = format!("not json {}\n", "x".repeat(1 << 20));
+    let mut text = String::with_capacity(71 * line.len());
+    for _ in 0..70 {
+        text.push_str(&line);
+    }
+    text.push_str("{\"id\":\"ok\"}\n");
+    std::fs::write(tmp.path().join("in.ndjson"), text).expect("write");
+    let pipeline = tmp.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        "[source]\ntype = \"file\"\npath = \"in.ndjson\"\n[source.schema]\nid = \"string\"\n[sink]\ntype = \"parquet\"\npath = \"out\"\n",
+    )
+    .expect("write pipeline");
+    let out = run(sluice().arg("run").arg(&pipeline));
+    assert!(out.status.success());
+    let dead = dead_letters(&tmp.path().join("out/_dead_letter"));
+    assert_eq!(dead.len(), 70);
+    for d in &dead {
+        assert_eq!(d["raw"].as_str().map(str::len), Some(line.len() - 1));
+    }
+    assert!(
+        files_under(&tmp.path().join("out/_dead_letter"), ".jsonl").len() >= 2,
+        "it rolled over"
+    );
+}
