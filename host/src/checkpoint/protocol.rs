@@ -240,14 +240,19 @@ pub fn check_source(checkpoint: &Checkpoint, source: &str) -> Result<(), Refusal
     }
 }
 
-/// Stateful stages a reload added or removed on purpose: a restart it asks for starts the
-/// added ones empty and drops the removed ones' state. A plain restart has none.
+/// What a reload changed on purpose: a restart it asks for starts added stateful stages
+/// empty, drops removed ones' state, and leaves the files of removed sinks as the stopped
+/// run published them. A plain restart has none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StageChanges {
     /// Stateful stages the new version adds: they start empty.
     pub added: Vec<String>,
     /// Stateful stages the new version removes: their saved state is dropped.
     pub removed: Vec<String>,
+    /// Sinks the new version no longer has. The run that stopped for the reload closed and
+    /// published their files before its final checkpoint, so nothing of theirs is left to
+    /// settle.
+    pub removed_sinks: Vec<String>,
 }
 
 /// Match the checkpoint's states to the pipeline's stages: one entry per stage, `Some` for a

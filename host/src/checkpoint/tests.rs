@@ -219,14 +219,14 @@ fn a_reload_that_adds_or_removes_a_stateful_stage_starts_it_empty_or_drops_its_s
     let cp = checkpoint(vec![]);
     let added = StageChanges {
         added: vec!["new".into()],
-        removed: Vec::new(),
+        ..StageChanges::default()
     };
     let states = assign_states(&cp, &[stage("count", true), stage("new", true)], &added).expect("added");
     assert_eq!(states[1], None);
     assert!(states[0].is_some());
     let removed = StageChanges {
-        added: Vec::new(),
         removed: vec!["count".into()],
+        ..StageChanges::default()
     };
     assert_eq!(assign_states(&cp, &[stage("map", false)], &removed), Ok(vec![None]));
     // What the reload did not name is still refused.

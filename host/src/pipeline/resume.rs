@@ -47,7 +47,7 @@ pub(crate) fn prepare(
         if plan.checkpoint.enabled {
             tracing::info!("Standard input cannot be read again, so this run does not checkpoint.");
         }
-        recover(roots, None)?;
+        recover(roots, None, &[])?;
         return Ok(fresh(None, 0));
     }
     let store = store::open(&plan.checkpoint);
@@ -66,11 +66,11 @@ pub(crate) fn prepare(
                 "Starting from scratch: the checkpoint is ignored and superseded. Earlier output is not deleted: files whose names recur are rewritten, others stay beside the new ones."
             );
         }
-        recover(roots, None)?;
+        recover(roots, None, &[])?;
         return Ok(fresh(Some(store), epoch));
     }
     let Some((_, bytes)) = latest else {
-        recover(roots, None)?;
+        recover(roots, None, &[])?;
         return Ok(fresh(Some(store), 1));
     };
     let checkpoint =
@@ -92,7 +92,7 @@ pub(crate) fn prepare(
     for stage in &changes.removed {
         tracing::info!(stage = %stage, "The reload removed this stateful transform: its saved state is dropped.");
     }
-    let recovered = recover(roots, Some(&checkpoint)).map_err(|e| err(e.to_string()))?;
+    let recovered = recover(roots, Some(&checkpoint), &changes.removed_sinks).map_err(|e| err(e.to_string()))?;
     tracing::info!(
         epoch = checkpoint.epoch,
         partitions = checkpoint.position.partitions.len(),

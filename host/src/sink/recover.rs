@@ -45,13 +45,31 @@ pub struct Target<'a> {
 }
 
 /// Settle the output of every sink after `checkpoint` (or, with none, delete every
-/// temporary file).
-pub fn recover(targets: &[Target<'_>], checkpoint: Option<&Checkpoint>) -> Result<Recovered, RecoverError> {
+/// temporary file). Files of the sinks in `gone` (removed by a reload, which published
+/// them) are left alone; files of any other sink the pipeline lacks are refused.
+pub fn recover(
+    targets: &[Target<'_>],
+    checkpoint: Option<&Checkpoint>,
+    gone: &[String],
+) -> Result<Recovered, RecoverError> {
     if let Some(cp) = checkpoint
-        && let Some(f) = cp.outputs.iter().find(|f| !targets.iter().any(|t| t.name == f.root))
+        && let Some(f) = cp
+            .outputs
+            .iter()
+            .find(|f| !targets.iter().any(|t| t.name == f.root) && !gone.contains(&f.root))
     {
         return Err(RecoverError::UnknownSink(f.root.clone()));
     }
+    let kept;
+    let checkpoint = match checkpoint {
+        Some(cp) if !gone.is_empty() => {
+            let mut cp = cp.clone();
+            cp.outputs.retain(|f| !gone.contains(&f.root));
+            kept = cp;
+            Some(&kept)
+        }
+        other => other,
+    };
     let target = |name: &str| targets.iter().find(|t| t.name == name).copied();
     let mut found = Vec::new();
     for t in targets {
@@ -157,7 +175,7 @@ mod tests {
                 sealing: Sealing::CutBack,
             },
         ];
-        let done = recover(&targets, Some(&checkpoint)).expect("recover");
+        let done = recover(&targets, Some(&checkpoint), &[]).expect("recover");
         assert_eq!(done.deleted, 2);
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .expect("dir")
@@ -175,8 +193,10 @@ mod tests {
             ..checkpoint
         };
         assert!(matches!(
-            recover(&targets, Some(&unknown)),
+            recover(&targets, Some(&unknown), &[]),
             Err(RecoverError::UnknownSink(name)) if name == "archive"
         ));
+        // A reload that removed the sink published its files before the restart.
+        assert!(recover(&targets, Some(&unknown), &["archive".to_owned()]).is_ok());
     }
 }

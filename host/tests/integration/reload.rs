@@ -493,3 +493,52 @@ fn a_reload_during_crash_recovery_keeps_the_checkpoint() {
     assert!(versions.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(versions.first(), Some(&1));
 }
+
+#[test]
+fn a_reload_that_adds_a_stateful_stage_restarts_with_it_empty_and_never_exits() {
+    // The README: adding a stateful transform goes through a checkpoint-and-restart. The
+    // restart the reload asked for starts the new stage empty (it has no state in the
+    // checkpoint) instead of refusing the checkpoint and stopping the pipeline.
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rows = 1_500_000;
+    let input = input_file(tmp.path(), rows);
+    let pipeline = tmp.path().join("p.toml");
+    write_atomically(&pipeline, &file_pipeline(&input, "tag = 1", ""));
+    let mut child = spawn_reloading(&pipeline);
+    wait_for_checkpoint(tmp.path());
+    let with_anomaly = file_pipeline(&input, "tag = 1", "").replace(
+        "[sink]",
+        "[[transform]]\nname = \"spikes\"\nplugin = \"anomaly\"\nconfig = { key = \"device\", value = \"n\" }\n[sink]",
+    );
+    write_atomically(&pipeline, &with_anomaly);
+    let out = crate::support::wait_output(&mut child, Duration::from_secs(300));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Reload needs a restart"), "{log}");
+    assert!(log.contains("it starts empty"), "{log}");
+    // Every row once with the counts continuous, and the rows after the restart went
+    // through the new stage.
+    let got = duckdb(
+        &python,
+        &format!(
+            "select n, seen, anomaly_score is not null or is_anomaly is not null as spikes from read_parquet('{}/**/*.parquet', union_by_name = true) order by n",
+            tmp.path().join("out").display()
+        ),
+    );
+    assert_eq!(got.len() as u64, rows, "every row once");
+    assert!(got.iter().enumerate().all(|(i, r)| r["n"].as_u64() == Some(i as u64)));
+    assert_eq!(
+        got.last().map(|r| &r["spikes"]),
+        Some(&serde_json::Value::Bool(true)),
+        "{log}"
+    );
+    assert_eq!(
+        got.first().map(|r| &r["spikes"]),
+        Some(&serde_json::Value::Bool(false)),
+        "{log}"
+    );
+    // A plain restart of the same files now finds the stage in the checkpoint.
+    let again = crate::support::run(sluice().arg("run").arg("--no-reload").arg(&pipeline));
+    assert!(again.status.success());
+}

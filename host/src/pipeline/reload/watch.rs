@@ -354,6 +354,12 @@ fn stage_changes(old: &Plan, new: &Plan) -> Result<StageChanges, String> {
     let changes = StageChanges {
         added: after.iter().filter(|s| !before.contains(s)).cloned().collect(),
         removed: before.iter().filter(|s| !after.contains(s)).cloned().collect(),
+        removed_sinks: old
+            .sinks
+            .iter()
+            .filter(|s| !new.sinks.iter().any(|n| n.name == s.name))
+            .map(|s| s.name.clone())
+            .collect(),
     };
     if !changes.added.is_empty() && !changes.removed.is_empty() {
         return Err(format!(
