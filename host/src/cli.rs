@@ -10,10 +10,10 @@ use clap::{Parser, Subcommand};
 
 use crate::config;
 use crate::engine::{Engine, EngineSettings};
-use crate::pipeline::outcome::{RunError, RunOptions, RunSummary};
+use crate::pipeline::outcome::{RunOptions, RunSummary};
+use crate::pipeline::reload::restarts;
 use crate::pipeline::reload::status::{query, socket_path};
 use crate::pipeline::reload::watch::{ReloadSettings, Restart, component_sources};
-use crate::pipeline::run::run;
 use crate::pipeline::sinks::Format;
 use crate::pipeline::{Plan, PlanError};
 
@@ -184,7 +184,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             let results: Vec<_> = std::thread::scope(|scope| {
                 let handles: Vec<_> = runs
                     .into_iter()
-                    .map(|(plan, options)| scope.spawn(move || run_with_restarts(plan, options)))
+                    .map(|(plan, options)| scope.spawn(move || restarts::run(plan, options)))
                     .collect();
                 handles.into_iter().map(|h| h.join()).collect()
             });
@@ -209,27 +209,6 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                     error: anyhow::anyhow!(failures.join("\n")),
                 })
             }
-        }
-    }
-}
-
-/// Run a pipeline; when a reload asks for a restart (a change outside the transforms), start
-/// again from the final checkpoint with the new plan. Returns every segment's result.
-fn run_with_restarts(mut plan: Plan, mut options: RunOptions) -> Vec<(Plan, Result<RunSummary, RunError>)> {
-    let mut segments = Vec::new();
-    loop {
-        let mut result = run(&plan, &options);
-        let restart = result.as_mut().ok().and_then(|s| s.restart_with.take());
-        segments.push((plan, result));
-        let Some((next_plan, components, changes)) = restart else {
-            return segments;
-        };
-        tracing::info!("Restarting from the checkpoint with the new version of the pipeline.");
-        plan = *next_plan;
-        options.stage_changes = changes;
-        if let Some(r) = options.reload.as_mut() {
-            r.components = components;
-            r.restart = Restart::default();
         }
     }
 }

@@ -65,9 +65,9 @@ pub enum SourceError {
         /// What is wrong.
         message: String,
     },
-    /// The MQTT connection cannot go on (refused, bad TLS material, refused subscription).
+    /// The MQTT connection cannot go on.
     #[error("MQTT: {0}")]
-    Mqtt(String),
+    Mqtt(#[from] mqtt::MqttError),
     /// Reading failed.
     #[error("reading {path}: {error}")]
     Io {
@@ -87,6 +87,7 @@ impl SourceError {
                 error.kind(),
                 std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
             ),
+            SourceError::Mqtt(e) => e.retryable(),
             _ => false,
         }
     }

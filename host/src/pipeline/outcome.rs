@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::reload::watch::{NextPlan, ReloadSettings};
+use super::stage::WorkerError;
 use crate::checkpoint::protocol::StageChanges;
 use crate::sink::dead_letter::DeadLetterSummary;
 use crate::sink::recover::RecoverError;
@@ -33,9 +34,13 @@ pub enum RunError {
     /// Reading the input failed.
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// A worker could not continue (e.g. a transform cannot be re-instantiated).
+    /// A worker could not continue (a transform cannot be instantiated, halted, was
+    /// quarantined, refused its state).
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    /// A thread of the run could not start, or died.
     #[error("{0}")]
-    Worker(String),
+    Thread(String),
     /// Writing output failed.
     #[error(transparent)]
     Sink(#[from] SinkError),

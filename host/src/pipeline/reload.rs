@@ -19,6 +19,7 @@
 //! Anything refused leaves the running plan untouched; the reason goes to the log (ERROR),
 //! to the counters and to `sluice status`.
 
+pub mod restarts;
 pub mod status;
 pub mod watch;
 

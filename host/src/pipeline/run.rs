@@ -106,7 +106,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     }
     let read = reader
         .join()
-        .map_err(|_| RunError::Worker("the reader thread panicked".into()))?;
+        .map_err(|_| RunError::Thread("the reader thread panicked".into()))?;
     let mut summary = outcome?;
     // Dropped only now, after the final checkpoint: its PUBACKs leave before the DISCONNECT.
     drop(read?);
@@ -160,7 +160,7 @@ fn start_reloader(
         .name("sluice-reload".into())
         .spawn(move || reloader.run(&done))
         .map(Some)
-        .map_err(|e| RunError::Worker(format!("cannot start the reload thread: {e}")))
+        .map_err(|e| RunError::Thread(format!("cannot start the reload thread: {e}")))
 }
 
 /// What the reader thread ends with: the source (kept open until the final checkpoint's
@@ -201,7 +201,7 @@ fn spawn_reader(
             }
             Ok(r.source)
         })
-        .map_err(|e| RunError::Worker(format!("cannot start the reader thread: {e}")))
+        .map_err(|e| RunError::Thread(format!("cannot start the reader thread: {e}")))
 }
 
 /// The workers, each with its own instances of the chain, started from the checkpoint.
@@ -223,7 +223,7 @@ fn spawn_workers(
         let spawned = std::thread::Builder::new()
             .name(format!("sluice-work-{id}"))
             .spawn(move || work(&plan, id, (&states, &watermarks), rx, tx, &ended, &reload));
-        handles.push(spawned.map_err(|e| RunError::Worker(format!("cannot start a worker thread: {e}")))?);
+        handles.push(spawned.map_err(|e| RunError::Thread(format!("cannot start a worker thread: {e}")))?);
     }
     Ok(handles)
 }
@@ -238,7 +238,7 @@ fn work(
     (generations, reports): &(Arc<Generations>, Sender<SwapReport>),
 ) {
     let fail = |e: WorkerError| {
-        let _ = results.send(Msg::Failed(e.to_string()));
+        let _ = results.send(Msg::Failed(e));
     };
     let mut worker = match Worker::new(plan, id, states, watermarks) {
         Ok(w) => w,

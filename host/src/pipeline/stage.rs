@@ -45,7 +45,7 @@ pub(crate) enum Aside {
 
 /// Why a worker had to stop.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum WorkerError {
+pub enum WorkerError {
     #[error("stage `{stage}`: {source}")]
     Engine { stage: String, source: EngineError },
     #[error("stage `{stage}` refused to open: {message}")]

@@ -13,7 +13,7 @@ use super::outcome::{RunError, RunOptions, RunSummary};
 use super::plan::Plan;
 use super::reload::status::{SharedStatus, update};
 use super::sinks::{Opened, Tap};
-use super::worker::{Aside, WorkResult};
+use super::worker::{Aside, WorkResult, WorkerError};
 use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
 use crate::sink::{FileStart, SinkInput, SinkReport, TwoPhase, WriteAt};
 use crate::source::Acknowledge;
@@ -21,7 +21,7 @@ use crate::source::Acknowledge;
 /// What a worker hands the writer.
 pub(super) enum Msg {
     Done(Box<WorkResult>),
-    Failed(String),
+    Failed(WorkerError),
 }
 
 pub(super) struct Writer {
@@ -193,7 +193,7 @@ pub(super) fn write_results(
     }
     drop(permits);
     if !pending.is_empty() || finals.len() != plan.workers {
-        return Err(RunError::Worker(
+        return Err(RunError::Thread(
             "a worker stopped before writing all of its results".into(),
         ));
     }

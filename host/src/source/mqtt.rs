@@ -113,6 +113,46 @@ impl MqttSettings {
     }
 }
 
+/// Why an MQTT source cannot go on. None of these is retried by the source itself: lost
+/// connections are (with backoff), these are what reconnecting cannot mend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MqttError {
+    /// The broker refused the connection (client id, credentials, certificate policy).
+    #[error("{url} refused the connection: {code} (check client_id, credentials and the certificate's policy)")]
+    Refused {
+        /// The broker.
+        url: String,
+        /// The broker's return code.
+        code: String,
+    },
+    /// The broker refused a subscription.
+    #[error("the broker refused the subscription to \"{topic}\" (not allowed, or not a valid filter)")]
+    SubscriptionRefused {
+        /// The topic filter.
+        topic: String,
+    },
+    /// Subscribing could not be requested.
+    #[error("cannot subscribe: {0}")]
+    Subscribe(String),
+    /// The TLS material cannot be used.
+    #[error("{0}")]
+    Tls(String),
+    /// The redelivery ledger a checkpoint saved cannot be read.
+    #[error("{0}")]
+    Ledger(String),
+    /// The connection thread could not start.
+    #[error("cannot start the MQTT thread: {0}")]
+    Thread(String),
+}
+
+impl MqttError {
+    /// Whether trying again later may succeed: a thread that could not start may, the
+    /// broker's refusals and bad settings do not.
+    pub fn retryable(&self) -> bool {
+        matches!(self, MqttError::Thread(_))
+    }
+}
+
 /// A planned MQTT source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttSpec(pub Arc<MqttSettings>);
@@ -135,7 +175,7 @@ impl SourceSpec for MqttSpec {
 #[derive(Debug, Clone)]
 enum Arrived {
     Message(Message),
-    Fatal(String),
+    Fatal(MqttError),
 }
 
 #[derive(Debug, Clone)]
@@ -235,7 +275,7 @@ impl MqttSource {
             options.set_credentials(user.clone(), password.clone());
         }
         if let Some(files) = &settings.tls {
-            let config = tls::client_config(files).map_err(|e| SourceError::Mqtt(e.to_string()))?;
+            let config = tls::client_config(files).map_err(|e| MqttError::Tls(e.to_string()))?;
             options.set_transport(Transport::Tls(rumqttc::TlsConfiguration::Rustls(config)));
         }
         // Room for a PUBACK per packet id: acknowledging never blocks the writer.
@@ -260,7 +300,7 @@ impl MqttSource {
     fn restore(&mut self, position: &SourcePosition) -> Result<(), SourceError> {
         self.next_seq = position.next_seq;
         let saved = position.state.as_ref().and_then(serde_json::Value::as_str);
-        let ledger = Ledger::restore(saved).map_err(SourceError::Mqtt)?;
+        let ledger = Ledger::restore(saved).map_err(MqttError::Ledger)?;
         *self.ledger.lock().unwrap_or_else(PoisonError::into_inner) = ledger;
         Ok(())
     }
@@ -294,7 +334,7 @@ impl MqttSource {
         let thread = std::thread::Builder::new()
             .name("sluice-mqtt".into())
             .spawn(move || driver.run(connection))
-            .map_err(|e| SourceError::Mqtt(format!("cannot start the MQTT thread: {e}")))?;
+            .map_err(|e| MqttError::Thread(e.to_string()))?;
         self.thread = Some(thread);
         self.started = true;
         Ok(())

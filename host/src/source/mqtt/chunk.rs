@@ -33,7 +33,7 @@ impl<'a> ChunkBuilder<'a> {
     pub(super) fn push(&mut self, arrived: Arrived) -> Result<(), SourceError> {
         let m = match arrived {
             Arrived::Message(m) => m,
-            Arrived::Fatal(message) => return Err(SourceError::Mqtt(message)),
+            Arrived::Fatal(e) => return Err(SourceError::Mqtt(e)),
         };
         let index = self.count;
         self.count += 1;

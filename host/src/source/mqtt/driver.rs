@@ -9,7 +9,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use rumqttc::{Client, Connection, ConnectionError, Event, Packet, Publish, QoS};
 
 use super::ledger::{Arrival, Ledger, MessageId};
-use super::{Arrived, Message, MqttSettings, ack};
+use super::{Arrived, Message, MqttError, MqttSettings, ack};
 use crate::retry::Backoff;
 
 /// The connection thread.
@@ -56,7 +56,7 @@ impl Driver {
                             .iter()
                             .map(|t| rumqttc::SubscribeFilter::new(t.clone(), qos));
                         if let Err(e) = self.client.try_subscribe_many(filters) {
-                            let _ = self.arrivals.send(Arrived::Fatal(format!("cannot subscribe: {e}")));
+                            let _ = self.arrivals.send(Arrived::Fatal(MqttError::Subscribe(e.to_string())));
                             return;
                         }
                         subscribed = true;
@@ -65,9 +65,9 @@ impl Driver {
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
                     for (code, topic) in ack.return_codes.iter().zip(&self.settings.topics) {
                         if matches!(code, rumqttc::SubscribeReasonCode::Failure) {
-                            let _ = self.arrivals.send(Arrived::Fatal(format!(
-                                "the broker refused the subscription to \"{topic}\" (not allowed, or not a valid filter)"
-                            )));
+                            let _ = self
+                                .arrivals
+                                .send(Arrived::Fatal(MqttError::SubscriptionRefused { topic: topic.clone() }));
                             return;
                         }
                     }
@@ -80,10 +80,10 @@ impl Driver {
                 Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
                 Ok(_) => {}
                 Err(ConnectionError::ConnectionRefused(code)) => {
-                    let _ = self.arrivals.send(Arrived::Fatal(format!(
-                        "{} refused the connection: {code:?} (check client_id, credentials and the certificate's policy)",
-                        self.settings.url
-                    )));
+                    let _ = self.arrivals.send(Arrived::Fatal(MqttError::Refused {
+                        url: self.settings.url.clone(),
+                        code: format!("{code:?}"),
+                    }));
                     return;
                 }
                 Err(e) => {

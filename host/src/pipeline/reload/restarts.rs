@@ -1,0 +1,28 @@
+//! The reload controller's outer loop: a run that a reload stopped for a restart is started
+//! again from its final checkpoint with the new plan, the stages and sinks the reload added
+//! or removed passed on, as many times as reloads ask.
+
+use super::watch::Restart;
+use crate::pipeline::Plan;
+use crate::pipeline::outcome::{RunError, RunOptions, RunSummary};
+
+/// Run `plan`, and again after each restart a reload asked for; every segment's plan and
+/// outcome, in order.
+pub fn run(mut plan: Plan, mut options: RunOptions) -> Vec<(Plan, Result<RunSummary, RunError>)> {
+    let mut segments = Vec::new();
+    loop {
+        let mut result = crate::pipeline::run::run(&plan, &options);
+        let restart = result.as_mut().ok().and_then(|s| s.restart_with.take());
+        segments.push((plan, result));
+        let Some((next_plan, components, changes)) = restart else {
+            return segments;
+        };
+        tracing::info!("Restarting from the checkpoint with the new version of the pipeline.");
+        plan = *next_plan;
+        options.stage_changes = changes;
+        if let Some(r) = options.reload.as_mut() {
+            r.components = components;
+            r.restart = Restart::default();
+        }
+    }
+}
