@@ -84,18 +84,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let reader = spawn_reader(reading, permit_rx, chunk_tx, stop_reading.clone())?;
     let handles = spawn_workers(plan, &start, &chunk_rx, &result_tx, (&generations, &report_tx), &ended)?;
     drop((chunk_rx, result_tx, report_tx));
-    let writer = Writer {
-        out: opened,
-        committer: Committer::new(plan, start.store, start.epoch),
-        status: status.clone(),
-        acks,
-        last_chunk: None,
-        position: start.position,
-        earlier: start.totals,
-        rows_read: 0,
-        bytes_read: 0,
-        rows_written: 0,
-    };
+    let committer = Committer::new(plan, start.store, start.epoch);
+    let writer = Writer::new(opened, committer, status.clone(), acks, start.position, start.totals);
     let outcome = write_results(plan, options, writer, result_rx, permit_tx, started, &ended);
     for h in handles {
         let _ = h.join();

@@ -43,6 +43,30 @@ pub(super) struct Writer {
 }
 
 impl Writer {
+    /// A writer into `out`, checkpointing through `committer`, continuing from `position`
+    /// with the totals of earlier runs.
+    pub(super) fn new(
+        out: Opened,
+        committer: Committer,
+        status: SharedStatus,
+        acks: Option<Box<dyn Acknowledge>>,
+        position: SourcePosition,
+        earlier: Totals,
+    ) -> Self {
+        Writer {
+            out,
+            committer,
+            status,
+            acks,
+            last_chunk: None,
+            position,
+            earlier,
+            rows_read: 0,
+            bytes_read: 0,
+            rows_written: 0,
+        }
+    }
+
     fn totals(&self) -> Totals {
         Totals {
             rows_read: self.earlier.rows_read + self.rows_read,
