@@ -49,47 +49,9 @@ pub(super) fn read_sinks(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path) ->
 
 fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: String) -> Option<SinkConfig> {
     let kind = t.req_choice(d, "type", &["parquet", "local"]);
-    let name = t.opt_str(d, "name").unwrap_or_else(|| Located {
-        value: default_name,
-        span: t.span(),
-        key: t.key().to_owned(),
-    });
-    if name.value == crate::config::RESERVED_SINK_NAME
-        || name.value.is_empty()
-        || !name
-            .value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-    {
-        d.push(
-            name.span.clone(),
-            &name.key,
-            format!(
-                "expected a name of letters, digits, `-` and `_` other than `{}`, found \"{}\"",
-                crate::config::RESERVED_SINK_NAME,
-                name.value
-            ),
-        );
-    }
+    let name = read_name(t, d, default_name);
     let input = t.opt_str(d, "input");
-    let format = t.opt_choice(d, "format", &["parquet", "raw"]);
-    if let (Some(k), Some(f)) = (&kind, &format)
-        && k.value == "parquet"
-        && f.value != "parquet"
-    {
-        d.push(
-            f.span.clone(),
-            &f.key,
-            format!(
-                "a `type = \"parquet\"` sink writes Parquet: use `type = \"local\"` with `format = \"{}\"`",
-                f.value
-            ),
-        );
-    }
-    let format = match format.as_ref().map(|f| f.value.as_str()) {
-        Some("raw") => SinkFormat::Raw,
-        _ => SinkFormat::Parquet,
-    };
+    let format = read_format(t, d, kind.as_ref());
     let path = t.req_str(d, "path");
     let compression = t
         .opt_choice(d, "compression", &["snappy", "zstd", "none"])
@@ -188,6 +150,56 @@ fn read_partition(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<PartitionConfi
             }
         }
     })
+}
+
+/// `name`: letters, digits, `-` and `_`, unique (checked by the caller), not the dead
+/// letters' name.
+fn read_name(t: &mut Table<'_, '_>, d: &mut Diags, default_name: String) -> Located<String> {
+    let name = t.opt_str(d, "name").unwrap_or_else(|| Located {
+        value: default_name,
+        span: t.span(),
+        key: t.key().to_owned(),
+    });
+    if name.value == crate::config::RESERVED_SINK_NAME
+        || name.value.is_empty()
+        || !name
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
+        d.push(
+            name.span.clone(),
+            &name.key,
+            format!(
+                "expected a name of letters, digits, `-` and `_` other than `{}`, found \"{}\"",
+                crate::config::RESERVED_SINK_NAME,
+                name.value
+            ),
+        );
+    }
+    name
+}
+
+/// `format`: `parquet` (default) or `raw`, which a `type = "parquet"` sink cannot take.
+fn read_format(t: &mut Table<'_, '_>, d: &mut Diags, kind: Option<&Located<String>>) -> SinkFormat {
+    let format = t.opt_choice(d, "format", &["parquet", "raw"]);
+    if let (Some(k), Some(f)) = (kind, &format)
+        && k.value == "parquet"
+        && f.value != "parquet"
+    {
+        d.push(
+            f.span.clone(),
+            &f.key,
+            format!(
+                "a `type = \"parquet\"` sink writes Parquet: use `type = \"local\"` with `format = \"{}\"`",
+                f.value
+            ),
+        );
+    }
+    match format.as_ref().map(|f| f.value.as_str()) {
+        Some("raw") => SinkFormat::Raw,
+        _ => SinkFormat::Parquet,
+    }
 }
 
 /// Check a path template: `%Y %m %d %H` and `%%` only, at least one time field.
