@@ -4,18 +4,22 @@
 //!
 //! Module map (low level to high level):
 //! - [`record`]: the ground floor: chunks of framed raw records and where each came from;
+//!   [`retry`]: the one backoff policy;
 //! - [`config`]: pipeline TOML → typed config with positions and line-accurate errors;
+//! - [`engine`]: wasmtime, the only module that touches it: compile, cache, sandbox, call;
+//! - [`checkpoint`]: the exactly-once protocol (pure decisions), what a checkpoint holds,
+//!   the checkpoint stores;
+//! - [`decode`]: raw records → Arrow batches, plus metadata columns (pure);
 //! - [`source`]: the source kinds (files, stdin, MQTT with acknowledgement after commit,
 //!   datagen) behind one trait, each partition with a position of its own;
-//! - [`decode`]: raw records → Arrow batches (pure);
-//! - [`engine`]: wasmtime, the only module that touches it: compile, cache, sandbox, call;
-//! - [`sink`]: Parquet files in partition folders, dead letters;
-//! - [`checkpoint`]: the exactly-once protocol, checkpoint stores, recovery of output files;
+//! - [`sink`]: the two-phase sink protocol over a storage trait: Parquet files in partition
+//!   folders, the raw archive, dead letters, and recovery of their files;
 //! - [`pipeline`]: the validated plan and the running pipeline (threads, ordering,
-//!   back-pressure), and hot reload (`pipeline::reload`, with `sluice status`);
+//!   back-pressure, the stage failure policy), and hot reload (`pipeline::reload`, with
+//!   `sluice status`);
 //! - [`stock`]: the stock transforms embedded in the binary;
 //! - [`cli`] and [`telemetry`]: the `sluice` command's edge;
-//! - [`fault`]: crash injection for the crash tests; [`retry`]: the one backoff policy.
+//! - [`fault`]: crash injection for the crash tests.
 
 pub mod checkpoint;
 pub mod cli;
