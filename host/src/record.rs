@@ -186,11 +186,6 @@ impl Chunk {
         self.data.push(b'\n');
         self.ends.push(self.data.len());
     }
-
-    /// Input bytes the chunk covers.
-    pub fn bytes(&self) -> u64 {
-        self.span.end_offset - self.span.start_offset
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{SinkError, io_err, sync_dir};
 use crate::checkpoint::protocol::{Probe, is_temporary, journal_path, temp_path};
@@ -67,11 +67,6 @@ impl LocalDir {
     /// others.
     pub fn new(root: PathBuf, skip: Vec<PathBuf>) -> Self {
         LocalDir { root, skip }
-    }
-
-    /// The folder.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     fn temp(&self, rel: &str) -> PathBuf {
