@@ -25,21 +25,21 @@ pub(super) enum Msg {
 }
 
 pub(super) struct Writer {
-    pub(super) out: Opened,
-    pub(super) committer: Committer,
+    out: Opened,
+    committer: Committer,
     /// What `sluice status` shows (state sizes are updated at checkpoints).
-    pub(super) status: SharedStatus,
+    status: SharedStatus,
     /// Message sources: acknowledges what each checkpoint commits.
-    pub(super) acks: Option<Box<dyn Acknowledge>>,
+    acks: Option<Box<dyn Acknowledge>>,
     /// The last input chunk written.
-    pub(super) last_chunk: Option<u64>,
+    last_chunk: Option<u64>,
     /// Where the input after everything written so far begins.
-    pub(super) position: SourcePosition,
+    position: SourcePosition,
     /// Totals of earlier runs.
-    pub(super) earlier: Totals,
-    pub(super) rows_read: u64,
-    pub(super) bytes_read: u64,
-    pub(super) rows_written: u64,
+    earlier: Totals,
+    rows_read: u64,
+    bytes_read: u64,
+    rows_written: u64,
 }
 
 impl Writer {
