@@ -15,6 +15,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 export SLUICE_TEST_PYTHON="$PWD/.venv/bin/python"
+# A test whose service or reader is missing fails rather than skips under this command.
+export SLUICE_REQUIRE_SERVICES=1
 # Compiled components are cached here across test processes (first compile is slow).
 export SLUICE_CACHE_DIR="$PWD/target/sluice-cache"
 

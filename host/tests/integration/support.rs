@@ -75,8 +75,14 @@ pub fn wait_output(child: &mut std::process::Child, limit: std::time::Duration) 
     }
 }
 
+/// Whether a missing service or reader fails the test instead of skipping it: under
+/// `CI=true`, and under the test command (scripts/test.sh sets `SLUICE_REQUIRE_SERVICES=1`).
+pub fn services_required() -> bool {
+    std::env::var("CI").as_deref() == Ok("true") || std::env::var("SLUICE_REQUIRE_SERVICES").as_deref() == Ok("1")
+}
+
 /// A Python with pyarrow and duckdb: `SLUICE_TEST_PYTHON` (set by scripts/test.sh), else
-/// `python3` if it has both. Under `CI=true` a missing reader fails the test.
+/// `python3` if it has both. When services are required a missing reader fails the test.
 pub fn python() -> Option<PathBuf> {
     let candidates: Vec<PathBuf> = match std::env::var_os("SLUICE_TEST_PYTHON") {
         Some(p) => vec![PathBuf::from(p)],
@@ -92,7 +98,7 @@ pub fn python() -> Option<PathBuf> {
         }
     }
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        !services_required(),
         "no Python with pyarrow and duckdb (run scripts/test.sh, which creates .venv)"
     );
     eprintln!("SKIPPED: no Python with pyarrow and duckdb; run scripts/test.sh");

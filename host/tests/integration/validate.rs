@@ -14,6 +14,10 @@ fn every_broken_pipeline_file_gets_its_golden_message_and_exit_code_2() {
     cases.sort();
     assert!(cases.len() >= 8, "expected the golden cases, found {cases:?}");
     let bless = std::env::var_os("SLUICE_BLESS").is_some();
+    assert!(
+        !(bless && std::env::var("CI").as_deref() == Ok("true")),
+        "SLUICE_BLESS rewrites the golden files: never under CI=true"
+    );
     let mut failures = Vec::new();
     for case in cases {
         let name = case.file_name().expect("name").to_string_lossy().into_owned();
