@@ -152,7 +152,7 @@ fn run_to_end(pipeline: &Path) -> Duration {
 }
 
 const COMPARE: &str = r#"
-import json, sys, collections
+import json, os, sys, collections
 import pyarrow.dataset as ds
 def rows(d):
     t = ds.dataset(d, format="parquet", partitioning="hive").to_table()
@@ -163,7 +163,25 @@ b, cb = rows(sys.argv[2])
 assert sorted(ca) == sorted(cb), (ca, cb)
 cols_i = ca.index("i")
 count = collections.Counter(r[cols_i] for r in b)
+# The clean run against the input itself, by value: every decodable line once, with its
+# values, and each device's running count rising by one in input order.
+want = {}
+for name in sorted(os.listdir(sys.argv[3])):
+    for line in open(os.path.join(sys.argv[3], name)):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        want[r["i"]] = (r["device"], r["bucket"], r["temperature"])
+ci = {c: ca.index(c) for c in ("i", "device", "bucket", "temperature", "seen")}
+got = {r[ci["i"]]: (r[ci["device"]], r[ci["bucket"]], r[ci["temperature"]]) for r in a}
+seen, counts_ok = {}, True
+for r in sorted(a, key=lambda r: r[ci["i"]]):
+    d = r[ci["device"]]
+    seen[d] = seen.get(d, 0) + 1
+    counts_ok = counts_ok and r[ci["seen"]] == seen[d]
 print(json.dumps({
+    "clean_is_input": got == want and len(a) == len(want), "clean_counts_ok": counts_ok,
     "clean_rows": len(a), "rows": len(b), "equal": a == b,
     "duplicated": sum(1 for v in count.values() if v > 1),
     "missing": len(set(r[cols_i] for r in a) - set(count)),
@@ -173,12 +191,14 @@ print(json.dumps({
 }))
 "#;
 
-/// Compare two outputs with pyarrow (an independent reader).
-fn compare(python: &Path, clean: &Path, other: &Path) -> Value {
+/// Compare two outputs with pyarrow (an independent reader), and the clean one with the
+/// input in `input`.
+fn compare(python: &Path, clean: &Path, other: &Path, input: &Path) -> Value {
     let out = Command::new(python)
         .args(["-c", COMPARE])
         .arg(clean)
         .arg(other)
+        .arg(input)
         .output()
         .expect("python");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -186,8 +206,13 @@ fn compare(python: &Path, clean: &Path, other: &Path) -> Value {
 }
 
 fn assert_same_output(python: &Path, clean: &Path, other: &Path) {
-    let report = compare(python, &clean.join("out"), &other.join("out"));
+    let report = compare(python, &clean.join("out"), &other.join("out"), &clean.join("../input"));
     eprintln!("comparison: {report}");
+    assert_eq!(
+        report["clean_is_input"], true,
+        "the clean run is not the input: {report}"
+    );
+    assert_eq!(report["clean_counts_ok"], true, "{report}");
     assert_eq!(report["duplicated"], 0, "{report}");
     assert_eq!(report["missing"], 0, "{report}");
     assert_eq!(report["rows"], report["clean_rows"], "{report}");
@@ -277,10 +302,11 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     ];
     let mut kills = 0;
     let mut injected = 0;
+    let mut fired = std::collections::BTreeSet::new();
     let mut attempts = 0;
     // Delays shrink when a run finishes before its kill and grow back slowly when kills land.
     let mut scale = 1.0_f64;
-    while kills < kills_wanted {
+    while kills < kills_wanted || fired.len() < faults.len() {
         attempts += 1;
         if let Some(next) = staged.pop() {
             std::fs::copy(&next, arriving.join(next.file_name().expect("name"))).expect("stage input");
@@ -289,11 +315,16 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
             // Die inside the protocol: after the n-th checkpoint file is written but before
             // it is committed, right after committing, after a row group is flushed, or
             // between renames of sealed files.
-            let fault = format!("{}:1", faults[(attempts / 4) % faults.len()]);
-            let mut child = spawn(&crashy, Some(&fault));
+            // The fault points that have not fired yet come first.
+            let point = faults
+                .iter()
+                .find(|f| !fired.contains(*f))
+                .unwrap_or(&faults[(attempts / 4) % faults.len()]);
+            let mut child = spawn(&crashy, Some(&format!("{point}:1")));
             let status = wait(&mut child);
             if killed(status) {
                 injected += 1;
+                fired.insert(*point);
             }
             status
         } else {
@@ -327,9 +358,29 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         kills >= kills_wanted,
         "only {kills} kills landed before the run finished"
     );
-    assert!(injected >= 3, "injected faults did not fire ({injected})");
+    assert_eq!(
+        fired.len(),
+        faults.len(),
+        "fault points that never fired: {fired:?} of {faults:?}"
+    );
     run_to_end(&crashy);
     assert_same_output(&python, clean.parent().expect("dir"), crashy.parent().expect("dir"));
+    // With nothing new to read, a rerun changes no output file.
+    let listing = |dir: &Path| -> Vec<(PathBuf, u64)> {
+        ["out", "raw"]
+            .iter()
+            .flat_map(|d| files_under(&dir.join(d), ""))
+            .filter(|f| !f.starts_with(dir.join("out/_checkpoints")))
+            .map(|f| {
+                let len = std::fs::metadata(&f).map_or(0, |m| m.len());
+                (f, len)
+            })
+            .collect()
+    };
+    let dir = crashy.parent().expect("dir");
+    let before = listing(dir);
+    run_to_end(&crashy);
+    assert_eq!(listing(dir), before, "a rerun with nothing new changed the output");
 }
 
 #[test]
