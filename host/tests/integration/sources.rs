@@ -149,3 +149,89 @@ path = "out"
         "{stderr}"
     );
 }
+
+fn id_lines(prefix: &str, range: std::ops::Range<u32>) -> String {
+    range.map(|i| format!("{{\"id\":\"{prefix}-{i}\"}}\n")).collect()
+}
+
+fn ids(py: &Path, out: &Path) -> Vec<String> {
+    let rows = duckdb(
+        py,
+        &format!(
+            "select id from read_parquet('{}/**/*.parquet') order by id",
+            out.display()
+        ),
+    );
+    rows.iter().map(|r| r["id"].as_str().expect("id").to_owned()).collect()
+}
+
+fn file_pipeline(dir: &Path, checkpoint: &str) -> std::path::PathBuf {
+    let pipeline = dir.join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[source]\ntype = \"file\"\npath = \"in\"\nbatch_rows = 4\n[source.schema]\nid = \"string\"\n[sink]\ntype = \"parquet\"\npath = \"out\"\n{checkpoint}"
+        ),
+    )
+    .expect("write pipeline");
+    pipeline
+}
+
+#[test]
+fn appended_lines_and_new_files_are_read_by_the_next_run_once() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    std::fs::write(input.join("b.ndjson"), id_lines("b", 0..10)).expect("write");
+    let pipeline = file_pipeline(tmp.path(), "");
+    assert!(run(sluice().arg("run").arg(&pipeline)).status.success());
+    // Lines appended to a file read before, and a file that sorts before it.
+    let mut more = std::fs::OpenOptions::new()
+        .append(true)
+        .open(input.join("b.ndjson"))
+        .expect("open");
+    std::io::Write::write_all(&mut more, id_lines("b", 10..15).as_bytes()).expect("append");
+    std::fs::write(input.join("a.ndjson"), id_lines("a", 0..3)).expect("write");
+    assert!(run(sluice().arg("run").arg(&pipeline)).status.success());
+    let mut want: Vec<String> = (0..15)
+        .map(|i| format!("b-{i}"))
+        .chain((0..3).map(|i| format!("a-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(ids(&py, &tmp.path().join("out")), want);
+
+    // A file cut shorter than its checkpoint is an error naming it, not a silent reread.
+    std::fs::write(input.join("b.ndjson"), id_lines("b", 0..2)).expect("truncate");
+    let out = run(sluice().arg("run").arg(&pipeline));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("b.ndjson") && stderr.contains("replaced or truncated") && stderr.contains("--from-scratch"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn without_checkpoints_a_rerun_rewrites_the_same_files_and_keeps_no_state() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    std::fs::write(input.join("a.ndjson"), id_lines("a", 0..9)).expect("write");
+    let pipeline = file_pipeline(tmp.path(), "[checkpoint]\nenabled = false\n");
+    for _ in 0..2 {
+        assert!(run(sluice().arg("run").arg(&pipeline)).status.success());
+    }
+    assert!(!tmp.path().join("out/_checkpoints").exists(), "no checkpoint is kept");
+    let want: Vec<String> = {
+        let mut w: Vec<String> = (0..9).map(|i| format!("a-{i}")).collect();
+        w.sort();
+        w
+    };
+    assert_eq!(
+        ids(&py, &tmp.path().join("out")),
+        want,
+        "read twice, written once under the same names"
+    );
+}
