@@ -155,7 +155,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                 from_scratch,
                 stop: Some(stop_on_signals().map_err(signal_failure)?),
                 reload: None,
-                stage_changes: Default::default(),
+                reload_changes: Default::default(),
             };
             let mut runs = Vec::new();
             for p in planned {

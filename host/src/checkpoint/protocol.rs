@@ -244,7 +244,7 @@ pub fn check_source(checkpoint: &Checkpoint, source: &str) -> Result<(), Refusal
 /// empty, drops removed ones' state, and leaves the files of removed sinks as the stopped
 /// run published them. A plain restart has none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StageChanges {
+pub struct ReloadChanges {
     /// Stateful stages the new version adds: they start empty.
     pub added: Vec<String>,
     /// Stateful stages the new version removes: their saved state is dropped.
@@ -262,7 +262,7 @@ pub struct StageChanges {
 pub fn assign_states(
     checkpoint: &Checkpoint,
     stages: &[StageIdentity],
-    changes: &StageChanges,
+    changes: &ReloadChanges,
 ) -> Result<Vec<Option<StageState>>, Refusal> {
     let stateful_now = |name: &str| stages.iter().any(|s| s.stateful && s.name == name);
     let stateful_at_checkpoint = &checkpoint.stateful_stages;

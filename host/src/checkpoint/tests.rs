@@ -178,7 +178,7 @@ fn states_go_to_the_stateful_stage_of_the_same_name() {
     let states = assign_states(
         &cp,
         &[stage("map", false), stage("count", true)],
-        &StageChanges::default(),
+        &ReloadChanges::default(),
     )
     .expect("assign");
     assert_eq!(states.len(), 2);
@@ -190,18 +190,18 @@ fn states_go_to_the_stateful_stage_of_the_same_name() {
 fn state_without_a_stage_or_a_stage_without_state_is_refused() {
     let cp = checkpoint(vec![]);
     assert_eq!(
-        assign_states(&cp, &[stage("renamed", true)], &StageChanges::default()),
+        assign_states(&cp, &[stage("renamed", true)], &ReloadChanges::default()),
         Err(Refusal::OrphanState { stage: "count".into() })
     );
     assert_eq!(
-        assign_states(&cp, &[stage("count", false)], &StageChanges::default()),
+        assign_states(&cp, &[stage("count", false)], &ReloadChanges::default()),
         Err(Refusal::OrphanState { stage: "count".into() })
     );
     assert_eq!(
         assign_states(
             &cp,
             &[stage("count", true), stage("new", true)],
-            &StageChanges::default()
+            &ReloadChanges::default()
         ),
         Err(Refusal::MissingState { stage: "new".into() })
     );
@@ -209,7 +209,7 @@ fn state_without_a_stage_or_a_stage_without_state_is_refused() {
     let mut empty = checkpoint(vec![]);
     empty.states.clear();
     assert_eq!(
-        assign_states(&empty, &[stage("count", true)], &StageChanges::default()),
+        assign_states(&empty, &[stage("count", true)], &ReloadChanges::default()),
         Ok(vec![None])
     );
 }
@@ -217,16 +217,16 @@ fn state_without_a_stage_or_a_stage_without_state_is_refused() {
 #[test]
 fn a_reload_that_adds_or_removes_a_stateful_stage_starts_it_empty_or_drops_its_state() {
     let cp = checkpoint(vec![]);
-    let added = StageChanges {
+    let added = ReloadChanges {
         added: vec!["new".into()],
-        ..StageChanges::default()
+        ..ReloadChanges::default()
     };
     let states = assign_states(&cp, &[stage("count", true), stage("new", true)], &added).expect("added");
     assert_eq!(states[1], None);
     assert!(states[0].is_some());
-    let removed = StageChanges {
+    let removed = ReloadChanges {
         removed: vec!["count".into()],
-        ..StageChanges::default()
+        ..ReloadChanges::default()
     };
     assert_eq!(assign_states(&cp, &[stage("map", false)], &removed), Ok(vec![None]));
     // What the reload did not name is still refused.

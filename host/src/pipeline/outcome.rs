@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::reload::watch::{NextPlan, ReloadSettings};
 use super::stage::WorkerError;
-use crate::checkpoint::protocol::StageChanges;
+use crate::checkpoint::protocol::ReloadChanges;
 use crate::sink::dead_letter::DeadLetterSummary;
 use crate::sink::recover::RecoverError;
 use crate::sink::{SinkError, SinkReport, WrittenFile};
@@ -24,8 +24,8 @@ pub struct RunOptions {
     pub stop: Option<Arc<AtomicBool>>,
     /// Watch the pipeline file and its components, and swap in changed versions.
     pub reload: Option<ReloadSettings>,
-    /// Stateful stages the reload that asked for this run added or removed.
-    pub stage_changes: StageChanges,
+    /// The stateful stages and sinks the reload that asked for this run added or removed.
+    pub reload_changes: ReloadChanges,
 }
 
 /// Why a run stopped before the end of its input.

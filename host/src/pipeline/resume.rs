@@ -1,7 +1,7 @@
 //! Where a run starts: from the latest checkpoint (after settling the output it lists), or
 //! from the beginning (`--from-scratch`, no checkpoint yet, or checkpoints off).
 
-use crate::checkpoint::protocol::{StageChanges, StageIdentity, assign_states, check_source, next_epoch};
+use crate::checkpoint::protocol::{ReloadChanges, StageIdentity, assign_states, check_source, next_epoch};
 use crate::checkpoint::store::{self, CheckpointStore};
 use crate::checkpoint::{Checkpoint, SourcePosition, StageState, Totals, WatermarkState};
 
@@ -32,7 +32,7 @@ pub(crate) fn prepare(
     plan: &Plan,
     from_scratch: bool,
     roots: &[Target<'_>],
-    changes: &StageChanges,
+    changes: &ReloadChanges,
 ) -> Result<Start, RunError> {
     let fresh = |store, epoch| Start {
         store,

@@ -45,7 +45,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         &plan.checkpoint.path,
         !checkpointing,
     )?;
-    let start = prepare(plan, options.from_scratch, &opened.targets(), &options.stage_changes)?;
+    let start = prepare(plan, options.from_scratch, &opened.targets(), &options.reload_changes)?;
     let resumed_from = start.resumed.as_ref().map(|(epoch, _)| *epoch);
     let stop = options.stop.clone().unwrap_or_default();
     // A reload that needs a restart stops this run like a signal, but only this one.

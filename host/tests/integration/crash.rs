@@ -242,25 +242,11 @@ fn assert_same_output(python: &Path, clean: &Path, other: &Path) {
         lines.sort();
         lines
     };
-    let archived = archive_lines(python, &other.join("raw"));
+    let archived = crate::support::gunzipped_lines(python, &other.join("raw"));
     assert!(files_under(&other.join("raw"), ".inprogress").is_empty());
     assert_eq!(archived.len(), input(other).len(), "archived records");
     assert!(archived == input(other), "the archive differs from the input");
-    assert_eq!(archived, archive_lines(python, &clean.join("raw")));
-}
-
-/// Every line of every gzip file under `dir`, sorted, as Python's gzip reads them.
-fn archive_lines(python: &Path, dir: &Path) -> Vec<String> {
-    const READ: &str = "import gzip, sys, json\nlines = []\nfor f in sys.argv[1:]:\n    lines += gzip.open(f, 'rt').read().splitlines()\nprint(json.dumps(sorted(lines)))";
-    let files = files_under(dir, ".gz");
-    assert!(!files.is_empty(), "no archive under {}", dir.display());
-    let out = Command::new(python)
-        .args(["-c", READ])
-        .args(&files)
-        .output()
-        .expect("python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json")
+    assert_eq!(archived, crate::support::gunzipped_lines(python, &clean.join("raw")));
 }
 
 #[test]

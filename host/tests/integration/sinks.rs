@@ -4,25 +4,12 @@
 //! gzip, DuckDB).
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{copy_pipelines, dead_letters, duckdb, files_under, python, run, sluice};
-
-/// The gzip files under `dir` in name order, each gunzipped by Python, concatenated.
-fn gunzip_in_order(python: &Path, dir: &Path) -> Vec<u8> {
-    const READ: &str = "import gzip, sys\nfor f in sys.argv[1:]:\n    sys.stdout.buffer.write(gzip.open(f).read())";
-    let files = files_under(dir, ".gz");
-    assert!(!files.is_empty(), "no archive under {}", dir.display());
-    let out = Command::new(python)
-        .args(["-c", READ])
-        .args(&files)
-        .output()
-        .expect("python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
+use crate::support::{
+    copy_pipelines, dead_letters, duckdb, files_under, gunzip_in_order, gunzipped_lines, python, run, sluice,
+};
 
 fn input_lines(pipelines: &Path) -> Vec<String> {
     let mut lines: Vec<String> = files_under(&pipelines.join("data"), ".ndjson")
@@ -50,13 +37,7 @@ fn scenario_4_raw_archive_and_enriched_copy_from_one_read() {
     let root = tmp.path().join("out/raw-and-enriched");
 
     // The archive: every input record once, byte for byte, in Firehose's YYYY/MM/DD/HH/.
-    let archived = gunzip_in_order(&py, &root.join("raw"));
-    let mut got: Vec<String> = String::from_utf8(archived)
-        .expect("utf-8")
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    got.sort();
+    let got = gunzipped_lines(&py, &root.join("raw"));
     let want = input_lines(&pipelines);
     assert_eq!(got.len(), want.len());
     assert!(got == want, "the archive is not the input");

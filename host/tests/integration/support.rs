@@ -187,3 +187,25 @@ pub fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// The gzip files under `dir` in name order, each gunzipped by Python, concatenated.
+pub fn gunzip_in_order(python: &Path, dir: &Path) -> Vec<u8> {
+    const READ: &str = "import gzip, sys\nfor f in sys.argv[1:]:\n    sys.stdout.buffer.write(gzip.open(f).read())";
+    let files = files_under(dir, ".gz");
+    assert!(!files.is_empty(), "no archive under {}", dir.display());
+    let out = Command::new(python)
+        .args(["-c", READ])
+        .args(&files)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Every line of every gzip file under `dir`, sorted, as Python's gzip reads them.
+pub fn gunzipped_lines(python: &Path, dir: &Path) -> Vec<String> {
+    let text = String::from_utf8(gunzip_in_order(python, dir)).expect("utf-8 records");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}

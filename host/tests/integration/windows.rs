@@ -56,7 +56,7 @@ interval = "{interval}"
 const WINDOWS: &str = "select ticker, strftime(window_start, '%H:%M') as w, avg_price, ticks from read_parquet('{out}/*.parquet') order by 1, 2";
 const EXPECTED: &str = "select ticker, strftime(time_bucket(interval '1 minute', event_time::timestamp), '%H:%M') as w, avg(price) as avg_price, count(*) as ticks from read_json('{input}', format = 'newline_delimited') group by all order by 1, 2";
 
-fn compare(python: &Path, out: &Path, input: &Path) -> usize {
+pub(crate) fn compare(python: &Path, out: &Path, input: &Path) -> usize {
     let got = duckdb(python, &WINDOWS.replace("{out}", &out.display().to_string()));
     let want = duckdb(python, &EXPECTED.replace("{input}", &input.display().to_string()));
     assert_eq!(got.len(), want.len(), "number of windows");
@@ -192,16 +192,14 @@ fn per_ticker_files(input: &Path, dir: &Path, lag_secs: i64) -> std::path::PathB
     folder
 }
 
-#[test]
-fn files_that_each_span_the_whole_time_range_give_the_windows_of_a_batch_engine() {
-    // One file per ticker, read side by side as partitions: each file's ticks are on time
-    // inside the 5 s bound, so no window may close before every file has passed it. Read one
-    // file after another, all but the first file's ticks would be late.
+/// Per-ticker files (the first `lag_secs` behind) read side by side: no tick is late and
+/// every window equals DuckDB's over all the files.
+fn windows_over_per_ticker_files(lag_secs: i64) {
     let Some(python) = python() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("ticks.ndjson");
     generate(&python, &input, 1800);
-    let folder = per_ticker_files(&input, tmp.path(), 0);
+    let folder = per_ticker_files(&input, tmp.path(), lag_secs);
     let out = run(sluice()
         .arg("run")
         .arg(pipeline(tmp.path(), &folder.join("*.ndjson"), "1s")));
@@ -213,20 +211,16 @@ fn files_that_each_span_the_whole_time_range_give_the_windows_of_a_batch_engine(
 }
 
 #[test]
+fn files_that_each_span_the_whole_time_range_give_the_windows_of_a_batch_engine() {
+    // One file per ticker, read side by side as partitions: each file's ticks are on time
+    // inside the 5 s bound, so no window may close before every file has passed it. Read one
+    // file after another, all but the first file's ticks would be late.
+    windows_over_per_ticker_files(0);
+}
+
+#[test]
 fn a_partition_lagging_by_minutes_holds_every_window_open() {
     // The first ticker's file runs three minutes behind the others in event time: the
     // watermark is the slowest partition's, so none of its windows closes early.
-    let Some(python) = python() else { return };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let input = tmp.path().join("ticks.ndjson");
-    generate(&python, &input, 1800);
-    let folder = per_ticker_files(&input, tmp.path(), 180);
-    let out = run(sluice()
-        .arg("run")
-        .arg(pipeline(tmp.path(), &folder.join("*.ndjson"), "1s")));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let dead = crate::support::dead_letters(&tmp.path().join("out/_dead_letter"));
-    assert!(dead.is_empty(), "late ticks: {} (first {:?})", dead.len(), dead.first());
-    let all = format!("{}/*.ndjson", folder.display());
-    assert_eq!(compare(&python, &tmp.path().join("out"), Path::new(&all)), 180_000);
+    windows_over_per_ticker_files(180);
 }

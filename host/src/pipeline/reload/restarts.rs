@@ -19,7 +19,7 @@ pub fn run(mut plan: Plan, mut options: RunOptions) -> Vec<(Plan, Result<RunSumm
         };
         tracing::info!("Restarting from the checkpoint with the new version of the pipeline.");
         plan = *next_plan;
-        options.stage_changes = changes;
+        options.reload_changes = changes;
         if let Some(r) = options.reload.as_mut() {
             r.components = components;
             r.restart = Restart::default();

@@ -13,7 +13,7 @@ use notify::{RecursiveMode, Watcher};
 
 use super::status::{ReloadStatus, SharedStatus, update};
 use super::{Generations, SwapReport, diff};
-use crate::checkpoint::protocol::StageChanges;
+use crate::checkpoint::protocol::ReloadChanges;
 use crate::config::{self, LoadedConfig, PluginRef};
 use crate::engine::Engine;
 use crate::pipeline::Plan;
@@ -46,7 +46,7 @@ pub struct Restart {
 
 /// The plan a restart starts with, where its components come from, and the stateful
 /// stages it adds or removes.
-pub type NextPlan = (Box<Plan>, Vec<(String, Option<PathBuf>)>, StageChanges);
+pub type NextPlan = (Box<Plan>, Vec<(String, Option<PathBuf>)>, ReloadChanges);
 
 impl std::fmt::Debug for ReloadSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -273,7 +273,7 @@ impl Reloader {
                 noticed_ms,
             );
         }
-        let changes = match stage_changes(&current, &plan) {
+        let changes = match reload_changes(&current, &plan) {
             Ok(changes) => changes,
             Err(why) => return self.refuse(why, noticed_ms),
         };
@@ -340,9 +340,10 @@ impl Reloader {
     }
 }
 
-/// The stateful stages `new` adds to and removes from `old`. Both at once may be a rename,
-/// which would silently lose the renamed stage's state: refused.
-fn stage_changes(old: &Plan, new: &Plan) -> Result<StageChanges, String> {
+/// The stateful stages `new` adds to and removes from `old`, and the sinks it removes.
+/// Stateful stages added and removed at once may be a rename, which would silently lose the
+/// renamed stage's state: refused.
+fn reload_changes(old: &Plan, new: &Plan) -> Result<ReloadChanges, String> {
     let stateful = |p: &Plan| -> Vec<String> {
         p.stages
             .iter()
@@ -351,7 +352,7 @@ fn stage_changes(old: &Plan, new: &Plan) -> Result<StageChanges, String> {
             .collect()
     };
     let (before, after) = (stateful(old), stateful(new));
-    let changes = StageChanges {
+    let changes = ReloadChanges {
         added: after.iter().filter(|s| !before.contains(s)).cloned().collect(),
         removed: before.iter().filter(|s| !after.contains(s)).cloned().collect(),
         removed_sinks: old
