@@ -13,6 +13,7 @@
 
 mod bindings;
 mod cache;
+mod call;
 pub mod capabilities;
 mod instance;
 mod limits;
@@ -24,7 +25,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
 
-pub use instance::{CallError, Description, PluginConfigError, TransformInstance};
+pub use call::{CallError, Description, PluginConfigError};
+pub use instance::TransformInstance;
 pub use limits::Limits;
 
 use bindings::{HostState, TransformerPre};

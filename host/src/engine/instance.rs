@@ -14,8 +14,9 @@ use wasmtime::Store;
 use std::time::{Duration, Instant};
 
 use super::bindings::{self, HostState, Transformer, TransformerPre, wit, wit_types};
+use super::call::{CallError, Description, PluginConfigError};
 use super::limits::Limits;
-use super::output;
+use super::output::{self, check_rejected};
 use super::{EngineError, one_line as short};
 
 pub(crate) struct ComponentInner {
@@ -28,52 +29,6 @@ pub(crate) struct ComponentInner {
     pub(crate) enforce_limits: bool,
     /// Compiled with fuel metering.
     pub(crate) fuel: bool,
-}
-
-/// What a transform declared for a given config and input schema.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Description {
-    /// Outputs, `main` first.
-    pub outputs: Vec<(String, SchemaRef)>,
-    /// Snapshot format, `None` when stateless.
-    pub state_format: Option<u32>,
-}
-
-/// A config problem a transform reported, with its key path inside the `config` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginConfigError {
-    /// Key path.
-    pub path: Vec<String>,
-    /// Message.
-    pub message: String,
-}
-
-/// Why a call into a transform failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// The component trapped (a bug, a limit hit, or the deadline). The instance is gone.
-    #[error("trapped: {0}")]
-    Trap(String),
-    /// The call ran past its deadline and was interrupted. The instance is gone.
-    #[error("ran past its deadline: {0}")]
-    Timeout(String),
-    /// The transform refused the input batch as unreadable or of the wrong schema.
-    #[error("refused its input: {0}")]
-    InvalidInput(String),
-    /// The transform reported that it failed on this batch.
-    #[error("failed: {0}")]
-    Failed(String),
-    /// The transform returned something that breaks the contract (unreadable IPC, an
-    /// undeclared output, a schema other than declared).
-    #[error("broke the contract: {0}")]
-    BadOutput(String),
-}
-
-impl CallError {
-    /// Whether the instance must be replaced before the next call.
-    pub fn poisons_instance(&self) -> bool {
-        matches!(self, CallError::Trap(_) | CallError::Timeout(_))
-    }
 }
 
 /// A live instance of a transform component.
@@ -444,23 +399,7 @@ impl TransformInstance {
             };
             let batch = decode_batch(b.batch).map_err(ipc_err)?;
             // Measured before anything else reads it: see `output`.
-            bytes = batch
-                .columns()
-                .iter()
-                .fold(bytes.saturating_add(batch.num_rows() as u64), |acc, c| {
-                    acc.saturating_add(output::expanded_bytes(c.as_ref()))
-                });
-            if bytes > self.max_output_bytes {
-                return Err(CallError::BadOutput(format!(
-                    "output would take {} when expanded (dictionaries, views and Null columns unpacked), over the limit of {} MiB (its memory cap)",
-                    if bytes == u64::MAX {
-                        "an unbounded size".to_owned()
-                    } else {
-                        format!("{} MiB", bytes >> 20)
-                    },
-                    self.max_output_bytes >> 20
-                )));
-            }
+            bytes = output::check_expanded(&batch, bytes, self.max_output_bytes)?;
             if batch.schema().fields() != schema.fields() {
                 return Err(CallError::BadOutput(format!(
                     "batch for `{}` has schema {:?}, declared {:?}",
@@ -473,45 +412,4 @@ impl TransformInstance {
         }
         Ok(out)
     }
-}
-
-/// The contract requires `rejected` to end with a non-null utf8 reason column.
-fn check_rejected(outputs: &[(String, SchemaRef)]) -> Result<(), CallError> {
-    let Some((_, schema)) = outputs.iter().find(|(n, _)| n == sluice_contract::REJECTED) else {
-        return Ok(());
-    };
-    match schema.fields().last() {
-        Some(f) if f.name() == sluice_contract::REASON_COLUMN && f.data_type() == &arrow::datatypes::DataType::Utf8 => {
-            dead_letter_encodable(schema)
-        }
-        _ => Err(CallError::BadOutput(format!(
-            "the `rejected` output must end with a utf8 column `{}`",
-            sluice_contract::REASON_COLUMN
-        ))),
-    }
-}
-
-/// Rejected rows become JSON dead letters; a column the JSON writer cannot encode (a union,
-/// say) would stop the pipeline at the first rejected row, so it is refused at `describe`.
-/// The probe writes one all-null row of the record columns.
-fn dead_letter_encodable(schema: &Schema) -> Result<(), CallError> {
-    use arrow::datatypes::Field;
-    let fields = &schema.fields()[..schema.fields().len().saturating_sub(1)];
-    let probe_fields: Vec<Field> = fields.iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-    let columns = probe_fields
-        .iter()
-        .map(|f| arrow::array::new_null_array(f.data_type(), 1))
-        .collect();
-    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(1));
-    let probe = RecordBatch::try_new_with_options(std::sync::Arc::new(Schema::new(probe_fields)), columns, &options)
-        .and_then(|batch| {
-            let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
-            writer.write(&batch)?;
-            writer.finish()
-        });
-    probe.map_err(|e| {
-        CallError::BadOutput(format!(
-            "the `rejected` output cannot be written as JSON dead letters: {e}"
-        ))
-    })
 }

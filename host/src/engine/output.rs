@@ -8,8 +8,10 @@
 //! instance's memory cap is refused before anything else touches it. Schemas are bounded in
 //! columns, and types the host cannot measure are refused when they are declared.
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::call::CallError;
 
 use super::limits::MAX_OUTPUT_COLUMNS;
 
@@ -175,6 +177,70 @@ fn value_sizes(values: &dyn Array) -> Vec<u64> {
                 .collect(),
         },
     }
+}
+
+/// The contract requires `rejected` to end with a non-null utf8 reason column.
+pub(crate) fn check_rejected(outputs: &[(String, SchemaRef)]) -> Result<(), CallError> {
+    let Some((_, schema)) = outputs.iter().find(|(n, _)| n == sluice_contract::REJECTED) else {
+        return Ok(());
+    };
+    match schema.fields().last() {
+        Some(f) if f.name() == sluice_contract::REASON_COLUMN && f.data_type() == &arrow::datatypes::DataType::Utf8 => {
+            dead_letter_encodable(schema)
+        }
+        _ => Err(CallError::BadOutput(format!(
+            "the `rejected` output must end with a utf8 column `{}`",
+            sluice_contract::REASON_COLUMN
+        ))),
+    }
+}
+
+/// Rejected rows become JSON dead letters; a column the JSON writer cannot encode (a union,
+/// say) would stop the pipeline at the first rejected row, so it is refused at `describe`.
+/// The probe writes one all-null row of the record columns.
+fn dead_letter_encodable(schema: &Schema) -> Result<(), CallError> {
+    use arrow::datatypes::Field;
+    let fields = &schema.fields()[..schema.fields().len().saturating_sub(1)];
+    let probe_fields: Vec<Field> = fields.iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let columns = probe_fields
+        .iter()
+        .map(|f| arrow::array::new_null_array(f.data_type(), 1))
+        .collect();
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(1));
+    let probe = RecordBatch::try_new_with_options(std::sync::Arc::new(Schema::new(probe_fields)), columns, &options)
+        .and_then(|batch| {
+            let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
+            writer.write(&batch)?;
+            writer.finish()
+        });
+    probe.map_err(|e| {
+        CallError::BadOutput(format!(
+            "the `rejected` output cannot be written as JSON dead letters: {e}"
+        ))
+    })
+}
+
+/// Add `batch`'s expanded bytes (and a byte per row) to `so_far`, refusing the call when the
+/// total passes `cap` (the instance's memory cap); the new total.
+pub(crate) fn check_expanded(batch: &RecordBatch, so_far: u64, cap: u64) -> Result<u64, CallError> {
+    let bytes = batch
+        .columns()
+        .iter()
+        .fold(so_far.saturating_add(batch.num_rows() as u64), |acc, c| {
+            acc.saturating_add(expanded_bytes(c.as_ref()))
+        });
+    if bytes > cap {
+        return Err(CallError::BadOutput(format!(
+            "output would take {} when expanded (dictionaries, views and Null columns unpacked), over the limit of {} MiB (its memory cap)",
+            if bytes == u64::MAX {
+                "an unbounded size".to_owned()
+            } else {
+                format!("{} MiB", bytes >> 20)
+            },
+            cap >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -1,0 +1,50 @@
+//! What calls into a transform answer: its declaration, its config errors, and why a call
+//! failed.
+
+use arrow::datatypes::SchemaRef;
+
+/// What a transform declared for a given config and input schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    /// Outputs, `main` first.
+    pub outputs: Vec<(String, SchemaRef)>,
+    /// Snapshot format, `None` when stateless.
+    pub state_format: Option<u32>,
+}
+
+/// A config problem a transform reported, with its key path inside the `config` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginConfigError {
+    /// Key path.
+    pub path: Vec<String>,
+    /// Message.
+    pub message: String,
+}
+
+/// Why a call into a transform failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The component trapped (a bug, a limit hit, or the deadline). The instance is gone.
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// The call ran past its deadline and was interrupted. The instance is gone.
+    #[error("ran past its deadline: {0}")]
+    Timeout(String),
+    /// The transform refused the input batch as unreadable or of the wrong schema.
+    #[error("refused its input: {0}")]
+    InvalidInput(String),
+    /// The transform reported that it failed on this batch.
+    #[error("failed: {0}")]
+    Failed(String),
+    /// The transform returned something that breaks the contract (unreadable IPC, an
+    /// undeclared output, a schema other than declared).
+    #[error("broke the contract: {0}")]
+    BadOutput(String),
+}
+
+impl CallError {
+    /// Whether the instance must be replaced before the next call.
+    pub fn poisons_instance(&self) -> bool {
+        matches!(self, CallError::Trap(_) | CallError::Timeout(_))
+    }
+}
