@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what it needs, then runs every check.
 #   - the pinned Rust toolchain with clippy, rustfmt and the wasm32-wasip2 target;
-#   - a Python venv with independent Parquet readers (pyarrow, duckdb) for end-to-end checks;
+#   - a Python venv with independent Parquet readers (pyarrow, duckdb) for end-to-end checks,
+#     and the real clients the source tests produce with (paho-mqtt, boto3, aws-kinesis-agg);
+#   - the services those tests start: mosquitto, and kinesis-local (a Kinesis emulator on node);
 #   - formatting and lints, then every test of the workspace (unit, golden, end to end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,17 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get install -y -qq mosquitto >/dev/null 2>&1 \
         || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq mosquitto >/dev/null; }
+fi
+
+echo "==> kinesis-local (a Kinesis emulator for the Kinesis source's tests)"
+if [ ! -f scripts/kinesis/node_modules/kinesis-local/main.js ]; then
+    if ! command -v npm >/dev/null; then
+        SUDO=""
+        if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get install -y -qq nodejs npm >/dev/null 2>&1 \
+            || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+    fi
+    npm ci --prefix scripts/kinesis --no-audit --no-fund
 fi
 
 echo "==> cargo fmt --check"
