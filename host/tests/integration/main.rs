@@ -5,6 +5,8 @@ mod broker;
 mod crash;
 mod e2e;
 mod faults;
+mod kinesis;
+mod kinesis_emulator;
 mod mqtt;
 mod reload;
 mod sandbox;
