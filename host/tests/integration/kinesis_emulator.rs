@@ -32,7 +32,8 @@ const DEFAULT_ENV: &[(&str, &str)] = &[
     ("MERGE_SHARDS_DURATION", "100ms"),
     ("UPDATE_SHARD_COUNT_DURATION", "100ms"),
     ("REGISTER_STREAM_CONSUMER_DURATION", "200ms"),
-    ("DEREGISTER_STREAM_CONSUMER_DURATION", "200ms"),
+    // (DEREGISTER_STREAM_CONSUMER_DURATION is wired to StopStreamEncryption in 0.6.2:
+    // deregistering always takes 500 ms.)
     ("AWS_REGION", "us-east-1"),
     ("AWS_ACCOUNT_ID", "000000000000"),
     ("SHOULD_PERSIST_DATA", "false"),
@@ -110,6 +111,7 @@ impl Kinesis {
             eprintln!("SKIPPED: {why}");
             return None;
         }
+        let main = main.canonicalize().expect("kinesis-local path");
         let mut last = String::new();
         for _ in 0..3 {
             match Self::launch(&main, env) {
@@ -156,7 +158,13 @@ impl Kinesis {
                 return Err(Failed::Other(format!("node exited ({status}):\n{}", tail(&log, 40))));
             }
             if answers_list_streams(port) && TcpStream::connect(("127.0.0.1", tls_port)).is_ok() {
-                return Ok(kinesis);
+                // Ours, not another process's on a port taken after we chose it: node exits
+                // at once (EADDRINUSE) when it cannot bind, so it must still be running.
+                std::thread::sleep(Duration::from_millis(100));
+                if kinesis.child.try_wait().expect("waiting for node").is_none() {
+                    return Ok(kinesis);
+                }
+                continue;
             }
             if started.elapsed() > START_LIMIT {
                 return Err(Failed::Other(format!(
