@@ -253,7 +253,18 @@ fn status(pipeline: &std::path::Path) -> Result<(), Failure> {
         let took = r.took_ms.map(|t| format!(" in {t} ms")).unwrap_or_default();
         println!("  last reload: {}{took}: {}", r.outcome, r.detail);
     }
+    if !s.lag.is_empty() {
+        println!("  lag           {}", show_lag(&s.lag));
+    }
     Ok(())
+}
+
+/// Each partition's lag behind its upstream's tip, e.g. `shardId-000000000001 1.2 s`.
+fn show_lag(lag: &std::collections::BTreeMap<String, i64>) -> String {
+    lag.iter()
+        .map(|(p, ms)| format!("{p} {:.1} s", *ms as f64 / 1e3))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A flag SIGTERM and SIGINT set; a second SIGINT while it is set exits at once.
@@ -315,6 +326,9 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
     );
     if let Some(epoch) = s.resumed_from {
         println!("  resumed       from checkpoint {epoch}");
+    }
+    if !s.lag.is_empty() {
+        println!("  lag           {}", show_lag(&s.lag));
     }
     println!(
         "  read          {} rows ({:.1} MB)",

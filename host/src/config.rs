@@ -142,6 +142,10 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
                 topic: m.opt_str(d, "topic"),
                 partition: m.opt_str(d, "partition"),
                 ingest_time: m.opt_str(d, "ingest_time"),
+                shard: m.opt_str(d, "shard"),
+                sequence: m.opt_str(d, "sequence"),
+                partition_key: m.opt_str(d, "partition_key"),
+                arrival: m.opt_str(d, "arrival"),
             };
             m.finish(d);
         }

@@ -34,6 +34,10 @@ pub enum RecordOrigin {
         sequence: Arc<str>,
         /// The sub-sequence of a record inside an aggregated record.
         sub_sequence: Option<u64>,
+        /// Its partition key (a KPL user record's own).
+        partition_key: Arc<str>,
+        /// When the stream received it, µs since the epoch.
+        arrival_micros: Option<i64>,
     },
     /// A generated record.
     Generated {
@@ -55,9 +59,12 @@ impl RecordOrigin {
                 shard,
                 sequence,
                 sub_sequence,
+                partition_key,
+                ..
             } => match sub_sequence {
-                Some(sub) => json!({"shard": &**shard, "sequence": &**sequence, "sub_sequence": sub}),
-                None => json!({"shard": &**shard, "sequence": &**sequence}),
+                Some(sub) => json!({"shard": &**shard, "sequence": &**sequence, "sub_sequence": sub,
+                    "partition_key": &**partition_key}),
+                None => json!({"shard": &**shard, "sequence": &**sequence, "partition_key": &**partition_key}),
             },
             RecordOrigin::Generated { partition, index } => json!({"partition": &**partition, "index": index}),
         }
@@ -143,6 +150,9 @@ pub struct Chunk {
     pub position: Option<(Arc<str>, serde_json::Value)>,
     /// Partitions opened or ended by the time this chunk was cut (its own included).
     pub events: Vec<PartitionEvent>,
+    /// Partitions whose positions leave the checkpoint with this chunk (a closed shard
+    /// once its children have started).
+    pub retired: Vec<Arc<str>>,
 }
 
 impl Chunk {

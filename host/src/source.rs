@@ -4,7 +4,7 @@
 //! the workers.
 //!
 //! # Kinds
-//! Each kind (`file`, `mqtt`, `datagen`) lives in one module of this folder with its plan
+//! Each kind (`file`, `mqtt`, `datagen`, `kinesis`) lives in one module of this folder with its plan
 //! (a [`SourceSpec`]: what `sluice validate` checked) and its reader (a [`Source`]). The
 //! [`registry`] maps the pipeline file's `[source]` to a kind.
 //!
@@ -16,6 +16,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod kinesis;
 pub mod mqtt;
 pub mod position;
 pub mod registry;
@@ -68,6 +69,9 @@ pub enum SourceError {
     /// The MQTT connection cannot go on.
     #[error("MQTT: {0}")]
     Mqtt(#[from] mqtt::MqttError),
+    /// The stream cannot be read.
+    #[error("{0}")]
+    Kinesis(#[from] kinesis::KinesisError),
     /// Reading failed.
     #[error("reading {path}: {error}")]
     Io {
@@ -88,6 +92,7 @@ impl SourceError {
                 std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
             ),
             SourceError::Mqtt(e) => e.retryable(),
+            SourceError::Kinesis(e) => e.retryable(),
             _ => false,
         }
     }
@@ -123,6 +128,11 @@ pub trait Source: Send {
     /// For sources whose records are acknowledged once committed: the handle to do it.
     fn acknowledger(&self) -> Option<Box<dyn Acknowledge>> {
         None
+    }
+    /// How far behind its upstream each partition is, in milliseconds (a Kinesis shard's
+    /// `MillisBehindLatest`); empty for sources that cannot tell.
+    fn lag(&self) -> std::collections::BTreeMap<String, i64> {
+        std::collections::BTreeMap::new()
     }
 }
 

@@ -9,11 +9,14 @@ use super::diagnostic::Diags;
 use super::reader::{Located, Table, describe};
 use super::*;
 
+mod kinesis;
+
 pub(super) fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option<SourceConfig> {
-    let kind = t.req_choice(d, "type", &["file", "mqtt", "datagen"]);
+    let kind = t.req_choice(d, "type", &["file", "mqtt", "datagen", "kinesis"]);
     match kind.as_ref().map(|k| k.value.as_str()) {
         Some("mqtt") => return read_mqtt_source(t, d, base),
         Some("datagen") => return read_datagen_source(t, d),
+        Some("kinesis") => return kinesis::read_kinesis_source(t, d),
         _ => {}
     }
     // An unknown type is checked as a file source, so its other keys get their errors too.

@@ -22,6 +22,14 @@ pub struct Metadata {
     pub partition: Option<String>,
     /// When the record's chunk was read.
     pub ingest_time: Option<String>,
+    /// A stream record's shard.
+    pub shard: Option<String>,
+    /// A stream record's sequence number.
+    pub sequence: Option<String>,
+    /// A stream record's partition key.
+    pub partition_key: Option<String>,
+    /// When the stream received the record.
+    pub arrival: Option<String>,
 }
 
 impl Metadata {
@@ -36,6 +44,10 @@ impl Metadata {
             (&self.topic, Kind::Topic),
             (&self.partition, Kind::Partition),
             (&self.ingest_time, Kind::IngestTime),
+            (&self.shard, Kind::Shard),
+            (&self.sequence, Kind::Sequence),
+            (&self.partition_key, Kind::PartitionKey),
+            (&self.arrival, Kind::Arrival),
         ]
         .into_iter()
         .filter_map(|(name, kind)| Some((name.as_deref()?, kind)))
@@ -47,7 +59,10 @@ impl Metadata {
             .map(|(name, kind)| match kind {
                 Kind::IngestTime => Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), false),
                 Kind::Partition => Field::new(name, DataType::Utf8, false),
-                Kind::File | Kind::Topic => Field::new(name, DataType::Utf8, true),
+                Kind::File | Kind::Topic | Kind::Shard | Kind::Sequence | Kind::PartitionKey => {
+                    Field::new(name, DataType::Utf8, true)
+                }
+                Kind::Arrival => Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true),
             })
             .collect()
     }
@@ -81,6 +96,34 @@ impl Metadata {
                         })
                         .collect::<StringArray>(),
                 ),
+                Kind::Shard | Kind::Sequence | Kind::PartitionKey => Arc::new(
+                    records
+                        .iter()
+                        .map(|&i| match chunk.origin(i) {
+                            RecordOrigin::Shard {
+                                shard,
+                                sequence,
+                                partition_key,
+                                ..
+                            } => Some(match kind {
+                                Kind::Shard => shard,
+                                Kind::Sequence => sequence,
+                                _ => partition_key,
+                            }),
+                            _ => None,
+                        })
+                        .map(|v| v.map(|v| v.to_string()))
+                        .collect::<StringArray>(),
+                ),
+                Kind::Arrival => Arc::new(
+                    records
+                        .iter()
+                        .map(|&i| match chunk.origin(i) {
+                            RecordOrigin::Shard { arrival_micros, .. } => arrival_micros,
+                            _ => None,
+                        })
+                        .collect::<TimestampMicrosecondArray>(),
+                ),
             };
             fields.push(Arc::new(field));
             columns.push(column);
@@ -96,6 +139,10 @@ enum Kind {
     Topic,
     Partition,
     IngestTime,
+    Shard,
+    Sequence,
+    PartitionKey,
+    Arrival,
 }
 
 #[cfg(test)]
@@ -133,6 +180,7 @@ mod tests {
             partition: Some("_partition".into()),
             ingest_time: Some("_at".into()),
             file: Some("_file".into()),
+            ..Metadata::default()
         };
         // Rows came from records 0 and 2 (record 1 was a dead letter).
         let out = m.append(decoded, &chunk, &[0, 2]).expect("append");

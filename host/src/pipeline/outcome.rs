@@ -82,6 +82,8 @@ pub struct RunSummary {
     pub slowest_checkpoint: Duration,
     /// The run was asked to stop before the end of its input.
     pub stopped: bool,
+    /// Per source partition, milliseconds behind the upstream's tip at the end (Kinesis).
+    pub lag: std::collections::BTreeMap<String, i64>,
     /// Size of each stateful stage's final snapshot, in bytes.
     pub state_bytes: Vec<(String, usize)>,
     /// A reload asked to start again from the final checkpoint with this plan.

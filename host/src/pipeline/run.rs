@@ -80,6 +80,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         every_chunk: acks.is_some(),
         generations: generations.clone(),
         ended: ended.clone(),
+        status: status.clone(),
     };
     let reader = spawn_reader(reading, permit_rx, chunk_tx, stop_reading.clone())?;
     let handles = spawn_workers(plan, &start, &chunk_rx, &result_tx, (&generations, &report_tx), &ended)?;
@@ -98,8 +99,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         .join()
         .map_err(|_| RunError::Thread("the reader thread panicked".into()))?;
     let mut summary = outcome?;
+    let source = read?;
+    summary.lag = source.lag();
     // Dropped only now, after the final checkpoint: its PUBACKs leave before the DISCONNECT.
-    drop(read?);
+    drop(source);
     summary.elapsed = started.elapsed();
     summary.resumed_from = resumed_from;
     summary.stopped = stop_reading() && !ended.load(Ordering::SeqCst);
@@ -165,6 +168,7 @@ struct Reading {
     every_chunk: bool,
     generations: Arc<Generations>,
     ended: Arc<AtomicBool>,
+    status: SharedStatus,
 }
 
 /// The reader: a chunk per permit, barriers on the clock, until the input ends or a stop.
@@ -185,6 +189,10 @@ fn spawn_reader(
                 };
                 chunk.barrier = r.checkpointing && (r.every_chunk || clock.due(Instant::now()));
                 chunk.generation = r.generations.current();
+                let lag = r.source.lag();
+                if !lag.is_empty() {
+                    update(&r.status, |s| s.lag = lag);
+                }
                 if chunks.send(chunk).is_err() {
                     break;
                 }

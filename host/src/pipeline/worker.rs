@@ -23,6 +23,8 @@ pub(crate) struct WorkResult {
     pub span: SourceSpan,
     /// The source partition's position after the chunk (key, source-owned value).
     pub position: Option<(Arc<str>, serde_json::Value)>,
+    /// Partitions whose positions leave the checkpoint after the chunk.
+    pub retired: Vec<Arc<str>>,
     /// The records as received, for sinks that take the source (with their count).
     pub raw: Option<(Vec<u8>, usize)>,
     pub ingest_micros: i64,
@@ -195,6 +197,7 @@ impl Worker {
             seq: chunk.seq,
             span: chunk.span,
             position: chunk.position,
+            retired: chunk.retired,
             raw,
             ingest_micros: chunk.ingest_micros,
             rows_in,
@@ -276,6 +279,7 @@ impl Worker {
             seq,
             span,
             position: None,
+            retired: Vec::new(),
             raw: None,
             ingest_micros,
             rows_in: 0,

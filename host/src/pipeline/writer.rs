@@ -118,6 +118,9 @@ impl Writer {
         if let Some((partition, position)) = r.position.take() {
             self.position.partitions.insert(partition.to_string(), position);
         }
+        for partition in r.retired.drain(..) {
+            self.position.partitions.remove(&*partition);
+        }
         self.write(r)?;
         if barrier {
             self.checkpoint(false, states, watermarks)?;
@@ -257,6 +260,7 @@ pub(super) fn write_results(
         checkpoints,
         slowest_checkpoint,
         stopped: false,
+        lag: Default::default(),
         state_bytes,
         restart_with: None,
     })

@@ -23,6 +23,7 @@ pub fn plan(cfg: &PipelineConfig, diags: &mut Vec<Diagnostic>) -> Option<WithMet
         SourceConfig::File(f) => super::file::plan(f, diags),
         SourceConfig::Mqtt(m) => super::mqtt::plan(cfg, m, diags),
         SourceConfig::Datagen(g) => super::datagen::plan(g, diags),
+        SourceConfig::Kinesis(k) => super::kinesis::plan(k, diags),
     }?;
     let metadata = metadata(&cfg.source_metadata, &source, diags)?;
     Some(WithMetadata { source, metadata })
@@ -34,6 +35,14 @@ fn metadata(cfg: &MetadataConfig, source: &PlannedSource, diags: &mut Vec<Diagno
     let known: &[&str] = match kind {
         "file" => &["file", "partition", "ingest_time"],
         "mqtt" => &["topic", "partition", "ingest_time"],
+        "kinesis" => &[
+            "shard",
+            "sequence",
+            "partition_key",
+            "arrival",
+            "partition",
+            "ingest_time",
+        ],
         _ => &["partition", "ingest_time"],
     };
     let mut ok = true;
@@ -43,6 +52,10 @@ fn metadata(cfg: &MetadataConfig, source: &PlannedSource, diags: &mut Vec<Diagno
         ("topic", &cfg.topic),
         ("partition", &cfg.partition),
         ("ingest_time", &cfg.ingest_time),
+        ("shard", &cfg.shard),
+        ("sequence", &cfg.sequence),
+        ("partition_key", &cfg.partition_key),
+        ("arrival", &cfg.arrival),
     ] {
         let Some(c) = column else { continue };
         let problem = if !known.contains(&what) {
@@ -74,5 +87,9 @@ fn metadata(cfg: &MetadataConfig, source: &PlannedSource, diags: &mut Vec<Diagno
         topic: name(&cfg.topic),
         partition: name(&cfg.partition),
         ingest_time: name(&cfg.ingest_time),
+        shard: name(&cfg.shard),
+        sequence: name(&cfg.sequence),
+        partition_key: name(&cfg.partition_key),
+        arrival: name(&cfg.arrival),
     })
 }

@@ -63,6 +63,9 @@ pub struct Status {
     pub reloads_refused: u64,
     /// The last attempt.
     pub last_reload: Option<ReloadStatus>,
+    /// Per source partition, milliseconds behind the upstream's tip (Kinesis shards).
+    #[serde(default)]
+    pub lag: std::collections::BTreeMap<String, i64>,
 }
 
 impl Status {

@@ -1,0 +1,379 @@
+//! The coordinator: lists the shards, starts a reader for each shard that is ours and whose
+//! parents are done, and relays what readers report to the pipeline's reader thread in one
+//! ordered stream of [`News`]. It lists again when a shard ends (its children) and every
+//! minute (a reshard of a shard we do not read yet).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::assign::Assign;
+use super::lineage::{self, Known, ShardInfo};
+use super::{KinesisError, News, StartAt, StreamRecord, efo, poll, sentinel, start_of};
+use crate::config::{KinesisConsumer, KinesisSourceConfig, KinesisStream};
+use crate::retry::Backoff;
+use crate::source::position::PartitionPosition;
+
+/// How often the shards are listed again without a shard ending.
+const RELIST: Duration = Duration::from_secs(60);
+
+/// The stream, as API calls name it (an ARN, or a name).
+#[derive(Debug, Clone)]
+pub(super) struct StreamRef {
+    pub name: Option<String>,
+    pub arn: Option<String>,
+}
+
+impl StreamRef {
+    fn of(stream: &KinesisStream) -> Self {
+        match stream {
+            KinesisStream::Name(n) => StreamRef {
+                name: Some(n.clone()),
+                arn: None,
+            },
+            KinesisStream::Arn(a) => StreamRef {
+                name: None,
+                arn: Some(a.clone()),
+            },
+        }
+    }
+
+    pub(super) fn label(&self) -> String {
+        self.name.clone().or_else(|| self.arn.clone()).unwrap_or_default()
+    }
+}
+
+/// What a coordinator starts with.
+pub(super) struct Setup {
+    pub client: aws_sdk_kinesis::Client,
+    pub settings: Arc<KinesisSourceConfig>,
+    /// Positions from the checkpoint (empty on a first run).
+    pub resumed: BTreeMap<String, PartitionPosition>,
+    pub assigner: Box<dyn Assign>,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a shard's reader reports.
+pub(super) enum Report {
+    Records {
+        records: Vec<StreamRecord>,
+        millis_behind: Option<i64>,
+        continuation: Option<String>,
+    },
+    /// Closed and read to its end; its children as the last response named them.
+    Ended {
+        children: Vec<(String, Vec<String>)>,
+    },
+    Failed(KinesisError),
+}
+
+/// One shard's reader: its client, stream, settings and the way back to the coordinator.
+#[derive(Clone)]
+pub(super) struct Reader {
+    pub client: aws_sdk_kinesis::Client,
+    pub stream: StreamRef,
+    pub shard: Arc<str>,
+    pub settings: Arc<KinesisSourceConfig>,
+    stop: Arc<AtomicBool>,
+    tx: mpsc::Sender<(Arc<str>, Report)>,
+    throttles: Arc<AtomicU64>,
+}
+
+impl Reader {
+    /// Hand a report over (waits while the pipeline is behind); false once nobody listens.
+    pub(super) async fn report(&self, report: Report) -> bool {
+        self.tx.send((self.shard.clone(), report)).await.is_ok()
+    }
+
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.tx.is_closed()
+    }
+
+    pub(super) fn target(&self) -> String {
+        format!("{} {}", self.stream.label(), self.shard)
+    }
+
+    /// Count a throttled call.
+    pub(super) fn throttled(&self) {
+        self.throttles.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Run until stopped or failed; `out` carries everything to the reader thread.
+pub(super) async fn run(setup: Setup, out: mpsc::Sender<News>) {
+    if let Err(e) = coordinate(setup, &out).await {
+        out.send(News::Failed(e)).await.ok();
+    }
+}
+
+/// A shard to start: where, the position to record, and the part of an aggregate to skip.
+struct Start {
+    shard: String,
+    at: StartAt,
+    position: PartitionPosition,
+    skip: Option<(String, u64)>,
+}
+
+/// The coordinator's state.
+struct Coordinator<'a> {
+    setup: Setup,
+    stream: StreamRef,
+    consumer_arn: Option<String>,
+    out: &'a mpsc::Sender<News>,
+    /// What readers report on.
+    tx: mpsc::Sender<(Arc<str>, Report)>,
+    throttles: Arc<AtomicU64>,
+    listed: Vec<ShardInfo>,
+    known: Known,
+    /// Every shard's position as the checkpoint will hold it.
+    positions: BTreeMap<String, PartitionPosition>,
+    /// Shards being read, and whether their last read found them at the tip.
+    running: BTreeMap<Arc<str>, bool>,
+}
+
+async fn coordinate(setup: Setup, out: &mpsc::Sender<News>) -> Result<(), KinesisError> {
+    let stream = StreamRef::of(&setup.settings.stream);
+    let consumer_arn = match &setup.settings.consumer {
+        KinesisConsumer::Polling => None,
+        KinesisConsumer::Efo(name) => Some(efo::register(&setup.client, &stream, name, &setup.stop).await?),
+    };
+    let mut first = setup.resumed.is_empty();
+    let mut known = Known::default();
+    for (shard, p) in &setup.resumed {
+        known.started.insert(shard.clone());
+        if matches!(p, PartitionPosition::Shard { ended: true, .. }) {
+            known.ended.insert(shard.clone());
+        }
+    }
+    let listed = list_shards(&setup.client, &stream, &setup.stop).await?;
+    let (tx, mut rx) = mpsc::channel::<(Arc<str>, Report)>(8);
+    let mut c = Coordinator {
+        positions: setup.resumed.clone(),
+        setup,
+        stream,
+        consumer_arn,
+        out,
+        tx,
+        throttles: Arc::new(AtomicU64::new(0)),
+        listed,
+        known,
+        running: BTreeMap::new(),
+    };
+    let mut relist = tokio::time::interval(RELIST);
+    relist.tick().await;
+    loop {
+        if !c.start_ready(first).await {
+            return Ok(());
+        }
+        first = false;
+        if c.setup.settings.end_caught_up && c.running.values().all(|&at_tip| at_tip) {
+            // Nothing left to start and every shard at the tip (or none to read).
+            out.send(News::CaughtUp).await.ok();
+            return Ok(());
+        }
+        // Relay reports until a shard ends, all are at the tip, or it is time to list again.
+        loop {
+            tokio::select! {
+                report = rx.recv() => {
+                    let Some((shard, report)) = report else { return Ok(()) };
+                    match report {
+                        Report::Records { records, millis_behind, continuation } => {
+                            let at_tip = records.is_empty() && millis_behind.unwrap_or(0) == 0;
+                            if let Some(c) = c.running.get_mut(&shard) {
+                                *c = at_tip;
+                            }
+                            let news = News::Records { shard, records, millis_behind, continuation };
+                            if out.send(news).await.is_err() {
+                                return Ok(());
+                            }
+                            if c.setup.settings.end_caught_up && at_tip && c.running.values().all(|&t| t) {
+                                break;
+                            }
+                        }
+                        Report::Ended { children } => {
+                            if !c.ended(shard, children).await {
+                                return Ok(());
+                            }
+                            break;
+                        }
+                        Report::Failed(e) => return Err(e),
+                    }
+                }
+                _ = relist.tick() => break,
+            }
+        }
+        c.relist().await?;
+    }
+}
+
+impl Coordinator<'_> {
+    /// Start every shard that may start; false once the pipeline no longer listens.
+    async fn start_ready(&mut self, first: bool) -> bool {
+        let settings = self.setup.settings.clone();
+        let owned = lineage::owned_set(self.setup.assigner.owned(&self.listed));
+        let mut starts = Vec::new();
+        for (shard, p) in &self.positions {
+            // A shard the listing no longer shows is read from its position all the same.
+            let ours = owned.contains(shard) || !self.listed.iter().any(|s| &s.id == shard);
+            if self.running.contains_key(shard.as_str()) || !ours {
+                continue;
+            }
+            if let Some((at, skip)) = start_of(p, settings.start) {
+                starts.push(Start {
+                    shard: shard.clone(),
+                    at,
+                    position: p.clone(),
+                    skip,
+                });
+            }
+        }
+        for (shard, at) in lineage::ready(&self.listed, &owned, &self.known, settings.start, first) {
+            let position = sentinel(&at);
+            starts.push(Start {
+                shard,
+                at,
+                position,
+                skip: None,
+            });
+        }
+        for s in starts {
+            if !self.start(s).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Announce a shard and spawn its reader.
+    async fn start(&mut self, s: Start) -> bool {
+        let retired = lineage::retired_by(&s.shard, &self.listed, &self.known);
+        self.known.started.insert(s.shard.clone());
+        self.positions.insert(s.shard.clone(), s.position.clone());
+        for r in &retired {
+            self.positions.remove(r);
+        }
+        let id: Arc<str> = Arc::from(s.shard.as_str());
+        self.running.insert(id.clone(), false);
+        let news = News::Opened {
+            shard: id.clone(),
+            position: s.position,
+            skip: s.skip,
+            retired: retired.iter().map(|r| Arc::from(r.as_str())).collect(),
+        };
+        if self.out.send(news).await.is_err() {
+            return false;
+        }
+        tracing::info!(shard = %id, start = ?s.at, "Reading shard.");
+        let reader = Reader {
+            client: self.setup.client.clone(),
+            stream: self.stream.clone(),
+            shard: id,
+            settings: self.setup.settings.clone(),
+            stop: self.setup.stop.clone(),
+            tx: self.tx.clone(),
+            throttles: self.throttles.clone(),
+        };
+        match &self.consumer_arn {
+            None => drop(tokio::spawn(poll::read(reader, s.at))),
+            Some(arn) => drop(tokio::spawn(efo::read(reader, arn.clone(), s.at))),
+        }
+        true
+    }
+
+    /// A shard was read to its end: record it, and learn its children.
+    async fn ended(&mut self, shard: Arc<str>, children: Vec<(String, Vec<String>)>) -> bool {
+        tracing::info!(shard = %shard, "Shard closed and read to its end.");
+        self.running.remove(&shard);
+        self.known.ended.insert(shard.to_string());
+        self.positions.insert(
+            shard.to_string(),
+            PartitionPosition::Shard {
+                sequence: "SHARD_END".into(),
+                sub_sequence: None,
+                ended: true,
+            },
+        );
+        let named: BTreeMap<String, Vec<String>> = children.into_iter().collect();
+        lineage::add_children(&mut self.listed, &shard, &named);
+        self.out.send(News::Ended { shard }).await.is_ok()
+    }
+
+    /// List the shards again, keeping children a response named that the listing does
+    /// not show yet.
+    async fn relist(&mut self) -> Result<(), KinesisError> {
+        match list_shards(&self.setup.client, &self.stream, &self.setup.stop).await {
+            Ok(mut listed) => {
+                let extra: Vec<ShardInfo> = self
+                    .listed
+                    .iter()
+                    .filter(|s| !listed.iter().any(|n| n.id == s.id))
+                    .cloned()
+                    .collect();
+                listed.extend(extra);
+                self.listed = listed;
+                Ok(())
+            }
+            Err(e) if e.retryable() => {
+                tracing::warn!(error = %e, "Listing the shards failed; keeping the last listing.");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Every shard of the stream, following `NextToken` (KDS-20: the token alone, no stream).
+pub(super) async fn list_shards(
+    client: &aws_sdk_kinesis::Client,
+    stream: &StreamRef,
+    stop: &AtomicBool,
+) -> Result<Vec<ShardInfo>, KinesisError> {
+    let mut shards = Vec::new();
+    let mut token: Option<String> = None;
+    let mut backoff =
+        Backoff::with(Duration::from_millis(200), Duration::from_secs(10)).until(Duration::from_secs(120));
+    loop {
+        let call = match &token {
+            Some(t) => client.list_shards().next_token(t),
+            None => client
+                .list_shards()
+                .set_stream_name(stream.name.clone())
+                .set_stream_arn(stream.arn.clone()),
+        };
+        let out = match call.send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = KinesisError::api("ListShards", stream.label(), &e);
+                match backoff.next_delay() {
+                    Some(delay) if e.retryable() && !stop.load(Ordering::Relaxed) => {
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
+        for s in out.shards.unwrap_or_default() {
+            let parents = [s.parent_shard_id.clone(), s.adjacent_parent_shard_id.clone()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let closed = s
+                .sequence_number_range
+                .as_ref()
+                .is_some_and(|r| r.ending_sequence_number.is_some());
+            shards.push(ShardInfo {
+                id: s.shard_id,
+                parents,
+                closed,
+            });
+        }
+        match out.next_token {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(shards),
+        }
+    }
+}
