@@ -7,6 +7,7 @@ mod e2e;
 mod faults;
 mod kinesis;
 mod kinesis_emulator;
+mod kinesis_source;
 mod mqtt;
 mod reload;
 mod sandbox;

@@ -1,0 +1,605 @@
+//! The Kinesis source against a real Kinesis (kinesis-local), with records put by real
+//! clients (boto3, aws-kinesis-agg) and checked against the producer's log with DuckDB.
+//!
+//! The per-key oracle: every record carries its device and `n`, the device's running count
+//! at the producer; the pipeline's stateful counter stage appends `seen`, the device's
+//! running count as sluice delivered the rows. `seen == n` on every row, with every `(device,
+//! n)` once, proves per-key order (parents before children), no loss and no duplicate, in the
+//! output and in the checkpointed state alike.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::kinesis_emulator::{Kinesis, ThrottleProxy, json_lines, python, tool};
+use crate::support::{dead_letters, duckdb, run, sluice};
+
+/// Lines for `devices` devices, each device's `n` continuing from `from[device]`.
+fn lines(path: &Path, devices: usize, per_device: usize, next: &mut Vec<u64>) {
+    next.resize(devices, 1);
+    let mut text = String::new();
+    for _ in 0..per_device {
+        for (d, n) in next.iter_mut().enumerate() {
+            text.push_str(&format!("{{\"device\":\"d-{d}\",\"n\":{n},\"value\":{}.25}}\n", *n * 3));
+            *n += 1;
+        }
+    }
+    std::fs::write(path, text).expect("input lines");
+}
+
+/// A JSON pipeline with the counter stage; `extra` goes into `[source]`.
+fn pipeline(dir: &Path, endpoint: &str, stream: &str, extra: &str) -> PathBuf {
+    let counter = Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_counter.wasm");
+    let text = format!(
+        r#"
+[source]
+type = "kinesis"
+stream = "{stream}"
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+idle_poll = "200ms"
+metadata = {{ shard = "_shard", sequence = "_seq", partition_key = "_pk", arrival = "_arrival" }}
+{extra}
+[source.schema]
+device = "string"
+n = "int64"
+value = "double"
+[[transform]]
+name = "count"
+component = "{counter}"
+config = {{ key = "device" }}
+[sink]
+type = "parquet"
+path = "out"
+target_file_mb = 1
+max_file_age = "200ms"
+[dead_letter]
+path = "dead"
+[checkpoint]
+path = "cp"
+interval = "50ms"
+"#,
+        counter = counter.display()
+    );
+    let path = dir.join(format!("pipeline-{}.toml", extra.len()));
+    std::fs::write(&path, text).expect("pipeline");
+    path
+}
+
+/// Credentials for the emulator (any will do; the SDK's default chain reads these).
+fn aws_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+/// Run to the stream's tip (`end = "caught_up"`) and succeed.
+fn run_to_tip(pipeline: &Path) -> String {
+    let out = run(aws_env(sluice().arg("run").arg(pipeline)));
+    assert!(out.status.success(), "sluice run failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (device, n) of every user record the producer logged.
+fn produced(log: &Path) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = json_lines(&std::fs::read_to_string(log).expect("log"))
+        .iter()
+        .filter(|l| l["op"] == "put")
+        .map(|l| {
+            let row: Value = serde_json::from_str(l["data"].as_str().expect("data")).expect("json");
+            (
+                row["device"].as_str().expect("device").to_owned(),
+                row["n"].as_i64().expect("n"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The output checked by value: every produced `(device, n)` once, and `seen == n`.
+fn assert_exactly_once_in_order(python: &Path, dir: &Path, log: &Path) {
+    let out = dir.join("out");
+    let rows = duckdb(
+        python,
+        &format!(
+            "select device, n, seen from read_parquet('{}/**/*.parquet') order by device, n",
+            out.display()
+        ),
+    );
+    let got: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["device"].as_str().expect("device").to_owned(),
+                r["n"].as_i64().expect("n"),
+            )
+        })
+        .collect();
+    let want = produced(log);
+    assert_eq!(got.len(), want.len(), "rows written vs records put");
+    assert_eq!(got, want, "every record put, once");
+    let out_of_order: Vec<_> = rows.iter().filter(|r| r["seen"] != r["n"]).take(5).collect();
+    assert!(
+        out_of_order.is_empty(),
+        "rows delivered out of per-key order, lost or repeated (seen != n): {out_of_order:?}"
+    );
+}
+
+fn put(python: &Path, endpoint: &str, log: &Path, file: &Path, aggregate: Option<&str>) {
+    let mut args = vec![
+        "--log",
+        log.to_str().expect("utf-8"),
+        "put",
+        "--stream",
+        "s",
+        "--jsonl",
+        file.to_str().expect("utf-8"),
+        "--key-field",
+        "device",
+    ];
+    if let Some(k) = aggregate {
+        args.extend(["--aggregate", k]);
+    }
+    tool(python, endpoint, &args);
+}
+
+/// KDS-17/18/19 and KPL-02: a split, then a merge, while the parents still hold a backlog
+/// (plain records and KPL aggregates): each key's records come out parent before child,
+/// nothing lost or repeated; the metadata columns name each record's shard and sequence.
+#[test]
+fn kds_18_split_then_merge_with_a_backlog_parents_before_children_exactly_once() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let log = d.join("put.jsonl");
+    let ep = &kinesis.endpoint;
+    let mut next = Vec::new();
+    tool(&python, ep, &["create", "--stream", "s", "--shards", "2"]);
+    for (round, aggregate) in [(0, None), (1, Some("5"))] {
+        let f = d.join(format!("a{round}.jsonl"));
+        lines(&f, 8, 10, &mut next);
+        put(&python, ep, &log, &f, aggregate);
+    }
+    tool(
+        &python,
+        ep,
+        &["split", "--stream", "s", "--shard", "shardId-000000000000"],
+    );
+    let f = d.join("b.jsonl");
+    lines(&f, 8, 10, &mut next);
+    put(&python, ep, &log, &f, Some("4"));
+    // Shard 3 (the upper half of shard 0) and shard 1 are adjacent: merge them into 4.
+    tool(
+        &python,
+        ep,
+        &[
+            "merge",
+            "--stream",
+            "s",
+            "--shard",
+            "shardId-000000000003",
+            "--adjacent",
+            "shardId-000000000001",
+        ],
+    );
+    let f = d.join("c.jsonl");
+    lines(&f, 8, 10, &mut next);
+    put(&python, ep, &log, &f, None);
+
+    let p = pipeline(d, ep, "s", "end = \"caught_up\"\nbatch_rows = 7");
+    let stdout = run_to_tip(&p);
+    assert_exactly_once_in_order(&python, d, &log);
+
+    // Metadata: each row's shard, sequence and partition key are the producer's.
+    let logged: std::collections::BTreeMap<(String, i64), (String, String)> =
+        json_lines(&std::fs::read_to_string(&log).expect("log"))
+            .iter()
+            .filter(|l| l["op"] == "put")
+            .map(|l| {
+                let row: Value = serde_json::from_str(l["data"].as_str().expect("data")).expect("json");
+                (
+                    (
+                        row["device"].as_str().expect("d").to_owned(),
+                        row["n"].as_i64().expect("n"),
+                    ),
+                    (
+                        l["shard"].as_str().expect("shard").to_owned(),
+                        l["sequence"].as_str().expect("seq").to_owned(),
+                    ),
+                )
+            })
+            .collect();
+    let rows = duckdb(
+        &python,
+        &format!(
+            "select device, n, _shard, _seq, _pk, _arrival is not null as arrived from read_parquet('{}/out/**/*.parquet')",
+            d.display()
+        ),
+    );
+    for r in &rows {
+        let key = (r["device"].as_str().expect("d").to_owned(), r["n"].as_i64().expect("n"));
+        let (shard, seq) = &logged[&key];
+        assert_eq!(r["_shard"].as_str(), Some(shard.as_str()), "{r:?}");
+        assert_eq!(r["_seq"].as_str(), Some(seq.as_str()), "{r:?}");
+        assert_eq!(r["_pk"], r["device"], "{r:?}");
+        assert_eq!(r["arrived"], true, "{r:?}");
+    }
+    assert!(stdout.contains("lag"), "the summary shows each shard's lag: {stdout}");
+
+    // Closed shards left the checkpoint once their children started; the open ones remain.
+    let last = last_checkpoint(&d.join("cp"));
+    let partitions: Vec<&String> = last["position"]["partitions"]
+        .as_object()
+        .expect("partitions")
+        .keys()
+        .collect();
+    assert_eq!(partitions, ["shardId-000000000002", "shardId-000000000004"], "{last}");
+
+    // A second run finds nothing new and writes nothing.
+    let again = run_to_tip(&p);
+    assert!(again.contains("read          0 rows"), "{again}");
+    assert_exactly_once_in_order(&python, d, &log);
+}
+
+fn last_checkpoint(dir: &Path) -> Value {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let last = files.last().expect("a checkpoint");
+    serde_json::from_str(&std::fs::read_to_string(last).expect("read")).expect("json")
+}
+
+/// The epoch of the newest checkpoint committed so far (the store keeps the last few).
+fn checkpoints(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("checkpoint-")?.strip_suffix(".json")?.parse().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    })
+}
+
+fn spawn(pipeline: &Path, dir: &Path) -> Child {
+    aws_env(&mut sluice())
+        .arg("run")
+        .arg(pipeline)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sluice")
+}
+
+/// KPL-04 and exactly once across crashes: SIGKILLs at seeded moments after a checkpoint
+/// advanced, while KPL aggregates arrive and a shard splits, chunks cut inside aggregates
+/// (batch_rows 3, aggregates of 5). Every restart resumes mid-aggregate where it must; the
+/// final output holds every record once, in per-key order, and the counter's state agrees.
+#[test]
+fn kpl_04_sigkills_during_a_kpl_stream_with_a_split_lose_and_repeat_nothing() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let log = d.join("put.jsonl");
+    let ep = &kinesis.endpoint;
+    let mut next = Vec::new();
+    tool(&python, ep, &["create", "--stream", "s", "--shards", "2"]);
+    // Three aggregates (15 rows) per GetRecords, a read every 200 ms per shard: a round's
+    // records take seconds to read, and the kill lands while they are being read.
+    let endless = pipeline(d, ep, "s", "batch_rows = 3\nmax_records = 3");
+    let to_tip = pipeline(d, ep, "s", "batch_rows = 3\nend = \"caught_up\"");
+    let mut seed: u64 = 0x5eed_0015;
+    let mut kills = 0;
+    for round in 0..6 {
+        let f = d.join(format!("r{round}.jsonl"));
+        lines(&f, 6, 30, &mut next);
+        let before = checkpoints(&d.join("cp"));
+        let mut child = spawn(&endless, d);
+        put(&python, ep, &log, &f, Some("5"));
+        if round == 2 {
+            tool(
+                &python,
+                ep,
+                &["split", "--stream", "s", "--shard", "shardId-000000000001"],
+            );
+        }
+        // Wait for progress (a checkpoint of this run), not for the clock.
+        while checkpoints(&d.join("cp")) <= before {
+            if let Some(status) = child.try_wait().expect("wait") {
+                panic!("sluice exited early: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(seed % 700));
+        child.kill().expect("SIGKILL");
+        child.wait().ok();
+        kills += 1;
+    }
+    assert_eq!(kills, 6);
+    run_to_tip(&to_tip);
+    assert_exactly_once_in_order(&python, d, &log);
+}
+
+/// KDS-07: GetRecords answered `ProvisionedThroughputExceededException` for a while: the
+/// reads back off and recover, and nothing is lost or read twice.
+#[test]
+fn kds_07_throttled_reads_back_off_and_lose_nothing() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let log = d.join("put.jsonl");
+    let mut next = Vec::new();
+    tool(
+        &python,
+        &kinesis.endpoint,
+        &["create", "--stream", "s", "--shards", "2"],
+    );
+    let f = d.join("a.jsonl");
+    lines(&f, 4, 25, &mut next);
+    put(&python, &kinesis.endpoint, &log, &f, None);
+    let proxy = ThrottleProxy::start(&python, &kinesis.endpoint, &["--throttle-getrecords", "6"]);
+    let p = pipeline(d, &proxy.endpoint, "s", "end = \"caught_up\"\nmax_records = 20");
+    run_to_tip(&p);
+    assert_exactly_once_in_order(&python, d, &log);
+    let stats = proxy.stats();
+    assert_eq!(stats["throttled"], 6, "{stats}");
+}
+
+/// Scenario 2 (CWL-01..04): gzip CloudWatch Logs envelopes, control messages among them →
+/// one row per log event, filtered to the lines with `is_save_kinesis`; exactly the
+/// matching events of the producer's log, by value; control messages give no row and no
+/// dead letter.
+#[test]
+fn cwl_cloudwatch_logs_envelopes_become_the_matching_log_events() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let log = d.join("put.jsonl");
+    let ep = &kinesis.endpoint;
+    tool(&python, ep, &["create", "--stream", "logs", "--shards", "2"]);
+    tool(
+        &python,
+        ep,
+        &[
+            "--log",
+            log.to_str().expect("utf-8"),
+            "put-cwl",
+            "--stream",
+            "logs",
+            "--events",
+            "400",
+            "--groups",
+            "3",
+            "--control-every",
+            "5",
+            "--seed",
+            "7",
+        ],
+    );
+    let text = format!(
+        r#"
+[source]
+type = "kinesis"
+stream = "logs"
+region = "us-east-1"
+endpoint_url = "{ep}"
+decode = "cloudwatch_logs"
+end = "caught_up"
+idle_poll = "200ms"
+[[transform]]
+name = "saved"
+plugin = "filter"
+config = {{ predicate = "message contains 'is_save_kinesis'" }}
+[sink]
+type = "parquet"
+path = "out"
+[dead_letter]
+path = "dead"
+[checkpoint]
+path = "cp"
+"#
+    );
+    let p = d.join("cwl.toml");
+    std::fs::write(&p, text).expect("pipeline");
+    run_to_tip(&p);
+    let put = json_lines(&std::fs::read_to_string(&log).expect("log"));
+    assert!(
+        put.iter().any(|l| l["op"] == "put-cwl-control"),
+        "control messages were put"
+    );
+    let mut want: Vec<(String, String, String, i64)> = put
+        .iter()
+        .filter(|l| l["op"] == "put-cwl" && l["message"].as_str().is_some_and(|m| m.contains("is_save_kinesis")))
+        .map(|l| {
+            (
+                l["id"].as_str().expect("id").to_owned(),
+                l["logGroup"].as_str().expect("group").to_owned(),
+                l["message"].as_str().expect("message").to_owned(),
+                l["timestamp"].as_i64().expect("ms"),
+            )
+        })
+        .collect();
+    want.sort();
+    let rows = duckdb(
+        &python,
+        &format!(
+            "select id, logGroup, message, epoch_ms(timestamp) as ms from read_parquet('{}/out/**/*.parquet') order by id",
+            d.display()
+        ),
+    );
+    let mut got: Vec<(String, String, String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().expect("id").to_owned(),
+                r["logGroup"].as_str().expect("group").to_owned(),
+                r["message"].as_str().expect("message").to_owned(),
+                r["ms"].as_i64().expect("ms"),
+            )
+        })
+        .collect();
+    got.sort();
+    assert!(!want.is_empty());
+    assert_eq!(
+        got, want,
+        "exactly the matching log events, with event time from `timestamp`"
+    );
+    assert!(
+        dead_letters(&d.join("dead")).is_empty(),
+        "control messages are not errors"
+    );
+}
+
+/// Enhanced fan-out (KDS-23..25): the consumer is registered, waited for, and shards are
+/// read through subscriptions; same records, same order, same checkpoints as polling.
+#[test]
+fn kds_23_enhanced_fan_out_reads_every_record_once() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let log = d.join("put.jsonl");
+    let ep = &kinesis.endpoint;
+    let mut next = Vec::new();
+    tool(&python, ep, &["create", "--stream", "s", "--shards", "2"]);
+    let f = d.join("a.jsonl");
+    lines(&f, 4, 20, &mut next);
+    put(&python, ep, &log, &f, Some("3"));
+    let p = pipeline(d, ep, "s", "end = \"caught_up\"\nconsumer = { efo = \"sluice-test\" }");
+    run_to_tip(&p);
+    assert_exactly_once_in_order(&python, d, &log);
+    let f = d.join("b.jsonl");
+    lines(&f, 4, 20, &mut next);
+    put(&python, ep, &log, &f, None);
+    run_to_tip(&p);
+    assert_exactly_once_in_order(&python, d, &log);
+}
+
+/// The source's metadata keys and settings are checked with no data.
+#[test]
+fn validate_names_kinesis_settings_errors_at_their_keys() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("bad.toml");
+    std::fs::write(
+        &p,
+        r#"
+[source]
+type = "kinesis"
+stream = "s"
+start = "yesterday"
+max_records = 20000
+[source.schema]
+a = "string"
+[sink]
+type = "parquet"
+path = "out"
+"#,
+    )
+    .expect("write");
+    let out = run(sluice().arg("validate").arg(&p));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:5:9: `source.start`"), "{err}");
+    assert!(
+        err.contains("`source.max_records`: expected an integer from 1 to 10000"),
+        "{err}"
+    );
+    // Metadata is checked against what the kind offers.
+    std::fs::write(
+        &p,
+        r#"
+[source]
+type = "kinesis"
+stream = "s"
+metadata = { topic = "_t", sequence = "_seq" }
+[source.schema]
+a = "string"
+[sink]
+type = "parquet"
+path = "out"
+"#,
+    )
+    .expect("write");
+    let out = run(sluice().arg("validate").arg(&p));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`source.metadata.topic`: a kinesis source has no `topic` to put in a column: it offers shard, sequence, partition_key, arrival, partition, ingest_time"),
+        "{err}"
+    );
+}
+
+/// The example file pointed at the emulator, read to the stream's tip, output in `out`.
+fn example(name: &str, dir: &Path, endpoint: &str, out: &str) -> PathBuf {
+    let text = std::fs::read_to_string(crate::support::workspace().join("pipelines").join(name)).expect("example");
+    let text = text
+        .replace(
+            "region = \"us-east-1\"",
+            &format!(
+                "region = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\nend = \"caught_up\"\nidle_poll = \"200ms\""
+            ),
+        )
+        .replace(&format!("../out/{}", name.trim_end_matches(".toml")), out);
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("example");
+    path
+}
+
+/// Scenario 3's input path: ticks JSON on 4 shards, up to 5 s out of order, through the
+/// example window pipeline: every window equals DuckDB's over the input.
+#[test]
+fn kinesis_ticks_example_windows_equal_duckdb_over_the_input() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let input = d.join("ticks.ndjson");
+    let gen_ticks = crate::support::workspace().join("scripts/gen_ticks.py");
+    let made = std::process::Command::new(&python)
+        .arg(&gen_ticks)
+        .arg(&input)
+        .args(["--seconds", "600", "--rate", "10", "--seed", "11"])
+        .status()
+        .expect("gen_ticks");
+    assert!(made.success());
+    tool(
+        &python,
+        &kinesis.endpoint,
+        &["create", "--stream", "ticks", "--shards", "4"],
+    );
+    let log = d.join("put.jsonl");
+    tool(
+        &python,
+        &kinesis.endpoint,
+        &[
+            "--log",
+            log.to_str().expect("utf-8"),
+            "put",
+            "--stream",
+            "ticks",
+            "--jsonl",
+            input.to_str().expect("utf-8"),
+            "--key-field",
+            "ticker",
+        ],
+    );
+    let p = example("kinesis-ticks.toml", d, &kinesis.endpoint, "out");
+    run_to_tip(&p);
+    let windows = crate::windows::compare(&python, &d.join("out"), &input);
+    assert!(windows > 100, "{windows} windows");
+}
