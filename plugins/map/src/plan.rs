@@ -35,10 +35,12 @@ pub enum Step {
     Derived { name: String, expr: Expr },
 }
 
-/// Which config entry first produced an output name, for duplicate errors.
-struct Producer {
-    path: Vec<String>,
-    label: String,
+/// What first produced an output name, for duplicate errors.
+enum Producer {
+    /// A config entry: where it is, and how to name it in a message.
+    Entry { path: Vec<String>, label: String },
+    /// An unmapped input column passed through by `keep_unmapped`.
+    Unmapped,
 }
 
 impl Plan {
@@ -86,14 +88,7 @@ impl Plan {
                 Some(to) => (to, "to"),
                 None => (&mapping.from, "from"),
             };
-            claim(
-                &mut names,
-                name,
-                Producer {
-                    path: at(name_key).to_vec(),
-                    label: format!("mappings[{i}]"),
-                },
-            )?;
+            claim(&mut names, name, at(name_key).to_vec(), format!("mappings[{i}]"))?;
             let output_type = cast.output_type(field.data_type());
             fields.push(match cast {
                 // Unchanged values keep their field metadata.
@@ -109,17 +104,10 @@ impl Plan {
                 if mapped[index] || dropped[index] {
                     continue;
                 }
-                if let Some(first) = names.get(field.name()) {
-                    return Err(ConfigError::at(
-                        first.path.clone(),
-                        format!(
-                            "output column {:?} clashes with the unmapped input column of that name, \
-                             which keep_unmapped passes through; rename one of them or list the input \
-                             column in `drop`",
-                            field.name()
-                        ),
-                    ));
+                if let Some(Producer::Entry { path, .. }) = names.get(field.name()) {
+                    return Err(ConfigError::at(path.clone(), unmapped_clash(field.name())));
                 }
+                names.insert(field.name().clone(), Producer::Unmapped);
                 fields.push(field.as_ref().clone());
                 steps.push(Step::Column {
                     input: index,
@@ -163,14 +151,7 @@ impl Plan {
                     )
                 }
             };
-            claim(
-                &mut names,
-                &add.name,
-                Producer {
-                    path: at("name").to_vec(),
-                    label: format!("add[{i}]"),
-                },
-            )?;
+            claim(&mut names, &add.name, at("name").to_vec(), format!("add[{i}]"))?;
             fields.push(field);
             steps.push(step);
         }
@@ -187,19 +168,36 @@ impl Plan {
     }
 }
 
-/// Record that `producer` makes output column `name`, refusing empty and repeated names.
-fn claim(names: &mut HashMap<String, Producer>, name: &str, producer: Producer) -> Result<(), ConfigError> {
+/// Record that the config entry at `path` (named `label` in messages) makes output column
+/// `name`, refusing empty and repeated names.
+fn claim(
+    names: &mut HashMap<String, Producer>,
+    name: &str,
+    path: Vec<String>,
+    label: String,
+) -> Result<(), ConfigError> {
     if name.is_empty() {
-        return Err(ConfigError::at(producer.path, "an output column name cannot be empty"));
+        return Err(ConfigError::at(path, "an output column name cannot be empty"));
     }
-    if let Some(first) = names.get(name) {
-        return Err(ConfigError::at(
-            producer.path,
-            format!("duplicate output column {name:?}: {} already produces it", first.label),
-        ));
+    match names.get(name) {
+        Some(Producer::Entry { label: first, .. }) => Err(ConfigError::at(
+            path,
+            format!("duplicate output column {name:?}: {first} already produces it"),
+        )),
+        Some(Producer::Unmapped) => Err(ConfigError::at(path, unmapped_clash(name))),
+        None => {
+            names.insert(name.to_owned(), Producer::Entry { path, label });
+            Ok(())
+        }
     }
-    names.insert(name.to_owned(), producer);
-    Ok(())
+}
+
+/// Why an output column may not share its name with a passed-through input column.
+fn unmapped_clash(name: &str) -> String {
+    format!(
+        "output column {name:?} clashes with the unmapped input column of that name, which keep_unmapped \
+         passes through; rename one of them or list the input column in `drop`"
+    )
 }
 
 /// Check `drop` and mark the columns it names.

@@ -707,3 +707,16 @@ fn a_misspelt_key_is_reported_at_the_key() {
     assert!(at.starts_with(&path(&["mappings", "0", "typ"])), "{at:?}");
     assert!(message.starts_with("unknown field `typ`"), "{message}");
 }
+
+#[test]
+fn an_added_column_named_like_a_passed_through_column_is_a_clash() {
+    let (at, message) = describe_err(
+        r#"{"keep_unmapped":true,"add":[{"name":"yaw","value":1}]}"#,
+        &readings().schema(),
+    );
+    assert_eq!(at, path(&["add", "0", "name"]));
+    assert!(
+        message.contains(r#"output column "yaw" clashes with the unmapped input column"#),
+        "{message}"
+    );
+}
