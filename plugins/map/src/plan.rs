@@ -3,24 +3,27 @@
 //! per-column steps `process` runs.
 //!
 //! Output column order: the mappings in order, then (with `keep_unmapped`) the input
-//! columns no mapping reads and `drop` does not name, in input order, then `add` in order.
+//! columns no mapping reads and `drop` does not name, in input order, then the fields of
+//! each `json` entry (entries in order, fields in order), then `add` in order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_sdk::ConfigError;
-use sluice_sdk::arrow::datatypes::{Field, Schema, SchemaRef};
+use sluice_sdk::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::cast::{Cast, CastError};
-use crate::config::{Config, Constant, FieldType};
+use crate::config::{Config, Constant, FieldType, JsonSource};
 use crate::expr::Expr;
+use crate::json::{Json, JsonField};
 
 /// The checked config: what `process` computes for each output column.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The `main` output schema.
     pub main: SchemaRef,
-    /// One step per `main` column, in the same order.
+    /// The steps making the `main` columns, in the same order: one column per step, but
+    /// one per field for a `Json` step.
     pub steps: Vec<Step>,
 }
 
@@ -33,6 +36,8 @@ pub enum Step {
     Constant(Constant),
     /// Arithmetic over input columns.
     Derived { name: String, expr: Expr },
+    /// Fields read out of a string column of JSON documents: one column per field.
+    Json(Json),
 }
 
 /// What first produced an output name, for duplicate errors.
@@ -66,15 +71,7 @@ impl Plan {
             mapped[index] = true;
             let to = match &mapping.type_name {
                 None => None,
-                Some(name) => Some(FieldType::parse(name).ok_or_else(|| {
-                    ConfigError::at(
-                        at("type"),
-                        format!(
-                            "unknown type {name:?}; expected one of: {}",
-                            FieldType::NAMES.join(", ")
-                        ),
-                    )
-                })?),
+                Some(name) => Some(field_type(name, at("type"))?),
             };
             let field = input.field(index);
             let cast = Cast::plan(field.data_type(), to, mapping.format.as_deref()).map_err(|e| {
@@ -114,6 +111,12 @@ impl Plan {
                     cast: Cast::Keep,
                 });
             }
+        }
+
+        for (i, source) in cfg.json.iter().enumerate() {
+            let (json, json_fields) = plan_json(source, i, input, &mut names)?;
+            fields.extend(json_fields);
+            steps.push(Step::Json(json));
         }
 
         for (i, add) in cfg.add.iter().enumerate() {
@@ -158,7 +161,7 @@ impl Plan {
 
         if fields.is_empty() {
             return Err(ConfigError::whole(
-                "the output has no columns: give `mappings` or `add`, or set keep_unmapped = true",
+                "the output has no columns: give `mappings`, `json` or `add`, or set keep_unmapped = true",
             ));
         }
         Ok(Plan {
@@ -166,6 +169,103 @@ impl Plan {
             steps,
         })
     }
+}
+
+/// Check the `json` entry `source` (at `json[i]`), claim its output names and plan it.
+fn plan_json(
+    source: &JsonSource,
+    i: usize,
+    input: &Schema,
+    names: &mut HashMap<String, Producer>,
+) -> Result<(Json, Vec<Field>), ConfigError> {
+    let at = |key: &str| ["json".to_owned(), i.to_string(), key.to_owned()];
+    let Ok(index) = input.index_of(&source.from) else {
+        return Err(ConfigError::at(
+            at("from"),
+            format!(
+                "unknown column {:?}; available columns: {}",
+                source.from,
+                available(input)
+            ),
+        ));
+    };
+    let data_type = input.field(index).data_type();
+    if !matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        return Err(ConfigError::at(
+            at("from"),
+            format!(
+                "`json` parses strings, but column {:?} is of type {data_type}",
+                source.from
+            ),
+        ));
+    }
+    if source.fields.is_empty() {
+        return Err(ConfigError::at(
+            at("fields"),
+            "list at least one field to read, like { name = \"device\", type = \"string\" }",
+        ));
+    }
+    let mut fields = Vec::with_capacity(source.fields.len());
+    let mut reads = Vec::with_capacity(source.fields.len());
+    for (j, field) in source.fields.iter().enumerate() {
+        let at = |key: &str| {
+            [
+                "json".to_owned(),
+                i.to_string(),
+                "fields".to_owned(),
+                j.to_string(),
+                key.to_owned(),
+            ]
+        };
+        claim(
+            names,
+            &field.name,
+            at("name").to_vec(),
+            format!("json[{i}].fields[{j}]"),
+        )?;
+        let (path, path_key) = match &field.path {
+            Some(path) => (path, "path"),
+            None => (&field.name, "name"),
+        };
+        if path.split('.').any(str::is_empty) {
+            return Err(ConfigError::at(
+                at(path_key),
+                format!(
+                    "path {path:?} has an empty key; give object keys separated by single dots, like \"meta.time\""
+                ),
+            ));
+        }
+        let to = field_type(&field.type_name, at("type"))?;
+        let strings = Cast::plan(&DataType::Utf8, Some(to), field.format.as_deref()).map_err(|e| {
+            let (key, message) = match e {
+                CastError::Type(m) => ("type", m),
+                CastError::Format(m) => ("format", m),
+            };
+            ConfigError::at(at(key), format!("field {:?}: {message}", field.name))
+        })?;
+        fields.push(Field::new(&field.name, to.data_type(), true));
+        reads.push(JsonField::new(
+            path,
+            &field.type_name,
+            to,
+            field.format.as_deref(),
+            strings,
+        ));
+    }
+    Ok((Json::new(index, &source.from, reads), fields))
+}
+
+/// The type named `name`, or an error at `path` listing the names.
+fn field_type<const N: usize>(name: &str, path: [String; N]) -> Result<FieldType, ConfigError> {
+    FieldType::parse(name).ok_or_else(|| {
+        ConfigError::at(
+            path,
+            format!(
+                "unknown type {name:?}; expected one of: {}",
+                FieldType::NAMES.join(", ")
+            ),
+        )
+    })
 }
 
 /// Record that the config entry at `path` (named `label` in messages) makes output column
