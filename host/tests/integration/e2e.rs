@@ -293,3 +293,154 @@ fn sensor_spikes_are_flagged_and_normal_walks_are_not() {
     assert_eq!(n("flagged_spikes"), n("spikes"), "every spike is flagged: {r:?}");
     assert!(n("flagged") * 100 < n("n"), "under 1 % of readings flagged: {r:?}");
 }
+
+#[test]
+fn map_parses_json_strings_into_typed_columns() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    // CloudWatch Logs-like records: each `message` holds a JSON document, as a string.
+    let messages = [
+        Value::from(
+            r#"{"is_save_kinesis": true, "device": "d-1", "value": 21.5, "n": 7, "meta": {"time": "2024-03-01T12:00:00.250Z"}}"#,
+        ),
+        Value::from(r#"{"device": "d-2", "value": "19", "is_save_kinesis": false, "meta": null}"#),
+        Value::Null,
+        Value::from("not json at all"),
+        Value::from(r#"{"device": "d-5", "value": "abc"}"#),
+        Value::from(r#"{"device": "d-6", "n": 2.7}"#),
+        Value::from(r#"{"device": "d-7", "meta": {"time": "yesterday"}}"#),
+    ];
+    let lines: String = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "{}\n",
+                serde_json::json!({ "stream": format!("s-{}", i + 1), "message": m })
+            )
+        })
+        .collect();
+    std::fs::write(tmp.path().join("in.ndjson"), lines).expect("input");
+    let pipeline = tmp.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        r#"
+[source]
+type = "file"
+path = "in.ndjson"
+[source.schema]
+stream = "string"
+message = "string"
+
+[[transform]]
+name = "parse"
+plugin = "map"
+[transform.config]
+keep_unmapped = true
+drop = ["message"]
+[[transform.config.json]]
+from = "message"
+fields = [
+  { name = "device", type = "string" },
+  { name = "value", type = "double" },
+  { name = "n", type = "bigint" },
+  { name = "at", path = "meta.time", type = "timestamp", format = "%Y-%m-%dT%H:%M:%S%.fZ" },
+  { name = "is_save_kinesis", type = "bool" },
+]
+
+[sink]
+type = "parquet"
+path = "out"
+[dead_letter]
+path = "dead"
+"#,
+    )
+    .expect("pipeline");
+    let out = run(sluice().arg("run").arg(&pipeline));
+    assert!(out.status.success());
+
+    let glob = tmp.path().join("out").join("**").join("*.parquet");
+    let types = duckdb(
+        &py,
+        &format!(
+            "select column_name, column_type from (describe select * from read_parquet('{}', hive_partitioning = false))",
+            glob.display()
+        ),
+    );
+    let types: Vec<(&str, &str)> = types
+        .iter()
+        .map(|r| {
+            (
+                r["column_name"].as_str().expect("s"),
+                r["column_type"].as_str().expect("s"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("stream", "VARCHAR"),
+            ("device", "VARCHAR"),
+            ("value", "DOUBLE"),
+            ("n", "BIGINT"),
+            ("at", "TIMESTAMP"),
+            ("is_save_kinesis", "BOOLEAN"),
+        ]
+    );
+    let rows = duckdb(
+        &py,
+        &format!(
+            "select stream, device, value, n, epoch_us(\"at\") as at_us, is_save_kinesis \
+             from read_parquet('{}', hive_partitioning = false) order by stream",
+            glob.display()
+        ),
+    );
+    let rows: Vec<Value> = rows.into_iter().map(Value::Object).collect();
+    assert_eq!(
+        rows,
+        [
+            serde_json::json!({"stream": "s-1", "device": "d-1", "value": 21.5, "n": 7,
+                "at_us": 1_709_294_400_250_000_i64, "is_save_kinesis": true}),
+            serde_json::json!({"stream": "s-2", "device": "d-2", "value": 19.0, "n": null,
+                "at_us": null, "is_save_kinesis": false}),
+            serde_json::json!({"stream": "s-3", "device": null, "value": null, "n": null,
+                "at_us": null, "is_save_kinesis": null}),
+        ]
+    );
+
+    let mut letters: Vec<(String, String, String)> = dead_letters(&tmp.path().join("dead"))
+        .iter()
+        .map(|l| {
+            assert_eq!(l["stage"], "parse", "{l}");
+            (
+                l["record"]["stream"].as_str().expect("stream").to_owned(),
+                l["record"]["message"].as_str().expect("message").to_owned(),
+                l["reason"].as_str().expect("reason").to_owned(),
+            )
+        })
+        .collect();
+    letters.sort();
+    let expected: Vec<(String, String, String)> = [
+        (
+            "s-4",
+            r#"column "message" is not a JSON object: expected ident at line 1 column 2"#,
+        ),
+        (
+            "s-5",
+            r#"column "message" field "value": expected a double, found "abc""#,
+        ),
+        ("s-6", r#"column "message" field "n": expected a bigint, found 2.7"#),
+        (
+            "s-7",
+            r#"column "message" field "meta.time": expected a timestamp with format "%Y-%m-%dT%H:%M:%S%.fZ", found "yesterday""#,
+        ),
+    ]
+    .iter()
+    .map(|(stream, reason)| {
+        let i: usize = stream[2..].parse().expect("n");
+        let message = messages[i - 1].as_str().expect("a string message").to_owned();
+        (stream.to_string(), message, reason.to_string())
+    })
+    .collect();
+    assert_eq!(letters, expected);
+}

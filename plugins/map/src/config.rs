@@ -24,6 +24,9 @@ pub struct Config {
     /// Unmapped columns not to pass through (only with `keep_unmapped = true`).
     #[serde(default)]
     pub drop: Vec<String>,
+    /// String columns holding JSON documents, parsed into typed columns (see [`crate::json`]).
+    #[serde(default)]
+    pub json: Vec<JsonSource>,
     /// Constant or derived columns appended at the end, in order.
     #[serde(default)]
     pub add: Vec<Added>,
@@ -42,6 +45,34 @@ pub struct Mapping {
     #[serde(default, rename = "type")]
     pub type_name: Option<String>,
     /// chrono format for parsing a string column into a timestamp or date.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// One `json` entry: a string column whose values are JSON objects, and the fields to read
+/// out of each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSource {
+    /// Input column (utf8).
+    pub from: String,
+    /// The columns to produce, in output order.
+    pub fields: Vec<JsonField>,
+}
+
+/// One field of a `json` entry: an output column read from a (nested) key of the document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonField {
+    /// Output column name.
+    pub name: String,
+    /// Dotted path of object keys (`meta.time`); `name` when absent.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Output type name.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// chrono format for parsing a string value into a timestamp or date.
     #[serde(default)]
     pub format: Option<String>,
 }
@@ -178,5 +209,7 @@ mod tests {
         assert!(parse(r#"{"keep_unmaped":true}"#).is_err());
         assert!(parse(r#"{"mappings":[{"from":"a","too":"b"}]}"#).is_err());
         assert!(parse(r#"{"add":[{"name":"a","vaule":1}]}"#).is_err());
+        assert!(parse(r#"{"json":[{"from":"m","field":[]}]}"#).is_err());
+        assert!(parse(r#"{"json":[{"from":"m","fields":[{"name":"a","type":"int","pth":"b"}]}]}"#).is_err());
     }
 }

@@ -1,14 +1,15 @@
 //! `sluice-plugin-map`: AWS Glue's ApplyMapping as a stateless batch transform — rename,
-//! cast, drop and add columns.
+//! cast, drop and add columns, and parse string columns of JSON documents into typed ones.
 //!
 //! This file owns the [`Transform`] impl: running a [`Plan`] over a batch and splitting
 //! the rows whose values could not be converted off to `rejected`, each with its reason.
-//! The config is in [`config`], its checks in [`plan`], casts in [`cast`] and derived
-//! columns in [`expr`].
+//! The config is in [`config`], its checks in [`plan`], casts in [`cast`], derived
+//! columns in [`expr`] and JSON fields in [`json`].
 
 mod cast;
 mod config;
 mod expr;
+mod json;
 mod plan;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use sluice_sdk::arrow::array::{
     ArrayRef, BooleanArray, BooleanBuilder, Float64Array, Int64Array, RecordBatch, StringArray,
 };
-use sluice_sdk::arrow::compute::{filter, filter_record_batch, not, or};
+use sluice_sdk::arrow::compute::{filter, filter_record_batch, is_not_null, not, or};
 use sluice_sdk::arrow::datatypes::SchemaRef;
 use sluice_sdk::arrow::util::display::{ArrayFormatter, FormatOptions};
 use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, Transform, check_input};
@@ -24,7 +25,18 @@ use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, Transform, check_i
 use crate::cast::Computed;
 use crate::config::Config;
 use crate::config::Constant;
+use crate::json::Parsed;
 use crate::plan::{Plan, Step};
+
+/// The rows one step failed on.
+struct Failure {
+    /// The step's index in the plan.
+    step: usize,
+    /// Which rows failed (no nulls).
+    mask: BooleanArray,
+    /// The reason for each failed row, when the step gave them (null elsewhere).
+    reasons: Option<StringArray>,
+}
 
 /// The running map transform.
 pub struct Map {
@@ -48,9 +60,8 @@ impl Transform for Map {
     fn process(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<(), ProcessError> {
         check_input(&batch, &self.input)?;
         let rows = batch.num_rows();
-        let mut columns = Vec::with_capacity(self.plan.steps.len());
-        // (step index, rows that step failed on)
-        let mut failures: Vec<(usize, BooleanArray)> = Vec::new();
+        let mut columns = Vec::with_capacity(self.plan.main.fields().len());
+        let mut failures: Vec<Failure> = Vec::new();
         for (k, step) in self.plan.steps.iter().enumerate() {
             let Computed { array, failed } = match step {
                 Step::Column { input, cast } => cast.apply(batch.column(*input))?,
@@ -59,10 +70,26 @@ impl Transform for Map {
                     failed: None,
                 },
                 Step::Derived { expr, .. } => expr.evaluate(&batch)?,
+                Step::Json(json) => {
+                    let Parsed { arrays, reasons } = json.apply(batch.column(json.input))?;
+                    columns.extend(arrays);
+                    if let Some(reasons) = reasons {
+                        failures.push(Failure {
+                            step: k,
+                            mask: is_not_null(&reasons)?,
+                            reasons: Some(reasons),
+                        });
+                    }
+                    continue;
+                }
             };
             columns.push(array);
-            if let Some(failed) = failed {
-                failures.push((k, failed));
+            if let Some(mask) = failed {
+                failures.push(Failure {
+                    step: k,
+                    mask,
+                    reasons: None,
+                });
             }
         }
 
@@ -85,13 +112,13 @@ impl Map {
     fn reasons(
         &self,
         batch: &RecordBatch,
-        failures: &[(usize, BooleanArray)],
+        failures: &[Failure],
         rejected: &BooleanArray,
     ) -> Result<StringArray, ProcessError> {
         let options = FormatOptions::default();
         let mut explainers = Vec::with_capacity(failures.len());
-        for (k, mask) in failures {
-            let explain: Box<dyn Fn(usize) -> String> = match &self.plan.steps[*k] {
+        for Failure { step, mask, reasons } in failures {
+            let explain: Box<dyn Fn(usize) -> String> = match &self.plan.steps[*step] {
                 Step::Column { input, cast } => {
                     let name = self.input.field(*input).name();
                     let target = cast.target_description();
@@ -109,6 +136,13 @@ impl Map {
                         expr.source()
                     );
                     Box::new(move |_| message.clone())
+                }
+                Step::Json(_) => {
+                    // Invariant: a `Json` step's failures carry their reasons.
+                    let reasons = reasons
+                        .clone()
+                        .unwrap_or_else(|| StringArray::new_null(batch.num_rows()));
+                    Box::new(move |row| reasons.value(row).to_owned())
                 }
                 // Invariant: constants never fail, so they have no mask.
                 Step::Constant(_) => Box::new(|_| "constant column failed".to_owned()),
@@ -131,8 +165,8 @@ impl Map {
 }
 
 /// The union of the failure masks (which hold no nulls), or `None` when nothing failed.
-fn any_failed(failures: &[(usize, BooleanArray)]) -> Result<Option<BooleanArray>, ProcessError> {
-    let mut masks = failures.iter().map(|(_, mask)| mask);
+fn any_failed(failures: &[Failure]) -> Result<Option<BooleanArray>, ProcessError> {
+    let mut masks = failures.iter().map(|f| &f.mask);
     let Some(first) = masks.next() else {
         return Ok(None);
     };

@@ -3,24 +3,27 @@
 //! per-column steps `process` runs.
 //!
 //! Output column order: the mappings in order, then (with `keep_unmapped`) the input
-//! columns no mapping reads and `drop` does not name, in input order, then `add` in order.
+//! columns no mapping reads and `drop` does not name, in input order, then the fields of
+//! each `json` entry (entries in order, fields in order), then `add` in order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_sdk::ConfigError;
-use sluice_sdk::arrow::datatypes::{Field, Schema, SchemaRef};
+use sluice_sdk::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::cast::{Cast, CastError};
-use crate::config::{Config, Constant, FieldType};
+use crate::config::{Config, Constant, FieldType, JsonSource};
 use crate::expr::Expr;
+use crate::json::{Json, JsonField};
 
 /// The checked config: what `process` computes for each output column.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The `main` output schema.
     pub main: SchemaRef,
-    /// One step per `main` column, in the same order.
+    /// The steps making the `main` columns, in the same order: one column per step, but
+    /// one per field for a `Json` step.
     pub steps: Vec<Step>,
 }
 
@@ -33,12 +36,16 @@ pub enum Step {
     Constant(Constant),
     /// Arithmetic over input columns.
     Derived { name: String, expr: Expr },
+    /// Fields read out of a string column of JSON documents: one column per field.
+    Json(Json),
 }
 
-/// Which config entry first produced an output name, for duplicate errors.
-struct Producer {
-    path: Vec<String>,
-    label: String,
+/// What first produced an output name, for duplicate errors.
+enum Producer {
+    /// A config entry: where it is, and how to name it in a message.
+    Entry { path: Vec<String>, label: String },
+    /// An unmapped input column passed through by `keep_unmapped`.
+    Unmapped,
 }
 
 impl Plan {
@@ -64,15 +71,7 @@ impl Plan {
             mapped[index] = true;
             let to = match &mapping.type_name {
                 None => None,
-                Some(name) => Some(FieldType::parse(name).ok_or_else(|| {
-                    ConfigError::at(
-                        at("type"),
-                        format!(
-                            "unknown type {name:?}; expected one of: {}",
-                            FieldType::NAMES.join(", ")
-                        ),
-                    )
-                })?),
+                Some(name) => Some(field_type(name, at("type"))?),
             };
             let field = input.field(index);
             let cast = Cast::plan(field.data_type(), to, mapping.format.as_deref()).map_err(|e| {
@@ -86,14 +85,7 @@ impl Plan {
                 Some(to) => (to, "to"),
                 None => (&mapping.from, "from"),
             };
-            claim(
-                &mut names,
-                name,
-                Producer {
-                    path: at(name_key).to_vec(),
-                    label: format!("mappings[{i}]"),
-                },
-            )?;
+            claim(&mut names, name, at(name_key).to_vec(), format!("mappings[{i}]"))?;
             let output_type = cast.output_type(field.data_type());
             fields.push(match cast {
                 // Unchanged values keep their field metadata.
@@ -109,23 +101,22 @@ impl Plan {
                 if mapped[index] || dropped[index] {
                     continue;
                 }
-                if let Some(first) = names.get(field.name()) {
-                    return Err(ConfigError::at(
-                        first.path.clone(),
-                        format!(
-                            "output column {:?} clashes with the unmapped input column of that name, \
-                             which keep_unmapped passes through; rename one of them or list the input \
-                             column in `drop`",
-                            field.name()
-                        ),
-                    ));
+                if let Some(Producer::Entry { path, .. }) = names.get(field.name()) {
+                    return Err(ConfigError::at(path.clone(), unmapped_clash(field.name())));
                 }
+                names.insert(field.name().clone(), Producer::Unmapped);
                 fields.push(field.as_ref().clone());
                 steps.push(Step::Column {
                     input: index,
                     cast: Cast::Keep,
                 });
             }
+        }
+
+        for (i, source) in cfg.json.iter().enumerate() {
+            let (json, json_fields) = plan_json(source, i, input, &mut names)?;
+            fields.extend(json_fields);
+            steps.push(Step::Json(json));
         }
 
         for (i, add) in cfg.add.iter().enumerate() {
@@ -163,21 +154,14 @@ impl Plan {
                     )
                 }
             };
-            claim(
-                &mut names,
-                &add.name,
-                Producer {
-                    path: at("name").to_vec(),
-                    label: format!("add[{i}]"),
-                },
-            )?;
+            claim(&mut names, &add.name, at("name").to_vec(), format!("add[{i}]"))?;
             fields.push(field);
             steps.push(step);
         }
 
         if fields.is_empty() {
             return Err(ConfigError::whole(
-                "the output has no columns: give `mappings` or `add`, or set keep_unmapped = true",
+                "the output has no columns: give `mappings`, `json` or `add`, or set keep_unmapped = true",
             ));
         }
         Ok(Plan {
@@ -187,19 +171,133 @@ impl Plan {
     }
 }
 
-/// Record that `producer` makes output column `name`, refusing empty and repeated names.
-fn claim(names: &mut HashMap<String, Producer>, name: &str, producer: Producer) -> Result<(), ConfigError> {
-    if name.is_empty() {
-        return Err(ConfigError::at(producer.path, "an output column name cannot be empty"));
-    }
-    if let Some(first) = names.get(name) {
+/// Check the `json` entry `source` (at `json[i]`), claim its output names and plan it.
+fn plan_json(
+    source: &JsonSource,
+    i: usize,
+    input: &Schema,
+    names: &mut HashMap<String, Producer>,
+) -> Result<(Json, Vec<Field>), ConfigError> {
+    let at = |key: &str| ["json".to_owned(), i.to_string(), key.to_owned()];
+    let Ok(index) = input.index_of(&source.from) else {
         return Err(ConfigError::at(
-            producer.path,
-            format!("duplicate output column {name:?}: {} already produces it", first.label),
+            at("from"),
+            format!(
+                "unknown column {:?}; available columns: {}",
+                source.from,
+                available(input)
+            ),
+        ));
+    };
+    let data_type = input.field(index).data_type();
+    if !matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        return Err(ConfigError::at(
+            at("from"),
+            format!(
+                "`json` parses strings, but column {:?} is of type {data_type}",
+                source.from
+            ),
         ));
     }
-    names.insert(name.to_owned(), producer);
-    Ok(())
+    if source.fields.is_empty() {
+        return Err(ConfigError::at(
+            at("fields"),
+            "list at least one field to read, like { name = \"device\", type = \"string\" }",
+        ));
+    }
+    let mut fields = Vec::with_capacity(source.fields.len());
+    let mut reads = Vec::with_capacity(source.fields.len());
+    for (j, field) in source.fields.iter().enumerate() {
+        let at = |key: &str| {
+            [
+                "json".to_owned(),
+                i.to_string(),
+                "fields".to_owned(),
+                j.to_string(),
+                key.to_owned(),
+            ]
+        };
+        claim(
+            names,
+            &field.name,
+            at("name").to_vec(),
+            format!("json[{i}].fields[{j}]"),
+        )?;
+        let (path, path_key) = match &field.path {
+            Some(path) => (path, "path"),
+            None => (&field.name, "name"),
+        };
+        if path.split('.').any(str::is_empty) {
+            return Err(ConfigError::at(
+                at(path_key),
+                format!(
+                    "path {path:?} has an empty key; give object keys separated by single dots, like \"meta.time\""
+                ),
+            ));
+        }
+        let to = field_type(&field.type_name, at("type"))?;
+        let strings = Cast::plan(&DataType::Utf8, Some(to), field.format.as_deref()).map_err(|e| {
+            let (key, message) = match e {
+                CastError::Type(m) => ("type", m),
+                CastError::Format(m) => ("format", m),
+            };
+            ConfigError::at(at(key), format!("field {:?}: {message}", field.name))
+        })?;
+        fields.push(Field::new(&field.name, to.data_type(), true));
+        reads.push(JsonField::new(
+            path,
+            &field.type_name,
+            to,
+            field.format.as_deref(),
+            strings,
+        ));
+    }
+    Ok((Json::new(index, &source.from, reads), fields))
+}
+
+/// The type named `name`, or an error at `path` listing the names.
+fn field_type<const N: usize>(name: &str, path: [String; N]) -> Result<FieldType, ConfigError> {
+    FieldType::parse(name).ok_or_else(|| {
+        ConfigError::at(
+            path,
+            format!(
+                "unknown type {name:?}; expected one of: {}",
+                FieldType::NAMES.join(", ")
+            ),
+        )
+    })
+}
+
+/// Record that the config entry at `path` (named `label` in messages) makes output column
+/// `name`, refusing empty and repeated names.
+fn claim(
+    names: &mut HashMap<String, Producer>,
+    name: &str,
+    path: Vec<String>,
+    label: String,
+) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(ConfigError::at(path, "an output column name cannot be empty"));
+    }
+    match names.get(name) {
+        Some(Producer::Entry { label: first, .. }) => Err(ConfigError::at(
+            path,
+            format!("duplicate output column {name:?}: {first} already produces it"),
+        )),
+        Some(Producer::Unmapped) => Err(ConfigError::at(path, unmapped_clash(name))),
+        None => {
+            names.insert(name.to_owned(), Producer::Entry { path, label });
+            Ok(())
+        }
+    }
+}
+
+/// Why an output column may not share its name with a passed-through input column.
+fn unmapped_clash(name: &str) -> String {
+    format!(
+        "output column {name:?} clashes with the unmapped input column of that name, which keep_unmapped \
+         passes through; rename one of them or list the input column in `drop`"
+    )
 }
 
 /// Check `drop` and mark the columns it names.

@@ -707,3 +707,391 @@ fn a_misspelt_key_is_reported_at_the_key() {
     assert!(at.starts_with(&path(&["mappings", "0", "typ"])), "{at:?}");
     assert!(message.starts_with("unknown field `typ`"), "{message}");
 }
+
+#[test]
+fn an_added_column_named_like_a_passed_through_column_is_a_clash() {
+    let (at, message) = describe_err(
+        r#"{"keep_unmapped":true,"add":[{"name":"yaw","value":1}]}"#,
+        &readings().schema(),
+    );
+    assert_eq!(at, path(&["add", "0", "name"]));
+    assert!(
+        message.contains(r#"output column "yaw" clashes with the unmapped input column"#),
+        "{message}"
+    );
+}
+
+// ---- json ----
+
+/// A CloudWatch Logs-like batch: a log stream name and a `message` string per row.
+fn messages(messages: Vec<Option<&str>>) -> RecordBatch {
+    let rows = messages.len();
+    let schema = Schema::new(vec![
+        Field::new("stream", DataType::Utf8, false),
+        Field::new("message", DataType::Utf8, true),
+    ]);
+    let streams: Vec<String> = (0..rows).map(|i| format!("s-{i}")).collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(streams)),
+        Arc::new(StringArray::from(messages)),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+}
+
+/// A config parsing `message` for `fields` (a JSON list), keeping `stream`.
+fn json_config(fields: &str) -> String {
+    format!(r#"{{"keep_unmapped":true,"drop":["message"],"json":[{{"from":"message","fields":{fields}}}]}}"#)
+}
+
+fn reasons(out: &Emitted) -> Vec<Option<String>> {
+    strings(out.rejected.as_ref().expect("a rejected batch"), REASON_COLUMN)
+}
+
+#[test]
+fn json_fields_come_after_the_passed_through_columns_and_before_add() {
+    let config = r#"{"keep_unmapped":true,"drop":["message"],"mappings":[{"from":"stream","to":"log_stream"}],
+        "json":[{"from":"message","fields":[
+            {"name":"device","type":"string"},{"name":"value","type":"double"},
+            {"name":"at","path":"meta.time","type":"timestamp","format":"%Y-%m-%dT%H:%M:%S%.fZ"},
+            {"name":"n","type":"bigint"},{"name":"ok","type":"bool"},{"name":"day","type":"date"}]},
+          {"from":"message","fields":[{"name":"small","path":"n","type":"int"},{"name":"f","type":"float"}]}],
+        "add":[{"name":"source","value":"cloudwatch"}]}"#;
+    let outputs = describe(config, &messages(vec![]).schema()).unwrap();
+    let expected = Schema::new(vec![
+        Field::new("log_stream", DataType::Utf8, false),
+        Field::new("device", DataType::Utf8, true),
+        Field::new("value", DataType::Float64, true),
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new("n", DataType::Int64, true),
+        Field::new("ok", DataType::Boolean, true),
+        Field::new("day", DataType::Date32, true),
+        Field::new("small", DataType::Int32, true),
+        Field::new("f", DataType::Float32, true),
+        Field::new("source", DataType::Utf8, false),
+    ]);
+    assert_eq!(outputs[0].1, expected);
+}
+
+#[test]
+fn json_fields_are_read_by_value_with_their_types() {
+    let input = messages(vec![
+        Some(
+            r#"{"is_save_kinesis": true, "device": "d-3", "value": 21.5, "n": 9007199254740993,
+                "small": -7, "f": 0.5, "meta": {"time": "2024-03-01T12:00:00.250Z"}}"#,
+        ),
+        Some(r#"{"device": 17, "value": -3, "n": 2.0, "small": 1e3, "f": 2, "is_save_kinesis": false}"#),
+    ]);
+    let out = run(
+        &json_config(
+            r#"[{"name":"device","type":"string"},{"name":"value","type":"double"},
+                {"name":"n","type":"int64"},{"name":"small","type":"int32"},{"name":"f","type":"float32"},
+                {"name":"at","path":"meta.time","type":"timestamp","format":"%Y-%m-%dT%H:%M:%S%.fZ"},
+                {"name":"is_save_kinesis","type":"bool"}]"#,
+        ),
+        &input,
+    );
+    assert!(out.rejected.is_none(), "{:?}", out.rejected);
+    let main = out.main.unwrap();
+    assert_eq!(
+        names(&main),
+        ["stream", "device", "value", "n", "small", "f", "at", "is_save_kinesis"]
+    );
+    assert_eq!(
+        strings(&main, "device"),
+        [Some("d-3".to_owned()), Some("17".to_owned())],
+        "a number is its JSON text in a string field"
+    );
+    assert_eq!(
+        column(&main, "value").as_primitive::<Float64Type>(),
+        &Float64Array::from(vec![21.5, -3.0])
+    );
+    assert_eq!(
+        column(&main, "n").as_primitive::<Int64Type>(),
+        &Int64Array::from(vec![9_007_199_254_740_993, 2]),
+        "integers are exact beyond 2^53, and 2.0 is the integer 2"
+    );
+    assert_eq!(
+        column(&main, "small").as_primitive::<Int32Type>(),
+        &Int32Array::from(vec![-7, 1000])
+    );
+    assert_eq!(
+        column(&main, "f").as_primitive::<Float32Type>(),
+        &Float32Array::from(vec![0.5, 2.0])
+    );
+    let at: Vec<_> = column(&main, "at")
+        .as_primitive::<TimestampMicrosecondType>()
+        .iter()
+        .collect();
+    // 2024-03-01T12:00:00.250Z
+    assert_eq!(at, [Some(1_709_294_400_250_000), None]);
+    assert_eq!(
+        column(&main, "is_save_kinesis").as_boolean(),
+        &BooleanArray::from(vec![true, false])
+    );
+}
+
+#[test]
+fn a_null_message_an_absent_field_and_json_null_give_nulls() {
+    let input = messages(vec![
+        None,
+        Some(r#"{"device": "d-1"}"#),
+        Some(r#"{"device": null, "value": null, "meta": null}"#),
+        Some(r#"{"meta": {}}"#),
+    ]);
+    let out = run(
+        &json_config(
+            r#"[{"name":"device","type":"string"},{"name":"value","type":"double"},
+                {"name":"at","path":"meta.time","type":"timestamp"}]"#,
+        ),
+        &input,
+    );
+    assert!(out.rejected.is_none(), "{:?}", out.rejected);
+    let main = out.main.unwrap();
+    assert_eq!(main.num_rows(), 4);
+    assert_eq!(strings(&main, "device"), [None, Some("d-1".to_owned()), None, None]);
+    assert_eq!(column(&main, "value").null_count(), 4);
+    assert_eq!(column(&main, "at").null_count(), 4);
+}
+
+#[test]
+fn json_strings_convert_as_a_string_column_casts_them() {
+    let input = messages(vec![
+        Some(r#"{"value": "21.5", "n": "42", "ok": "true", "at": "2024-03-01 12:00:00", "day": "2024-03-01"}"#),
+        Some(r#"{"value": 1.5, "n": 7, "ok": false, "at": null, "day": null}"#),
+    ]);
+    let out = run(
+        &json_config(
+            r#"[{"name":"value","type":"double"},{"name":"n","type":"long"},{"name":"ok","type":"boolean"},
+                {"name":"at","type":"timestamp"},{"name":"day","type":"date"}]"#,
+        ),
+        &input,
+    );
+    assert!(out.rejected.is_none(), "{:?}", out.rejected);
+    let main = out.main.unwrap();
+    assert_eq!(
+        column(&main, "value").as_primitive::<Float64Type>(),
+        &Float64Array::from(vec![21.5, 1.5])
+    );
+    assert_eq!(
+        column(&main, "n").as_primitive::<Int64Type>(),
+        &Int64Array::from(vec![42, 7])
+    );
+    assert_eq!(column(&main, "ok").as_boolean(), &BooleanArray::from(vec![true, false]));
+    let at: Vec<_> = column(&main, "at")
+        .as_primitive::<TimestampMicrosecondType>()
+        .iter()
+        .collect();
+    assert_eq!(at, [Some(1_709_294_400_000_000), None]);
+    let days: Vec<_> = column(&main, "day").as_primitive::<Date32Type>().iter().collect();
+    assert_eq!(days, [Some(19783), None]);
+}
+
+#[test]
+fn a_message_that_is_not_a_json_object_rejects_its_row() {
+    let input = messages(vec![
+        Some(r#"{"value": 1}"#),
+        Some("not json"),
+        Some(r#"{"value": 2"#),
+        Some("[1, 2]"),
+        Some(r#""just text""#),
+    ]);
+    let out = run(&json_config(r#"[{"name":"value","type":"int64"}]"#), &input);
+    let main = out.main.as_ref().unwrap();
+    assert_eq!(
+        column(main, "value").as_primitive::<Int64Type>(),
+        &Int64Array::from(vec![1])
+    );
+    let rejected = out.rejected.as_ref().unwrap();
+    assert_eq!(names(rejected), ["stream", "message", REASON_COLUMN], "the input rows");
+    assert_eq!(
+        strings(rejected, "stream"),
+        [
+            Some("s-1".to_owned()),
+            Some("s-2".to_owned()),
+            Some("s-3".to_owned()),
+            Some("s-4".to_owned())
+        ]
+    );
+    assert_eq!(
+        reasons(&out),
+        [
+            Some(r#"column "message" is not a JSON object: expected ident at line 1 column 2"#.to_owned()),
+            Some(
+                r#"column "message" is not a JSON object: EOF while parsing an object at line 1 column 11"#.to_owned()
+            ),
+            Some(r#"column "message" is not a JSON object: found [1,2]"#.to_owned()),
+            Some(r#"column "message" is not a JSON object: found "just text""#.to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn a_field_of_the_wrong_type_or_unconvertible_rejects_its_row_with_the_value() {
+    let input = messages(vec![
+        Some(r#"{"value": "abc", "n": 1}"#),
+        Some(r#"{"value": true, "n": 2.7}"#),
+        Some(r#"{"value": 1, "n": 9223372036854775808, "small": 2147483648}"#),
+        Some(r#"{"device": {"id": 3}, "small": "x"}"#),
+        Some(r#"{"meta": "2024", "f": 1e39}"#),
+        Some(r#"{"value": 2, "n": 3, "small": 4}"#),
+    ]);
+    let out = run(
+        &json_config(
+            r#"[{"name":"device","type":"string"},{"name":"value","type":"double"},{"name":"n","type":"int64"},
+                {"name":"small","type":"int"},{"name":"f","type":"float"},
+                {"name":"at","path":"meta.time","type":"timestamp","format":"%Y-%m-%d"}]"#,
+        ),
+        &input,
+    );
+    let main = out.main.as_ref().unwrap();
+    assert_eq!(strings(main, "stream"), [Some("s-5".to_owned())]);
+    assert_eq!(
+        column(main, "n").as_primitive::<Int64Type>(),
+        &Int64Array::from(vec![3])
+    );
+    assert_eq!(
+        reasons(&out),
+        [
+            Some(r#"column "message" field "value": expected a double, found "abc""#.to_owned()),
+            Some(
+                r#"column "message" field "value": expected a double, found true; column "message" field "n": expected an int64, found 2.7"#
+                    .to_owned()
+            ),
+            Some(
+                r#"column "message" field "n": expected an int64, found 9223372036854775808; column "message" field "small": expected an int, found 2147483648"#
+                    .to_owned()
+            ),
+            Some(
+                r#"column "message" field "device": expected a string, found {"id":3}; column "message" field "small": expected an int, found "x""#
+                    .to_owned()
+            ),
+            Some(
+                r#"column "message" field "f": expected a float, found 1e+39; column "message" field "meta.time": expected an object at "meta", found "2024""#
+                    .to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_timestamp_not_matching_its_format_is_rejected_quoting_a_long_value_cut_short() {
+    let long = "x".repeat(300);
+    let good = r#"{"meta": {"time": "2024-03-01T12:00:00Z"}}"#;
+    let bad = format!(r#"{{"meta": {{"time": "{long}"}}}}"#);
+    let out = run(
+        &json_config(r#"[{"name":"at","path":"meta.time","type":"timestamp","format":"%Y-%m-%dT%H:%M:%S%.fZ"}]"#),
+        &messages(vec![Some(good), Some(&bad)]),
+    );
+    let at: Vec<_> = column(out.main.as_ref().unwrap(), "at")
+        .as_primitive::<TimestampMicrosecondType>()
+        .iter()
+        .collect();
+    assert_eq!(at, [Some(1_709_294_400_000_000)]);
+    assert_eq!(
+        reasons(&out),
+        [Some(format!(
+            r#"column "message" field "meta.time": expected a timestamp with format "%Y-%m-%dT%H:%M:%S%.fZ", found "{}"…"#,
+            "x".repeat(100)
+        ))]
+    );
+}
+
+#[test]
+fn json_failures_join_the_cast_failures_of_the_same_row() {
+    let out = run(
+        r#"{"mappings":[{"from":"stream","type":"int"}],
+            "json":[{"from":"message","fields":[{"name":"v","type":"int64"}]}]}"#,
+        &messages(vec![Some(r#"{"v": 0.5}"#)]),
+    );
+    assert!(out.main.is_none());
+    assert_eq!(
+        reasons(&out),
+        [Some(
+            r#"cannot cast column "stream" value "s-0" to int32; column "message" field "v": expected an int64, found 0.5"#
+                .to_owned()
+        )]
+    );
+}
+
+#[test]
+fn json_errors_are_reported_at_the_key() {
+    let schema = messages(vec![]).schema();
+    let with_stream_int = Schema::new(vec![Field::new("count", DataType::Int64, true)]);
+    let cases: Vec<(String, &Schema, Vec<&str>, &str)> = vec![
+        (
+            r#"{"json":[{"from":"msg","fields":[{"name":"a","type":"int"}]}]}"#.into(),
+            &schema,
+            vec!["json", "0", "from"],
+            r#"unknown column "msg"; available columns: "stream", "message""#,
+        ),
+        (
+            r#"{"json":[{"from":"count","fields":[{"name":"a","type":"int"}]}]}"#.into(),
+            &with_stream_int,
+            vec!["json", "0", "from"],
+            r#"`json` parses strings, but column "count" is of type Int64"#,
+        ),
+        (
+            r#"{"json":[{"from":"message","fields":[]}]}"#.into(),
+            &schema,
+            vec!["json", "0", "fields"],
+            r#"list at least one field to read, like { name = "device", type = "string" }"#,
+        ),
+        (
+            json_config(r#"[{"name":"a","type":"int"},{"name":"b","type":"decimal"}]"#),
+            &schema,
+            vec!["json", "0", "fields", "1", "type"],
+            r#"unknown type "decimal"; expected one of: string, utf8, bool, boolean, int32, int, int64, long, bigint, float32, float, float64, double, timestamp, date"#,
+        ),
+        (
+            json_config(r#"[{"name":"a","type":"int","format":"%Y"}]"#),
+            &schema,
+            vec!["json", "0", "fields", "0", "format"],
+            r#"field "a": `format` parses strings into timestamps or dates, but the target type is int32"#,
+        ),
+        (
+            json_config(r#"[{"name":"a","type":"timestamp","format":"%Y-%Q"}]"#),
+            &schema,
+            vec!["json", "0", "fields", "0", "format"],
+            r#"field "a": invalid format "%Y-%Q": "#,
+        ),
+        (
+            json_config(r#"[{"name":"a","path":"meta..time","type":"timestamp"}]"#),
+            &schema,
+            vec!["json", "0", "fields", "0", "path"],
+            r#"path "meta..time" has an empty key; give object keys separated by single dots, like "meta.time""#,
+        ),
+        (
+            json_config(r#"[{"name":"a.","type":"timestamp"}]"#),
+            &schema,
+            vec!["json", "0", "fields", "0", "name"],
+            r#"path "a." has an empty key"#,
+        ),
+        (
+            json_config(r#"[{"name":"a","type":"int"},{"name":"a","path":"b","type":"int"}]"#),
+            &schema,
+            vec!["json", "0", "fields", "1", "name"],
+            r#"duplicate output column "a": json[0].fields[0] already produces it"#,
+        ),
+        (
+            json_config(r#"[{"name":"stream","type":"string"}]"#),
+            &schema,
+            vec!["json", "0", "fields", "0", "name"],
+            r#"output column "stream" clashes with the unmapped input column of that name"#,
+        ),
+        (
+            r#"{"json":[{"from":"message","fields":[{"name":"a","type":"int"}]}],"add":[{"name":"a","value":1}]}"#
+                .into(),
+            &schema,
+            vec!["add", "0", "name"],
+            r#"duplicate output column "a": json[0].fields[0] already produces it"#,
+        ),
+    ];
+    for (config, schema, at, start) in cases {
+        let (got_at, message) = describe_err(&config, schema);
+        assert_eq!(got_at, path(&at), "{config}");
+        assert!(message.starts_with(start), "{config}: {message}");
+    }
+    let (at, message) = describe_err(r#"{"json":[{"from":"message","fields":[{"name":"a"}]}]}"#, &schema);
+    assert!(at.starts_with(&path(&["json", "0", "fields", "0"])), "{at:?}");
+    assert!(message.starts_with("missing field `type`"), "{message}");
+}
