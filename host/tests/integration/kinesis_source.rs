@@ -371,7 +371,7 @@ fn cwl_cloudwatch_logs_envelopes_become_the_matching_log_events() {
     let d = dir.path();
     let log = d.join("put.jsonl");
     let ep = &kinesis.endpoint;
-    tool(&python, ep, &["create", "--stream", "logs", "--shards", "2"]);
+    tool(&python, ep, &["create", "--stream", "cloudwatch-logs", "--shards", "2"]);
     tool(
         &python,
         ep,
@@ -380,7 +380,7 @@ fn cwl_cloudwatch_logs_envelopes_become_the_matching_log_events() {
             log.to_str().expect("utf-8"),
             "put-cwl",
             "--stream",
-            "logs",
+            "cloudwatch-logs",
             "--events",
             "400",
             "--groups",
@@ -391,31 +391,7 @@ fn cwl_cloudwatch_logs_envelopes_become_the_matching_log_events() {
             "7",
         ],
     );
-    let text = format!(
-        r#"
-[source]
-type = "kinesis"
-stream = "logs"
-region = "us-east-1"
-endpoint_url = "{ep}"
-decode = "cloudwatch_logs"
-end = "caught_up"
-idle_poll = "200ms"
-[[transform]]
-name = "saved"
-plugin = "filter"
-config = {{ predicate = "message contains 'is_save_kinesis'" }}
-[sink]
-type = "parquet"
-path = "out"
-[dead_letter]
-path = "dead"
-[checkpoint]
-path = "cp"
-"#
-    );
-    let p = d.join("cwl.toml");
-    std::fs::write(&p, text).expect("pipeline");
+    let p = example("cloudwatch-logs.toml", d, ep, "out");
     run_to_tip(&p);
     let put = json_lines(&std::fs::read_to_string(&log).expect("log"));
     assert!(
@@ -438,7 +414,7 @@ path = "cp"
     let rows = duckdb(
         &python,
         &format!(
-            "select id, logGroup, message, epoch_ms(timestamp) as ms from read_parquet('{}/out/**/*.parquet') order by id",
+            "select id, logGroup, message, epoch_ms(timestamp) as ms, device, value from read_parquet('{}/out/**/*.parquet', hive_partitioning = false) order by id",
             d.display()
         ),
     );
@@ -454,13 +430,19 @@ path = "cp"
         })
         .collect();
     got.sort();
+    // The map parsed each message's JSON into typed columns.
+    for r in &rows {
+        let doc: Value = serde_json::from_str(r["message"].as_str().expect("message")).expect("JSON message");
+        assert_eq!(r["device"], doc["device"], "{r:?}");
+        assert_eq!(r["value"].as_f64(), doc["value"].as_f64(), "{r:?}");
+    }
     assert!(!want.is_empty());
     assert_eq!(
         got, want,
         "exactly the matching log events, with event time from `timestamp`"
     );
     assert!(
-        dead_letters(&d.join("dead")).is_empty(),
+        dead_letters(&d.join("out/_dead_letter")).is_empty(),
         "control messages are not errors"
     );
 }
