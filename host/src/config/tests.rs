@@ -75,7 +75,9 @@ compresion = "zstd"
 "#;
     let err = parse_err(text);
     assert!(
-        err.contains("p.toml:3:8: `source.type`: expected one of `file`, `mqtt`, `datagen`, found \"kafka\""),
+        err.contains(
+            "p.toml:3:8: `source.type`: expected one of `file`, `mqtt`, `datagen`, `kinesis`, found \"kafka\""
+        ),
         "{err}"
     );
     assert!(
@@ -157,4 +159,100 @@ fn partitions_parse_for_each_kind() {
         "path = \"../out\"\npartition = { by = \"event_time\" }",
     ));
     assert!(err.contains("`sink.partition.column`: missing key `column`"), "{err}");
+}
+
+#[test]
+fn a_kinesis_source_reads_every_setting_with_documented_defaults() {
+    let c = parse_ok(
+        r#"
+[source]
+type = "kinesis"
+stream = "s"
+[source.schema]
+a = "string"
+[sink]
+type = "parquet"
+path = "out"
+"#,
+    );
+    let SourceConfig::Kinesis(k) = &c.source else {
+        panic!("a kinesis source")
+    };
+    assert_eq!(k.stream, KinesisStream::Name("s".into()));
+    assert_eq!(k.start, KinesisStart::TrimHorizon);
+    assert_eq!(k.consumer, KinesisConsumer::Polling);
+    assert_eq!(k.decode, KinesisDecode::Json);
+    assert_eq!((k.max_records, k.batch_rows), (10_000, 8192));
+    assert_eq!(k.idle_poll, std::time::Duration::from_secs(1));
+    assert!(!k.end_caught_up && k.region.is_none() && k.endpoint_url.is_none());
+
+    let c = parse_ok(
+        r#"
+[source]
+type = "kinesis"
+stream_arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/logs"
+region = "eu-west-1"
+endpoint_url = "http://127.0.0.1:4567"
+start = { at_timestamp = "2026-01-01T00:00:01.5Z" }
+consumer = { efo = "sluice-logs" }
+decode = "cloudwatch_logs"
+end = "caught_up"
+max_records = 500
+idle_poll = "250ms"
+[sink]
+type = "parquet"
+path = "out"
+"#,
+    );
+    let SourceConfig::Kinesis(k) = &c.source else {
+        panic!("a kinesis source")
+    };
+    assert_eq!(
+        k.stream,
+        KinesisStream::Arn("arn:aws:kinesis:eu-west-1:123456789012:stream/logs".into())
+    );
+    assert_eq!(k.start, KinesisStart::AtTimestamp(1_767_225_601_500));
+    assert_eq!(k.consumer, KinesisConsumer::Efo("sluice-logs".into()));
+    assert_eq!(k.decode, KinesisDecode::CloudwatchLogs);
+    assert!(k.end_caught_up && k.schema.is_none());
+    assert_eq!(k.max_records, 500);
+}
+
+#[test]
+fn kinesis_settings_are_refused_at_their_keys() {
+    let err = parse_err(
+        r#"
+[source]
+type = "kinesis"
+stream = "s"
+stream_arn = "arn:aws:kinesis:us-east-1:1:stream/s"
+consumer = { efo = "has space" }
+decode = "cloudwatch_logs"
+[source.schema]
+a = "string"
+[sink]
+type = "parquet"
+path = "out"
+"#,
+    );
+    assert!(
+        err.contains("`source.stream_arn`: give either `stream` or `stream_arn`, not both"),
+        "{err}"
+    );
+    assert!(err.contains("`source.consumer.efo`: expected a consumer name"), "{err}");
+    assert!(
+        err.contains("`source.schema`: this decode gives fixed columns"),
+        "{err}"
+    );
+    let err = parse_err(
+        r#"
+[source]
+type = "kinesis"
+stream = "s"
+[sink]
+type = "parquet"
+path = "out"
+"#,
+    );
+    assert!(err.contains("needs a declared schema"), "{err}");
 }

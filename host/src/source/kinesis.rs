@@ -109,6 +109,7 @@ impl SourceSpec for KinesisSpec {
             lag: Arc::default(),
             pending: VecDeque::new(),
             last_chunk: Instant::now(),
+            reached_end: false,
         }))
     }
 }
@@ -131,8 +132,13 @@ pub struct StreamRecord {
 pub enum StartAt {
     /// The oldest record the shard holds.
     TrimHorizon,
-    /// Just after the newest record.
-    Latest,
+    /// Just after the newest record, as of `opened_ms` (ms since the epoch): an iterator
+    /// renewed before a record was read, and a restart, start at that time, so nothing put
+    /// after the shard was opened is missed (never LATEST again).
+    Latest {
+        /// When the shard was opened.
+        opened_ms: i64,
+    },
     /// Records that arrived at or after this time (ms since the epoch).
     AtTimestamp(i64),
     /// After this record.
@@ -169,19 +175,25 @@ pub(crate) enum News {
     Failed(KinesisError),
 }
 
-/// The position stored for a shard that has delivered nothing yet.
+/// The position stored for a shard that has delivered nothing yet: KCL's sentinels, and
+/// for a time the time itself (a shard opened at its tip stands at the time it was opened).
 pub(crate) fn sentinel(start: &StartAt) -> PartitionPosition {
-    let sequence = match start {
-        StartAt::TrimHorizon => "TRIM_HORIZON".to_owned(),
-        StartAt::Latest => "LATEST".to_owned(),
-        StartAt::AtTimestamp(_) => "AT_TIMESTAMP".to_owned(),
-        StartAt::After(s) | StartAt::At(s) => s.clone(),
+    let (sequence, at_ms) = match start {
+        StartAt::TrimHorizon => ("TRIM_HORIZON".to_owned(), None),
+        StartAt::Latest { opened_ms: t } | StartAt::AtTimestamp(t) => ("AT_TIMESTAMP".to_owned(), Some(*t)),
+        StartAt::After(s) | StartAt::At(s) => (s.clone(), None),
     };
     PartitionPosition::Shard {
         sequence,
         sub_sequence: None,
         ended: false,
+        at_ms,
     }
+}
+
+/// Now, in ms since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Where a shard with this checkpointed position starts, and the KPL sub-records to skip
@@ -191,6 +203,7 @@ pub(crate) fn start_of(position: &PartitionPosition, start: KinesisStart) -> Opt
         sequence,
         sub_sequence,
         ended,
+        at_ms,
     } = position
     else {
         return None;
@@ -200,9 +213,9 @@ pub(crate) fn start_of(position: &PartitionPosition, start: KinesisStart) -> Opt
     }
     Some(match (sequence.as_str(), sub_sequence) {
         ("TRIM_HORIZON", _) => (StartAt::TrimHorizon, None),
-        ("LATEST", _) => (StartAt::Latest, None),
-        ("AT_TIMESTAMP", _) => match start {
-            KinesisStart::AtTimestamp(t) => (StartAt::AtTimestamp(t), None),
+        ("LATEST", _) => (StartAt::Latest { opened_ms: now_ms() }, None),
+        ("AT_TIMESTAMP", _) => match (*at_ms, start) {
+            (Some(t), _) | (None, KinesisStart::AtTimestamp(t)) => (StartAt::AtTimestamp(t), None),
             _ => (StartAt::TrimHorizon, None),
         },
         (s, Some(sub)) => (StartAt::At(s.to_owned()), Some((s.to_owned(), *sub))),
@@ -228,6 +241,8 @@ struct KinesisSource {
     pending: VecDeque<Chunk>,
     /// When the last chunk was handed out.
     last_chunk: Instant,
+    /// Every shard was read to the tip (`end = "caught_up"`): the input ended.
+    reached_end: bool,
 }
 
 /// A quiet stream still hands out an empty chunk this often, so checkpoints go on and
@@ -237,7 +252,8 @@ const QUIET_CHUNK: Duration = Duration::from_secs(1);
 impl KinesisSource {
     fn start(&mut self) -> Result<(), SourceError> {
         let runtime = self.runtime.as_ref().ok_or(KinesisError::Runtime("stopped".into()))?;
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        // Small buffers: a slow pipeline holds up the readers after a few responses.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
         let settings = self.settings.clone();
         let resumed = std::mem::take(&mut self.resumed);
         let stop = self.stop.clone();
@@ -324,7 +340,12 @@ impl Source for KinesisSource {
         }
         loop {
             let Some(news) = self.next_news() else {
-                return Ok(None);
+                if self.stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                return Err(SourceError::Kinesis(KinesisError::Runtime(
+                    "the stream's readers stopped without an error (a bug): stopping at the last checkpoint".into(),
+                )));
             };
             match news {
                 News::Opened {
@@ -333,7 +354,15 @@ impl Source for KinesisSource {
                     skip,
                     retired,
                 } => {
-                    self.cursors.insert(shard.clone(), frame::Cursor::new(skip));
+                    let last = match &position {
+                        PartitionPosition::Shard { sequence, .. }
+                            if sequence.starts_with(|c: char| c.is_ascii_digit()) =>
+                        {
+                            Some(sequence.clone())
+                        }
+                        _ => None,
+                    };
+                    self.cursors.insert(shard.clone(), frame::Cursor::new(skip, last));
                     let mut chunk = self.chunk(&shard, frame::Piece::at(position));
                     chunk.events.push(PartitionEvent::Opened(shard));
                     chunk.retired = retired;
@@ -351,7 +380,7 @@ impl Source for KinesisSource {
                     let cursor = self
                         .cursors
                         .entry(shard.clone())
-                        .or_insert_with(|| frame::Cursor::new(None));
+                        .or_insert_with(|| frame::Cursor::new(None, None));
                     let framer = frame::Framer {
                         decode: self.settings.decode,
                         batch_rows: self.settings.batch_rows,
@@ -360,11 +389,14 @@ impl Source for KinesisSource {
                     let mut pieces = framer.frame(cursor, &records);
                     if pieces.is_empty()
                         && let Some(c) = continuation
+                        && cursor.accepts(&c)
                     {
+                        cursor.moved(&c);
                         pieces.push(frame::Piece::at(PartitionPosition::Shard {
                             sequence: c,
                             sub_sequence: None,
                             ended: false,
+                            at_ms: None,
                         }));
                     }
                     if pieces.is_empty() {
@@ -388,12 +420,14 @@ impl Source for KinesisSource {
                             sequence: "SHARD_END".to_owned(),
                             sub_sequence: None,
                             ended: true,
+                            at_ms: None,
                         }),
                     );
                     chunk.events.push(PartitionEvent::Ended(shard));
                     return Ok(Some(chunk));
                 }
                 News::CaughtUp => {
+                    self.reached_end = true;
                     tracing::info!("Every shard is read to the stream's tip (end = \"caught_up\").");
                     return Ok(None);
                 }
@@ -403,7 +437,9 @@ impl Source for KinesisSource {
     }
 
     fn bounded(&self) -> bool {
-        self.settings.end_caught_up
+        // Asked after the last chunk: a run stopped by a signal before the tip was reached
+        // did not end.
+        self.reached_end
     }
 
     fn lag(&self) -> BTreeMap<String, i64> {

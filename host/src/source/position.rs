@@ -27,6 +27,9 @@ pub enum PartitionPosition {
         /// The shard was read to its end.
         #[serde(default)]
         ended: bool,
+        /// With the `AT_TIMESTAMP` sentinel: the time it stands for, ms since the epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
     },
     /// A generator: records produced so far.
     Generated {
@@ -69,6 +72,7 @@ mod tests {
             sequence: sequence.clone(),
             sub_sequence: Some(3),
             ended: false,
+            at_ms: None,
         };
         let mut position = SourcePosition {
             next_seq: 42,

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use super::assign::Assign;
 use super::lineage::{self, Known, ShardInfo};
-use super::{KinesisError, News, StartAt, StreamRecord, efo, poll, sentinel, start_of};
-use crate::config::{KinesisConsumer, KinesisSourceConfig, KinesisStream};
+use super::{KinesisError, News, StartAt, StreamRecord, efo, now_ms, poll, sentinel, start_of};
+use crate::config::{KinesisConsumer, KinesisSourceConfig, KinesisStart, KinesisStream};
 use crate::retry::Backoff;
 use crate::source::position::PartitionPosition;
 
@@ -132,6 +132,25 @@ struct Coordinator<'a> {
     positions: BTreeMap<String, PartitionPosition>,
     /// Shards being read, and whether their last read found them at the tip.
     running: BTreeMap<Arc<str>, bool>,
+    /// Where a shard without a position starts (see [`restart_start`]).
+    start: KinesisStart,
+}
+
+/// Where shards without a position start on a later run. A first run at `latest` stands at
+/// the time it opened its shards (their `AT_TIMESTAMP` sentinels): a shard it did not get to
+/// record, or a child, starts at that time rather than at its trim horizon or its tip.
+fn restart_start(start: KinesisStart, resumed: &BTreeMap<String, PartitionPosition>) -> KinesisStart {
+    let opened = resumed
+        .values()
+        .filter_map(|p| match p {
+            PartitionPosition::Shard { at_ms, .. } => *at_ms,
+            _ => None,
+        })
+        .min();
+    match (start, opened) {
+        (KinesisStart::Latest, Some(t)) if !resumed.is_empty() => KinesisStart::AtTimestamp(t),
+        _ => start,
+    }
 }
 
 async fn coordinate(setup: Setup, out: &mpsc::Sender<News>) -> Result<(), KinesisError> {
@@ -149,8 +168,10 @@ async fn coordinate(setup: Setup, out: &mpsc::Sender<News>) -> Result<(), Kinesi
         }
     }
     let listed = list_shards(&setup.client, &stream, &setup.stop).await?;
-    let (tx, mut rx) = mpsc::channel::<(Arc<str>, Report)>(8);
+    let (tx, mut rx) = mpsc::channel::<(Arc<str>, Report)>(4);
+    let start = restart_start(setup.settings.start, &setup.resumed);
     let mut c = Coordinator {
+        start,
         positions: setup.resumed.clone(),
         setup,
         stream,
@@ -181,7 +202,10 @@ async fn coordinate(setup: Setup, out: &mpsc::Sender<News>) -> Result<(), Kinesi
                     let Some((shard, report)) = report else { return Ok(()) };
                     match report {
                         Report::Records { records, millis_behind, continuation } => {
-                            let at_tip = records.is_empty() && millis_behind.unwrap_or(0) == 0;
+                            // A closed shard is never "at the tip": its empty pages come
+                            // before its end (KDS-08); nor is a shard that did not say.
+                            let closed = c.listed.iter().any(|s| s.closed && *s.id == *shard);
+                            let at_tip = records.is_empty() && millis_behind == Some(0) && !closed;
                             if let Some(c) = c.running.get_mut(&shard) {
                                 *c = at_tip;
                             }
@@ -230,7 +254,7 @@ impl Coordinator<'_> {
                 });
             }
         }
-        for (shard, at) in lineage::ready(&self.listed, &owned, &self.known, settings.start, first) {
+        for (shard, at) in lineage::ready(&self.listed, &owned, &self.known, self.start, first, now_ms()) {
             let position = sentinel(&at);
             starts.push(Start {
                 shard,
@@ -249,6 +273,9 @@ impl Coordinator<'_> {
 
     /// Announce a shard and spawn its reader.
     async fn start(&mut self, s: Start) -> bool {
+        if self.setup.stop.load(Ordering::Relaxed) {
+            return false;
+        }
         let retired = lineage::retired_by(&s.shard, &self.listed, &self.known);
         self.known.started.insert(s.shard.clone());
         self.positions.insert(s.shard.clone(), s.position.clone());
@@ -294,6 +321,7 @@ impl Coordinator<'_> {
                 sequence: "SHARD_END".into(),
                 sub_sequence: None,
                 ended: true,
+                at_ms: None,
             },
         );
         let named: BTreeMap<String, Vec<String>> = children.into_iter().collect();
@@ -347,6 +375,12 @@ pub(super) async fn list_shards(
             Ok(out) => out,
             Err(e) => {
                 let e = KinesisError::api("ListShards", stream.label(), &e);
+                if e.code() == Some("ExpiredNextTokenException") {
+                    // The token lives 300 s (KDS-20): list again from the start.
+                    shards.clear();
+                    token = None;
+                    continue;
+                }
                 match backoff.next_delay() {
                     Some(delay) if e.retryable() && !stop.load(Ordering::Relaxed) => {
                         tokio::time::sleep(delay).await;

@@ -109,7 +109,13 @@ async fn subscribe(reader: &Reader, consumer_arn: &str, start: StartAt) -> Resul
             .send()
             .await;
         let mut events = match call {
-            Ok(out) => out.event_stream,
+            Ok(out) => {
+                // Subscribed at the tip once: later subscriptions start at that time.
+                if let StartAt::Latest { opened_ms } = at {
+                    at = StartAt::AtTimestamp(opened_ms);
+                }
+                out.event_stream
+            }
             Err(e) => {
                 let e = KinesisError::api("SubscribeToShard", reader.target(), &e);
                 let delay = match e.code() {
@@ -137,6 +143,11 @@ async fn subscribe(reader: &Reader, consumer_arn: &str, start: StartAt) -> Resul
                 Ok(None) => break,
                 Err(e) => {
                     let e = KinesisError::api("SubscribeToShard", reader.target(), &e);
+                    // A bad frame, a dropped connection, a throttle: subscribe again from the
+                    // last continuation. Access denied, KMS refusals: stop.
+                    if !e.retryable() && !matches!(e, KinesisError::Api { code: None, .. }) {
+                        return Err(e);
+                    }
                     tracing::info!(shard = %reader.shard, error = %e, "Subscription ended; subscribing again.");
                     tokio::time::sleep(backoff.next_delay().unwrap_or(Duration::from_secs(20))).await;
                     break;
@@ -177,7 +188,7 @@ async fn subscribe(reader: &Reader, consumer_arn: &str, start: StartAt) -> Resul
 fn position(at: &StartAt) -> StartingPosition {
     let (kind, sequence, timestamp) = match at {
         StartAt::TrimHorizon => (ShardIteratorType::TrimHorizon, None, None),
-        StartAt::Latest => (ShardIteratorType::Latest, None, None),
+        StartAt::Latest { .. } => (ShardIteratorType::Latest, None, None),
         StartAt::AtTimestamp(ms) => (ShardIteratorType::AtTimestamp, None, Some(DateTime::from_millis(*ms))),
         StartAt::After(s) => (ShardIteratorType::AfterSequenceNumber, Some(s.clone()), None),
         StartAt::At(s) => (ShardIteratorType::AtSequenceNumber, Some(s.clone()), None),

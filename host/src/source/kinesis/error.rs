@@ -47,7 +47,13 @@ const THROTTLES: &[&str] = &[
 ];
 
 /// Error codes of the service being briefly unwell.
-const TRANSIENT: &[&str] = &["InternalFailure", "InternalFailureException", "ServiceUnavailable"];
+const TRANSIENT: &[&str] = &[
+    "InternalFailure",
+    "InternalFailureException",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+];
 
 impl KinesisError {
     /// Describe a failed SDK call.
@@ -61,9 +67,10 @@ impl KinesisError {
             SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
             // A connection that failed may work next time; missing credentials will not.
             SdkError::DispatchFailure(d) => d.is_io() || d.is_timeout(),
+            // An answer without an error code (a bare 5xx) is taken as passing.
             SdkError::ServiceError(_) => code
                 .as_deref()
-                .is_some_and(|c| THROTTLES.contains(&c) || TRANSIENT.contains(&c)),
+                .is_none_or(|c| THROTTLES.contains(&c) || TRANSIENT.contains(&c)),
             _ => false,
         };
         KinesisError::Api {

@@ -26,12 +26,31 @@ const MAX_RAW: usize = 1 << 20;
 pub struct Cursor {
     /// Skip sub-records up to this one of this sequence number (a resumed aggregate).
     skip: Option<(String, u64)>,
+    /// The last sequence number the position stood at.
+    last: Option<String>,
 }
 
 impl Cursor {
-    /// A cursor that skips sub-records `..=k` of sequence `s` when given `Some((s, k))`.
-    pub fn new(skip: Option<(String, u64)>) -> Self {
-        Cursor { skip }
+    /// A cursor that skips sub-records `..=k` of sequence `s` when given `Some((s, k))`,
+    /// for a shard whose position stands at sequence `last`.
+    pub fn new(skip: Option<(String, u64)>, last: Option<String>) -> Self {
+        Cursor { skip, last }
+    }
+
+    /// Whether an enhanced fan-out continuation may become the position: only past where
+    /// the position stands, and not while part of an aggregate is still to be skipped (a
+    /// continuation behind it would forget the sub-records already read).
+    pub fn accepts(&self, continuation: &str) -> bool {
+        self.skip.is_none()
+            && self
+                .last
+                .as_deref()
+                .is_none_or(|l| compare_sequence(continuation, l) == std::cmp::Ordering::Greater)
+    }
+
+    /// The position moved to `sequence`.
+    pub fn moved(&mut self, sequence: &str) {
+        self.last = Some(sequence.to_owned());
     }
 }
 
@@ -120,6 +139,7 @@ impl Framer {
                 },
                 None => None,
             };
+            cursor.moved(&record.sequence);
             let sequence: Arc<str> = Arc::from(record.sequence.as_str());
             let arrival_micros = record.arrival_millis.map(|ms| ms.saturating_mul(1000));
             let origin = |partition_key: &str, sub_sequence: Option<u64>| RecordOrigin::Shard {
@@ -167,6 +187,7 @@ impl Framer {
                         sequence: record.sequence.clone(),
                         sub_sequence: unit.sub_sequence,
                         ended: false,
+                        at_ms: None,
                     });
                     pieces.push(std::mem::take(&mut piece));
                 }
@@ -175,6 +196,7 @@ impl Framer {
                 sequence: record.sequence.clone(),
                 sub_sequence: None,
                 ended: false,
+                at_ms: None,
             });
             if piece.rows() >= self.batch_rows {
                 pieces.push(std::mem::take(&mut piece));
@@ -310,14 +332,14 @@ mod tests {
     #[test]
     fn kpl_04_a_resumed_aggregate_skips_the_sub_records_already_read() {
         let f = framer(KinesisDecode::Lines, 100);
-        let mut cursor = Cursor::new(Some(("10".into(), 0)));
+        let mut cursor = Cursor::new(Some(("10".into(), 0)), None);
         let pieces = f.frame(&mut cursor, &[record("10", "outer", &v3()), record("11", "k", b"x")]);
         assert_eq!(rows(&pieces[0]), [r#"{"line":"world"}"#, r#"{"line":"x"}"#]);
         // Checkpoint (S, last sub-record): nothing of S again; a plain record (S, 0): nothing.
-        let mut cursor = Cursor::new(Some(("10".into(), 1)));
+        let mut cursor = Cursor::new(Some(("10".into(), 1)), None);
         let pieces = f.frame(&mut cursor, &[record("10", "outer", &v3())]);
         assert!(rows(&pieces[0]).is_empty());
-        let mut cursor = Cursor::new(Some(("11".into(), 0)));
+        let mut cursor = Cursor::new(Some(("11".into(), 0)), None);
         let pieces = f.frame(&mut cursor, &[record("11", "k", b"x"), record("12", "k", b"y")]);
         assert_eq!(rows(&pieces[0]), [r#"{"line":"y"}"#]);
     }

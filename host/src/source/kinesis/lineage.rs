@@ -63,6 +63,7 @@ pub fn ready(
     known: &Known,
     start: KinesisStart,
     first: bool,
+    now_ms: i64,
 ) -> Vec<(String, StartAt)> {
     let ids: BTreeSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
     let snapshot_open = first && matches!(start, KinesisStart::Latest);
@@ -82,7 +83,7 @@ pub fn ready(
         .map(|s| {
             let at = match start {
                 KinesisStart::AtTimestamp(t) => StartAt::AtTimestamp(t),
-                KinesisStart::Latest if first => StartAt::Latest,
+                KinesisStart::Latest if first => StartAt::Latest { opened_ms: now_ms },
                 _ => StartAt::TrimHorizon,
             };
             (s.id.clone(), at)
@@ -172,6 +173,7 @@ mod tests {
             &Known::default(),
             KinesisStart::TrimHorizon,
             true,
+            9,
         );
         assert_eq!(ids(&r), ["0", "4"]);
         assert!(r.iter().all(|(_, at)| *at == StartAt::TrimHorizon));
@@ -180,9 +182,9 @@ mod tests {
     #[test]
     fn kds_21_a_first_run_at_latest_takes_the_open_shards() {
         let listed = stream();
-        let r = ready(&listed, &all(&listed), &Known::default(), KinesisStart::Latest, true);
+        let r = ready(&listed, &all(&listed), &Known::default(), KinesisStart::Latest, true, 9);
         assert_eq!(ids(&r), ["3", "4"]);
-        assert!(r.iter().all(|(_, at)| *at == StartAt::Latest));
+        assert!(r.iter().all(|(_, at)| *at == StartAt::Latest { opened_ms: 9 }));
     }
 
     #[test]
@@ -190,9 +192,9 @@ mod tests {
         let listed = stream();
         let mut known = Known::default();
         known.started.extend(["0".to_owned(), "4".to_owned()]);
-        assert!(ready(&listed, &all(&listed), &known, KinesisStart::TrimHorizon, false).is_empty());
+        assert!(ready(&listed, &all(&listed), &known, KinesisStart::TrimHorizon, false, 9).is_empty());
         known.ended.insert("0".into());
-        let r = ready(&listed, &all(&listed), &known, KinesisStart::Latest, false);
+        let r = ready(&listed, &all(&listed), &known, KinesisStart::Latest, false, 9);
         assert_eq!(ids(&r), ["1", "2"]);
         assert!(
             r.iter().all(|(_, at)| *at == StartAt::TrimHorizon),
@@ -201,12 +203,19 @@ mod tests {
         known.started.extend(["1".to_owned(), "2".to_owned()]);
         known.ended.insert("1".into());
         assert!(
-            ready(&listed, &all(&listed), &known, KinesisStart::TrimHorizon, false).is_empty(),
+            ready(&listed, &all(&listed), &known, KinesisStart::TrimHorizon, false, 9).is_empty(),
             "a merge waits for both parents"
         );
         known.ended.insert("2".into());
         assert_eq!(
-            ids(&ready(&listed, &all(&listed), &known, KinesisStart::TrimHorizon, false)),
+            ids(&ready(
+                &listed,
+                &all(&listed),
+                &known,
+                KinesisStart::TrimHorizon,
+                false,
+                9,
+            )),
             ["3"]
         );
     }
@@ -220,6 +229,7 @@ mod tests {
             &Known::default(),
             KinesisStart::TrimHorizon,
             false,
+            9,
         );
         assert_eq!(ids(&r), ["5"]);
     }
@@ -231,7 +241,7 @@ mod tests {
         let mut known = Known::default();
         known.started.extend(["3".to_owned(), "4".to_owned()]);
         assert!(known.done("0", &listed) && known.done("1", &listed) && known.done("2", &listed));
-        assert!(ready(&listed, &all(&listed), &known, KinesisStart::TrimHorizon, false).is_empty());
+        assert!(ready(&listed, &all(&listed), &known, KinesisStart::TrimHorizon, false, 9).is_empty());
     }
 
     #[test]
@@ -256,7 +266,7 @@ mod tests {
     fn only_owned_shards_are_started() {
         let listed = stream();
         let owned: BTreeSet<String> = ["4".to_owned()].into();
-        let r = ready(&listed, &owned, &Known::default(), KinesisStart::TrimHorizon, true);
+        let r = ready(&listed, &owned, &Known::default(), KinesisStart::TrimHorizon, true, 9);
         assert_eq!(ids(&r), ["4"]);
     }
 }

@@ -35,11 +35,19 @@ pub(super) async fn read(reader: Reader, start: StartAt) {
 }
 
 async fn poll(reader: &Reader, start: StartAt) -> Result<(), KinesisError> {
-    // Where to ask for a new iterator: after the last record handed over, else the start.
-    let mut resume_at = start;
-    let Some(mut iterator) = iterator(reader, &resume_at).await? else {
-        reader.report(Report::Ended { children: Vec::new() }).await;
-        return Ok(());
+    // Where to ask for a new iterator: after the last record handed over, else the start
+    // (a shard opened at its tip: the time it was opened, never LATEST again, KDS-03).
+    let mut resume_at = match start {
+        StartAt::Latest { opened_ms } => StartAt::AtTimestamp(opened_ms),
+        ref s => s.clone(),
+    };
+    let mut iterator = match iterator(reader, &start).await? {
+        Iterator::At(i) => i,
+        Iterator::Gone => {
+            reader.report(Report::Ended { children: Vec::new() }).await;
+            return Ok(());
+        }
+        Iterator::Stopped => return Ok(()),
     };
     let mut throttle = Backoff::with(Duration::from_secs(1), Duration::from_secs(10));
     let mut transient = Backoff::with(Duration::from_millis(200), Duration::from_secs(20));
@@ -64,11 +72,12 @@ async fn poll(reader: &Reader, start: StartAt) -> Result<(), KinesisError> {
                     Some("ExpiredIteratorException") => {
                         tracing::info!(shard = %reader.shard, "Shard iterator expired; asking for a new one from the last record read.");
                         match self::iterator(reader, &resume_at).await? {
-                            Some(i) => iterator = i,
-                            None => {
+                            Iterator::At(i) => iterator = i,
+                            Iterator::Gone => {
                                 reader.report(Report::Ended { children: Vec::new() }).await;
                                 return Ok(());
                             }
+                            Iterator::Stopped => return Ok(()),
                         }
                         continue;
                     }
@@ -138,12 +147,21 @@ pub(super) fn record(r: aws_sdk_kinesis::types::Record) -> StreamRecord {
     }
 }
 
-/// An iterator at `start`; `None` when the shard no longer exists (KDS-22).
-async fn iterator(reader: &Reader, start: &StartAt) -> Result<Option<String>, KinesisError> {
+/// What asking for an iterator gave.
+enum Iterator {
+    At(String),
+    /// The shard no longer exists (past the retention): its end (KDS-22).
+    Gone,
+    /// The pipeline is stopping: not an end.
+    Stopped,
+}
+
+/// An iterator at `start`.
+async fn iterator(reader: &Reader, start: &StartAt) -> Result<Iterator, KinesisError> {
     let mut throttle = Backoff::with(Duration::from_secs(1), Duration::from_secs(10));
     loop {
         if reader.stopped() {
-            return Ok(None);
+            return Ok(Iterator::Stopped);
         }
         let mut call = reader
             .client
@@ -153,7 +171,7 @@ async fn iterator(reader: &Reader, start: &StartAt) -> Result<Option<String>, Ki
             .shard_id(&*reader.shard);
         call = match start {
             StartAt::TrimHorizon => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
-            StartAt::Latest => call.shard_iterator_type(ShardIteratorType::Latest),
+            StartAt::Latest { .. } => call.shard_iterator_type(ShardIteratorType::Latest),
             StartAt::AtTimestamp(ms) => call
                 .shard_iterator_type(ShardIteratorType::AtTimestamp)
                 .timestamp(DateTime::from_millis(*ms)),
@@ -165,12 +183,18 @@ async fn iterator(reader: &Reader, start: &StartAt) -> Result<Option<String>, Ki
                 .starting_sequence_number(s),
         };
         match call.send().await {
-            Ok(out) => return Ok(out.shard_iterator),
+            Ok(out) => {
+                return Ok(match out.shard_iterator {
+                    Some(i) => Iterator::At(i),
+                    // An iterator past a closed shard's end: nothing more to read.
+                    None => Iterator::Gone,
+                });
+            }
             Err(e) => {
                 let e = KinesisError::api("GetShardIterator", reader.target(), &e);
                 if e.code() == Some("ResourceNotFoundException") {
-                    tracing::info!(shard = %reader.shard, "The shard is gone (past the stream's retention); treating it as read.");
-                    return Ok(None);
+                    tracing::warn!(shard = %reader.shard, "The shard is gone (past the stream's retention); treating it as read.");
+                    return Ok(Iterator::Gone);
                 }
                 if !e.retryable() {
                     return Err(e);
