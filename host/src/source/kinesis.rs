@@ -44,6 +44,7 @@ pub mod kpl;
 pub mod lineage;
 mod poll;
 pub mod sequence;
+mod shard;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};

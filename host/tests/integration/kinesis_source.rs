@@ -359,6 +359,33 @@ fn kds_07_throttled_reads_back_off_and_lose_nothing() {
     assert_eq!(stats["throttled"], 6, "{stats}");
 }
 
+/// KDS-03: iterators that expire between reads (the proxy answers ExpiredIteratorException
+/// for any iterator older than 0.1 s, so every read after the first needs a new one) are
+/// renewed after the last record read: every record once, in per-key order.
+#[test]
+fn kds_03_expired_iterators_are_renewed_after_the_last_record_read() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let log = d.join("put.jsonl");
+    let mut next = Vec::new();
+    tool(
+        &python,
+        &kinesis.endpoint,
+        &["create", "--stream", "s", "--shards", "2"],
+    );
+    let f = d.join("a.jsonl");
+    lines(&f, 4, 15, &mut next);
+    put(&python, &kinesis.endpoint, &log, &f, Some("3"));
+    let proxy = ThrottleProxy::start(&python, &kinesis.endpoint, &["--expire-iterators-after", "0.1"]);
+    let p = pipeline(d, &proxy.endpoint, "s", "end = \"caught_up\"\nmax_records = 2");
+    run_to_tip(&p);
+    assert_exactly_once_in_order(&python, d, &log);
+    let stats = proxy.stats();
+    assert!(stats["expired"].as_u64().is_some_and(|n| n >= 5), "{stats}");
+}
+
 /// Scenario 2 (CWL-01..04): gzip CloudWatch Logs envelopes, control messages among them →
 /// one row per log event, filtered to the lines with `is_save_kinesis`; exactly the
 /// matching events of the producer's log, by value; control messages give no row and no
@@ -472,54 +499,31 @@ fn kds_23_enhanced_fan_out_reads_every_record_once() {
     assert_exactly_once_in_order(&python, d, &log);
 }
 
-/// The source's metadata keys and settings are checked with no data.
-#[test]
-fn validate_names_kinesis_settings_errors_at_their_keys() {
+/// `sluice validate` on a Kinesis `[source]` (with a one-column schema and a sink): its
+/// errors, which must exist.
+fn validate_errors(source: &str) -> String {
     let dir = tempfile::tempdir().expect("tmp");
     let p = dir.path().join("bad.toml");
-    std::fs::write(
-        &p,
-        r#"
-[source]
-type = "kinesis"
-stream = "s"
-start = "yesterday"
-max_records = 20000
-[source.schema]
-a = "string"
-[sink]
-type = "parquet"
-path = "out"
-"#,
-    )
-    .expect("write");
+    let text = format!(
+        "[source]\ntype = \"kinesis\"\nstream = \"s\"\n{source}\n[source.schema]\na = \"string\"\n[sink]\ntype = \"parquet\"\npath = \"out\"\n"
+    );
+    std::fs::write(&p, text).expect("write");
     let out = run(sluice().arg("validate").arg(&p));
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:5:9: `source.start`"), "{err}");
+    assert!(!out.status.success(), "{source} validated");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The source's settings and metadata keys are checked with no data, at their lines.
+#[test]
+fn validate_names_kinesis_settings_errors_at_their_keys() {
+    let err = validate_errors("start = \"yesterday\"\nmax_records = 20000");
+    assert!(err.contains("bad.toml:4:9: `source.start`"), "{err}");
     assert!(
         err.contains("`source.max_records`: expected an integer from 1 to 10000"),
         "{err}"
     );
     // Metadata is checked against what the kind offers.
-    std::fs::write(
-        &p,
-        r#"
-[source]
-type = "kinesis"
-stream = "s"
-metadata = { topic = "_t", sequence = "_seq" }
-[source.schema]
-a = "string"
-[sink]
-type = "parquet"
-path = "out"
-"#,
-    )
-    .expect("write");
-    let out = run(sluice().arg("validate").arg(&p));
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = validate_errors("metadata = { topic = \"_t\", sequence = \"_seq\" }");
     assert!(
         err.contains("`source.metadata.topic`: a kinesis source has no `topic` to put in a column: it offers shard, sequence, partition_key, arrival, partition, ingest_time"),
         "{err}"

@@ -12,39 +12,14 @@ use tokio::sync::mpsc;
 
 use super::assign::Assign;
 use super::lineage::{self, Known, ShardInfo};
-use super::{KinesisError, News, StartAt, StreamRecord, efo, now_ms, poll, sentinel, start_of};
-use crate::config::{KinesisConsumer, KinesisSourceConfig, KinesisStart, KinesisStream};
+use super::shard::{Reader, Report, StreamRef};
+use super::{KinesisError, News, StartAt, efo, now_ms, poll, sentinel, start_of};
+use crate::config::{KinesisConsumer, KinesisSourceConfig, KinesisStart};
 use crate::retry::Backoff;
 use crate::source::position::PartitionPosition;
 
 /// How often the shards are listed again without a shard ending.
 const RELIST: Duration = Duration::from_secs(60);
-
-/// The stream, as API calls name it (an ARN, or a name).
-#[derive(Debug, Clone)]
-pub(super) struct StreamRef {
-    pub name: Option<String>,
-    pub arn: Option<String>,
-}
-
-impl StreamRef {
-    fn of(stream: &KinesisStream) -> Self {
-        match stream {
-            KinesisStream::Name(n) => StreamRef {
-                name: Some(n.clone()),
-                arn: None,
-            },
-            KinesisStream::Arn(a) => StreamRef {
-                name: None,
-                arn: Some(a.clone()),
-            },
-        }
-    }
-
-    pub(super) fn label(&self) -> String {
-        self.name.clone().or_else(|| self.arn.clone()).unwrap_or_default()
-    }
-}
 
 /// What a coordinator starts with.
 pub(super) struct Setup {
@@ -54,52 +29,6 @@ pub(super) struct Setup {
     pub resumed: BTreeMap<String, PartitionPosition>,
     pub assigner: Box<dyn Assign>,
     pub stop: Arc<AtomicBool>,
-}
-
-/// What a shard's reader reports.
-pub(super) enum Report {
-    Records {
-        records: Vec<StreamRecord>,
-        millis_behind: Option<i64>,
-        continuation: Option<String>,
-    },
-    /// Closed and read to its end; its children as the last response named them.
-    Ended {
-        children: Vec<(String, Vec<String>)>,
-    },
-    Failed(KinesisError),
-}
-
-/// One shard's reader: its client, stream, settings and the way back to the coordinator.
-#[derive(Clone)]
-pub(super) struct Reader {
-    pub client: aws_sdk_kinesis::Client,
-    pub stream: StreamRef,
-    pub shard: Arc<str>,
-    pub settings: Arc<KinesisSourceConfig>,
-    stop: Arc<AtomicBool>,
-    tx: mpsc::Sender<(Arc<str>, Report)>,
-    throttles: Arc<AtomicU64>,
-}
-
-impl Reader {
-    /// Hand a report over (waits while the pipeline is behind); false once nobody listens.
-    pub(super) async fn report(&self, report: Report) -> bool {
-        self.tx.send((self.shard.clone(), report)).await.is_ok()
-    }
-
-    pub(super) fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || self.tx.is_closed()
-    }
-
-    pub(super) fn target(&self) -> String {
-        format!("{} {}", self.stream.label(), self.shard)
-    }
-
-    /// Count a throttled call.
-    pub(super) fn throttled(&self) {
-        self.throttles.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// Run until stopped or failed; `out` carries everything to the reader thread.

@@ -18,8 +18,8 @@ use std::time::Duration;
 use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
 use aws_smithy_types::DateTime;
 
-use super::coordinator::{Reader, Report, StreamRef};
-use super::{KinesisError, StartAt, poll};
+use super::shard::{Reader, Report, StreamRef, record};
+use super::{KinesisError, StartAt};
 use crate::retry::Backoff;
 
 /// Register (or find) the consumer `name` on the stream and wait until it is ACTIVE; its ARN.
@@ -161,7 +161,7 @@ async fn subscribe(reader: &Reader, consumer_arn: &str, start: StartAt) -> Resul
                 .into_iter()
                 .map(|c| (c.shard_id, c.parent_shards))
                 .collect();
-            let records: Vec<_> = event.records.into_iter().map(poll::record).collect();
+            let records: Vec<_> = event.records.into_iter().map(record).collect();
             let ended = continuation.is_empty() || !children.is_empty();
             if !continuation.is_empty() {
                 at = StartAt::After(continuation.clone());

@@ -19,7 +19,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_smithy_types::DateTime;
 
-use super::coordinator::{Reader, Report};
+use super::shard::{Reader, Report, record};
 use super::{KinesisError, StartAt, StreamRecord};
 use crate::retry::Backoff;
 
@@ -134,16 +134,6 @@ async fn poll(reader: &Reader, start: StartAt) -> Result<(), KinesisError> {
             MIN_INTERVAL
         };
         tokio::time::sleep_until(asked + pause).await;
-    }
-}
-
-/// A record as the pipeline keeps it.
-pub(super) fn record(r: aws_sdk_kinesis::types::Record) -> StreamRecord {
-    StreamRecord {
-        arrival_millis: r.approximate_arrival_timestamp.and_then(|t| t.to_millis().ok()),
-        sequence: r.sequence_number,
-        partition_key: r.partition_key.unwrap_or_default(),
-        data: r.data.into_inner(),
     }
 }
 
