@@ -639,3 +639,62 @@ fn kds_01_latest_starts_at_the_tip_once_and_a_restart_misses_nothing() {
         .collect();
     assert_eq!(got, want, "the records put after the start, once, in order");
 }
+
+/// Scenario 1 through an IoT rule into Kinesis: the example iot-kinesis pipeline over the
+/// sample sensor lines put to a stream (bad lines included, keyed by device) writes the same
+/// rows and dead-letters the same lines as the file example over the files.
+#[test]
+fn iot_kinesis_example_writes_what_the_file_example_writes() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let ep = &kinesis.endpoint;
+    tool(&python, ep, &["create", "--stream", "iot-sensors", "--shards", "3"]);
+    let data = crate::support::workspace().join("pipelines/data");
+    for f in ["sensors-1.ndjson", "sensors-2.ndjson"] {
+        let path = data.join(f);
+        tool(
+            &python,
+            ep,
+            &[
+                "put",
+                "--stream",
+                "iot-sensors",
+                "--jsonl",
+                path.to_str().expect("utf-8"),
+                "--key-field",
+                "client_id",
+                "--aggregate",
+                "10",
+            ],
+        );
+    }
+    let p = example("iot-kinesis.toml", d, ep, "kinesis-out");
+    run_to_tip(&p);
+    let pipelines = crate::support::copy_pipelines(d);
+    let file_run = run(sluice().arg("run").arg(pipelines.join("iot-sensors.toml")));
+    assert!(file_run.status.success());
+    let rows = |glob: &Path| {
+        duckdb(
+            &python,
+            &format!(
+                "select device_id, event_time, temperature, humidity, count from read_parquet('{}', hive_partitioning = false) order by all",
+                glob.display()
+            ),
+        )
+    };
+    let from_stream = rows(&d.join("kinesis-out/ingest_year=*/**/*.parquet"));
+    let from_files = rows(&d.join("out/iot-sensors/ingest_year=*/**/*.parquet"));
+    assert!(from_files.len() > 1000, "{} rows", from_files.len());
+    assert_eq!(
+        from_stream, from_files,
+        "the same rows from the stream as from the files"
+    );
+    let dead = |p: &Path| dead_letters(p).len();
+    assert_eq!(
+        dead(&d.join("kinesis-out/_dead_letter")),
+        dead(&d.join("out/iot-sensors/_dead_letter")),
+        "the same bad lines"
+    );
+}
