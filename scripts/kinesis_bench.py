@@ -98,7 +98,7 @@ def put(k, stream, records, aggregate):
 
 def baseline(k, stream):
     """A plain boto3 consumer: one thread per shard, records counted (user records)."""
-    from aws_kinesis_agg.deaggregator import deaggregate_records
+    from aws_kinesis_agg.deaggregator import iter_deaggregate_records
     shards = [s["ShardId"] for s in k.list_shards(StreamName=stream)["Shards"]]
     counts = {}
 
@@ -108,10 +108,8 @@ def baseline(k, stream):
         n = 0
         while it:
             out = k.get_records(ShardIterator=it, Limit=10000)
-            recs = [{"kinesis": {"data": __import__("base64").b64encode(r["Data"]).decode(),
-                                 "partitionKey": r["PartitionKey"], "sequenceNumber": r["SequenceNumber"]}}
-                    for r in out["Records"]]
-            n += len(deaggregate_records(recs)) if recs else 0
+            for r in out["Records"]:
+                n += sum(1 for _ in iter_deaggregate_records(dict(r), data_format="Boto3"))
             if not out["Records"] and out.get("MillisBehindLatest", 0) == 0:
                 break
             it = out.get("NextShardIterator")
