@@ -21,8 +21,9 @@ pub fn sluice() -> Command {
     cmd
 }
 
-/// Run and return output, printing it for when the test fails. A run that takes longer
-/// than two minutes is killed and fails the test: a hang must never stall the suite.
+/// Run and return output, printing it for when the test fails. A run that uses no CPU for
+/// two minutes is hung: it is killed and fails the test (a hang must never stall the suite,
+/// and a slow machine compiling components must never fail it).
 pub fn run(cmd: &mut Command) -> Output {
     use std::process::Stdio;
     let mut child = cmd
@@ -39,8 +40,10 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// Wait for a child started with piped stdout and stderr, draining both; a child still
-/// running after `limit` is killed and fails the test.
+/// Wait for a child started with piped stdout and stderr, draining both. The child is
+/// watched for progress, not timed: one that has used no CPU for `limit` (a deadlock, a wait
+/// on something that never comes) is killed and fails the test, while one that works for
+/// longer (a cold component compile on a loaded machine) is waited for.
 pub fn wait_output(child: &mut std::process::Child, limit: std::time::Duration) -> Output {
     use std::time::Instant;
     // Drain the pipes on threads so a chatty child cannot block on a full pipe.
@@ -56,15 +59,21 @@ pub fn wait_output(child: &mut std::process::Child, limit: std::time::Duration) 
         std::io::Read::read_to_end(&mut stderr, &mut buf).ok();
         buf
     });
+    // A last resort for a child that spins without end: far past any slow machine's compile.
+    const SPINNING: std::time::Duration = std::time::Duration::from_secs(15 * 60);
     let started = Instant::now();
+    let mut progress = (cpu_ticks(child.id()), Instant::now());
     let status = loop {
         if let Some(status) = child.try_wait().expect("waiting for sluice") {
             break status;
         }
-        if started.elapsed() > limit {
+        let ticks = cpu_ticks(child.id());
+        if ticks != progress.0 {
+            progress = (ticks, Instant::now());
+        } else if progress.1.elapsed() > limit || started.elapsed() > SPINNING {
             child.kill().ok();
             child.wait().ok();
-            panic!("sluice did not finish within {limit:?}");
+            panic!("the child used no CPU for {limit:?} (or ran {SPINNING:?}): hung, killed");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
@@ -73,6 +82,16 @@ pub fn wait_output(child: &mut std::process::Child, limit: std::time::Duration) 
         stdout: out_thread.join().expect("stdout"),
         stderr: err_thread.join().expect("stderr"),
     }
+}
+
+/// CPU time a process and its waited-for children have used, in clock ticks (`/proc`'s
+/// utime, stime, cutime, cstime); `None` once it is gone.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from the state (field 3).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.get(11..15)?.iter().map(|f| f.parse::<u64>().ok()).sum()
 }
 
 /// Whether a missing service or reader fails the test instead of skipping it: under
@@ -208,4 +227,28 @@ pub fn gunzipped_lines(python: &Path, dir: &Path) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     lines.sort();
     lines
+}
+
+#[test]
+fn a_child_that_uses_no_cpu_is_killed_and_one_that_works_is_waited_for() {
+    use std::process::Stdio;
+    let spawn = |script: &str| {
+        Command::new("sh")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh")
+    };
+    let limit = std::time::Duration::from_millis(700);
+    // Busy for several times the limit: waited for.
+    let mut busy = spawn("i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done; echo done");
+    let out = wait_output(&mut busy, limit);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done");
+    // Asleep: killed once it has used no CPU for the limit.
+    let mut idle = spawn("sleep 60");
+    let started = std::time::Instant::now();
+    let hung = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait_output(&mut idle, limit)));
+    assert!(hung.is_err(), "a child that never works is a failure");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
