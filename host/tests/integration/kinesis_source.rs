@@ -333,12 +333,12 @@ fn kpl_04_sigkills_during_a_kpl_stream_with_a_split_lose_and_repeat_nothing() {
     assert_exactly_once_in_order(&python, d, &log);
 }
 
-/// KDS-07: GetRecords answered `ProvisionedThroughputExceededException` for a while: the
-/// reads back off and recover, and nothing is lost or read twice.
-#[test]
-fn kds_07_throttled_reads_back_off_and_lose_nothing() {
-    let Some(python) = python() else { return };
-    let Some(kinesis) = Kinesis::start() else { return };
+/// A 2-shard stream of `per_device` records for 4 devices (KPL aggregates of `aggregate`),
+/// read to the tip through the fault proxy started with `proxy_args`: every record once, in
+/// per-key order. The proxy's counts.
+fn through_proxy(proxy_args: &[&str], per_device: usize, aggregate: Option<&str>, source: &str) -> Option<Value> {
+    let python = python()?;
+    let kinesis = Kinesis::start()?;
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     let log = d.join("put.jsonl");
@@ -349,13 +349,22 @@ fn kds_07_throttled_reads_back_off_and_lose_nothing() {
         &["create", "--stream", "s", "--shards", "2"],
     );
     let f = d.join("a.jsonl");
-    lines(&f, 4, 25, &mut next);
-    put(&python, &kinesis.endpoint, &log, &f, None);
-    let proxy = ThrottleProxy::start(&python, &kinesis.endpoint, &["--throttle-getrecords", "6"]);
-    let p = pipeline(d, &proxy.endpoint, "s", "end = \"caught_up\"\nmax_records = 20");
+    lines(&f, 4, per_device, &mut next);
+    put(&python, &kinesis.endpoint, &log, &f, aggregate);
+    let proxy = ThrottleProxy::start(&python, &kinesis.endpoint, proxy_args);
+    let p = pipeline(d, &proxy.endpoint, "s", &format!("end = \"caught_up\"\n{source}"));
     run_to_tip(&p);
     assert_exactly_once_in_order(&python, d, &log);
-    let stats = proxy.stats();
+    Some(proxy.stats())
+}
+
+/// KDS-07: GetRecords answered `ProvisionedThroughputExceededException` for a while: the
+/// reads back off and recover, and nothing is lost or read twice.
+#[test]
+fn kds_07_throttled_reads_back_off_and_lose_nothing() {
+    let Some(stats) = through_proxy(&["--throttle-getrecords", "6"], 25, None, "max_records = 20") else {
+        return;
+    };
     assert_eq!(stats["throttled"], 6, "{stats}");
 }
 
@@ -364,25 +373,9 @@ fn kds_07_throttled_reads_back_off_and_lose_nothing() {
 /// renewed after the last record read: every record once, in per-key order.
 #[test]
 fn kds_03_expired_iterators_are_renewed_after_the_last_record_read() {
-    let Some(python) = python() else { return };
-    let Some(kinesis) = Kinesis::start() else { return };
-    let dir = tempfile::tempdir().expect("tmp");
-    let d = dir.path();
-    let log = d.join("put.jsonl");
-    let mut next = Vec::new();
-    tool(
-        &python,
-        &kinesis.endpoint,
-        &["create", "--stream", "s", "--shards", "2"],
-    );
-    let f = d.join("a.jsonl");
-    lines(&f, 4, 15, &mut next);
-    put(&python, &kinesis.endpoint, &log, &f, Some("3"));
-    let proxy = ThrottleProxy::start(&python, &kinesis.endpoint, &["--expire-iterators-after", "0.1"]);
-    let p = pipeline(d, &proxy.endpoint, "s", "end = \"caught_up\"\nmax_records = 2");
-    run_to_tip(&p);
-    assert_exactly_once_in_order(&python, d, &log);
-    let stats = proxy.stats();
+    let Some(stats) = through_proxy(&["--expire-iterators-after", "0.1"], 15, Some("3"), "max_records = 2") else {
+        return;
+    };
     assert!(stats["expired"].as_u64().is_some_and(|n| n >= 5), "{stats}");
 }
 
