@@ -290,6 +290,92 @@ impl KinesisSource {
         }
     }
 
+    /// A shard starts being read: its position (and retired parents) in a chunk of its own.
+    fn opened(
+        &mut self,
+        shard: Arc<str>,
+        position: PartitionPosition,
+        skip: Option<(String, u64)>,
+        retired: Vec<Arc<str>>,
+    ) -> Chunk {
+        let last = match &position {
+            PartitionPosition::Shard { sequence, .. } if sequence.starts_with(|c: char| c.is_ascii_digit()) => {
+                Some(sequence.clone())
+            }
+            _ => None,
+        };
+        self.cursors.insert(shard.clone(), frame::Cursor::new(skip, last));
+        let mut chunk = self.chunk(&shard, frame::Piece::at(position));
+        chunk.events.push(PartitionEvent::Opened(shard));
+        chunk.retired = retired;
+        chunk
+    }
+
+    /// One response's records as chunks (the first returned, the rest queued); `None` when
+    /// there is nothing to hand out yet.
+    fn records(
+        &mut self,
+        shard: &Arc<str>,
+        records: &[StreamRecord],
+        millis_behind: Option<i64>,
+        continuation: Option<String>,
+    ) -> Option<Chunk> {
+        if let Some(ms) = millis_behind {
+            self.lag.lock().map(|mut l| l.insert(shard.to_string(), ms)).ok();
+        }
+        let cursor = self
+            .cursors
+            .entry(shard.clone())
+            .or_insert_with(|| frame::Cursor::new(None, None));
+        let framer = frame::Framer {
+            decode: self.settings.decode,
+            batch_rows: self.settings.batch_rows,
+            shard: shard.clone(),
+        };
+        let mut pieces = framer.frame(cursor, records);
+        if pieces.is_empty()
+            && let Some(c) = continuation
+            && cursor.accepts(&c)
+        {
+            cursor.moved(&c);
+            pieces.push(frame::Piece::at(PartitionPosition::Shard {
+                sequence: c,
+                sub_sequence: None,
+                ended: false,
+                at_ms: None,
+            }));
+        }
+        if pieces.is_empty() {
+            if self.last_chunk.elapsed() < QUIET_CHUNK {
+                return None;
+            }
+            pieces.push(frame::Piece::default());
+        }
+        // Several pieces (a large response) come out one per call, in order.
+        let mut chunks = pieces.into_iter().map(|p| self.chunk(shard, p));
+        let first = chunks.next();
+        let rest: Vec<Chunk> = chunks.collect();
+        self.pending.extend(rest);
+        first
+    }
+
+    /// A shard was read to its end.
+    fn ended(&mut self, shard: Arc<str>) -> Chunk {
+        self.cursors.remove(&shard);
+        self.lag.lock().map(|mut l| l.remove(&*shard)).ok();
+        let mut chunk = self.chunk(
+            &shard,
+            frame::Piece::at(PartitionPosition::Shard {
+                sequence: "SHARD_END".to_owned(),
+                sub_sequence: None,
+                ended: true,
+                at_ms: None,
+            }),
+        );
+        chunk.events.push(PartitionEvent::Ended(shard));
+        chunk
+    }
+
     fn chunk(&mut self, shard: &Arc<str>, piece: frame::Piece) -> Chunk {
         self.last_chunk = Instant::now();
         let seq = self.next_seq;
@@ -354,79 +440,18 @@ impl Source for KinesisSource {
                     position,
                     skip,
                     retired,
-                } => {
-                    let last = match &position {
-                        PartitionPosition::Shard { sequence, .. }
-                            if sequence.starts_with(|c: char| c.is_ascii_digit()) =>
-                        {
-                            Some(sequence.clone())
-                        }
-                        _ => None,
-                    };
-                    self.cursors.insert(shard.clone(), frame::Cursor::new(skip, last));
-                    let mut chunk = self.chunk(&shard, frame::Piece::at(position));
-                    chunk.events.push(PartitionEvent::Opened(shard));
-                    chunk.retired = retired;
-                    return Ok(Some(chunk));
-                }
+                } => return Ok(Some(self.opened(shard, position, skip, retired))),
                 News::Records {
                     shard,
                     records,
                     millis_behind,
                     continuation,
                 } => {
-                    if let Some(ms) = millis_behind {
-                        self.lag.lock().map(|mut l| l.insert(shard.to_string(), ms)).ok();
+                    if let Some(chunk) = self.records(&shard, &records, millis_behind, continuation) {
+                        return Ok(Some(chunk));
                     }
-                    let cursor = self
-                        .cursors
-                        .entry(shard.clone())
-                        .or_insert_with(|| frame::Cursor::new(None, None));
-                    let framer = frame::Framer {
-                        decode: self.settings.decode,
-                        batch_rows: self.settings.batch_rows,
-                        shard: shard.clone(),
-                    };
-                    let mut pieces = framer.frame(cursor, &records);
-                    if pieces.is_empty()
-                        && let Some(c) = continuation
-                        && cursor.accepts(&c)
-                    {
-                        cursor.moved(&c);
-                        pieces.push(frame::Piece::at(PartitionPosition::Shard {
-                            sequence: c,
-                            sub_sequence: None,
-                            ended: false,
-                            at_ms: None,
-                        }));
-                    }
-                    if pieces.is_empty() {
-                        if self.last_chunk.elapsed() < QUIET_CHUNK {
-                            continue;
-                        }
-                        pieces.push(frame::Piece::default());
-                    }
-                    // Several pieces (a large response) come out one per call, in order.
-                    let mut chunks: Vec<Chunk> = pieces.into_iter().map(|p| self.chunk(&shard, p)).collect();
-                    let first = chunks.remove(0);
-                    self.pending.extend(chunks);
-                    return Ok(Some(first));
                 }
-                News::Ended { shard } => {
-                    self.cursors.remove(&shard);
-                    self.lag.lock().map(|mut l| l.remove(&*shard)).ok();
-                    let mut chunk = self.chunk(
-                        &shard,
-                        frame::Piece::at(PartitionPosition::Shard {
-                            sequence: "SHARD_END".to_owned(),
-                            sub_sequence: None,
-                            ended: true,
-                            at_ms: None,
-                        }),
-                    );
-                    chunk.events.push(PartitionEvent::Ended(shard));
-                    return Ok(Some(chunk));
-                }
+                News::Ended { shard } => return Ok(Some(self.ended(shard))),
                 News::CaughtUp => {
                     self.reached_end = true;
                     tracing::info!("Every shard is read to the stream's tip (end = \"caught_up\").");

@@ -41,13 +41,8 @@ async fn poll(reader: &Reader, start: StartAt) -> Result<(), KinesisError> {
         StartAt::Latest { opened_ms } => StartAt::AtTimestamp(opened_ms),
         ref s => s.clone(),
     };
-    let mut iterator = match iterator(reader, &start).await? {
-        Iterator::At(i) => i,
-        Iterator::Gone => {
-            reader.report(Report::Ended { children: Vec::new() }).await;
-            return Ok(());
-        }
-        Iterator::Stopped => return Ok(()),
+    let Some(mut iterator) = open(reader, &start).await? else {
+        return Ok(());
     };
     let mut throttle = Backoff::with(Duration::from_secs(1), Duration::from_secs(10));
     let mut transient = Backoff::with(Duration::from_millis(200), Duration::from_secs(20));
@@ -68,34 +63,13 @@ async fn poll(reader: &Reader, start: StartAt) -> Result<(), KinesisError> {
             Ok(out) => out,
             Err(e) => {
                 let e = KinesisError::api("GetRecords", reader.target(), &e);
-                match e.code() {
-                    Some("ExpiredIteratorException") => {
-                        tracing::info!(shard = %reader.shard, "Shard iterator expired; asking for a new one from the last record read.");
-                        match self::iterator(reader, &resume_at).await? {
-                            Iterator::At(i) => iterator = i,
-                            Iterator::Gone => {
-                                reader.report(Report::Ended { children: Vec::new() }).await;
-                                return Ok(());
-                            }
-                            Iterator::Stopped => return Ok(()),
-                        }
-                        continue;
-                    }
-                    _ if e.throttled() => {
-                        let delay = throttle.next_delay().unwrap_or(Duration::from_secs(10));
-                        tracing::debug!(shard = %reader.shard, ?delay, "GetRecords throttled; backing off.");
-                        reader.throttled();
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    _ if e.retryable() => {
-                        let delay = transient.next_delay().unwrap_or(Duration::from_secs(20));
-                        tracing::warn!(shard = %reader.shard, error = %e, ?delay, "GetRecords failed; trying again.");
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    _ => return Err(e),
+                if let Recovery::Renew = recover(reader, e, &mut throttle, &mut transient).await? {
+                    let Some(renewed) = open(reader, &resume_at).await? else {
+                        return Ok(());
+                    };
+                    iterator = renewed;
                 }
+                continue;
             }
         };
         throttle.reset();
@@ -134,6 +108,55 @@ async fn poll(reader: &Reader, start: StartAt) -> Result<(), KinesisError> {
             MIN_INTERVAL
         };
         tokio::time::sleep_until(asked + pause).await;
+    }
+}
+
+/// What to do after a failed `GetRecords`.
+enum Recovery {
+    /// Ask again with the same iterator (after the backoff already slept).
+    Again,
+    /// The iterator expired: ask for a new one.
+    Renew,
+}
+
+/// Back off after a throttle or a passing failure; a new iterator after an expired one; the
+/// error itself when it will not pass.
+async fn recover(
+    reader: &Reader,
+    e: KinesisError,
+    throttle: &mut Backoff,
+    transient: &mut Backoff,
+) -> Result<Recovery, KinesisError> {
+    if e.code() == Some("ExpiredIteratorException") {
+        tracing::info!(shard = %reader.shard, "Shard iterator expired; asking for a new one from the last record read.");
+        return Ok(Recovery::Renew);
+    }
+    let delay = if e.throttled() {
+        reader.throttled();
+        let delay = throttle.next_delay().unwrap_or(Duration::from_secs(10));
+        tracing::debug!(shard = %reader.shard, ?delay, "GetRecords throttled; backing off.");
+        delay
+    } else if e.retryable() {
+        let delay = transient.next_delay().unwrap_or(Duration::from_secs(20));
+        tracing::warn!(shard = %reader.shard, error = %e, ?delay, "GetRecords failed; trying again.");
+        delay
+    } else {
+        return Err(e);
+    };
+    tokio::time::sleep(delay).await;
+    Ok(Recovery::Again)
+}
+
+/// An iterator at `at`; `None` when the shard is gone (its end is reported) or the pipeline
+/// is stopping.
+async fn open(reader: &Reader, at: &StartAt) -> Result<Option<String>, KinesisError> {
+    match iterator(reader, at).await? {
+        Iterator::At(i) => Ok(Some(i)),
+        Iterator::Gone => {
+            reader.report(Report::Ended { children: Vec::new() }).await;
+            Ok(None)
+        }
+        Iterator::Stopped => Ok(None),
     }
 }
 
