@@ -418,17 +418,15 @@ fn cwl_cloudwatch_logs_envelopes_become_the_matching_log_events() {
         put.iter().any(|l| l["op"] == "put-cwl-control"),
         "control messages were put"
     );
+    // (id, logGroup, message, event time in ms) of a logged event or an output row.
+    let event = |v: &Value, ms: &str| {
+        let text = |k: &str| v[k].as_str().expect(k).to_owned();
+        (text("id"), text("logGroup"), text("message"), v[ms].as_i64().expect(ms))
+    };
     let mut want: Vec<(String, String, String, i64)> = put
         .iter()
         .filter(|l| l["op"] == "put-cwl" && l["message"].as_str().is_some_and(|m| m.contains("is_save_kinesis")))
-        .map(|l| {
-            (
-                l["id"].as_str().expect("id").to_owned(),
-                l["logGroup"].as_str().expect("group").to_owned(),
-                l["message"].as_str().expect("message").to_owned(),
-                l["timestamp"].as_i64().expect("ms"),
-            )
-        })
+        .map(|l| event(l, "timestamp"))
         .collect();
     want.sort();
     let rows = duckdb(
@@ -438,17 +436,8 @@ fn cwl_cloudwatch_logs_envelopes_become_the_matching_log_events() {
             d.display()
         ),
     );
-    let mut got: Vec<(String, String, String, i64)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().expect("id").to_owned(),
-                r["logGroup"].as_str().expect("group").to_owned(),
-                r["message"].as_str().expect("message").to_owned(),
-                r["ms"].as_i64().expect("ms"),
-            )
-        })
-        .collect();
+    let mut got: Vec<(String, String, String, i64)> =
+        rows.iter().map(|r| event(&Value::Object(r.clone()), "ms")).collect();
     got.sort();
     // The map parsed each message's JSON into typed columns.
     for r in &rows {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -54,7 +54,6 @@ struct Coordinator<'a> {
     out: &'a mpsc::Sender<News>,
     /// What readers report on.
     tx: mpsc::Sender<(Arc<str>, Report)>,
-    throttles: Arc<AtomicU64>,
     listed: Vec<ShardInfo>,
     known: Known,
     /// Every shard's position as the checkpoint will hold it.
@@ -107,7 +106,6 @@ async fn coordinate(setup: Setup, out: &mpsc::Sender<News>) -> Result<(), Kinesi
         consumer_arn,
         out,
         tx,
-        throttles: Arc::new(AtomicU64::new(0)),
         listed,
         known,
         running: BTreeMap::new(),
@@ -166,7 +164,7 @@ impl Coordinator<'_> {
     /// Start every shard that may start; false once the pipeline no longer listens.
     async fn start_ready(&mut self, first: bool) -> bool {
         let settings = self.setup.settings.clone();
-        let owned = lineage::owned_set(self.setup.assigner.owned(&self.listed));
+        let owned: std::collections::BTreeSet<String> = self.setup.assigner.owned(&self.listed).into_iter().collect();
         let mut starts = Vec::new();
         for (shard, p) in &self.positions {
             // A shard the listing no longer shows is read from its position all the same.
@@ -230,7 +228,6 @@ impl Coordinator<'_> {
             settings: self.setup.settings.clone(),
             stop: self.setup.stop.clone(),
             tx: self.tx.clone(),
-            throttles: self.throttles.clone(),
         };
         match &self.consumer_arn {
             None => drop(tokio::spawn(poll::read(reader, s.at))),

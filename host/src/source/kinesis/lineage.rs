@@ -110,11 +110,6 @@ pub fn retired_by(shard: &str, listed: &[ShardInfo], known: &Known) -> Vec<Strin
         .collect()
 }
 
-/// The owned shards, as a set.
-pub fn owned_set(owned: Vec<String>) -> BTreeSet<String> {
-    owned.into_iter().collect()
-}
-
 /// Children named by a shard's last response, merged into the listing (so they can start
 /// before the next `ListShards`).
 pub fn add_children(listed: &mut Vec<ShardInfo>, parent: &str, children: &BTreeMap<String, Vec<String>>) {

@@ -132,7 +132,6 @@ async fn recover(
         return Ok(Recovery::Renew);
     }
     let delay = if e.throttled() {
-        reader.throttled();
         let delay = throttle.next_delay().unwrap_or(Duration::from_secs(10));
         tracing::debug!(shard = %reader.shard, ?delay, "GetRecords throttled; backing off.");
         delay

@@ -3,7 +3,7 @@
 //! readers ([`super::poll`], [`super::efo`]) both work through it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -59,7 +59,6 @@ pub(super) struct Reader {
     pub settings: Arc<KinesisSourceConfig>,
     pub stop: Arc<AtomicBool>,
     pub tx: mpsc::Sender<(Arc<str>, Report)>,
-    pub throttles: Arc<AtomicU64>,
 }
 
 impl Reader {
@@ -74,11 +73,6 @@ impl Reader {
 
     pub(super) fn target(&self) -> String {
         format!("{} {}", self.stream.label(), self.shard)
-    }
-
-    /// Count a throttled call.
-    pub(super) fn throttled(&self) {
-        self.throttles.fetch_add(1, Ordering::Relaxed);
     }
 }
 
