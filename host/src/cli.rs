@@ -372,7 +372,7 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
             "  checkpoints   {} (slowest {:.0} ms) in {}",
             s.checkpoints,
             s.slowest_checkpoint.as_secs_f64() * 1e3,
-            plan.checkpoint.path.display()
+            crate::checkpoint::store::open(&plan.checkpoint).location()
         );
     }
     for (stage, bytes) in &s.state_bytes {

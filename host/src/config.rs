@@ -16,7 +16,7 @@ mod transforms;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 pub use diagnostic::{ConfigErrors, Diagnostic, SourceMap};
 pub use model::*;
@@ -24,7 +24,7 @@ pub use plugin_config::PluginConfig;
 pub use reader::Located;
 
 use diagnostic::Diags;
-use reader::Table;
+use reader::{Table, describe};
 use sinks::read_sinks;
 use sources::read_source;
 use transforms::read_transform;
@@ -201,9 +201,7 @@ fn read_checkpoint(
         });
     };
     let enabled = t.opt_bool(d, "enabled").is_none_or(|b| b.value);
-    let store = t
-        .opt_choice(d, "store", &["file"])
-        .map_or(StoreKind::File, |_| StoreKind::File);
+    let store = read_store(&mut t, d);
     let path = t.opt_str(d, "path").map(|p| resolve(base, &p.value));
     let interval = t.opt_duration(
         d,
@@ -217,6 +215,104 @@ fn read_checkpoint(
         interval: interval.map_or(default_interval, |i| i.value),
         store,
     })
+}
+
+/// `store = "file" | { s3 = "s3://bucket/prefix/" }`, and the S3 keys beside it (`region`,
+/// `endpoint_url`, `force_path_style`), which only an S3 store takes.
+fn read_store(t: &mut Table<'_, '_>, d: &mut Diags) -> StoreKind {
+    let key = t.child_key("store");
+    let region = t.opt_str(d, "region");
+    let endpoint_url = t.opt_str(d, "endpoint_url");
+    let force_path_style = t.opt_bool(d, "force_path_style");
+    if let Some(e) = &endpoint_url
+        && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+    {
+        d.push(
+            e.span.clone(),
+            &e.key,
+            format!("expected an http:// or https:// URL, found \"{}\"", e.value),
+        );
+    }
+    let expected = "expected \"file\" or { s3 = \"s3://bucket/prefix/\" }";
+    // Ok(None): the file store; Err: a mistake already reported.
+    let url: Result<Option<(String, String)>, ()> = match t.raw("store") {
+        None => Ok(None),
+        Some(raw) => match raw.get_ref() {
+            DeValue::String(s) if s.eq_ignore_ascii_case("file") => Ok(None),
+            DeValue::Table(inner) => {
+                let mut inner = Table::new(inner, raw.span(), key.clone());
+                let url = inner.req_str(d, "s3");
+                inner.finish(d);
+                let Some(url) = url else {
+                    return StoreKind::File;
+                };
+                match parse_s3_url(&url.value) {
+                    Some(parts) => Ok(Some(parts)),
+                    None => {
+                        d.push(
+                            url.span.clone(),
+                            &url.key,
+                            format!(
+                                "expected an S3 URL such as \"s3://bucket/prefix/\", found \"{}\"",
+                                url.value
+                            ),
+                        );
+                        Err(())
+                    }
+                }
+            }
+            other => {
+                d.push(raw.span(), &key, format!("{expected}, found {}", describe(other)));
+                Err(())
+            }
+        },
+    };
+    match url {
+        Ok(Some((bucket, prefix))) => StoreKind::S3(S3StoreConfig {
+            bucket,
+            prefix,
+            region: region.map(|r| r.value),
+            endpoint_url: endpoint_url.map(|e| e.value),
+            force_path_style: force_path_style.is_some_and(|f| f.value),
+        }),
+        Ok(None) => {
+            let s3_only = [
+                region.map(|r| (r.span, r.key)),
+                endpoint_url.map(|e| (e.span, e.key)),
+                force_path_style.map(|f| (f.span, f.key)),
+            ];
+            for (span, key) in s3_only.into_iter().flatten() {
+                d.push(
+                    span,
+                    &key,
+                    "only an S3 checkpoint store (store = { s3 = \"s3://bucket/prefix/\" }) takes this key".to_owned(),
+                );
+            }
+            StoreKind::File
+        }
+        Err(()) => StoreKind::File,
+    }
+}
+
+/// `s3://bucket/prefix` → (`bucket`, `prefix/`): the prefix is a folder, so it gains a `/`
+/// unless empty. `None` when it is not an S3 URL with a plausible bucket name.
+fn parse_s3_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
+        && bucket.as_bytes()[0].is_ascii_alphanumeric();
+    if !bucket_ok || prefix.starts_with('/') || prefix.contains("//") {
+        return None;
+    }
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    };
+    Some((bucket.to_owned(), prefix))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! - [`cli`] and [`telemetry`]: the `sluice` command's edge;
 //! - [`fault`]: crash injection for the crash tests.
 
+pub mod aws;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

@@ -13,13 +13,15 @@
 
 pub mod fs;
 pub mod memory;
+pub mod s3;
 
 use crate::config::{CheckpointConfig, StoreKind};
 
 /// The store a pipeline's `[checkpoint]` names.
 pub fn open(config: &CheckpointConfig) -> Box<dyn CheckpointStore> {
-    match config.store {
+    match &config.store {
         StoreKind::File => Box::new(fs::FsStore::new(&config.path)),
+        StoreKind::S3(settings) => Box::new(s3::S3Store::new(settings.clone())),
     }
 }
 
@@ -35,6 +37,26 @@ pub enum StoreError {
         what: String,
         /// The error.
         error: std::io::Error,
+    },
+    /// A remote store (S3) failed, after retrying what may pass.
+    #[error("{action} {what}: {message}")]
+    Remote {
+        /// What was being done.
+        action: &'static str,
+        /// The object or prefix.
+        what: String,
+        /// What the service or client said.
+        message: String,
+    },
+    /// Another writer stored the same epoch first: two runs share one store.
+    #[error(
+        "checkpoint epoch {epoch} at {what} was written by another writer first: two runs of this pipeline share the checkpoint store"
+    )]
+    Conflict {
+        /// The epoch both wrote.
+        epoch: u64,
+        /// The object.
+        what: String,
     },
     /// An epoch was not above the latest.
     #[error("checkpoint epoch {epoch} is not above the latest stored epoch {latest}")]

@@ -462,8 +462,27 @@ pub struct CheckpointConfig {
 }
 
 /// Kinds of checkpoint store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     /// Files in a local folder.
     File,
+    /// Objects in S3 (`store = { s3 = "s3://bucket/prefix/" }`), so a pipeline can restart
+    /// on another machine.
+    S3(S3StoreConfig),
+}
+
+/// `[checkpoint] store = { s3 = "s3://bucket/prefix/" }` and its keys beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3StoreConfig {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix: empty, or ending in `/`.
+    pub prefix: String,
+    /// `region`; `None` takes the default region chain.
+    pub region: Option<String>,
+    /// `endpoint_url`: an S3-compatible server or a VPC endpoint.
+    pub endpoint_url: Option<String>,
+    /// `force_path_style`: `http://host/bucket/key` rather than `http://bucket.host/key`
+    /// (most S3-compatible servers need it).
+    pub force_path_style: bool,
 }

@@ -256,3 +256,76 @@ path = "out"
     );
     assert!(err.contains("needs a declared schema"), "{err}");
 }
+
+#[test]
+fn the_checkpoint_store_is_a_folder_by_default_or_an_s3_prefix() {
+    let c = parse_ok(MINIMAL);
+    assert_eq!(c.checkpoint.store, StoreKind::File);
+    assert_eq!(c.checkpoint.path, Path::new("/out/_checkpoints"));
+    let c = parse_ok(&format!("{MINIMAL}\n[checkpoint]\nstore = \"file\"\n"));
+    assert_eq!(c.checkpoint.store, StoreKind::File);
+    let c = parse_ok(&format!(
+        "{MINIMAL}\n[checkpoint]\nstore = {{ s3 = \"s3://my-bucket/pipelines/p\" }}\nregion = \"eu-west-1\"\n\
+         endpoint_url = \"http://127.0.0.1:9000\"\nforce_path_style = true\n"
+    ));
+    assert_eq!(
+        c.checkpoint.store,
+        StoreKind::S3(S3StoreConfig {
+            bucket: "my-bucket".into(),
+            prefix: "pipelines/p/".into(),
+            region: Some("eu-west-1".into()),
+            endpoint_url: Some("http://127.0.0.1:9000".into()),
+            force_path_style: true,
+        })
+    );
+    let c = parse_ok(&format!(
+        "{MINIMAL}\n[checkpoint]\nstore = {{ s3 = \"s3://my-bucket\" }}\n"
+    ));
+    let StoreKind::S3(s3) = &c.checkpoint.store else {
+        panic!("an S3 store")
+    };
+    assert_eq!(
+        (s3.prefix.as_str(), s3.region.as_deref(), s3.force_path_style),
+        ("", None, false)
+    );
+}
+
+#[test]
+fn checkpoint_store_settings_are_refused_at_their_keys() {
+    let err = parse_err(&format!(
+        "{MINIMAL}\n[checkpoint]\nstore = {{ s3 = \"https://my-bucket/cp/\" }}\nendpoint_url = \"127.0.0.1:9000\"\n"
+    ));
+    assert!(
+        err.contains(
+            "p.toml:11:16: `checkpoint.store.s3`: expected an S3 URL such as \"s3://bucket/prefix/\", found \"https://my-bucket/cp/\""
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("p.toml:12:16: `checkpoint.endpoint_url`: expected an http:// or https:// URL"),
+        "{err}"
+    );
+    let err = parse_err(&format!(
+        "{MINIMAL}\n[checkpoint]\nstore = \"s3\"\nregion = \"eu-west-1\"\n"
+    ));
+    assert!(
+        err.contains(
+            "p.toml:11:9: `checkpoint.store`: expected \"file\" or { s3 = \"s3://bucket/prefix/\" }, found the string \"s3\""
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = parse_err(&format!("{MINIMAL}\n[checkpoint]\nforce_path_style = true\n"));
+    assert!(
+        err.contains("p.toml:11:20: `checkpoint.force_path_style`: only an S3 checkpoint store"),
+        "{err}"
+    );
+    let err = parse_err(&format!(
+        "{MINIMAL}\n[checkpoint]\nstore = {{ s3 = \"s3://b/cp/\", bucket = \"x\" }}\n"
+    ));
+    assert!(err.contains("`checkpoint.store.s3`: expected an S3 URL"), "{err}");
+    assert!(
+        err.contains("`checkpoint.store.bucket`: unknown key `bucket`: expected one of `s3`"),
+        "{err}"
+    );
+}

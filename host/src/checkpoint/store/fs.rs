@@ -48,7 +48,7 @@ impl FsStore {
     }
 }
 
-fn parse_name(name: &str) -> Option<u64> {
+pub(super) fn parse_name(name: &str) -> Option<u64> {
     name.strip_prefix("checkpoint-")?.strip_suffix(".json")?.parse().ok()
 }
 
