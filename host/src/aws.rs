@@ -1,7 +1,9 @@
 //! What every AWS SDK client of the project shares: the default credential and region chain,
 //! `region` and `endpoint_url` from the settings, and TLS by rustls with the ring provider (as
-//! MQTT: no cmake/aws-lc build). The Kinesis source and the S3 checkpoint store build their
-//! service clients from this.
+//! MQTT: no cmake/aws-lc build). The Kinesis source builds its client from this; the S3
+//! checkpoint store and the S3 sinks share [`s3`].
+
+pub mod s3;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls;

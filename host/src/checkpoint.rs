@@ -44,7 +44,7 @@ pub mod protocol;
 pub mod store;
 
 pub use model::{
-    Checkpoint, FORMAT_VERSION, FileState, OutputFile, SourcePosition, StageState, Totals, WatermarkState,
+    Checkpoint, FORMAT_VERSION, FileState, OutputFile, Part, SourcePosition, StageState, Totals, Upload, WatermarkState,
 };
 pub use protocol::{Refusal, journal_path, temp_path};
 

@@ -302,7 +302,7 @@ fn print_plan(plan: &Plan) {
             Format::Parquet(p) => columns(&p.schema),
             Format::Raw(_) => "the records as received, gzip".to_owned(),
         };
-        println!("  output  {}: {what} → {}", sink.name, sink.dir.display());
+        println!("  output  {}: {what} → {}", sink.name, sink.place);
     }
 }
 
@@ -357,7 +357,7 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
             "  {label} {} {what} in {} files, {partitions} partitions, under {}{name}",
             report.rows,
             report.files.len(),
-            sink.dir.display()
+            sink.place
         );
     }
     let by_stage = s
@@ -386,8 +386,7 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
     } else {
         println!(
             "  dead letters  {} ({by_stage}) under {}",
-            s.dead_letters.count,
-            plan.dead_letter_dir.display()
+            s.dead_letters.count, plan.dead_letter
         );
     }
 }

@@ -9,6 +9,7 @@ mod diagnostic;
 mod model;
 mod plugin_config;
 mod reader;
+mod s3;
 mod sinks;
 mod sources;
 mod transforms;
@@ -165,13 +166,13 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
     let sink = sinks.as_ref().and_then(|s| s.first());
     let dead_letter = match top.opt_table(d, "dead_letter") {
         Some(mut t) => {
-            let path = t.req_str(d, "path").map(|p| resolve(base, &p.value));
+            let path = t.req_str(d, "path").map(|p| Place::Local(resolve(base, &p.value)));
             t.finish(d);
             path
         }
-        None => sink.as_ref().map(|s| s.path.join("_dead_letter")),
+        None => sinks.as_ref().and_then(|all| default_dead_letter(all)),
     };
-    let checkpoint = read_checkpoint(top, d, base, sink.as_ref().map(|s| s.path.as_path()));
+    let checkpoint = read_checkpoint(top, d, base, sink.map(|s| &s.place));
     Some(PipelineConfig {
         name: name.unwrap_or_else(|| default_name.to_owned()),
         workers,
@@ -179,26 +180,47 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         source_metadata,
         transforms,
         sinks: sinks?,
-        dead_letter: DeadLetterConfig { path: dead_letter? },
+        dead_letter: DeadLetterConfig { place: dead_letter? },
         checkpoint: checkpoint?,
     })
 }
 
+/// Dead letters go to the first sink's `error_prefix` that is set, else to `_dead_letter`
+/// inside the first sink's folder or prefix.
+fn default_dead_letter(sinks: &[SinkConfig]) -> Option<Place> {
+    let with_prefix = sinks.iter().find_map(|s| match (&s.place, &s.error_prefix) {
+        (Place::S3(loc), Some(p)) => Some(Place::S3(S3Location {
+            prefix: p.value.clone(),
+            ..loc.clone()
+        })),
+        _ => None,
+    });
+    with_prefix.or_else(|| sinks.first().map(|s| s.place.join("_dead_letter")))
+}
+
+/// `[checkpoint]`. By default checkpoints live beside the first sink's output: a file store
+/// in `<path>/_checkpoints` for a local sink, an S3 store under `<prefix>_checkpoints/` for an
+/// S3 sink (so it restarts elsewhere with no local state).
 fn read_checkpoint(
     top: &mut Table<'_, '_>,
     d: &mut Diags,
     base: &Path,
-    sink: Option<&Path>,
+    sink: Option<&Place>,
 ) -> Option<CheckpointConfig> {
-    let default_path = sink.map(|s| s.join("_checkpoints"));
     let default_interval = Duration::from_secs(10);
+    let (default_path, default_store) = match sink.map(|p| p.join("_checkpoints")) {
+        Some(Place::Local(path)) => (Some(path), StoreKind::File),
+        Some(Place::S3(loc)) => (None, StoreKind::S3(loc)),
+        None => (None, StoreKind::File),
+    };
     let Some(mut t) = top.opt_table(d, "checkpoint") else {
         return Some(CheckpointConfig {
             enabled: true,
-            path: default_path?,
+            path: default_path.unwrap_or_default(),
             interval: default_interval,
-            store: StoreKind::File,
-        });
+            store: default_store,
+        })
+        .filter(|_| sink.is_some());
     };
     let enabled = t.opt_bool(d, "enabled").is_none_or(|b| b.value);
     let store = read_store(&mut t, d);
@@ -208,31 +230,34 @@ fn read_checkpoint(
         "interval",
         Duration::from_millis(10)..=Duration::from_secs(24 * 3600),
     );
+    let span = t.span();
+    let key = t.key().to_owned();
     t.finish(d);
+    let store = store.unwrap_or(default_store);
+    let path = path.or(default_path);
+    if store == StoreKind::File && path.is_none() && sink.is_some() {
+        d.push(
+            span,
+            &key,
+            "the first sink is on S3, so there is no local folder for checkpoint files: give `path`, or store = { s3 = \"s3://bucket/prefix/\" }".to_owned(),
+        );
+        return None;
+    }
     Some(CheckpointConfig {
         enabled,
-        path: path.or(default_path)?,
+        path: path.unwrap_or_default(),
         interval: interval.map_or(default_interval, |i| i.value),
         store,
     })
 }
 
 /// `store = "file" | { s3 = "s3://bucket/prefix/" }`, and the S3 keys beside it (`region`,
-/// `endpoint_url`, `force_path_style`), which only an S3 store takes.
-fn read_store(t: &mut Table<'_, '_>, d: &mut Diags) -> StoreKind {
+/// `endpoint_url`, `force_path_style`), which only an S3 store takes. `None` when `store` is
+/// not given (the default applies).
+fn read_store(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<StoreKind> {
     let key = t.child_key("store");
-    let region = t.opt_str(d, "region");
-    let endpoint_url = t.opt_str(d, "endpoint_url");
-    let force_path_style = t.opt_bool(d, "force_path_style");
-    if let Some(e) = &endpoint_url
-        && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
-    {
-        d.push(
-            e.span.clone(),
-            &e.key,
-            format!("expected an http:// or https:// URL, found \"{}\"", e.value),
-        );
-    }
+    let endpoint = s3::read_endpoint(t, d);
+    let given = t.raw("store").is_some();
     let expected = "expected \"file\" or { s3 = \"s3://bucket/prefix/\" }";
     // Ok(None): the file store; Err: a mistake already reported.
     let url: Result<Option<(String, String)>, ()> = match t.raw("store") {
@@ -244,9 +269,9 @@ fn read_store(t: &mut Table<'_, '_>, d: &mut Diags) -> StoreKind {
                 let url = inner.req_str(d, "s3");
                 inner.finish(d);
                 let Some(url) = url else {
-                    return StoreKind::File;
+                    return Some(StoreKind::File);
                 };
-                match parse_s3_url(&url.value) {
+                match s3::parse_s3_url(&url.value) {
                     Some(parts) => Ok(Some(parts)),
                     None => {
                         d.push(
@@ -268,18 +293,12 @@ fn read_store(t: &mut Table<'_, '_>, d: &mut Diags) -> StoreKind {
         },
     };
     match url {
-        Ok(Some((bucket, prefix))) => StoreKind::S3(S3StoreConfig {
-            bucket,
-            prefix,
-            region: region.map(|r| r.value),
-            endpoint_url: endpoint_url.map(|e| e.value),
-            force_path_style: force_path_style.is_some_and(|f| f.value),
-        }),
+        Ok(Some((bucket, prefix))) => Some(StoreKind::S3(endpoint.at(bucket, prefix))),
         Ok(None) => {
             let s3_only = [
-                region.map(|r| (r.span, r.key)),
-                endpoint_url.map(|e| (e.span, e.key)),
-                force_path_style.map(|f| (f.span, f.key)),
+                endpoint.region.map(|r| (r.span, r.key)),
+                endpoint.endpoint_url.map(|e| (e.span, e.key)),
+                endpoint.force_path_style.map(|f| (f.span, f.key)),
             ];
             for (span, key) in s3_only.into_iter().flatten() {
                 d.push(
@@ -288,31 +307,10 @@ fn read_store(t: &mut Table<'_, '_>, d: &mut Diags) -> StoreKind {
                     "only an S3 checkpoint store (store = { s3 = \"s3://bucket/prefix/\" }) takes this key".to_owned(),
                 );
             }
-            StoreKind::File
+            given.then_some(StoreKind::File)
         }
-        Err(()) => StoreKind::File,
+        Err(()) => Some(StoreKind::File),
     }
-}
-
-/// `s3://bucket/prefix` → (`bucket`, `prefix/`): the prefix is a folder, so it gains a `/`
-/// unless empty. `None` when it is not an S3 URL with a plausible bucket name.
-fn parse_s3_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("s3://")?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
-        && bucket.as_bytes()[0].is_ascii_alphanumeric();
-    if !bucket_ok || prefix.starts_with('/') || prefix.contains("//") {
-        return None;
-    }
-    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}/")
-    };
-    Some((bucket.to_owned(), prefix))
 }
 
 #[cfg(test)]

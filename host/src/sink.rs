@@ -28,7 +28,8 @@ use arrow::array::RecordBatch;
 
 use crate::checkpoint::OutputFile;
 
-/// Why a sink failed. All are external (disk) or internal (schema) failures; none is retried.
+/// Why a sink failed: external (disk, object store) or internal (schema) failures. Object store
+/// calls have been retried already when they fail here.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// Creating, writing, syncing or renaming a file failed.
@@ -48,6 +49,16 @@ pub enum SinkError {
         path: PathBuf,
         /// The writer's error.
         error: ::parquet::errors::ParquetError,
+    },
+    /// An object store call failed (after retrying what may pass).
+    #[error("{action} {what}: {message}")]
+    Remote {
+        /// What was being done.
+        action: &'static str,
+        /// The object or prefix (`s3://bucket/key`).
+        what: String,
+        /// What the store answered.
+        message: String,
     },
     /// Splitting or converting a batch failed.
     #[error("preparing a batch for the sink: {0}")]

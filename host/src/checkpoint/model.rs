@@ -89,6 +89,40 @@ pub struct OutputFile {
     pub path: String,
     /// Its state at the checkpoint.
     pub state: FileState,
+    /// On an object store: the multipart upload that holds its durable bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<Upload>,
+}
+
+/// The multipart upload behind an output file on an object store, as far as a checkpoint
+/// covers it: recovery completes it with exactly these parts (plus, for an open file, the
+/// durable tail after them), or aborts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    /// The upload id; `None` while every durable byte is still in tail objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The parts uploaded, in order.
+    #[serde(default)]
+    pub parts: Vec<Part>,
+}
+
+impl Upload {
+    /// Bytes in the parts.
+    pub fn bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.size).sum()
+    }
+}
+
+/// One uploaded part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Its part number (1..=10000).
+    pub number: i32,
+    /// The ETag S3 answered with.
+    pub etag: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// How far an output file had got.

@@ -32,6 +32,7 @@ fn file(path: &str, state: FileState) -> OutputFile {
         root: "sink".into(),
         path: path.into(),
         state,
+        upload: None,
     }
 }
 

@@ -364,8 +364,14 @@ pub struct SinkConfig {
     pub input: Option<Located<String>>,
     /// `format`.
     pub format: SinkFormat,
-    /// Output folder, resolved against the pipeline file's folder.
-    pub path: PathBuf,
+    /// Where its files go: `path` (resolved against the pipeline file's folder) for a local
+    /// sink, `bucket` and `prefix` for an S3 sink.
+    pub place: Place,
+    /// Bytes per multipart-upload part (`part_mb`; S3 sinks only).
+    pub part_bytes: usize,
+    /// `error_prefix`: the pipeline's dead letters go under this prefix of the sink's bucket
+    /// (S3 sinks only).
+    pub error_prefix: Option<Located<String>>,
     /// Parquet compression codec.
     pub compression: Compression,
     /// Rows per Parquet row group.
@@ -376,6 +382,45 @@ pub struct SinkConfig {
     pub max_file_age: std::time::Duration,
     /// How rows are spread over folders.
     pub partition: PartitionConfig,
+}
+
+/// Where output files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A local folder.
+    Local(PathBuf),
+    /// A prefix of an S3 bucket.
+    S3(S3Location),
+}
+
+impl Place {
+    /// The same place one folder down (`name` is a folder name).
+    pub fn join(&self, name: &str) -> Place {
+        match self {
+            Place::Local(p) => Place::Local(p.join(name)),
+            Place::S3(loc) => Place::S3(S3Location {
+                prefix: format!("{}{name}/", loc.prefix),
+                ..loc.clone()
+            }),
+        }
+    }
+
+    /// The local folder, if it is one.
+    pub fn local(&self) -> Option<&std::path::Path> {
+        match self {
+            Place::Local(p) => Some(p),
+            Place::S3(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Local(p) => write!(f, "{}", p.display()),
+            Place::S3(loc) => f.write_str(&loc.url(&loc.prefix)),
+        }
+    }
 }
 
 /// What a sink writes.
@@ -444,8 +489,9 @@ pub enum PartitionConfig {
 /// `[dead_letter]`.
 #[derive(Debug, Clone)]
 pub struct DeadLetterConfig {
-    /// Folder for dead-letter JSON lines (default `<sink.path>/_dead_letter`).
-    pub path: PathBuf,
+    /// Where dead-letter JSON lines go: `path`, else the first sink's `error_prefix`, else
+    /// `_dead_letter` inside the first sink's folder or prefix.
+    pub place: Place,
 }
 
 /// `[checkpoint]`.
@@ -453,7 +499,8 @@ pub struct DeadLetterConfig {
 pub struct CheckpointConfig {
     /// Whether the run checkpoints and resumes (default true; stdin input never resumes).
     pub enabled: bool,
-    /// Folder of checkpoint files (default `<sink.path>/_checkpoints`).
+    /// Folder of checkpoint files of the file store (default `<sink.path>/_checkpoints`;
+    /// empty with an S3 store).
     pub path: PathBuf,
     /// Time between checkpoints (default 10 s).
     pub interval: std::time::Duration,
@@ -468,12 +515,13 @@ pub enum StoreKind {
     File,
     /// Objects in S3 (`store = { s3 = "s3://bucket/prefix/" }`), so a pipeline can restart
     /// on another machine.
-    S3(S3StoreConfig),
+    S3(S3Location),
 }
 
-/// `[checkpoint] store = { s3 = "s3://bucket/prefix/" }` and its keys beside it.
+/// Where objects go in S3: a bucket, a key prefix, and how to reach them (`[checkpoint] store =
+/// { s3 = "s3://bucket/prefix/" }` with its keys beside it, or a `type = "s3"` sink).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3StoreConfig {
+pub struct S3Location {
     /// The bucket.
     pub bucket: String,
     /// The key prefix: empty, or ending in `/`.
@@ -485,4 +533,11 @@ pub struct S3StoreConfig {
     /// `force_path_style`: `http://host/bucket/key` rather than `http://bucket.host/key`
     /// (most S3-compatible servers need it).
     pub force_path_style: bool,
+}
+
+impl S3Location {
+    /// `s3://bucket/key`.
+    pub fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
 }

@@ -48,11 +48,28 @@ pub(super) fn read_sinks(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path) ->
 }
 
 fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: String) -> Option<SinkConfig> {
-    let kind = t.req_choice(d, "type", &["parquet", "local"]);
+    let kind = t.req_choice(d, "type", &["parquet", "local", "s3"]);
     let name = read_name(t, d, default_name);
     let input = t.opt_str(d, "input");
     let format = read_format(t, d, kind.as_ref());
-    let path = t.req_str(d, "path");
+    let s3 = kind.as_ref().is_some_and(|k| k.value == "s3");
+    let (place, prefix_template) = if s3 {
+        match super::s3::read_s3_sink(t, d) {
+            Some((loc, template)) => (Some(Place::S3(loc)), template),
+            None => (None, None),
+        }
+    } else {
+        (
+            t.req_str(d, "path").map(|p| Place::Local(resolve(base, &p.value))),
+            None,
+        )
+    };
+    let part_bytes = if s3 {
+        t.opt_uint(d, "part_mb", 5..=5120).map_or(8, |v| v.value) as usize * 1024 * 1024
+    } else {
+        0
+    };
+    let error_prefix = if s3 { super::s3::read_error_prefix(t, d) } else { None };
     let compression = t
         .opt_choice(d, "compression", &["snappy", "zstd", "none"])
         .map(|c| match c.value.as_str() {
@@ -72,11 +89,24 @@ fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: St
         )
         .map_or(Duration::from_secs(15 * 60), |v| v.value);
     let partition = match t.opt_table(d, "partition") {
+        Some(p) if prefix_template.is_some() => {
+            d.push(
+                p.span(),
+                p.key(),
+                "the prefix's !{timestamp:…} already partitions by arrival time: give one or the other".to_owned(),
+            );
+            p.finish(d);
+            None
+        }
         Some(mut p) => {
             let part = read_partition(&mut p, d);
             p.finish(d);
             part
         }
+        None if prefix_template.is_some() => Some(PartitionConfig::IngestTime {
+            granularity: Granularity::Hour,
+            template: prefix_template,
+        }),
         // The raw archive's default is Firehose's layout.
         None if format == SinkFormat::Raw => Some(PartitionConfig::IngestTime {
             granularity: Granularity::Hour,
@@ -93,7 +123,9 @@ fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: St
         name,
         input,
         format,
-        path: resolve(base, &path?.value),
+        place: place?,
+        part_bytes,
+        error_prefix,
         compression: compression.unwrap_or(Compression::Snappy),
         row_group_rows,
         target_file_bytes: target_file_mb * 1024 * 1024,

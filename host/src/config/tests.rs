@@ -36,11 +36,11 @@ fn a_minimal_file_gets_documented_defaults_and_resolved_paths() {
     assert_eq!(f.resolved.as_deref(), Some(Path::new("/base/data/*.ndjson")));
     assert_eq!(f.batch_rows, 8192);
     assert!(f.schema.is_none());
-    assert_eq!(c.sinks[0].path, Path::new("/out"));
+    assert_eq!(c.sinks[0].place, Place::Local("/out".into()));
     assert_eq!(c.sinks[0].compression, Compression::Snappy);
     assert_eq!(c.sinks[0].target_file_bytes, 128 * 1024 * 1024);
     assert!(matches!(c.sinks[0].partition, PartitionConfig::None));
-    assert_eq!(c.dead_letter.path, Path::new("/out/_dead_letter"));
+    assert_eq!(c.dead_letter.place, Place::Local("/out/_dead_letter".into()));
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn the_checkpoint_store_is_a_folder_by_default_or_an_s3_prefix() {
     ));
     assert_eq!(
         c.checkpoint.store,
-        StoreKind::S3(S3StoreConfig {
+        StoreKind::S3(S3Location {
             bucket: "my-bucket".into(),
             prefix: "pipelines/p/".into(),
             region: Some("eu-west-1".into()),

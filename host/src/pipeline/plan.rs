@@ -1,6 +1,5 @@
 //! The validated plan: what `sluice validate` proves and `sluice run` executes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -44,8 +43,8 @@ pub struct Plan {
     pub stages: Vec<Arc<StagePlan>>,
     /// The sinks, in the pipeline file's order.
     pub sinks: Vec<SinkPlan>,
-    /// Dead-letter folder.
-    pub dead_letter_dir: PathBuf,
+    /// Where dead letters go.
+    pub dead_letter: crate::config::Place,
     /// Parallel chain instances.
     pub workers: usize,
     /// What the source reads (`file:<absolute path>`, …); checkpoints are tied to it.
@@ -115,7 +114,7 @@ impl Plan {
             input_schema,
             stages,
             sinks,
-            dead_letter_dir: cfg.dead_letter.path.clone(),
+            dead_letter: cfg.dead_letter.place.clone(),
             workers,
             checkpoint: cfg.checkpoint.clone(),
         })

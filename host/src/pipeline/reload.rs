@@ -99,7 +99,7 @@ pub fn diff(old: &Plan, new: &Plan) -> Result<Vec<String>, String> {
     if old.sinks != new.sinks {
         fixed.push("[sink] (or the schema of the rows that reach it)");
     }
-    if old.dead_letter_dir != new.dead_letter_dir {
+    if old.dead_letter != new.dead_letter {
         fixed.push("[dead_letter]");
     }
     if old.checkpoint != new.checkpoint {

@@ -62,7 +62,7 @@ pub(crate) fn prepare(
         if latest.is_some() {
             tracing::warn!(
                 checkpoint = %location,
-                output = %plan.sinks.iter().map(|s| s.dir.display().to_string()).collect::<Vec<_>>().join(", "),
+                output = %plan.sinks.iter().map(|s| s.place.to_string()).collect::<Vec<_>>().join(", "),
                 "Starting from scratch: the checkpoint is ignored and superseded. Earlier output is not deleted: files whose names recur are rewritten, others stay beside the new ones."
             );
         }

@@ -39,12 +39,7 @@ use crate::source::{Source, SourceError};
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let checkpointing = plan.checkpoint.enabled && plan.source.resumable();
-    let opened = sinks::open(
-        &plan.sinks,
-        &plan.dead_letter_dir,
-        &plan.checkpoint.path,
-        !checkpointing,
-    )?;
+    let opened = sinks::open(&plan.sinks, &plan.dead_letter, &plan.checkpoint, !checkpointing)?;
     let start = prepare(plan, options.from_scratch, &opened.targets(), &options.reload_changes)?;
     let resumed_from = start.resumed.as_ref().map(|(epoch, _)| *epoch);
     let stop = options.stop.clone().unwrap_or_default();

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 
 use super::stage_plan::StagePlan;
-use crate::config::{Diagnostic, Located, PartitionConfig, PipelineConfig, SinkConfig, SinkFormat};
+use crate::config::{
+    CheckpointConfig, Diagnostic, Located, PartitionConfig, PipelineConfig, Place, SinkConfig, SinkFormat, StoreKind,
+};
 use crate::sink::dead_letter::DeadLetterSink;
 use crate::sink::parquet::{ParquetSettings, ParquetSink};
 use crate::sink::partition::{Partitioner, default_template, plan as partitioner};
 use crate::sink::raw::{RawSettings, RawSink};
 use crate::sink::recover::Target;
-use crate::sink::storage::LocalDir;
+use crate::sink::storage::{LocalDir, S3Dir, Storage};
 use crate::sink::{Sink, SinkError, TwoPhase};
 
 /// What a sink takes from the pipeline.
@@ -54,8 +56,10 @@ pub struct SinkPlan {
     pub format: Format,
     /// How rows are spread over folders.
     pub partitioner: Partitioner,
-    /// Its folder.
-    pub dir: PathBuf,
+    /// Where its files go.
+    pub place: Place,
+    /// Bytes per multipart part (S3).
+    pub part_bytes: usize,
 }
 
 /// Check every sink against the outputs of `stages` (and the decoded `input`).
@@ -112,7 +116,8 @@ pub fn plan(
                 tap,
                 format,
                 partitioner,
-                dir: s.path.clone(),
+                place: s.place.clone(),
+                part_bytes: s.part_bytes,
             });
         }
     }
@@ -244,20 +249,40 @@ fn raw_partitioner(s: &SinkConfig, diags: &mut Vec<Diagnostic>) -> Option<Partit
     }
 }
 
-/// Every folder the pipeline writes or keeps things in, so that no sink scans another's
-/// files (or the checkpoints) as its own.
-fn others(
-    sinks: &[SinkPlan],
-    dead_letter: &std::path::Path,
-    checkpoints: &std::path::Path,
-    own: &std::path::Path,
-) -> Vec<PathBuf> {
+/// Every place the pipeline writes or keeps things in but `own`, so that no sink scans
+/// another's files (or the checkpoints) as its own: local folders, and S3 prefixes as
+/// `bucket/prefix`.
+fn others(sinks: &[SinkPlan], dead_letter: &Place, checkpoint: &CheckpointConfig, own: &Place) -> Vec<Place> {
+    let store = match &checkpoint.store {
+        StoreKind::File => Place::Local(checkpoint.path.clone()),
+        StoreKind::S3(loc) => Place::S3(loc.clone()),
+    };
     sinks
         .iter()
-        .map(|s| s.dir.clone())
-        .chain([dead_letter.to_owned(), checkpoints.to_owned()])
-        .filter(|d| d != own)
+        .map(|s| s.place.clone())
+        .chain([dead_letter.clone(), store])
+        .filter(|p| p != own)
         .collect()
+}
+
+/// The storage of a place; `skip` are the other places of the pipeline.
+fn storage(place: &Place, part_bytes: usize, skip: Vec<Place>) -> Result<Box<dyn Storage>, SinkError> {
+    Ok(match place {
+        Place::Local(dir) => Box::new(LocalDir::new(
+            dir.clone(),
+            skip.iter().filter_map(|p| p.local().map(PathBuf::from)).collect(),
+        )),
+        Place::S3(loc) => {
+            let skip = skip
+                .iter()
+                .filter_map(|p| match p {
+                    Place::S3(other) if other.bucket == loc.bucket => Some(other.prefix.clone()),
+                    _ => None,
+                })
+                .collect();
+            Box::new(S3Dir::new(loc.clone(), part_bytes, skip)?)
+        }
+    })
 }
 
 /// The pipeline's sinks, opened for a run, and its dead letters.
@@ -271,16 +296,13 @@ pub struct Opened {
 /// Open the sinks; `immediate` publishes complete files at once (runs without checkpoints).
 pub fn open(
     sinks: &[SinkPlan],
-    dead_letter: &std::path::Path,
-    checkpoints: &std::path::Path,
+    dead_letter: &Place,
+    checkpoint: &CheckpointConfig,
     immediate: bool,
 ) -> Result<Opened, SinkError> {
     let mut opened: Vec<(Tap, Box<dyn Sink>)> = Vec::new();
     for s in sinks {
-        let storage = Box::new(LocalDir::new(
-            s.dir.clone(),
-            others(sinks, dead_letter, checkpoints, &s.dir),
-        ));
+        let storage = storage(&s.place, s.part_bytes, others(sinks, dead_letter, checkpoint, &s.place))?;
         let sink: Box<dyn Sink> = match &s.format {
             Format::Parquet(settings) => Box::new(ParquetSink::new(
                 s.name.clone(),
@@ -299,13 +321,15 @@ pub fn open(
         };
         opened.push((s.tap.clone(), sink));
     }
-    let dead_storage = LocalDir::new(
-        dead_letter.to_owned(),
-        others(sinks, dead_letter, checkpoints, dead_letter),
-    );
+    // Dead letters are few: the smallest parts will do.
+    let dead_storage = storage(
+        dead_letter,
+        crate::sink::storage::s3::MIN_PART_BYTES,
+        others(sinks, dead_letter, checkpoint, dead_letter),
+    )?;
     Ok(Opened {
         sinks: opened,
-        dead: DeadLetterSink::new(Box::new(dead_storage), immediate),
+        dead: DeadLetterSink::new(dead_storage, immediate),
     })
 }
 

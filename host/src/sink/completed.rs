@@ -4,14 +4,14 @@
 
 use super::storage::Storage;
 use super::{SinkError, WrittenFile};
-use crate::checkpoint::{FileState, OutputFile};
+use crate::checkpoint::{FileState, OutputFile, Upload};
 
 /// Complete files of one sink, by path relative to its storage.
 #[derive(Debug, Default)]
 pub(crate) struct Completed {
     /// Publish at once (runs without checkpoints) rather than after the next checkpoint.
     immediate: bool,
-    sealed: Vec<WrittenFile>,
+    sealed: Vec<(WrittenFile, Option<Upload>)>,
     published: Vec<WrittenFile>,
 }
 
@@ -23,9 +23,15 @@ impl Completed {
         }
     }
 
-    /// A file is complete and synced under its temporary name (`done.path` relative).
-    pub(crate) fn add(&mut self, storage: &dyn Storage, done: WrittenFile) -> Result<(), SinkError> {
-        self.sealed.push(done);
+    /// A file is complete and synced under its temporary name (`done.path` relative); on an
+    /// object store `upload` holds it.
+    pub(crate) fn add(
+        &mut self,
+        storage: &dyn Storage,
+        done: WrittenFile,
+        upload: Option<Upload>,
+    ) -> Result<(), SinkError> {
+        self.sealed.push((done, upload));
         if self.immediate {
             self.publish(storage)?;
         }
@@ -35,20 +41,21 @@ impl Completed {
     /// The sealed files, as the next checkpoint lists them.
     pub(crate) fn listed(&self, sink: &str) -> impl Iterator<Item = OutputFile> + '_ {
         let sink = sink.to_owned();
-        self.sealed.iter().map(move |done| OutputFile {
+        self.sealed.iter().map(move |(done, upload)| OutputFile {
             root: sink.clone(),
             path: done.path.to_string_lossy().into_owned(),
             state: FileState::Sealed,
+            upload: upload.clone(),
         })
     }
 
     /// Publish the sealed files (after the checkpoint listing them is stored).
     pub(crate) fn publish(&mut self, storage: &dyn Storage) -> Result<(), SinkError> {
+        let listed: Vec<OutputFile> = self.listed("").collect();
+        storage.publish(&listed)?;
         let sealed = std::mem::take(&mut self.sealed);
-        let rels: Vec<String> = sealed.iter().map(|d| d.path.to_string_lossy().into_owned()).collect();
-        storage.publish(&rels)?;
         let root = storage.location();
-        self.published.extend(sealed.into_iter().map(|mut done| {
+        self.published.extend(sealed.into_iter().map(|(mut done, _)| {
             done.path = std::path::Path::new(&root).join(&done.path);
             done
         }));

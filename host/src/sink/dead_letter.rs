@@ -16,7 +16,7 @@ use base64::Engine as _;
 
 use super::storage::{StagedFile, Storage};
 use super::{FileStart, Sealing, SinkError, SinkReport, TwoPhase, WrittenFile};
-use crate::checkpoint::{FileState, OutputFile};
+use crate::checkpoint::{FileState, OutputFile, Upload};
 use crate::record::{BadRecord, SourceSpan};
 
 /// The name dead letters go by in checkpoints (no sink of the pipeline file may take it).
@@ -34,8 +34,8 @@ pub struct DeadLetterSink {
     /// The input position the last file was named after, and how many files were named
     /// after it: one chunk's dead letters can fill several files.
     last_start: Option<(FileStart, u32)>,
-    /// Complete files waiting for the next checkpoint.
-    sealed: Vec<String>,
+    /// Complete files waiting for the next checkpoint (on an object store, with their upload).
+    sealed: Vec<(String, Option<Upload>)>,
     bytes: u64,
     count: u64,
     reasons: std::collections::BTreeMap<String, u64>,
@@ -206,16 +206,26 @@ impl DeadLetterSink {
             path: self.storage.location().into(),
             error: e.into_error(),
         })?;
-        file.sync().map_err(|error| SinkError::Io {
+        file.seal().map_err(|error| SinkError::Io {
             action: "syncing",
             path: self.storage.location().into(),
             error,
         })?;
-        self.sealed.push(name);
+        self.sealed.push((name, file.upload()));
         if self.immediate {
             self.commit()?;
         }
         Ok(())
+    }
+
+    /// The complete files, as a checkpoint lists them.
+    fn listed(&self) -> impl Iterator<Item = OutputFile> + '_ {
+        self.sealed.iter().map(|(name, upload)| OutputFile {
+            root: DEAD_LETTER.to_owned(),
+            path: name.clone(),
+            state: FileState::Sealed,
+            upload: upload.clone(),
+        })
     }
 
     /// Dead letters written so far.
@@ -266,13 +276,10 @@ impl TwoPhase for DeadLetterSink {
                     len: self.bytes,
                     journal_len: 0,
                 },
+                upload: w.get_ref().upload(),
             });
         }
-        outputs.extend(self.sealed.iter().map(|name| OutputFile {
-            root: DEAD_LETTER.to_owned(),
-            path: name.clone(),
-            state: FileState::Sealed,
-        }));
+        outputs.extend(self.listed());
         Ok(outputs)
     }
 
@@ -281,9 +288,9 @@ impl TwoPhase for DeadLetterSink {
         if self.sealed.is_empty() {
             return Ok(());
         }
-        let sealed = std::mem::take(&mut self.sealed);
-        self.storage.publish(&sealed)?;
-        for name in sealed {
+        let listed: Vec<OutputFile> = self.listed().collect();
+        self.storage.publish(&listed)?;
+        for (name, _) in std::mem::take(&mut self.sealed) {
             let path = std::path::Path::new(&self.storage.location()).join(&name);
             self.published.push(WrittenFile {
                 path: path.clone(),

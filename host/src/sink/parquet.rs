@@ -221,7 +221,7 @@ impl ParquetSink {
         file.writer
             .inner_mut()
             .flush()
-            .and_then(|_| file.writer.inner_mut().sync())
+            .and_then(|_| file.writer.inner_mut().seal())
             .map_err(|error| SinkError::Io {
                 action: "syncing",
                 path: path.clone(),
@@ -233,7 +233,8 @@ impl ParquetSink {
             rows: file.rows,
             bytes: file.writer.bytes_written() as u64,
         };
-        self.completed.add(self.storage.as_ref(), done)?;
+        let upload = file.writer.inner().upload();
+        self.completed.add(self.storage.as_ref(), done, upload)?;
         Ok(())
     }
 
@@ -297,6 +298,7 @@ impl ParquetSink {
                     len: file.writer.bytes_written() as u64,
                     journal_len: file.journal_len,
                 },
+                upload: file.writer.inner().upload(),
             });
         }
         outputs.extend(self.completed.listed(&self.name));
@@ -477,10 +479,8 @@ mod tests {
         let final_path = tmp.path().join(rel);
         assert!(tmp.path().join(temp_path(rel)).exists() && tmp.path().join(journal_path(rel)).exists());
         let storage = LocalDir::new(tmp.path().to_owned(), Vec::new());
-        storage.cut_back(rel, len).expect("cut back");
         let footer = footer_from_journal(&storage.read_journal(rel, journal_len).expect("journal")).expect("footer");
-        storage.append(rel, &footer).expect("footer");
-        storage.publish(std::slice::from_ref(rel)).expect("publish");
+        storage.seal(&outputs[0], len, &footer).expect("seal");
         assert_eq!(read_rows(&final_path), 130);
         let names: Vec<_> = std::fs::read_dir(tmp.path().join("a=1"))
             .expect("dir")

@@ -78,8 +78,17 @@ pub fn recover(
     let stale = leftovers(checkpoint, found);
     let mut done = Recovered::default();
     if let Some(cp) = checkpoint {
+        let mut probes = std::collections::HashMap::new();
+        for f in &cp.outputs {
+            if let Some(t) = target(&f.root) {
+                probes.insert((f.root.clone(), f.path.clone()), t.storage.probe(f)?);
+            }
+        }
         let actions = recover_outputs(cp, |f| {
-            target(&f.root).map(|t| t.storage.probe(&f.path)).unwrap_or_default()
+            probes
+                .get(&(f.root.clone(), f.path.clone()))
+                .copied()
+                .unwrap_or_default()
         })?;
         for action in actions {
             let Some(t) = target(action.file().root.as_str()) else {
@@ -87,7 +96,7 @@ pub fn recover(
             };
             match action {
                 Action::Rename(f) => {
-                    t.storage.publish(std::slice::from_ref(&f.path))?;
+                    t.storage.publish(std::slice::from_ref(&f))?;
                     done.renamed += 1;
                 }
                 Action::Seal { file, len, journal_len } => {
@@ -95,13 +104,13 @@ pub fn recover(
                     done.sealed += 1;
                 }
                 // The crash may have come between its rename and the journal's removal.
-                Action::Nothing(f) => t.storage.forget_journal(&f.path),
+                Action::Nothing(f) => t.storage.forget(&f.path)?,
             }
         }
     }
     for (root, rel) in stale {
         if let Some(t) = target(&root)
-            && t.storage.remove_temporary(&rel)
+            && t.storage.remove_temporary(&rel)?
         {
             done.deleted += 1;
         }
@@ -111,16 +120,17 @@ pub fn recover(
 
 /// Finish a file that was open at the checkpoint so it holds exactly its rows, and publish.
 fn seal(t: Target<'_>, file: &OutputFile, len: u64, journal_len: u64) -> Result<(), SinkError> {
-    t.storage.cut_back(&file.path, len)?;
-    if t.sealing == Sealing::Footer {
-        let journal = t.storage.read_journal(&file.path, journal_len)?;
-        let footer = super::parquet::footer_from_journal(&journal).map_err(|error| SinkError::Parquet {
-            path: file.path.clone().into(),
-            error,
-        })?;
-        t.storage.append(&file.path, &footer)?;
-    }
-    t.storage.publish(std::slice::from_ref(&file.path))
+    let trailer = match t.sealing {
+        Sealing::Footer => {
+            let journal = t.storage.read_journal(&file.path, journal_len)?;
+            super::parquet::footer_from_journal(&journal).map_err(|error| SinkError::Parquet {
+                path: file.path.clone().into(),
+                error,
+            })?
+        }
+        Sealing::CutBack => Vec::new(),
+    };
+    t.storage.seal(file, len, &trailer)
 }
 
 #[cfg(test)]
@@ -160,6 +170,7 @@ mod tests {
                 root: "sink".into(),
                 path: "b=1/part-1.parquet".into(),
                 state: FileState::Sealed,
+                upload: None,
             }],
             totals: Totals::default(),
         };
@@ -189,6 +200,7 @@ mod tests {
                 root: "archive".into(),
                 path: "a.gz".into(),
                 state: FileState::Sealed,
+                upload: None,
             }],
             ..checkpoint
         };

@@ -164,11 +164,11 @@ fn the_s3_store_keeps_the_contract_and_refuses_a_second_writer() {
 fn store_contract_child() {
     use sluice::checkpoint::store::s3::S3Store;
     use sluice::checkpoint::store::{CheckpointStore, StoreError};
-    use sluice::config::S3StoreConfig;
+    use sluice::config::S3Location;
     let Ok(endpoint) = std::env::var("SLUICE_TEST_S3_ENDPOINT") else {
         return;
     };
-    let settings = S3StoreConfig {
+    let settings = S3Location {
         bucket: BUCKET.into(),
         prefix: "lib/".into(),
         region: Some("us-east-1".into()),
@@ -200,7 +200,7 @@ fn store_contract_child() {
     other.put_if_absent(9, b"9").expect("the same bytes");
     assert_eq!(store.latest().expect("latest"), Some((9, b"9".to_vec())));
     // A missing bucket is an error naming it, not an empty store.
-    let missing = S3Store::new(S3StoreConfig {
+    let missing = S3Store::new(S3Location {
         bucket: "no-such-bucket".into(),
         ..settings
     });

@@ -21,82 +21,29 @@
 //! writer per store there.
 //!
 //! # Retries and the runtime
-//! Throttling (`SlowDown`, 429), 5xx answers, timeouts and dropped connections are retried with
-//! [`crate::retry::Backoff`] (on top of the SDK's own few quick retries) for up to
-//! [`RETRY_FOR`]; anything else fails at once. As `crate::retry` documents for connectors,
-//! the store owns a small tokio runtime (one current thread, created on first use) and calls
-//! it with `block_on` from the pipeline thread that checkpoints.
+//! Every call goes through [`crate::aws::s3::retrying`]; the client is
+//! [`crate::aws::s3::S3Conn`] on a current-thread runtime, created on first use and driven by
+//! the pipeline thread that checkpoints.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::config::RequestChecksumCalculation;
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::fs::{KEEP, parse_name};
 use super::{CheckpointStore, StoreError};
-use crate::config::S3StoreConfig;
-use crate::retry::Backoff;
-
-/// How long a transient failure is retried before the store gives up.
-pub const RETRY_FOR: Duration = Duration::from_secs(60);
+use crate::aws::s3::{Failure, S3Conn, retrying};
+use crate::config::S3Location;
 
 /// A prefix of checkpoint objects in an S3 bucket.
 #[derive(Debug)]
 pub struct S3Store {
-    settings: S3StoreConfig,
-    conn: OnceLock<Conn>,
-}
-
-#[derive(Debug)]
-struct Conn {
-    runtime: tokio::runtime::Runtime,
-    client: Client,
-}
-
-/// One failed call, classified.
-struct Failure {
-    /// The HTTP status, when there was an answer.
-    status: Option<u16>,
-    message: String,
-    transient: bool,
-}
-
-impl Failure {
-    fn from_sdk<E>(e: SdkError<E, HttpResponse>) -> Failure
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        let status = e.raw_response().map(|r| r.status().as_u16());
-        let code = e.code().map(str::to_owned);
-        let transient = match &e {
-            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-            // A connection that failed may work next time; missing credentials will not.
-            SdkError::DispatchFailure(d) => d.is_io() || d.is_timeout(),
-            SdkError::ServiceError(_) => {
-                status.is_some_and(|s| s >= 500 || s == 429)
-                    || matches!(
-                        code.as_deref(),
-                        Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "Throttling")
-                    )
-            }
-            _ => false,
-        };
-        Failure {
-            status,
-            message: DisplayErrorContext(&e).to_string(),
-            transient,
-        }
-    }
+    settings: S3Location,
+    conn: OnceLock<S3Conn>,
 }
 
 impl S3Store {
     /// A store at `settings`' bucket and prefix; nothing is contacted until first use.
-    pub fn new(settings: S3StoreConfig) -> Self {
+    pub fn new(settings: S3Location) -> Self {
         S3Store {
             settings,
             conn: OnceLock::new(),
@@ -108,7 +55,7 @@ impl S3Store {
     }
 
     fn url(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.settings.bucket)
+        self.settings.url(key)
     }
 
     fn remote(&self, action: &'static str, key: &str) -> impl FnOnce(Failure) -> StoreError {
@@ -121,42 +68,17 @@ impl S3Store {
     }
 
     /// The runtime and client, made on first use.
-    fn conn(&self) -> Result<&Conn, StoreError> {
+    fn conn(&self) -> Result<&S3Conn, StoreError> {
         if let Some(c) = self.conn.get() {
             return Ok(c);
         }
-        let failed = |message: String| StoreError::Remote {
+        let conn = S3Conn::connect(&self.settings, 0).map_err(|message| StoreError::Remote {
             action: "connecting to",
             what: self.location(),
-            message,
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| failed(format!("cannot start the S3 client's runtime: {e}")))?;
-        let s = &self.settings;
-        let shared = runtime.block_on(crate::aws::sdk_config(s.region.clone(), s.endpoint_url.as_deref()));
-        if shared.region().is_none() {
-            return Err(failed(
-                "no AWS region for the S3 checkpoint store: set `region` in [checkpoint], or AWS_REGION / AWS_DEFAULT_REGION, or a region in the AWS profile".to_owned(),
-            ));
-        }
-        // Checksums only where S3 requires them: S3-compatible servers differ in which
-        // flexible checksums they accept, and TLS already protects the bytes in transit.
-        let config = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(s.force_path_style)
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .build();
-        let client = Client::from_conf(config);
-        let _ = self.conn.set(Conn { runtime, client });
+            message: format!("{message} (in [checkpoint])"),
+        })?;
+        let _ = self.conn.set(conn);
         Ok(self.conn.get().expect("just set"))
-    }
-
-    /// Retry `op` while it fails transiently, up to [`RETRY_FOR`].
-    fn retrying<T>(&self, op: impl FnMut() -> Result<T, Failure>) -> Result<T, Failure> {
-        Backoff::with(Duration::from_millis(100), Duration::from_secs(5))
-            .until(RETRY_FOR)
-            .retry(op, |f| f.transient)
     }
 
     /// Epochs under the prefix, ascending (every page of the listing).
@@ -166,20 +88,19 @@ impl S3Store {
         let mut epochs = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = self
-                .retrying(|| {
-                    conn.runtime
-                        .block_on(
-                            conn.client
-                                .list_objects_v2()
-                                .bucket(&self.settings.bucket)
-                                .prefix(prefix)
-                                .set_continuation_token(token.clone())
-                                .send(),
-                        )
-                        .map_err(Failure::from_sdk)
-                })
-                .map_err(self.remote("listing", prefix))?;
+            let page = retrying(|| {
+                conn.runtime
+                    .block_on(
+                        conn.client
+                            .list_objects_v2()
+                            .bucket(&self.settings.bucket)
+                            .prefix(prefix)
+                            .set_continuation_token(token.clone())
+                            .send(),
+                    )
+                    .map_err(Failure::from_sdk)
+            })
+            .map_err(self.remote("listing", prefix))?;
             epochs.extend(
                 page.contents()
                     .iter()
@@ -198,7 +119,7 @@ impl S3Store {
     /// The object's bytes, or `None` if it is gone.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let conn = self.conn()?;
-        let got = self.retrying(|| {
+        let got = retrying(|| {
             conn.runtime.block_on(async {
                 let sent = conn
                     .client
@@ -214,11 +135,7 @@ impl S3Store {
                 };
                 match object.body.collect().await {
                     Ok(bytes) => Ok(Some(bytes.to_vec())),
-                    Err(e) => Err(Failure {
-                        status: None,
-                        message: format!("reading the body: {}", DisplayErrorContext(&e)),
-                        transient: true,
-                    }),
+                    Err(e) => Err(Failure::body(e)),
                 }
             })
         });
@@ -233,7 +150,7 @@ impl S3Store {
     pub fn put_if_absent(&self, epoch: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let conn = self.conn()?;
         let key = self.key(epoch);
-        let put = self.retrying(|| {
+        let put = retrying(|| {
             conn.runtime
                 .block_on(
                     conn.client
@@ -319,7 +236,7 @@ mod tests {
     use super::*;
 
     fn store(prefix: &str) -> S3Store {
-        S3Store::new(S3StoreConfig {
+        S3Store::new(S3Location {
             bucket: "bucket".into(),
             prefix: prefix.into(),
             region: None,
