@@ -24,3 +24,20 @@ pub async fn sdk_config(region: Option<String>, endpoint_url: Option<&str>) -> S
     }
     loader.load().await
 }
+
+/// Whether a request that got no answer may get one next time: the connection failed, timed
+/// out or broke off (a reset, an answer cut short), as opposed to a bad endpoint or TLS setup.
+pub fn dispatch_may_pass<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> bool {
+    use aws_smithy_types::retry::ErrorKind;
+    match e {
+        aws_sdk_s3::error::SdkError::DispatchFailure(d) => {
+            d.is_io()
+                || d.is_timeout()
+                || matches!(
+                    d.as_other(),
+                    Some(ErrorKind::TransientError | ErrorKind::ThrottlingError | ErrorKind::ServerError)
+                )
+        }
+        _ => false,
+    }
+}

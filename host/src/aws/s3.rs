@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::RequestChecksumCalculation;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -27,6 +28,12 @@ use crate::retry::Backoff;
 
 /// How long a transient failure is retried before the caller gives up.
 pub const RETRY_FOR: Duration = Duration::from_secs(60);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an answer may keep the client waiting for its next bytes.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one attempt of a call may take in all (a part of 512 MiB at 20 MiB/s fits).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A connected client and the runtime that drives it.
 #[derive(Debug)]
@@ -62,9 +69,17 @@ impl S3Conn {
         }
         // Checksums only where S3 requires them: S3-compatible servers differ in which
         // flexible checksums they accept, and TLS already protects the bytes in transit.
+        // A server that stops answering fails the attempt, which is then retried, rather than
+        // holding the pipeline forever (the SDK sets no read timeout of its own).
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .build();
         let config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(location.force_path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .timeout_config(timeouts)
             .build();
         Ok(S3Conn {
             runtime,
@@ -97,7 +112,7 @@ impl Failure {
         let transient = match &e {
             SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
             // A connection that failed may work next time; missing credentials will not.
-            SdkError::DispatchFailure(d) => d.is_io() || d.is_timeout(),
+            SdkError::DispatchFailure(_) => super::dispatch_may_pass(&e),
             SdkError::ServiceError(_) => {
                 status.is_some_and(|s| s >= 500 || s == 429)
                     || matches!(

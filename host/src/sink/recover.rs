@@ -115,6 +115,9 @@ pub fn recover(
             done.deleted += 1;
         }
     }
+    for t in targets {
+        done.deleted += t.storage.end_recovery()?;
+    }
     Ok(done)
 }
 

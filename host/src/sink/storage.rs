@@ -70,4 +70,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn temporaries(&self) -> Result<Vec<String>, SinkError>;
     /// Delete a temporary file (and what belongs to it) given by its temporary relative path.
     fn remove_temporary(&self, temp_rel: &str) -> Result<bool, SinkError>;
+    /// Recovery is done: drop whatever unfinished writes are left (multipart uploads); how many.
+    fn end_recovery(&self) -> Result<usize, SinkError> {
+        Ok(0)
+    }
 }

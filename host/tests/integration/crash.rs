@@ -25,7 +25,7 @@ fn rows() -> usize {
 const KILLS: usize = 22;
 
 /// A small seeded generator, so a failing sequence of kills can be replayed.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -35,14 +35,19 @@ impl Rng {
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
 
 /// Sensor-like rows across `files` files, with an undecodable line now and then.
-fn write_input(dir: &Path, files: usize) {
-    let per_file = rows() / files;
+pub fn write_input(dir: &Path, files: usize) {
+    write_rows(dir, files, rows());
+}
+
+/// [`write_input`] with `rows` rows in all.
+pub fn write_rows(dir: &Path, files: usize, rows: usize) {
+    let per_file = rows / files;
     let mut rng = Rng(0x5eed);
     for f in 0..files {
         let mut text = String::with_capacity(per_file * 80);
@@ -63,14 +68,50 @@ fn write_input(dir: &Path, files: usize) {
     }
 }
 
+/// Where a crash test's pipeline writes.
+pub enum Output<'a> {
+    /// Folders `out` and `raw` beside the pipeline file.
+    Local,
+    /// Prefixes `<prefix>out/` and `<prefix>raw/` of `bucket` on an S3 API at `endpoint`,
+    /// with the checkpoints and dead letters there too: nothing local but the pipeline file.
+    S3 {
+        /// The server.
+        endpoint: &'a str,
+        /// The bucket.
+        bucket: &'a str,
+        /// The prefix, ending in `/`.
+        prefix: &'a str,
+    },
+}
+
 /// A pipeline in `dir` reading `input`: a stateful running count per device, output in
 /// four partitions, small files (so files roll between checkpoints) and frequent checkpoints,
 /// and a second sink archiving the raw records under the same checkpoints. Files are read
 /// one at a time: the running counts depend on the order rows arrive in, and the crashing
 /// run's input arrives file by file.
 fn pipeline(dir: &Path, input: &Path) -> PathBuf {
+    pipeline_to(dir, input, &Output::Local)
+}
+
+/// [`pipeline`], writing to `output`.
+pub fn pipeline_to(dir: &Path, input: &Path, output: &Output<'_>) -> PathBuf {
     std::fs::create_dir_all(dir).expect("mkdir");
     let counter = Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_counter.wasm");
+    let (rows, archive, rest) = match output {
+        Output::Local => (
+            "type = \"parquet\"\npath = \"out\"".to_owned(),
+            "type = \"local\"\npath = \"raw\"".to_owned(),
+            "[dead_letter]\npath = \"out/_dead_letter\"\n[checkpoint]\npath = \"out/_checkpoints\"\ninterval = \"30ms\"".to_owned(),
+        ),
+        Output::S3 { endpoint, bucket, prefix } => {
+            let at = format!("endpoint_url = \"{endpoint}\"\nforce_path_style = true\nregion = \"us-east-1\"");
+            (
+                format!("type = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}out/\"\nerror_prefix = \"{prefix}out/_dead_letter/\"\n{at}"),
+                format!("type = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}raw/\"\n{at}"),
+                format!("[checkpoint]\nstore = {{ s3 = \"s3://{bucket}/{prefix}out/_checkpoints/\" }}\n{at}\ninterval = \"100ms\""),
+            )
+        }
+    };
     let text = format!(
         r#"
 [source]
@@ -89,24 +130,18 @@ component = "{counter}"
 config = {{ key = "device" }}
 [[sink]]
 name = "rows"
-type = "parquet"
-path = "out"
+{rows}
 target_file_mb = 1
 max_file_age = "200ms"
 partition = {{ by = "field", column = "bucket" }}
 [[sink]]
 name = "archive"
-type = "local"
 format = "raw"
 input = "source"
-path = "raw"
+{archive}
 target_file_mb = 1
 max_file_age = "300ms"
-[dead_letter]
-path = "out/_dead_letter"
-[checkpoint]
-path = "out/_checkpoints"
-interval = "30ms"
+{rest}
 "#,
         input = input.join("in-*.ndjson").display(),
         counter = counter.display()
@@ -116,21 +151,22 @@ interval = "30ms"
     path
 }
 
-fn spawn(pipeline: &Path, fault: Option<&str>) -> Child {
+pub fn spawn(pipeline: &Path, fault: Option<&str>) -> Child {
     let mut cmd = sluice();
     cmd.arg("run").arg(pipeline).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.envs(crate::moto::ENV.iter().copied());
     if let Some(f) = fault {
         cmd.env("SLUICE_FAULT", f);
     }
     cmd.spawn().expect("spawning sluice")
 }
 
-fn killed(status: ExitStatus) -> bool {
+pub fn killed(status: ExitStatus) -> bool {
     use std::os::unix::process::ExitStatusExt;
     status.signal() == Some(9)
 }
 
-fn wait(child: &mut Child) -> ExitStatus {
+pub fn wait(child: &mut Child) -> ExitStatus {
     let started = Instant::now();
     loop {
         if let Some(s) = child.try_wait().expect("wait") {
@@ -144,9 +180,9 @@ fn wait(child: &mut Child) -> ExitStatus {
     }
 }
 
-fn run_to_end(pipeline: &Path) -> Duration {
+pub fn run_to_end(pipeline: &Path) -> Duration {
     let started = Instant::now();
-    let out = run(sluice().arg("run").arg(pipeline));
+    let out = run(sluice().arg("run").arg(pipeline).envs(crate::moto::ENV.iter().copied()));
     assert!(out.status.success(), "run failed");
     started.elapsed()
 }
@@ -205,7 +241,7 @@ fn compare(python: &Path, clean: &Path, other: &Path, input: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
-fn assert_same_output(python: &Path, clean: &Path, other: &Path) {
+pub fn assert_same_output(python: &Path, clean: &Path, other: &Path) {
     let report = compare(python, &clean.join("out"), &other.join("out"), &clean.join("../input"));
     eprintln!("comparison: {report}");
     assert_eq!(
@@ -249,6 +285,96 @@ fn assert_same_output(python: &Path, clean: &Path, other: &Path) {
     assert_eq!(archived, crate::support::gunzipped_lines(python, &clean.join("raw")));
 }
 
+/// How [`kill_repeatedly`] times its kills.
+pub struct Timing {
+    /// A run with nothing to do.
+    pub startup: Duration,
+    /// Time per input file.
+    pub per_file: Duration,
+    /// Seeds the kill times.
+    pub seed: u64,
+    /// Kills that must land while sluice is running.
+    pub kills: usize,
+}
+
+/// Run `crashy` again and again while the files of `input` arrive in `arriving` one per
+/// attempt, killing it with SIGKILL at random moments and at each of `faults` (injected
+/// points), until `timing.kills` kills landed and every fault point fired; then hand over the
+/// rest of the input.
+pub fn kill_repeatedly(crashy: &Path, input: &Path, arriving: &Path, faults: &[&str], timing: &Timing) {
+    std::fs::create_dir_all(arriving).expect("mkdir");
+    let mut staged: Vec<PathBuf> = files_under(input, ".ndjson");
+    staged.reverse();
+    let mut rng = Rng(timing.seed);
+    let (startup, per_file) = (timing.startup, timing.per_file);
+    let mut kills = 0;
+    let mut injected = 0;
+    let mut fired = std::collections::BTreeSet::new();
+    let mut attempts = 0;
+    // Delays shrink when a run finishes before its kill and grow back slowly when kills land.
+    let mut scale = 1.0_f64;
+    while kills < timing.kills || fired.len() < faults.len() {
+        attempts += 1;
+        if let Some(next) = staged.pop() {
+            std::fs::copy(&next, arriving.join(next.file_name().expect("name"))).expect("stage input");
+        }
+        let status = if attempts % 4 == 0 {
+            // Die inside the protocol: after the n-th checkpoint file is written but before
+            // it is committed, right after committing, after a row group is flushed, or
+            // between renames of sealed files.
+            // The fault points that have not fired yet come first.
+            let point = faults
+                .iter()
+                .find(|f| !fired.contains(*f))
+                .unwrap_or(&faults[(attempts / 4) % faults.len()]);
+            let mut child = spawn(crashy, Some(&format!("{point}:1")));
+            let status = wait(&mut child);
+            if killed(status) {
+                injected += 1;
+                fired.insert(*point);
+            }
+            status
+        } else {
+            // Sometimes during start-up or recovery, mostly while rows flow.
+            let delay = (startup.mul_f64(0.3 + rng.below(700) as f64 / 1000.0)
+                + per_file.mul_f64(2.0 * rng.below(1000) as f64 / 1000.0))
+            .mul_f64(scale);
+            let mut child = spawn(crashy, None);
+            std::thread::sleep(delay);
+            if child.try_wait().expect("try_wait").is_none() {
+                child.kill().expect("SIGKILL");
+            }
+            wait(&mut child)
+        };
+        if killed(status) {
+            kills += 1;
+            scale = (scale * 1.1).min(1.0);
+        } else {
+            assert!(status.success(), "sluice failed on restart: {status}");
+            scale *= 0.6;
+            if staged.is_empty() {
+                break;
+            }
+        }
+    }
+    for rest in staged {
+        std::fs::copy(&rest, arriving.join(rest.file_name().expect("name"))).expect("stage input");
+    }
+    eprintln!(
+        "{kills} kills ({injected} injected) in {attempts} attempts, seed {:#x}",
+        timing.seed
+    );
+    assert!(
+        kills >= timing.kills,
+        "only {kills} kills landed before the run finished"
+    );
+    assert_eq!(
+        fired.len(),
+        faults.len(),
+        "fault points that never fired: {fired:?} of {faults:?}"
+    );
+}
+
 #[test]
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let Some(python) = python() else { return };
@@ -275,80 +401,20 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let per_file = full.saturating_sub(startup).max(Duration::from_millis(20)) / files as u32;
 
     let arriving = tmp.path().join("arriving");
-    std::fs::create_dir_all(&arriving).expect("mkdir");
     let crashy = pipeline(&tmp.path().join("crashy"), &arriving);
-    let mut staged: Vec<PathBuf> = files_under(&input, ".ndjson");
-    staged.reverse();
-    let mut rng = Rng(seed);
     let faults = [
         "checkpoint-written",
         "checkpoint-committed",
         "row-group-flushed",
         "output-renamed",
     ];
-    let mut kills = 0;
-    let mut injected = 0;
-    let mut fired = std::collections::BTreeSet::new();
-    let mut attempts = 0;
-    // Delays shrink when a run finishes before its kill and grow back slowly when kills land.
-    let mut scale = 1.0_f64;
-    while kills < kills_wanted || fired.len() < faults.len() {
-        attempts += 1;
-        if let Some(next) = staged.pop() {
-            std::fs::copy(&next, arriving.join(next.file_name().expect("name"))).expect("stage input");
-        }
-        let status = if attempts % 4 == 0 {
-            // Die inside the protocol: after the n-th checkpoint file is written but before
-            // it is committed, right after committing, after a row group is flushed, or
-            // between renames of sealed files.
-            // The fault points that have not fired yet come first.
-            let point = faults
-                .iter()
-                .find(|f| !fired.contains(*f))
-                .unwrap_or(&faults[(attempts / 4) % faults.len()]);
-            let mut child = spawn(&crashy, Some(&format!("{point}:1")));
-            let status = wait(&mut child);
-            if killed(status) {
-                injected += 1;
-                fired.insert(*point);
-            }
-            status
-        } else {
-            // Sometimes during start-up or recovery, mostly while rows flow.
-            let delay = (startup.mul_f64(0.3 + rng.below(700) as f64 / 1000.0)
-                + per_file.mul_f64(2.0 * rng.below(1000) as f64 / 1000.0))
-            .mul_f64(scale);
-            let mut child = spawn(&crashy, None);
-            std::thread::sleep(delay);
-            if child.try_wait().expect("try_wait").is_none() {
-                child.kill().expect("SIGKILL");
-            }
-            wait(&mut child)
-        };
-        if killed(status) {
-            kills += 1;
-            scale = (scale * 1.1).min(1.0);
-        } else {
-            assert!(status.success(), "sluice failed on restart: {status}");
-            scale *= 0.6;
-            if staged.is_empty() {
-                break;
-            }
-        }
-    }
-    for rest in staged {
-        std::fs::copy(&rest, arriving.join(rest.file_name().expect("name"))).expect("stage input");
-    }
-    eprintln!("{kills} kills ({injected} injected) in {attempts} attempts, seed {seed:#x}");
-    assert!(
-        kills >= kills_wanted,
-        "only {kills} kills landed before the run finished"
-    );
-    assert_eq!(
-        fired.len(),
-        faults.len(),
-        "fault points that never fired: {fired:?} of {faults:?}"
-    );
+    let timing = Timing {
+        startup,
+        per_file,
+        seed,
+        kills: kills_wanted,
+    };
+    kill_repeatedly(&crashy, &input, &arriving, &faults, &timing);
     run_to_end(&crashy);
     assert_same_output(&python, clean.parent().expect("dir"), crashy.parent().expect("dir"));
     // With nothing new to read, a rerun changes no output file.

@@ -11,7 +11,7 @@
 //! Under `CI=true` (or `SLUICE_REQUIRE_SERVICES=1`) an emulator that cannot start fails the
 //! test; elsewhere a missing `node` or package skips it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -285,61 +285,12 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// `scripts/throttle_proxy.py` in front of an endpoint, killed when dropped.
-pub struct ThrottleProxy {
-    /// `http://127.0.0.1:PORT`, to give a client instead of the emulator's.
-    pub endpoint: String,
-    child: Child,
-    dir: tempfile::TempDir,
-}
+/// `scripts/throttle_proxy.py` in front of the emulator (see [`support::Proxy`]).
+pub struct ThrottleProxy;
 
 impl ThrottleProxy {
-    /// Start the proxy with `args` (e.g. `["--throttle-getrecords", "3"]`) and wait until it
-    /// prints its port.
-    pub fn start(python: &Path, upstream: &str, args: &[&str]) -> ThrottleProxy {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stderr = std::fs::File::create(dir.path().join("proxy.log")).expect("proxy log");
-        let mut child = Command::new(python)
-            .arg(support::workspace().join("scripts/throttle_proxy.py"))
-            .args(["--listen-port", "0", "--upstream", upstream, "--stats"])
-            .arg(dir.path().join("stats.json"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("running throttle_proxy.py");
-        // The first line is `listening on PORT`; EOF instead means it died.
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let Some(port) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(dir.path().join("proxy.log")).unwrap_or_default();
-            panic!("throttle_proxy.py did not start: {line:?}\n{log}");
-        };
-        ThrottleProxy {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            child,
-            dir,
-        }
-    }
-
-    /// `{"throttled": n, "forwarded": {"Kinesis_20131202.GetRecords": n, …}, "requests": n}`.
-    pub fn stats(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.dir.path().join("stats.json")).expect("proxy stats");
-        serde_json::from_str(&text).expect("proxy stats are JSON")
-    }
-}
-
-impl Drop for ThrottleProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default();
-            eprintln!("--- throttle proxy stderr:\n{}", tail(&log, 40));
-        }
+    /// Start the proxy with `args` (e.g. `["--throttle-getrecords", "3"]`).
+    pub fn start(python: &Path, upstream: &str, args: &[&str]) -> support::Proxy {
+        support::Proxy::start(python, "throttle_proxy.py", upstream, args)
     }
 }

@@ -11,6 +11,7 @@ mod kinesis_source;
 mod moto;
 mod mqtt;
 mod reload;
+mod s3_sink;
 mod s3_store;
 mod sandbox;
 mod sinks;

@@ -159,6 +159,40 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Create `bucket`.
+    pub fn bucket(&self, bucket: &str) {
+        self.boto3(&format!("s3.create_bucket(Bucket='{bucket}')"));
+    }
+
+    /// Download every object under `prefix` of `bucket` into `dest`, keys as paths below it
+    /// (the prefix removed); the keys with their ETags and sizes, sorted.
+    pub fn download(&self, bucket: &str, prefix: &str, dest: &Path) -> Vec<(String, String, u64)> {
+        let out = self.boto3(&format!(
+            "import os\n\
+             found = []\n\
+             for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{bucket}', Prefix='{prefix}'):\n\
+             \x20   for o in page.get('Contents', []):\n\
+             \x20       path = os.path.join('{dest}', o['Key'][len('{prefix}'):])\n\
+             \x20       os.makedirs(os.path.dirname(path), exist_ok=True)\n\
+             \x20       s3.download_file('{bucket}', o['Key'], path)\n\
+             \x20       found.append((o['Key'], o['ETag'].strip('\"'), o['Size']))\n\
+             print(json.dumps(sorted(found)))",
+            dest = dest.display()
+        ));
+        serde_json::from_str(out.trim()).expect("objects")
+    }
+
+    /// Keys of the multipart uploads in progress in `bucket`.
+    pub fn uploads(&self, bucket: &str) -> Vec<String> {
+        let out = self.boto3(&format!(
+            "r = s3.list_multipart_uploads(Bucket='{bucket}')\n\
+             print(json.dumps(sorted(u['Key'] for u in r.get('Uploads', []))))"
+        ));
+        serde_json::from_str(out.trim()).expect("uploads")
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

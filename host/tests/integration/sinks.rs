@@ -35,15 +35,27 @@ fn scenario_4_raw_archive_and_enriched_copy_from_one_read() {
     let out = run(sluice().arg("run").arg(pipelines.join("raw-and-enriched.toml")));
     assert!(out.status.success());
     let root = tmp.path().join("out/raw-and-enriched");
+    check_scenario_4(
+        &py,
+        &pipelines,
+        &root.join("raw"),
+        &root.join("enriched"),
+        &root.join("_dead_letter"),
+    );
+}
 
-    // The archive: every input record once, byte for byte, in Firehose's YYYY/MM/DD/HH/.
-    let got = gunzipped_lines(&py, &root.join("raw"));
-    let want = input_lines(&pipelines);
+/// Scenario 4's output, read back independently: the archive under `raw` is every input
+/// record once, byte for byte, in Firehose's `YYYY/MM/DD/HH/`; the Parquet under `enriched`
+/// holds each valid record once with its derived column; the dead letters under `dead` are
+/// the rest of the input.
+pub fn check_scenario_4(py: &Path, pipelines: &Path, raw: &Path, enriched: &Path, dead: &Path) {
+    let got = gunzipped_lines(py, raw);
+    let want = input_lines(pipelines);
     assert_eq!(got.len(), want.len());
     assert!(got == want, "the archive is not the input");
-    for f in files_under(&root.join("raw"), ".gz") {
+    for f in files_under(raw, ".gz") {
         let rel = f
-            .strip_prefix(root.join("raw"))
+            .strip_prefix(raw)
             .expect("under raw")
             .to_string_lossy()
             .into_owned();
@@ -61,13 +73,13 @@ fn scenario_4_raw_archive_and_enriched_copy_from_one_read() {
     // The enriched copy: each valid record once, with its derived column; the invalid ones
     // are dead letters, and together they are the whole input.
     let rows = duckdb(
-        &py,
+        py,
         &format!(
             "select client_id, count, temperature, temperature_f from read_parquet('{}/**/*.parquet')",
-            root.join("enriched").display()
+            enriched.display()
         ),
     );
-    let dead = dead_letters(&root.join("_dead_letter"));
+    let dead = dead_letters(dead);
     assert!(!dead.is_empty(), "the sample has undecodable lines");
     assert_eq!(rows.len() + dead.len(), want.len());
     for r in &rows {

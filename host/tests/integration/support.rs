@@ -252,3 +252,66 @@ fn a_child_that_uses_no_cpu_is_killed_and_one_that_works_is_waited_for() {
     assert!(hung.is_err(), "a child that never works is a failure");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+/// A loopback proxy script of `scripts/` (`throttle_proxy.py`, `s3_fault_proxy.py`) in front
+/// of an endpoint, killed when dropped. It prints `listening on PORT` first and keeps its
+/// counters in a `--stats` file.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`, to give a client instead of the upstream's.
+    pub endpoint: String,
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// Start `scripts/<script>` in front of `upstream` with `args`, and wait until it prints
+    /// its port.
+    pub fn start(python: &Path, script: &str, upstream: &str, args: &[&str]) -> Proxy {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stderr = std::fs::File::create(dir.path().join("proxy.log")).expect("proxy log");
+        let mut child = Command::new(python)
+            .arg(workspace().join("scripts").join(script))
+            .args(["--listen-port", "0", "--upstream", upstream, "--stats"])
+            .arg(dir.path().join("stats.json"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {script}: {e}"));
+        // The first line is `listening on PORT`; EOF instead means it died.
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let Some(port) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.path().join("proxy.log")).unwrap_or_default();
+            panic!("{script} did not start: {line:?}\n{log}");
+        };
+        Proxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+            dir,
+        }
+    }
+
+    /// The counters the script keeps (see its doc).
+    pub fn stats(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.path().join("stats.json")).expect("proxy stats");
+        serde_json::from_str(&text).expect("proxy stats are JSON")
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("--- proxy stderr:\n{}", lines[lines.len().saturating_sub(40)..].join("\n"));
+        }
+    }
+}

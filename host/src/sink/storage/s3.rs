@@ -23,8 +23,9 @@
 //! deletes its tail objects and journal. Recovering an open file reads the tail objects from
 //! `P` up to the checkpoint's length, uploads them with the trailer (a Parquet footer from the
 //! journal) as the last part, and completes the upload with the listed parts before it. Every
-//! other upload and temporary object under the prefix belongs to no checkpoint and is aborted
-//! or deleted, so no multipart upload is left behind after recovery.
+//! other temporary object under the prefix belongs to no checkpoint and is deleted, and at the
+//! end every upload still in progress under it is aborted, so none is left behind (a retried
+//! `CreateMultipartUpload` whose first answer was lost aborts the extra upload itself).
 //!
 //! Names starting with `.` are hidden from Athena, Glue, Spark and DuckDB's Hive reader.
 
@@ -138,31 +139,19 @@ impl S3Dir {
         end - parts_len
     }
 
-    /// Delete the temporaries of `rel` (tail objects, journal) and abort every upload of its
-    /// key except `keep`.
-    fn clean(&self, rel: &str, keep: Option<&str>) -> Result<bool, SinkError> {
-        let key = self.key(rel);
+    /// Delete the temporary objects of `rel` (tail objects, journal).
+    fn clean(&self, rel: &str) -> Result<bool, SinkError> {
         let temp = self.key(&temp_path(rel));
         let objects = self
             .run(self.objects.list(&temp))
             .map_err(self.failed("listing", &temp))?;
-        let uploads = self
-            .run(self.objects.uploads(&key))
-            .map_err(self.failed("listing uploads of", &key))?;
-        let mut any = !objects.is_empty();
-        if any {
-            let keys = objects.into_iter().map(|(k, _)| k).collect();
-            self.run(self.objects.delete(keys))
-                .map_err(self.failed("deleting", &temp))?;
+        if objects.is_empty() {
+            return Ok(false);
         }
-        for (k, id) in uploads {
-            if k == key && Some(id.as_str()) != keep {
-                self.run(self.objects.abort(&k, &id))
-                    .map_err(self.failed("aborting the upload of", &k))?;
-                any = true;
-            }
-        }
-        Ok(any)
+        let keys = objects.into_iter().map(|(k, _)| k).collect();
+        self.run(self.objects.delete(keys))
+            .map_err(self.failed("deleting", &temp))?;
+        Ok(true)
     }
 
     /// Complete `rel`'s upload with `parts`; an upload already completed (its object in place)
@@ -216,7 +205,7 @@ impl Storage for S3Dir {
             };
             self.complete(&file.path, id, &upload.parts)?;
             crate::fault::point("output-renamed");
-            self.clean(&file.path, None)?;
+            self.clean(&file.path)?;
         }
         Ok(())
     }
@@ -240,32 +229,22 @@ impl Storage for S3Dir {
             });
         }
         let upload = self.upload_of(file)?;
-        // The listed parts, as far as they are there unchanged.
-        let mut durable = 0;
-        let mut whole = true;
+        // The listed parts are taken as recorded: CompleteMultipartUpload checks each one's
+        // ETag. (Not ListParts: moto answers it under another root element than S3.)
         if let Some(id) = upload.id.as_deref() {
-            let Some(found) = self
-                .run(self.objects.list_parts(&key, id))
-                .map_err(self.failed("listing the parts of", &key))?
-            else {
+            let uploads = self
+                .run(self.objects.uploads(&key))
+                .map_err(self.failed("listing uploads of", &key))?;
+            if !uploads.iter().any(|(k, u)| *k == key && u == id) {
                 return Ok(Probe {
                     temp_len: None,
                     journal_len,
                     in_place,
                 });
-            };
-            for part in &upload.parts {
-                if !found.contains(part) {
-                    whole = false;
-                    break;
-                }
-                durable += part.size;
             }
         }
-        if whole {
-            let parts_len = upload.bytes();
-            durable += Self::contiguous_tail(&self.tails(&file.path, parts_len)?, parts_len);
-        }
+        let parts_len = upload.bytes();
+        let durable = parts_len + Self::contiguous_tail(&self.tails(&file.path, parts_len)?, parts_len);
         Ok(Probe {
             temp_len: Some(durable),
             journal_len,
@@ -305,7 +284,7 @@ impl Storage for S3Dir {
             parts.push(part);
         }
         self.complete(&file.path, &id, &parts)?;
-        self.clean(&file.path, None)?;
+        self.clean(&file.path)?;
         Ok(())
     }
 
@@ -317,7 +296,7 @@ impl Storage for S3Dir {
     }
 
     fn forget(&self, rel: &str) -> Result<(), SinkError> {
-        self.clean(rel, None).map(|_| ())
+        self.clean(rel).map(|_| ())
     }
 
     fn temporaries(&self) -> Result<Vec<String>, SinkError> {
@@ -326,15 +305,8 @@ impl Storage for S3Dir {
             let rel = key.strip_prefix(prefix.as_str())?;
             (!self.skip.iter().any(|s| key.starts_with(s.as_str()))).then(|| rel.to_owned())
         };
+        // Uploads in progress are left to `end_recovery`.
         let mut found = BTreeSet::new();
-        let uploads = self
-            .run(self.objects.uploads(prefix))
-            .map_err(self.failed("listing uploads of", prefix))?;
-        for (key, _) in uploads {
-            if let Some(rel) = ours(&key) {
-                found.insert(temp_path(&rel));
-            }
-        }
         let objects = self
             .run(self.objects.list(prefix))
             .map_err(self.failed("listing", prefix))?;
@@ -357,11 +329,29 @@ impl Storage for S3Dir {
         Ok(found.into_iter().collect())
     }
 
+    /// Every upload still in progress under the prefix belongs to no checkpoint now: the
+    /// listed ones were completed, and the rest hold rows that will be written again.
+    fn end_recovery(&self) -> Result<usize, SinkError> {
+        let prefix = &self.objects.location.prefix;
+        let uploads = self
+            .run(self.objects.uploads(prefix))
+            .map_err(self.failed("listing uploads of", prefix))?;
+        let mut aborted = 0;
+        for (key, id) in uploads {
+            if !self.skip.iter().any(|s| key.starts_with(s.as_str())) {
+                self.run(self.objects.abort(&key, &id))
+                    .map_err(self.failed("aborting the upload of", &key))?;
+                aborted += 1;
+            }
+        }
+        Ok(aborted)
+    }
+
     fn remove_temporary(&self, temp_rel: &str) -> Result<bool, SinkError> {
         let Some(rel) = final_path(temp_rel) else {
             return Ok(false);
         };
-        self.clean(&rel, None)
+        self.clean(&rel)
     }
 }
 
@@ -565,8 +555,12 @@ impl Objects {
         &self.location.bucket
     }
 
+    /// Start an upload of `key`. A retried request whose first attempt did create an upload
+    /// (its answer lost) leaves that one behind: it is aborted here.
     async fn create_upload(&self, key: &str) -> Result<String, Failure> {
-        retrying_async(|| async {
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let id = retrying_async(|| async {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let out = self
                 .conn
                 .client
@@ -580,7 +574,15 @@ impl Objects {
                 .map(str::to_owned)
                 .ok_or_else(|| Failure::other("CreateMultipartUpload answered without an upload id"))
         })
-        .await
+        .await?;
+        if attempts.into_inner() > 1 {
+            for (k, other) in self.uploads(key).await? {
+                if k == key && other != id {
+                    self.abort(&k, &other).await?;
+                }
+            }
+        }
+        Ok(id)
     }
 
     async fn upload_part(&self, key: &str, id: &str, number: i32, body: Bytes) -> Result<Part, Failure> {
@@ -655,43 +657,6 @@ impl Objects {
         match aborted {
             Err(f) if f.is("NoSuchUpload") => Ok(()),
             other => other,
-        }
-    }
-
-    /// The parts of an upload, or `None` if it is gone (completed or aborted).
-    async fn list_parts(&self, key: &str, id: &str) -> Result<Option<Vec<Part>>, Failure> {
-        let mut parts = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = retrying_async(|| async {
-                self.conn
-                    .client
-                    .list_parts()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .upload_id(id)
-                    .set_part_number_marker(marker.clone())
-                    .send()
-                    .await
-                    .map_err(Failure::from_sdk)
-            })
-            .await;
-            let page = match page {
-                Ok(p) => p,
-                Err(f) if f.is("NoSuchUpload") => return Ok(None),
-                Err(f) => return Err(f),
-            };
-            parts.extend(page.parts().iter().filter_map(|p| {
-                Some(Part {
-                    number: p.part_number()?,
-                    etag: p.e_tag()?.to_owned(),
-                    size: p.size()? as u64,
-                })
-            }));
-            match page.next_part_number_marker() {
-                Some(next) if page.is_truncated() == Some(true) => marker = Some(next.to_owned()),
-                _ => return Ok(Some(parts)),
-            }
         }
     }
 

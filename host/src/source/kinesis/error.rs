@@ -66,7 +66,7 @@ impl KinesisError {
         let transient = match e {
             SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
             // A connection that failed may work next time; missing credentials will not.
-            SdkError::DispatchFailure(d) => d.is_io() || d.is_timeout(),
+            SdkError::DispatchFailure(_) => crate::aws::dispatch_may_pass(e),
             // An answer without an error code (a bare 5xx) is taken as passing.
             SdkError::ServiceError(_) => code
                 .as_deref()
