@@ -12,6 +12,7 @@ mod reader;
 mod s3;
 mod sinks;
 mod sources;
+mod template;
 mod transforms;
 
 use std::path::{Path, PathBuf};
@@ -214,13 +215,12 @@ fn read_checkpoint(
         None => (None, StoreKind::File),
     };
     let Some(mut t) = top.opt_table(d, "checkpoint") else {
-        return Some(CheckpointConfig {
+        return sink.is_some().then(|| CheckpointConfig {
             enabled: true,
             path: default_path.unwrap_or_default(),
             interval: default_interval,
             store: default_store,
-        })
-        .filter(|_| sink.is_some());
+        });
     };
     let enabled = t.opt_bool(d, "enabled").is_none_or(|b| b.value);
     let store = read_store(&mut t, d);

@@ -4,8 +4,8 @@
 //!
 //! # Retries
 //! Throttling (`SlowDown`, 429), 5xx answers, timeouts and dropped connections are retried with
-//! [`crate::retry::Backoff`] (on top of the SDK's own few quick retries) for up to
-//! [`RETRY_FOR`]; anything else fails at once. When the retries run out the caller fails:
+//! [`crate::retry::Backoff`] for up to [`RETRY_FOR`] (the SDK's own retries are off, so every
+//! attempt is seen here); anything else fails at once. When the retries run out the caller fails:
 //! nothing past the failed call is checkpointed, and a restart continues from there.
 //!
 //! # The runtime
@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::RequestChecksumCalculation;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
 
@@ -80,6 +81,9 @@ impl S3Conn {
             .force_path_style(location.force_path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .timeout_config(timeouts)
+            // One retry policy, ours (`retrying`): it sees every attempt, so a retried call
+            // knows its first attempt may have landed.
+            .retry_config(RetryConfig::disabled())
             .build();
         Ok(S3Conn {
             runtime,

@@ -4,7 +4,7 @@
 
 use super::diagnostic::Diags;
 use super::reader::{Located, Table};
-use super::sinks::check_template;
+use super::template::check_template;
 use super::*;
 
 /// `region`, `endpoint_url` and `force_path_style` of a table.

@@ -329,3 +329,98 @@ fn checkpoint_store_settings_are_refused_at_their_keys() {
         "{err}"
     );
 }
+
+const S3_SINK: &str = r#"
+[source]
+type = "file"
+path = "data/*.ndjson"
+[sink]
+type = "s3"
+bucket = "datalake"
+prefix = "sensors"
+region = "us-east-1"
+endpoint_url = "http://127.0.0.1:9000"
+force_path_style = true
+"#;
+
+#[test]
+fn an_s3_sink_keeps_its_dead_letters_and_checkpoints_beside_it() {
+    let c = parse_ok(S3_SINK);
+    let at = S3Location {
+        bucket: "datalake".into(),
+        prefix: "sensors/".into(),
+        region: Some("us-east-1".into()),
+        endpoint_url: Some("http://127.0.0.1:9000".into()),
+        force_path_style: true,
+    };
+    assert_eq!(c.sinks[0].place, Place::S3(at.clone()));
+    assert_eq!(c.sinks[0].part_bytes, 8 << 20);
+    assert_eq!(
+        c.dead_letter.place,
+        Place::S3(S3Location {
+            prefix: "sensors/_dead_letter/".into(),
+            ..at.clone()
+        })
+    );
+    assert_eq!(
+        c.checkpoint.store,
+        StoreKind::S3(S3Location {
+            prefix: "sensors/_checkpoints/".into(),
+            ..at.clone()
+        })
+    );
+    let c = parse_ok(&S3_SINK.replace(
+        "force_path_style = true",
+        "force_path_style = true\nerror_prefix = \"errors\"\npart_mb = 16",
+    ));
+    assert_eq!(
+        c.dead_letter.place,
+        Place::S3(S3Location {
+            prefix: "errors/".into(),
+            ..at.clone()
+        })
+    );
+    assert_eq!(c.sinks[0].part_bytes, 16 << 20);
+    // A Firehose prefix: fixed folders, then arrival-time folders.
+    let c = parse_ok(&S3_SINK.replace(
+        "prefix = \"sensors\"",
+        "prefix = \"sensors/!{timestamp:'dt='yyyy-MM-dd}/\"",
+    ));
+    let Place::S3(loc) = &c.sinks[0].place else {
+        panic!("S3")
+    };
+    assert_eq!(loc.prefix, "sensors/");
+    let PartitionConfig::IngestTime { template: Some(t), .. } = &c.sinks[0].partition else {
+        panic!("ingest time")
+    };
+    assert_eq!(t.value, "dt=%Y-%m-%d");
+    // A file store needs a folder, which an S3 first sink does not give.
+    let err = parse_err(&format!("{S3_SINK}[checkpoint]\nstore = \"file\"\n"));
+    assert!(err.contains("no local folder for checkpoint files"), "{err}");
+    let c = parse_ok(&format!("{S3_SINK}[checkpoint]\nstore = \"file\"\npath = \"/cp\"\n"));
+    assert_eq!((c.checkpoint.store, c.checkpoint.path), (StoreKind::File, "/cp".into()));
+}
+
+#[test]
+fn s3_sink_settings_are_refused_at_their_keys() {
+    let err = parse_err(&S3_SINK.replace("bucket = \"datalake\"", "bucket = \"Data_Lake\"\npath = \"/out\""));
+    assert!(
+        err.contains("p.toml:7:10: `sink.bucket`: expected a bucket name"),
+        "{err}"
+    );
+    assert!(err.contains("`sink.path`"), "a local sink's key on an S3 sink: {err}");
+    let err = parse_err(&S3_SINK.replace("region", "error_prefix = \"e/!{firehose:error-output-type}/\"\nregion"));
+    assert!(err.contains("`sink.error_prefix`: expressions"), "{err}");
+    let err = parse_err(&S3_SINK.replace("prefix = \"sensors\"", "prefix = \"x/!{timestamp:YYYY}/\""));
+    assert!(
+        err.contains("`sink.prefix`: unsupported pattern letters `YYYY`"),
+        "{err}"
+    );
+    let err = parse_err(&S3_SINK.replace(
+        "prefix = \"sensors\"",
+        "prefix = \"x/!{timestamp:yyyy}/\"\npartition = { by = \"none\" }",
+    ));
+    assert!(err.contains("already partitions by arrival time"), "{err}");
+    let err = parse_err(&S3_SINK.replace("region", "part_mb = 4\nregion"));
+    assert!(err.contains("`sink.part_mb`"), "{err}");
+}

@@ -79,13 +79,22 @@ fn scenario_4_on_s3_archives_and_enriches_exactly_the_input() {
             && ["ingest_year=", "ingest_month=", "ingest_day=", "ingest_hour="]
                 .iter()
                 .zip(&parts[1..5])
-                .all(|(name, p)| p.strip_prefix(name).is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit())))
+                .all(|(name, p)| {
+                    p.strip_prefix(name)
+                        .is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit()))
+                })
             && parts[5].ends_with(".parquet")
     };
-    let enriched: Vec<&String> = objects.iter().map(|(k, _, _)| k).filter(|k| k.starts_with("sensors/")).collect();
+    let enriched: Vec<&String> = objects
+        .iter()
+        .map(|(k, _, _)| k)
+        .filter(|k| k.starts_with("sensors/"))
+        .collect();
     assert!(!enriched.is_empty() && enriched.iter().all(|k| glue(k)), "{enriched:?}");
     assert!(
-        objects.iter().any(|(k, _, _)| k.starts_with("_sluice/raw-and-enriched/checkpoint-")),
+        objects
+            .iter()
+            .any(|(k, _, _)| k.starts_with("_sluice/raw-and-enriched/checkpoint-")),
         "no checkpoint in the bucket"
     );
     assert!(hidden(&objects).is_empty(), "temporaries left: {:?}", hidden(&objects));
@@ -108,15 +117,14 @@ struct Setup {
     files: usize,
 }
 
-/// `timed`: measure an S3 run's start-up and time per file (for kill times).
-fn setup(moto: &Moto, files: usize, timed: bool) -> Setup {
+/// `rows` in `files` files; `timed`: measure an S3 run's start-up and time per file (for kill
+/// times).
+fn setup(moto: &Moto, files: usize, rows: usize, timed: bool) -> Setup {
     moto.bucket(BUCKET);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("input");
     std::fs::create_dir_all(&input).expect("mkdir");
-    // Fewer rows than the local crash test: moto answers a request in milliseconds, and these
-    // pipelines make several per file and checkpoint.
-    write_rows(&input, files, 60_000);
+    write_rows(&input, files, rows);
     let clean = tmp.path().join("clean");
     run_to_end(&pipeline_to(&clean, &input, &Output::Local));
     let (mut startup, mut per_file) = (Duration::ZERO, Duration::ZERO);
@@ -161,7 +169,10 @@ fn kill_9_with_s3_sinks_and_an_s3_store_loses_and_duplicates_nothing() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let s = setup(&moto, 2 * kills + 8, true);
+    // Fewer rows than the local crash test (moto answers a request in milliseconds, and these
+    // pipelines make several per file and checkpoint), but enough per file that a run
+    // checkpoints files while they are open.
+    let s = setup(&moto, 2 * kills + 8, 150_000, true);
     let arriving = s.tmp.path().join("arriving");
     let crashy = pipeline_to(
         &s.tmp.path().join("crashy"),
@@ -201,7 +212,7 @@ fn kill_9_with_s3_sinks_and_an_s3_store_loses_and_duplicates_nothing() {
 fn a_pipeline_on_s3_continues_exactly_once_from_an_empty_folder_elsewhere() {
     let Some(py) = python() else { return };
     let Some(moto) = Moto::start() else { return };
-    let s = setup(&moto, 12, false);
+    let s = setup(&moto, 12, 60_000, false);
     let output = Output::S3 {
         endpoint: &moto.endpoint,
         bucket: BUCKET,
@@ -218,7 +229,10 @@ fn a_pipeline_on_s3_continues_exactly_once_from_an_empty_folder_elsewhere() {
     }
     let _ = child.kill();
     let status = wait(&mut child);
-    assert!(killed(status), "the first run finished before it could be killed: {status}");
+    assert!(
+        killed(status),
+        "the first run finished before it could be killed: {status}"
+    );
     std::fs::remove_dir_all(&first).expect("rm");
     // Machine 2: a fresh folder with only the pipeline file.
     let second = pipeline_to(&s.tmp.path().join("machine-2"), &s.input, &output);
@@ -233,7 +247,7 @@ fn a_pipeline_on_s3_continues_exactly_once_from_an_empty_folder_elsewhere() {
 fn s3_faults_injected_by_a_proxy_change_nothing_in_the_output() {
     let Some(py) = python() else { return };
     let Some(moto) = Moto::start() else { return };
-    let s = setup(&moto, 8, false);
+    let s = setup(&moto, 8, 60_000, false);
     let proxy = Proxy::start(
         &py,
         "s3_fault_proxy.py",
@@ -295,7 +309,10 @@ fn files_larger_than_a_part_are_uploaded_in_parts_and_survive_kills() {
     }
     // Parts of 5 MiB, files that never roll: each output is one object of several parts, open
     // across many checkpoints, so kills land with parts, tails and journals in every state.
-    let at = format!("endpoint_url = \"{}\"\nforce_path_style = true\nregion = \"us-east-1\"", moto.endpoint);
+    let at = format!(
+        "endpoint_url = \"{}\"\nforce_path_style = true\nregion = \"us-east-1\"",
+        moto.endpoint
+    );
     let text = format!(
         r#"
 [source]
@@ -369,11 +386,22 @@ interval = "300ms"
     // The archive is the input, and the rows are the input's ids once each.
     let mut want: Vec<String> = crate::support::files_under(&input, ".ndjson")
         .iter()
-        .flat_map(|f| std::fs::read_to_string(f).expect("read").lines().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .expect("read")
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .collect();
     want.sort();
     let got = crate::support::gunzipped_lines(&py, &mirror.join("raw"));
-    assert!(got == want, "the archive differs from the input ({} lines, {} in)", got.len(), want.len());
+    assert!(
+        got == want,
+        "the archive differs from the input ({} lines, {} in)",
+        got.len(),
+        want.len()
+    );
     let rows = crate::support::duckdb(
         &py,
         &format!(
@@ -394,7 +422,11 @@ interval = "300ms"
             .map(|(_, e, _)| e.rsplit_once('-').and_then(|(_, n)| n.parse().ok()).unwrap_or(1))
             .collect()
     };
-    eprintln!("{kills} kills; parts per object: rows {:?}, raw {:?}", parts("big/rows/"), parts("big/raw/"));
+    eprintln!(
+        "{kills} kills; parts per object: rows {:?}, raw {:?}",
+        parts("big/rows/"),
+        parts("big/raw/")
+    );
     assert!(parts("big/rows/").iter().any(|&n| n >= 2), "{:?}", parts("big/rows/"));
     assert!(parts("big/raw/").iter().any(|&n| n >= 2), "{:?}", parts("big/raw/"));
 }

@@ -54,11 +54,7 @@ pub fn check_scenario_4(py: &Path, pipelines: &Path, raw: &Path, enriched: &Path
     assert_eq!(got.len(), want.len());
     assert!(got == want, "the archive is not the input");
     for f in files_under(raw, ".gz") {
-        let rel = f
-            .strip_prefix(raw)
-            .expect("under raw")
-            .to_string_lossy()
-            .into_owned();
+        let rel = f.strip_prefix(raw).expect("under raw").to_string_lossy().into_owned();
         let parts: Vec<&str> = rel.split('/').collect();
         assert_eq!(parts.len(), 5, "{rel}");
         assert!(

@@ -311,7 +311,10 @@ impl Drop for Proxy {
         if std::thread::panicking() {
             let log = std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
-            eprintln!("--- proxy stderr:\n{}", lines[lines.len().saturating_sub(40)..].join("\n"));
+            eprintln!(
+                "--- proxy stderr:\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
         }
     }
 }

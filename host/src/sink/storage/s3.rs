@@ -29,18 +29,21 @@
 //!
 //! Names starting with `.` are hidden from Athena, Glue, Spark and DuckDB's Hive reader.
 
-use std::collections::{BTreeSet, VecDeque};
+mod calls;
+mod file;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use bytes::Bytes;
 
 use super::{StagedFile, Storage};
-use crate::aws::s3::{Failure, S3Conn, S3Location, retrying_async};
+use crate::aws::s3::{Failure, S3Conn, S3Location};
 use crate::checkpoint::protocol::{Probe, journal_path, temp_path};
 use crate::checkpoint::{OutputFile, Part, Upload};
 use crate::sink::SinkError;
+use calls::Objects;
+use file::{S3File, S3Journal};
 
 /// S3's smallest part (except the last).
 pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
@@ -57,13 +60,6 @@ pub struct S3Dir {
     part_bytes: usize,
     /// Prefixes under ours that belong to other sinks (or the checkpoints): never scanned.
     skip: Vec<String>,
-}
-
-/// The client and the bucket, shared by a sink's storage and its open files.
-#[derive(Debug)]
-struct Objects {
-    conn: S3Conn,
-    location: S3Location,
 }
 
 impl S3Dir {
@@ -172,27 +168,19 @@ impl Storage for S3Dir {
     }
 
     fn create(&self, rel: &str) -> Result<Box<dyn StagedFile>, SinkError> {
-        Ok(Box::new(S3File {
-            objects: self.objects.clone(),
-            key: self.key(rel),
-            temp: self.key(&temp_path(rel)),
-            part_bytes: self.part_bytes,
-            id: None,
-            parts: Vec::new(),
-            pending: VecDeque::new(),
-            buf: Vec::new(),
-            parts_end: 0,
-            synced: 0,
-        }))
+        Ok(Box::new(S3File::new(
+            self.objects.clone(),
+            self.key(rel),
+            self.key(&temp_path(rel)),
+            self.part_bytes,
+        )))
     }
 
     fn journal(&self, rel: &str) -> Result<Box<dyn StagedFile>, SinkError> {
-        Ok(Box::new(S3Journal {
-            objects: self.objects.clone(),
-            key: self.key(&journal_path(rel)),
-            bytes: Vec::new(),
-            stored: 0,
-        }))
+        Ok(Box::new(S3Journal::new(
+            self.objects.clone(),
+            self.key(&journal_path(rel)),
+        )))
     }
 
     fn publish(&self, files: &[OutputFile]) -> Result<(), SinkError> {
@@ -368,444 +356,6 @@ fn final_path(temp_rel: &str) -> Option<String> {
         Some(d) => format!("{d}/{stem}"),
         None => stem.to_owned(),
     })
-}
-
-/// A file being written as a multipart upload (see the module doc).
-struct S3File {
-    objects: Arc<Objects>,
-    key: String,
-    temp: String,
-    part_bytes: usize,
-    /// The upload, once the first part is cut.
-    id: Option<String>,
-    /// Parts uploaded and confirmed.
-    parts: Vec<Part>,
-    /// Parts on their way.
-    pending: VecDeque<tokio::task::JoinHandle<Result<Part, Failure>>>,
-    /// Bytes after the parts (cut or pending).
-    buf: Vec<u8>,
-    /// Offset of `buf`'s first byte.
-    parts_end: u64,
-    /// Bytes made durable by the last `sync`.
-    synced: u64,
-}
-
-fn io_failure(what: &str, f: Failure) -> std::io::Error {
-    std::io::Error::other(format!("{what}: {}", f.message))
-}
-
-impl S3File {
-    fn url(&self) -> String {
-        self.objects.location.url(&self.key)
-    }
-
-    /// Cut the buffer as the next part and start uploading it.
-    fn cut(&mut self) -> std::io::Result<()> {
-        let id = match &self.id {
-            Some(id) => id.clone(),
-            None => {
-                let id = self
-                    .objects
-                    .conn
-                    .runtime
-                    .block_on(self.objects.create_upload(&self.key))
-                    .map_err(|f| io_failure(&format!("starting an upload of {}", self.url()), f))?;
-                self.id.insert(id).clone()
-            }
-        };
-        let number = (self.parts.len() + self.pending.len() + 1) as i32;
-        let body = Bytes::from(std::mem::take(&mut self.buf));
-        self.parts_end += body.len() as u64;
-        let objects = self.objects.clone();
-        let key = self.key.clone();
-        let task = self
-            .objects
-            .conn
-            .runtime
-            .spawn(async move { objects.upload_part(&key, &id, number, body).await });
-        self.pending.push_back(task);
-        while self.pending.len() > IN_FLIGHT {
-            self.wait_one()?;
-        }
-        Ok(())
-    }
-
-    /// Wait for the oldest part in flight.
-    fn wait_one(&mut self) -> std::io::Result<()> {
-        let Some(task) = self.pending.pop_front() else {
-            return Ok(());
-        };
-        let part = self
-            .objects
-            .conn
-            .runtime
-            .block_on(task)
-            .map_err(|e| std::io::Error::other(format!("uploading a part of {}: {e}", self.url())))?
-            .map_err(|f| io_failure(&format!("uploading a part of {}", self.url()), f))?;
-        self.parts.push(part);
-        Ok(())
-    }
-
-    fn wait_all(&mut self) -> std::io::Result<()> {
-        while !self.pending.is_empty() {
-            self.wait_one()?;
-        }
-        Ok(())
-    }
-}
-
-impl std::io::Write for S3File {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= self.part_bytes {
-            self.cut()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl StagedFile for S3File {
-    fn sync(&mut self) -> std::io::Result<()> {
-        if self.buf.len() >= MIN_PART_BYTES {
-            self.cut()?;
-        }
-        self.wait_all()?;
-        let end = self.parts_end + self.buf.len() as u64;
-        let from = self.synced.max(self.parts_end);
-        if end > from {
-            let tail = format!("{}.tail-{:020}-{from:020}", self.temp, self.parts_end);
-            let body = Bytes::copy_from_slice(&self.buf[(from - self.parts_end) as usize..]);
-            self.objects
-                .conn
-                .runtime
-                .block_on(self.objects.put(&tail, body))
-                .map_err(|f| io_failure(&format!("writing {}", self.objects.location.url(&tail)), f))?;
-        }
-        self.synced = end;
-        Ok(())
-    }
-
-    fn seal(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() || self.parts.len() + self.pending.len() == 0 {
-            self.cut()?;
-        }
-        self.wait_all()?;
-        self.synced = self.parts_end;
-        Ok(())
-    }
-
-    fn upload(&self) -> Option<Upload> {
-        Some(Upload {
-            id: self.id.clone(),
-            parts: self.parts.clone(),
-        })
-    }
-}
-
-impl Drop for S3File {
-    fn drop(&mut self) {
-        for task in &self.pending {
-            task.abort();
-        }
-    }
-}
-
-/// A Parquet file's journal: kept whole in memory, rewritten whole at each `sync`.
-struct S3Journal {
-    objects: Arc<Objects>,
-    key: String,
-    bytes: Vec<u8>,
-    stored: usize,
-}
-
-impl std::io::Write for S3Journal {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.bytes.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl StagedFile for S3Journal {
-    fn sync(&mut self) -> std::io::Result<()> {
-        if self.bytes.len() == self.stored {
-            return Ok(());
-        }
-        let body = Bytes::copy_from_slice(&self.bytes);
-        self.objects
-            .conn
-            .runtime
-            .block_on(self.objects.put(&self.key, body))
-            .map_err(|f| io_failure(&format!("writing {}", self.objects.location.url(&self.key)), f))?;
-        self.stored = self.bytes.len();
-        Ok(())
-    }
-}
-
-/// The S3 calls the sink makes, each retried by [`retrying_async`].
-impl Objects {
-    fn bucket(&self) -> &str {
-        &self.location.bucket
-    }
-
-    /// Start an upload of `key`. A retried request whose first attempt did create an upload
-    /// (its answer lost) leaves that one behind: it is aborted here.
-    async fn create_upload(&self, key: &str) -> Result<String, Failure> {
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let id = retrying_async(|| async {
-            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let out = self
-                .conn
-                .client
-                .create_multipart_upload()
-                .bucket(self.bucket())
-                .key(key)
-                .send()
-                .await
-                .map_err(Failure::from_sdk)?;
-            out.upload_id()
-                .map(str::to_owned)
-                .ok_or_else(|| Failure::other("CreateMultipartUpload answered without an upload id"))
-        })
-        .await?;
-        if attempts.into_inner() > 1 {
-            for (k, other) in self.uploads(key).await? {
-                if k == key && other != id {
-                    self.abort(&k, &other).await?;
-                }
-            }
-        }
-        Ok(id)
-    }
-
-    async fn upload_part(&self, key: &str, id: &str, number: i32, body: Bytes) -> Result<Part, Failure> {
-        let size = body.len() as u64;
-        retrying_async(|| {
-            let body = body.clone();
-            async move {
-                let out = self
-                    .conn
-                    .client
-                    .upload_part()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .upload_id(id)
-                    .part_number(number)
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await
-                    .map_err(Failure::from_sdk)?;
-                let etag = out
-                    .e_tag()
-                    .ok_or_else(|| Failure::other("UploadPart answered without an ETag"))?;
-                Ok(Part {
-                    number,
-                    etag: etag.to_owned(),
-                    size,
-                })
-            }
-        })
-        .await
-    }
-
-    async fn complete(&self, key: &str, id: &str, parts: &[Part]) -> Result<(), Failure> {
-        let done = CompletedMultipartUpload::builder()
-            .set_parts(Some(
-                parts
-                    .iter()
-                    .map(|p| CompletedPart::builder().part_number(p.number).e_tag(&p.etag).build())
-                    .collect(),
-            ))
-            .build();
-        retrying_async(|| async {
-            self.conn
-                .client
-                .complete_multipart_upload()
-                .bucket(self.bucket())
-                .key(key)
-                .upload_id(id)
-                .multipart_upload(done.clone())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(Failure::from_sdk)
-        })
-        .await
-    }
-
-    async fn abort(&self, key: &str, id: &str) -> Result<(), Failure> {
-        let aborted = retrying_async(|| async {
-            self.conn
-                .client
-                .abort_multipart_upload()
-                .bucket(self.bucket())
-                .key(key)
-                .upload_id(id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(Failure::from_sdk)
-        })
-        .await;
-        match aborted {
-            Err(f) if f.is("NoSuchUpload") => Ok(()),
-            other => other,
-        }
-    }
-
-    /// Uploads in progress whose key starts with `prefix`: (key, upload id).
-    async fn uploads(&self, prefix: &str) -> Result<Vec<(String, String)>, Failure> {
-        let mut found = Vec::new();
-        let mut markers: (Option<String>, Option<String>) = (None, None);
-        loop {
-            let page = retrying_async(|| async {
-                self.conn
-                    .client
-                    .list_multipart_uploads()
-                    .bucket(self.bucket())
-                    .prefix(prefix)
-                    .set_key_marker(markers.0.clone())
-                    .set_upload_id_marker(markers.1.clone())
-                    .send()
-                    .await
-                    .map_err(Failure::from_sdk)
-            })
-            .await?;
-            found.extend(
-                page.uploads()
-                    .iter()
-                    .filter_map(|u| Some((u.key()?.to_owned(), u.upload_id()?.to_owned()))),
-            );
-            if page.is_truncated() != Some(true) {
-                return Ok(found);
-            }
-            markers = (
-                page.next_key_marker().map(str::to_owned),
-                page.next_upload_id_marker().map(str::to_owned),
-            );
-        }
-    }
-
-    /// Objects whose key starts with `prefix`: (key, size).
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, Failure> {
-        let mut found = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = retrying_async(|| async {
-                self.conn
-                    .client
-                    .list_objects_v2()
-                    .bucket(self.bucket())
-                    .prefix(prefix)
-                    .set_continuation_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(Failure::from_sdk)
-            })
-            .await?;
-            found.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| Some((o.key()?.to_owned(), o.size().unwrap_or(0) as u64))),
-            );
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(found),
-            }
-        }
-    }
-
-    /// An object's size, or `None` if there is none.
-    async fn head(&self, key: &str) -> Result<Option<u64>, Failure> {
-        let head = retrying_async(|| async {
-            self.conn
-                .client
-                .head_object()
-                .bucket(self.bucket())
-                .key(key)
-                .send()
-                .await
-                .map_err(Failure::from_sdk)
-        })
-        .await;
-        match head {
-            Ok(h) => Ok(Some(h.content_length().unwrap_or(0) as u64)),
-            Err(f) if f.status == Some(404) => Ok(None),
-            Err(f) => Err(f),
-        }
-    }
-
-    async fn get(&self, key: &str) -> Result<Vec<u8>, Failure> {
-        retrying_async(|| async {
-            let object = self
-                .conn
-                .client
-                .get_object()
-                .bucket(self.bucket())
-                .key(key)
-                .send()
-                .await
-                .map_err(Failure::from_sdk)?;
-            let bytes = object.body.collect().await.map_err(Failure::body)?;
-            Ok(bytes.to_vec())
-        })
-        .await
-    }
-
-    async fn put(&self, key: &str, body: Bytes) -> Result<(), Failure> {
-        retrying_async(|| {
-            let body = body.clone();
-            async move {
-                self.conn
-                    .client
-                    .put_object()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(Failure::from_sdk)
-            }
-        })
-        .await
-    }
-
-    /// Delete objects, a thousand per request.
-    async fn delete(&self, keys: Vec<String>) -> Result<(), Failure> {
-        for batch in keys.chunks(1000) {
-            let objects = batch
-                .iter()
-                .map(|k| ObjectIdentifier::builder().key(k).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Failure::other(&e.to_string()))?;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(|e| Failure::other(&e.to_string()))?;
-            retrying_async(|| async {
-                self.conn
-                    .client
-                    .delete_objects()
-                    .bucket(self.bucket())
-                    .delete(delete.clone())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(Failure::from_sdk)
-            })
-            .await?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
