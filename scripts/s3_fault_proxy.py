@@ -2,7 +2,7 @@
 """A loopback HTTP/1.1 proxy in front of an S3 API (moto) that injects the faults S3 clients meet.
 
     s3_fault_proxy.py --listen-port 0 --upstream http://127.0.0.1:P --rate 0.15 --seed 7 \
-        [--kinds slowdown,internal,reset,cut,lost,slow] [--stats FILE]
+        [--kinds slowdown,internal,reset,cut,lost,slow] [--fail-after N] [--stats FILE]
 
 Each request, with probability --rate (seeded, so a failing run can be replayed), gets one fault
 of --kinds instead of a plain forward:
@@ -13,7 +13,8 @@ of --kinds instead of a plain forward:
   lost      forwarded and done by the server, but the connection is closed instead of answering
             (the client cannot know it happened: retries must be idempotent);
   slow      forwarded after a 1.5 s pause.
-Everything else is forwarded unchanged (method, path, query, headers, body; status, headers, body).
+With --fail-after N, every request after the N-th is answered 503 `SlowDown` (an outage that
+outlasts any retry). Everything else is forwarded unchanged (method, path, query, headers, body; status, headers, body).
 
 Prints `listening on PORT` on stdout first. After every request, writes to --stats (atomically)
 `{"requests": n, "faults": {kind: n}, "by_operation": {"PUT ?partNumber": n, …}}`.
@@ -54,6 +55,9 @@ class State:
         with self.lock:
             self.requests += 1
             self.by_operation[operation] = self.by_operation.get(operation, 0) + 1
+            if self.args.fail_after is not None and self.requests > self.args.fail_after:
+                self.faults["outage"] = self.faults.get("outage", 0) + 1
+                return "slowdown"
             if self.kinds and self.rng.random() < self.args.rate:
                 kind = self.rng.choice(self.kinds)
                 self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -164,6 +168,7 @@ def main():
     p.add_argument("--rate", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--kinds", default="slowdown,internal,reset,cut,lost,slow")
+    p.add_argument("--fail-after", type=int)
     p.add_argument("--stats")
     args = p.parse_args()
     Handler.state = State(args)

@@ -19,9 +19,12 @@ fn every_example_pipeline_runs_and_writes_readable_parquet() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains("type = \"mqtt\"") || text.contains("type = \"kinesis\"") {
-            // Needs a broker or a stream: type-checked here, run in mqtt.rs and
-            // kinesis_source.rs.
+        if ["mqtt", "kinesis", "s3"]
+            .iter()
+            .any(|kind| text.contains(&format!("type = \"{kind}\"")))
+        {
+            // Needs a broker, a stream or a bucket: type-checked here, run in mqtt.rs,
+            // kinesis_source.rs and s3_sink.rs.
             let out = run(sluice().arg("validate").arg(&path));
             assert!(out.status.success(), "{} does not validate", path.display());
             continue;

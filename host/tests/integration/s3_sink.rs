@@ -430,3 +430,41 @@ interval = "300ms"
     assert!(parts("big/rows/").iter().any(|&n| n >= 2), "{:?}", parts("big/rows/"));
     assert!(parts("big/raw/").iter().any(|&n| n >= 2), "{:?}", parts("big/raw/"));
 }
+
+#[test]
+fn an_s3_outage_longer_than_the_retries_stops_the_run_and_a_restart_continues() {
+    let Some(py) = python() else { return };
+    let Some(moto) = Moto::start() else { return };
+    let s = setup(&moto, 8, 60_000, false);
+    // Everything goes well for a while, then S3 answers nothing but SlowDown.
+    let proxy = Proxy::start(
+        &py,
+        "s3_fault_proxy.py",
+        &moto.endpoint,
+        &["--rate", "0", "--fail-after", "300"],
+    );
+    fn output(endpoint: &str) -> Output<'_> {
+        Output::S3 {
+            endpoint,
+            bucket: BUCKET,
+            prefix: "outage/",
+        }
+    }
+    let dir = s.tmp.path().join("outage");
+    let pipeline = pipeline_to(&dir, &s.input, &output(&proxy.endpoint));
+    let out = run(sluice().arg("run").arg(&pipeline).envs(ENV.iter().copied()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("SlowDown") && stderr.contains("s3://sluice-sink/outage/"),
+        "{stderr}"
+    );
+    assert!(proxy.stats()["faults"]["outage"].as_u64().unwrap_or(0) > 0);
+    drop(proxy);
+    // The same pipeline, S3 back: it continues from its last checkpoint, exactly once.
+    let pipeline = pipeline_to(&dir, &s.input, &output(&moto.endpoint));
+    let out = run(sluice().arg("run").arg(&pipeline).envs(ENV.iter().copied()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resumed       from checkpoint"));
+    check_against_clean(&py, &moto, &s, "outage/", "mirror");
+}
