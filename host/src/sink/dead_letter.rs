@@ -279,6 +279,7 @@ impl TwoPhase for DeadLetterSink {
                 upload: w.get_ref().upload(),
             });
         }
+        self.storage.settle()?;
         outputs.extend(self.listed());
         Ok(outputs)
     }

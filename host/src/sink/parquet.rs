@@ -301,6 +301,7 @@ impl ParquetSink {
                 upload: file.writer.inner().upload(),
             });
         }
+        self.storage.settle()?;
         outputs.extend(self.completed.listed(&self.name));
         Ok(outputs)
     }

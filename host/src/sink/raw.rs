@@ -192,6 +192,7 @@ impl TwoPhase for RawSink {
             });
             self.open.insert(folder, f);
         }
+        self.storage.settle()?;
         outputs.extend(self.completed.listed(&self.name));
         Ok(outputs)
     }

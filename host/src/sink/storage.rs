@@ -27,7 +27,8 @@ pub use s3::S3Dir;
 
 /// A file being written under its temporary name.
 pub trait StagedFile: Write + Send {
-    /// Make every byte written so far durable.
+    /// Make every byte written so far durable, or (on an object store) start making it so:
+    /// it is durable once [`Storage::settle`] returns.
     fn sync(&mut self) -> std::io::Result<()>;
     /// The file is complete: make every byte durable as the published file will hold it.
     fn seal(&mut self) -> std::io::Result<()> {
@@ -70,6 +71,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn temporaries(&self) -> Result<Vec<String>, SinkError>;
     /// Delete a temporary file (and what belongs to it) given by its temporary relative path.
     fn remove_temporary(&self, temp_rel: &str) -> Result<bool, SinkError>;
+    /// Wait until every `sync` of its files is durable (an object store starts them all at
+    /// once); a sink calls it before it lists its files for a checkpoint.
+    fn settle(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Recovery is done: drop whatever unfinished writes are left (multipart uploads); how many.
     fn end_recovery(&self) -> Result<usize, SinkError> {
         Ok(0)

@@ -72,7 +72,7 @@ impl S3Dir {
             message,
         })?;
         Ok(S3Dir {
-            objects: Arc::new(Objects { conn, location }),
+            objects: Arc::new(Objects::new(conn, location)),
             part_bytes: part_bytes.max(MIN_PART_BYTES),
             skip,
         })
@@ -333,6 +333,12 @@ impl Storage for S3Dir {
             }
         }
         Ok(aborted)
+    }
+
+    fn settle(&self) -> Result<(), SinkError> {
+        self.objects
+            .settle()
+            .map_err(|(key, f)| self.failed("writing", &key)(f))
     }
 
     fn remove_temporary(&self, temp_rel: &str) -> Result<bool, SinkError> {

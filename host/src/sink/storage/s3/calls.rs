@@ -12,11 +12,48 @@ use crate::checkpoint::Part;
 pub(super) struct Objects {
     pub(super) conn: S3Conn,
     pub(super) location: S3Location,
+    /// Writes started by `sync`s and not yet awaited: the keys and their uploads.
+    writes: std::sync::Mutex<Vec<(String, tokio::task::JoinHandle<Result<(), Failure>>)>>,
 }
 
 impl Objects {
+    pub(super) fn new(conn: S3Conn, location: S3Location) -> Self {
+        Objects {
+            conn,
+            location,
+            writes: Default::default(),
+        }
+    }
+
     fn bucket(&self) -> &str {
         &self.location.bucket
+    }
+
+    /// Start writing `body` to `key` in the background; [`Objects::settle`] waits for it.
+    /// The open files of a sink write their tails and journals at a checkpoint this way, all
+    /// at once rather than one round trip after another.
+    pub(super) fn put_soon(self: &std::sync::Arc<Self>, key: String, body: Bytes) {
+        let objects = self.clone();
+        let k = key.clone();
+        let task = self.conn.runtime.spawn(async move { objects.put(&k, body).await });
+        self.writes.lock().unwrap_or_else(|e| e.into_inner()).push((key, task));
+    }
+
+    /// Wait for every write [`Objects::put_soon`] started; the first that failed, with its key.
+    pub(super) fn settle(&self) -> Result<(), (String, Failure)> {
+        let writes = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut first = None;
+        for (key, task) in writes {
+            let done = self
+                .conn
+                .runtime
+                .block_on(task)
+                .unwrap_or_else(|e| Err(Failure::other(&format!("the upload task failed: {e}"))));
+            if let Err(f) = done {
+                first.get_or_insert((key, f));
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Start an upload of `key`. A retried request whose first attempt did create an upload

@@ -137,11 +137,8 @@ impl StagedFile for S3File {
         if end > from {
             let tail = format!("{}.tail-{:020}-{from:020}", self.temp, self.parts_end);
             let body = Bytes::copy_from_slice(&self.buf[(from - self.parts_end) as usize..]);
-            self.objects
-                .conn
-                .runtime
-                .block_on(self.objects.put(&tail, body))
-                .map_err(|f| io_failure(&format!("writing {}", self.objects.location.url(&tail)), f))?;
+            // Durable once the storage settles (the sink settles before the checkpoint).
+            self.objects.put_soon(tail, body);
         }
         self.synced = end;
         Ok(())
@@ -208,12 +205,8 @@ impl StagedFile for S3Journal {
         if self.bytes.len() == self.stored {
             return Ok(());
         }
-        let body = Bytes::copy_from_slice(&self.bytes);
         self.objects
-            .conn
-            .runtime
-            .block_on(self.objects.put(&self.key, body))
-            .map_err(|f| io_failure(&format!("writing {}", self.objects.location.url(&self.key)), f))?;
+            .put_soon(self.key.clone(), Bytes::copy_from_slice(&self.bytes));
         self.stored = self.bytes.len();
         Ok(())
     }
