@@ -97,6 +97,12 @@ fn pipeline(dir: &Path, input: &Path) -> PathBuf {
 pub fn pipeline_to(dir: &Path, input: &Path, output: &Output<'_>) -> PathBuf {
     std::fs::create_dir_all(dir).expect("mkdir");
     let counter = Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_counter.wasm");
+    // Files live a few checkpoints: locally 200 ms; on S3, where a checkpoint is a few round
+    // trips, long enough that kills find files open with tails and journals.
+    let (rows_age, archive_age) = match output {
+        Output::Local => ("200ms", "300ms"),
+        Output::S3 { .. } => ("1s", "1500ms"),
+    };
     let (rows, archive, rest) = match output {
         Output::Local => (
             "type = \"parquet\"\npath = \"out\"".to_owned(),
@@ -108,7 +114,7 @@ pub fn pipeline_to(dir: &Path, input: &Path, output: &Output<'_>) -> PathBuf {
             (
                 format!("type = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}out/\"\nerror_prefix = \"{prefix}out/_dead_letter/\"\n{at}"),
                 format!("type = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}raw/\"\n{at}"),
-                format!("[checkpoint]\nstore = {{ s3 = \"s3://{bucket}/{prefix}out/_checkpoints/\" }}\n{at}\ninterval = \"100ms\""),
+                format!("[checkpoint]\nstore = {{ s3 = \"s3://{bucket}/{prefix}out/_checkpoints/\" }}\n{at}\ninterval = \"30ms\""),
             )
         }
     };
@@ -132,7 +138,7 @@ config = {{ key = "device" }}
 name = "rows"
 {rows}
 target_file_mb = 1
-max_file_age = "200ms"
+max_file_age = "{rows_age}"
 partition = {{ by = "field", column = "bucket" }}
 [[sink]]
 name = "archive"
@@ -140,11 +146,11 @@ format = "raw"
 input = "source"
 {archive}
 target_file_mb = 1
-max_file_age = "300ms"
+max_file_age = "{archive_age}"
 {rest}
 "#,
         input = input.join("in-*.ndjson").display(),
-        counter = counter.display()
+        counter = counter.display(),
     );
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text).expect("write pipeline");
@@ -322,11 +328,12 @@ pub fn kill_repeatedly(crashy: &Path, input: &Path, arriving: &Path, faults: &[&
             // Die inside the protocol: after the n-th checkpoint file is written but before
             // it is committed, right after committing, after a row group is flushed, or
             // between renames of sealed files.
-            // The fault points that have not fired yet come first.
-            let point = faults
-                .iter()
-                .find(|f| !fired.contains(*f))
-                .unwrap_or(&faults[(attempts / 4) % faults.len()]);
+            // The fault points that have not fired yet come first, in turn.
+            let unfired: Vec<&&str> = faults.iter().filter(|f| !fired.contains(*f)).collect();
+            let point = match unfired.len() {
+                0 => &faults[(attempts / 4) % faults.len()],
+                n => unfired[(attempts / 4) % n],
+            };
             let mut child = spawn(crashy, Some(&format!("{point}:1")));
             let status = wait(&mut child);
             if killed(status) {

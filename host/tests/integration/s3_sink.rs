@@ -302,7 +302,7 @@ fn files_larger_than_a_part_are_uploaded_in_parts_and_survive_kills() {
     let input = tmp.path().join("input");
     std::fs::create_dir_all(&input).expect("mkdir");
     let mut rng = crate::crash::Rng(0xb16);
-    let (files, per_file) = (6, 30_000);
+    let (files, per_file) = (6, 40_000);
     for f in 0..files {
         let text = padded_lines(&mut rng, f * per_file, per_file);
         std::fs::write(input.join(format!("in-{f:04}.ndjson")), text).expect("write");
@@ -356,7 +356,7 @@ interval = "300ms"
     // Kill it a few times once it has checkpointed, at seeded moments after that.
     let mut kills = 0;
     for attempt in 0..12 {
-        if kills == 4 {
+        if kills == 3 {
             break;
         }
         let before = moto.keys(BUCKET, "big/_checkpoints/");
@@ -366,7 +366,7 @@ interval = "300ms"
             assert!(started.elapsed() < Duration::from_secs(600), "no checkpoint appeared");
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(200 + rng.below(1500)));
+        std::thread::sleep(Duration::from_millis(100 + rng.below(600)));
         let _ = child.kill();
         let status = wait(&mut child);
         if killed(status) {
