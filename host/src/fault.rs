@@ -1,6 +1,7 @@
 //! Fault injection for crash tests: `SLUICE_FAULT=<point>:<n>` kills the process with SIGKILL
 //! the `n`-th time execution reaches the named point (`checkpoint-written`,
-//! `checkpoint-committed`, `row-group-flushed`, `output-renamed`). Unset, a point costs one
+//! `checkpoint-committed`, `row-group-flushed`, `output-renamed`, and on S3 `upload-sealed`:
+//! a file's last part is uploaded, its upload not yet in a checkpoint). Unset, a point costs one
 //! atomic load.
 
 use std::sync::OnceLock;

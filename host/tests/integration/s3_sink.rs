@@ -196,7 +196,12 @@ fn kill_9_with_s3_sinks_and_an_s3_store_loses_and_duplicates_nothing() {
         &crashy,
         &s.input,
         &arriving,
-        &["checkpoint-committed", "row-group-flushed", "output-renamed"],
+        &[
+            "checkpoint-committed",
+            "row-group-flushed",
+            "output-renamed",
+            "upload-sealed",
+        ],
         &timing,
     );
     run_to_end(&crashy);

@@ -149,6 +149,7 @@ impl StagedFile for S3File {
             self.cut()?;
         }
         self.wait_all()?;
+        crate::fault::point("upload-sealed");
         self.synced = self.parts_end;
         Ok(())
     }
