@@ -12,9 +12,12 @@ use crate::checkpoint::Part;
 pub(super) struct Objects {
     pub(super) conn: S3Conn,
     pub(super) location: S3Location,
-    /// Writes started by `sync`s and not yet awaited: the keys and their uploads.
-    writes: std::sync::Mutex<Vec<(String, tokio::task::JoinHandle<Result<(), Failure>>)>>,
+    /// Writes started by `sync`s and not yet awaited.
+    writes: std::sync::Mutex<Vec<Started>>,
 }
+
+/// A write started in the background: its key and its task.
+type Started = (String, tokio::task::JoinHandle<Result<(), Failure>>);
 
 impl Objects {
     pub(super) fn new(conn: S3Conn, location: S3Location) -> Self {
