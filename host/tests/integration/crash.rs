@@ -172,15 +172,20 @@ pub fn killed(status: ExitStatus) -> bool {
     status.signal() == Some(9)
 }
 
+/// Wait for `child`; it is killed as hung only after 120 s without using any CPU (a cold
+/// component compile on a loaded machine is slow, not hung).
 pub fn wait(child: &mut Child) -> ExitStatus {
-    let started = Instant::now();
+    let mut progress = (crate::support::cpu_ticks(child.id()), Instant::now());
     loop {
         if let Some(s) = child.try_wait().expect("wait") {
             return s;
         }
-        if started.elapsed() > Duration::from_secs(120) {
+        let ticks = crate::support::cpu_ticks(child.id());
+        if ticks != progress.0 {
+            progress = (ticks, Instant::now());
+        } else if progress.1.elapsed() > Duration::from_secs(120) {
             child.kill().ok();
-            panic!("sluice did not finish within 120 s");
+            panic!("sluice used no CPU for 120 s: hung, killed");
         }
         std::thread::sleep(Duration::from_millis(2));
     }

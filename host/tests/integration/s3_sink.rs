@@ -473,3 +473,41 @@ fn an_s3_outage_longer_than_the_retries_stops_the_run_and_a_restart_continues() 
     assert!(String::from_utf8_lossy(&out.stdout).contains("resumed       from checkpoint"));
     check_against_clean(&py, &moto, &s, "outage/", "mirror");
 }
+
+#[test]
+fn scenario_3_windows_land_on_s3_by_ticker_equal_to_duckdb() {
+    let Some(py) = python() else { return };
+    let Some(moto) = Moto::start() else { return };
+    moto.bucket("market");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pipelines = copy_pipelines(tmp.path());
+    let file = pipelines.join("ticks-window.toml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let local = "type = \"parquet\"\npath = \"../out/ticks-window\"\n";
+    assert!(text.contains(local), "the example's sink changed");
+    let s3 = format!(
+        "type = \"s3\"\nbucket = \"market\"\nprefix = \"windows/\"\nregion = \"us-east-1\"\n\
+         endpoint_url = \"{}\"\nforce_path_style = true\n",
+        moto.endpoint
+    );
+    std::fs::write(&file, text.replace(local, &s3)).expect("write");
+    let out = run(sluice().arg("run").arg(&file).envs(ENV.iter().copied()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mirror = tmp.path().join("mirror");
+    let objects = moto.download("market", "windows/", &mirror);
+    let data: Vec<&String> = objects
+        .iter()
+        .map(|(k, _, _)| k)
+        .filter(|k| !k.contains("_checkpoints/"))
+        .collect();
+    assert!(
+        !data.is_empty()
+            && data
+                .iter()
+                .all(|k| k.starts_with("windows/ticker=") && k.ends_with(".parquet")),
+        "{data:?}"
+    );
+    let ticks = crate::windows::compare(&py, &mirror, &pipelines.join("data/ticks.ndjson"));
+    assert!(ticks > 0);
+    assert!(hidden(&objects).is_empty() && moto.uploads("market").is_empty());
+}

@@ -86,7 +86,7 @@ pub fn wait_output(child: &mut std::process::Child, limit: std::time::Duration) 
 
 /// CPU time a process and its waited-for children have used, in clock ticks (`/proc`'s
 /// utime, stime, cutime, cstime); `None` once it is gone.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces), from the state (field 3).
     let rest = &stat[stat.rfind(')')? + 1..];
