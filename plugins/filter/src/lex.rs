@@ -3,7 +3,33 @@
 //! quote, which doubled stands for itself; numbers may carry a sign, a fraction and an
 //! exponent. See `parse` for the grammar.
 
-use crate::parse::{CmpOp, ParseError};
+use std::fmt;
+
+/// A syntax error: what was expected where, and what was found instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// Character offset of the offending token.
+    pub position: usize,
+    /// The full sentence, position included.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {

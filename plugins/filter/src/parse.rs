@@ -23,35 +23,8 @@
 //!
 //! Positions are 0-based character offsets into the predicate.
 
-use std::fmt;
-
+pub use crate::lex::{CmpOp, ParseError};
 use crate::lex::{Kind, Token, is_keyword, lex};
-
-/// A syntax error: what was expected where, and what was found instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// Character offset of the offending token.
-    pub position: usize,
-    /// The full sentence, position included.
-    pub message: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-/// Comparison operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
-    Eq,
-    NotEq,
-    Lt,
-    LtEq,
-    Gt,
-    GtEq,
-}
 
 /// Substring tests on string columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
