@@ -17,22 +17,26 @@ pub(super) struct Endpoint {
 /// Read the keys every S3 client takes.
 pub(super) fn read_endpoint(t: &mut Table<'_, '_>, d: &mut Diags) -> Endpoint {
     let region = t.opt_str(d, "region");
-    let endpoint_url = t.opt_str(d, "endpoint_url");
+    let endpoint_url = read_endpoint_url(t, d);
     let force_path_style = t.opt_bool(d, "force_path_style");
-    if let Some(e) = &endpoint_url
-        && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
-    {
+    Endpoint {
+        region,
+        endpoint_url,
+        force_path_style,
+    }
+}
+
+/// `endpoint_url` of any AWS client (S3, Kinesis): an http:// or https:// URL.
+pub(in crate::config) fn read_endpoint_url(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<Located<String>> {
+    let e = t.opt_str(d, "endpoint_url")?;
+    if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
         d.push(
             e.span.clone(),
             &e.key,
             format!("expected an http:// or https:// URL, found \"{}\"", e.value),
         );
     }
-    Endpoint {
-        region,
-        endpoint_url,
-        force_path_style,
-    }
+    Some(e)
 }
 
 impl Endpoint {

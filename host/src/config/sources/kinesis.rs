@@ -13,16 +13,7 @@ use super::{read_batch_rows, read_schema};
 pub(in crate::config) fn read_kinesis_source(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<SourceConfig> {
     let stream = read_stream(t, d);
     let region = t.opt_str(d, "region").map(|r| r.value);
-    let endpoint_url = t.opt_str(d, "endpoint_url");
-    if let Some(e) = &endpoint_url
-        && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
-    {
-        d.push(
-            e.span.clone(),
-            &e.key,
-            format!("expected an http:// or https:// URL, found \"{}\"", e.value),
-        );
-    }
+    let endpoint_url = crate::config::s3::read_endpoint_url(t, d);
     let start = read_start(t, d);
     let consumer = read_consumer(t, d);
     let decode = t

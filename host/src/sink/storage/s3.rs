@@ -299,19 +299,8 @@ impl Storage for S3Dir {
             .run(self.objects.list(prefix))
             .map_err(self.failed("listing", prefix))?;
         for (key, _) in objects {
-            let Some(rel) = ours(&key) else { continue };
-            let (dir, name) = match rel.rsplit_once('/') {
-                Some((d, n)) => (Some(d), n),
-                None => (None, rel.as_str()),
-            };
-            if let Some(hidden) = name.strip_prefix('.')
-                && let Some((stem, _)) = hidden.split_once(crate::checkpoint::protocol::TEMP_SUFFIX)
-            {
-                let rel = match dir {
-                    Some(d) => format!("{d}/{stem}"),
-                    None => stem.to_owned(),
-                };
-                found.insert(temp_path(&rel));
+            if let Some(temp) = ours(&key).as_deref().and_then(temporary_of) {
+                found.insert(temp.to_owned());
             }
         }
         Ok(found.into_iter().collect())
@@ -349,6 +338,15 @@ impl Storage for S3Dir {
     }
 }
 
+/// The temporary path a hidden object belongs to (`dir/.name.inprogress.tail-…` and
+/// `dir/.name.inprogress.meta` → `dir/.name.inprogress`); `None` for any other object.
+fn temporary_of(rel: &str) -> Option<&str> {
+    let name_at = rel.rfind('/').map_or(0, |i| i + 1);
+    let name = &rel[name_at..];
+    let end = name.find(crate::checkpoint::protocol::TEMP_SUFFIX)? + crate::checkpoint::protocol::TEMP_SUFFIX.len();
+    name.starts_with('.').then(|| &rel[..name_at + end])
+}
+
 /// The final path of a temporary path (`dir/.name.inprogress` → `dir/name`).
 fn final_path(temp_rel: &str) -> Option<String> {
     let (dir, name) = match temp_rel.rsplit_once('/') {
@@ -376,6 +374,13 @@ mod tests {
         );
         assert_eq!(final_path(&temp_path("x.gz")).as_deref(), Some("x.gz"));
         assert_eq!(final_path("a/part-1.parquet"), None);
+        let temp = temp_path("a=1/part-1.parquet");
+        for object in [format!("{temp}.tail-{:020}-{:020}", 0, 7), format!("{temp}.meta")] {
+            assert_eq!(temporary_of(&object), Some(temp.as_str()));
+        }
+        assert_eq!(temporary_of(".x.gz.inprogress.meta"), Some(".x.gz.inprogress"));
+        assert_eq!(temporary_of("a=1/part-1.parquet"), None);
+        assert_eq!(temporary_of("a.inprogress/part-1.parquet"), None);
     }
 
     #[test]
