@@ -405,6 +405,18 @@ impl Place {
         }
     }
 
+    /// Whether `other` lies strictly inside this place: a folder below this folder, or a
+    /// longer key prefix in the same bucket (S3 prefixes are strings, so `out` holds `out2/`).
+    pub fn holds(&self, other: &Place) -> bool {
+        match (self, other) {
+            (Place::Local(own), Place::Local(p)) => p != own && p.starts_with(own),
+            (Place::S3(own), Place::S3(o)) => {
+                o.bucket == own.bucket && o.prefix.len() > own.prefix.len() && o.prefix.starts_with(&own.prefix)
+            }
+            _ => false,
+        }
+    }
+
     /// The local folder, if it is one.
     pub fn local(&self) -> Option<&std::path::Path> {
         match self {
@@ -539,5 +551,37 @@ impl S3Location {
     /// `s3://bucket/key`.
     pub fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(bucket: &str, prefix: &str) -> Place {
+        Place::S3(S3Location {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            region: None,
+            endpoint_url: None,
+            force_path_style: false,
+        })
+    }
+
+    #[test]
+    fn a_place_holds_what_lies_strictly_inside_it() {
+        let out = s3("b", "crashy/out/");
+        assert!(out.holds(&s3("b", "crashy/out/_dead_letter/")));
+        assert!(!s3("b", "crashy/out/_dead_letter/").holds(&out), "the enclosing place");
+        assert!(!out.holds(&out.clone()), "itself");
+        assert!(!out.holds(&s3("other", "crashy/out/_dead_letter/")), "another bucket");
+        assert!(!out.holds(&s3("b", "crashy/raw/")));
+        assert!(s3("b", "out").holds(&s3("b", "out2/")), "S3 prefixes are strings");
+        assert!(s3("b", "").holds(&s3("b", "x/")));
+        let dir = Place::Local("/data/out".into());
+        assert!(dir.holds(&Place::Local("/data/out/_dead_letter".into())));
+        assert!(!dir.holds(&Place::Local("/data/out2".into())), "folders are components");
+        assert!(!Place::Local("/data/out/_dead_letter".into()).holds(&dir));
+        assert!(!dir.holds(&s3("b", "data/out/x/")));
     }
 }

@@ -265,8 +265,11 @@ fn others(sinks: &[SinkPlan], dead_letter: &Place, checkpoint: &CheckpointConfig
         .collect()
 }
 
-/// The storage of a place; `skip` are the other places of the pipeline.
-fn storage(place: &Place, part_bytes: usize, skip: Vec<Place>) -> Result<Box<dyn Storage>, SinkError> {
+/// The storage of a place; `others` are the other places of the pipeline. Those inside it
+/// are not scanned as its own; those around it (dead letters under the sink's prefix, seen
+/// from the dead letters) hide nothing.
+fn storage(place: &Place, part_bytes: usize, others: Vec<Place>) -> Result<Box<dyn Storage>, SinkError> {
+    let skip: Vec<Place> = others.into_iter().filter(|p| place.holds(p)).collect();
     Ok(match place {
         Place::Local(dir) => Box::new(LocalDir::new(
             dir.clone(),
@@ -276,8 +279,8 @@ fn storage(place: &Place, part_bytes: usize, skip: Vec<Place>) -> Result<Box<dyn
             let skip = skip
                 .iter()
                 .filter_map(|p| match p {
-                    Place::S3(other) if other.bucket == loc.bucket => Some(other.prefix.clone()),
-                    _ => None,
+                    Place::S3(other) => Some(other.prefix.clone()),
+                    Place::Local(_) => None,
                 })
                 .collect();
             Box::new(S3Dir::new(loc.clone(), part_bytes, skip)?)

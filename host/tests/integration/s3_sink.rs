@@ -213,6 +213,21 @@ fn kill_9_with_s3_sinks_and_an_s3_store_loses_and_duplicates_nothing() {
     eprintln!("{} files of input, {} objects", s.files, objects.len());
 }
 
+/// Under each prefix, an upload in progress with one part and a tail object of a file no
+/// checkpoint lists (and whose name no run writes), as a run killed while sealing leaves them.
+fn plant_leftovers(moto: &Moto, prefixes: &[&str]) {
+    for prefix in prefixes {
+        let name = "zz-999999999999-0000.jsonl";
+        moto.boto3(&format!(
+            "u = s3.create_multipart_upload(Bucket='{BUCKET}', Key='{prefix}{name}')\n\
+             s3.upload_part(Bucket='{BUCKET}', Key='{prefix}{name}', UploadId=u['UploadId'], PartNumber=1, Body=b'x' * 10)\n\
+             s3.put_object(Bucket='{BUCKET}', Key='{prefix}.{name}.inprogress.tail-{0:020}-{0:020}', Body=b'y')",
+            0
+        ));
+    }
+    assert_eq!(moto.uploads(BUCKET).len(), prefixes.len());
+}
+
 #[test]
 fn a_pipeline_on_s3_continues_exactly_once_from_an_empty_folder_elsewhere() {
     let Some(py) = python() else { return };
@@ -239,6 +254,9 @@ fn a_pipeline_on_s3_continues_exactly_once_from_an_empty_folder_elsewhere() {
         "the first run finished before it could be killed: {status}"
     );
     std::fs::remove_dir_all(&first).expect("rm");
+    // What a run killed while sealing leaves, in each place, the dead letters nested inside
+    // the Parquet sink's prefix among them: recovery must clear all of it.
+    plant_leftovers(&moto, &["moved/out/", "moved/raw/", "moved/out/_dead_letter/"]);
     // Machine 2: a fresh folder with only the pipeline file.
     let second = pipeline_to(&s.tmp.path().join("machine-2"), &s.input, &output);
     let out = run(sluice().arg("run").arg(&second).envs(ENV.iter().copied()));
