@@ -137,6 +137,7 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         None => (None, None),
     };
     let mut source_metadata = MetadataConfig::default();
+    let mut decoding = Decoding::default();
     let source = top.req_table(d, "source").and_then(|mut t| {
         if let Some(mut m) = t.opt_table(d, "metadata") {
             source_metadata = MetadataConfig {
@@ -151,6 +152,19 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
             };
             m.finish(d);
         }
+        decoding = Decoding {
+            coerce: match t.opt_choice(d, "coerce", &["strict", "lenient"]) {
+                Some(c) if c.value == "lenient" => Coerce::Lenient,
+                _ => Coerce::Strict,
+            },
+            new_fields: t.opt_choice(d, "on_new_field", &["dead_letter", "ignore"]).map(|c| {
+                if c.value == "ignore" {
+                    NewFields::Ignore
+                } else {
+                    NewFields::DeadLetter
+                }
+            }),
+        };
         let s = read_source(&mut t, d, base);
         t.finish(d);
         s
@@ -179,6 +193,7 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         workers,
         source: source?,
         source_metadata,
+        decoding,
         transforms,
         sinks: sinks?,
         dead_letter: DeadLetterConfig { place: dead_letter? },

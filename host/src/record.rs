@@ -198,6 +198,14 @@ impl Chunk {
     }
 }
 
+/// At most 40 characters of a string, quoted, for messages: a 10 KB value is never echoed.
+pub fn quoted(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((cut, _)) => format!("{:?}…", &s[..cut]),
+        None => format!("{s:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

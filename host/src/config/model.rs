@@ -19,6 +19,8 @@ pub struct PipelineConfig {
     pub source: SourceConfig,
     /// `[source] metadata`: columns with where each record came from.
     pub source_metadata: MetadataConfig,
+    /// `[source] coerce` and `on_new_field`: how records are decoded.
+    pub decoding: Decoding,
     /// `[[transform]]`, in order.
     pub transforms: Vec<TransformConfig>,
     /// `[sink]`, or each `[[sink]]` table, in order (never empty).
@@ -27,6 +29,36 @@ pub struct PipelineConfig {
     pub dead_letter: DeadLetterConfig,
     /// `[checkpoint]`.
     pub checkpoint: CheckpointConfig,
+}
+
+/// `[source] coerce` and `on_new_field`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Decoding {
+    /// How exactly a JSON value must fit its column's type.
+    pub coerce: Coerce,
+    /// What a key outside the schema does; unset: dead letters for an inferred schema,
+    /// ignored for a declared one.
+    pub new_fields: Option<NewFields>,
+}
+
+/// `[source] coerce`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Coerce {
+    /// A value must be of its column's JSON type and fit it exactly (the default).
+    #[default]
+    Strict,
+    /// Numeric and boolean strings parse into numbers and booleans, and numbers and booleans
+    /// into strings, as DuckDB's `read_json` does; still nothing is rounded or made infinite.
+    Lenient,
+}
+
+/// `[source] on_new_field`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewFields {
+    /// Keys outside the schema are dropped.
+    Ignore,
+    /// A record with a key outside the schema is a dead letter.
+    DeadLetter,
 }
 
 /// Where records come from.

@@ -1,25 +1,43 @@
-//! NDJSON → Arrow with a declared (or inferred) schema, using arrow-json's tape decoder.
+//! NDJSON → Arrow with a declared (or inferred) schema.
 //!
-//! The fast path decodes a whole chunk in one call. Only when that fails (a malformed record,
-//! a value of the wrong type, a missing required field), or yields another number of rows
-//! than the chunk has records (one record holding two objects), is the chunk decoded record
-//! by record to find the culprits, which become [`BadRecord`]s; the good records are then
-//! decoded together, so one bad record never costs the batch. Records are framed by the
-//! source ([`Chunk::ends`]), so a record holding a line break stays one record.
+//! Each record is read once by serde into a row of cells checked against the column types
+//! ([`value`]: strict by default, `coerce = "lenient"` also parses numeric strings), then
+//! appended to Arrow builders ([`columns`]). A record that does not fit is a [`BadRecord`]
+//! with a reason in the user's words and never costs the rest of the chunk. Records are
+//! framed by the source ([`Chunk::ends`]), so a record holding a line break stays one record;
+//! a UTF-8 byte order mark before a record is skipped.
 
 use std::io::BufReader;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
-use arrow_json::reader::{Decoder, ReaderBuilder, infer_json_schema_from_iterator};
+use arrow_json::reader::infer_json_schema_from_iterator;
 
+use crate::config::{Coerce, NewFields};
 use crate::record::{BadRecord, Chunk};
+
+mod columns;
+mod record;
+mod value;
+
+/// How records are decoded: the source's `coerce` and `on_new_field`, and whether the schema
+/// was inferred (then keys outside it are dead letters unless `on_new_field = "ignore"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// `coerce`.
+    pub coerce: Coerce,
+    /// `on_new_field`, when set.
+    pub new_fields: Option<NewFields>,
+    /// The schema was inferred from the first records, not declared: the number of lines.
+    pub inferred_from: Option<usize>,
+}
 
 /// Decodes chunks of NDJSON into batches of one schema.
 pub struct JsonDecoder {
     schema: SchemaRef,
-    batch_rows: usize,
+    layout: record::Layout,
     /// Say which record each row came from (for metadata columns).
     track_records: bool,
 }
@@ -41,12 +59,28 @@ pub struct Decoded {
     pub records: Vec<usize>,
 }
 
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 impl JsonDecoder {
-    /// A decoder for `schema`; `batch_rows` is the most lines a chunk holds.
-    pub fn new(schema: SchemaRef, batch_rows: usize) -> Self {
+    /// A decoder for `schema`.
+    pub fn new(schema: SchemaRef, options: DecodeOptions) -> Self {
+        let refuse_unknown = match options.new_fields {
+            Some(choice) => choice == NewFields::DeadLetter,
+            None => options.inferred_from.is_some(),
+        };
+        let layout = record::Layout {
+            names: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            kinds: schema.fields().iter().map(|f| value::Kind::of(f.data_type())).collect(),
+            nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
+            coerce: options.coerce,
+            refuse_unknown,
+            inferred_hint: options
+                .inferred_from
+                .map(|n| format!(" (the schema was inferred from the first {n} lines: declare it in [source.schema])")),
+        };
         JsonDecoder {
             schema,
-            batch_rows: batch_rows.max(1),
+            layout,
             track_records: false,
         }
     }
@@ -57,90 +91,62 @@ impl JsonDecoder {
         self
     }
 
-    fn decoder(&self) -> Result<Decoder, ArrowError> {
-        ReaderBuilder::new(self.schema.clone())
-            .with_batch_size(self.batch_rows)
-            .build_decoder()
-    }
-
-    fn decode_all(&self, data: &[u8]) -> Result<Option<RecordBatch>, ArrowError> {
-        let mut decoder = self.decoder()?;
-        let mut rest = data;
-        while !rest.is_empty() {
-            let used = decoder.decode(rest)?;
-            if used == 0 {
-                return Err(ArrowError::JsonError("more records than the batch size".into()));
-            }
-            rest = &rest[used..];
-        }
-        decoder.flush()
-    }
-
     /// Decode a chunk. Errors only on a broken decoder configuration; bad data never errors.
     pub fn decode(&self, chunk: &Chunk) -> Result<Decoded, ArrowError> {
-        match self.decode_all(&chunk.data) {
-            Ok(batch) if batch.as_ref().map_or(0, RecordBatch::num_rows) == self.non_blank(chunk).count() => {
-                let records = if self.track_records {
-                    self.non_blank(chunk).collect()
-                } else {
-                    Vec::new()
-                };
-                Ok(Decoded {
-                    batch,
-                    bad: Vec::new(),
-                    records,
-                })
-            }
-            _ => self.decode_one_by_one(chunk),
-        }
-    }
-
-    /// Records that hold more than whitespace (blank lines are skipped, not refused).
-    fn non_blank<'c>(&self, chunk: &'c Chunk) -> impl Iterator<Item = usize> + 'c {
-        (0..chunk.records()).filter(|&i| !chunk.record(i).iter().all(u8::is_ascii_whitespace))
-    }
-
-    fn decode_one_by_one(&self, chunk: &Chunk) -> Result<Decoded, ArrowError> {
-        let mut good = Vec::with_capacity(chunk.data.len());
+        let mut columns = columns::Columns::new(&self.schema, chunk.records());
+        let mut row = vec![value::Cell::Null; self.schema.fields().len()];
         let mut bad = Vec::new();
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(chunk.records());
         for i in 0..chunk.records() {
             let content = chunk.record(i);
+            let content = content.strip_prefix(BOM).unwrap_or(content);
             if content.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match self.check_line(content) {
+            match self.layout.read(content, &mut row) {
                 Ok(()) => {
-                    good.extend_from_slice(content);
-                    good.push(b'\n');
-                    if self.track_records {
-                        records.push(i);
-                    }
+                    columns.append(&mut row);
+                    records.push(i);
                 }
-                Err(reason) => bad.push(BadRecord {
-                    origin: chunk.origin(i),
-                    index: i,
-                    raw: content.to_vec(),
-                    reason,
-                }),
+                Err(reason) => {
+                    row.fill(value::Cell::Null);
+                    bad.push(BadRecord {
+                        origin: chunk.origin(i),
+                        index: i,
+                        raw: content.to_vec(),
+                        reason,
+                    });
+                }
             }
         }
-        let batch = self.decode_all(&good)?;
+        let (arrays, nested_bad) = columns.finish()?;
+        let mut batch = (!records.is_empty())
+            .then(|| RecordBatch::try_new(self.schema.clone(), arrays))
+            .transpose()?;
+        if !nested_bad.is_empty() {
+            let mut keep = vec![true; records.len()];
+            for (row, reason) in nested_bad {
+                keep[row] = false;
+                let i = records[row];
+                bad.push(BadRecord {
+                    origin: chunk.origin(i),
+                    index: i,
+                    raw: chunk.record(i).to_vec(),
+                    reason,
+                });
+            }
+            bad.sort_by_key(|b| b.index);
+            batch = batch
+                .map(|b| filter_record_batch(&b, &BooleanArray::from(keep.clone())))
+                .transpose()?
+                .filter(|b| b.num_rows() > 0);
+            let mut kept = keep.iter();
+            records.retain(|_| kept.next().copied().unwrap_or(false));
+        }
+        if !self.track_records {
+            records.clear();
+        }
         Ok(Decoded { batch, bad, records })
-    }
-
-    fn check_line(&self, line: &[u8]) -> Result<(), String> {
-        let mut decoder = self.decoder().map_err(|e| e.to_string())?;
-        let used = decoder.decode(line).map_err(|e| e.to_string())?;
-        if used < line.len() && !line[used..].iter().all(u8::is_ascii_whitespace) {
-            return Err("more than one JSON value in the record".into());
-        }
-        match decoder.flush() {
-            Ok(Some(b)) if b.num_rows() == 1 => Ok(()),
-            Ok(Some(b)) => Err(format!("record holds {} objects, expected one", b.num_rows())),
-            Ok(None) => Err("record holds no JSON object".into()),
-            Err(e) => Err(e.to_string()),
-        }
     }
 }
 
@@ -211,8 +217,92 @@ mod tests {
                 Field::new("client_id", DataType::Utf8, false),
                 Field::new("temperature", DataType::Float64, true),
             ])),
-            1024,
+            DecodeOptions::default(),
         )
+    }
+
+    fn reasons(d: &Decoded) -> Vec<&str> {
+        d.bad.iter().map(|b| b.reason.as_str()).collect()
+    }
+
+    #[test]
+    fn values_that_do_not_fit_exactly_are_bad_records_in_the_users_words() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("count", DataType::Int32, true),
+            Field::new("t", DataType::Float64, true),
+            Field::new("f", DataType::Float32, true),
+        ]));
+        let text = "{\"count\":2.7}\n{\"count\":\"3\"}\n{\"t\":1e400}\n{\"t\":-1e400}\n{\"f\":1e39}\n{\"count\":3000000000}\n{\"count\":4,\"t\":2,\"f\":0.5}\n";
+        let d = JsonDecoder::new(schema.clone(), DecodeOptions::default())
+            .decode(&chunk(text))
+            .expect("decode");
+        assert_eq!(
+            reasons(&d),
+            [
+                "field count: 2.7 is not an integer",
+                "field count: \"3\" is a string, not int32 (coerce = \"lenient\" on the source parses numeric strings)",
+                "field t: number out of range for float64",
+                "field t: number out of range for float64",
+                "field f: 1000000000000000000000000000000000000000 is out of range for float32",
+                "field count: 3000000000 is out of range for int32",
+            ]
+        );
+        let batch = d.batch.expect("batch");
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.column(1).as_primitive::<Float64Type>().value(0), 2.0);
+        let lenient = DecodeOptions {
+            coerce: Coerce::Lenient,
+            ..DecodeOptions::default()
+        };
+        let d = JsonDecoder::new(schema, lenient).decode(&chunk(text)).expect("decode");
+        assert_eq!(d.bad.len(), 5, "only the numeric string parses: {:?}", reasons(&d));
+        assert_eq!(d.batch.expect("batch").num_rows(), 2);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_a_missing_field_is_named() {
+        let d = decoder()
+            .decode(&chunk("\u{feff}{\"client_id\":\"a\"}\n{\"temperature\":1}\n"))
+            .expect("decode");
+        assert_eq!(reasons(&d), ["missing required field client_id"]);
+        assert_eq!(d.batch.expect("batch").num_rows(), 1);
+        let d = decoder().decode(&chunk("{\"client_id\":null}\n")).expect("decode");
+        assert_eq!(reasons(&d), ["missing required field client_id"]);
+    }
+
+    #[test]
+    fn an_inferred_schema_refuses_new_keys_and_types_unless_told_to_ignore_keys() {
+        let schema = Arc::new(infer_schema("{\"a\":1,\"m\":{\"x\":[1,2]}}\n".as_bytes(), 10).expect("infer"));
+        let inferred = DecodeOptions {
+            inferred_from: Some(10),
+            ..DecodeOptions::default()
+        };
+        let text =
+            "{\"a\":2,\"m\":{\"x\":[3]}}\n{\"a\":20.5}\n{\"a\":3,\"b\":1}\n{\"a\":4,\"m\":{\"x\":\"no\"}}\n{\"a\":5}\n";
+        let d = JsonDecoder::new(schema.clone(), inferred)
+            .decode(&chunk(text))
+            .expect("decode");
+        let r = reasons(&d);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert!(
+            r[0].starts_with("field a: 20.5 is not an integer (the schema was inferred from the first 10 lines"),
+            "{r:?}"
+        );
+        assert!(r[1].starts_with("field \"b\" is not in the inferred schema"), "{r:?}");
+        assert!(r[2].starts_with("field m: "), "{r:?}");
+        let batch = d.batch.expect("batch");
+        let a: Vec<i64> = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(a, [2, 5]);
+        let ignoring = DecodeOptions {
+            new_fields: Some(NewFields::Ignore),
+            ..inferred
+        };
+        let d = JsonDecoder::new(schema, ignoring).decode(&chunk(text)).expect("decode");
+        assert_eq!(d.bad.len(), 2, "{:?}", reasons(&d));
     }
 
     #[test]
@@ -246,8 +336,9 @@ mod tests {
             .collect();
         assert_eq!(lines, [(11, 134), (13, 145), (14, 183), (15, 201)]);
         assert_eq!(d.bad[0].raw, b"{not json");
-        assert!(d.bad[1].reason.contains("temperature"), "{}", d.bad[1].reason);
-        assert!(d.bad[2].reason.contains("client_id"), "{}", d.bad[2].reason);
+        assert_eq!(d.bad[1].reason, "field temperature: \"hot\" is a string, not float64");
+        assert_eq!(d.bad[2].reason, "missing required field client_id");
+        assert_eq!(d.bad[3].reason, "the record is an array, not a JSON object");
     }
 
     #[test]
@@ -262,6 +353,7 @@ mod tests {
         assert_eq!(ids, ["a", "d"]);
         assert_eq!(d.bad.len(), 1);
         assert_eq!(d.bad[0].index, 1);
+        assert_eq!(d.bad[0].reason, "more than one JSON value in the record");
     }
 
     #[test]

@@ -6,7 +6,10 @@ use arrow::datatypes::SchemaRef;
 
 use super::sinks::{self, SinkPlan};
 use super::watermark::{WatermarkSettings, is_event_time};
-use crate::config::{CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, PluginRef, TransformConfig};
+use crate::config::{
+    CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, PluginRef, SourceConfig, TransformConfig,
+};
+use crate::decode::json::DecodeOptions;
 use crate::decode::metadata::Metadata;
 use crate::engine::{Component, Description, Engine, Limits};
 use crate::source::SourceSpec;
@@ -35,6 +38,8 @@ pub struct Plan {
     pub batch_rows: usize,
     /// Schema records are decoded into.
     pub decoded_schema: SchemaRef,
+    /// How records are decoded into it.
+    pub decoding: DecodeOptions,
     /// Metadata columns appended after decoding.
     pub metadata: Metadata,
     /// Schema of the rows the first stage gets: decoded columns, then metadata columns.
@@ -110,6 +115,14 @@ impl Plan {
             source,
             batch_rows: cfg.source.batch_rows(),
             decoded_schema,
+            decoding: DecodeOptions {
+                coerce: cfg.decoding.coerce,
+                new_fields: cfg.decoding.new_fields,
+                inferred_from: match &cfg.source {
+                    SourceConfig::File(f) if f.schema.is_none() => Some(f.infer_rows),
+                    _ => None,
+                },
+            },
             metadata,
             input_schema,
             stages,

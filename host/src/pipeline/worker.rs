@@ -88,7 +88,7 @@ impl Worker {
                 tracker.restore(&w.partitions, w.watermark, std::time::Instant::now());
             }
         }
-        let decoder = JsonDecoder::new(plan.decoded_schema.clone(), plan.batch_rows);
+        let decoder = JsonDecoder::new(plan.decoded_schema.clone(), plan.decoding);
         Ok(Worker {
             decoder: if plan.metadata.is_empty() {
                 decoder

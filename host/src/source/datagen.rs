@@ -391,7 +391,8 @@ mod tests {
             record(&s, 1, i, &mut out);
             out.push(b'\n');
         }
-        let decoder = crate::decode::json::JsonDecoder::new(template_schema(DatagenTemplate::Ticks), 1000);
+        let decoder =
+            crate::decode::json::JsonDecoder::new(template_schema(DatagenTemplate::Ticks), Default::default());
         let mut chunk = Chunk::default();
         for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             chunk.push_record(line);
