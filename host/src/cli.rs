@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config;
 use crate::engine::{Engine, EngineSettings};
-use crate::pipeline::outcome::{RunOptions, RunSummary};
+use crate::pipeline::outcome::{RunError, RunOptions, RunSummary};
 use crate::pipeline::reload::restarts;
 use crate::pipeline::reload::status::{query, socket_path};
 use crate::pipeline::reload::watch::{ReloadSettings, Restart, component_sources};
@@ -21,6 +21,9 @@ use crate::pipeline::{Plan, PlanError};
 pub const EXIT_CONFIG: u8 = 2;
 /// Exit code for a failure while running.
 pub const EXIT_RUNTIME: u8 = 1;
+/// Exit code for a run that sent too much to dead letters (`max_dead_letter_ratio`), or
+/// wrote nothing while sending records there.
+pub const EXIT_DEAD_LETTERS: u8 = 3;
 
 /// Streaming ETL: sources → sandboxed WebAssembly transforms → Parquet.
 #[derive(Debug, Parser)]
@@ -189,15 +192,26 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                 handles.into_iter().map(|h| h.join()).collect()
             });
             let mut failures = Vec::new();
+            let mut code = EXIT_DEAD_LETTERS;
             for result in results {
                 let Ok(segments) = result else {
                     failures.push("a pipeline's runner panicked".to_owned());
+                    code = EXIT_RUNTIME;
                     continue;
                 };
                 for (plan, result) in segments {
                     match result {
                         Ok(summary) => print_summary(&plan, &summary),
-                        Err(e) => failures.push(format!("pipeline {} stopped: {e:#}", plan.name)),
+                        Err(RunError::DeadLetters { message, summary }) => {
+                            if let Some(summary) = summary {
+                                print_summary(&plan, &summary);
+                            }
+                            failures.push(format!("pipeline {} failed: {message}", plan.name));
+                        }
+                        Err(e) => {
+                            code = EXIT_RUNTIME;
+                            failures.push(format!("pipeline {} stopped: {e:#}", plan.name));
+                        }
                     }
                 }
             }
@@ -205,7 +219,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                 Ok(())
             } else {
                 Err(Failure {
-                    code: EXIT_RUNTIME,
+                    code,
                     error: anyhow::anyhow!(failures.join("\n")),
                 })
             }
@@ -388,5 +402,8 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
             "  dead letters  {} ({by_stage}) under {}",
             s.dead_letters.count, plan.dead_letter
         );
+        for reason in s.dead_letters.top.iter().take(3) {
+            println!("                {}", crate::pipeline::budget::show(reason));
+        }
     }
 }

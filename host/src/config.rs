@@ -127,14 +127,15 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: &str) -> Option<PipelineConfig> {
-    let (name, workers) = match top.opt_table(d, "pipeline") {
+    let (name, workers, max_dead_letter_ratio) = match top.opt_table(d, "pipeline") {
         Some(mut t) => {
             let name = t.opt_str(d, "name").map(|n| n.value);
             let workers = t.opt_uint(d, "workers", 1..=256);
+            let ratio = t.opt_fraction(d, "max_dead_letter_ratio").map(|r| r.value);
             t.finish(d);
-            (name, workers)
+            (name, workers, ratio)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let mut source_metadata = MetadataConfig::default();
     let mut decoding = Decoding::default();
@@ -191,6 +192,7 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
     Some(PipelineConfig {
         name: name.unwrap_or_else(|| default_name.to_owned()),
         workers,
+        max_dead_letter_ratio,
         source: source?,
         source_metadata,
         decoding,

@@ -5,6 +5,7 @@
 //!
 //! Nothing past the plan sees TOML or JSON values.
 
+pub mod budget;
 mod commit;
 pub mod outcome;
 pub mod plan;

@@ -190,6 +190,14 @@ pub trait TwoPhase: Send {
 pub trait Sink: TwoPhase {
     /// Write rows or records.
     fn write(&mut self, input: SinkInput<'_>, at: WriteAt) -> Result<(), SinkError>;
+
+    /// Rows of `batch` this sink cannot write whatever it does (a partition value too long
+    /// for a folder name), with the reason: the pipeline sends them to dead letters and
+    /// writes the rest, so no single record can stop it.
+    fn misfits(&self, batch: &RecordBatch) -> Result<Vec<(u32, String)>, SinkError> {
+        let _ = batch;
+        Ok(Vec::new())
+    }
 }
 
 pub use storage::Storage;

@@ -15,6 +15,9 @@ pub struct PipelineConfig {
     pub name: String,
     /// `[pipeline] workers`: parallel chain instances (default: the machine's cores).
     pub workers: Option<Located<u64>>,
+    /// `[pipeline] max_dead_letter_ratio`: the share of records read that may become dead
+    /// letters before the run stops (exit code 3).
+    pub max_dead_letter_ratio: Option<f64>,
     /// `[source]`.
     pub source: SourceConfig,
     /// `[source] metadata`: columns with where each record came from.

@@ -138,6 +138,25 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// A number from 0 to 1 (a float, or the integers 0 and 1).
+    pub(crate) fn opt_fraction(&mut self, d: &mut Diags, name: &'static str) -> Option<Located<f64>> {
+        let expected = "a number from 0 to 1, such as 0.1";
+        let v = self.typed(d, name, expected, |v| {
+            let text = match v {
+                DeValue::Float(f) => f.as_str().replace('_', ""),
+                DeValue::Integer(i) if i.radix() == 10 => i.as_str().replace('_', ""),
+                _ => return None,
+            };
+            text.parse::<f64>().ok()
+        })?;
+        if (0.0..=1.0).contains(&v.value) {
+            Some(v)
+        } else {
+            d.push(v.span, &v.key, format!("expected {expected}, found {}", v.value));
+            None
+        }
+    }
+
     /// A duration written as a string in the contract's syntax ([`sluice_contract::Duration`]:
     /// `"250ms"`, `"5s"`, `"1h30m"`, `"2d"`), within `range`.
     pub(crate) fn opt_duration(

@@ -52,6 +52,15 @@ pub enum RunError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// Too many records went to dead letters (`max_dead_letter_ratio`), or, with no budget,
+    /// nothing was written while records went to dead letters. Exit code 3.
+    #[error("{message}")]
+    DeadLetters {
+        /// The counts and the most common reasons.
+        message: String,
+        /// At the end of a run, what it did (printed before the error).
+        summary: Option<Box<RunSummary>>,
+    },
     /// Settling the output of an interrupted run failed.
     #[error("recovering the output of an interrupted run: {0}")]
     Recover(#[from] RecoverError),

@@ -40,6 +40,8 @@ pub struct Plan {
     pub decoded_schema: SchemaRef,
     /// How records are decoded into it.
     pub decoding: DecodeOptions,
+    /// `[pipeline] max_dead_letter_ratio`.
+    pub max_dead_letter_ratio: Option<f64>,
     /// Metadata columns appended after decoding.
     pub metadata: Metadata,
     /// Schema of the rows the first stage gets: decoded columns, then metadata columns.
@@ -123,6 +125,7 @@ impl Plan {
                     _ => None,
                 },
             },
+            max_dead_letter_ratio: cfg.max_dead_letter_ratio,
             metadata,
             input_schema,
             stages,

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
+use super::budget;
 use super::commit::Committer;
 use super::outcome::{RunError, RunOptions, RunSummary};
 use super::plan::Plan;
@@ -81,7 +82,15 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let handles = spawn_workers(plan, &start, &chunk_rx, &result_tx, (&generations, &report_tx), &ended)?;
     drop((chunk_rx, result_tx, report_tx));
     let committer = Committer::new(plan, start.store, start.epoch);
-    let writer = Writer::new(opened, committer, status.clone(), acks, start.position, start.totals);
+    let writer = Writer::new(
+        opened,
+        committer,
+        status.clone(),
+        acks,
+        start.position,
+        start.totals,
+        plan.max_dead_letter_ratio,
+    );
     let outcome = write_results(plan, options, writer, result_rx, permit_tx, started, &ended);
     for h in handles {
         let _ = h.join();
@@ -101,6 +110,20 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     summary.elapsed = started.elapsed();
     summary.resumed_from = resumed_from;
     summary.stopped = stop_reading() && !ended.load(Ordering::SeqCst);
+    if !summary.stopped {
+        let counts = budget::Counts {
+            read: summary.rows_read,
+            written: summary.sinks.iter().map(|s| s.rows).sum(),
+            dead: summary.dead_letters.count,
+        };
+        let verdict = budget::judge(plan.max_dead_letter_ratio, counts, true);
+        if verdict != budget::Verdict::Fine {
+            return Err(RunError::DeadLetters {
+                message: budget::message(&verdict, counts, &summary.dead_letters.top),
+                summary: Some(Box::new(summary)),
+            });
+        }
+    }
     if summary.stopped && !stop.load(Ordering::SeqCst) {
         summary.restart_with = restart
             .plan

@@ -3,11 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::{filter_record_batch, take_record_batch};
+use arrow::datatypes::{DataType, Field, Schema};
 use crossbeam_channel::{Receiver, Sender};
 
+use super::budget;
 use super::commit::{Committer, Cut};
 use super::outcome::{RunError, RunOptions, RunSummary};
 use super::plan::Plan;
@@ -15,7 +20,7 @@ use super::reload::status::{SharedStatus, update};
 use super::sinks::{Opened, Tap};
 use super::worker::{Aside, WorkResult, WorkerError};
 use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
-use crate::sink::{FileStart, SinkInput, SinkReport, TwoPhase, WriteAt};
+use crate::sink::{FileStart, SinkError, SinkInput, SinkReport, TwoPhase, WriteAt};
 use crate::source::Acknowledge;
 
 /// What a worker hands the writer.
@@ -40,6 +45,8 @@ pub(super) struct Writer {
     rows_read: u64,
     bytes_read: u64,
     rows_written: u64,
+    /// `max_dead_letter_ratio`, applied at each checkpoint.
+    budget: Option<f64>,
 }
 
 impl Writer {
@@ -52,6 +59,7 @@ impl Writer {
         acks: Option<Box<dyn Acknowledge>>,
         position: SourcePosition,
         earlier: Totals,
+        budget: Option<f64>,
     ) -> Self {
         Writer {
             out,
@@ -64,6 +72,7 @@ impl Writer {
             rows_read: 0,
             bytes_read: 0,
             rows_written: 0,
+            budget,
         }
     }
 
@@ -105,6 +114,19 @@ impl Writer {
         if let (Some(acks), Some(seq)) = (&self.acks, covered) {
             acks.committed(seq);
         }
+        // What the checkpoint holds stays committed; the run stops after it.
+        let counts = budget::Counts {
+            read: self.rows_read,
+            written: self.rows_written,
+            dead: self.out.dead.count(),
+        };
+        let verdict = budget::judge(self.budget, counts, false);
+        if !finished && verdict != budget::Verdict::Fine {
+            return Err(RunError::DeadLetters {
+                message: budget::message(&verdict, counts, &self.out.dead.top(3)),
+                summary: None,
+            });
+        }
         Ok(())
     }
 
@@ -138,6 +160,7 @@ impl Writer {
             },
             ingest_micros: r.ingest_micros,
         };
+        let mut misfits = Vec::new();
         for (i, (tap, sink)) in self.out.sinks.iter_mut().enumerate() {
             match tap {
                 Tap::Source => {
@@ -147,10 +170,11 @@ impl Writer {
                 }
                 Tap::Main => {
                     for (part, batch) in r.output.iter().enumerate() {
+                        let batch = admit(sink.as_ref(), batch, &mut misfits)?;
                         if i == 0 {
                             self.rows_written += batch.num_rows() as u64;
                         }
-                        sink.write(SinkInput::Rows(batch), at(part))?;
+                        sink.write(SinkInput::Rows(&batch), at(part))?;
                     }
                 }
                 Tap::Output { stage, output } => {
@@ -164,10 +188,11 @@ impl Writer {
                             && s == stage
                             && o == output
                         {
+                            let rows = admit(sink.as_ref(), rows, &mut misfits)?;
                             if i == 0 {
                                 self.rows_written += rows.num_rows() as u64;
                             }
-                            sink.write(SinkInput::Rows(rows), at(part))?;
+                            sink.write(SinkInput::Rows(&rows), at(part))?;
                             part += 1;
                         }
                     }
@@ -175,6 +200,11 @@ impl Writer {
             }
         }
         let start = FileStart { seq: r.seq, part: 0 };
+        for (sink, rows) in misfits {
+            self.out
+                .dead
+                .rows(start, &format!("sink {sink}"), &r.span, &rows, None)?;
+        }
         for item in r.dead {
             match item {
                 Aside::Raw(bad) => self.out.dead.bad_record(start, &bad)?,
@@ -186,6 +216,34 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// The rows of `batch` that `sink` can write; the others go to `misfits` as
+/// (sink name, rows with a reason column last), as a stage's rejected rows do.
+fn admit<'b>(
+    sink: &dyn crate::sink::Sink,
+    batch: &'b RecordBatch,
+    misfits: &mut Vec<(String, RecordBatch)>,
+) -> Result<std::borrow::Cow<'b, RecordBatch>, SinkError> {
+    let found = sink.misfits(batch)?;
+    if found.is_empty() {
+        return Ok(std::borrow::Cow::Borrowed(batch));
+    }
+    let mut keep = vec![true; batch.num_rows()];
+    for (row, _) in &found {
+        keep[*row as usize] = false;
+    }
+    let kept = filter_record_batch(batch, &BooleanArray::from(keep))?;
+    let rows = UInt32Array::from_iter_values(found.iter().map(|(r, _)| *r));
+    let mut rejected = take_record_batch(batch, &rows)?;
+    let reasons: ArrayRef = Arc::new(StringArray::from_iter_values(found.iter().map(|(_, why)| why.as_str())));
+    let mut fields: Vec<_> = rejected.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new("reason", DataType::Utf8, false)));
+    let mut columns = rejected.columns().to_vec();
+    columns.push(reasons);
+    rejected = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    misfits.push((sink.name().to_owned(), rejected));
+    Ok(std::borrow::Cow::Owned(kept))
 }
 
 pub(super) fn write_results(

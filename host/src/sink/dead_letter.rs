@@ -25,6 +25,10 @@ pub const DEAD_LETTER: &str = crate::config::RESERVED_SINK_NAME;
 /// A dead-letter file is closed past this size.
 const TARGET_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
+mod reasons;
+
+pub use reasons::{ReasonCount, Reasons, kind_of};
+
 /// Writes dead letters as JSON lines under one folder.
 pub struct DeadLetterSink {
     storage: Box<dyn Storage>,
@@ -39,6 +43,7 @@ pub struct DeadLetterSink {
     bytes: u64,
     count: u64,
     reasons: std::collections::BTreeMap<String, u64>,
+    kinds: Reasons,
     files: Vec<PathBuf>,
     published: Vec<WrittenFile>,
 }
@@ -59,6 +64,8 @@ pub struct DeadLetterSummary {
     pub count: u64,
     /// Records per stage (`decode` or a transform name).
     pub by_stage: std::collections::BTreeMap<String, u64>,
+    /// The most frequent kinds of reason.
+    pub top: Vec<ReasonCount>,
     /// Files committed.
     pub files: Vec<PathBuf>,
 }
@@ -76,6 +83,7 @@ impl DeadLetterSink {
             bytes: 0,
             count: 0,
             reasons: Default::default(),
+            kinds: Reasons::default(),
             files: Vec::new(),
             published: Vec::new(),
         }
@@ -106,7 +114,7 @@ impl DeadLetterSink {
         }
     }
 
-    fn line(&mut self, start: FileStart, stage: &str, line: String) -> Result<(), SinkError> {
+    fn line(&mut self, start: FileStart, stage: &str, reason: &str, line: String) -> Result<(), SinkError> {
         let len = line.len() as u64 + 1;
         let w = self.writer(start)?;
         w.write_all(line.as_bytes())
@@ -119,6 +127,7 @@ impl DeadLetterSink {
         self.bytes += len;
         self.count += 1;
         *self.reasons.entry(stage.to_owned()).or_default() += 1;
+        self.kinds.add(stage, reason);
         if self.bytes >= TARGET_FILE_BYTES {
             self.close()?;
         }
@@ -142,7 +151,7 @@ impl DeadLetterSink {
             quote(&bad.reason),
             quote(&text)
         );
-        self.line(start, "decode", json)
+        self.line(start, "decode", &bad.reason, json)
     }
 
     /// Rows a transform rejected (their last column is the reason) or rows of a batch it
@@ -192,7 +201,7 @@ impl DeadLetterSink {
                 quote(stage),
                 String::from_utf8_lossy(record)
             );
-            self.line(start, stage, json)?;
+            self.line(start, stage, &why, json)?;
         }
         Ok(())
     }
@@ -233,6 +242,11 @@ impl DeadLetterSink {
         self.count
     }
 
+    /// The `n` most frequent kinds of reason so far.
+    pub fn top(&self, n: usize) -> Vec<ReasonCount> {
+        self.kinds.top(n)
+    }
+
     /// Close the open file and summarise (after the final checkpoint, if any).
     pub fn finish(mut self) -> Result<DeadLetterSummary, SinkError> {
         self.close()?;
@@ -240,6 +254,7 @@ impl DeadLetterSink {
         Ok(DeadLetterSummary {
             count: self.count,
             by_stage: std::mem::take(&mut self.reasons),
+            top: self.kinds.top(5),
             files: std::mem::take(&mut self.files),
         })
     }

@@ -360,6 +360,10 @@ impl Sink for ParquetSink {
         }
         Ok(())
     }
+
+    fn misfits(&self, batch: &RecordBatch) -> Result<Vec<(u32, String)>, SinkError> {
+        Ok(self.partitioner.misfits(batch)?)
+    }
 }
 
 #[cfg(test)]

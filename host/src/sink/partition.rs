@@ -18,6 +18,10 @@ use crate::config::{Diagnostic, Granularity, Located, PartitionConfig};
 /// Hive's folder value for a null partition value.
 pub const NULL_VALUE: &str = "__HIVE_DEFAULT_PARTITION__";
 
+/// The longest folder name most file systems take (ext4, XFS, APFS, NTFS: 255 bytes); S3
+/// keys hold 1024 bytes in all, so one folder of this size leaves room for the rest.
+pub const MAX_FOLDER_BYTES: usize = 255;
+
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
 const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
 
@@ -140,6 +144,36 @@ impl Partitioner {
             Partitioner::IngestTime { template } => render(template, Some(ingest_micros)),
             _ => String::new(),
         }
+    }
+
+    /// Rows whose value cannot name a folder (too long once escaped), with the reason: they
+    /// go to dead letters rather than stop the pipeline on every run.
+    pub fn misfits(&self, batch: &RecordBatch) -> Result<Vec<(u32, String)>, ArrowError> {
+        let Partitioner::Field { column, name, .. } = self else {
+            return Ok(Vec::new());
+        };
+        let values: ArrayRef = cast(batch.column(*column), &DataType::Utf8)?;
+        let values = values.as_string::<i32>();
+        let name_bytes = escape_value(name).len() + 1;
+        let mut misfits = Vec::new();
+        for (row, value) in values.iter().enumerate() {
+            let Some(v) = value else { continue };
+            // Escaping at most triples a value: most are checked without escaping them.
+            if name_bytes + 3 * v.len() <= MAX_FOLDER_BYTES {
+                continue;
+            }
+            let folder = name_bytes + escape_value(v).len();
+            if folder > MAX_FOLDER_BYTES {
+                misfits.push((
+                    row as u32,
+                    format!(
+                        "partition value of {name} cannot name a folder: {} is {folder} bytes as `{name}=…`, more than {MAX_FOLDER_BYTES}",
+                        crate::record::quoted(v)
+                    ),
+                ));
+            }
+        }
+        Ok(misfits)
     }
 
     /// Split a batch into `(folder, rows)` pairs; the folder is relative, `""` for none.
@@ -450,6 +484,39 @@ mod tests {
             .map(|(d, b)| (d, b.num_rows()))
             .collect();
         assert_eq!(dirs, vec![("dt=2021-05".to_owned(), 2), ("dt=2021-06".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn values_too_long_for_a_folder_are_misfits_with_a_short_reason() {
+        let p = Partitioner::Field {
+            column: 1,
+            name: "ticker".into(),
+            keep_column: false,
+        };
+        let long = "x".repeat(10_000);
+        let slashes = "/".repeat(90);
+        let fits = "y".repeat(248);
+        let b = batch(
+            vec![Some(0); 5],
+            vec![Some("MSFT"), Some(&long), None, Some(&slashes), Some(&fits)],
+        );
+        let misfits = p.misfits(&b).expect("misfits");
+        let rows: Vec<u32> = misfits.iter().map(|(r, _)| *r).collect();
+        assert_eq!(rows, [1, 3], "{misfits:?}");
+        assert!(
+            misfits[0]
+                .1
+                .starts_with("partition value of ticker cannot name a folder: \"xxx"),
+            "{}",
+            misfits[0].1
+        );
+        assert!(misfits[0].1.len() < 200, "{}", misfits[0].1);
+        assert!(misfits[1].1.contains("277 bytes"), "{}", misfits[1].1);
+        assert!(
+            p.misfits(&batch(vec![Some(0)], vec![Some("A")]))
+                .expect("none")
+                .is_empty()
+        );
     }
 
     #[test]
