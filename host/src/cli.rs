@@ -392,7 +392,9 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
     for (stage, bytes) in &s.state_bytes {
         println!("  state         {stage}: {bytes} bytes saved with the last checkpoint");
     }
-    if s.stopped {
+    if s.over_budget {
+        println!("  stopped       over the dead-letter budget; the next run continues from the last checkpoint");
+    } else if s.stopped {
         println!("  stopped       on request; the next run continues from the last checkpoint");
     }
     if s.dead_letters.count == 0 {

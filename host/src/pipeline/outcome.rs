@@ -91,6 +91,8 @@ pub struct RunSummary {
     pub slowest_checkpoint: Duration,
     /// The run was asked to stop before the end of its input.
     pub stopped: bool,
+    /// It stopped because its dead letters went over `max_dead_letter_ratio`.
+    pub over_budget: bool,
     /// Per source partition, milliseconds behind the upstream's tip at the end (Kinesis).
     pub lag: std::collections::BTreeMap<String, i64>,
     /// Size of each stateful stage's final snapshot, in bytes.

@@ -46,9 +46,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let stop = options.stop.clone().unwrap_or_default();
     // A reload that needs a restart stops this run like a signal, but only this one.
     let restart = options.reload.as_ref().map(|r| r.restart.clone()).unwrap_or_default();
+    let over_budget = Arc::new(AtomicBool::new(false));
     let stop_reading = {
-        let (stop, requested) = (stop.clone(), restart.requested.clone());
-        move || stop.load(Ordering::SeqCst) || requested.load(Ordering::SeqCst)
+        let (stop, requested, over) = (stop.clone(), restart.requested.clone(), over_budget.clone());
+        move || stop.load(Ordering::SeqCst) || requested.load(Ordering::SeqCst) || over.load(Ordering::SeqCst)
     };
     let mut source = plan.source.open(&stop)?;
     source.resume(&start.position)?;
@@ -89,7 +90,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         acks,
         start.position,
         start.totals,
-        plan.max_dead_letter_ratio,
+        (plan.max_dead_letter_ratio, over_budget.clone()),
     );
     let outcome = write_results(plan, options, writer, result_rx, permit_tx, started, &ended);
     for h in handles {
@@ -110,13 +111,21 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     summary.elapsed = started.elapsed();
     summary.resumed_from = resumed_from;
     summary.stopped = stop_reading() && !ended.load(Ordering::SeqCst);
-    if !summary.stopped {
+    let tripped = over_budget.load(Ordering::SeqCst);
+    summary.over_budget = tripped;
+    if !summary.stopped || tripped {
         let counts = budget::Counts {
             read: summary.rows_read,
             written: summary.sinks.iter().map(|s| s.rows).sum(),
             dead: summary.dead_letters.count,
         };
-        let verdict = budget::judge(plan.max_dead_letter_ratio, counts, true);
+        let verdict = match budget::judge(plan.max_dead_letter_ratio, counts, true) {
+            budget::Verdict::Fine if tripped => budget::Verdict::OverBudget {
+                ratio: counts.dead as f64 / counts.read.max(1) as f64,
+                limit: plan.max_dead_letter_ratio.unwrap_or(1.0),
+            },
+            v => v,
+        };
         if verdict != budget::Verdict::Fine {
             return Err(RunError::DeadLetters {
                 message: budget::message(&verdict, counts, &summary.dead_letters.top),

@@ -47,6 +47,8 @@ pub(super) struct Writer {
     rows_written: u64,
     /// `max_dead_letter_ratio`, applied at each checkpoint.
     budget: Option<f64>,
+    /// Set when a checkpoint found the budget exceeded: the reader stops, the run ends.
+    over_budget: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -59,7 +61,7 @@ impl Writer {
         acks: Option<Box<dyn Acknowledge>>,
         position: SourcePosition,
         earlier: Totals,
-        budget: Option<f64>,
+        (budget, over_budget): (Option<f64>, Arc<AtomicBool>),
     ) -> Self {
         Writer {
             out,
@@ -73,6 +75,7 @@ impl Writer {
             bytes_read: 0,
             rows_written: 0,
             budget,
+            over_budget,
         }
     }
 
@@ -114,18 +117,19 @@ impl Writer {
         if let (Some(acks), Some(seq)) = (&self.acks, covered) {
             acks.committed(seq);
         }
-        // What the checkpoint holds stays committed; the run stops after it.
+        // Over budget: the reader stops, and the run ends as a stopped one does (a final
+        // checkpoint publishes what it wrote), then fails.
         let counts = budget::Counts {
             read: self.rows_read,
             written: self.rows_written,
             dead: self.out.dead.count(),
         };
         let verdict = budget::judge(self.budget, counts, false);
-        if !finished && verdict != budget::Verdict::Fine {
-            return Err(RunError::DeadLetters {
-                message: budget::message(&verdict, counts, &self.out.dead.top(3)),
-                summary: None,
-            });
+        if !finished && verdict != budget::Verdict::Fine && !self.over_budget.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                "{}; stopping after the records already read.",
+                budget::message(&verdict, counts, &self.out.dead.top(3))
+            );
         }
         Ok(())
     }
@@ -318,6 +322,7 @@ pub(super) fn write_results(
         checkpoints,
         slowest_checkpoint,
         stopped: false,
+        over_budget: false,
         lag: Default::default(),
         state_bytes,
         restart_with: None,

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `sluice` binary: golden config errors, every example pipeline
 //! read back by an independent Parquet reader, and faulty components.
 
+mod bad_input;
 mod broker;
 mod crash;
 mod e2e;
