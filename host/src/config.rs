@@ -6,6 +6,7 @@
 //! reported, not just the first; unknown keys are errors.
 
 mod diagnostic;
+mod env;
 mod model;
 mod plugin_config;
 mod reader;

@@ -276,6 +276,10 @@ pub struct MqttSourceConfig {
     /// `include_retained`: keep retained messages the broker sends on subscribing (default
     /// false: they were published before and would be read again at every start).
     pub include_retained: bool,
+    /// `connect_attempts`: attempts to make the first connection before the run stops
+    /// (default 10, about a minute of backoff); once connected, a lost connection is
+    /// retried for ever.
+    pub connect_attempts: u32,
     /// `[source.schema]`, required: messages arrive after the run starts, so there is
     /// nothing to infer from.
     pub schema: Vec<DeclaredField>,

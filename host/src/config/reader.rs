@@ -85,8 +85,16 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// A string, with `${VAR}` and `${VAR:-default}` taken from the environment.
     pub(crate) fn opt_str(&mut self, d: &mut Diags, name: &'static str) -> Option<Located<String>> {
-        self.typed(d, name, "a string", |v| v.as_str().map(str::to_owned))
+        let v = self.typed(d, name, "a string", |v| v.as_str().map(str::to_owned))?;
+        match super::env::substitute(&v.value, |var| std::env::var(var).ok()) {
+            Ok(value) => Some(Located { value, ..v }),
+            Err(message) => {
+                d.push(v.span, &v.key, message);
+                None
+            }
+        }
     }
 
     pub(crate) fn req_str(&mut self, d: &mut Diags, name: &'static str) -> Option<Located<String>> {

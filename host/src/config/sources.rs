@@ -145,6 +145,9 @@ fn read_mqtt_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option
         .opt_uint(d, "max_message_bytes", 1..=268_435_455)
         .map_or(1 << 20, |v| v.value as usize);
     let include_retained = t.opt_bool(d, "include_retained").is_some_and(|b| b.value);
+    let connect_attempts = t
+        .opt_uint(d, "connect_attempts", 1..=1_000_000)
+        .map_or(10, |v| v.value as u32);
     let schema = match t.opt_table(d, "schema") {
         Some(s) => read_schema(&s, d),
         None => {
@@ -174,6 +177,7 @@ fn read_mqtt_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> Option
         max_inflight,
         max_message_bytes,
         include_retained,
+        connect_attempts,
         schema: schema?,
     })))
 }

@@ -32,6 +32,10 @@ pub struct DecodeOptions {
     pub new_fields: Option<NewFields>,
     /// The schema was inferred from the first records, not declared: the number of lines.
     pub inferred_from: Option<usize>,
+    /// Integers in timestamp columns are microseconds since the epoch: only for records
+    /// sluice builds itself (CloudWatch Logs events), never a user's JSON, where a number
+    /// could be seconds or milliseconds.
+    pub numeric_times: bool,
 }
 
 /// Decodes chunks of NDJSON into batches of one schema.
@@ -74,6 +78,7 @@ impl JsonDecoder {
             nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
             coerce: options.coerce,
             refuse_unknown,
+            numeric_times: options.numeric_times,
             inferred_hint: options
                 .inferred_from
                 .map(|n| format!(" (the schema was inferred from the first {n} lines: declare it in [source.schema])")),

@@ -7,7 +7,7 @@ use arrow::datatypes::SchemaRef;
 use super::sinks::{self, SinkPlan};
 use super::watermark::{WatermarkSettings, is_event_time};
 use crate::config::{
-    CheckpointConfig, Diagnostic, LimitsConfig, LoadedConfig, PluginRef, SourceConfig, TransformConfig,
+    CheckpointConfig, Diagnostic, KinesisDecode, LimitsConfig, LoadedConfig, PluginRef, SourceConfig, TransformConfig,
 };
 use crate::decode::json::DecodeOptions;
 use crate::decode::metadata::Metadata;
@@ -79,17 +79,42 @@ impl Plan {
         };
         let mut stages = Vec::new();
         let mut schema = input_schema.clone();
+        // After a stage with errors, the stages after it are still checked, each against
+        // what it would get if the broken one passed its input through, so one run of
+        // `validate` lists every stage's problems (those found this way say so).
+        let mut guess: Option<(String, SchemaRef)> = None;
         for t in &cfg.transforms {
+            let (input, guessed) = match (schema.take(), &guess) {
+                (Some(s), _) => (Some(s), None),
+                (None, Some((broken, s))) => (Some(s.clone()), Some(broken.clone())),
+                (None, None) => (None, None),
+            };
             let Some(component) = load_component(t, engine, &mut diags) else {
-                schema = None;
+                if let Some(input) = input {
+                    guess = Some((guessed.unwrap_or_else(|| t.name.value.clone()), input));
+                }
                 continue;
             };
-            let Some(input) = schema.take() else {
+            let Some(input) = input else {
                 continue;
             };
-            if let Some(stage) = plan_stage(t, component, input, &cfg.name, &mut diags) {
-                schema = Some(stage.output().clone());
-                stages.push(Arc::new(stage));
+            let before = diags.len();
+            match plan_stage(t, component, input.clone(), &cfg.name, &mut diags) {
+                Some(stage) if guessed.is_none() => {
+                    schema = Some(stage.output().clone());
+                    stages.push(Arc::new(stage));
+                }
+                Some(stage) => guess = guessed.map(|b| (b, stage.output().clone())),
+                None => {
+                    if let Some(broken) = &guessed {
+                        for d in &mut diags[before..] {
+                            d.message.push_str(&format!(
+                                " (checked as if `{broken}`, which has errors, passed its input through)"
+                            ));
+                        }
+                    }
+                    guess = Some((guessed.unwrap_or_else(|| t.name.value.clone()), input));
+                }
             }
         }
         let sinks = match (&input_schema, &schema) {
@@ -124,6 +149,7 @@ impl Plan {
                     SourceConfig::File(f) if f.schema.is_none() => Some(f.infer_rows),
                     _ => None,
                 },
+                numeric_times: matches!(&cfg.source, SourceConfig::Kinesis(k) if k.decode == KinesisDecode::CloudwatchLogs),
             },
             max_dead_letter_ratio: cfg.max_dead_letter_ratio,
             metadata,

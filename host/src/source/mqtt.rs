@@ -79,6 +79,8 @@ pub struct MqttSettings {
     pub max_message_bytes: usize,
     /// Keep retained messages sent on subscribing.
     pub include_retained: bool,
+    /// Attempts at the first connection before giving up.
+    pub connect_attempts: u32,
     /// `(column, level)`: the topic (or one level of it) injected as a column.
     pub topic_column: Option<(String, Option<usize>)>,
 }

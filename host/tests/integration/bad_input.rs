@@ -280,3 +280,44 @@ fn a_run_that_writes_nothing_or_exceeds_its_budget_exits_3_and_names_the_reason(
     assert_eq!(written[0]["d"], json!(n), "no row twice");
     assert_eq!(written[0]["lo"], json!(1));
 }
+
+#[test]
+fn an_mqtt_source_that_never_connects_stops_with_the_cause_and_variables_fill_the_file() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let file = tmp.path().join("m.toml");
+    std::fs::write(
+        &file,
+        "[source]\ntype = \"mqtt\"\nurl = \"${SLUICE_TEST_BROKER:-mqtt://nowhere.invalid:1}\"\ntopics = [\"t/#\"]\n\
+         username = \"u\"\npassword = \"${SLUICE_TEST_SECRET}\"\nconnect_attempts = 3\n\
+         [source.schema]\nid = \"string\"\n[sink]\ntype = \"parquet\"\npath = \"out\"\n",
+    )
+    .expect("write");
+    // An unset variable with no default is refused at its line, by name.
+    let out = run(sluice().arg("validate").arg(&file).env_remove("SLUICE_TEST_SECRET"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("m.toml:6:") && stderr.contains("environment variable SLUICE_TEST_SECRET is not set"),
+        "{stderr}"
+    );
+    let started = std::time::Instant::now();
+    let out = run(sluice()
+        .arg("run")
+        .arg(&file)
+        .env("SLUICE_TEST_BROKER", format!("mqtt://127.0.0.1:{port}"))
+        .env("SLUICE_TEST_SECRET", "hunter2-secret"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to mqtt://127.0.0.1:{port}")) && stderr.contains("3 attempts"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "a secret in the output: {stderr}");
+    // Three attempts back off 100 ms then 200 ms: well under the default's minute.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

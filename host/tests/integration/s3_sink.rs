@@ -216,6 +216,7 @@ fn kill_9_with_s3_sinks_and_an_s3_store_loses_and_duplicates_nothing() {
 /// Under each prefix, an upload in progress with one part and a tail object of a file no
 /// checkpoint lists (and whose name no run writes), as a run killed while sealing leaves them.
 fn plant_leftovers(moto: &Moto, prefixes: &[&str]) {
+    let before = moto.uploads(BUCKET).len();
     for prefix in prefixes {
         let name = "zz-999999999999-0000.jsonl";
         moto.boto3(&format!(
@@ -225,7 +226,7 @@ fn plant_leftovers(moto: &Moto, prefixes: &[&str]) {
             0
         ));
     }
-    assert_eq!(moto.uploads(BUCKET).len(), prefixes.len());
+    assert_eq!(moto.uploads(BUCKET).len(), before + prefixes.len());
 }
 
 #[test]

@@ -139,7 +139,8 @@ fn a_dictionary_bomb_is_dead_lettered_not_expanded() {
         r#"{ mode = "dict_bomb", n = 2_097_152 }"#,
         "on_error = \"skip_batch\"\nlimits = { memory_mb = 32 }",
     );
-    assert!(o.out.status.success(), "{}", o.stderr());
+    // Every row went to dead letters and nothing was written: exit code 3, not a crash.
+    assert_eq!(o.out.status.code(), Some(3), "{}", o.stderr());
     assert_eq!(o.written, Some(0));
     assert_eq!(o.letters.len(), 300);
     assert!(
@@ -156,7 +157,8 @@ fn string_views_sharing_one_buffer_are_dead_lettered_not_expanded() {
         r#"{ mode = "view_bomb", n = 2_097_152 }"#,
         "on_error = \"skip_batch\"\nlimits = { memory_mb = 32 }",
     );
-    assert!(o.out.status.success(), "{}", o.stderr());
+    // Every row went to dead letters and nothing was written: exit code 3, not a crash.
+    assert_eq!(o.out.status.code(), Some(3), "{}", o.stderr());
     assert_eq!(o.written, Some(0));
     assert_eq!(o.letters.len(), 300);
     assert!(

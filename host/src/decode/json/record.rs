@@ -20,6 +20,8 @@ pub(super) struct Layout {
     pub(super) coerce: Coerce,
     /// Keys outside the schema are refused (an inferred schema) rather than ignored.
     pub(super) refuse_unknown: bool,
+    /// Integers in timestamp columns are microseconds (see `DecodeOptions`).
+    pub(super) numeric_times: bool,
     /// Said after a type error when the schema was inferred, not declared.
     pub(super) inferred_hint: Option<String>,
 }
@@ -110,6 +112,7 @@ impl<'de, 'l, 'r> Visitor<'de> for RecordSeed<'l, 'r, 'de> {
                             name: &layout.names[i],
                             kind: layout.kinds[i],
                             coerce: layout.coerce,
+                            numeric_times: layout.numeric_times,
                         })?
                     };
                     self.current.set(None);
@@ -204,6 +207,7 @@ struct CellSeed<'l> {
     name: &'l str,
     kind: Kind,
     coerce: Coerce,
+    numeric_times: bool,
 }
 
 impl CellSeed<'_> {
@@ -240,10 +244,19 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cell<'de>, E> {
+        if self.numeric_times && self.kind == Kind::Timestamp {
+            return Ok(Cell::Int(v));
+        }
         self.done(value::from_i64(self.kind, self.coerce, v))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cell<'de>, E> {
+        if self.numeric_times
+            && self.kind == Kind::Timestamp
+            && let Ok(v) = i64::try_from(v)
+        {
+            return Ok(Cell::Int(v));
+        }
         self.done(value::from_u64(self.kind, self.coerce, v))
     }
 

@@ -26,6 +26,7 @@ impl Driver {
         let mut backoff = Backoff::new();
         let mut subscribed = false;
         let mut was_connected = false;
+        let mut attempts = 0u32;
         loop {
             let event = match connection.recv() {
                 Ok(e) => e,
@@ -90,9 +91,23 @@ impl Driver {
                     if self.stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    // No deadline: a lost connection is retried until the run stops.
                     let wait = backoff.next_delay().unwrap_or(Duration::from_secs(30));
-                    tracing::warn!(url = %self.settings.url, error = %e, retry_in_ms = wait.as_millis() as u64, "MQTT connection lost; reconnecting");
+                    if !was_connected {
+                        // Never connected: most likely a wrong URL or no broker. Bounded.
+                        attempts += 1;
+                        if attempts >= self.settings.connect_attempts {
+                            let _ = self.arrivals.send(Arrived::Fatal(MqttError::CannotConnect {
+                                url: self.settings.url.clone(),
+                                cause: e.to_string(),
+                                attempts,
+                            }));
+                            return;
+                        }
+                        tracing::warn!(url = %self.settings.url, error = %e, attempt = attempts, retry_in_ms = wait.as_millis() as u64, "Cannot connect to the MQTT broker; trying again");
+                    } else {
+                        // Connected before: a lost connection is retried until the run stops.
+                        tracing::warn!(url = %self.settings.url, error = %e, retry_in_ms = wait.as_millis() as u64, "MQTT connection lost; reconnecting");
+                    }
                     std::thread::sleep(wait);
                 }
             }

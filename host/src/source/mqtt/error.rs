@@ -12,6 +12,16 @@ pub enum MqttError {
         /// The broker's return code.
         code: String,
     },
+    /// The first connection could not be made (no broker there, DNS, TLS, a firewall).
+    #[error("cannot connect to {url}: {cause} ({attempts} attempts; connect_attempts sets how many)")]
+    CannotConnect {
+        /// The broker.
+        url: String,
+        /// The last attempt's error.
+        cause: String,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The broker refused a subscription.
     #[error("the broker refused the subscription to \"{topic}\" (not allowed, or not a valid filter)")]
     SubscriptionRefused {

@@ -96,6 +96,7 @@ pub fn plan(cfg: &PipelineConfig, m: &MqttSourceConfig, diags: &mut Vec<Diagnost
         max_inflight: m.max_inflight,
         max_message_bytes: m.max_message_bytes,
         include_retained: m.include_retained,
+        connect_attempts: m.connect_attempts,
         topic_column: m.topic_column.as_ref().map(|c| (c.name.clone(), c.level)),
     };
     Some(PlannedSource {
