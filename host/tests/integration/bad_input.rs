@@ -321,3 +321,97 @@ fn an_mqtt_source_that_never_connects_stops_with_the_cause_and_variables_fill_th
     // Three attempts back off 100 ms then 200 ms: well under the default's minute.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// A small deterministic generator (xorshift), so a failure names its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn every_bad_kind_mixed_into_100k_good_records_leaves_every_good_value_bit_for_bit() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let seed = std::env::var("SLUICE_BAD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x05ee_dbad_u64);
+    let mut rng = Rng(seed | 1);
+    // Every bad kind of the golden test, by its line (they carry no `n`).
+    let bad: Vec<String> = cases()
+        .into_iter()
+        .filter(|(why, _)| !why.is_empty() && *why != "good")
+        .map(|(_, line)| line)
+        .collect();
+    let mut text = String::new();
+    let mut good: Vec<(u64, u64)> = Vec::new(); // (n, bits of d)
+    let mut bad_lines = Vec::new();
+    let mut line = 0u64;
+    while good.len() < 100_000 {
+        line += 1;
+        if rng.next().is_multiple_of(50) {
+            let b = &bad[(rng.next() % bad.len() as u64) as usize];
+            text.push_str(b.trim_start_matches('\u{feff}'));
+            bad_lines.push(line);
+        } else {
+            let n = good.len() as u64;
+            // Any finite double, from its bits, written in Rust's shortest round-trip form.
+            let d = loop {
+                let d = f64::from_bits(rng.next());
+                if d.is_finite() {
+                    break d;
+                }
+            };
+            good.push((n, d.to_bits()));
+            write!(text, "{{\"id\":\"k{}\",\"i\":{},\"d\":{d:?}}}", n % 5, n).expect("fmt");
+        }
+        text.push('\n');
+    }
+    std::fs::write(tmp.path().join("in.ndjson"), &text).expect("write");
+    let out = run(sluice()
+        .arg("run")
+        .arg(pipeline(tmp.path(), "", "batch_rows = 4096"))
+        .env("SLUICE_LOG", "error"));
+    assert!(
+        out.status.success(),
+        "seed {seed}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = duckdb(
+        &py,
+        &format!(
+            "select i as n, d from read_parquet('{}/out/**/*.parquet') order by i",
+            tmp.path().display()
+        ),
+    );
+    assert_eq!(rows.len(), good.len(), "seed {seed}: every good record once");
+    for (row, (n, bits)) in rows.iter().zip(&good) {
+        assert_eq!(row["n"], json!(n), "seed {seed}");
+        let d = row["d"].as_f64().expect("a double");
+        assert_eq!(
+            d.to_bits(),
+            *bits,
+            "seed {seed}: record {n}: {d:?} is not {:?}",
+            f64::from_bits(*bits)
+        );
+    }
+    let dead = dead(tmp.path());
+    let decode_dead: Vec<u64> = dead
+        .iter()
+        .filter(|(_, r)| !r.starts_with("partition value"))
+        .map(|(l, _)| *l)
+        .collect();
+    assert!(dead.iter().all(|(_, r)| !r.is_empty()));
+    assert_eq!(
+        dead.len(),
+        bad_lines.len(),
+        "seed {seed}: every bad record a dead letter"
+    );
+    assert!(decode_dead.iter().all(|l| bad_lines.contains(l)), "seed {seed}");
+}
