@@ -6,6 +6,7 @@ mod broker;
 mod crash;
 mod e2e;
 mod faults;
+mod fuzz_corpus;
 mod kinesis;
 mod kinesis_emulator;
 mod kinesis_source;
