@@ -15,7 +15,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow_json::reader::infer_json_schema_from_iterator;
 
-use crate::config::{Coerce, NewFields};
+use crate::config::{Coerce, FieldType, NewFields};
 use crate::record::{BadRecord, Chunk};
 
 mod columns;
@@ -74,7 +74,7 @@ impl JsonDecoder {
         };
         let layout = record::Layout {
             names: schema.fields().iter().map(|f| f.name().clone()).collect(),
-            kinds: schema.fields().iter().map(|f| value::Kind::of(f.data_type())).collect(),
+            kinds: schema.fields().iter().map(|f| FieldType::of(f.data_type())).collect(),
             nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
             coerce: options.coerce,
             refuse_unknown,

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::crash::Rng;
 use crate::support::{dead_letters, duckdb, python, run, sluice};
 
 const SCHEMA: &str = r#"
@@ -322,18 +323,6 @@ fn an_mqtt_source_that_never_connects_stops_with_the_cause_and_variables_fill_th
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
 
-/// A small deterministic generator (xorshift), so a failure names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn every_bad_kind_mixed_into_100k_good_records_leaves_every_good_value_bit_for_bit() {
     let Some(py) = python() else { return };
@@ -355,8 +344,8 @@ fn every_bad_kind_mixed_into_100k_good_records_leaves_every_good_value_bit_for_b
     let mut line = 0u64;
     while good.len() < 100_000 {
         line += 1;
-        if rng.next().is_multiple_of(50) {
-            let b = &bad[(rng.next() % bad.len() as u64) as usize];
+        if rng.below(50) == 0 {
+            let b = &bad[rng.below(bad.len() as u64) as usize];
             text.push_str(b.trim_start_matches('\u{feff}'));
             bad_lines.push(line);
         } else {

@@ -73,6 +73,21 @@ impl FieldType {
         }
     }
 
+    /// The type of an Arrow column, if it is one of these (the inverse of [`Self::data_type`]).
+    pub fn of(data_type: &DataType) -> Option<Self> {
+        Some(match data_type {
+            DataType::Utf8 => FieldType::Utf8,
+            DataType::Boolean => FieldType::Bool,
+            DataType::Int32 => FieldType::Int32,
+            DataType::Int64 => FieldType::Int64,
+            DataType::Float32 => FieldType::Float32,
+            DataType::Float64 => FieldType::Float64,
+            DataType::Timestamp(TimeUnit::Microsecond, None) => FieldType::Timestamp,
+            DataType::Date32 => FieldType::Date,
+            _ => return None,
+        })
+    }
+
     /// The Arrow type of a column of this type.
     pub fn data_type(self) -> DataType {
         match self {

@@ -12,7 +12,8 @@ use arrow::error::ArrowError;
 use arrow_json::reader::ReaderBuilder;
 use serde_json::value::RawValue;
 
-use super::value::{Cell, Kind};
+use super::value::Cell;
+use crate::config::FieldType;
 
 /// Rows (by position in the chunk's batch) whose nested value did not fit, with the reason.
 pub(super) type Misfits = Vec<(usize, String)>;
@@ -41,16 +42,16 @@ impl<'a> Columns<'a> {
         let builders = schema
             .fields()
             .iter()
-            .map(|f| match Kind::of(f.data_type()) {
-                Kind::Utf8 => Builder::Utf8(StringBuilder::with_capacity(rows, rows * 16)),
-                Kind::Bool => Builder::Bool(BooleanBuilder::with_capacity(rows)),
-                Kind::Int32 => Builder::Int32(Int32Builder::with_capacity(rows)),
-                Kind::Int64 => Builder::Int64(Int64Builder::with_capacity(rows)),
-                Kind::Float32 => Builder::Float32(Float32Builder::with_capacity(rows)),
-                Kind::Float64 => Builder::Float64(Float64Builder::with_capacity(rows)),
-                Kind::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows)),
-                Kind::Date => Builder::Date(Date32Builder::with_capacity(rows)),
-                Kind::Nested => Builder::Nested(Vec::with_capacity(rows)),
+            .map(|f| match FieldType::of(f.data_type()) {
+                Some(FieldType::Utf8) => Builder::Utf8(StringBuilder::with_capacity(rows, rows * 16)),
+                Some(FieldType::Bool) => Builder::Bool(BooleanBuilder::with_capacity(rows)),
+                Some(FieldType::Int32) => Builder::Int32(Int32Builder::with_capacity(rows)),
+                Some(FieldType::Int64) => Builder::Int64(Int64Builder::with_capacity(rows)),
+                Some(FieldType::Float32) => Builder::Float32(Float32Builder::with_capacity(rows)),
+                Some(FieldType::Float64) => Builder::Float64(Float64Builder::with_capacity(rows)),
+                Some(FieldType::Timestamp) => Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows)),
+                Some(FieldType::Date) => Builder::Date(Date32Builder::with_capacity(rows)),
+                None => Builder::Nested(Vec::with_capacity(rows)),
             })
             .collect();
         Columns {

@@ -8,14 +8,15 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::value::{self, Cell, Kind};
-use crate::config::Coerce;
+use super::value::{self, Cell};
+use crate::config::{Coerce, FieldType};
 
 /// The columns a record is read into.
 #[derive(Debug)]
 pub(super) struct Layout {
     pub(super) names: Vec<String>,
-    pub(super) kinds: Vec<Kind>,
+    /// Each column's type; `None` for nested ones (lists, structs).
+    pub(super) kinds: Vec<Option<FieldType>>,
     pub(super) nullable: Vec<bool>,
     pub(super) coerce: Coerce,
     /// Keys outside the schema are refused (an inferred schema) rather than ignored.
@@ -64,7 +65,7 @@ impl Layout {
                 Some(i) => format!(
                     "field {}: number out of range for {}",
                     self.names[i],
-                    self.kinds[i].name()
+                    self.kinds[i].map_or("a nested value", FieldType::name)
                 ),
                 None => format!("not valid JSON: {text}"),
             },
@@ -102,18 +103,18 @@ impl<'de, 'l, 'r> Visitor<'de> for RecordSeed<'l, 'r, 'de> {
             match key {
                 Key::Column(i) => {
                     self.current.set(Some(i));
-                    self.row[i] = if layout.kinds[i] == Kind::Nested {
+                    self.row[i] = if let Some(kind) = layout.kinds[i] {
+                        map.next_value_seed(CellSeed {
+                            name: &layout.names[i],
+                            kind,
+                            coerce: layout.coerce,
+                            numeric_times: layout.numeric_times,
+                        })?
+                    } else {
                         match map.next_value::<Option<&'de RawValue>>()? {
                             Some(raw) if raw.get() != "null" => Cell::Raw(raw),
                             _ => Cell::Null,
                         }
-                    } else {
-                        map.next_value_seed(CellSeed {
-                            name: &layout.names[i],
-                            kind: layout.kinds[i],
-                            coerce: layout.coerce,
-                            numeric_times: layout.numeric_times,
-                        })?
                     };
                     self.current.set(None);
                     hint = i + 1;
@@ -205,7 +206,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 /// One value of column `name`.
 struct CellSeed<'l> {
     name: &'l str,
-    kind: Kind,
+    kind: FieldType,
     coerce: Coerce,
     numeric_times: bool,
 }
@@ -244,7 +245,7 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cell<'de>, E> {
-        if self.numeric_times && self.kind == Kind::Timestamp {
+        if self.numeric_times && self.kind == FieldType::Timestamp {
             return Ok(Cell::Int(v));
         }
         self.done(value::from_i64(self.kind, self.coerce, v))
@@ -252,7 +253,7 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cell<'de>, E> {
         if self.numeric_times
-            && self.kind == Kind::Timestamp
+            && self.kind == FieldType::Timestamp
             && let Ok(v) = i64::try_from(v)
         {
             return Ok(Cell::Int(v));
