@@ -26,8 +26,21 @@ fn main() {
         .unwrap_or_else(|| root.join("target"))
         .join("plugins");
 
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    // `SLUICE_COMPONENT_TOOLCHAIN` builds the components with that rustup toolchain rather
+    // than the one building the host (`scripts/fuzz.sh` builds the host on nightly, which
+    // may have no wasm32-wasip2 target).
+    println!("cargo:rerun-if-env-changed=SLUICE_COMPONENT_TOOLCHAIN");
+    let mut cmd = match std::env::var("SLUICE_COMPONENT_TOOLCHAIN") {
+        Ok(toolchain) if !toolchain.is_empty() => {
+            let mut c = Command::new("rustup");
+            c.args(["run", &toolchain, "cargo"]);
+            for var in ["RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN", "CARGO"] {
+                c.env_remove(var);
+            }
+            c
+        }
+        _ => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+    };
     cmd.current_dir(&root)
         .args([
             "build",

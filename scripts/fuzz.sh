@@ -17,6 +17,9 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=(decode_json pipeline_file filter_predicate map_expression kpl cloudwatch_logs)
 fi
 rustup toolchain install nightly --profile minimal >/dev/null
+# The host's build script builds the stock components with the project's pinned toolchain.
+SLUICE_COMPONENT_TOOLCHAIN="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' ../rust-toolchain.toml)"
+export SLUICE_COMPONENT_TOOLCHAIN
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cargo +nightly fuzz build -O -s none
 mkdir -p fuzz/logs
