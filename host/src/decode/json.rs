@@ -9,7 +9,7 @@
 
 use std::io::BufReader;
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
@@ -125,8 +125,10 @@ impl JsonDecoder {
             }
         }
         let (arrays, nested_bad) = columns.finish()?;
+        // The row count is given: a schema may have no columns (`{}` records), found by fuzzing.
+        let options = RecordBatchOptions::new().with_row_count(Some(records.len()));
         let mut batch = (!records.is_empty())
-            .then(|| RecordBatch::try_new(self.schema.clone(), arrays))
+            .then(|| RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options))
             .transpose()?;
         if !nested_bad.is_empty() {
             let mut keep = vec![true; records.len()];
@@ -165,9 +167,13 @@ pub fn infer_schema(reader: impl std::io::Read, max_lines: usize) -> Result<Sche
             values.push(Ok(value));
         }
     }
-    if values.is_empty() {
+    if values
+        .iter()
+        .flatten()
+        .all(|v| v.as_object().is_some_and(serde_json::Map::is_empty))
+    {
         return Err(ArrowError::JsonError(format!(
-            "no JSON object in the first {max_lines} lines to infer a schema from"
+            "no JSON object with a key in the first {max_lines} lines to infer a schema from"
         )));
     }
     // Columns in the order keys first appear in the data, not arrow-json's sorted order.
@@ -359,6 +365,16 @@ mod tests {
         assert_eq!(d.bad.len(), 1);
         assert_eq!(d.bad[0].index, 1);
         assert_eq!(d.bad[0].reason, "more than one JSON value in the record");
+    }
+
+    #[test]
+    fn empty_objects_are_rows_of_no_columns_and_infer_no_schema() {
+        let empty = Arc::new(Schema::empty());
+        let d = JsonDecoder::new(empty, DecodeOptions::default())
+            .decode(&chunk("{}\n{}\n"))
+            .expect("decode");
+        assert_eq!(d.batch.expect("batch").num_rows(), 2);
+        assert!(infer_schema("{}\n{}\n".as_bytes(), 10).is_err());
     }
 
     #[test]
