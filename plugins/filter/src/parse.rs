@@ -104,10 +104,18 @@ pub enum Expr {
     },
 }
 
+/// Deepest nesting of parentheses and `not` accepted, so a hostile or mistyped predicate
+/// cannot exhaust the stack (found by fuzzing: 50 000 `(` crashed a native build).
+const MAX_DEPTH: usize = 64;
+
 /// Parse a whole predicate.
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let tokens = lex(src)?;
-    let mut parser = Parser { tokens, next: 0 };
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        depth: 0,
+    };
     let expr = parser.or()?;
     let tok = parser.peek();
     if tok.kind != Kind::Eof {
@@ -120,6 +128,8 @@ struct Parser {
     /// Always ends with an `Eof` token.
     tokens: Vec<Token>,
     next: usize,
+    /// Parentheses and `not`s open around the current token.
+    depth: usize,
 }
 
 impl Parser {
@@ -180,23 +190,46 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
+        let tok = self.peek();
+        if tok.kind == Kind::LParen || tok.is_keyword("not") {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(ParseError {
+                    position: tok.position,
+                    message: format!(
+                        "the predicate nests parentheses and \"not\" deeper than {MAX_DEPTH} levels at position {}",
+                        tok.position
+                    ),
+                });
+            }
+            let inner = self.nested();
+            self.depth -= 1;
+            return inner;
+        }
+        self.simple()
+    }
+
+    /// `not …` or `( … )`.
+    fn nested(&mut self) -> Result<Expr, ParseError> {
         if self.eat_keyword("not") {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
-        let tok = self.peek();
-        if tok.kind == Kind::LParen {
-            self.bump();
-            let inner = self.or()?;
-            let close = self.bump();
-            if close.kind != Kind::RParen {
-                let what = format!(
-                    "\")\" to close the \"(\" at position {}, or \"and\"/\"or\"",
-                    tok.position
-                );
-                return Err(self.expected(&what, close));
-            }
-            return Ok(inner);
+        let open = self.bump();
+        let inner = self.or()?;
+        let close = self.bump();
+        if close.kind != Kind::RParen {
+            let what = format!(
+                "\")\" to close the \"(\" at position {}, or \"and\"/\"or\"",
+                open.position
+            );
+            return Err(self.expected(&what, close));
         }
+        Ok(inner)
+    }
+
+    /// A condition on a column, or one with a literal first.
+    fn simple(&mut self) -> Result<Expr, ParseError> {
+        let tok = self.peek();
         if let Some(column) = self.column() {
             return self.condition(column);
         }
@@ -538,6 +571,15 @@ mod tests {
         let e = parse("a = 'abc").unwrap_err();
         assert_eq!(e.position, 4);
         assert!(e.message.starts_with("unterminated string starting at position 4"));
+    }
+
+    #[test]
+    fn nesting_is_bounded_rather_than_exhausting_the_stack() {
+        let ok = format!("{}a = 1{}", "(".repeat(MAX_DEPTH - 1), ")".repeat(MAX_DEPTH - 1));
+        assert!(parse(&format!("not {ok}")).is_ok());
+        let deep = format!("{}a = 1{}", "(".repeat(50_000), ")".repeat(50_000));
+        assert!(err(&deep).contains("deeper than 64 levels"), "{}", err(&deep));
+        assert!(err(&"not ".repeat(50_000)).contains("deeper than 64 levels"));
     }
 
     #[test]
