@@ -16,7 +16,8 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(decode_json pipeline_file filter_predicate map_expression kpl cloudwatch_logs)
 fi
-rustup toolchain install nightly --profile minimal >/dev/null
+# An installed nightly is kept: updating it would rebuild everything.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >/dev/null
 # The host's build script builds the stock components with the project's pinned toolchain.
 SLUICE_COMPONENT_TOOLCHAIN="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' ../rust-toolchain.toml)"
 export SLUICE_COMPONENT_TOOLCHAIN
@@ -34,7 +35,8 @@ for t in "${targets[@]}"; do
         [ -f "$crash" ] && cp "$crash" "fuzz/regressions/$t/" && echo "    found: $crash (kept in fuzz/regressions/$t)"
     done
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "fuzz/logs/$t.log" | grep -o '[0-9]*$' || echo 0)
+    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "fuzz/logs/$t.log" | grep -o '[0-9]*$' || echo 0)
     cov=$(grep -o 'cov: [0-9]*' "fuzz/logs/$t.log" | tail -1 | grep -o '[0-9]*' || echo 0)
     ft=$(grep -o 'ft: [0-9]*' "fuzz/logs/$t.log" | tail -1 | grep -o '[0-9]*' || echo 0)
-    echo "    $t: ${execs} executions ($((execs / seconds)) exec/s), coverage ${cov} edges, ${ft} features, exit ${status}"
+    echo "    $t: ${execs} executions (${rate} exec/s), coverage ${cov} edges, ${ft} features, exit ${status}"
 done
