@@ -108,6 +108,10 @@ pub enum Expr {
 /// cannot exhaust the stack (found by fuzzing: 50 000 `(` crashed a native build).
 const MAX_DEPTH: usize = 64;
 
+/// Most `and`s and `or`s in one predicate: a long chain builds a tree as deep as it is long,
+/// which the checker and the evaluator walk recursively.
+const MAX_CONNECTIVES: usize = 1024;
+
 /// Parse a whole predicate.
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let tokens = lex(src)?;
@@ -115,6 +119,7 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
         tokens,
         next: 0,
         depth: 0,
+        connectives: 0,
     };
     let expr = parser.or()?;
     let tok = parser.peek();
@@ -130,6 +135,8 @@ struct Parser {
     next: usize,
     /// Parentheses and `not`s open around the current token.
     depth: usize,
+    /// `and`s and `or`s read so far.
+    connectives: usize,
 }
 
 impl Parser {
@@ -174,6 +181,7 @@ impl Parser {
     fn or(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.and()?;
         while self.eat_keyword("or") {
+            self.connective()?;
             let right = self.and()?;
             left = Expr::Or(Box::new(left), Box::new(right));
         }
@@ -183,10 +191,23 @@ impl Parser {
     fn and(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.unary()?;
         while self.eat_keyword("and") {
+            self.connective()?;
             let right = self.unary()?;
             left = Expr::And(Box::new(left), Box::new(right));
         }
         Ok(left)
+    }
+
+    fn connective(&mut self) -> Result<(), ParseError> {
+        self.connectives += 1;
+        if self.connectives > MAX_CONNECTIVES {
+            let position = self.peek().position;
+            return Err(ParseError {
+                position,
+                message: format!("the predicate has more than {MAX_CONNECTIVES} \"and\"/\"or\" at position {position}"),
+            });
+        }
+        Ok(())
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
@@ -580,6 +601,8 @@ mod tests {
         let deep = format!("{}a = 1{}", "(".repeat(50_000), ")".repeat(50_000));
         assert!(err(&deep).contains("deeper than 64 levels"), "{}", err(&deep));
         assert!(err(&"not ".repeat(50_000)).contains("deeper than 64 levels"));
+        let long = vec!["a = 1"; 5000].join(" or ");
+        assert!(err(&long).contains("more than 1024"), "{}", err(&long));
     }
 
     #[test]

@@ -463,6 +463,16 @@ mod tests {
     }
 
     #[test]
+    fn an_absurdly_long_chain_is_refused_instead_of_overflowing_the_stack() {
+        assert!(
+            parse_err(&format!("{}1", "1+".repeat(5000)))
+                .message
+                .contains("more than 256 operators")
+        );
+        assert!(Expr::parse(&format!("{}1", "1+".repeat(256)), &Schema::empty()).is_ok());
+    }
+
+    #[test]
     fn absurd_nesting_is_refused_instead_of_overflowing_the_stack() {
         let source = format!("{}1{}", "(".repeat(100), ")".repeat(100));
         let e = parse_err(&source);

@@ -11,6 +11,11 @@ use super::{ExprError, Node, Op, err};
 /// exhaust the guest's stack.
 const MAX_DEPTH: usize = 64;
 
+/// Most operators in one expression: a long chain (`1+1+…+1`) builds a tree as deep as it is
+/// long, which the passes over it walk recursively (found by fuzzing: a 12 KB chain exhausted
+/// a test thread's stack).
+const MAX_OPERATORS: usize = 256;
+
 /// Parse a whole expression over the columns of `input`.
 pub(super) fn parse(source: &str, input: &Schema) -> Result<Node, ExprError> {
     let mut parser = Parser {
@@ -18,6 +23,7 @@ pub(super) fn parse(source: &str, input: &Schema) -> Result<Node, ExprError> {
         next: 0,
         input,
         depth: 0,
+        operators: 0,
     };
     let root = parser.expr()?;
     let end = parser.peek();
@@ -166,6 +172,8 @@ struct Parser<'a> {
     next: usize,
     input: &'a Schema,
     depth: usize,
+    /// Operators read so far.
+    operators: usize,
 }
 
 impl Parser<'_> {
@@ -193,6 +201,7 @@ impl Parser<'_> {
                 _ => return Ok(lhs),
             };
             let (_, pos) = self.bump();
+            self.count(pos)?;
             let rhs = self.term()?;
             lhs = binary(op, pos, lhs, rhs);
         }
@@ -208,6 +217,7 @@ impl Parser<'_> {
                 _ => return Ok(lhs),
             };
             let (_, pos) = self.bump();
+            self.count(pos)?;
             let rhs = self.unary()?;
             lhs = binary(op, pos, lhs, rhs);
         }
@@ -219,6 +229,7 @@ impl Parser<'_> {
             return self.primary();
         }
         let (_, pos) = self.bump();
+        self.count(pos)?;
         self.descend(pos)?;
         let arg = self.unary()?;
         self.depth -= 1;
@@ -250,6 +261,17 @@ impl Parser<'_> {
             }
             other => Err(err(pos, format!("expected a number, a column or `(`, found {other}"))),
         }
+    }
+
+    fn count(&mut self, pos: usize) -> Result<(), ExprError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(err(
+                pos,
+                format!("more than {MAX_OPERATORS} operators in one expression"),
+            ));
+        }
+        Ok(())
     }
 
     fn descend(&mut self, pos: usize) -> Result<(), ExprError> {
