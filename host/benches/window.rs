@@ -165,9 +165,9 @@ fn through_component(component: &sluice::engine::Component, batches: &[RecordBat
     emitted.extend(instance.finish().expect("finish"));
     let elapsed = started.elapsed();
     let mut windows = Windows::new();
-    for (output, batch) in emitted {
-        assert_eq!(output, "main", "no tick is late in this data");
-        collect(&batch, &mut windows);
+    for out in emitted {
+        assert_eq!(out.output, "main", "no tick is late in this data");
+        collect(&out.rows, &mut windows);
     }
     (elapsed, windows)
 }

@@ -17,6 +17,7 @@ mod call;
 pub mod capabilities;
 mod instance;
 mod limits;
+mod lineage;
 mod output;
 
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
 
-pub use call::{CallError, Description, PluginConfigError};
+pub use call::{CallError, Description, Emitted, PluginConfigError};
 pub use instance::TransformInstance;
 pub use limits::Limits;
 

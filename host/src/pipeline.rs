@@ -7,6 +7,7 @@
 
 pub mod budget;
 mod commit;
+mod lineage;
 pub mod outcome;
 pub mod plan;
 pub mod reload;

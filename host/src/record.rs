@@ -171,22 +171,15 @@ impl Chunk {
 
     /// Where record `i` came from.
     pub fn origin(&self, i: usize) -> RecordOrigin {
-        match &self.origins {
-            Origins::Each(each) => each.get(i).cloned().unwrap_or_else(|| self.line_origin(i)),
-            Origins::Lines => self.line_origin(i),
-            Origins::Generated => RecordOrigin::Generated {
-                partition: self.span.file.clone(),
-                index: self.span.first_line.saturating_sub(1) + i as u64,
-            },
-        }
+        origin_of(&self.span, &self.ends, &self.origins, i)
     }
 
-    fn line_origin(&self, i: usize) -> RecordOrigin {
-        let before = if i == 0 { 0 } else { self.ends[i - 1] };
-        RecordOrigin::Line {
-            file: self.span.file.clone(),
-            line: self.span.first_line + i as u64,
-            offset: self.span.start_offset + before as u64,
+    /// What names the chunk's records once their bytes are gone (taken from the chunk).
+    pub fn take_index(&mut self) -> RecordIndex {
+        RecordIndex {
+            span: self.span.clone(),
+            ends: std::mem::take(&mut self.ends),
+            origins: std::mem::take(&mut self.origins),
         }
     }
 
@@ -195,6 +188,46 @@ impl Chunk {
         self.data.extend_from_slice(bytes);
         self.data.push(b'\n');
         self.ends.push(self.data.len());
+    }
+}
+
+/// Where a chunk's records came from, without their bytes: what names a row's record in a
+/// dead letter after the chunk was processed.
+#[derive(Debug, Clone, Default)]
+pub struct RecordIndex {
+    span: SourceSpan,
+    ends: Vec<usize>,
+    origins: Origins,
+}
+
+impl RecordIndex {
+    /// Number of records.
+    pub fn records(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Where record `i` came from.
+    pub fn origin(&self, i: usize) -> RecordOrigin {
+        origin_of(&self.span, &self.ends, &self.origins, i)
+    }
+}
+
+fn origin_of(span: &SourceSpan, ends: &[usize], origins: &Origins, i: usize) -> RecordOrigin {
+    let line = || {
+        let before = if i == 0 { 0 } else { ends[i - 1] };
+        RecordOrigin::Line {
+            file: span.file.clone(),
+            line: span.first_line + i as u64,
+            offset: span.start_offset + before as u64,
+        }
+    };
+    match origins {
+        Origins::Each(each) => each.get(i).cloned().unwrap_or_else(line),
+        Origins::Lines => line(),
+        Origins::Generated => RecordOrigin::Generated {
+            partition: span.file.clone(),
+            index: span.first_line.saturating_sub(1) + i as u64,
+        },
     }
 }
 

@@ -51,8 +51,9 @@ fn describe_inner<T: Transform>(
 pub fn describe<T: Transform>(config: String, input: Vec<u8>) -> Result<wit::Description, wit::ConfigError> {
     let (_, _, outputs) = describe_inner::<T>(&config, &input).map_err(to_wit_config_error)?;
     let mut decls = Vec::with_capacity(outputs.decls.len());
-    for (name, schema) in &outputs.decls {
-        let schema = ipc::encode_schema(schema).map_err(|e| {
+    for (name, declared) in &outputs.decls {
+        let schema = outputs.wire_schema(name).unwrap_or_else(|| declared.clone());
+        let schema = ipc::encode_schema(&schema).map_err(|e| {
             to_wit_config_error(ConfigError::whole(format!("cannot encode output schema `{name}`: {e}")))
         })?;
         decls.push(bindings::sluice::transform::types::OutputDecl {

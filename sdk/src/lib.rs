@@ -44,6 +44,7 @@ mod config;
 mod emit;
 mod ipc;
 mod outputs;
+pub mod testing;
 mod transform;
 
 #[doc(hidden)]
@@ -51,11 +52,11 @@ pub mod __private;
 
 pub use arrow;
 pub use config::ConfigError;
-pub use emit::Emitter;
+pub use emit::{Emitter, rows_where};
 pub use outputs::Outputs;
 pub use sluice_contract::{
-    Duration, DurationError, DurationErrorKind, FieldType, MAIN, REASON_COLUMN, REJECTED, decode_batch, decode_schema,
-    encode_batch, encode_schema,
+    Duration, DurationError, DurationErrorKind, FieldType, MAIN, REASON_COLUMN, REJECTED, ROW_COLUMN, decode_batch,
+    decode_schema, encode_batch, encode_schema,
 };
 pub use transform::{ProcessError, RestoreError, Transform, check_input};
 

@@ -1,15 +1,43 @@
 //! What calls into a transform answer: its declaration, its config errors, and why a call
 //! failed.
 
+use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
 
 /// What a transform declared for a given config and input schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Description {
-    /// Outputs, `main` first.
+    /// Outputs, `main` first, with the schemas their rows have in the pipeline (without the
+    /// contract's row-lineage column).
     pub outputs: Vec<(String, SchemaRef)>,
+    /// The outputs whose batches carry the row-lineage column (`_sluice_row`) from the
+    /// component.
+    pub traced: Vec<String>,
     /// Snapshot format, `None` when stateless.
     pub state_format: Option<u32>,
+}
+
+/// Rows a call emitted to one output.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    /// The declared output.
+    pub output: String,
+    /// The rows, with the output's declared schema (the row-lineage column taken off).
+    pub rows: RecordBatch,
+    /// For an output with row lineage, emitted by `process`: for each row, the index of the
+    /// input row it comes from in the batch the call was given (null: no single input row).
+    pub lineage: Option<UInt32Array>,
+}
+
+impl Emitted {
+    /// Rows without lineage (as a transform without the lineage column emits them).
+    pub fn untraced(output: impl Into<String>, rows: RecordBatch) -> Self {
+        Emitted {
+            output: output.into(),
+            rows,
+            lineage: None,
+        }
+    }
 }
 
 /// A config problem a transform reported, with its key path inside the `config` table.

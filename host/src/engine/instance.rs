@@ -14,8 +14,9 @@ use wasmtime::Store;
 use std::time::{Duration, Instant};
 
 use super::bindings::{self, HostState, Transformer, TransformerPre, wit, wit_types};
-use super::call::{CallError, Description, PluginConfigError};
+use super::call::{CallError, Description, Emitted, PluginConfigError};
 use super::limits::Limits;
+use super::lineage;
 use super::output::{self, check_rejected};
 use super::{EngineError, one_line as short};
 
@@ -53,6 +54,8 @@ pub struct TransformInstance {
     fuel: Option<u64>,
     max_output_ratio: u32,
     outputs: Vec<(String, SchemaRef)>,
+    /// Outputs whose batches carry the row-lineage column.
+    traced: Vec<String>,
     poisoned: bool,
     name: String,
 }
@@ -124,6 +127,7 @@ pub(crate) fn instantiate(
         fuel,
         max_output_ratio: limits.max_output_ratio,
         outputs: Vec::new(),
+        traced: Vec::new(),
         poisoned: false,
         name: inner.name.clone(),
     })
@@ -197,8 +201,13 @@ impl TransformInstance {
         match result {
             Ok(desc) => {
                 let mut outputs = Vec::with_capacity(desc.outputs.len());
+                let mut traced = Vec::new();
                 for decl in desc.outputs {
                     let schema = decode_schema(&decl.schema).map_err(ipc_err)?;
+                    let (schema, has_lineage) = lineage::declared(&decl.name, schema)?;
+                    if has_lineage {
+                        traced.push(decl.name.clone());
+                    }
                     outputs.push((decl.name, schema));
                 }
                 if outputs.first().is_none_or(|(n, _)| n != sluice_contract::MAIN) {
@@ -210,6 +219,7 @@ impl TransformInstance {
                 }
                 Ok(Ok(Description {
                     outputs,
+                    traced,
                     state_format: desc.state_format,
                 }))
             }
@@ -233,6 +243,7 @@ impl TransformInstance {
         match result.map_err(|e| self.trapped(e))? {
             Ok(()) => {
                 self.outputs = declared.outputs.clone();
+                self.traced = declared.traced.clone();
                 self.state_format = declared.state_format;
                 Ok(Ok(()))
             }
@@ -241,7 +252,7 @@ impl TransformInstance {
     }
 
     /// Transform one batch, with a whole budget.
-    pub fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<Vec<Emitted>, CallError> {
         self.process_until(batch, None)
     }
 
@@ -253,11 +264,7 @@ impl TransformInstance {
 
     /// Transform one batch (or part of one) within what is left of its budget, `until`
     /// (from [`batch_deadline`](Self::batch_deadline)).
-    pub fn process_until(
-        &mut self,
-        batch: &RecordBatch,
-        until: Option<Instant>,
-    ) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    pub fn process_until(&mut self, batch: &RecordBatch, until: Option<Instant>) -> Result<Vec<Emitted>, CallError> {
         self.begin(until)?;
         let bytes = encode_batch(batch).map_err(|e| CallError::InvalidInput(e.to_string()))?;
         let result = self
@@ -266,7 +273,12 @@ impl TransformInstance {
             .call_process(&mut self.store, &bytes);
         let result = result.map_err(|e| self.trapped(e))?;
         let outputs = self.outputs_of(result)?;
-        let rows: usize = outputs.iter().map(|(_, b)| b.num_rows()).sum();
+        for out in &outputs {
+            if let Some(rows) = &out.lineage {
+                lineage::check_within(&out.output, rows, batch.num_rows())?;
+            }
+        }
+        let rows: usize = outputs.iter().map(|o| o.rows.num_rows()).sum();
         let limit = Limits::max_output_rows(self.max_output_ratio, batch.num_rows());
         if rows > limit {
             return Err(CallError::BadOutput(format!(
@@ -283,8 +295,12 @@ impl TransformInstance {
     /// `finish` and `advance-watermark` emit what earlier input left behind: all the rows an
     /// instance emits, whatever the call, stay within the output ratio of all the rows it
     /// was given (restored state counting one row per byte).
-    fn check_flush(&mut self, call: &str, outputs: &[(String, RecordBatch)]) -> Result<(), CallError> {
-        let rows: u64 = outputs.iter().map(|(_, b)| b.num_rows() as u64).sum();
+    fn check_flush(&mut self, call: &str, outputs: &mut [Emitted]) -> Result<(), CallError> {
+        // No input row is the source of what these calls emit.
+        for out in outputs.iter_mut() {
+            out.lineage = None;
+        }
+        let rows: u64 = outputs.iter().map(|o| o.rows.num_rows() as u64).sum();
         let allowed = self.rows_in.max(1).saturating_mul(u64::from(self.max_output_ratio));
         let total = self.rows_out.saturating_add(rows);
         if total > allowed {
@@ -298,25 +314,25 @@ impl TransformInstance {
     }
 
     /// Tell the transform event time reached `watermark_micros`.
-    pub fn advance_watermark(&mut self, watermark_micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    pub fn advance_watermark(&mut self, watermark_micros: i64) -> Result<Vec<Emitted>, CallError> {
         self.begin(None)?;
         let result = self
             .bindings
             .sluice_transform_transform()
             .call_advance_watermark(&mut self.store, watermark_micros);
         let result = result.map_err(|e| self.trapped(e))?;
-        let outputs = self.outputs_of(result)?;
-        self.check_flush("advance-watermark", &outputs)?;
+        let mut outputs = self.outputs_of(result)?;
+        self.check_flush("advance-watermark", &mut outputs)?;
         Ok(outputs)
     }
 
     /// End of input: collect what the transform still holds.
-    pub fn finish(&mut self) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    pub fn finish(&mut self) -> Result<Vec<Emitted>, CallError> {
         self.begin(None)?;
         let result = self.bindings.sluice_transform_transform().call_finish(&mut self.store);
         let result = result.map_err(|e| self.trapped(e))?;
-        let outputs = self.outputs_of(result)?;
-        self.check_flush("finish", &outputs)?;
+        let mut outputs = self.outputs_of(result)?;
+        self.check_flush("finish", &mut outputs)?;
         Ok(outputs)
     }
 
@@ -380,7 +396,7 @@ impl TransformInstance {
     fn outputs_of(
         &self,
         result: Result<Vec<wit::OutputBatch>, wit_types::ProcessError>,
-    ) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    ) -> Result<Vec<Emitted>, CallError> {
         let batches = match result {
             Ok(b) => b,
             Err(wit_types::ProcessError::InvalidInput(m)) => {
@@ -400,6 +416,12 @@ impl TransformInstance {
             let batch = decode_batch(b.batch).map_err(ipc_err)?;
             // Measured before anything else reads it: see `output`.
             bytes = output::check_expanded(&batch, bytes, self.max_output_bytes)?;
+            let (batch, lineage) = if self.traced.contains(&b.output) {
+                let (batch, rows) = lineage::take_off(&b.output, batch)?;
+                (batch, Some(rows))
+            } else {
+                (batch, None)
+            };
             if batch.schema().fields() != schema.fields() {
                 return Err(CallError::BadOutput(format!(
                     "batch for `{}` has schema {:?}, declared {:?}",
@@ -408,7 +430,11 @@ impl TransformInstance {
                     schema.fields()
                 )));
             }
-            out.push((b.output, batch));
+            out.push(Emitted {
+                output: b.output,
+                rows: batch,
+                lineage,
+            });
         }
         Ok(out)
     }

@@ -16,10 +16,11 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
+use super::lineage::{Lineage, Traced};
 use super::state_log::{Event, StateLog};
 use super::watermark::{WatermarkTracker, max_event_micros};
 use crate::config::OnError;
-use crate::engine::{CallError, EngineError};
+use crate::engine::{CallError, Emitted, EngineError};
 use crate::record::BadRecord;
 use crate::record::PartitionEvent;
 
@@ -33,12 +34,15 @@ pub(crate) enum Aside {
         stage: usize,
         output: String,
         rows: RecordBatch,
+        lineage: Lineage,
     },
-    /// Rows a stage rejected (reason column last) or failed on (`reason` given).
+    /// Rows a stage rejected (reason column last) or failed on (`reason` given), and the
+    /// records they come from when known.
     Rows {
         stage: String,
         rows: RecordBatch,
         reason: Option<String>,
+        lineage: Lineage,
     },
 }
 
@@ -121,7 +125,7 @@ impl Stage {
         &mut self,
         batch: &RecordBatch,
         until: Option<Instant>,
-    ) -> Result<Result<Vec<(String, RecordBatch)>, CallError>, WorkerError> {
+    ) -> Result<Result<Vec<Emitted>, CallError>, WorkerError> {
         let result = self.instance.process_until(batch, until);
         match (&result, &mut self.log) {
             (Ok(_), Some(log)) => {
@@ -197,7 +201,7 @@ impl Stage {
     }
 
     /// Pass a risen watermark to the component; returns what it emits to `main`.
-    pub(super) fn advance_watermark(&mut self, dead: &mut Vec<Aside>) -> Result<Vec<RecordBatch>, WorkerError> {
+    pub(super) fn advance_watermark(&mut self, dead: &mut Vec<Aside>) -> Result<Vec<Traced>, WorkerError> {
         let Some(micros) = self.tracker.as_mut().and_then(|t| t.advance(std::time::Instant::now())) else {
             return Ok(Vec::new());
         };
@@ -206,7 +210,7 @@ impl Stage {
                 if let Some(log) = &mut self.log {
                     log.record_watermark(micros);
                 }
-                Ok(route(&self.routing, outs, dead))
+                Ok(route(&self.routing, outs, &Lineage::Unknown, dead))
             }
             Err(error) if self.policy.on_error == OnError::Halt => Err(WorkerError::Halted {
                 stage: self.policy.name.clone(),
@@ -221,16 +225,16 @@ impl Stage {
     }
 
     /// One batch through this stage under its `on_error` policy; returns its `main` output.
-    pub(super) fn run(&mut self, batch: RecordBatch, dead: &mut Vec<Aside>) -> Result<Vec<RecordBatch>, WorkerError> {
+    pub(super) fn run(&mut self, batch: Traced, dead: &mut Vec<Aside>) -> Result<Vec<Traced>, WorkerError> {
         let until = self.instance.batch_deadline();
-        let err = match self.call(&batch, until)? {
+        let err = match self.call(&batch.batch, until)? {
             Ok(outs) => {
                 self.failed_batches = 0;
-                return Ok(route(&self.routing, outs, dead));
+                return Ok(route(&self.routing, outs, &batch.lineage, dead));
             }
             Err(err) => err,
         };
-        let rows = batch.num_rows();
+        let rows = batch.batch.num_rows();
         let stateful = self.policy.stateful;
         let mut main = Vec::new();
         let failed = match self.policy.on_error {
@@ -269,14 +273,14 @@ impl Stage {
     /// returns how many rows became dead letters. Output keeps the batch's row order.
     pub(super) fn bisect(
         &mut self,
-        batch: RecordBatch,
+        batch: Traced,
         err: CallError,
-        main: &mut Vec<RecordBatch>,
+        main: &mut Vec<Traced>,
         dead: &mut Vec<Aside>,
         budget: &mut u32,
         until: Option<Instant>,
     ) -> Result<usize, WorkerError> {
-        let rows = batch.num_rows();
+        let rows = batch.batch.num_rows();
         if rows <= 1 || *budget < 2 || matches!(err, CallError::Timeout(_)) {
             return Ok(self.dead_letter(&err, batch, dead));
         }
@@ -288,8 +292,8 @@ impl Stage {
                 continue;
             }
             *budget -= 1;
-            match self.call(&part, until)? {
-                Ok(outs) => main.extend(route(&self.routing, outs, dead)),
+            match self.call(&part.batch, until)? {
+                Ok(outs) => main.extend(route(&self.routing, outs, &part.lineage, dead)),
                 Err(e) => failed += self.bisect(part, e, main, dead, budget, until)?,
             }
         }
@@ -297,14 +301,15 @@ impl Stage {
     }
 
     /// The rows of a failed call become dead letters with the reason; returns their count.
-    pub(super) fn dead_letter(&self, err: &CallError, batch: RecordBatch, dead: &mut Vec<Aside>) -> usize {
+    pub(super) fn dead_letter(&self, err: &CallError, batch: Traced, dead: &mut Vec<Aside>) -> usize {
         let digest = &self.policy.digest[..12.min(self.policy.digest.len())];
-        let rows = batch.num_rows();
+        let rows = batch.batch.num_rows();
         tracing::warn!(stage = %self.policy.name, component = digest, rows, error = %err, "Transform failed; rows go to dead letters.");
         dead.push(Aside::Rows {
             stage: self.policy.name.clone(),
-            rows: batch,
+            rows: batch.batch,
             reason: Some(format!("transform {err} (component sha256 {digest}…)")),
+            lineage: batch.lineage,
         });
         rows
     }

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-
+use super::lineage::{Lineage, Traced};
 use super::plan::{Plan, StagePlan};
 use super::sinks::Tap;
 pub(crate) use super::stage::{Aside, WorkerError};
@@ -14,7 +13,7 @@ use crate::checkpoint::{StageState, WatermarkState};
 use crate::config::OnError;
 use crate::decode::json::JsonDecoder;
 use crate::decode::metadata::Metadata;
-use crate::record::{Chunk, PartitionEvent, SourceSpan};
+use crate::record::{Chunk, PartitionEvent, RecordIndex, SourceSpan};
 
 /// What a worker made of one chunk (or, with `seq` past the input, of the final flush).
 #[derive(Debug)]
@@ -29,7 +28,10 @@ pub(crate) struct WorkResult {
     pub raw: Option<(Vec<u8>, usize)>,
     pub ingest_micros: i64,
     pub rows_in: u64,
-    pub output: Vec<RecordBatch>,
+    /// What reached the end of the chain.
+    pub output: Vec<Traced>,
+    /// What names the chunk's records, for dead letters of rows whose lineage is known.
+    pub records: RecordIndex,
     pub dead: Vec<Aside>,
     /// A checkpoint follows this result; `states` are the stateful stages' snapshots after it.
     pub barrier: bool,
@@ -88,13 +90,10 @@ impl Worker {
                 tracker.restore(&w.partitions, w.watermark, std::time::Instant::now());
             }
         }
-        let decoder = JsonDecoder::new(plan.decoded_schema.clone(), plan.decoding);
+        // Rows keep their records: metadata columns and dead letters of later stages name them.
+        let decoder = JsonDecoder::new(plan.decoded_schema.clone(), plan.decoding).tracking_records();
         Ok(Worker {
-            decoder: if plan.metadata.is_empty() {
-                decoder
-            } else {
-                decoder.tracking_records()
-            },
+            decoder,
             metadata: plan.metadata.clone(),
             stages,
             keep_raw: plan.sinks.iter().any(|s| s.tap == Tap::Source),
@@ -183,11 +182,14 @@ impl Worker {
             partition: &chunk.span.file,
             events: &chunk.events,
         };
-        let output = self.run_from(0, decoded.batch.into_iter().collect(), &mut dead, Some(feed))?;
+        let lineage = Lineage::of_records(&decoded.records);
+        let input = decoded.batch.map(|batch| Traced { batch, lineage });
+        let output = self.run_from(0, input.into_iter().collect(), &mut dead, Some(feed))?;
         let raw = self.keep_raw.then(|| {
             let count = chunk.records();
             (std::mem::take(&mut chunk.data), count)
         });
+        let records = chunk.take_index();
         let (states, watermarks) = if chunk.barrier {
             (self.snapshot()?, self.watermarks())
         } else {
@@ -202,6 +204,7 @@ impl Worker {
             ingest_micros: chunk.ingest_micros,
             rows_in,
             output,
+            records,
             dead,
             barrier: chunk.barrier,
             states,
@@ -259,7 +262,7 @@ impl Worker {
         for k in 0..flushed_stages {
             let stage = &mut self.stages[k];
             let flushed = match stage.instance.finish() {
-                Ok(outs) => route(&stage.routing, outs, &mut dead),
+                Ok(outs) => route(&stage.routing, outs, &Lineage::Unknown, &mut dead),
                 Err(error) if stage.policy.on_error == OnError::Halt => {
                     return Err(WorkerError::Halted {
                         stage: stage.policy.name.clone(),
@@ -284,6 +287,7 @@ impl Worker {
             ingest_micros,
             rows_in: 0,
             output,
+            records: RecordIndex::default(),
             dead,
             barrier: true,
             states,
@@ -297,10 +301,10 @@ impl Worker {
     fn run_from(
         &mut self,
         from: usize,
-        mut batches: Vec<RecordBatch>,
+        mut batches: Vec<Traced>,
         dead: &mut Vec<Aside>,
         feed: Option<Feed<'_>>,
-    ) -> Result<Vec<RecordBatch>, WorkerError> {
+    ) -> Result<Vec<Traced>, WorkerError> {
         for stage in &mut self.stages[from..] {
             let mut next = Vec::with_capacity(batches.len());
             if let Some(f) = &feed {
@@ -308,7 +312,7 @@ impl Worker {
             }
             for batch in batches {
                 if let Some(f) = &feed {
-                    stage.observe(f.partition, &batch);
+                    stage.observe(f.partition, &batch.batch);
                 }
                 next.extend(stage.run(batch, dead)?);
             }

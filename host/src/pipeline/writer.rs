@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::budget;
 use super::commit::{Committer, Cut};
+use super::lineage::Lineage;
 use super::outcome::{RunError, RunOptions, RunSummary};
 use super::plan::Plan;
 use super::reload::status::{SharedStatus, update};
@@ -173,8 +174,8 @@ impl Writer {
                     }
                 }
                 Tap::Main => {
-                    for (part, batch) in r.output.iter().enumerate() {
-                        let batch = admit(sink.as_ref(), batch, &mut misfits)?;
+                    for (part, traced) in r.output.iter().enumerate() {
+                        let batch = admit(sink.as_ref(), &traced.batch, &traced.lineage, &mut misfits)?;
                         if i == 0 {
                             self.rows_written += batch.num_rows() as u64;
                         }
@@ -188,11 +189,12 @@ impl Writer {
                             stage: s,
                             output: o,
                             rows,
+                            lineage,
                         } = aside
                             && s == stage
                             && o == output
                         {
-                            let rows = admit(sink.as_ref(), rows, &mut misfits)?;
+                            let rows = admit(sink.as_ref(), rows, lineage, &mut misfits)?;
                             if i == 0 {
                                 self.rows_written += rows.num_rows() as u64;
                             }
@@ -204,16 +206,25 @@ impl Writer {
             }
         }
         let start = FileStart { seq: r.seq, part: 0 };
-        for (sink, rows) in misfits {
+        for (sink, rows, lineage) in misfits {
+            let origins = lineage.origins(&r.records);
             self.out
                 .dead
-                .rows(start, &format!("sink {sink}"), &r.span, &rows, None)?;
+                .rows(start, &format!("sink {sink}"), &r.span, &origins, &rows, None)?;
         }
         for item in r.dead {
             match item {
                 Aside::Raw(bad) => self.out.dead.bad_record(start, &bad)?,
-                Aside::Rows { stage, rows, reason } => {
-                    self.out.dead.rows(start, &stage, &r.span, &rows, reason.as_deref())?
+                Aside::Rows {
+                    stage,
+                    rows,
+                    reason,
+                    lineage,
+                } => {
+                    let origins = lineage.origins(&r.records);
+                    self.out
+                        .dead
+                        .rows(start, &stage, &r.span, &origins, &rows, reason.as_deref())?
                 }
                 Aside::Tap { .. } => {}
             }
@@ -223,11 +234,12 @@ impl Writer {
 }
 
 /// The rows of `batch` that `sink` can write; the others go to `misfits` as
-/// (sink name, rows with a reason column last), as a stage's rejected rows do.
+/// (sink name, rows with a reason column last, their lineage), as a stage's rejected rows do.
 fn admit<'b>(
     sink: &dyn crate::sink::Sink,
     batch: &'b RecordBatch,
-    misfits: &mut Vec<(String, RecordBatch)>,
+    lineage: &Lineage,
+    misfits: &mut Vec<(String, RecordBatch, Lineage)>,
 ) -> Result<std::borrow::Cow<'b, RecordBatch>, SinkError> {
     let found = sink.misfits(batch)?;
     if found.is_empty() {
@@ -246,7 +258,7 @@ fn admit<'b>(
     let mut columns = rejected.columns().to_vec();
     columns.push(reasons);
     rejected = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    misfits.push((sink.name().to_owned(), rejected));
+    misfits.push((sink.name().to_owned(), rejected, lineage.through(Some(&rows))));
     Ok(std::borrow::Cow::Owned(kept))
 }
 

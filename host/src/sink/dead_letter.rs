@@ -4,7 +4,15 @@
 //!
 //! ```json
 //! {"reason":"…","stage":"decode","source":{"file":"data/a.ndjson","line":12,"offset":1534},"raw":"{\"client_id\":…"}
-//! {"reason":"…","stage":"mapping","source":{"file":"data/a.ndjson","first_line":1,"last_line":8192},"record":{…}}
+//! {"reason":"…","stage":"mapping","source":{"file":"data/a.ndjson","line":40,"offset":5210},"record":{…}}
+//! ```
+//!
+//! A transform's row names its own record when the transform gives row lineage (every stock
+//! transform does, see `ROW_COLUMN` in the contract); otherwise, and for rows a stage emitted
+//! from no single input row, it names its batch's range:
+//!
+//! ```json
+//! {"reason":"…","stage":"legacy","source":{"file":"data/a.ndjson","first_line":1,"last_line":8192},"record":{…}}
 //! ```
 
 use std::io::{BufWriter, Write};
@@ -17,7 +25,7 @@ use base64::Engine as _;
 use super::storage::{StagedFile, Storage};
 use super::{FileStart, Sealing, SinkError, SinkReport, TwoPhase, WrittenFile};
 use crate::checkpoint::{FileState, OutputFile, Upload};
-use crate::record::{BadRecord, SourceSpan};
+use crate::record::{BadRecord, RecordOrigin, SourceSpan};
 
 /// The name dead letters go by in checkpoints (no sink of the pipeline file may take it).
 pub const DEAD_LETTER: &str = crate::config::RESERVED_SINK_NAME;
@@ -155,12 +163,14 @@ impl DeadLetterSink {
     }
 
     /// Rows a transform rejected (their last column is the reason) or rows of a batch it
-    /// failed on (`reason` given, no reason column).
+    /// failed on (`reason` given, no reason column). Each names its own record when
+    /// `origins` has it (one per row), else the batch's `span`.
     pub fn rows(
         &mut self,
         start: FileStart,
         stage: &str,
         span: &SourceSpan,
+        origins: &[Option<RecordOrigin>],
         rows: &RecordBatch,
         reason: Option<&str>,
     ) -> Result<(), SinkError> {
@@ -182,7 +192,7 @@ impl DeadLetterSink {
         writer.write(&records)?;
         writer.finish()?;
         drop(writer);
-        let source = format!(
+        let range = format!(
             "{{\"file\":{},\"first_line\":{},\"last_line\":{}}}",
             quote(&span.file),
             span.first_line,
@@ -195,6 +205,8 @@ impl DeadLetterSink {
                 (_, Some(r)) => r.to_owned(),
                 _ => "rejected".to_owned(),
             };
+            let own = origins.get(i).and_then(Option::as_ref).map(|o| o.to_json().to_string());
+            let source = own.as_deref().unwrap_or(&range);
             let json = format!(
                 "{{\"reason\":{},\"stage\":{},\"source\":{source},\"record\":{}}}",
                 quote(&why),

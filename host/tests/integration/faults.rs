@@ -12,6 +12,10 @@ use crate::support::{dead_letters, files_under, run, sluice};
 
 /// 300 rows in batches of 100; row 150 (line 151, second batch) is the poison.
 fn write_input(dir: &Path) {
+    std::fs::write(dir.join("in.ndjson"), input_text()).expect("write input");
+}
+
+fn input_text() -> String {
     let mut text = String::new();
     for i in 0..300 {
         let id = if i == 150 {
@@ -21,7 +25,7 @@ fn write_input(dir: &Path) {
         };
         text.push_str(&format!("{{\"client_id\":\"{id}\",\"temperature\":{}.5}}\n", i % 40));
     }
-    std::fs::write(dir.join("in.ndjson"), text).expect("write input");
+    text
 }
 
 fn pipeline(dir: &Path, mode: &str, marker: &str, extra: &str) -> PathBuf {
@@ -87,8 +91,16 @@ fn only_the_poison_row_is_lost(mode: &str, reason_part: &str, extra: &str) {
         l["reason"].as_str().expect("reason").contains("component sha256"),
         "{l}"
     );
-    assert_eq!(l["source"]["first_line"], 101);
-    assert_eq!(l["source"]["last_line"], 200);
+    // The dead letter names its own record, found by bisecting its batch (lines 101..200).
+    let text = input_text();
+    let poison = text.find("\"poison\"").expect("the poison record");
+    let offset = text[..poison].rfind('\n').map_or(0, |nl| nl + 1) as u64;
+    assert_eq!(l["source"]["line"], 151, "{l}");
+    assert_eq!(l["source"]["offset"].as_u64(), Some(offset), "{l}");
+    assert!(
+        l["source"]["file"].as_str().is_some_and(|f| f.ends_with("in.ndjson")),
+        "{l}"
+    );
 }
 
 #[test]

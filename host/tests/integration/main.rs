@@ -10,6 +10,7 @@ mod fuzz_corpus;
 mod kinesis;
 mod kinesis_emulator;
 mod kinesis_source;
+mod lineage;
 mod moto;
 mod mqtt;
 mod reload;

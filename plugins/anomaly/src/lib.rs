@@ -65,9 +65,9 @@ mod store;
 use std::sync::Arc;
 
 use sluice_sdk::arrow::array::{ArrayRef, RecordBatch};
-use sluice_sdk::arrow::compute::{filter_record_batch, not};
+use sluice_sdk::arrow::compute::not;
 use sluice_sdk::arrow::datatypes::SchemaRef;
-use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, RestoreError, Transform, check_input};
+use sluice_sdk::{ConfigError, Emitter, MAIN, Outputs, ProcessError, RestoreError, Transform, check_input};
 
 pub use crate::config::Config;
 use crate::plan::Plan;
@@ -100,9 +100,9 @@ impl Transform for Anomaly {
 
     fn describe(config: &Config, input: &SchemaRef) -> Result<Outputs, ConfigError> {
         let plan = Plan::build(config, input)?;
-        let outputs = Outputs::new(plan.output.clone());
+        let outputs = Outputs::new(plan.output.clone()).with_lineage(MAIN);
         Ok(if plan.split {
-            outputs.with_output(ANOMALIES, plan.output)
+            outputs.with_output(ANOMALIES, plan.output).with_lineage(ANOMALIES)
         } else {
             outputs
         })
@@ -122,10 +122,10 @@ impl Transform for Anomaly {
         columns.push(Arc::new(scored.scores));
         let rows = RecordBatch::try_new(self.plan.output.clone(), columns)?;
         if !self.plan.split {
-            return out.emit(rows);
+            return out.emit_aligned(MAIN, rows);
         }
-        out.emit(filter_record_batch(&rows, &not(&scored.flags)?)?)?;
-        out.emit_to(ANOMALIES, filter_record_batch(&rows, &scored.flags)?)
+        out.emit_where(MAIN, &rows, &not(&scored.flags)?)?;
+        out.emit_where(ANOMALIES, &rows, &scored.flags)
     }
 
     /// Only forgets idle keys: nothing is emitted.

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use sluice_sdk::__private::{self, bindings::exports::sluice::transform::transform as wit};
 use sluice_sdk::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use sluice_sdk::arrow::compute::take_record_batch;
 use sluice_sdk::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use sluice_sdk::testing::{host_batch, host_schema};
 use sluice_sdk::{decode_batch, decode_schema, encode_batch, encode_schema};
 
 use crate::Anomaly;
@@ -106,14 +108,16 @@ fn rows(batch: &RecordBatch) -> Vec<Row> {
         .collect()
 }
 
-fn decode_outputs(outputs: Result<Vec<wit::OutputBatch>, wit::ProcessError>) -> Out {
+/// What a call emitted; for `process` (given its `input`), each row's input columns are
+/// checked to be those of the input row its lineage names.
+fn decode_outputs(outputs: Result<Vec<wit::OutputBatch>, wit::ProcessError>, input: Option<&RecordBatch>) -> Out {
     let outputs = match outputs {
         Ok(outputs) => outputs,
         Err(wit::ProcessError::InvalidInput(m) | wit::ProcessError::Failed(m)) => panic!("call failed: {m}"),
     };
     let mut out = Out::default();
     for output in outputs {
-        let batch = decode_batch(output.batch.clone()).unwrap();
+        let batch = checked(&output.output, decode_batch(output.batch.clone()).unwrap(), input);
         match output.output.as_str() {
             "main" => out.main.extend(rows(&batch)),
             "anomalies" => out.anomalies.extend(rows(&batch)),
@@ -121,6 +125,23 @@ fn decode_outputs(outputs: Result<Vec<wit::OutputBatch>, wit::ProcessError>) -> 
         }
     }
     out
+}
+
+/// An emitted batch as the pipeline sees it; with the `input` of `process`, its rows' input
+/// columns are checked to be those of the input rows their lineage names.
+fn checked(output: &str, wire: RecordBatch, input: Option<&RecordBatch>) -> RecordBatch {
+    let (batch, lineage) = host_batch(output, wire);
+    let lineage = lineage.expect("every output names its input rows");
+    if let Some(input) = input {
+        let width = input.num_columns();
+        let own = batch.project(&(0..width).collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            take_record_batch(input, &lineage).unwrap(),
+            own,
+            "lineage of `{output}`"
+        );
+    }
+    batch
 }
 
 /// `open` the transform with `config` for batches of `schema`.
@@ -131,7 +152,7 @@ fn open(config: &str, schema: &Schema) {
 }
 
 fn process(batch: &RecordBatch) -> Out {
-    decode_outputs(__private::process::<Anomaly>(encode_batch(batch).unwrap()))
+    decode_outputs(__private::process::<Anomaly>(encode_batch(batch).unwrap()), Some(batch))
 }
 
 /// The raw output batches of one call, by output name.
@@ -139,7 +160,10 @@ fn process_raw(batch: &RecordBatch) -> Vec<(String, RecordBatch)> {
     match __private::process::<Anomaly>(encode_batch(batch).unwrap()) {
         Ok(outputs) => outputs
             .into_iter()
-            .map(|o| (o.output, decode_batch(o.batch).unwrap()))
+            .map(|o| {
+                let rows = checked(&o.output, decode_batch(o.batch).unwrap(), Some(batch));
+                (o.output, rows)
+            })
             .collect(),
         Err(e) => panic!("process failed: {e:?}"),
     }

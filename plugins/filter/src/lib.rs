@@ -21,9 +21,8 @@ mod parse;
 
 use serde::Deserialize;
 use sluice_sdk::arrow::array::RecordBatch;
-use sluice_sdk::arrow::compute::filter_record_batch;
 use sluice_sdk::arrow::datatypes::{Schema, SchemaRef};
-use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, Transform};
+use sluice_sdk::{ConfigError, Emitter, MAIN, Outputs, ProcessError, Transform};
 
 use crate::check::Pred;
 
@@ -53,7 +52,7 @@ impl Transform for Filter {
 
     fn describe(config: &Config, input: &SchemaRef) -> Result<Outputs, ConfigError> {
         compile(&config.predicate, input)?;
-        Ok(Outputs::new(input.clone()))
+        Ok(Outputs::new(input.clone()).with_lineage(MAIN))
     }
 
     fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
@@ -73,9 +72,9 @@ impl Transform for Filter {
         }
         let keep = eval::evaluate(&self.predicate, &batch)?;
         if keep.true_count() == batch.num_rows() {
-            return out.emit(batch);
+            return out.emit_aligned(MAIN, batch);
         }
-        out.emit(filter_record_batch(&batch, &keep)?)
+        out.emit_where(MAIN, &batch, &keep)
     }
 }
 

@@ -9,8 +9,10 @@ use sluice_sdk::arrow::array::{
     Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray, TimestampMicrosecondArray,
     TimestampSecondArray,
 };
+use sluice_sdk::arrow::compute::take_record_batch;
 use sluice_sdk::arrow::datatypes::{Int32Type, Int64Type};
-use sluice_sdk::{decode_batch, encode_batch, encode_schema};
+use sluice_sdk::testing::{host_batch, host_schema};
+use sluice_sdk::{ROW_COLUMN, decode_batch, encode_batch, encode_schema};
 
 use super::*;
 
@@ -128,7 +130,14 @@ fn run(predicate: &str, batch: &RecordBatch) -> RecordBatch {
         .into_iter()
         .map(|o| {
             assert_eq!(o.output, "main");
-            decode_batch(o.batch.clone()).unwrap()
+            let (rows, lineage) = host_batch("main", decode_batch(o.batch.clone()).unwrap());
+            let lineage = lineage.expect("the filter's rows name their input rows");
+            assert_eq!(
+                take_record_batch(batch, &lineage).unwrap(),
+                rows,
+                "{predicate}: lineage"
+            );
+            rows
         })
         .collect();
     sluice_sdk::arrow::compute::concat_batches(&batch.schema(), &batches).unwrap()
@@ -376,10 +385,10 @@ fn describe_declares_main_with_the_input_schema() {
     let description = __private::describe::<Filter>(config_json("id > 1"), encode_schema(&schema).unwrap()).unwrap();
     assert_eq!(description.outputs.len(), 1);
     assert_eq!(description.outputs[0].name, "main");
-    assert_eq!(
-        sluice_sdk::decode_schema(&description.outputs[0].schema).unwrap(),
-        schema
-    );
+    let declared = sluice_sdk::decode_schema(&description.outputs[0].schema).unwrap();
+    assert_eq!(host_schema("main", &declared), *schema);
+    // Its rows name their input rows: the contract's lineage column comes last.
+    assert_eq!(declared.fields().last().unwrap().name(), ROW_COLUMN);
     assert_eq!(description.state_format, None);
 }
 

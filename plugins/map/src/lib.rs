@@ -17,10 +17,10 @@ use std::sync::Arc;
 use sluice_sdk::arrow::array::{
     ArrayRef, BooleanArray, BooleanBuilder, Float64Array, Int64Array, RecordBatch, StringArray,
 };
-use sluice_sdk::arrow::compute::{filter, filter_record_batch, is_not_null, not, or};
+use sluice_sdk::arrow::compute::{is_not_null, not, or, take};
 use sluice_sdk::arrow::datatypes::SchemaRef;
 use sluice_sdk::arrow::util::display::{ArrayFormatter, FormatOptions};
-use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, Transform, check_input};
+use sluice_sdk::{ConfigError, Emitter, MAIN, Outputs, ProcessError, Transform, check_input, rows_where};
 
 use crate::cast::Computed;
 use crate::config::Config;
@@ -49,7 +49,7 @@ impl Transform for Map {
 
     fn describe(config: &Config, input: &SchemaRef) -> Result<Outputs, ConfigError> {
         let plan = Plan::build(config, input)?;
-        Ok(Outputs::new(plan.main).with_rejected(input))
+        Ok(Outputs::new(plan.main).with_lineage(MAIN).with_rejected(input))
     }
 
     fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
@@ -94,16 +94,17 @@ impl Transform for Map {
         }
 
         let Some(rejected) = any_failed(&failures)? else {
-            return out.emit(RecordBatch::try_new(self.plan.main.clone(), columns)?);
+            return out.emit_aligned(MAIN, RecordBatch::try_new(self.plan.main.clone(), columns)?);
         };
-        let keep = not(&rejected)?;
-        let kept = columns
+        // The failed rows' columns may hold nulls the schema does not allow: pick first.
+        let kept = rows_where(&not(&rejected)?);
+        let columns = columns
             .iter()
-            .map(|c| filter(c, &keep))
+            .map(|c| take(c, &kept, None))
             .collect::<Result<Vec<_>, _>>()?;
-        out.emit(RecordBatch::try_new(self.plan.main.clone(), kept)?)?;
+        out.emit_rows(MAIN, RecordBatch::try_new(self.plan.main.clone(), columns)?, &kept)?;
         let reasons = self.reasons(&batch, &failures, &rejected)?;
-        out.reject(&filter_record_batch(&batch, &rejected)?, reasons)
+        out.reject_where(&batch, &rejected, reasons)
     }
 }
 

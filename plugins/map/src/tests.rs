@@ -9,10 +9,12 @@ use sluice_sdk::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
     StringArray,
 };
+use sluice_sdk::arrow::compute::take_record_batch;
 use sluice_sdk::arrow::datatypes::{
     DataType, Date32Type, Field, Float32Type, Float64Type, Int32Type, Int64Type, Schema, TimeUnit,
     TimestampMicrosecondType,
 };
+use sluice_sdk::testing::{host_batch, host_schema};
 use sluice_sdk::{REASON_COLUMN, decode_batch, decode_schema, encode_batch, encode_schema};
 
 use crate::Map;
@@ -66,7 +68,10 @@ fn describe(config: &str, schema: &Schema) -> Result<Declared, Refusal> {
             Ok(description
                 .outputs
                 .into_iter()
-                .map(|o| (o.name, decode_schema(&o.schema).unwrap().as_ref().clone()))
+                .map(|o| {
+                    let schema = host_schema(&o.name, &decode_schema(&o.schema).unwrap());
+                    (o.name, schema)
+                })
                 .collect())
         }
         Err(e) => Err((e.path, e.message)),
@@ -100,17 +105,34 @@ fn run(config: &str, batch: &RecordBatch) -> Emitted {
             panic!("process failed: {m}")
         }
     };
+    let batch_in = batch;
     let mut emitted = Emitted::default();
+    let mut named = Vec::new();
     for output in outputs {
-        let batch = decode_batch(output.batch.clone()).unwrap();
+        let (batch, lineage) = host_batch(&output.output, decode_batch(output.batch.clone()).unwrap());
+        let lineage = lineage.expect("every output names its input rows");
+        named.extend(lineage.values().iter().copied());
         let slot = match output.output.as_str() {
             "main" => &mut emitted.main,
-            "rejected" => &mut emitted.rejected,
+            "rejected" => {
+                // Each rejected row is the input row its lineage names, reason aside.
+                let mut rows = batch.clone();
+                rows.remove_column(rows.num_columns() - 1);
+                assert_eq!(take_record_batch(batch_in, &lineage).unwrap(), rows, "rejected lineage");
+                &mut emitted.rejected
+            }
             other => panic!("emitted to unexpected output {other}"),
         };
         assert!(slot.is_none(), "two batches emitted to {}", output.output);
         *slot = Some(batch);
     }
+    // Every input row is named once, by `main` or `rejected`.
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        (0..batch_in.num_rows() as u32).collect::<Vec<_>>(),
+        "lineage covers the input"
+    );
     emitted
 }
 

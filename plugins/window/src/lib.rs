@@ -41,7 +41,6 @@ mod value;
 mod window;
 
 use sluice_sdk::arrow::array::{RecordBatch, StringArray, UInt32Array};
-use sluice_sdk::arrow::compute::take_record_batch;
 use sluice_sdk::arrow::datatypes::SchemaRef;
 use sluice_sdk::{ConfigError, Emitter, Outputs, ProcessError, RestoreError, Transform, check_input};
 
@@ -104,8 +103,7 @@ impl Transform for Window {
         check_input(&batch, &self.input)?;
         let aside = ingest::ingest(&self.plan, &mut self.store, self.watermark, &batch)?;
         if !aside.rows.is_empty() {
-            let rows = take_record_batch(&batch, &UInt32Array::from(aside.rows))?;
-            out.reject(&rows, StringArray::from(aside.reasons))?;
+            out.reject_rows(&batch, &UInt32Array::from(aside.rows), StringArray::from(aside.reasons))?;
         }
         // Late rows within the allowed lateness update windows that already fired.
         self.fire(out)

@@ -16,8 +16,10 @@ use std::sync::Arc;
 use sluice_sdk::__private::{self, bindings::exports::sluice::transform::transform as wit};
 use sluice_sdk::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use sluice_sdk::arrow::compute::cast;
+use sluice_sdk::arrow::compute::take_record_batch;
 use sluice_sdk::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use sluice_sdk::arrow::util::display::{ArrayFormatter, FormatOptions};
+use sluice_sdk::testing::{host_batch, host_schema};
 use sluice_sdk::{REASON_COLUMN, decode_batch, decode_schema, encode_batch, encode_schema};
 
 use crate::Window;
@@ -102,17 +104,29 @@ fn render(batch: &RecordBatch) -> Vec<String> {
         .collect()
 }
 
-fn decode_outputs(outputs: Result<Vec<wit::OutputBatch>, wit::ProcessError>) -> Out {
+/// What a call emitted; for `process` (given its `input`), each rejected row is checked to be
+/// the input row its lineage names.
+fn decode_outputs(outputs: Result<Vec<wit::OutputBatch>, wit::ProcessError>, input: Option<&RecordBatch>) -> Out {
     let outputs = match outputs {
         Ok(outputs) => outputs,
         Err(wit::ProcessError::InvalidInput(m) | wit::ProcessError::Failed(m)) => panic!("call failed: {m}"),
     };
     let mut out = Out::default();
     for output in outputs {
-        let batch = decode_batch(output.batch.clone()).unwrap();
+        let (batch, lineage) = host_batch(&output.output, decode_batch(output.batch.clone()).unwrap());
         match output.output.as_str() {
             "main" => out.main.extend(render(&batch)),
             "rejected" => {
+                let lineage = lineage.expect("rejected rows name their input rows");
+                if let Some(input) = input {
+                    let mut rows = batch.clone();
+                    rows.remove_column(rows.num_columns() - 1);
+                    assert_eq!(
+                        take_record_batch(input, &lineage).unwrap(),
+                        rows,
+                        "lineage names the rejected rows"
+                    );
+                }
                 let times = cast(batch.column_by_name("event_time").unwrap(), &DataType::Int64).unwrap();
                 let times = times.as_primitive::<Int64Type>();
                 let reasons = batch.column_by_name(REASON_COLUMN).unwrap().as_string::<i32>();
@@ -135,12 +149,12 @@ fn open(config: &str, schema: &Schema) {
 }
 
 fn process(batch: &RecordBatch) -> Out {
-    decode_outputs(__private::process::<Window>(encode_batch(batch).unwrap()))
+    decode_outputs(__private::process::<Window>(encode_batch(batch).unwrap()), Some(batch))
 }
 
 /// Advance the watermark to `micros`.
 fn watermark(micros: i64) -> Out {
-    decode_outputs(__private::advance_watermark::<Window>(micros))
+    decode_outputs(__private::advance_watermark::<Window>(micros), None)
 }
 
 /// Advance the watermark to `ms` milliseconds.
@@ -149,7 +163,7 @@ fn watermark_ms(ms: i64) -> Out {
 }
 
 fn finish() -> Out {
-    decode_outputs(__private::finish::<Window>())
+    decode_outputs(__private::finish::<Window>(), None)
 }
 
 fn snapshot() -> wit::StateSnapshot {

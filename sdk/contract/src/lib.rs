@@ -4,7 +4,7 @@
 //! `wasm32-wasip2` alike, so it holds nothing that is only for one side.
 //!
 //! - [`ipc`]: Arrow IPC framing of schemas and batches as they cross the boundary.
-//! - [`MAIN`], [`REJECTED`], [`REASON_COLUMN`]: the output and column names the contract fixes.
+//! - [`MAIN`], [`REJECTED`], [`REASON_COLUMN`], [`ROW_COLUMN`]: the output and column names the contract fixes.
 //! - [`FieldType`]: the column-type names of pipeline files and plugin configs.
 //! - [`Duration`]: the one syntax of durations, in pipeline files and plugin configs alike.
 //!
@@ -62,5 +62,5 @@ mod types;
 pub use arrow;
 pub use duration::{Duration, DurationError, DurationErrorKind};
 pub use ipc::{decode_batch, decode_schema, encode_batch, encode_schema};
-pub use names::{MAIN, REASON_COLUMN, REJECTED};
+pub use names::{MAIN, REASON_COLUMN, REJECTED, ROW_COLUMN};
 pub use types::FieldType;

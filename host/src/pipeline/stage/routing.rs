@@ -1,8 +1,8 @@
 //! Where a stage's outputs go: `main` down the chain, outputs sinks take to them, `rejected`
 //! to the dead letters.
 
-use arrow::array::RecordBatch;
-
+use crate::engine::Emitted;
+use crate::pipeline::lineage::{Lineage, Traced};
 use crate::pipeline::plan::Plan;
 use crate::pipeline::sinks::Tap;
 use crate::pipeline::stage::Aside;
@@ -36,13 +36,17 @@ impl Routing {
 
 /// `main` continues (and goes to a sink that takes it); an output a sink takes goes there;
 /// `rejected` goes to dead letters otherwise (the plan refuses other outputs no sink takes).
+/// `from` is where the rows of the call's input came from.
 pub(in crate::pipeline) fn route(
     routing: &Routing,
-    outs: Vec<(String, RecordBatch)>,
+    outs: Vec<Emitted>,
+    from: &Lineage,
     aside: &mut Vec<Aside>,
-) -> Vec<RecordBatch> {
+) -> Vec<Traced> {
     let mut main = Vec::new();
-    for (name, batch) in outs {
+    for out in outs {
+        let lineage = from.through(out.lineage.as_ref());
+        let (name, batch) = (out.output, out.rows);
         let tapped = routing.tapped.contains(&name);
         if name == sluice_contract::MAIN {
             if tapped {
@@ -50,20 +54,23 @@ pub(in crate::pipeline) fn route(
                     stage: routing.index,
                     output: name,
                     rows: batch.clone(),
+                    lineage: lineage.clone(),
                 });
             }
-            main.push(batch);
+            main.push(Traced { batch, lineage });
         } else if tapped {
             aside.push(Aside::Tap {
                 stage: routing.index,
                 output: name,
                 rows: batch,
+                lineage,
             });
         } else {
             aside.push(Aside::Rows {
                 stage: routing.name.clone(),
                 rows: batch,
                 reason: None,
+                lineage,
             });
         }
     }

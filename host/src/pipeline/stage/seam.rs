@@ -9,7 +9,7 @@ use arrow::array::RecordBatch;
 
 use super::WorkerError;
 use crate::config::OnError;
-use crate::engine::{CallError, TransformInstance};
+use crate::engine::{CallError, Emitted, TransformInstance};
 use crate::pipeline::stage_plan::{StagePlan, StageWatermark};
 
 /// The calls the policy makes on a transform instance.
@@ -18,20 +18,16 @@ pub(crate) trait Calls: Send {
     /// shares this one budget (`None`: no deadline).
     fn batch_deadline(&self) -> Option<Instant>;
     /// Transform a batch (or part of one) within what is left of its budget `until`.
-    fn process_until(
-        &mut self,
-        batch: &RecordBatch,
-        until: Option<Instant>,
-    ) -> Result<Vec<(String, RecordBatch)>, CallError>;
+    fn process_until(&mut self, batch: &RecordBatch, until: Option<Instant>) -> Result<Vec<Emitted>, CallError>;
     /// Transform a batch with a budget of its own.
-    fn process(&mut self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    fn process(&mut self, batch: &RecordBatch) -> Result<Vec<Emitted>, CallError> {
         let until = self.batch_deadline();
         self.process_until(batch, until)
     }
     /// Event time has reached `micros`.
-    fn advance_watermark(&mut self, micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError>;
+    fn advance_watermark(&mut self, micros: i64) -> Result<Vec<Emitted>, CallError>;
     /// The input has ended: emit what is held.
-    fn finish(&mut self) -> Result<Vec<(String, RecordBatch)>, CallError>;
+    fn finish(&mut self) -> Result<Vec<Emitted>, CallError>;
     /// The state (stateful transforms), with its format version.
     fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, CallError>;
     /// Take over a state.
@@ -43,19 +39,15 @@ impl Calls for TransformInstance {
         TransformInstance::batch_deadline(self)
     }
 
-    fn process_until(
-        &mut self,
-        batch: &RecordBatch,
-        until: Option<Instant>,
-    ) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    fn process_until(&mut self, batch: &RecordBatch, until: Option<Instant>) -> Result<Vec<Emitted>, CallError> {
         TransformInstance::process_until(self, batch, until)
     }
 
-    fn advance_watermark(&mut self, micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    fn advance_watermark(&mut self, micros: i64) -> Result<Vec<Emitted>, CallError> {
         TransformInstance::advance_watermark(self, micros)
     }
 
-    fn finish(&mut self) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    fn finish(&mut self) -> Result<Vec<Emitted>, CallError> {
         TransformInstance::finish(self)
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use arrow::array::{AsArray, Int64Array, RecordBatch};
+use arrow::array::{AsArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::datatypes::Int64Type;
 
 use super::*;
@@ -28,7 +28,7 @@ impl Calls for Scripted {
         &mut self,
         batch: &RecordBatch,
         _until: Option<std::time::Instant>,
-    ) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    ) -> Result<Vec<Emitted>, CallError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let values = batch.column(0).as_primitive::<Int64Type>();
         if values.iter().flatten().any(|v| self.bad.contains(&v)) {
@@ -37,14 +37,19 @@ impl Calls for Scripted {
             return Err(self.error.clone());
         }
         self.rows += batch.num_rows() as u64;
-        Ok(vec![("main".to_owned(), batch.clone())])
+        // Every row passes, naming its input row.
+        Ok(vec![Emitted {
+            output: "main".into(),
+            rows: batch.clone(),
+            lineage: Some(UInt32Array::from_iter_values(0..batch.num_rows() as u32)),
+        }])
     }
 
-    fn advance_watermark(&mut self, _micros: i64) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    fn advance_watermark(&mut self, _micros: i64) -> Result<Vec<Emitted>, CallError> {
         Ok(Vec::new())
     }
 
-    fn finish(&mut self) -> Result<Vec<(String, RecordBatch)>, CallError> {
+    fn finish(&mut self) -> Result<Vec<Emitted>, CallError> {
         Ok(Vec::new())
     }
 
@@ -105,18 +110,36 @@ fn stage(f: &Arc<Factory>, on_error: OnError, stateful: bool, quarantine_after: 
     Stage::start(policy, opener, "p/s#0".into(), routing).expect("stage")
 }
 
-fn batch(range: std::ops::Range<i64>) -> RecordBatch {
-    RecordBatch::try_from_iter([(
-        "v",
-        Arc::new(Int64Array::from_iter_values(range)) as arrow::array::ArrayRef,
-    )])
-    .expect("batch")
+/// Rows `range`, value `v` decoded from chunk record `v + 1000`.
+fn batch(range: std::ops::Range<i64>) -> Traced {
+    let records: Vec<usize> = range.clone().map(|v| v as usize + 1000).collect();
+    Traced {
+        batch: RecordBatch::try_from_iter([(
+            "v",
+            Arc::new(Int64Array::from_iter_values(range)) as arrow::array::ArrayRef,
+        )])
+        .expect("batch"),
+        lineage: Lineage::of_records(&records),
+    }
 }
 
-fn values(batches: &[RecordBatch]) -> Vec<i64> {
+fn values(batches: &[Traced]) -> Vec<i64> {
     batches
         .iter()
-        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .flat_map(|b| b.batch.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect()
+}
+
+/// Each row's value and the record its lineage names (value + 1000 if it followed the row).
+fn value_records(rows: &RecordBatch, lineage: &Lineage) -> Vec<(i64, i64)> {
+    let Lineage::Records(records) = lineage else {
+        panic!("lineage lost: {lineage:?}")
+    };
+    let values = rows.column(0).as_primitive::<Int64Type>().values();
+    values
+        .iter()
+        .zip(records)
+        .map(|(v, r)| (*v, *r as i64 - 1000))
         .collect()
 }
 
@@ -139,6 +162,14 @@ fn bisection_dead_letters_only_the_failing_rows_and_keeps_row_order() {
     assert_eq!(values(&main), want);
     assert_eq!(dead_values(&dead), [137, 600]);
     assert!(f.calls.load(Ordering::SeqCst) <= MAX_BISECT_CALLS + 1);
+    // Every row, passed or dead, still names its own record.
+    for b in &main {
+        assert!(value_records(&b.batch, &b.lineage).iter().all(|(v, r)| v == r));
+    }
+    for d in &dead {
+        let Aside::Rows { rows, lineage, .. } = d else { continue };
+        assert!(value_records(rows, lineage).iter().all(|(v, r)| v == r), "{lineage:?}");
+    }
 }
 
 #[test]

@@ -15,7 +15,10 @@ fn describe(config: &str, schema: &Schema) -> Result<Declared, (Vec<String>, Str
             Ok(description
                 .outputs
                 .into_iter()
-                .map(|o| (o.name, decode_schema(&o.schema).unwrap().as_ref().clone()))
+                .map(|o| {
+                    let schema = host_schema(&o.name, &decode_schema(&o.schema).unwrap());
+                    (o.name, schema)
+                })
                 .collect())
         }
         Err(e) => Err((e.path, e.message)),

@@ -66,7 +66,7 @@ fn expiring(rest: &str) -> String {
 
 /// Advance the open instance's watermark, checking it emits nothing.
 fn advance(watermark: i64) {
-    let out = decode_outputs(__private::advance_watermark::<Anomaly>(watermark));
+    let out = decode_outputs(__private::advance_watermark::<Anomaly>(watermark), None);
     assert_eq!(out, Out::default(), "advance_watermark emits nothing");
 }
 
