@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, new_null_array};
-use arrow::compute::take_record_batch;
+use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::DataType;
 
 use crate::outputs::{Outputs, lineage_at};
@@ -64,7 +64,8 @@ impl Emitter {
     /// is true, to `output`; they name their input rows.
     pub fn emit_where(&mut self, output: &str, aligned: &RecordBatch, keep: &BooleanArray) -> Result<(), ProcessError> {
         let rows = rows_where(keep);
-        self.emit_rows(output, take_record_batch(aligned, &rows)?, &rows)
+        // A filter copies runs of rows where a take gathers row by row.
+        self.emit_rows(output, filter_record_batch(aligned, keep)?, &rows)
     }
 
     /// Send `rows` (with the input schema) to `rejected`, one reason per row. They name no
@@ -147,9 +148,22 @@ impl Emitter {
 /// The indices where `mask` is true (null counts as false): the lineage of rows picked by a
 /// mask, for [`Emitter::emit_rows`].
 pub fn rows_where(mask: &BooleanArray) -> UInt32Array {
-    UInt32Array::from_iter_values(
-        (0..mask.len())
-            .filter(|&i| mask.is_valid(i) && mask.value(i))
-            .map(|i| i as u32),
-    )
+    let set = match mask.nulls() {
+        Some(nulls) => mask.values() & nulls.inner(),
+        None => mask.values().clone(),
+    };
+    UInt32Array::from_iter_values(set.set_indices().map(|i| i as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_where_counts_null_as_false() {
+        let mask = BooleanArray::from(vec![Some(true), None, Some(false), Some(true)]);
+        assert_eq!(rows_where(&mask).values().to_vec(), [0, 3]);
+        let plain = BooleanArray::from(vec![false, true, true]);
+        assert_eq!(rows_where(&plain).values().to_vec(), [1, 2]);
+    }
 }

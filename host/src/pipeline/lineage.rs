@@ -63,6 +63,10 @@ impl Lineage {
         let (Lineage::Records(records), Some(rows)) = (self, rows) else {
             return Lineage::Unknown;
         };
+        let of = |i: u32| records.get(i as usize).copied().unwrap_or(UNKNOWN);
+        if rows.null_count() == 0 {
+            return Lineage::Records(rows.values().iter().map(|&i| of(i)).collect());
+        }
         Lineage::Records(
             (0..rows.len())
                 .map(|j| {
