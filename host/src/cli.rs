@@ -148,6 +148,9 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                 enforce_limits: !unenforced_limits,
                 ..EngineSettings::default()
             };
+            // Edits made from here on (while components compile, say) are reloaded once the
+            // watcher is up: it compares the files' times with this.
+            let read_at = std::time::SystemTime::now();
             let (engine, planned) = plan_all(&pipelines, settings)?;
             let signal_failure = |e: std::io::Error| Failure {
                 code: EXIT_RUNTIME,
@@ -174,6 +177,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                         hangup,
                         components: p.components.clone(),
                         restart: Restart::default(),
+                        read_at,
                     })
                 };
                 runs.push((

@@ -36,6 +36,10 @@ impl ComponentCache {
             tracing::debug!(path = %path.display(), "Loaded compiled component from cache.");
             return Ok(component);
         }
+        tracing::info!(
+            digest = &digest[..12],
+            "Compiling component (first use; cached for later runs)."
+        );
         let started = std::time::Instant::now();
         let component = Component::new(&self.engine, bytes)?;
         tracing::info!(

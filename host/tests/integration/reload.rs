@@ -83,10 +83,15 @@ struct Live {
 
 impl Live {
     fn start(dir: &Path, pipeline: &Path) -> Live {
+        Live::start_with(dir, pipeline, sluice())
+    }
+
+    /// As [`start`](Self::start), from a command with settings of its own.
+    fn start_with(dir: &Path, pipeline: &Path, mut command: std::process::Command) -> Live {
         let log = dir.join("sluice.log");
         // The status socket lives in the runtime folder: one per test, so it holds only ours.
         let runtime = dir.join("run");
-        let mut child = sluice()
+        let mut child = command
             .env("SLUICE_LOG", "info")
             .env("SLUICE_RELOAD_DEBOUNCE_MS", "50")
             .env("SLUICE_RUNTIME_DIR", &runtime)
@@ -265,6 +270,41 @@ fn fifty_reloads_of_a_stateful_component_lose_and_duplicate_nothing() {
             "row {n} was processed by the version live at its chunk"
         );
     }
+}
+
+/// A pipeline file saved while the run is starting (compiling its components, before it
+/// watches the file) is not missed: the run reloads it once it watches.
+#[test]
+fn an_edit_saved_while_the_run_starts_is_reloaded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pipeline = tmp.path().join("p.toml");
+    write_atomically(&pipeline, &pipeline_text(&counter(), "tag = 1"));
+    // An empty compiled-component cache: the run compiles the component before it watches.
+    let mut command = sluice();
+    command.env("SLUICE_CACHE_DIR", tmp.path().join("cache"));
+    let live = Live::start_with(tmp.path(), &pipeline, command);
+    let started = Instant::now();
+    while !std::fs::read_to_string(&live.log)
+        .unwrap_or_default()
+        .contains("Compiling component")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run never started compiling"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    write_atomically(&pipeline, &pipeline_text(&counter(), "tag = 2"));
+    // The status answers once the component is compiled: a slow machine may take long.
+    let started = Instant::now();
+    while live.status().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(900), "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = live.wait_reload(|s| s["generation"] == 1);
+    assert_eq!(s["reloads_applied"], 1, "{s}");
+    let (_, log) = live.finish();
+    assert!(log.contains("changed while the run was starting"), "{log}");
 }
 
 #[test]

@@ -33,6 +33,9 @@ pub struct ReloadSettings {
     pub components: Vec<(String, Option<PathBuf>)>,
     /// Set when a change needs a stop at a checkpoint and a new start.
     pub restart: Restart,
+    /// When the files of the running version were read: a file changed since (before the
+    /// watcher was up to see it) is reloaded as soon as it is.
+    pub read_at: std::time::SystemTime,
 }
 
 /// A request to stop at a checkpoint and start again with another plan.
@@ -128,6 +131,7 @@ impl Reloader {
         };
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
         let mut changed: Option<(Instant, Instant, i64)> = None; // first, last, first as unix ms
+        let mut first_watch = true;
         while !stop.load(Ordering::SeqCst) {
             if let Some(w) = watcher.as_mut() {
                 for dir in self.watched.iter().filter_map(|p| p.parent()) {
@@ -137,6 +141,11 @@ impl Reloader {
                         tracing::warn!(dir = %dir.display(), error = %e, "Cannot watch a folder for reloads.");
                     }
                 }
+            }
+            if std::mem::take(&mut first_watch) && self.changed_before_watching() {
+                tracing::info!("A watched file changed while the run was starting; reloading it.");
+                let now = Instant::now();
+                changed = Some((now, now, chrono::Utc::now().timestamp_millis()));
             }
             self.follow_reports();
             match rx.recv_timeout(Duration::from_millis(20)) {
@@ -159,6 +168,17 @@ impl Reloader {
                 self.attempt(first, ms);
             }
         }
+    }
+
+    /// Whether a watched file was modified after the running version was read, before the
+    /// watcher could see it (a time at or after the read counts: a spare reload finds
+    /// nothing changed).
+    fn changed_before_watching(&self) -> bool {
+        self.watched.iter().any(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= self.settings.read_at)
+        })
     }
 
     fn refuse(&self, reason: String, noticed_ms: i64) {
