@@ -184,3 +184,109 @@ fn more_dead_letters_in_one_batch_than_a_file_holds_are_all_kept() {
         "it rolled over"
     );
 }
+
+/// Event-time partitions, Hive's default names and a template of one's own, end to end: each
+/// row, read back by DuckDB with its folder's values, sits in the hour of its own event time,
+/// across a day and a month boundary, and every input row is in each sink once.
+#[test]
+fn event_time_and_template_partitions_put_each_row_in_its_own_hour() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-31T20:00:00Z").expect("start");
+    let mut text = String::new();
+    let rows = 700u64;
+    for id in 0..rows {
+        // Every 5 minutes, a little out of order, over 58 hours.
+        let minutes = id as i64 * 5 - if id % 7 == 3 { 17 } else { 0 };
+        let t = start + chrono::Duration::minutes(minutes) + chrono::Duration::milliseconds(id as i64 % 1000);
+        text.push_str(&format!(
+            "{{\"id\":{id},\"event_time\":\"{}\",\"price\":{}.25}}\n",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            id % 50
+        ));
+    }
+    std::fs::write(tmp.path().join("ticks.ndjson"), text).expect("write input");
+    let pipeline = r#"
+[source]
+type = "file"
+path = "ticks.ndjson"
+batch_rows = 64
+[source.schema]
+id = "long"
+event_time = { type = "timestamp", nullable = false }
+price = "double"
+[[sink]]
+name = "hive"
+type = "parquet"
+path = "out/hive"
+partition = { by = "event_time", column = "event_time" }
+[[sink]]
+name = "custom"
+type = "parquet"
+path = "out/custom"
+partition = { by = "event_time", column = "event_time", template = "dt=%Y-%m-%d/hr=%H" }
+"#;
+    std::fs::write(tmp.path().join("p.toml"), pipeline).expect("write pipeline");
+    let out = run(sluice().arg("run").arg(tmp.path().join("p.toml")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let read = |sink: &str, folders: &str| {
+        duckdb(
+            &py,
+            &format!(
+                "select count(*) as n, count(distinct id) as ids, min(id) as lo, max(id) as hi, \
+                 count(*) filter (where {folders} <> strftime(event_time, '%Y-%m-%d %H')) as misplaced, \
+                 count(distinct strftime(event_time, '%Y-%m-%d %H')) as hours \
+                 from read_parquet('{}/out/{sink}/**/*.parquet', hive_partitioning = true, hive_types_autocast = false)",
+                tmp.path().display()
+            ),
+        )
+    };
+    let hive = read("hive", "year || '-' || month || '-' || day || ' ' || hour");
+    let custom = read("custom", "dt || ' ' || hr");
+    for (name, found) in [("hive", &hive), ("custom", &custom)] {
+        let r = &found[0];
+        assert_eq!(r["n"], Value::from(rows), "{name}: {r:?}");
+        assert_eq!(r["ids"], Value::from(rows), "{name}: every row once");
+        assert_eq!(
+            (r["lo"].clone(), r["hi"].clone()),
+            (Value::from(0), Value::from(rows - 1)),
+            "{name}"
+        );
+        assert_eq!(r["misplaced"], Value::from(0), "{name}: a row outside its event hour");
+        assert!(r["hours"].as_u64().is_some_and(|h| h > 50), "{name}: {r:?}");
+    }
+    // The folders are named as documented.
+    let folders: Vec<String> = files_under(&tmp.path().join("out/custom"), ".parquet")
+        .iter()
+        .map(|f| {
+            f.parent()
+                .expect("folder")
+                .strip_prefix(tmp.path())
+                .expect("under")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        folders.iter().any(|f| f == "out/custom/dt=2026-02-01/hr=00"),
+        "{folders:?}"
+    );
+    let hive_folders: Vec<String> = files_under(&tmp.path().join("out/hive"), ".parquet")
+        .iter()
+        .map(|f| {
+            f.parent()
+                .expect("folder")
+                .strip_prefix(tmp.path())
+                .expect("under")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        hive_folders
+            .iter()
+            .any(|f| f == "out/hive/year=2026/month=02/day=01/hour=00"),
+        "{hive_folders:?}"
+    );
+}

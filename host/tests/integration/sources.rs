@@ -210,3 +210,62 @@ fn without_checkpoints_a_rerun_rewrites_the_same_files_and_keeps_no_state() {
         "read twice, written once under the same names"
     );
 }
+
+/// An input file replaced by a shorter one since the checkpoint stops the next run with an
+/// error naming it (exit code 1) and leaves the output as it was; `--from-scratch` then
+/// reads the new file.
+#[test]
+fn an_input_file_that_shrank_since_the_checkpoint_stops_the_run_and_changes_nothing() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let write = |ids: std::ops::Range<u64>| {
+        let text: String = ids.map(|id| format!("{{\"id\":{id}}}\n")).collect();
+        std::fs::write(tmp.path().join("in.ndjson"), text).expect("write input");
+    };
+    std::fs::write(
+        tmp.path().join("p.toml"),
+        "[source]\ntype = \"file\"\npath = \"in.ndjson\"\nbatch_rows = 100\n[source.schema]\nid = \"long\"\n\
+         [sink]\ntype = \"parquet\"\npath = \"out\"\n",
+    )
+    .expect("write pipeline");
+    let ids = || {
+        duckdb(
+            &py,
+            &format!(
+                "select count(*) as n, count(distinct id) as ids, max(id) as hi from read_parquet('{}/out/**/*.parquet')",
+                tmp.path().display()
+            ),
+        )[0]
+        .clone()
+    };
+    write(0..1000);
+    let first = run(sluice().arg("run").arg(tmp.path().join("p.toml")));
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(ids()["n"], 1000);
+
+    write(5000..5400);
+    let shrunk = run(sluice().arg("run").arg(tmp.path().join("p.toml")));
+    let stderr = String::from_utf8_lossy(&shrunk.stderr);
+    assert_eq!(shrunk.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("in.ndjson") && stderr.contains("replaced or truncated"),
+        "{stderr}"
+    );
+    let after = ids();
+    assert_eq!(
+        (after["n"].clone(), after["hi"].clone()),
+        (1000.into(), 999.into()),
+        "output untouched"
+    );
+
+    let again = run(sluice().arg("run").arg("--from-scratch").arg(tmp.path().join("p.toml")));
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let rows = duckdb(
+        &py,
+        &format!(
+            "select count(*) as n from read_parquet('{}/out/**/*.parquet') where id >= 5000",
+            tmp.path().display()
+        ),
+    );
+    assert_eq!(rows[0]["n"], 400, "the new file read from its start");
+}
