@@ -83,19 +83,23 @@ struct Live {
 
 impl Live {
     fn start(dir: &Path, pipeline: &Path) -> Live {
-        Live::start_with(dir, pipeline, sluice())
+        Live::start_with(dir, pipeline, sluice(), &[])
     }
 
-    /// As [`start`](Self::start), from a command with settings of its own.
-    fn start_with(dir: &Path, pipeline: &Path, mut command: std::process::Command) -> Live {
+    /// As [`start`](Self::start), from a command with settings of its own (a debounce it
+    /// sets is kept) and with `flags` for `run`.
+    fn start_with(dir: &Path, pipeline: &Path, mut command: std::process::Command, flags: &[&str]) -> Live {
         let log = dir.join("sluice.log");
         // The status socket lives in the runtime folder: one per test, so it holds only ours.
         let runtime = dir.join("run");
+        if !command.get_envs().any(|(k, _)| k == "SLUICE_RELOAD_DEBOUNCE_MS") {
+            command.env("SLUICE_RELOAD_DEBOUNCE_MS", "50");
+        }
         let mut child = command
             .env("SLUICE_LOG", "info")
-            .env("SLUICE_RELOAD_DEBOUNCE_MS", "50")
             .env("SLUICE_RUNTIME_DIR", &runtime)
             .arg("run")
+            .args(flags)
             .arg(pipeline)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -282,7 +286,7 @@ fn an_edit_saved_while_the_run_starts_is_reloaded() {
     // An empty compiled-component cache: the run compiles the component before it watches.
     let mut command = sluice();
     command.env("SLUICE_CACHE_DIR", tmp.path().join("cache"));
-    let live = Live::start_with(tmp.path(), &pipeline, command);
+    let live = Live::start_with(tmp.path(), &pipeline, command, &[]);
     let started = Instant::now();
     while !std::fs::read_to_string(&live.log)
         .unwrap_or_default()
@@ -305,6 +309,86 @@ fn an_edit_saved_while_the_run_starts_is_reloaded() {
     assert_eq!(s["reloads_applied"], 1, "{s}");
     let (_, log) = live.finish();
     assert!(log.contains("changed while the run was starting"), "{log}");
+}
+
+/// Rows per `version` in the output, read by DuckDB.
+fn versions(python: &Path, dir: &Path) -> Vec<(i64, u64)> {
+    duckdb(
+        python,
+        &format!(
+            "select version, count(*) as n from read_parquet('{}/out/**/*.parquet') group by version order by version",
+            dir.display()
+        ),
+    )
+    .iter()
+    .map(|r| (r["version"].as_i64().expect("version"), r["n"].as_u64().expect("n")))
+    .collect()
+}
+
+/// Feed `chunks` more chunks through `live`.
+fn feed_more(live: &Live, chunks: u64) {
+    let target = live.fed.load(Ordering::SeqCst) + chunks * ROWS_PER_CHUNK;
+    let started = Instant::now();
+    while live.fed.load(Ordering::SeqCst) < target {
+        assert!(started.elapsed() < Duration::from_secs(120), "input stalled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SIGHUP checks the files at once, whatever the debounce; with `--no-reload` an edit is
+/// never applied. Both read back by DuckDB: the version column says which ran.
+#[test]
+fn sighup_reloads_at_once_and_no_reload_never_does() {
+    let Some(py) = python() else { return };
+    for no_reload in [false, true] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let pipeline = tmp.path().join("p.toml");
+        write_atomically(&pipeline, &pipeline_text(&counter(), "tag = 1"));
+        let mut command = sluice();
+        if !no_reload {
+            // A debounce of an hour: the file's own events would wait that long. Without
+            // reloads the usual 50 ms, so a reload would show if the flag were ignored.
+            command.env("SLUICE_RELOAD_DEBOUNCE_MS", "3600000");
+        }
+        let flags: &[&str] = if no_reload { &["--no-reload"] } else { &[] };
+        let live = Live::start_with(tmp.path(), &pipeline, command, flags);
+        live.wait_reload(|s| s["generation"] == 0);
+        write_atomically(&pipeline, &pipeline_text(&counter(), "tag = 2"));
+        feed_more(&live, 5);
+        assert_eq!(
+            live.status().expect("status")["generation"],
+            0,
+            "no reload before the debounce"
+        );
+        if no_reload {
+            feed_more(&live, 5);
+            let s = live.status().expect("status");
+            assert_eq!(
+                (s["generation"].clone(), s["reloads_applied"].clone()),
+                (0.into(), 0.into()),
+                "{s}"
+            );
+        } else {
+            let pid = live.child.id().to_string();
+            let hup = std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .expect("kill");
+            assert!(hup.success());
+            live.wait_reload(|s| s["generation"] == 1);
+            feed_more(&live, 5);
+        }
+        let (fed, log) = live.finish();
+        let found = versions(&py, tmp.path());
+        let total: u64 = found.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, fed, "every row once: {found:?}");
+        if no_reload {
+            assert_eq!(found, [(1, fed)], "--no-reload: only the first version ran");
+            assert!(!log.contains("Reload"), "{log}");
+        } else {
+            assert_eq!(found.iter().map(|(v, _)| *v).collect::<Vec<_>>(), [1, 2], "{found:?}");
+        }
+    }
 }
 
 #[test]
