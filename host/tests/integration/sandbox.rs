@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{dead_letters, run, sluice};
+use crate::support::{dead_letters, run, sluice, written_seqs};
+
+/// Rows `0..n` but `poison`.
+fn seqs(n: i64, poison: Option<i64>) -> Vec<i64> {
+    (0..n).filter(|s| Some(*s) != poison).collect()
+}
 
 /// `rows` rows; row 150 (when there is one) is the poison.
 fn write_input(dir: &Path, rows: usize) {
@@ -21,7 +26,10 @@ fn write_input(dir: &Path, rows: usize) {
         } else {
             format!("dev-{}", i % 7)
         };
-        text.push_str(&format!("{{\"client_id\":\"{id}\",\"temperature\":{}.5}}\n", i % 40));
+        text.push_str(&format!(
+            "{{\"seq\":{i},\"client_id\":\"{id}\",\"temperature\":{}.5}}\n",
+            i % 40
+        ));
     }
     std::fs::write(dir.join("in.ndjson"), text).expect("write input");
 }
@@ -41,6 +49,7 @@ type = "file"
 path = "in.ndjson"
 batch_rows = {batch_rows}
 [source.schema]
+seq = "long"
 client_id = "string"
 temperature = "double"
 [[transform]]
@@ -61,7 +70,8 @@ path = "out"
 
 struct Outcome {
     out: Output,
-    written: Option<u64>,
+    /// Where it ran.
+    dir: tempfile::TempDir,
     letters: Vec<Value>,
     took: Duration,
 }
@@ -69,6 +79,11 @@ struct Outcome {
 impl Outcome {
     fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    /// The `seq` of every row written, read back by DuckDB.
+    fn written(&self) -> Vec<i64> {
+        written_seqs(&self.dir.path().join("out"))
     }
 }
 
@@ -85,18 +100,12 @@ fn sluice_with(command: &str, component: &Path, config: &str, extra: &str, shape
     let started = Instant::now();
     let out = run(sluice().arg(command).arg(p));
     let took = started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let written = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("written"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok());
     let letters = dead_letters(&tmp.path().join("out/_dead_letter"));
     Outcome {
         out,
-        written,
         letters,
         took,
+        dir: tmp,
     }
 }
 
@@ -119,7 +128,7 @@ fn a_guest_sleeping_for_an_hour_does_not_hold_its_worker() {
     assert!(o.out.status.success(), "{}", o.stderr());
     assert!(o.took < Duration::from_secs(60), "took {:?}", o.took);
     // Timers are due at once (the clock is frozen), so the batches go through.
-    assert_eq!(o.written, Some(300));
+    assert_eq!(o.written(), seqs(300, None));
 }
 
 #[test]
@@ -141,7 +150,7 @@ fn a_dictionary_bomb_is_dead_lettered_not_expanded() {
     );
     // Every row went to dead letters and nothing was written: exit code 3, not a crash.
     assert_eq!(o.out.status.code(), Some(3), "{}", o.stderr());
-    assert_eq!(o.written, Some(0));
+    assert!(o.written().is_empty(), "{:?}", o.written());
     assert_eq!(o.letters.len(), 300);
     assert!(
         reasons(&o.letters).iter().all(|r| r.contains("when expanded")),
@@ -159,7 +168,7 @@ fn string_views_sharing_one_buffer_are_dead_lettered_not_expanded() {
     );
     // Every row went to dead letters and nothing was written: exit code 3, not a crash.
     assert_eq!(o.out.status.code(), Some(3), "{}", o.stderr());
-    assert_eq!(o.written, Some(0));
+    assert!(o.written().is_empty(), "{:?}", o.written());
     assert_eq!(o.letters.len(), 300);
     assert!(
         reasons(&o.letters).iter().all(|r| r.contains("when expanded")),
@@ -190,7 +199,7 @@ fn a_schema_of_a_hundred_thousand_columns_is_refused_at_validate() {
 fn finish_may_not_amplify_past_the_output_ratio() {
     let o = sluice_on("run", r#"{ mode = "finish_amplify", n = 100 }"#, "");
     assert!(o.out.status.success(), "{}", o.stderr());
-    assert_eq!(o.written, Some(300), "the 100x flush is refused");
+    assert_eq!(o.written(), seqs(300, None), "the 100x flush is refused");
     assert!(o.stderr().contains("from `finish`"), "{}", o.stderr());
 }
 
@@ -219,7 +228,7 @@ fn a_trap_names_its_cause() {
     }
     let o = sluice_on("run", r#"{ mode = "exit", marker = "poison" }"#, "");
     assert!(o.out.status.success(), "{}", o.stderr());
-    assert_eq!(o.written, Some(299));
+    assert_eq!(o.written(), seqs(300, Some(150)));
     assert!(
         reasons(&o.letters)[0].contains("the component called exit(1)"),
         "{:?}",
@@ -246,7 +255,12 @@ fn bisection_shares_the_batch_budget() {
         r.iter().any(|r| r.contains("ran past its deadline")),
         "the budget runs out during bisection: {r:?}"
     );
-    assert!(o.written.is_some_and(|w| w < 999), "{:?}", o.written);
+    assert!(o.written().len() < 999, "{:?}", o.written());
+    // Every row is written or a dead letter, once.
+    let mut all: Vec<i64> = o.written();
+    all.extend(o.letters.iter().map(|l| l["record"]["seq"].as_i64().expect("seq")));
+    all.sort_unstable();
+    assert_eq!(all, seqs(1000, None));
 }
 
 // Hole 8: a `rejected` output the dead-letter writer cannot encode.

@@ -318,3 +318,22 @@ impl Drop for Proxy {
         }
     }
 }
+
+/// The `seq` column of every row of the Parquet files under `dir`, read by DuckDB, in order
+/// (empty when there are none): what a run wrote, rather than what its summary says.
+pub fn written_seqs(dir: &Path) -> Vec<i64> {
+    if files_under(dir, ".parquet").is_empty() {
+        return Vec::new();
+    }
+    let python = python().expect("a Python with duckdb reads the output");
+    duckdb(
+        &python,
+        &format!(
+            "select seq from read_parquet('{}/**/*.parquet') order by seq",
+            dir.display()
+        ),
+    )
+    .iter()
+    .map(|r| r["seq"].as_i64().expect("seq"))
+    .collect()
+}
