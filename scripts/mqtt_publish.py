@@ -3,14 +3,15 @@
 
     mqtt_publish.py --port P [--host H] [--ca CA --cert C --key K] --devices D --messages N
                     [--interval S] [--qos 1] [--prefix streaming-data] [--seed 1]
-                    [--first-count 0] [--log FILE] [--extra KIND=COUNT ...]
+                    [--first-count 0] [--log FILE] [--extra KIND=COUNT ...] [--retain]
 
 Each device `device-<i>` publishes N messages to `<prefix>/device-<i>`, shaped like the AWS
 IoT sample (client_id, timestamp, temperature, humidity, count), `count` running from
 --first-count. Messages are interleaved across devices; with --interval the whole fleet
 publishes one round per interval. Every message the broker acknowledged (PUBACK) is written
 to --log as one JSON line (the ground truth for tests), and the summary is printed last.
---extra publishes malformed messages too: `notjson=K` (not JSON), `oversize=K` (over 64 KiB),
+--retain publishes the readings as retained messages (the broker keeps the last one per
+topic and replays it to every new subscriber). --extra publishes malformed messages too: `notjson=K` (not JSON), `oversize=K` (over 64 KiB),
 `badtype=K` (temperature is a string).
 """
 import argparse
@@ -39,6 +40,7 @@ def main():
     ap.add_argument("--log")
     ap.add_argument("--client-id", default="publisher")
     ap.add_argument("--extra", action="append", default=[])
+    ap.add_argument("--retain", action="store_true")
     a = ap.parse_args()
 
     rng = random.Random(a.seed)
@@ -66,7 +68,7 @@ def main():
                 "humidity": round(40 + rng.random() * 20, 1),
                 "count": a.first_count + n,
             }
-            info = client.publish(f"{a.prefix}/device-{d}", json.dumps(record), qos=a.qos)
+            info = client.publish(f"{a.prefix}/device-{d}", json.dumps(record), qos=a.qos, retain=a.retain)
             pending.append((info, record))
             sent += 1
         if len(pending) > 2000 or a.interval:

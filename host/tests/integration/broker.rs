@@ -133,6 +133,11 @@ impl Broker {
              max_queued_bytes 0\n\
              allow_anonymous true\n\
              log_dest file {data}/mosquitto.log\n\
+             log_type error\n\
+             log_type warning\n\
+             log_type notice\n\
+             log_type information\n\
+             log_type subscribe\n\
              listener {port} 127.0.0.1\n\
              listener {tls_port} 127.0.0.1\n\
              cafile {ca}\n\

@@ -89,6 +89,13 @@ interval = "1s"
     }
 
     fn start(&self, pipeline: &Path, client_id: &str) -> Running {
+        let connected = format!(" as {client_id} ");
+        let subscribed = format!(": {client_id} ");
+        let count = |needle: &str| self.broker.log().matches(needle).count();
+        let (connections, subscriptions) = (count(&connected), count(&subscribed));
+        // A new session subscribes; a resumed one is already subscribed at the broker.
+        let fresh =
+            connections == 0 || std::fs::read_to_string(pipeline).is_ok_and(|t| t.contains("clean_session = true"));
         let child = sluice()
             .env("SLUICE_LOG", "info")
             .arg("run")
@@ -97,18 +104,22 @@ interval = "1s"
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn sluice");
-        // Subscribed once the broker has seen the client and a moment has passed.
+        let mut child = Running(child);
+        // Connected once the broker logs this connection, subscribed once it logs the
+        // subscription (mosquitto's `log_type subscribe`).
         let started = Instant::now();
-        while !self.broker.log().contains(&format!(" as {client_id} ")) {
+        while count(&connected) == connections || (fresh && count(&subscribed) == subscriptions) {
+            if let Some(status) = child.try_wait().expect("wait") {
+                panic!("sluice exited ({status}) before subscribing: {}", self.broker.log());
+            }
             assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "sluice did not connect: {}",
+                started.elapsed() < Duration::from_secs(120),
+                "sluice did not connect and subscribe: {}",
                 self.broker.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(300));
-        Running(child)
+        child
     }
 
     fn publish(&self, args: &[&str], tls: bool) -> Child {
@@ -462,4 +473,152 @@ fn the_example_pipeline_reads_devices_from_a_broker() {
     };
     terminate(run);
     assert_eq!(rows, 150);
+}
+
+/// Rewrite the pipeline file `p` with `change`.
+fn edit(p: &Path, change: impl Fn(String) -> String) {
+    let text = std::fs::read_to_string(p).expect("pipeline");
+    std::fs::write(p, change(text)).expect("write pipeline");
+}
+
+/// The (client_id, count) of every row written under `out`.
+fn keys(s: &Setup, out: &Path) -> Vec<(String, i64)> {
+    let mut keys: Vec<_> = s
+        .written(&[out.to_owned()])
+        .into_iter()
+        .flat_map(|(k, v)| vec![k; v.0 as usize])
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// `devices` × counts `counts`.
+fn readings(devices: usize, counts: std::ops::Range<i64>) -> Vec<(String, i64)> {
+    let mut keys: Vec<_> = (0..devices)
+        .flat_map(|d| counts.clone().map(move |c| (format!("device-{d}"), c)))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Retained messages the broker replays on subscribing are skipped by default (they were
+/// read before, and would be read again at every start), and read with
+/// `include_retained = true` (that pipeline subscribes at `qos = 0`, published at QoS 0).
+#[test]
+fn retained_messages_are_read_only_with_include_retained_at_qos_1_and_0() {
+    let Some(s) = setup(20) else { return };
+    // Three retained readings (count 1000), published before any pipeline subscribes.
+    let retained = s.publish(
+        &["--devices", "3", "--messages", "1", "--first-count", "1000", "--retain"],
+        false,
+    );
+    assert!(retained.wait_with_output().expect("publisher").status.success());
+    for (name, include) in [("skip", false), ("keep", true)] {
+        let client_id = format!("sluice-{name}");
+        let p = s.pipeline(&Options {
+            name,
+            client_id: &client_id,
+            topics: r#"["streaming-data/+"]"#,
+            tls: false,
+            max_inflight: 20,
+        });
+        if include {
+            edit(&p, |t| t.replace("qos = 1\n", "qos = 0\ninclude_retained = true\n"));
+        }
+        let run = s.start(&p, &client_id);
+        let live = s.publish(
+            &[
+                "--devices",
+                "5",
+                "--messages",
+                "10",
+                "--qos",
+                if include { "0" } else { "1" },
+                "--seed",
+                if include { "2" } else { "1" },
+            ],
+            false,
+        );
+        assert!(live.wait_with_output().expect("publisher").status.success());
+        let want = if include {
+            let mut w = readings(5, 0..10);
+            w.extend(readings(3, 1000..1001));
+            w.sort();
+            w
+        } else {
+            readings(5, 0..10)
+        };
+        let started = Instant::now();
+        while keys(&s, &s.out(name)).len() < want.len() && started.elapsed() < Duration::from_secs(90) {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        terminate(run);
+        assert_eq!(keys(&s, &s.out(name)), want, "include_retained = {include}");
+    }
+}
+
+/// With `clean_session = true`, readings arrive while the pipeline runs, and what is
+/// published while it is down is gone: the broker keeps no session for it (with the default
+/// persistent session it would deliver them on the next start).
+#[test]
+fn a_clean_session_reads_while_running_and_loses_what_came_while_down() {
+    let Some(s) = setup(20) else { return };
+    let p = s.pipeline(&Options {
+        name: "clean",
+        client_id: "sluice-clean",
+        topics: r#"["streaming-data/+"]"#,
+        tls: false,
+        max_inflight: 20,
+    });
+    edit(&p, |t| t.replace("qos = 1\n", "qos = 1\nclean_session = true\n"));
+    let out = s.out("clean");
+    let mut want = Vec::new();
+    for (round, first) in [(0, 0i64), (1, 200)] {
+        let run = s.start(&p, "sluice-clean");
+        let first_count = first.to_string();
+        let seed = (round + 1).to_string();
+        let live = s.publish(
+            &[
+                "--devices",
+                "5",
+                "--messages",
+                "10",
+                "--first-count",
+                &first_count,
+                "--seed",
+                &seed,
+            ],
+            false,
+        );
+        assert!(live.wait_with_output().expect("publisher").status.success());
+        want.extend(readings(5, first..first + 10));
+        want.sort();
+        let started = Instant::now();
+        while keys(&s, &out).len() < want.len() && started.elapsed() < Duration::from_secs(90) {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        terminate(run);
+        if round == 0 {
+            // Published (and acknowledged by the broker) while the pipeline is down.
+            let down = s.publish(
+                &[
+                    "--devices",
+                    "5",
+                    "--messages",
+                    "10",
+                    "--first-count",
+                    "100",
+                    "--seed",
+                    "9",
+                ],
+                false,
+            );
+            assert!(down.wait_with_output().expect("publisher").status.success());
+        }
+    }
+    assert_eq!(
+        keys(&s, &out),
+        want,
+        "both running rounds once each, nothing from while it was down"
+    );
 }
