@@ -111,6 +111,11 @@ impl Broker {
     /// Start a broker under `dir` with an in-flight window of `max_inflight` QoS 1 messages
     /// per client, or `None` (outside CI) when mosquitto is not installed.
     pub fn start(dir: &Path, max_inflight: u32) -> Option<Broker> {
+        Broker::start_with(dir, max_inflight, "")
+    }
+
+    /// As [`start`](Self::start), with `extra` lines of configuration (before the listeners).
+    pub fn start_with(dir: &Path, max_inflight: u32, extra: &str) -> Option<Broker> {
         let Some(_) = mosquitto() else {
             assert!(
                 !crate::support::services_required(),
@@ -138,6 +143,7 @@ impl Broker {
              log_type notice\n\
              log_type information\n\
              log_type subscribe\n\
+             {extra}\n\
              listener {port} 127.0.0.1\n\
              listener {tls_port} 127.0.0.1\n\
              cafile {ca}\n\

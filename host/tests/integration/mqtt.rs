@@ -89,6 +89,11 @@ interval = "1s"
     }
 
     fn start(&self, pipeline: &Path, client_id: &str) -> Running {
+        self.start_command(pipeline, client_id, sluice())
+    }
+
+    /// As [`start`](Self::start), from a command with settings of its own.
+    fn start_command(&self, pipeline: &Path, client_id: &str, mut command: Command) -> Running {
         let connected = format!(" as {client_id} ");
         let subscribed = format!(": {client_id} ");
         let count = |needle: &str| self.broker.log().matches(needle).count();
@@ -96,7 +101,7 @@ interval = "1s"
         // A new session subscribes; a resumed one is already subscribed at the broker.
         let fresh =
             connections == 0 || std::fs::read_to_string(pipeline).is_ok_and(|t| t.contains("clean_session = true"));
-        let child = sluice()
+        let child = command
             .env("SLUICE_LOG", "info")
             .arg("run")
             .arg(pipeline)
@@ -621,4 +626,59 @@ fn a_clean_session_reads_while_running_and_loses_what_came_while_down() {
         want,
         "both running rounds once each, nothing from while it was down"
     );
+}
+
+/// A broker that refuses the credentials ends the run at once with the broker's reason and
+/// exit code 1, never the password; the right password (from `${VAR}`) connects.
+#[test]
+fn refused_credentials_stop_the_run_with_the_reason_and_the_right_ones_connect() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let passwords = dir.path().join("passwords");
+    std::fs::write(&passwords, "").expect("password file");
+    let made = Command::new("mosquitto_passwd")
+        .args(["-b"])
+        .arg(&passwords)
+        .args(["sensor-etl", "s3cret-Pa55"])
+        .status()
+        .expect("mosquitto_passwd (installed with mosquitto)");
+    assert!(made.success());
+    let extra = format!("password_file {}", passwords.display());
+    let Some(broker) = Broker::start_with(dir.path(), 20, &extra) else {
+        return;
+    };
+    let s = Setup { python, broker, dir };
+    let p = s.pipeline(&Options {
+        name: "auth",
+        client_id: "sluice-auth",
+        topics: r#"["streaming-data/+"]"#,
+        tls: false,
+        max_inflight: 20,
+    });
+    edit(&p, |t| {
+        t.replace(
+            "qos = 1\n",
+            "qos = 1\nusername = \"sensor-etl\"\npassword = \"${MQTT_PASSWORD}\"\n",
+        )
+    });
+    let refused = crate::support::run(sluice().env("MQTT_PASSWORD", "wrong-guess-123").arg("run").arg(&p));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused the connection"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong-guess-123"),
+        "the password is never printed: {stderr}"
+    );
+
+    let mut command = sluice();
+    command.env("MQTT_PASSWORD", "s3cret-Pa55");
+    let run = s.start_command(&p, "sluice-auth", command);
+    let live = s.publish(&["--devices", "2", "--messages", "5"], false);
+    assert!(live.wait_with_output().expect("publisher").status.success());
+    let started = Instant::now();
+    while keys(&s, &s.out("auth")).len() < 10 && started.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    terminate(run);
+    assert_eq!(keys(&s, &s.out("auth")), readings(2, 0..5));
 }
