@@ -204,6 +204,14 @@ impl Broker {
         self.launch();
     }
 
+    /// Stop, forget every session and queued message (the persistence file), start again on
+    /// the same ports: a broker that lost its state.
+    pub fn restart_forgetting(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(self.dir.join("mosquitto.db"));
+        self.launch();
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();

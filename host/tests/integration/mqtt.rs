@@ -682,3 +682,60 @@ fn refused_credentials_stop_the_run_with_the_reason_and_the_right_ones_connect()
     terminate(run);
     assert_eq!(keys(&s, &s.out("auth")), readings(2, 0..5));
 }
+
+/// A broker that lost the session (restarted without its state) no longer knows our
+/// subscription: the run reconnects, sees no session, subscribes again and reads what is
+/// published afterwards.
+#[test]
+fn after_the_broker_loses_the_session_the_run_subscribes_again() {
+    let Some(mut s) = setup(20) else { return };
+    let p = s.pipeline(&Options {
+        name: "lost",
+        client_id: "sluice-lost",
+        topics: r#"["streaming-data/+"]"#,
+        tls: false,
+        max_inflight: 20,
+    });
+    let run = s.start(&p, "sluice-lost");
+    let first = s.publish(&["--devices", "5", "--messages", "10"], false);
+    assert!(first.wait_with_output().expect("publisher").status.success());
+    let out = s.out("lost");
+    let started = Instant::now();
+    while keys(&s, &out).len() < 50 && started.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    s.broker.restart_forgetting();
+    // Subscribed again: the broker's log (kept across the restart) shows a second subscription.
+    let started = Instant::now();
+    while s.broker.log().matches(": sluice-lost 1 streaming-data/+").count() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no new subscription after the session was lost: {}",
+            s.broker.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = s.publish(
+        &[
+            "--devices",
+            "5",
+            "--messages",
+            "10",
+            "--first-count",
+            "100",
+            "--seed",
+            "2",
+        ],
+        false,
+    );
+    assert!(second.wait_with_output().expect("publisher").status.success());
+    let started = Instant::now();
+    while keys(&s, &out).len() < 100 && started.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    terminate(run);
+    let mut want = readings(5, 0..10);
+    want.extend(readings(5, 100..110));
+    want.sort();
+    assert_eq!(keys(&s, &out), want);
+}
