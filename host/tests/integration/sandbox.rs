@@ -329,3 +329,55 @@ fn wasi_random_is_the_same_on_every_run() {
     };
     assert_eq!(draw(), draw());
 }
+
+/// Ctrl-C stops at a batch boundary; a second Ctrl-C exits at once (exit code 1), even while
+/// a batch is still in a component that spins for hours.
+#[test]
+fn a_second_ctrl_c_exits_at_once_while_a_batch_is_still_running() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    write_input(tmp.path(), 300);
+    let p = pipeline(
+        tmp.path(),
+        &component("hostile"),
+        r#"{ mode = "spin", n = 1_000_000_000_000_000, marker = "none" }"#,
+        "limits = { timeout_ms = 3_600_000 }",
+        100,
+        1,
+    );
+    let runtime = tmp.path().join("run");
+    let mut child = sluice()
+        .env("SLUICE_RUNTIME_DIR", &runtime)
+        .arg("run")
+        .arg(&p)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Running (its status socket answers once the component is compiled and the run started).
+    let started = Instant::now();
+    while crate::support::files_under(&runtime, ".sock").is_empty() {
+        assert!(child.try_wait().expect("wait").is_none(), "sluice exited early");
+        assert!(started.elapsed() < Duration::from_secs(900), "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    for _ in 0..2 {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    }
+    let waited = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if waited.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("a second Ctrl-C did not end the run (the batch spins for hours)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1), "{status}");
+}
