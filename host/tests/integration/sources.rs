@@ -269,3 +269,58 @@ fn an_input_file_that_shrank_since_the_checkpoint_stops_the_run_and_changes_noth
     );
     assert_eq!(rows[0]["n"], 400, "the new file read from its start");
 }
+
+/// A checkpoint written by an earlier version (format 1: one file and an offset) is read:
+/// the files sorting before its file count as read, its file resumes at the offset, and the
+/// files after it are read whole.
+#[test]
+fn a_format_1_checkpoint_resumes_mid_file_and_skips_the_files_before_it() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let mut b_offset = 0;
+    for (name, ids) in [("a", 0..10), ("b", 10..20), ("c", 20..30)] {
+        let lines: Vec<String> = ids.map(|id| format!("{{\"id\":{id}}}\n")).collect();
+        if name == "b" {
+            b_offset = lines[..4].iter().map(String::len).sum::<usize>();
+        }
+        std::fs::write(dir.join(format!("{name}.ndjson")), lines.concat()).expect("write input");
+    }
+    std::fs::write(
+        dir.join("p.toml"),
+        "[source]\ntype = \"file\"\npath = \"*.ndjson\"\nbatch_rows = 3\n[source.schema]\nid = \"long\"\n\
+         [sink]\ntype = \"parquet\"\npath = \"out\"\n",
+    )
+    .expect("write pipeline");
+    let checkpoints = dir.join("out/_checkpoints");
+    std::fs::create_dir_all(&checkpoints).expect("mkdir");
+    let old = serde_json::json!({
+        "format": 1, "sluice_version": "0.1.0", "epoch": 4, "pipeline": "p",
+        "source": format!("file:{}/*.ndjson", dir.display()),
+        "position": {"next_seq": 7, "file": format!("{}/b.ndjson", dir.display()), "offset": b_offset, "line": 4},
+        "finished": false, "stateful_stages": [], "states": [], "outputs": [],
+        "totals": {"rows_read": 14, "rows_written": 14, "dead_letters": 0}
+    });
+    std::fs::write(
+        checkpoints.join("checkpoint-00000000000000000004.json"),
+        serde_json::to_vec_pretty(&old).expect("json"),
+    )
+    .expect("write checkpoint");
+    let out = run(sluice().arg("run").arg(dir.join("p.toml")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ids: Vec<i64> = duckdb(
+        &py,
+        &format!(
+            "select id from read_parquet('{}/out/**/*.parquet') order by id",
+            dir.display()
+        ),
+    )
+    .iter()
+    .map(|r| r["id"].as_i64().expect("id"))
+    .collect();
+    assert_eq!(
+        ids,
+        (14..30).collect::<Vec<_>>(),
+        "b from its fifth line, then all of c"
+    );
+}
