@@ -518,8 +518,42 @@ fn bad_versions_are_refused_and_the_old_one_keeps_producing() {
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("reloads applied 1, refused 8"), "{shown}");
     assert!(shown.contains(&format!("stage count = {}", v1.display())), "{shown}");
-    let (_, log) = live.finish();
+    let (fed, log) = live.finish();
     assert!(log.contains("Reload refused"), "{log}");
+    // By the data: every row fed once; the first version (counting on) up to the chunk where
+    // the discarding version took over, then the new version counting every device from 1.
+    let Some(python) = python() else { return };
+    let switches = applied(&log);
+    assert_eq!(switches.len(), 1, "{log}");
+    let first_new_chunk = switches[0].1;
+    let rows = duckdb(
+        &python,
+        &format!(
+            "select device, n, seen, version from read_parquet('{}/**/*.parquet') order by n",
+            tmp.path().join("out").display()
+        ),
+    );
+    assert_eq!(rows.len() as u64, fed, "every row fed is written once");
+    let mut per_device: std::collections::HashMap<(String, i64), i64> = Default::default();
+    for (i, r) in rows.iter().enumerate() {
+        let n = r["n"].as_u64().expect("n");
+        assert_eq!(n, i as u64, "rows 0..{fed} each once");
+        let version = if n / ROWS_PER_CHUNK >= first_new_chunk { 2 } else { 1 };
+        assert_eq!(
+            r["version"].as_i64(),
+            Some(version),
+            "row {n}: refused versions never ran"
+        );
+        let seen = per_device
+            .entry((r["device"].as_str().expect("device").to_owned(), version))
+            .or_insert(0);
+        *seen += 1;
+        assert_eq!(
+            r["seen"].as_i64(),
+            Some(*seen),
+            "row {n}: discarded state starts from 1: {r:?}"
+        );
+    }
 }
 
 #[test]
