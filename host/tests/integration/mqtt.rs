@@ -291,8 +291,10 @@ fn fifty_devices_over_mutual_tls_reach_parquet_by_value() {
     assert!(publisher.status.success());
     let published = s.published();
     assert_eq!(published.len(), 1000);
-    let written = s.wait_for_all(&[s.out("tls")], published.len());
+    s.wait_for_all(&[s.out("tls")], published.len());
     terminate(run);
+    // Read after the final checkpoint, when nothing can change any more.
+    let written = s.written(&[s.out("tls")]);
     exactly_once(&published, &written);
     for ((client, _), (_, _, device)) in &written {
         assert_eq!(device, client, "topic level 1 is the device");
@@ -335,6 +337,7 @@ fn sigkill_mid_stream_then_restart_every_message_exactly_once() {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         std::thread::sleep(Duration::from_millis(250 + (seed >> 33) % 400));
+        assert!(run.try_wait().expect("wait").is_none(), "the run died before its kill");
         run.kill().expect("kill -9");
         run.wait().expect("wait");
         run = Running(
@@ -350,9 +353,9 @@ fn sigkill_mid_stream_then_restart_every_message_exactly_once() {
     assert!(publisher.wait().expect("publisher").success());
     let published = s.published();
     assert_eq!(published.len(), 3000);
-    let written = s.wait_for_all(&[s.out("kill")], published.len());
+    s.wait_for_all(&[s.out("kill")], published.len());
     terminate(run);
-    exactly_once(&published, &written);
+    exactly_once(&published, &s.written(&[s.out("kill")]));
 }
 
 #[test]
@@ -376,9 +379,9 @@ fn broker_restart_mid_stream_loses_nothing() {
     let published = s.published();
     assert_eq!(published.len(), 3000);
     assert!(before < published.len(), "the restart should land mid-stream");
-    let written = s.wait_for_all(&[s.out("restart")], published.len());
+    s.wait_for_all(&[s.out("restart")], published.len());
     terminate(run);
-    exactly_once(&published, &written);
+    exactly_once(&published, &s.written(&[s.out("restart")]));
 }
 
 #[test]
@@ -426,14 +429,14 @@ fn a_shared_subscription_spreads_messages_over_two_pipelines_exactly_once() {
         .filter(|((_, count), _)| *count < 1000)
         .collect();
     let outs = [s.out("share-a"), s.out("share-b")];
-    let written = s.wait_for_all(&outs, 400);
-    std::thread::sleep(Duration::from_secs(2));
+    s.wait_for_all(&outs, 400);
+    terminate(run_a);
+    terminate(run_b);
+    // Read after both final checkpoints.
     let written_a = s.written(&outs[..1]).len();
     let written_b = s.written(&outs[1..]).len();
     let written_all = s.written(&outs);
-    terminate(run_a);
-    terminate(run_b);
-    assert_eq!(written.len(), 400);
+    assert_eq!(written_all.len(), 400);
     assert!(
         written_a > 0 && written_b > 0,
         "both members got messages: {written_a} + {written_b}"
@@ -478,6 +481,21 @@ fn the_example_pipeline_reads_devices_from_a_broker() {
     };
     terminate(run);
     assert_eq!(rows, 150);
+    // Read again after the final checkpoint: each published reading once, with the anomaly
+    // stage's flag filled in.
+    let r = duckdb(
+        &s.python,
+        &format!(
+            "select count(distinct (device, count)) as n, count(*) as rows, count(is_anomaly) as flagged_col \
+             from read_parquet('{}/**/*.parquet', hive_partitioning = false)",
+            out.display()
+        ),
+    );
+    assert_eq!(
+        (r[0]["n"].as_u64(), r[0]["rows"].as_u64(), r[0]["flagged_col"].as_u64()),
+        (Some(150), Some(150), Some(150)),
+        "{r:?}"
+    );
 }
 
 /// Rewrite the pipeline file `p` with `change`.
