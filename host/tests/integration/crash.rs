@@ -306,6 +306,10 @@ pub struct Timing {
     pub seed: u64,
     /// Kills that must land while sluice is running.
     pub kills: usize,
+    /// The local checkpoint folder, when there is one: at least a third of the random kills
+    /// must land after the run advanced a checkpoint (not only in start-up or recovery; 11 of
+    /// 17 did here).
+    pub checkpoints: Option<PathBuf>,
 }
 
 /// Run `crashy` again and again while the files of `input` arrive in `arriving` one per
@@ -320,6 +324,13 @@ pub fn kill_repeatedly(crashy: &Path, input: &Path, arriving: &Path, faults: &[&
     let (startup, per_file) = (timing.startup, timing.per_file);
     let mut kills = 0;
     let mut injected = 0;
+    let (mut random_kills, mut after_progress) = (0, 0);
+    let latest = || {
+        timing
+            .checkpoints
+            .as_ref()
+            .and_then(|dir| files_under(dir, ".json").last().cloned())
+    };
     let mut fired = std::collections::BTreeSet::new();
     let mut attempts = 0;
     // Delays shrink when a run finishes before its kill and grow back slowly when kills land.
@@ -339,7 +350,9 @@ pub fn kill_repeatedly(crashy: &Path, input: &Path, arriving: &Path, faults: &[&
                 0 => &faults[(attempts / 4) % faults.len()],
                 n => unfired[(attempts / 4) % n],
             };
-            let mut child = spawn(crashy, Some(&format!("{point}:1")));
+            // At its first, second or third occurrence in this run (seeded).
+            let nth = 1 + rng.below(3);
+            let mut child = spawn(crashy, Some(&format!("{point}:{nth}")));
             let status = wait(&mut child);
             if killed(status) {
                 injected += 1;
@@ -351,12 +364,20 @@ pub fn kill_repeatedly(crashy: &Path, input: &Path, arriving: &Path, faults: &[&
             let delay = (startup.mul_f64(0.3 + rng.below(700) as f64 / 1000.0)
                 + per_file.mul_f64(2.0 * rng.below(1000) as f64 / 1000.0))
             .mul_f64(scale);
+            let before = latest();
             let mut child = spawn(crashy, None);
             std::thread::sleep(delay);
             if child.try_wait().expect("try_wait").is_none() {
                 child.kill().expect("SIGKILL");
             }
-            wait(&mut child)
+            let status = wait(&mut child);
+            if killed(status) {
+                random_kills += 1;
+                if latest() != before {
+                    after_progress += 1;
+                }
+            }
+            status
         };
         if killed(status) {
             kills += 1;
@@ -373,9 +394,15 @@ pub fn kill_repeatedly(crashy: &Path, input: &Path, arriving: &Path, faults: &[&
         std::fs::copy(&rest, arriving.join(rest.file_name().expect("name"))).expect("stage input");
     }
     eprintln!(
-        "{kills} kills ({injected} injected) in {attempts} attempts, seed {:#x}",
+        "{kills} kills ({injected} injected; {after_progress} of {random_kills} random ones after a checkpoint advanced) in {attempts} attempts, seed {:#x}",
         timing.seed
     );
+    if timing.checkpoints.is_some() {
+        assert!(
+            3 * after_progress >= random_kills,
+            "only {after_progress} of {random_kills} random kills landed after the run advanced a checkpoint"
+        );
+    }
     assert!(
         kills >= timing.kills,
         "only {kills} kills landed before the run finished"
@@ -425,6 +452,7 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         per_file,
         seed,
         kills: kills_wanted,
+        checkpoints: Some(crashy.parent().expect("dir").join("out/_checkpoints")),
     };
     kill_repeatedly(&crashy, &input, &arriving, &faults, &timing);
     run_to_end(&crashy);

@@ -191,6 +191,8 @@ fn kill_9_with_s3_sinks_and_an_s3_store_loses_and_duplicates_nothing() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0x53_5eed),
         kills,
+        // Checkpoints are on S3 here.
+        checkpoints: None,
     };
     kill_repeatedly(
         &crashy,
