@@ -147,15 +147,23 @@ impl Live {
 
     /// Wait until the last reload is no longer pending, or its generation is `generation`.
     fn wait_reload(&self, predicate: impl Fn(&Value) -> bool) -> Value {
+        // Waits while sluice works (a reload may compile a component, slowly on a loaded
+        // machine); fails once it has used no CPU for 60 s, or after 10 minutes in all (it
+        // always works here: it reads the steady input).
         let started = Instant::now();
+        let mut progress = (crate::support::cpu_ticks(self.child.id()), Instant::now());
         loop {
             if let Some(s) = self.status()
                 && predicate(&s)
             {
                 return s;
             }
+            let ticks = crate::support::cpu_ticks(self.child.id());
+            if ticks != progress.0 {
+                progress = (ticks, Instant::now());
+            }
             assert!(
-                started.elapsed() < Duration::from_secs(60),
+                progress.1.elapsed() < Duration::from_secs(60) && started.elapsed() < Duration::from_secs(600),
                 "no reload result: {:?}\n{}",
                 self.status(),
                 std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -218,9 +226,7 @@ fn fifty_reloads_of_a_stateful_component_lose_and_duplicate_nothing() {
         tags.push(tag);
         live.wait_reload(|s| s["reloads_applied"] == i);
     }
-    while live.fed.load(Ordering::SeqCst) < 500_000 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    fed_up_to(&live, 500_000);
     let status = live.status().expect("status");
     assert_eq!(status["reloads_refused"], 0);
     let (fed, log) = live.finish();
@@ -380,11 +386,25 @@ fn versions(python: &Path, dir: &Path) -> Vec<(i64, u64)> {
 
 /// Feed `chunks` more chunks through `live`.
 fn feed_more(live: &Live, chunks: u64) {
-    let target = live.fed.load(Ordering::SeqCst) + chunks * ROWS_PER_CHUNK;
-    let started = Instant::now();
-    while live.fed.load(Ordering::SeqCst) < target {
-        assert!(started.elapsed() < Duration::from_secs(120), "input stalled");
+    fed_up_to(live, live.fed.load(Ordering::SeqCst) + chunks * ROWS_PER_CHUNK);
+}
+
+/// Wait until `target` rows were fed; a run that takes no input for 120 s (a full pipe:
+/// sluice stopped reading) fails the test with its log.
+fn fed_up_to(live: &Live, target: u64) {
+    let mut progress = (live.fed.load(Ordering::SeqCst), Instant::now());
+    while progress.0 < target {
         std::thread::sleep(Duration::from_millis(10));
+        let now = live.fed.load(Ordering::SeqCst);
+        if now != progress.0 {
+            progress = (now, Instant::now());
+        }
+        assert!(
+            progress.1.elapsed() < Duration::from_secs(120),
+            "input stalled at row {}: {}",
+            progress.0,
+            std::fs::read_to_string(&live.log).unwrap_or_default()
+        );
     }
 }
 
@@ -495,11 +515,7 @@ fn bad_versions_are_refused_and_the_old_one_keeps_producing() {
         assert!(detail.contains(cause), "{what}: {detail}");
         assert_eq!(s["generation"], 0, "{what}: still the first version");
         // The old version keeps producing.
-        let started = Instant::now();
-        while live.fed.load(Ordering::SeqCst) < before + 5 * ROWS_PER_CHUNK {
-            assert!(started.elapsed() < Duration::from_secs(30), "{what}: input stalled");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        fed_up_to(&live, before + 5 * ROWS_PER_CHUNK);
     }
     // With state = "discard" the state-refusing version is accepted and starts empty.
     write_atomically(
