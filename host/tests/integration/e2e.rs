@@ -447,3 +447,77 @@ path = "dead"
     .collect();
     assert_eq!(letters, expected);
 }
+
+/// `pipelines/sensors-enriched.toml` (an inferred schema, a map with a derived and a constant
+/// column, event-time partitions) by value: every row is one sensor reading of the input,
+/// once, with its values; every other sensor line is a dead letter; nothing else is read.
+#[test]
+fn sensors_enriched_output_matches_the_input_by_value() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pipelines = copy_pipelines(tmp.path());
+    // The readings, by (client_id, count, timestamp), from the sensor files only (data/ holds
+    // ticks too).
+    let mut readings: BTreeMap<(Option<String>, i64, String), f64> = BTreeMap::new();
+    let mut lines = 0;
+    for file in files_under(&pipelines.join("data"), ".ndjson") {
+        if !file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("sensors-"))
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(&file).expect("read").lines() {
+            lines += 1;
+            let Ok(Value::Object(o)) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            // A reading without a client_id is kept with a null device (the schema is inferred).
+            let id = o.get("client_id").and_then(Value::as_str).map(str::to_owned);
+            if let (Some(count), Some(t), Some(ts)) = (
+                o.get("count").and_then(Value::as_i64),
+                o.get("temperature").and_then(Value::as_f64),
+                o.get("timestamp").and_then(Value::as_str),
+            ) {
+                let fresh = readings.insert((id, count, ts.to_owned()), t).is_none();
+                assert!(fresh, "the sample data repeats a reading: {line}");
+            }
+        }
+    }
+    let out = run(sluice().arg("run").arg(pipelines.join("sensors-enriched.toml")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = tmp.path().join("out/sensors-enriched");
+    let rows = duckdb(
+        &py,
+        &format!(
+            "select device_id, count, temperature, temperature_f, site, strftime(event_time, '%Y-%m-%d %H:%M:%S') as t, \
+             hour from read_parquet('{}/**/*.parquet', hive_partitioning = true, hive_types_autocast = false)",
+            root.display()
+        ),
+    );
+    let letters = dead_letters(&root.join("_dead_letter"));
+    assert_eq!(
+        rows.len() + letters.len(),
+        lines,
+        "each sensor line is a row or a dead letter"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &rows {
+        let ts = r["t"].as_str().expect("event time").to_owned();
+        let key = (
+            r["device_id"].as_str().map(str::to_owned),
+            r["count"].as_i64().expect("count"),
+            ts.clone(),
+        );
+        assert!(seen.insert(key.clone()), "{key:?} twice");
+        let Some(t) = readings.get(&key) else {
+            panic!("a row that is no reading of the input: {r:?}")
+        };
+        assert_eq!(r["temperature"].as_f64(), Some(*t), "{key:?}");
+        let f = r["temperature_f"].as_f64().expect("temperature_f");
+        assert!((f - (t * 1.8 + 32.0)).abs() < 1e-9, "{key:?}: {f}");
+        assert_eq!(r["site"], "lab-1");
+        assert_eq!(r["hour"].as_str(), Some(&ts[11..13]), "{key:?}: partition hour");
+    }
+    assert!(rows.len() > 4000, "most readings are written: {}", rows.len());
+}
