@@ -89,10 +89,12 @@ interval = "1s"
     }
 
     fn start(&self, pipeline: &Path, client_id: &str) -> Running {
-        self.start_command(pipeline, client_id, sluice())
+        let mut command = sluice();
+        command.env("SLUICE_LOG", "info").stderr(Stdio::null());
+        self.start_command(pipeline, client_id, command)
     }
 
-    /// As [`start`](Self::start), from a command with settings of its own.
+    /// As [`start`](Self::start), from a command with settings (and stderr) of its own.
     fn start_command(&self, pipeline: &Path, client_id: &str, mut command: Command) -> Running {
         let connected = format!(" as {client_id} ");
         let subscribed = format!(": {client_id} ");
@@ -102,11 +104,9 @@ interval = "1s"
         let fresh =
             connections == 0 || std::fs::read_to_string(pipeline).is_ok_and(|t| t.contains("clean_session = true"));
         let child = command
-            .env("SLUICE_LOG", "info")
             .arg("run")
             .arg(pipeline)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .expect("spawn sluice");
         let mut child = Running(child);
@@ -689,7 +689,7 @@ fn refused_credentials_stop_the_run_with_the_reason_and_the_right_ones_connect()
     );
 
     let mut command = sluice();
-    command.env("MQTT_PASSWORD", "s3cret-Pa55");
+    command.env("MQTT_PASSWORD", "s3cret-Pa55").stderr(Stdio::null());
     let run = s.start_command(&p, "sluice-auth", command);
     let live = s.publish(&["--devices", "2", "--messages", "5"], false);
     assert!(live.wait_with_output().expect("publisher").status.success());
@@ -756,4 +756,61 @@ fn after_the_broker_loses_the_session_the_run_subscribes_again() {
     want.extend(readings(5, 100..110));
     want.sort();
     assert_eq!(keys(&s, &out), want);
+}
+
+/// Killed right after a checkpoint commits and before its PUBACKs leave: the broker sends
+/// those messages again (DUP), and the next run recognises them as committed and drops them.
+/// Every message once, by the publisher's log, and the drop was seen in the runs' logs.
+#[test]
+fn a_crash_between_the_commit_and_the_puback_duplicates_nothing() {
+    let Some(s) = setup(20) else { return };
+    let p = s.pipeline(&Options {
+        name: "acked",
+        client_id: "sluice-acked",
+        topics: r#"["streaming-data/+"]"#,
+        tls: false,
+        max_inflight: 20,
+    });
+    let logs = s.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let command = |fault: Option<u64>, n: usize| {
+        let mut c = sluice();
+        c.env("SLUICE_LOG", "info,sluice::source::mqtt=debug");
+        if let Some(k) = fault {
+            c.env("SLUICE_FAULT", format!("checkpoint-committed:{k}"));
+        }
+        c.stderr(std::fs::File::create(logs.join(format!("run-{n}.log"))).expect("log"));
+        c
+    };
+    let mut publisher = s.publish(&["--devices", "10", "--messages", "120", "--interval", "0.02"], false);
+    let mut crashes = 0;
+    for (n, k) in [3u64, 2, 4, 2].into_iter().enumerate() {
+        let mut run = s.start_command(&p, "sluice-acked", command(Some(k), n));
+        let status = crate::crash::wait(&mut run);
+        assert!(
+            crate::crash::killed(status),
+            "run {n} was to die at its commit {k}: {status}"
+        );
+        crashes += 1;
+    }
+    let run = s.start_command(&p, "sluice-acked", command(None, 9));
+    assert!(publisher.wait().expect("publisher").success());
+    let published = s.published();
+    assert_eq!(published.len(), 1200);
+    s.wait_for_all(&[s.out("acked")], published.len());
+    terminate(run);
+    exactly_once(&published, &s.written(&[s.out("acked")]));
+    let dropped: usize = crate::support::files_under(&logs, ".log")
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .matches("Dropped a redelivery of a message already committed")
+                .count()
+        })
+        .sum();
+    assert!(
+        dropped > 0,
+        "{crashes} crashes after a commit, yet no redelivery was dropped"
+    );
 }

@@ -603,6 +603,8 @@ fn a_component_written_slowly_is_never_loaded_half_written() {
     };
     assert_eq!(digest, whole, "{log}");
     assert_eq!(applied(&log).len(), 1, "{log}");
+    // The partial files were seen (the pieces come slower than the debounce) and refused.
+    assert!(log.contains("Reload refused"), "no attempt on a partial file: {log}");
 }
 
 /// A file input of `rows` rows over `DEVICES` devices.

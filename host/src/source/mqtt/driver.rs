@@ -130,6 +130,7 @@ impl Driver {
                 Arrival::New => Some(id),
                 Arrival::AlreadyPending => return true,
                 Arrival::AlreadyWritten => {
+                    tracing::debug!(topic = %p.topic, pkid = p.pkid, "Dropped a redelivery of a message already committed.");
                     ledger.reacknowledged(id, Instant::now());
                     drop(ledger);
                     ack(&self.client, p.pkid);
