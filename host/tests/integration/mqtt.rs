@@ -814,3 +814,96 @@ fn a_crash_between_the_commit_and_the_puback_duplicates_nothing() {
         "{crashes} crashes after a commit, yet no redelivery was dropped"
     );
 }
+
+/// A broker that refuses every subscription (SUBACK 0x80), for the one refusal mosquitto
+/// cannot be made to send (it grants every subscription and filters on delivery): fault
+/// injection, speaking just enough MQTT 3.1.1. Prints its port, serves one client.
+const REFUSING_BROKER: &str = r#"
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+def packet():
+    head = c.recv(1)
+    if not head:
+        sys.exit(0)
+    length, shift = 0, 0
+    while True:
+        b = c.recv(1)[0]
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            break
+    body = b""
+    while len(body) < length:
+        body += c.recv(length - len(body))
+    return head[0] >> 4, body
+while True:
+    kind, body = packet()
+    if kind == 1:    # CONNECT -> CONNACK, no session
+        c.sendall(bytes([0x20, 2, 0, 0]))
+    elif kind == 8:  # SUBSCRIBE -> SUBACK refusing each filter
+        filters, i = 0, 2
+        while i < len(body):
+            n = (body[i] << 8) | body[i + 1]
+            i += 2 + n + 1
+            filters += 1
+        c.sendall(bytes([0x90, 2 + filters, body[0], body[1]] + [0x80] * filters))
+    elif kind == 12: # PINGREQ -> PINGRESP
+        c.sendall(bytes([0xD0, 0]))
+    elif kind == 14: # DISCONNECT
+        sys.exit(0)
+"#;
+
+#[test]
+fn a_refused_subscription_stops_the_run_naming_the_topic() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut broker = Command::new(&python)
+        .args(["-c", REFUSING_BROKER])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python");
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(broker.stdout.as_mut().expect("stdout")),
+        &mut port,
+    )
+    .expect("port");
+    let p = dir.path().join("p.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[source]\ntype = \"mqtt\"\nurl = \"mqtt://127.0.0.1:{}\"\ntopics = [\"streaming-data/+\"]\n\
+             [source.schema]\nclient_id = \"string\"\n[sink]\ntype = \"parquet\"\npath = \"out\"\n",
+            port.trim()
+        ),
+    )
+    .expect("pipeline");
+    // No component to compile: the refusal ends the run within seconds, or never.
+    let mut child = sluice()
+        .arg("run")
+        .arg(&p)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = broker.kill();
+            panic!("a refused subscription did not stop the run");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refused the subscription to \"streaming-data/+\""),
+        "{stderr}"
+    );
+}
