@@ -6,9 +6,9 @@ use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt
 use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::DataType;
 
-use crate::outputs::{Outputs, lineage_at};
+use crate::outputs::Outputs;
 use crate::transform::ProcessError;
-use sluice_contract::{MAIN, REJECTED};
+use sluice_contract::{MAIN, REJECTED, row_column_index};
 
 /// Collects the batches one call emits, checking each against the declared outputs so a
 /// schema bug shows up as an error naming the output rather than as garbage downstream.
@@ -136,7 +136,7 @@ impl Emitter {
         }
         let mut columns = batch.columns().to_vec();
         if self.outputs.traced(output) {
-            columns.insert(lineage_at(output, columns.len()), lineage);
+            columns.insert(row_column_index(output, columns.len()), lineage);
         }
         // The declared schema, so the host sees exactly it (metadata normalised).
         let batch = RecordBatch::try_new(wire, columns)?;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use sluice_contract::{MAIN, REASON_COLUMN, REJECTED, ROW_COLUMN};
+use sluice_contract::{MAIN, REASON_COLUMN, REJECTED, ROW_COLUMN, row_column_index};
 
 /// The declared outputs of a transform, `main` first.
 #[derive(Debug, Clone)]
@@ -69,20 +69,10 @@ impl Outputs {
         }
         let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
         fields.insert(
-            lineage_at(name, fields.len()),
+            row_column_index(name, fields.len()),
             Arc::new(Field::new(ROW_COLUMN, DataType::UInt32, true)),
         );
         Some(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
-    }
-}
-
-/// Where the lineage column goes in an output of `width` declared columns: last, or in
-/// `rejected` just before the reason.
-pub(crate) fn lineage_at(output: &str, width: usize) -> usize {
-    if output == REJECTED {
-        width.saturating_sub(1)
-    } else {
-        width
     }
 }
 

@@ -5,20 +5,12 @@
 
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::datatypes::{Schema, UInt32Type};
-use sluice_contract::ROW_COLUMN;
-
-use crate::outputs::lineage_at;
-
-fn lineage_position(output: &str, schema: &Schema) -> Option<usize> {
-    let width = schema.fields().len();
-    let at = lineage_at(output, width.checked_sub(1)?);
-    (schema.field(at).name() == ROW_COLUMN).then_some(at)
-}
+use sluice_contract::find_row_column;
 
 /// A declared output's schema as the pipeline sees it (without the lineage column).
 pub fn host_schema(output: &str, schema: &Schema) -> Schema {
     let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
-    if let Some(at) = lineage_position(output, schema) {
+    if let Some(at) = find_row_column(output, schema) {
         fields.remove(at);
     }
     Schema::new_with_metadata(fields, schema.metadata().clone())
@@ -27,7 +19,7 @@ pub fn host_schema(output: &str, schema: &Schema) -> Schema {
 /// An emitted batch as the pipeline sees it, and its lineage (for each row, the input row
 /// it comes from; null: none) when the output declares it.
 pub fn host_batch(output: &str, mut batch: RecordBatch) -> (RecordBatch, Option<UInt32Array>) {
-    match lineage_position(output, &batch.schema()) {
+    match find_row_column(output, &batch.schema()) {
         Some(at) => {
             let column = batch.remove_column(at);
             (batch, Some(column.as_primitive::<UInt32Type>().clone()))

@@ -7,26 +7,14 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::datatypes::{DataType, Schema, SchemaRef, UInt32Type};
-use sluice_contract::{REJECTED, ROW_COLUMN};
+use sluice_contract::{REJECTED, ROW_COLUMN, find_row_column};
 
 use super::call::CallError;
-
-/// Where the lineage column stands in output `output` of `width` columns, if it is there:
-/// last, or in `rejected` just before the reason.
-fn position(output: &str, schema: &Schema) -> Option<usize> {
-    let width = schema.fields().len();
-    let at = if output == REJECTED {
-        width.checked_sub(2)?
-    } else {
-        width.checked_sub(1)?
-    };
-    (schema.field(at).name() == ROW_COLUMN).then_some(at)
-}
 
 /// A declared output's schema without the lineage column, and whether it had one. The column
 /// anywhere else, or of another type, is refused.
 pub(crate) fn declared(output: &str, schema: SchemaRef) -> Result<(SchemaRef, bool), CallError> {
-    let Some(at) = position(output, &schema) else {
+    let Some(at) = find_row_column(output, &schema) else {
         if schema.fields().iter().any(|f| f.name() == ROW_COLUMN) {
             let place = if output == REJECTED {
                 "just before the reason column"
@@ -56,7 +44,7 @@ pub(crate) fn declared(output: &str, schema: SchemaRef) -> Result<(SchemaRef, bo
 /// Take the lineage column off an emitted batch of a traced output; the rest is then
 /// checked against the declared schema by the caller.
 pub(crate) fn take_off(output: &str, mut batch: RecordBatch) -> Result<(RecordBatch, UInt32Array), CallError> {
-    let at = position(output, &batch.schema())
+    let at = find_row_column(output, &batch.schema())
         .filter(|&at| batch.schema().field(at).data_type() == &DataType::UInt32)
         .ok_or_else(|| {
             CallError::BadOutput(format!(

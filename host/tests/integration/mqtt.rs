@@ -571,10 +571,7 @@ fn retained_messages_are_read_only_with_include_retained_at_qos_1_and_0() {
         } else {
             readings(5, 0..10)
         };
-        let started = Instant::now();
-        while keys(&s, &s.out(name)).len() < want.len() && started.elapsed() < Duration::from_secs(90) {
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        s.wait_for_all(&[s.out(name)], want.len());
         terminate(run);
         assert_eq!(keys(&s, &s.out(name)), want, "include_retained = {include}");
     }
@@ -616,10 +613,7 @@ fn a_clean_session_reads_while_running_and_loses_what_came_while_down() {
         assert!(live.wait_with_output().expect("publisher").status.success());
         want.extend(readings(5, first..first + 10));
         want.sort();
-        let started = Instant::now();
-        while keys(&s, &out).len() < want.len() && started.elapsed() < Duration::from_secs(90) {
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        s.wait_for_all(std::slice::from_ref(&out), want.len());
         terminate(run);
         if round == 0 {
             // Published (and acknowledged by the broker) while the pipeline is down.
@@ -693,10 +687,7 @@ fn refused_credentials_stop_the_run_with_the_reason_and_the_right_ones_connect()
     let run = s.start_command(&p, "sluice-auth", command);
     let live = s.publish(&["--devices", "2", "--messages", "5"], false);
     assert!(live.wait_with_output().expect("publisher").status.success());
-    let started = Instant::now();
-    while keys(&s, &s.out("auth")).len() < 10 && started.elapsed() < Duration::from_secs(90) {
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    s.wait_for_all(&[s.out("auth")], 10);
     terminate(run);
     assert_eq!(keys(&s, &s.out("auth")), readings(2, 0..5));
 }
@@ -718,10 +709,7 @@ fn after_the_broker_loses_the_session_the_run_subscribes_again() {
     let first = s.publish(&["--devices", "5", "--messages", "10"], false);
     assert!(first.wait_with_output().expect("publisher").status.success());
     let out = s.out("lost");
-    let started = Instant::now();
-    while keys(&s, &out).len() < 50 && started.elapsed() < Duration::from_secs(90) {
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    s.wait_for_all(std::slice::from_ref(&out), 50);
     s.broker.restart_forgetting();
     // Subscribed again: the broker's log (kept across the restart) shows a second subscription.
     let started = Instant::now();
@@ -747,10 +735,7 @@ fn after_the_broker_loses_the_session_the_run_subscribes_again() {
         false,
     );
     assert!(second.wait_with_output().expect("publisher").status.success());
-    let started = Instant::now();
-    while keys(&s, &out).len() < 100 && started.elapsed() < Duration::from_secs(90) {
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    s.wait_for_all(std::slice::from_ref(&out), 100);
     terminate(run);
     let mut want = readings(5, 0..10);
     want.extend(readings(5, 100..110));

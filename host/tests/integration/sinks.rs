@@ -257,36 +257,27 @@ partition = { by = "event_time", column = "event_time", template = "dt=%Y-%m-%d/
         assert!(r["hours"].as_u64().is_some_and(|h| h > 50), "{name}: {r:?}");
     }
     // The folders are named as documented.
-    let folders: Vec<String> = files_under(&tmp.path().join("out/custom"), ".parquet")
-        .iter()
-        .map(|f| {
-            f.parent()
-                .expect("folder")
-                .strip_prefix(tmp.path())
-                .expect("under")
-                .display()
-                .to_string()
-        })
-        .collect();
-    assert!(
-        folders.iter().any(|f| f == "out/custom/dt=2026-02-01/hr=00"),
-        "{folders:?}"
-    );
-    let hive_folders: Vec<String> = files_under(&tmp.path().join("out/hive"), ".parquet")
-        .iter()
-        .map(|f| {
-            f.parent()
-                .expect("folder")
-                .strip_prefix(tmp.path())
-                .expect("under")
-                .display()
-                .to_string()
-        })
-        .collect();
-    assert!(
-        hive_folders
+    let folders = |sink: &str| -> Vec<String> {
+        files_under(&tmp.path().join("out").join(sink), ".parquet")
             .iter()
-            .any(|f| f == "out/hive/year=2026/month=02/day=01/hour=00"),
-        "{hive_folders:?}"
+            .map(|f| {
+                f.parent()
+                    .expect("folder")
+                    .strip_prefix(tmp.path())
+                    .expect("under")
+                    .display()
+                    .to_string()
+            })
+            .collect()
+    };
+    let custom = folders("custom");
+    assert!(
+        custom.iter().any(|f| f == "out/custom/dt=2026-02-01/hr=00"),
+        "{custom:?}"
+    );
+    let hive = folders("hive");
+    assert!(
+        hive.iter().any(|f| f == "out/hive/year=2026/month=02/day=01/hour=00"),
+        "{hive:?}"
     );
 }

@@ -62,5 +62,5 @@ mod types;
 pub use arrow;
 pub use duration::{Duration, DurationError, DurationErrorKind};
 pub use ipc::{decode_batch, decode_schema, encode_batch, encode_schema};
-pub use names::{MAIN, REASON_COLUMN, REJECTED, ROW_COLUMN};
+pub use names::{MAIN, REASON_COLUMN, REJECTED, ROW_COLUMN, find_row_column, row_column_index};
 pub use types::FieldType;

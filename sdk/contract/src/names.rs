@@ -11,3 +11,20 @@ pub const REASON_COLUMN: &str = "_sluice_reason";
 /// given (nullable uint32; null when no single input row is its source). The host takes it
 /// off before the rows go on and uses it to name each dead letter's own input record.
 pub const ROW_COLUMN: &str = "_sluice_row";
+
+/// Where [`ROW_COLUMN`] goes in output `output` of `width` other columns: last, or in
+/// [`REJECTED`] just before the reason.
+pub fn row_column_index(output: &str, width: usize) -> usize {
+    if output == REJECTED {
+        width.saturating_sub(1)
+    } else {
+        width
+    }
+}
+
+/// Where [`ROW_COLUMN`] stands in `schema` of output `output`, when it is where the contract
+/// places it.
+pub fn find_row_column(output: &str, schema: &arrow::datatypes::Schema) -> Option<usize> {
+    let at = row_column_index(output, schema.fields().len().checked_sub(1)?);
+    (schema.field(at).name() == ROW_COLUMN).then_some(at)
+}
