@@ -1,9 +1,18 @@
 //! Builds the stock plugins (`plugins/*`) as `wasm32-wasip2` components and embeds them in
 //! the `sluice` binary, so `plugin = "map"` works from any folder with nothing else
 //! installed. A nested cargo with its own target folder avoids the outer build's lock.
+//!
+//! Each stock component is also compiled to native code here, with the engine configuration
+//! the binary uses (`src/engine/config.rs`, included below), and that code is embedded too:
+//! the first run of a pipeline starts at once instead of compiling for seconds per component.
+
+#[path = "src/engine/config.rs"]
+mod engine_config;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use sha2::{Digest, Sha256};
 
 const STOCK: &[&str] = &["map", "filter", "window", "anomaly"];
 /// Test-only components (`host/tests/plugins/*`), built beside the stock ones but not embedded.
@@ -21,6 +30,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest.join("src/engine/config.rs").display()
+    );
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
@@ -86,12 +99,21 @@ fn main() {
     );
 
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let mut code =
-        String::from("/// The stock plugins: name and component bytes.\npub const STOCK: &[(&str, &[u8])] = &[\n");
+    let precompiler = Precompiler::new(&root, &target_dir);
+    let mut code = String::from("/// The stock plugins.\npub const STOCK: &[Stock] = &[\n");
     for name in STOCK {
         let wasm = artifact(&target_dir, name);
+        let precompiled = match &precompiler {
+            // SAFETY (of the generated `Precompiled::new`): the file is wasmtime's own
+            // precompiled output, written just now by `Precompiler::compile`.
+            Some(p) => format!(
+                "Some(unsafe {{ crate::engine::Precompiled::new(include_bytes!({:?})) }})",
+                p.compile(name, &wasm).display().to_string()
+            ),
+            None => "None".to_owned(),
+        };
         code.push_str(&format!(
-            "    ({name:?}, include_bytes!({:?})),\n",
+            "    Stock {{ name: {name:?}, component: include_bytes!({:?}), precompiled: {precompiled} }},\n",
             wasm.display().to_string()
         ));
     }
@@ -111,4 +133,60 @@ fn artifact(target_dir: &Path, name: &str) -> PathBuf {
         .join(format!("sluice_plugin_{name}.wasm"));
     assert!(path.is_file(), "expected the stock plugin at {}", path.display());
     path
+}
+
+/// Compiles stock components to native code with the binary's own engine configuration.
+struct Precompiler {
+    engine: wasmtime::Engine,
+    /// Where compiled code is kept between builds, keyed by the component's digest, the
+    /// engine configuration and the lock file (the wasmtime version): a rebuild recompiles
+    /// only a component that changed. (Were a kept file stale anyway, the binary's wasmtime
+    /// would refuse it and compile the component at first use.)
+    dir: PathBuf,
+    engine_key: String,
+}
+
+impl Precompiler {
+    /// `None` when cross-compiling: code for the build machine would not run on the target
+    /// (the binary then compiles each stock component at its first use, and caches it).
+    fn new(root: &Path, target_dir: &Path) -> Option<Self> {
+        if std::env::var("TARGET").ok() != std::env::var("HOST").ok() {
+            println!("cargo:warning=cross-compiling: stock components are compiled at first use, not now");
+            return None;
+        }
+        // The default flavour: deadlines enforced, no fuel (see `Flavour::new`).
+        let config = engine_config::wasmtime_config(true, false);
+        let engine = wasmtime::Engine::new(&config).expect("configuring wasmtime to precompile the stock plugins");
+        let mut key = Sha256::new();
+        key.update(include_str!("src/engine/config.rs"));
+        key.update(std::fs::read(root.join("Cargo.lock")).expect("reading Cargo.lock"));
+        Some(Precompiler {
+            engine,
+            dir: target_dir.join("precompiled"),
+            engine_key: hex(&key.finalize()[..8]),
+        })
+    }
+
+    /// The path of `name`'s precompiled code, compiling it unless an earlier build did.
+    fn compile(&self, name: &str, wasm: &Path) -> PathBuf {
+        let bytes = std::fs::read(wasm).expect("reading a stock component");
+        let digest = hex(&Sha256::digest(&bytes));
+        let path = self.dir.join(format!("{name}-{digest}-{}.cwasm", self.engine_key));
+        if path.is_file() {
+            return path;
+        }
+        let code = self
+            .engine
+            .precompile_component(&bytes)
+            .unwrap_or_else(|e| panic!("precompiling stock plugin {name}: {e:#}"));
+        std::fs::create_dir_all(&self.dir).expect("creating the precompiled plugin folder");
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, code).expect("writing a precompiled plugin");
+        std::fs::rename(&tmp, &path).expect("renaming a precompiled plugin");
+        path
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -15,6 +15,7 @@ mod bindings;
 mod cache;
 mod call;
 pub mod capabilities;
+mod config;
 mod instance;
 mod limits;
 mod lineage;
@@ -136,12 +137,7 @@ struct Flavour {
 
 impl Flavour {
     fn new(settings: &EngineSettings, fuel: bool) -> Result<Self, EngineError> {
-        let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true);
-        // Deadlines per call without fuel's per-instruction cost (see `limits`).
-        config.epoch_interruption(settings.enforce_limits);
-        config.consume_fuel(fuel && settings.enforce_limits);
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let config = config::wasmtime_config(settings.enforce_limits, fuel && settings.enforce_limits);
         let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError::Setup(e.to_string()))?;
         let linker = bindings::linker(&engine).map_err(|e| EngineError::Setup(e.to_string()))?;
         let cache = settings
@@ -178,6 +174,20 @@ impl Engine {
     /// Compile (or fetch from the cache) and pre-link a component, with fuel metering if
     /// it will be given a fuel budget. `name` is for messages.
     pub fn load(&self, name: &str, bytes: &[u8], fuel: bool) -> Result<Component, EngineError> {
+        self.load_prebuilt(name, bytes, None, fuel)
+    }
+
+    /// [`Engine::load`] for a component that comes with `precompiled` code built with this
+    /// binary (the stock components, precompiled by `build.rs`). The code is used when
+    /// wasmtime finds it compatible with this engine flavour (same wasmtime, settings and
+    /// CPU features); otherwise the component is compiled as any other.
+    pub fn load_prebuilt(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        precompiled: Option<Precompiled>,
+        fuel: bool,
+    ) -> Result<Component, EngineError> {
         let flavour = if fuel {
             self.fuel
                 .get_or_init(|| Flavour::new(&self.settings, true).map_err(|e| e.to_string()))
@@ -186,20 +196,43 @@ impl Engine {
         } else {
             &self.plain
         };
-        flavour.load(name, bytes, self.settings.enforce_limits)
+        flavour.load(name, bytes, precompiled, self.settings.enforce_limits)
+    }
+}
+
+/// Native code for a component, produced at build time by `build.rs` with this binary's
+/// wasmtime and engine configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Precompiled(&'static [u8]);
+
+impl Precompiled {
+    /// # Safety
+    /// `code` must be the output of wasmtime's `Engine::precompile_component`, unaltered:
+    /// wasmtime checks that it matches the engine, but trusts the code itself.
+    pub const unsafe fn new(code: &'static [u8]) -> Self {
+        Precompiled(code)
     }
 }
 
 impl Flavour {
-    fn load(&self, name: &str, bytes: &[u8], enforce_limits: bool) -> Result<Component, EngineError> {
+    fn load(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        precompiled: Option<Precompiled>,
+        enforce_limits: bool,
+    ) -> Result<Component, EngineError> {
         let digest = digest_of(bytes);
         let compile_err = |e: wasmtime::Error| EngineError::Compile {
             name: name.to_owned(),
             message: one_line(&e),
         };
-        let component = match &self.cache {
-            Some(cache) => cache.get_or_compile(&digest, bytes).map_err(compile_err)?,
-            None => wasmtime::component::Component::new(&self.engine, bytes).map_err(compile_err)?,
+        let component = match self.deserialize(name, precompiled) {
+            Some(component) => component,
+            None => match &self.cache {
+                Some(cache) => cache.get_or_compile(&digest, bytes).map_err(compile_err)?,
+                None => wasmtime::component::Component::new(&self.engine, bytes).map_err(compile_err)?,
+            },
         };
         let imports: Vec<String> = component
             .component_type()
@@ -240,6 +273,26 @@ impl Flavour {
                 fuel: self.fuel,
             }),
         })
+    }
+}
+
+impl Flavour {
+    /// The precompiled code, if wasmtime finds it built for this flavour; `None` means compile.
+    fn deserialize(&self, name: &str, precompiled: Option<Precompiled>) -> Option<wasmtime::component::Component> {
+        let Precompiled(code) = precompiled?;
+        // SAFETY: `Precompiled::new`'s contract: the bytes are wasmtime's own precompiled
+        // output, embedded in this binary at build time. wasmtime checks the rest (its
+        // version, the target, every code-generation setting and the CPU's features).
+        match unsafe { wasmtime::component::Component::deserialize(&self.engine, code) } {
+            Ok(component) => {
+                tracing::debug!(component = name, "Loaded the component's precompiled code.");
+                Some(component)
+            }
+            Err(e) => {
+                tracing::debug!(component = name, reason = %one_line(&e), "Precompiled code does not fit this engine; compiling.");
+                None
+            }
+        }
     }
 }
 

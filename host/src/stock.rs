@@ -1,13 +1,29 @@
-//! The stock transforms shipped inside the binary (built from `plugins/` by `build.rs`).
+//! The stock transforms shipped inside the binary: each component built from `plugins/` by
+//! `build.rs`, with its native code precompiled there, so the first run starts at once.
+
+use crate::engine::Precompiled;
+
+/// One stock transform.
+#[derive(Debug)]
+pub struct Stock {
+    /// Its name in `plugin = "…"`.
+    pub name: &'static str,
+    /// The component's bytes: its identity (digest) and what is compiled when the
+    /// precompiled code does not fit the engine.
+    pub component: &'static [u8],
+    /// Native code for the default engine flavour, when the build could make it (not when
+    /// cross-compiling).
+    pub precompiled: Option<Precompiled>,
+}
 
 include!(concat!(env!("OUT_DIR"), "/stock.rs"));
 
-/// The component bytes of stock plugin `name`.
-pub fn lookup(name: &str) -> Option<&'static [u8]> {
-    STOCK.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+/// Stock plugin `name`.
+pub fn lookup(name: &str) -> Option<&'static Stock> {
+    STOCK.iter().find(|s| s.name == name)
 }
 
 /// Every stock plugin's name.
 pub fn names() -> Vec<&'static str> {
-    STOCK.iter().map(|(n, _)| *n).collect()
+    STOCK.iter().map(|s| s.name).collect()
 }

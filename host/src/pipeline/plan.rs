@@ -244,7 +244,12 @@ fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnost
     };
     let loaded = match &t.plugin.value {
         PluginRef::Stock(name) => match stock::lookup(name) {
-            Some(bytes) => engine.load(&format!("stock plugin `{name}`"), bytes, fuel),
+            Some(stock) => engine.load_prebuilt(
+                &format!("stock plugin `{name}`"),
+                stock.component,
+                stock.precompiled,
+                fuel,
+            ),
             None => {
                 let names = stock::names()
                     .iter()

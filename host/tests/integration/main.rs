@@ -13,6 +13,7 @@ mod kinesis_source;
 mod lineage;
 mod moto;
 mod mqtt;
+mod precompiled;
 mod reload;
 mod s3_sink;
 mod s3_store;
