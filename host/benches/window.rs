@@ -42,8 +42,10 @@ fn main() {
     println!("window bench: {ticks} ticks in batches of {batch_rows}, {rounds} rounds");
 
     let engine = Engine::new(EngineSettings::default()).expect("engine");
-    let bytes = sluice::stock::lookup("window").expect("stock window component");
-    let component = engine.load("window", bytes, false).expect("load window");
+    let stock = sluice::stock::lookup("window").expect("stock window component");
+    let component = engine
+        .load_prebuilt("window", stock.component, stock.precompiled, false)
+        .expect("load window");
 
     let (mut best_wasm, mut best_native) = (Duration::MAX, Duration::MAX);
     for round in 1..=rounds {
