@@ -20,6 +20,7 @@ mod instance;
 mod limits;
 mod lineage;
 mod output;
+mod precompiled;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use wasmtime::component::Linker;
 pub use call::{CallError, Description, Emitted, PluginConfigError};
 pub use instance::TransformInstance;
 pub use limits::Limits;
+pub use precompiled::Precompiled;
 
 use bindings::{HostState, TransformerPre};
 
@@ -200,20 +202,6 @@ impl Engine {
     }
 }
 
-/// Native code for a component, produced at build time by `build.rs` with this binary's
-/// wasmtime and engine configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct Precompiled(&'static [u8]);
-
-impl Precompiled {
-    /// # Safety
-    /// `code` must be the output of wasmtime's `Engine::precompile_component`, unaltered:
-    /// wasmtime checks that it matches the engine, but trusts the code itself.
-    pub const unsafe fn new(code: &'static [u8]) -> Self {
-        Precompiled(code)
-    }
-}
-
 impl Flavour {
     fn load(
         &self,
@@ -227,7 +215,7 @@ impl Flavour {
             name: name.to_owned(),
             message: one_line(&e),
         };
-        let component = match self.deserialize(name, precompiled) {
+        let component = match precompiled::load(&self.engine, name, precompiled) {
             Some(component) => component,
             None => match &self.cache {
                 Some(cache) => cache.get_or_compile(&digest, bytes).map_err(compile_err)?,
@@ -273,26 +261,6 @@ impl Flavour {
                 fuel: self.fuel,
             }),
         })
-    }
-}
-
-impl Flavour {
-    /// The precompiled code, if wasmtime finds it built for this flavour; `None` means compile.
-    fn deserialize(&self, name: &str, precompiled: Option<Precompiled>) -> Option<wasmtime::component::Component> {
-        let Precompiled(code) = precompiled?;
-        // SAFETY: `Precompiled::new`'s contract: the bytes are wasmtime's own precompiled
-        // output, embedded in this binary at build time. wasmtime checks the rest (its
-        // version, the target, every code-generation setting and the CPU's features).
-        match unsafe { wasmtime::component::Component::deserialize(&self.engine, code) } {
-            Ok(component) => {
-                tracing::debug!(component = name, "Loaded the component's precompiled code.");
-                Some(component)
-            }
-            Err(e) => {
-                tracing::debug!(component = name, reason = %one_line(&e), "Precompiled code does not fit this engine; compiling.");
-                None
-            }
-        }
     }
 }
 

@@ -27,12 +27,14 @@ fn first_run(dir: &Path, pipeline: &Path) -> (String, Vec<std::path::PathBuf>) {
     )
 }
 
+/// What the run wrote, read by DuckDB (its float sum is rounded: DuckDB adds in whatever
+/// order its threads finish).
 fn summary(py: &Path, out: &Path) -> Vec<serde_json::Map<String, Value>> {
     let glob = out.join("**").join("*.parquet");
     duckdb(
         py,
         &format!(
-            "select count(*) as n, sum(temperature) as t, count(distinct device_id) as d, sum(is_anomaly::int) as a from read_parquet('{}')",
+            "select count(*) as n, round(sum(temperature), 6) as t, count(distinct device_id) as d, sum(is_anomaly::int) as a from read_parquet('{}')",
             glob.display()
         ),
     )

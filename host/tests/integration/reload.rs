@@ -253,13 +253,7 @@ fn fifty_reloads_of_a_stateful_component_lose_and_duplicate_nothing() {
             .unwrap_or(0);
         tags[g as usize]
     };
-    let rows = duckdb(
-        &python,
-        &format!(
-            "select device, n, seen, version from read_parquet('{}/**/*.parquet') order by n",
-            tmp.path().join("out").display()
-        ),
-    );
+    let rows = counter_rows(&python, &tmp.path().join("out"));
     assert_eq!(rows.len() as u64, fed, "every row fed is written once");
     let mut per_device = std::collections::HashMap::new();
     for (i, r) in rows.iter().enumerate() {
@@ -524,13 +518,7 @@ fn bad_versions_are_refused_and_the_old_one_keeps_producing() {
     let switches = applied(&log);
     assert_eq!(switches.len(), 1, "{log}");
     let first_new_chunk = switches[0].1;
-    let rows = duckdb(
-        &python,
-        &format!(
-            "select device, n, seen, version from read_parquet('{}/**/*.parquet') order by n",
-            tmp.path().join("out").display()
-        ),
-    );
+    let rows = counter_rows(&python, &tmp.path().join("out"));
     assert_eq!(rows.len() as u64, fed, "every row fed is written once");
     let mut per_device: std::collections::HashMap<(String, i64), i64> = Default::default();
     for (i, r) in rows.iter().enumerate() {
@@ -606,15 +594,20 @@ fn file_pipeline(input: &Path, config: &str, sink_extra: &str) -> String {
         + "[checkpoint]\ninterval = \"50ms\"\n"
 }
 
-/// Every row once, each device's count continuous; returns the versions in row order.
-fn check_exact(python: &Path, out: &Path, rows: u64) -> Vec<i64> {
-    let got = duckdb(
+/// The counter component's output under `out`, read by DuckDB, in input order.
+fn counter_rows(python: &Path, out: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    duckdb(
         python,
         &format!(
             "select device, n, seen, version from read_parquet('{}/**/*.parquet') order by n",
             out.display()
         ),
-    );
+    )
+}
+
+/// Every row once, each device's count continuous; returns the versions in row order.
+fn check_exact(python: &Path, out: &Path, rows: u64) -> Vec<i64> {
+    let got = counter_rows(python, out);
     assert_eq!(got.len() as u64, rows, "every row once");
     let mut per_device = std::collections::HashMap::new();
     let mut versions = Vec::new();
