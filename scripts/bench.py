@@ -93,6 +93,31 @@ def duckdb_script(data, out):
     """)
 
 
+def polars_script(data, out):
+    """The same job with Polars' streaming engine: scan_ndjson -> filter -> select ->
+    sink_parquet partitioned by the ingest hour (Hive folders, as sluice and DuckDB write)."""
+    return textwrap.dedent(f"""
+        import datetime
+        import polars as pl
+        now = datetime.datetime.now()
+        schema = {{"client_id": pl.String, "timestamp": pl.String, "humidity": pl.Float64,
+                  "temperature": pl.Float64, "pressure": pl.Float64, "pitch": pl.Float64,
+                  "roll": pl.Float64, "yaw": pl.Float64, "count": pl.Int64}}
+        (pl.scan_ndjson('{os.path.abspath(data)}', schema=schema)
+           .filter(pl.col("temperature") > 25)
+           .select(pl.col("client_id").alias("device_id"),
+                   pl.col("timestamp").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S").alias("event_time"),
+                   "humidity", "temperature", "pressure",
+                   pl.col("pitch").cast(pl.Float32), pl.col("roll").cast(pl.Float32),
+                   pl.col("yaw").cast(pl.Float32), pl.col("count").cast(pl.Int32),
+                   pl.lit(now.year).alias("ingest_year"), pl.lit(now.month).alias("ingest_month"),
+                   pl.lit(now.day).alias("ingest_day"), pl.lit(now.hour).alias("ingest_hour"))
+           .sink_parquet(pl.PartitionBy('{os.path.abspath(out)}',
+                                        key=["ingest_year", "ingest_month", "ingest_day", "ingest_hour"]),
+                         compression="snappy", mkdir=True, engine="streaming"))
+    """)
+
+
 def run(cmd, out_dir):
     shutil.rmtree(out_dir, ignore_errors=True)
     start = time.perf_counter()
@@ -132,6 +157,7 @@ def main():
         "(bn) = (b) without checkpoints": ([a.sluice, "run", plain_toml], f"{work}/out-wasm"),
         "(b0) = (b) without deadlines or memory caps": ([a.sluice, "run", "--unenforced-limits", wasm_toml], f"{work}/out-wasm"),
         "(c) DuckDB COPY ... TO parquet": ([sys.executable, "-c", duckdb_script(a.data, f"{work}/out-duckdb")], f"{work}/out-duckdb"),
+        "(p) Polars scan_ndjson -> sink_parquet (streaming)": ([sys.executable, "-c", polars_script(a.data, f"{work}/out-polars")], f"{work}/out-polars"),
     }
     base = "(b@baseline) = (b) run by the baseline binary"
     if a.baseline_sluice:
@@ -158,6 +184,7 @@ def main():
     a_, b_, bn_, b0_, c_ = (med[k] for k in list(variants)[:5])
     print(f"\nratio (b)/(a) = {a_ / b_:.2f}   (throughput of the WASM pipeline over the native floor)")
     print(f"ratio (b)/(c) = {c_ / b_:.2f}   (throughput of the WASM pipeline over DuckDB)")
+    print(f"ratio (b)/(p) = {med[list(variants)[5]] / b_:.2f}   (throughput of the WASM pipeline over Polars)")
     print(f"ratio (b)/(b0) = {b0_ / b_:.3f}  (throughput with epoch deadlines + memory caps over without)")
     print(f"ratio (b)/(bn) = {bn_ / b_:.3f}  (throughput with a checkpoint every second over no checkpoints)")
     if a.baseline_sluice:

@@ -13,7 +13,7 @@ ROUNDS="${ROUNDS:-3}"
 
 rustup toolchain install >/dev/null
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-bench.txt
 cargo build --release --locked -p sluice
 
 mkdir -p bench-data

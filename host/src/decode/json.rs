@@ -19,6 +19,7 @@ use crate::config::{Coerce, FieldType, NewFields};
 use crate::record::{BadRecord, Chunk};
 
 mod columns;
+mod fast;
 mod record;
 mod value;
 

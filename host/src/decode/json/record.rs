@@ -8,6 +8,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::fast;
 use super::value::{self, Cell};
 use crate::config::{Coerce, FieldType};
 
@@ -30,16 +31,10 @@ pub(super) struct Layout {
 impl Layout {
     /// Read `record` into `row` (all `Null` on entry); a reason when it does not fit.
     pub(super) fn read<'a>(&self, record: &'a [u8], row: &mut [Cell<'a>]) -> Result<(), String> {
-        let mut de = serde_json::Deserializer::from_slice(record);
-        let current = std::cell::Cell::new(None);
-        let seed = RecordSeed {
-            layout: self,
-            row,
-            current: &current,
-        };
-        let read = seed.deserialize(&mut de).and_then(|()| de.end());
-        if let Err(e) = read {
-            return Err(self.reason(&e, current.get()));
+        if fast::read(self, record, row).is_none() {
+            // Not a record the fast path takes: serde reads it again from the start.
+            row.fill(Cell::Null);
+            self.read_with_serde(record, row)?;
         }
         for (i, cell) in row.iter().enumerate() {
             if matches!(cell, Cell::Null) && !self.nullable[i] {
@@ -47,6 +42,21 @@ impl Layout {
             }
         }
         Ok(())
+    }
+
+    /// Read `record` into `row` (all `Null` on entry) with serde, which takes any JSON and
+    /// says what is wrong with a record it refuses.
+    pub(super) fn read_with_serde<'a>(&self, record: &'a [u8], row: &mut [Cell<'a>]) -> Result<(), String> {
+        let mut de = serde_json::Deserializer::from_slice(record);
+        let current = std::cell::Cell::new(None);
+        let seed = RecordSeed {
+            layout: self,
+            row,
+            current: &current,
+        };
+        seed.deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| self.reason(&e, current.get()))
     }
 
     /// A serde_json error as a sentence; `field` is the column being read when it happened.
@@ -245,20 +255,11 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cell<'de>, E> {
-        if self.numeric_times && self.kind == FieldType::Timestamp {
-            return Ok(Cell::Int(v));
-        }
-        self.done(value::from_i64(self.kind, self.coerce, v))
+        self.done(value::of_i64(self.kind, self.coerce, self.numeric_times, v))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cell<'de>, E> {
-        if self.numeric_times
-            && self.kind == FieldType::Timestamp
-            && let Ok(v) = i64::try_from(v)
-        {
-            return Ok(Cell::Int(v));
-        }
-        self.done(value::from_u64(self.kind, self.coerce, v))
+        self.done(value::of_u64(self.kind, self.coerce, self.numeric_times, v))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cell<'de>, E> {

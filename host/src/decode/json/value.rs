@@ -47,6 +47,26 @@ impl PartialEq for Cell<'_> {
     }
 }
 
+/// A JSON integer (as serde_json gives it: `u64` when not negative) into `kind`; with
+/// `numeric_times`, an integer in a timestamp column is microseconds.
+pub(super) fn of_u64<'a>(kind: FieldType, coerce: Coerce, numeric_times: bool, v: u64) -> Result<Cell<'a>, String> {
+    if numeric_times
+        && kind == FieldType::Timestamp
+        && let Ok(v) = i64::try_from(v)
+    {
+        return Ok(Cell::Int(v));
+    }
+    from_u64(kind, coerce, v)
+}
+
+/// A negative JSON integer into `kind` (see [`of_u64`]).
+pub(super) fn of_i64<'a>(kind: FieldType, coerce: Coerce, numeric_times: bool, v: i64) -> Result<Cell<'a>, String> {
+    if numeric_times && kind == FieldType::Timestamp {
+        return Ok(Cell::Int(v));
+    }
+    from_i64(kind, coerce, v)
+}
+
 pub(super) fn from_bool<'a>(kind: FieldType, coerce: Coerce, b: bool) -> Result<Cell<'a>, String> {
     match kind {
         FieldType::Bool => Ok(Cell::Bool(b)),
