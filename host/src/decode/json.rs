@@ -75,6 +75,7 @@ impl JsonDecoder {
         };
         let layout = record::Layout {
             names: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            keys: schema.fields().iter().map(|f| fast::key(f.name())).collect(),
             kinds: schema.fields().iter().map(|f| FieldType::of(f.data_type())).collect(),
             nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
             coerce: options.coerce,

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use super::record::Layout;
 use super::value::{self, Cell};
+use crate::config::FieldType;
 
 /// Read `record` into `row` (all `Null` on entry), or `None` to leave it to serde (then `row`
 /// may hold some cells, to be cleared).
@@ -28,16 +29,19 @@ pub(super) fn read<'a>(layout: &Layout, record: &'a [u8], row: &mut [Cell<'a>]) 
     } else {
         let mut hint = 0;
         loop {
-            let key = s.string()?;
+            // Keys mostly come in the schema's order: the next column's key is tried first,
+            // as bytes in place.
+            let column = if let Some(Some(key)) = layout.keys.get(hint)
+                && s.skip_prefix(key)
+            {
+                Some(hint)
+            } else {
+                let key = s.string()?;
+                layout.names.iter().position(|n| n == key)
+            };
             s.space();
             s.eat(b':')?;
             s.space();
-            let names = &layout.names;
-            let column = if names.get(hint).is_some_and(|n| n == key) {
-                Some(hint)
-            } else {
-                names.iter().position(|n| n == key)
-            };
             match column {
                 Some(i) => {
                     row[i] = cell(layout, i, &mut s)?;
@@ -58,12 +62,31 @@ pub(super) fn read<'a>(layout: &Layout, record: &'a [u8], row: &mut [Cell<'a>]) 
     (s.at == record.len()).then_some(())
 }
 
+/// A column's name as the JSON key that names it with no escapes, when there is one: then
+/// those bytes in a record are that key and no other.
+pub(super) fn key(name: &str) -> Option<Box<[u8]>> {
+    if name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return None;
+    }
+    Some(format!("\"{name}\"").into_bytes().into_boxed_slice())
+}
+
 /// The value of column `i`, converted as the serde path converts it.
 #[inline]
 fn cell<'a>(layout: &Layout, i: usize, s: &mut Scan<'a>) -> Option<Cell<'a>> {
     let kind = layout.kinds[i]?;
     let (coerce, times) = (layout.coerce, layout.numeric_times);
     let converted = match s.peek()? {
+        b'"' if kind == FieldType::Utf8 => return s.string().map(|v| Cell::Str(Cow::Borrowed(v))),
+        b'-' | b'0'..=b'9' if kind == FieldType::Float64 => {
+            // What `value::from_*` give a float64 column, without their error plumbing (every
+            // integer here has at most 18 digits, so it is an exact i64).
+            return Some(Cell::Float(match s.number()? {
+                Number::F64(v) => v,
+                Number::U64(v) => v as i64 as f64,
+                Number::I64(v) => v as f64,
+            }));
+        }
         b'"' => value::from_str(kind, coerce, Cow::Borrowed(s.string()?)),
         b'n' => return s.literal("null").map(|()| Cell::Null),
         b't' => {
@@ -129,6 +152,25 @@ impl<'a> Scan<'a> {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.at += 1;
         }
+    }
+
+    /// Step over `prefix` if the text goes on with it (compared eight bytes at a time: keys
+    /// are short, and a call to `memcmp` per key costs more than the comparison).
+    #[inline]
+    fn skip_prefix(&mut self, prefix: &[u8]) -> bool {
+        let Some(rest) = self.text.as_bytes().get(self.at..self.at + prefix.len()) else {
+            return false;
+        };
+        let ((words, tail), (want_words, want_tail)) = (rest.as_chunks::<8>(), prefix.as_chunks::<8>());
+        let same = words
+            .iter()
+            .zip(want_words)
+            .all(|(a, b)| u64::from_ne_bytes(*a) == u64::from_ne_bytes(*b))
+            && tail.iter().zip(want_tail).all(|(a, b)| a == b);
+        if same {
+            self.at += prefix.len();
+        }
+        same
     }
 
     fn literal(&mut self, word: &str) -> Option<()> {
@@ -245,7 +287,7 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
-    use crate::config::{Coerce, FieldType};
+    use crate::config::Coerce;
 
     fn number(text: &str) -> Option<Number> {
         let mut s = Scan { text, at: 0 };
@@ -348,6 +390,7 @@ mod tests {
         ];
         Layout {
             names: columns.iter().map(|(n, _)| (*n).to_owned()).collect(),
+            keys: columns.iter().map(|(n, _)| key(n)).collect(),
             kinds: columns.iter().map(|(_, k)| *k).collect(),
             nullable: vec![true; columns.len()],
             coerce,
@@ -457,6 +500,21 @@ mod tests {
         }
         // The corpus is varied enough that both paths get a fair share.
         assert!(taken > 20_000, "the fast path took only {taken} records");
+    }
+
+    #[test]
+    fn only_names_that_need_no_escape_are_matched_as_bytes() {
+        assert_eq!(key("client_id").as_deref(), Some(&b"\"client_id\""[..]));
+        // In a record, `"a\b"` is the key a-backspace, not the name `a\b`.
+        assert_eq!(key("a\\b"), None);
+        assert_eq!(key("say \"hi\""), None);
+        let mut s = Scan {
+            text: "\"client_idx\": 1",
+            at: 0,
+        };
+        assert!(!s.skip_prefix(b"\"client_id\""));
+        assert!(s.skip_prefix(b"\"client_idx\""));
+        assert_eq!(s.at, 12);
     }
 
     #[test]

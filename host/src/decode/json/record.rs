@@ -16,6 +16,8 @@ use crate::config::{Coerce, FieldType};
 #[derive(Debug)]
 pub(super) struct Layout {
     pub(super) names: Vec<String>,
+    /// Each name as a JSON key (`"name"`), for names that need no escaping (see `fast`).
+    pub(super) keys: Vec<Option<Box<[u8]>>>,
     /// Each column's type; `None` for nested ones (lists, structs).
     pub(super) kinds: Vec<Option<FieldType>>,
     pub(super) nullable: Vec<bool>,
