@@ -47,16 +47,34 @@ config.predicate = "temperature > 25"
 """
 
 
-def pipeline(path, data, out, with_wasm, checkpoint="1s"):
+ANOMALY = """
+[[transform]]
+name = "spikes"
+plugin = "anomaly"
+[transform.config]
+key = "device_id"
+value = "temperature"
+threshold = 4.0
+warmup = 10
+"""
+
+
+def pipeline(path, data, out, with_wasm, checkpoint="1s", workers=None, anomaly=False):
+    transforms = TRANSFORMS
+    if anomaly:
+        # Between map and filter, as in pipelines/iot-sensors.toml.
+        mapping, warm = TRANSFORMS.split("[[transform]]\nname = \"warm\"")
+        transforms = mapping + ANOMALY + "[[transform]]\nname = \"warm\"" + warm
     text = f"""
 [pipeline]
 name = "bench"
+{f"workers = {workers}" if workers else ""}
 [source]
 type = "file"
 path = "{os.path.abspath(data)}"
 batch_rows = 8192
 {SCHEMA}
-{TRANSFORMS if with_wasm else ""}
+{transforms if with_wasm else ""}
 [sink]
 type = "parquet"
 path = "{os.path.abspath(out)}"
@@ -151,6 +169,9 @@ def main():
     pipeline(native_toml, a.data, f"{work}/out-native", with_wasm=False, checkpoint=None)
     pipeline(wasm_toml, a.data, f"{work}/out-wasm", with_wasm=True)
     pipeline(plain_toml, a.data, f"{work}/out-wasm", with_wasm=True, checkpoint=None)
+    one_toml, anomaly_toml = f"{work}/wasm-one-worker.toml", f"{work}/wasm-anomaly.toml"
+    pipeline(one_toml, a.data, f"{work}/out-wasm", with_wasm=True, workers=1)
+    pipeline(anomaly_toml, a.data, f"{work}/out-wasm", with_wasm=True, anomaly=True)
     variants = {
         "(a) native floor: decode -> Parquet, no checkpoints": ([a.sluice, "run", native_toml], f"{work}/out-native"),
         "(b) decode -> map + filter -> Parquet, checkpoint 1 s": ([a.sluice, "run", wasm_toml], f"{work}/out-wasm"),
@@ -158,6 +179,8 @@ def main():
         "(b0) = (b) without deadlines or memory caps": ([a.sluice, "run", "--unenforced-limits", wasm_toml], f"{work}/out-wasm"),
         "(c) DuckDB COPY ... TO parquet": ([sys.executable, "-c", duckdb_script(a.data, f"{work}/out-duckdb")], f"{work}/out-duckdb"),
         "(p) Polars scan_ndjson -> sink_parquet (streaming)": ([sys.executable, "-c", polars_script(a.data, f"{work}/out-polars")], f"{work}/out-polars"),
+        "(b1) = (b) with one worker": ([a.sluice, "run", one_toml], f"{work}/out-wasm"),
+        "(ba) = (b) + the anomaly stage (stateful: one worker)": ([a.sluice, "run", anomaly_toml], f"{work}/out-wasm"),
     }
     base = "(b@baseline) = (b) run by the baseline binary"
     if a.baseline_sluice:
@@ -187,6 +210,9 @@ def main():
     print(f"ratio (b)/(p) = {med[list(variants)[5]] / b_:.2f}   (throughput of the WASM pipeline over Polars)")
     print(f"ratio (b)/(b0) = {b0_ / b_:.3f}  (throughput with epoch deadlines + memory caps over without)")
     print(f"ratio (b)/(bn) = {bn_ / b_:.3f}  (throughput with a checkpoint every second over no checkpoints)")
+    b1_, ba_ = med[list(variants)[6]], med[list(variants)[7]]
+    print(f"ratio (b)/(b1) = {b1_ / b_:.2f}   (2 workers over 1)")
+    print(f"ratio (ba)/(c) = {c_ / ba_:.2f}   (the anomaly variant over DuckDB's job without it)")
     if a.baseline_sluice:
         print(f"ratio (b)/(b@baseline) = {med[base] / b_:.3f}  (this build's throughput over the baseline binary's, same data, same run)")
 
