@@ -110,7 +110,7 @@ impl JsonDecoder {
             if content.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match self.layout.read(content, &mut row) {
+            match read(&self.layout, content, &mut row) {
                 Ok(()) => {
                     columns.append(&mut row);
                     records.push(i);
@@ -157,6 +157,16 @@ impl JsonDecoder {
         }
         Ok(Decoded { batch, bad, records })
     }
+}
+
+/// Read one record into `row` (all `Null` on entry): by the fast path when it takes the
+/// record, else by serde from the start; a reason when the record does not fit.
+fn read<'a>(layout: &record::Layout, record: &'a [u8], row: &mut [value::Cell<'a>]) -> Result<(), String> {
+    if fast::read(layout, record, row).is_none() {
+        row.fill(value::Cell::Null);
+        layout.read_with_serde(record, row)?;
+    }
+    layout.check_required(row)
 }
 
 /// Infer a schema from up to `max_lines` lines of NDJSON, skipping lines that are not JSON.

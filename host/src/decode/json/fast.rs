@@ -1,4 +1,4 @@
-//! The fast path of [`super::record`]: a record that is one flat JSON object of scalar values,
+//! The fast path of the JSON decoder: a record that is one flat JSON object of scalar values,
 //! with keys and strings free of escapes (what sensor fleets and app events send), is read by
 //! this byte scanner instead of serde. Anything else — an escape, a nested or refused value,
 //! a value that does not fit its column, malformed JSON — makes it give up (`None`), and the

@@ -8,7 +8,6 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::fast;
 use super::value::{self, Cell};
 use crate::config::{Coerce, FieldType};
 
@@ -31,13 +30,8 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    /// Read `record` into `row` (all `Null` on entry); a reason when it does not fit.
-    pub(super) fn read<'a>(&self, record: &'a [u8], row: &mut [Cell<'a>]) -> Result<(), String> {
-        if fast::read(self, record, row).is_none() {
-            // Not a record the fast path takes: serde reads it again from the start.
-            row.fill(Cell::Null);
-            self.read_with_serde(record, row)?;
-        }
+    /// Every required column has a value in `row`, or the reason.
+    pub(super) fn check_required(&self, row: &[Cell<'_>]) -> Result<(), String> {
         for (i, cell) in row.iter().enumerate() {
             if matches!(cell, Cell::Null) && !self.nullable[i] {
                 return Err(format!("missing required field {}", self.names[i]));
