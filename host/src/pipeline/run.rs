@@ -1,6 +1,7 @@
 //! The running pipeline: a reader thread cuts the input into numbered chunks, worker threads
-//! decode and transform them in parallel, and the calling thread writes results in input
-//! order (so output names and contents do not depend on thread timing). This file starts
+//! decode and transform them in parallel (a single worker, as a stateful chain has, gets its
+//! chunks decoded ahead of it on a thread of its own), and the calling thread writes results
+//! in input order (so output names and contents do not depend on thread timing). This file starts
 //! the threads; `writer.rs` writes, `worker.rs` transforms, `outcome.rs` holds the types.
 //!
 //! Back-pressure: at most `2 × workers + 2` chunks are in flight (read but not yet written)
@@ -28,11 +29,12 @@ use super::reload::watch::Reloader;
 use super::reload::{Generations, SwapReport};
 use super::resume::{Start, prepare};
 use super::sinks;
-use super::worker::{Worker, WorkerError};
+use super::worker::{Decoding, Worker, WorkerError};
 use super::writer::{Msg, Writer, write_results};
 use crate::checkpoint::protocol::BarrierClock;
 use crate::checkpoint::store;
 use crate::checkpoint::{StageState, WatermarkState};
+use crate::decode::json::Decoded;
 use crate::record::{Chunk, SourceSpan};
 use crate::source::{Source, SourceError};
 
@@ -239,25 +241,53 @@ fn spawn_workers(
     ended: &Arc<AtomicBool>,
 ) -> Result<Vec<JoinHandle<()>>, RunError> {
     let mut handles = Vec::new();
+    // A single chain (a stateful stage needs its input in order) gets its chunks decoded on a
+    // thread of its own, in order, so decoding and the chain use two cores.
+    let decoded = (plan.workers == 1)
+        .then(|| {
+            let (decoded_tx, decoded_rx) = bounded::<Prepared>(2);
+            let (decoding, rx) = (Decoding::new(plan), chunks.clone());
+            let spawned = std::thread::Builder::new()
+                .name("sluice-decode".into())
+                .spawn(move || {
+                    for chunk in rx {
+                        let decoded = decoding.decode(&chunk);
+                        if decoded_tx.send((chunk, Some(decoded))).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| RunError::Thread(format!("cannot start the decoding thread: {e}")))?;
+            handles.push(spawned);
+            Ok::<_, RunError>(decoded_rx)
+        })
+        .transpose()?;
     for id in 0..plan.workers {
         let plan = plan.clone();
-        let (rx, tx) = (chunks.clone(), results.clone());
+        let input: Box<dyn Iterator<Item = Prepared> + Send> = match &decoded {
+            Some(rx) => Box::new(rx.clone().into_iter()),
+            None => Box::new(chunks.clone().into_iter().map(|chunk| (chunk, None))),
+        };
+        let tx = results.clone();
         let (states, watermarks) = (start.states.clone(), start.watermarks.clone());
         let ended = ended.clone();
         let reload = (generations.clone(), reports.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("sluice-work-{id}"))
-            .spawn(move || work(&plan, id, (&states, &watermarks), rx, tx, &ended, &reload));
+            .spawn(move || work(&plan, id, (&states, &watermarks), input, tx, &ended, &reload));
         handles.push(spawned.map_err(|e| RunError::Thread(format!("cannot start a worker thread: {e}")))?);
     }
     Ok(handles)
 }
 
+/// A chunk for a worker, and its decoding when that was done ahead of the worker.
+type Prepared = (Chunk, Option<Result<Decoded, WorkerError>>);
+
 fn work(
     plan: &Plan,
     id: usize,
     (states, watermarks): (&[Option<StageState>], &[WatermarkState]),
-    chunks: Receiver<Chunk>,
+    chunks: Box<dyn Iterator<Item = Prepared> + Send>,
     results: Sender<Msg>,
     ended: &AtomicBool,
     (generations, reports): &(Arc<Generations>, Sender<SwapReport>),
@@ -271,7 +301,7 @@ fn work(
     };
     let mut last: Option<(SourceSpan, i64)> = None;
     let mut generation = 0;
-    for chunk in chunks {
+    for (chunk, decoded) in chunks {
         last = Some((chunk.span.clone(), chunk.ingest_micros));
         if chunk.generation != generation {
             generation = chunk.generation;
@@ -284,7 +314,11 @@ fn work(
                 outcome,
             });
         }
-        match worker.process(chunk) {
+        let processed = match decoded {
+            Some(decoded) => decoded.and_then(|d| worker.process_decoded(chunk, d)),
+            None => worker.process(chunk),
+        };
+        match processed {
             Ok(r) => {
                 if results.send(Msg::Done(Box::new(r))).is_err() {
                     return;

@@ -11,7 +11,7 @@ pub(crate) use super::stage::{Aside, WorkerError};
 use super::stage::{Open, Policy, Routing, Stage, route};
 use crate::checkpoint::{StageState, WatermarkState};
 use crate::config::OnError;
-use crate::decode::json::JsonDecoder;
+use crate::decode::json::{Decoded, JsonDecoder};
 use crate::decode::metadata::Metadata;
 use crate::record::{Chunk, PartitionEvent, RecordIndex, SourceSpan};
 
@@ -39,10 +39,37 @@ pub(crate) struct WorkResult {
     pub watermarks: Vec<WatermarkState>,
 }
 
-/// A decoder and a private instance of every stage.
-pub(crate) struct Worker {
+/// Decoding a chunk into the batch the chain starts from, with its metadata columns. A
+/// reload swaps stages, never this, so it may run on a thread of its own ahead of the chain.
+pub(crate) struct Decoding {
     decoder: JsonDecoder,
     metadata: Metadata,
+}
+
+impl Decoding {
+    pub(crate) fn new(plan: &Plan) -> Self {
+        Decoding {
+            // Rows keep their records: metadata columns and dead letters of later stages name them.
+            decoder: JsonDecoder::new(plan.decoded_schema.clone(), plan.decoding).tracking_records(),
+            metadata: plan.metadata.clone(),
+        }
+    }
+
+    pub(crate) fn decode(&self, chunk: &Chunk) -> Result<Decoded, WorkerError> {
+        let mut decoded = self.decoder.decode(chunk)?;
+        if !self.metadata.is_empty() {
+            decoded.batch = decoded
+                .batch
+                .map(|b| self.metadata.append(b, chunk, &decoded.records))
+                .transpose()?;
+        }
+        Ok(decoded)
+    }
+}
+
+/// A decoder and a private instance of every stage.
+pub(crate) struct Worker {
+    decoding: Decoding,
     stages: Vec<Stage>,
     /// The plan of each stage, in the same order (a reload compares them).
     plans: Vec<Arc<StagePlan>>,
@@ -90,11 +117,8 @@ impl Worker {
                 tracker.restore(&w.partitions, w.watermark, std::time::Instant::now());
             }
         }
-        // Rows keep their records: metadata columns and dead letters of later stages name them.
-        let decoder = JsonDecoder::new(plan.decoded_schema.clone(), plan.decoding).tracking_records();
         Ok(Worker {
-            decoder,
-            metadata: plan.metadata.clone(),
+            decoding: Decoding::new(plan),
             stages,
             keep_raw: plan.sinks.iter().any(|s| s.tap == Tap::Source),
             plans: plan.stages.clone(),
@@ -164,14 +188,13 @@ impl Worker {
         Ok(changed)
     }
 
-    pub(crate) fn process(&mut self, mut chunk: Chunk) -> Result<WorkResult, WorkerError> {
-        let mut decoded = self.decoder.decode(&chunk)?;
-        if !self.metadata.is_empty() {
-            decoded.batch = decoded
-                .batch
-                .map(|b| self.metadata.append(b, &chunk, &decoded.records))
-                .transpose()?;
-        }
+    pub(crate) fn process(&mut self, chunk: Chunk) -> Result<WorkResult, WorkerError> {
+        let decoded = self.decoding.decode(&chunk)?;
+        self.process_decoded(chunk, decoded)
+    }
+
+    /// [`Self::process`] of a chunk already decoded (by [`Decoding`] on another thread).
+    pub(crate) fn process_decoded(&mut self, mut chunk: Chunk, decoded: Decoded) -> Result<WorkResult, WorkerError> {
         let mut bad = decoded.bad;
         bad.append(&mut chunk.rejected);
         bad.sort_by_key(|b| b.index);
