@@ -4,12 +4,11 @@ time_bucket group-by, ROUNDS interleaved runs each; medians, peak RSS, the ratio
 (by DuckDB, over both outputs) that the two wrote the same windows."""
 import argparse
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import textwrap
-import time
+
+from bench import run  # times one command and reads its peak RSS, as the sensor bench does
 
 
 def pipeline(path, data, out):
@@ -65,18 +64,6 @@ def duckdb_script(data, out):
           ) TO '{os.path.abspath(out)}' (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (ticker), OVERWRITE_OR_IGNORE)
         ''')
     """)
-
-
-def run(cmd, out_dir):
-    shutil.rmtree(out_dir, ignore_errors=True)
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, _, rusage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    stdout, stderr = proc.communicate()
-    if proc.returncode not in (0, None):
-        sys.exit(f"{cmd[0]} failed:\n{stdout.decode()}\n{stderr.decode()}")
-    return elapsed, rusage.ru_maxrss * 1024
 
 
 def same_windows(ours, theirs):
