@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -103,9 +103,40 @@ impl std::fmt::Debug for FileSource {
 
 struct Current {
     input: Input,
-    reader: BufReader<Box<dyn Read + Send>>,
+    reader: Box<dyn Read + Send>,
+    /// Bytes read from the input past the last chunk's last line.
+    carry: Vec<u8>,
+    /// The input said it has no more bytes.
+    eof: bool,
     line: u64,
     offset: u64,
+}
+
+impl Current {
+    /// Read the next block of the input onto the end of `data`; false at its end.
+    fn read_block(&mut self, data: &mut Vec<u8>) -> Result<bool, SourceError> {
+        if self.eof {
+            return Ok(false);
+        }
+        let len = data.len();
+        data.resize(len + READ_BLOCK, 0);
+        let n = loop {
+            match self.reader.read(&mut data[len..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    data.truncate(len);
+                    return Err(SourceError::Io {
+                        path: self.input.name.to_string(),
+                        error,
+                    });
+                }
+            }
+        };
+        data.truncate(len + n);
+        self.eof = n == 0;
+        Ok(n > 0)
+    }
 }
 
 impl FileSource {
@@ -192,70 +223,92 @@ impl FileSource {
         };
         Ok(Some(Current {
             input,
-            reader: BufReader::with_capacity(READ_BUFFER, reader),
+            reader,
+            carry: Vec::new(),
+            eof: false,
             line,
             offset,
         }))
     }
 
-    /// Read up to `batch_rows` lines of open input `i` into a chunk.
+    /// Read up to `batch_rows` lines of open input `i` into a chunk. The input is read in
+    /// blocks straight into the chunk's buffer; what follows its last line waits for the
+    /// next chunk. A last line with no line break ends at the end of the input.
     fn read(&mut self, i: usize) -> Result<Chunk, SourceError> {
         let batch_rows = self.batch_rows;
         let cur = &mut self.open[i];
-        let mut chunk = Chunk {
-            data: Vec::with_capacity(batch_rows * 256),
-            ends: Vec::with_capacity(batch_rows),
-            ..Chunk::default()
-        };
+        let mut data = std::mem::take(&mut cur.carry);
+        data.reserve(batch_rows.saturating_mul(256).min(64 << 20));
+        let mut ends = Vec::with_capacity(batch_rows);
         let start_offset = cur.offset;
         let first_line = cur.line + 1;
-        while chunk.ends.len() < batch_rows {
-            let n = cur
-                .reader
-                .read_until(b'\n', &mut chunk.data)
-                .map_err(|error| SourceError::Io {
-                    path: cur.input.name.to_string(),
-                    error,
-                })?;
-            if n == 0 {
+        let mut scanned = 0;
+        let mut cut = None;
+        loop {
+            for at in memchr::memchr_iter(b'\n', &data[scanned..]) {
+                ends.push(scanned + at + 1);
+                if ends.len() == batch_rows {
+                    cut = Some(scanned + at + 1);
+                    break;
+                }
+            }
+            if cut.is_some() {
                 break;
             }
-            if chunk.data.last() != Some(&b'\n') {
-                chunk.data.push(b'\n');
+            scanned = data.len();
+            if !cur.read_block(&mut data)? {
+                break;
             }
-            chunk.ends.push(chunk.data.len());
-            cur.offset += n as u64;
         }
-        cur.line += chunk.ends.len() as u64;
-        chunk.span = SourceSpan {
-            file: cur.input.name.clone(),
-            first_line,
-            last_line: cur.line,
-            start_offset,
-            end_offset: cur.offset,
-        };
-        chunk.position = Some((
-            cur.input.key.clone(),
-            PartitionPosition::File {
-                offset: cur.offset,
-                line: cur.line,
+        let consumed = match cut {
+            Some(at) => {
+                cur.carry = data.split_off(at);
+                at
             }
-            .to_value(),
-        ));
+            None => {
+                let all = data.len();
+                if ends.last().copied().unwrap_or(0) < all {
+                    data.push(b'\n');
+                    ends.push(data.len());
+                }
+                all
+            }
+        };
+        cur.offset += consumed as u64;
+        cur.line += ends.len() as u64;
+        let chunk = Chunk {
+            data,
+            ends,
+            span: SourceSpan {
+                file: cur.input.name.clone(),
+                first_line,
+                last_line: cur.line,
+                start_offset,
+                end_offset: cur.offset,
+            },
+            position: Some((
+                cur.input.key.clone(),
+                PartitionPosition::File {
+                    offset: cur.offset,
+                    line: cur.line,
+                }
+                .to_value(),
+            )),
+            ..Chunk::default()
+        };
         Ok(chunk)
     }
 
     /// Whether open input `i` is at its end (never asked of stdin, which would block).
     fn at_end(&mut self, i: usize) -> Result<bool, SourceError> {
         let cur = &mut self.open[i];
-        if cur.input.path.is_none() {
+        if cur.input.path.is_none() || !cur.carry.is_empty() {
             return Ok(false);
         }
-        let buf = cur.reader.fill_buf().map_err(|error| SourceError::Io {
-            path: cur.input.name.to_string(),
-            error,
-        })?;
-        Ok(buf.is_empty())
+        let mut carry = std::mem::take(&mut cur.carry);
+        let more = cur.read_block(&mut carry)?;
+        cur.carry = carry;
+        Ok(!more)
     }
 
     fn next(&mut self) -> Result<Option<Chunk>, SourceError> {
@@ -285,8 +338,9 @@ impl FileSource {
     }
 }
 
-/// Per open file; 16 open files hold 4 MiB of buffers.
-const READ_BUFFER: usize = 256 * 1024;
+/// Bytes asked of the input at a time. A chunk's buffer grows by blocks until it holds
+/// `batch_rows` lines; at most one block's worth is carried over to the next chunk.
+const READ_BLOCK: usize = 256 * 1024;
 
 /// A path made absolute, so a checkpoint does not depend on the working folder.
 fn absolute(p: &Path) -> String {
@@ -398,6 +452,52 @@ mod tests {
             events,
             ["open a.ndjson", "open b.ndjson", "end b.ndjson", "end a.ndjson"]
         );
+    }
+
+    #[test]
+    fn lines_across_read_blocks_come_whole_with_their_offsets() {
+        // Lines of every length, some longer than a read block, the last with no line break.
+        let mut text = String::new();
+        let mut lines = Vec::new();
+        for i in 0..3000usize {
+            let len = match i % 97 {
+                0 => READ_BLOCK + 17,
+                1 => 0,
+                _ => (i * 7919) % 900,
+            };
+            let line = format!("{i}:{}", "x".repeat(len));
+            text.push_str(&line);
+            if i < 2999 {
+                text.push('\n');
+            }
+            lines.push(line);
+        }
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("big.ndjson");
+        std::fs::write(&path, &text).expect("write");
+        for batch in [1, 7, 1000, 5000] {
+            let chunks = read_all(FileSource::new(Inputs::Files(vec![path.clone()]), batch, 16));
+            let mut got = Vec::new();
+            let mut offset = 0;
+            let mut line = 0;
+            for c in &chunks {
+                assert_eq!(c.span.start_offset, offset, "batch {batch}: chunks follow each other");
+                assert_eq!(c.span.first_line, line + 1);
+                assert!(c.ends.len() <= batch);
+                let mut from = 0;
+                for &end in &c.ends {
+                    assert_eq!(c.data[end - 1], b'\n');
+                    got.push(String::from_utf8(c.data[from..end - 1].to_vec()).expect("utf8"));
+                    from = end;
+                }
+                assert_eq!(from, c.data.len());
+                offset = c.span.end_offset;
+                line = c.span.last_line;
+            }
+            assert_eq!(got, lines, "batch {batch}: every line once, whole, in order");
+            assert_eq!(offset, text.len() as u64);
+            assert_eq!(line, 3000);
+        }
     }
 
     fn read_all(mut source: FileSource) -> Vec<Chunk> {
