@@ -154,6 +154,8 @@ struct Message {
 pub struct Acknowledger {
     client: Client,
     ledger: Arc<Mutex<Ledger>>,
+    /// The filter unsubscribed from after each checkpoint's PUBACKs (see [`ledger`]).
+    marker: Arc<str>,
 }
 
 impl std::fmt::Debug for Acknowledger {
@@ -175,9 +177,15 @@ impl Acknowledger {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .committed(seq, Instant::now());
+        if ids.is_empty() {
+            return;
+        }
         for id in ids {
             ack(&self.client, id.pkid);
         }
+        // The broker's answer proves it read the PUBACKs above, which the ledger can then
+        // forget. Fails only when the connection thread is gone, like the PUBACKs.
+        let _ = self.client.try_unsubscribe(self.marker.as_ref());
     }
 }
 
@@ -189,6 +197,16 @@ impl Acknowledge for Acknowledger {
     fn committed(&self, last_seq: u64) {
         Acknowledger::committed(self, last_seq);
     }
+}
+
+/// A topic filter none of `topics` is: unsubscribing from it changes nothing at the broker
+/// but must be answered. No `$` prefix (brokers reserve those) and no wildcards.
+fn marker_filter(topics: &[String]) -> String {
+    let mut filter = String::from("sluice/ack-marker");
+    while topics.contains(&filter) {
+        filter.push_str("/x");
+    }
+    filter
 }
 
 fn ack(client: &Client, pkid: u16) {
@@ -279,6 +297,7 @@ impl MqttSource {
         Acknowledger {
             client: self.client.clone(),
             ledger: self.ledger.clone(),
+            marker: Arc::from(marker_filter(&self.settings.topics)),
         }
     }
 
@@ -395,6 +414,13 @@ impl Drop for MqttSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_marker_filter_is_none_of_the_subscriptions() {
+        assert_eq!(marker_filter(&["a/+".into()]), "sluice/ack-marker");
+        let taken = vec!["sluice/ack-marker".to_owned(), "sluice/ack-marker/x".to_owned()];
+        assert_eq!(marker_filter(&taken), "sluice/ack-marker/x/x");
+    }
 
     #[test]
     fn urls_give_host_port_and_tls() {

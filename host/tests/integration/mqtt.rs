@@ -800,6 +800,47 @@ fn a_crash_between_the_commit_and_the_puback_duplicates_nothing() {
     );
 }
 
+/// The redelivery set saved with each checkpoint holds only messages whose PUBACK may not
+/// have reached the broker: the broker's answer to the marker after each checkpoint's
+/// PUBACKs proves the rest arrived. So after thousands of messages the set is about an
+/// in-flight window, not one entry per message of the last minute (which made every
+/// checkpoint of a busy stream hundreds of kilobytes). Exactly once, by the publisher's log.
+#[test]
+fn the_checkpointed_redelivery_set_stays_within_the_in_flight_window() {
+    use base64::Engine as _;
+    let Some(s) = setup(20) else { return };
+    let p = s.pipeline(&Options {
+        name: "ledger",
+        client_id: "sluice-ledger",
+        topics: r#"["streaming-data/+"]"#,
+        tls: false,
+        max_inflight: 20,
+    });
+    let run = s.start(&p, "sluice-ledger");
+    let mut publisher = s.publish(&["--devices", "10", "--messages", "300", "--interval", "0.002"], false);
+    assert!(publisher.wait().expect("publisher").success());
+    let published = s.published();
+    assert_eq!(published.len(), 3000);
+    s.wait_for_all(&[s.out("ledger")], published.len());
+    terminate(run);
+    exactly_once(&published, &s.written(&[s.out("ledger")]));
+    let checkpoints = crate::support::files_under(&s.out("ledger").join("_checkpoints"), ".json");
+    let last = checkpoints.iter().max().expect("a checkpoint");
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(last).expect("read")).expect("checkpoint JSON");
+    let saved = checkpoint["position"]["state"].as_str().unwrap_or_default();
+    let entries = base64::engine::general_purpose::STANDARD
+        .decode(saved)
+        .expect("base64")
+        .len()
+        / 10;
+    assert!(
+        entries <= 40,
+        "{entries} messages remembered in {} after 3000 messages through a window of 20",
+        last.display()
+    );
+}
+
 /// A broker that refuses every subscription (SUBACK 0x80), for the one refusal mosquitto
 /// cannot be made to send (it grants every subscription and filters on delivery): fault
 /// injection, speaking just enough MQTT 3.1.1. Prints its port, serves one client.

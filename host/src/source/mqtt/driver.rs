@@ -78,6 +78,10 @@ impl Driver {
                         return;
                     }
                 }
+                // What proves PUBACKs reached the broker (see `ledger`).
+                Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(pkid))) => self.ledger().puback_sent(pkid),
+                Ok(Event::Outgoing(rumqttc::Outgoing::Unsubscribe(pkid))) => self.ledger().marker_sent(pkid),
+                Ok(Event::Incoming(Packet::UnsubAck(ack))) => self.ledger().marker_answered(ack.pkid),
                 Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
                 Ok(_) => {}
                 Err(ConnectionError::ConnectionRefused(code)) => {
@@ -112,6 +116,10 @@ impl Driver {
                 }
             }
         }
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Classify and forward one message; false when the reader is gone.

@@ -16,12 +16,22 @@
 //!   is saved in every checkpoint ([`Ledger::persist`]), so after a crash a redelivered
 //!   message that is already in the output is recognised, acknowledged again and dropped.
 //!
-//! An entry leaves `written` when the broker reuses its packet id for a new message (proof
-//! the PUBACK arrived) or when its PUBACK was sent more than [`FORGET_AFTER`] ago on a
-//! connection that stayed up since (the broker redelivers at once on reconnect, never
-//! later). Both bounds keep the set small: at most one entry per packet id (65,535).
+//! An entry leaves `written` once its PUBACK provably reached the broker:
+//! - **A marker came back.** After the PUBACKs of a checkpoint, the source sends an
+//!   UNSUBSCRIBE of a filter it never subscribed to; the broker must answer it with an
+//!   UNSUBACK (§3.10.4) and reads a connection's packets in order, so the UNSUBACK proves it
+//!   read every PUBACK that left before the UNSUBSCRIBE on the same connection
+//!   ([`Ledger::puback_sent`], [`Ledger::marker_sent`], [`Ledger::marker_answered`]). This
+//!   keeps the set to about one in-flight window, so the checkpoint stays small at any rate.
+//! - The broker reuses its packet id for a new message (it may only after our PUBACK).
+//! - Its PUBACK was sent more than [`FORGET_AFTER`] ago on a connection that stayed up since
+//!   (the broker redelivers at once on reconnect, never later).
+//!
+//! A proof names the write it covers (a serial per entry), so it never removes a later
+//! message written under the same packet id. A reconnect drops the markers in flight: the
+//! PUBACKs before them may have been lost with the old connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -73,7 +83,13 @@ struct Written {
     fingerprint: u64,
     /// When its PUBACK was handed to the connection, and on which connection.
     acked: Option<(Instant, u64)>,
+    /// Which write this is: a proof covers one write, not a later one under the same id.
+    serial: u64,
 }
+
+/// Markers in flight at most; beyond, the oldest is given up (its PUBACKs stay unproven
+/// and are forgotten by the other rules).
+const MAX_MARKERS: usize = 64;
 
 /// The ledger of one MQTT source.
 #[derive(Debug, Default)]
@@ -83,6 +99,13 @@ pub struct Ledger {
     written: HashMap<u16, Written>,
     /// The current connection's number and when it came up.
     connection: (u64, Option<Instant>),
+    /// The last serial given to a written entry.
+    serial: u64,
+    /// PUBACKs that left on this connection since the last marker: (packet id, serial).
+    unmarked: Vec<(u16, u64)>,
+    /// Markers sent on this connection and not yet answered, oldest first, each with the
+    /// PUBACKs that left before it.
+    markers: VecDeque<(u16, Vec<(u16, u64)>)>,
 }
 
 impl Ledger {
@@ -105,6 +128,7 @@ impl Ledger {
                 Written {
                     fingerprint: u64::from_le_bytes(fp),
                     acked: None,
+                    serial: 0,
                 },
             );
         }
@@ -112,9 +136,43 @@ impl Ledger {
     }
 
     /// A (re)connection came up: entries acknowledged on earlier connections are kept until
-    /// this one has been up for [`FORGET_AFTER`].
+    /// this one has been up for [`FORGET_AFTER`], or a marker on it covers them again.
     pub fn connected(&mut self, now: Instant) {
         self.connection = (self.connection.0 + 1, Some(now));
+        self.unmarked.clear();
+        self.markers.clear();
+    }
+
+    /// The connection wrote the PUBACK for packet id `pkid`.
+    pub fn puback_sent(&mut self, pkid: u16) {
+        if let Some(w) = self.written.get(&pkid) {
+            self.unmarked.push((pkid, w.serial));
+        }
+    }
+
+    /// The connection wrote a marker (an UNSUBSCRIBE) with packet id `pkid`: it covers the
+    /// PUBACKs written since the last one.
+    pub fn marker_sent(&mut self, pkid: u16) {
+        if self.markers.len() == MAX_MARKERS {
+            self.markers.pop_front();
+        }
+        self.markers.push_back((pkid, std::mem::take(&mut self.unmarked)));
+    }
+
+    /// The broker answered the marker with packet id `pkid`: every PUBACK written before it
+    /// on this connection reached the broker. Answers come in order; one that does not
+    /// match the oldest marker proves nothing, and the markers are given up.
+    pub fn marker_answered(&mut self, pkid: u16) {
+        match self.markers.pop_front() {
+            Some((sent, acks)) if sent == pkid => {
+                for (pkid, serial) in acks {
+                    if self.written.get(&pkid).is_some_and(|w| w.serial == serial) {
+                        self.written.remove(&pkid);
+                    }
+                }
+            }
+            _ => self.markers.clear(),
+        }
     }
 
     /// Classify an arriving QoS 1 message.
@@ -179,11 +237,13 @@ impl Ledger {
         let mut acks = Vec::new();
         for id in done.into_values().flatten() {
             self.pending_ids.remove(&id.pkid);
+            self.serial += 1;
             self.written.insert(
                 id.pkid,
                 Written {
                     fingerprint: id.fingerprint,
                     acked: Some((now, self.connection.0)),
+                    serial: self.serial,
                 },
             );
             acks.push(id);
@@ -298,6 +358,75 @@ mod tests {
         assert_eq!(Ledger::restore(l.persist(1).as_deref()).expect("r").remembered(), 2);
         assert!(Ledger::restore(Some("not base64!")).is_err());
         assert!(Ledger::restore(Some("AAAA")).is_err());
+    }
+
+    /// Commit `ids` as chunk `seq` and write their PUBACKs.
+    fn commit_and_ack(l: &mut Ledger, seq: u64, ids: &[MessageId], t: Instant) {
+        l.read(seq, ids.to_vec());
+        for id in l.committed(seq, t) {
+            l.puback_sent(id.pkid);
+        }
+    }
+
+    #[test]
+    fn an_answered_marker_forgets_exactly_the_pubacks_written_before_it() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        commit_and_ack(&mut l, 0, &[id(1, "a"), id(2, "b")], t);
+        l.marker_sent(40);
+        commit_and_ack(&mut l, 1, &[id(3, "c")], t);
+        // Committed, PUBACK not yet written: no marker can cover it.
+        l.read(2, vec![id(4, "d")]);
+        l.committed(2, t);
+        assert_eq!(l.remembered(), 4);
+        l.marker_answered(40);
+        assert_eq!(l.remembered(), 2, "ids 3 and 4 are still in doubt");
+        let restored = Ledger::restore(l.persist(2).as_deref()).expect("restore");
+        let mut after = restored;
+        after.connected(t);
+        assert_eq!(after.arrive(id(3, "c"), true), Arrival::AlreadyWritten);
+        assert_eq!(after.arrive(id(4, "d"), true), Arrival::AlreadyWritten);
+        assert_eq!(after.arrive(id(1, "a"), true), Arrival::New);
+        // The next marker covers id 3 only.
+        l.marker_sent(41);
+        l.marker_answered(41);
+        assert_eq!(l.remembered(), 1);
+    }
+
+    #[test]
+    fn a_marker_never_forgets_a_later_message_under_the_same_packet_id() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        commit_and_ack(&mut l, 0, &[id(7, "a")], t);
+        l.marker_sent(1);
+        // The broker got the PUBACK and reused id 7 (same bytes, e.g. a heartbeat) before
+        // the marker's answer came back; that message is committed, its PUBACK not sent.
+        assert_eq!(l.arrive(id(7, "a"), false), Arrival::New);
+        l.read(1, vec![id(7, "a")]);
+        l.committed(1, t);
+        l.marker_answered(1);
+        assert_eq!(l.remembered(), 1, "the second message under id 7 is still in doubt");
+    }
+
+    #[test]
+    fn markers_prove_nothing_across_a_reconnect_or_out_of_order() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        commit_and_ack(&mut l, 0, &[id(1, "a")], t);
+        l.marker_sent(1);
+        // The connection broke: the PUBACK may have been lost with it.
+        l.connected(t);
+        l.marker_answered(1);
+        assert_eq!(l.remembered(), 1);
+        commit_and_ack(&mut l, 1, &[id(2, "b")], t);
+        l.marker_sent(2);
+        l.marker_sent(3);
+        l.marker_answered(3);
+        l.marker_answered(2);
+        assert_eq!(l.remembered(), 2, "an answer out of order gives the markers up");
     }
 
     #[test]
