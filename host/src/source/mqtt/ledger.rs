@@ -212,19 +212,25 @@ impl Ledger {
     /// already plus what that checkpoint writes. Base64 of 10-byte entries (packet id and
     /// fingerprint, little-endian), sorted by packet id; `None` when empty.
     pub fn persist(&self, seq: u64) -> Option<String> {
-        let mut entries: BTreeMap<u16, u64> = self.written.iter().map(|(k, w)| (*k, w.fingerprint)).collect();
-        for ids in self.pending.range(..=seq).map(|(_, ids)| ids) {
-            for id in ids {
-                entries.insert(id.pkid, id.fingerprint);
+        // Indexed by packet id, so the entries come out sorted without a sort (the set can
+        // hold 65,535 entries while a burst's markers are unanswered); what this checkpoint
+        // writes overrides an older entry under the same id.
+        let mut by_id = vec![None::<u64>; 1 << 16];
+        for (pkid, w) in &self.written {
+            by_id[usize::from(*pkid)] = Some(w.fingerprint);
+        }
+        for id in self.pending.range(..=seq).flat_map(|(_, ids)| ids) {
+            by_id[usize::from(id.pkid)] = Some(id.fingerprint);
+        }
+        let mut bytes = Vec::with_capacity((self.written.len() + self.pending_ids.len()) * 10);
+        for (pkid, fp) in by_id.iter().enumerate() {
+            if let Some(fp) = fp {
+                bytes.extend_from_slice(&(pkid as u16).to_le_bytes());
+                bytes.extend_from_slice(&fp.to_le_bytes());
             }
         }
-        if entries.is_empty() {
+        if bytes.is_empty() {
             return None;
-        }
-        let mut bytes = Vec::with_capacity(entries.len() * 10);
-        for (pkid, fp) in entries {
-            bytes.extend_from_slice(&pkid.to_le_bytes());
-            bytes.extend_from_slice(&fp.to_le_bytes());
         }
         Some(base64::engine::general_purpose::STANDARD.encode(bytes))
     }
