@@ -5,6 +5,7 @@ import argparse
 import os
 import shutil
 import statistics
+import socket
 import subprocess
 import sys
 import textwrap
@@ -153,6 +154,12 @@ def run(cmd, out_dir):
 last_checkpoints = [None]
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -181,6 +188,7 @@ def main():
         "(p) Polars scan_ndjson -> sink_parquet (streaming)": ([sys.executable, "-c", polars_script(a.data, f"{work}/out-polars")], f"{work}/out-polars"),
         "(b1) = (b) with one worker": ([a.sluice, "run", one_toml], f"{work}/out-wasm"),
         "(ba) = (b) + the anomaly stage (stateful: one worker)": ([a.sluice, "run", anomaly_toml], f"{work}/out-wasm"),
+        "(bm) = (b) serving Prometheus metrics": ([a.sluice, "run", "--metrics-addr", f"127.0.0.1:{free_port()}", wasm_toml], f"{work}/out-wasm"),
     }
     base = "(b@baseline) = (b) run by the baseline binary"
     if a.baseline_sluice:
@@ -213,6 +221,8 @@ def main():
     b1_, ba_ = med[list(variants)[6]], med[list(variants)[7]]
     print(f"ratio (b)/(b1) = {b1_ / b_:.2f}   (2 workers over 1)")
     print(f"ratio (ba)/(c) = {c_ / ba_:.2f}   (the anomaly variant over DuckDB's job without it)")
+    bm_ = med[list(variants)[8]]
+    print(f"ratio (bm)/(b) = {b_ / bm_:.3f}  (throughput with metrics recorded and served over without)")
     if a.baseline_sluice:
         print(f"ratio (b)/(b@baseline) = {med[base] / b_:.3f}  (this build's throughput over the baseline binary's, same data, same run)")
 

@@ -3,7 +3,7 @@
 # run measures (a) decode → Parquet with no WASM stage, (b) the same with the map + filter
 # components and a checkpoint every second, (bn) (b) without checkpoints, (b0) (b) without
 # deadlines or memory caps, (c) DuckDB's COPY … TO parquet of the same job; prints rows/s,
-# MB/s, peak RSS and the ratios (b)/(a), (b)/(c), (b)/(b0) and (b)/(bn). Use ROWS ≥ 5000000
+# MB/s, peak RSS and the ratios (b)/(a), (b)/(c), (b)/(b0), (b)/(bn) and (bm)/(b) (metrics served). Use ROWS ≥ 5000000
 # for (b)/(bn): a shorter run ends before its first one-second checkpoint.
 # Not a test: figures depend on the machine.
 set -euo pipefail

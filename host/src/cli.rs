@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand};
 
+use crate::cases;
 use crate::config;
 use crate::engine::{Engine, EngineSettings};
 use crate::pipeline::outcome::{RunError, RunOptions, RunSummary};
@@ -15,6 +16,7 @@ use crate::pipeline::reload::restarts;
 use crate::pipeline::reload::status::{query, socket_path};
 use crate::pipeline::reload::watch::{ReloadSettings, Restart, component_sources};
 use crate::pipeline::sinks::Format;
+use crate::pipeline::trial;
 use crate::pipeline::{Plan, PlanError};
 
 /// Exit code for a pipeline file that does not validate.
@@ -54,6 +56,10 @@ enum Command {
         /// changed version is checked and swapped in while running; SIGHUP forces a check).
         #[arg(long)]
         no_reload: bool,
+        /// Serve Prometheus metrics on this address (`/metrics`), as `[telemetry] listen` in a
+        /// pipeline file does; this wins over the files.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Show what a running pipeline runs: its components and their digests, state sizes,
     /// and the result of the last reload.
@@ -67,6 +73,42 @@ enum Command {
         #[arg(required = true)]
         pipelines: Vec<PathBuf>,
     },
+    /// Run the test cases declared with pipelines (`[[test]]` tables in the file, or in
+    /// PIPELINE.test.toml beside it) through the same compiled components a run uses, with
+    /// no source and no sink. Exit code 1 when a case fails, with what differs.
+    Test {
+        /// The pipeline files.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+    },
+    /// Push recorded records through a pipeline's current components and print what comes
+    /// out: a file of records (one per line), or a dead-letter folder of a past run (raw
+    /// records go back to the decoder, refused rows to the stage that refused them).
+    Replay {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// The records: a file, or a dead-letter folder.
+        #[arg(long)]
+        input: PathBuf,
+        /// Feed every record to this transform (records in its input schema).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Replay at most this many records.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// How to print the rows that come out.
+        #[arg(long, value_enum, default_value_t = ReplayFormat::Table)]
+        format: ReplayFormat,
+    },
+}
+
+/// How `sluice replay` prints rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReplayFormat {
+    /// A table.
+    Table,
+    /// JSON lines.
+    Json,
 }
 
 /// A failure with its exit code.
@@ -89,6 +131,8 @@ struct Planned {
     plan: Plan,
     path: PathBuf,
     components: Vec<(String, Option<PathBuf>)>,
+    /// Its `[[test]]` tables.
+    tests: Vec<config::cases::TestCase>,
 }
 
 /// Plan every file with one engine; any file's problems make the whole call a config failure.
@@ -106,6 +150,7 @@ fn plan_all(paths: &[PathBuf], settings: EngineSettings) -> Result<(Arc<Engine>,
                 plan,
                 path: path.clone(),
                 components: component_sources(&loaded),
+                tests: loaded.config.tests.clone(),
             })
         }) {
             Ok(planned) => plans.push(planned),
@@ -133,11 +178,20 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Status { pipeline } => status(&pipeline),
+        Command::Test { pipelines } => test(&pipelines),
+        Command::Replay {
+            pipeline,
+            input,
+            stage,
+            limit,
+            format,
+        } => replay(&pipeline, &input, stage, limit, format),
         Command::Run {
             pipelines,
             from_scratch,
             unenforced_limits,
             no_reload,
+            metrics_addr,
         } => {
             if unenforced_limits {
                 tracing::warn!(
@@ -152,6 +206,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             // watcher is up: it compares the files' times with this.
             let read_at = std::time::SystemTime::now();
             let (engine, planned) = plan_all(&pipelines, settings)?;
+            serve_metrics(metrics_addr, &planned)?;
             let signal_failure = |e: std::io::Error| Failure {
                 code: EXIT_RUNTIME,
                 error: anyhow::anyhow!("cannot install signal handlers: {e}"),
@@ -229,6 +284,144 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// `sluice test`: every pipeline's cases, a line each, what differs under a failed one.
+fn test(paths: &[PathBuf]) -> Result<(), Failure> {
+    let (_engine, planned) = plan_all(paths, EngineSettings::default())?;
+    let (mut passed, mut failed) = (0, 0);
+    for p in &planned {
+        let mut cases = p.tests.clone();
+        cases.extend(config::cases::load_tests_beside(&p.path).map_err(|e| Failure {
+            code: EXIT_CONFIG,
+            error: e.into(),
+        })?);
+        println!("{}", p.path.display());
+        if cases.is_empty() {
+            println!(
+                "  no test cases: add [[test]] tables to it, or to {}",
+                config::cases::tests_file(&p.path).display()
+            );
+            continue;
+        }
+        for case in &cases {
+            let stage = case.stage.as_ref().map(|s| s.value.as_str());
+            let problems = match trial::push(&p.plan, stage, &case.input) {
+                Ok(outcome) => cases::check(case, &outcome).unwrap_or_else(|e| vec![e.to_string()]),
+                Err(e) => vec![e.to_string()],
+            };
+            if problems.is_empty() {
+                passed += 1;
+                println!("  ok      {} ({})", case.name, case.at);
+            } else {
+                failed += 1;
+                println!("  FAILED  {} ({})", case.name, case.at);
+                for line in problems.iter().flat_map(|p| p.lines()) {
+                    println!("          {line}");
+                }
+            }
+        }
+    }
+    println!("{} tests: {passed} passed, {failed} failed", passed + failed);
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: EXIT_RUNTIME,
+            error: anyhow::anyhow!("{failed} of {} tests failed", passed + failed),
+        })
+    }
+}
+
+/// `sluice replay`: recorded records through the current components, rows to stdout, a
+/// summary and the dead letters to stderr.
+fn replay(
+    pipeline: &std::path::Path,
+    input: &std::path::Path,
+    stage: Option<String>,
+    limit: Option<usize>,
+    format: ReplayFormat,
+) -> Result<(), Failure> {
+    let (_engine, planned) = plan_all(&[pipeline.to_owned()], EngineSettings::default())?;
+    let plan = &planned[0].plan;
+    let runtime = |error: anyhow::Error| Failure {
+        code: EXIT_RUNTIME,
+        error,
+    };
+    let mut records =
+        cases::replay_input(input).map_err(|e| runtime(anyhow::anyhow!("cannot read {}: {e}", input.display())))?;
+    if let Some(n) = limit {
+        records.truncate(n);
+    }
+    if let Some(s) = &stage {
+        for r in &mut records {
+            r.0 = Some(s.clone());
+        }
+    }
+    let (mut rows, mut dead) = (Vec::new(), Vec::new());
+    for group in records.chunk_by(|a, b| a.0 == b.0) {
+        let bytes: Vec<Vec<u8>> = group.iter().map(|r| r.1.clone()).collect();
+        let outcome = trial::push(plan, group[0].0.as_deref(), &bytes).map_err(|e| runtime(e.into()))?;
+        rows.extend(outcome.rows);
+        dead.extend(outcome.dead);
+    }
+    match format {
+        ReplayFormat::Table => {
+            let table = arrow::util::pretty::pretty_format_batches(&rows).map_err(|e| runtime(e.into()))?;
+            println!("{table}");
+        }
+        ReplayFormat::Json => {
+            for row in cases::rows_json(&rows).map_err(|e| runtime(e.into()))? {
+                println!("{}", serde_json::Value::Object(row));
+            }
+        }
+    }
+    let out: usize = rows.iter().map(|b| b.num_rows()).sum();
+    eprintln!(
+        "{} records in, {out} rows out, {} dead letters",
+        records.len(),
+        dead.len()
+    );
+    for d in &dead {
+        eprintln!(
+            "  dead letter [{}] {} — {}",
+            d.stage,
+            d.reason,
+            cases::dead_record_text(&d.record)
+        );
+    }
+    Ok(())
+}
+
+/// Start the Prometheus endpoint the command line or the pipeline files ask for. One process
+/// serves one endpoint (every pipeline's metrics carry its name): files that ask for two
+/// different addresses are refused unless `--metrics-addr` decides.
+fn serve_metrics(flag: Option<std::net::SocketAddr>, planned: &[Planned]) -> Result<(), Failure> {
+    let asked: Vec<(&Planned, std::net::SocketAddr)> = planned
+        .iter()
+        .filter_map(|p| p.plan.metrics_listen.map(|a| (p, a)))
+        .collect();
+    let addr = match (flag, asked.as_slice()) {
+        (Some(addr), _) => addr,
+        (None, []) => return Ok(()),
+        (None, [(_, first), rest @ ..]) => {
+            if let Some((other, addr)) = rest.iter().find(|(_, a)| a != first) {
+                return Err(Failure {
+                    code: EXIT_CONFIG,
+                    error: anyhow::anyhow!(
+                        "{} asks for metrics on {addr} but {} on {first}: one process serves one endpoint, so give the same `[telemetry] listen` or pass --metrics-addr",
+                        other.path.display(),
+                        asked[0].0.path.display()
+                    ),
+                });
+            }
+            *first
+        }
+    };
+    crate::telemetry::endpoint::serve(addr).map_err(|e| Failure {
+        code: EXIT_RUNTIME,
+        error: e.into(),
+    })
 }
 
 /// Quiet time after a file change before it is read: `SLUICE_RELOAD_DEBOUNCE_MS`, else

@@ -5,6 +5,7 @@
 //! data, load plugins or resolve schemas (see `pipeline`). Every problem in the file is
 //! reported, not just the first; unknown keys are errors.
 
+pub mod cases;
 mod diagnostic;
 mod env;
 mod model;
@@ -97,7 +98,7 @@ pub fn parse(text: &str, path: &Path, base: &Path, default_name: &str) -> Result
         return Err(ConfigErrors::new(source, d.0).into());
     }
     let mut top = Table::new(root.get_ref(), root.span(), "");
-    let config = read_pipeline(&mut top, &mut d, base, default_name);
+    let config = read_pipeline(&mut top, &mut d, base, default_name, &source);
     top.finish(&mut d);
     match config {
         Some(config) if d.0.is_empty() => Ok(LoadedConfig { config, source }),
@@ -127,7 +128,13 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: &str) -> Option<PipelineConfig> {
+fn read_pipeline(
+    top: &mut Table<'_, '_>,
+    d: &mut Diags,
+    base: &Path,
+    default_name: &str,
+    map: &SourceMap,
+) -> Option<PipelineConfig> {
     let (name, workers, max_dead_letter_ratio) = match top.opt_table(d, "pipeline") {
         Some(mut t) => {
             let name = t.opt_str(d, "name").map(|n| n.value);
@@ -190,6 +197,8 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         None => sinks.as_ref().and_then(|all| default_dead_letter(all)),
     };
     let checkpoint = read_checkpoint(top, d, base, sink.map(|s| &s.place));
+    let metrics_listen = read_telemetry(top, d);
+    let tests = cases::read_tests(top, d, base, map);
     Some(PipelineConfig {
         name: name.unwrap_or_else(|| default_name.to_owned()),
         workers,
@@ -201,7 +210,35 @@ fn read_pipeline(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_na
         sinks: sinks?,
         dead_letter: DeadLetterConfig { place: dead_letter? },
         checkpoint: checkpoint?,
+        metrics_listen,
+        tests,
     })
+}
+
+/// `[telemetry] listen = "127.0.0.1:9464"`: the Prometheus endpoint's address.
+fn read_telemetry(top: &mut Table<'_, '_>, d: &mut Diags) -> Option<Located<std::net::SocketAddr>> {
+    let mut t = top.opt_table(d, "telemetry")?;
+    let listen = t.opt_str(d, "listen");
+    t.finish(d);
+    let listen = listen?;
+    match listen.value.parse::<std::net::SocketAddr>() {
+        Ok(addr) => Some(Located {
+            value: addr,
+            span: listen.span,
+            key: listen.key,
+        }),
+        Err(_) => {
+            d.push(
+                listen.span.clone(),
+                &listen.key,
+                format!(
+                    "expected an IP address and port such as \"127.0.0.1:9464\", found \"{}\"",
+                    listen.value
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// Dead letters go to the first sink's `error_prefix` that is set, else to `_dead_letter`

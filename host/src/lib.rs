@@ -18,10 +18,14 @@
 //!   back-pressure, the stage failure policy), and hot reload (`pipeline::reload`, with
 //!   `sluice status`);
 //! - [`stock`]: the stock transforms embedded in the binary;
-//! - [`cli`] and [`telemetry`]: the `sluice` command's edge;
+//! - [`telemetry`]: logs, and the metrics every layer records (the `metrics` facade's
+//!   handles, exported by the Prometheus endpoint the CLI starts);
+//! - [`cli`] and [`cases`]: the `sluice` command's edge (`cases`: `sluice test`'s checks and
+//!   `sluice replay`'s input);
 //! - [`fault`]: crash injection for the crash tests.
 
 pub mod aws;
+pub mod cases;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

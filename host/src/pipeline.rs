@@ -17,6 +17,7 @@ pub mod sinks;
 mod stage;
 pub mod stage_plan;
 mod state_log;
+pub mod trial;
 pub mod watermark;
 mod worker;
 mod writer;

@@ -1,16 +1,12 @@
-//! Logging set-up: `tracing` to stderr, filtered by `SLUICE_LOG` (default `warn` for
-//! dependencies, `info` for sluice).
+//! What sluice tells its operators: logs ([`logs`]), and Prometheus metrics — the handles
+//! every layer records into ([`meters`], over the `metrics` facade, so recording is a no-op
+//! when nothing is exported) and the scrape endpoint that exports them ([`endpoint`]).
+//!
+//! This module imports nothing of the crate: sources, stages, sinks and the writer all record
+//! into it, so it sits below them.
 
-use tracing_subscriber::EnvFilter;
+pub mod endpoint;
+pub mod logs;
+pub mod meters;
 
-/// Install the global subscriber. Safe to call more than once (later calls do nothing).
-pub fn init() {
-    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("warn,sluice=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: a log file or a collector gets plain `key=value` text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
-}
+pub use logs::init;

@@ -32,6 +32,10 @@ pub struct PipelineConfig {
     pub dead_letter: DeadLetterConfig,
     /// `[checkpoint]`.
     pub checkpoint: CheckpointConfig,
+    /// `[telemetry] listen`: where to serve Prometheus metrics (`/metrics`), if anywhere.
+    pub metrics_listen: Option<Located<std::net::SocketAddr>>,
+    /// `[[test]]`: test cases for `sluice test`.
+    pub tests: Vec<super::cases::TestCase>,
 }
 
 /// `[source] coerce` and `on_new_field`.

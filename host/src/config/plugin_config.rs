@@ -138,3 +138,8 @@ fn to_json(
         }
     })
 }
+
+/// Any TOML value as JSON (test cases' inputs and expectations), errors reported at `key`.
+pub(crate) fn value_to_json(value: &Spanned<DeValue<'_>>, key: &str, d: &mut Diags) -> Option<Value> {
+    to_json(value, &mut Vec::new(), &mut Vec::new(), key, d)
+}

@@ -424,3 +424,23 @@ fn s3_sink_settings_are_refused_at_their_keys() {
     let err = parse_err(&S3_SINK.replace("region", "part_mb = 4\nregion"));
     assert!(err.contains("`sink.part_mb`"), "{err}");
 }
+
+#[test]
+fn telemetry_listen_is_an_address_and_port() {
+    let c = parse_ok(&format!("{MINIMAL}\n[telemetry]\nlisten = \"127.0.0.1:9464\"\n"));
+    let listen = c.metrics_listen.expect("listen");
+    assert_eq!(listen.value, "127.0.0.1:9464".parse().expect("addr"));
+    assert_eq!(listen.key, "telemetry.listen");
+    assert!(parse_ok(MINIMAL).metrics_listen.is_none());
+    let err = parse_err(&format!("{MINIMAL}\n[telemetry]\nlisten = \"localhost\"\nport = 1\n"));
+    assert!(
+        err.contains(
+            "p.toml:11:10: `telemetry.listen`: expected an IP address and port such as \"127.0.0.1:9464\", found \"localhost\""
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("p.toml:12:1: `telemetry.port`: unknown key `port`"),
+        "{err}"
+    );
+}

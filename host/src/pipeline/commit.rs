@@ -54,10 +54,20 @@ impl Committer {
         }
     }
 
+    /// The pipeline's name.
+    pub(crate) fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
     /// Checkpoint everything written so far, which is exactly the input before `position`.
-    pub(crate) fn commit(&mut self, cut: Cut<'_>, out: &mut Opened) -> Result<(), RunError> {
+    /// Returns how long it took and its size (`None` when the run does not checkpoint).
+    pub(crate) fn commit(
+        &mut self,
+        cut: Cut<'_>,
+        out: &mut Opened,
+    ) -> Result<Option<(std::time::Duration, usize)>, RunError> {
         let Some(store) = self.store.as_mut() else {
-            return Ok(());
+            return Ok(None);
         };
         let started = Instant::now();
         for state in &cut.states {
@@ -83,18 +93,18 @@ impl Committer {
             outputs,
             totals: cut.totals,
         };
-        store
-            .put(self.epoch, &checkpoint.to_bytes())
-            .map_err(|e| RunError::Checkpoint {
-                location: store.location(),
-                message: e.to_string(),
-            })?;
+        let bytes = checkpoint.to_bytes();
+        store.put(self.epoch, &bytes).map_err(|e| RunError::Checkpoint {
+            location: store.location(),
+            message: e.to_string(),
+        })?;
         self.epoch += 1;
         for sink in out.all() {
             sink.commit()?;
         }
         self.taken += 1;
-        self.slowest = self.slowest.max(started.elapsed());
-        Ok(())
+        let took = started.elapsed();
+        self.slowest = self.slowest.max(took);
+        Ok(Some((took, bytes.len())))
     }
 }

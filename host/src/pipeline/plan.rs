@@ -58,6 +58,8 @@ pub struct Plan {
     pub source_id: String,
     /// Checkpoint settings.
     pub checkpoint: CheckpointConfig,
+    /// `[telemetry] listen`: where this pipeline asks for Prometheus metrics to be served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Plan {
@@ -159,6 +161,7 @@ impl Plan {
             dead_letter: cfg.dead_letter.place.clone(),
             workers,
             checkpoint: cfg.checkpoint.clone(),
+            metrics_listen: cfg.metrics_listen.as_ref().map(|l| l.value),
         })
     }
 

@@ -37,6 +37,7 @@ use crate::checkpoint::{StageState, WatermarkState};
 use crate::decode::json::Decoded;
 use crate::record::{Chunk, SourceSpan};
 use crate::source::{Source, SourceError};
+use crate::telemetry::meters;
 
 /// Run a plan to the end of its input (or until asked to stop), resuming from its checkpoint.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
@@ -80,6 +81,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         generations: generations.clone(),
         ended: ended.clone(),
         status: status.clone(),
+        pipeline: plan.name.clone(),
     };
     let reader = spawn_reader(reading, permit_rx, chunk_tx, stop_reading.clone())?;
     let handles = spawn_workers(plan, &start, &chunk_rx, &result_tx, (&generations, &report_tx), &ended)?;
@@ -153,6 +155,9 @@ fn serve_status(plan: &Plan, options: &RunOptions, status: &SharedStatus) -> Opt
         .map(|r| r.components.iter().map(|(c, _)| c.clone()).collect())
         .unwrap_or_default();
     update(status, |s| s.set_plan(plan, 0, &components));
+    for stage in &plan.stages {
+        meters::component(&plan.name, &stage.name, stage.component.digest());
+    }
     let socket = socket_path(&plan.name, &store::open(&plan.checkpoint).location());
     Server::start(socket, status.clone())
         .inspect_err(|e| tracing::warn!(error = %e, "`sluice status` is not served for this run."))
@@ -198,6 +203,7 @@ struct Reading {
     generations: Arc<Generations>,
     ended: Arc<AtomicBool>,
     status: SharedStatus,
+    pipeline: String,
 }
 
 /// The reader: a chunk per permit, barriers on the clock, until the input ends or a stop.
@@ -220,6 +226,9 @@ fn spawn_reader(
                 chunk.generation = r.generations.current();
                 let lag = r.source.lag();
                 if !lag.is_empty() {
+                    for (partition, millis) in &lag {
+                        meters::source_lag(&r.pipeline, partition, *millis);
+                    }
                     update(&r.status, |s| s.lag = lag);
                 }
                 if chunks.send(chunk).is_err() {

@@ -23,6 +23,7 @@ use crate::config::OnError;
 use crate::engine::{CallError, Emitted, EngineError};
 use crate::record::BadRecord;
 use crate::record::PartitionEvent;
+use crate::telemetry::meters::{CallFailure, StageMeters};
 
 /// Rows that leave the chain before its end: dead letters, and outputs sinks take.
 #[derive(Debug)]
@@ -93,6 +94,8 @@ pub(super) struct Stage {
     pub(super) log: Option<StateLog>,
     /// For a stage with a watermark: event time seen per source partition.
     pub(super) tracker: Option<WatermarkTracker>,
+    /// What it records for `/metrics` (nothing until the worker names its pipeline).
+    pub(super) meters: StageMeters,
 }
 
 impl Stage {
@@ -115,6 +118,7 @@ impl Stage {
             failed_batches: 0,
             log,
             tracker,
+            meters: StageMeters::detached(),
         })
     }
 
@@ -126,7 +130,12 @@ impl Stage {
         batch: &RecordBatch,
         until: Option<Instant>,
     ) -> Result<Result<Vec<Emitted>, CallError>, WorkerError> {
+        let started = Instant::now();
         let result = self.instance.process_until(batch, until);
+        self.meters.call_seconds.record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            self.meters.call_failed(failure_kind(e));
+        }
         match (&result, &mut self.log) {
             (Ok(_), Some(log)) => {
                 if log.record(batch) {
@@ -155,6 +164,7 @@ impl Stage {
     /// A fresh instance with the last snapshot restored and the batches since replayed.
     pub(super) fn rebuild(&mut self) -> Result<(), WorkerError> {
         let Some(log) = &self.log else { return Ok(()) };
+        self.meters.rebuilds.increment(1);
         let mut instance = self.opener.open(&self.label)?;
         let failed = |message: String| WorkerError::Rebuild {
             stage: self.policy.name.clone(),
@@ -210,7 +220,7 @@ impl Stage {
                 if let Some(log) = &mut self.log {
                     log.record_watermark(micros);
                 }
-                Ok(route(&self.routing, outs, &Lineage::Unknown, dead))
+                Ok(self.passed(route(&self.routing, outs, &Lineage::Unknown, dead)))
             }
             Err(error) if self.policy.on_error == OnError::Halt => Err(WorkerError::Halted {
                 stage: self.policy.name.clone(),
@@ -226,11 +236,16 @@ impl Stage {
 
     /// One batch through this stage under its `on_error` policy; returns its `main` output.
     pub(super) fn run(&mut self, batch: Traced, dead: &mut Vec<Aside>) -> Result<Vec<Traced>, WorkerError> {
+        self.meters.batches.increment(1);
+        self.meters.records_in.increment(batch.batch.num_rows() as u64);
+        self.meters
+            .bytes_in
+            .increment(batch.batch.get_array_memory_size() as u64);
         let until = self.instance.batch_deadline();
         let err = match self.call(&batch.batch, until)? {
             Ok(outs) => {
                 self.failed_batches = 0;
-                return Ok(route(&self.routing, outs, &batch.lineage, dead));
+                return Ok(self.passed(route(&self.routing, outs, &batch.lineage, dead)));
             }
             Err(err) => err,
         };
@@ -250,6 +265,7 @@ impl Stage {
                 self.dead_letter(&err, batch, dead)
             }
             OnError::DeadLetter => {
+                self.meters.bisections.increment(1);
                 let mut budget = MAX_BISECT_CALLS;
                 self.bisect(batch, err.clone(), &mut main, dead, &mut budget, until)?
             }
@@ -257,6 +273,7 @@ impl Stage {
         if failed == rows {
             self.failed_batches += 1;
             if self.failed_batches >= self.policy.quarantine_after {
+                self.meters.quarantines.increment(1);
                 return Err(WorkerError::Quarantined {
                     stage: self.policy.name.clone(),
                     batches: self.failed_batches,
@@ -266,7 +283,16 @@ impl Stage {
         } else {
             self.failed_batches = 0;
         }
-        Ok(main)
+        Ok(self.passed(main))
+    }
+
+    /// Count what the stage passes on to the next stage.
+    pub(super) fn passed(&self, out: Vec<Traced>) -> Vec<Traced> {
+        for t in &out {
+            self.meters.records_out.increment(t.batch.num_rows() as u64);
+            self.meters.bytes_out.increment(t.batch.get_array_memory_size() as u64);
+        }
+        out
     }
 
     /// Halve a failed batch until the failing rows are alone (or the budget is spent);
@@ -312,6 +338,17 @@ impl Stage {
             lineage: batch.lineage,
         });
         rows
+    }
+}
+
+/// A failed call's `kind` label.
+fn failure_kind(e: &CallError) -> CallFailure {
+    match e {
+        CallError::Trap(_) => CallFailure::Trap,
+        CallError::Timeout(_) => CallFailure::Timeout,
+        CallError::InvalidInput(_) => CallFailure::InvalidInput,
+        CallError::Failed(_) => CallFailure::Failed,
+        CallError::BadOutput(_) => CallFailure::BadOutput,
     }
 }
 

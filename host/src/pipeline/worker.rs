@@ -14,6 +14,7 @@ use crate::config::OnError;
 use crate::decode::json::{Decoded, JsonDecoder};
 use crate::decode::metadata::Metadata;
 use crate::record::{Chunk, PartitionEvent, RecordIndex, SourceSpan};
+use crate::telemetry::meters::StageMeters;
 
 /// What a worker made of one chunk (or, with `seq` past the input, of the final flush).
 #[derive(Debug)]
@@ -194,7 +195,18 @@ impl Worker {
     }
 
     /// [`Self::process`] of a chunk already decoded (by [`Decoding`] on another thread).
-    pub(crate) fn process_decoded(&mut self, mut chunk: Chunk, decoded: Decoded) -> Result<WorkResult, WorkerError> {
+    pub(crate) fn process_decoded(&mut self, chunk: Chunk, decoded: Decoded) -> Result<WorkResult, WorkerError> {
+        self.process_at(0, chunk, decoded)
+    }
+
+    /// A chunk decoded into the input of stage `from`, run from that stage on (`sluice test`
+    /// and `sluice replay` feed a transform in the middle of the chain; a run feeds stage 0).
+    pub(crate) fn process_at(
+        &mut self,
+        from: usize,
+        mut chunk: Chunk,
+        decoded: Decoded,
+    ) -> Result<WorkResult, WorkerError> {
         let mut bad = decoded.bad;
         bad.append(&mut chunk.rejected);
         bad.sort_by_key(|b| b.index);
@@ -207,7 +219,7 @@ impl Worker {
         };
         let lineage = Lineage::of_records(&decoded.records);
         let input = decoded.batch.map(|batch| Traced { batch, lineage });
-        let output = self.run_from(0, input.into_iter().collect(), &mut dead, Some(feed))?;
+        let output = self.run_from(from, input.into_iter().collect(), &mut dead, Some(feed))?;
         let raw = self.keep_raw.then(|| {
             let count = chunk.records();
             (std::mem::take(&mut chunk.data), count)
@@ -285,7 +297,7 @@ impl Worker {
         for k in 0..flushed_stages {
             let stage = &mut self.stages[k];
             let flushed = match stage.instance.finish() {
-                Ok(outs) => route(&stage.routing, outs, &Lineage::Unknown, &mut dead),
+                Ok(outs) => stage.passed(route(&stage.routing, outs, &Lineage::Unknown, &mut dead)),
                 Err(error) if stage.policy.on_error == OnError::Halt => {
                     return Err(WorkerError::Halted {
                         stage: stage.policy.name.clone(),
@@ -359,10 +371,12 @@ struct Feed<'a> {
 /// A stage of `plan` (at `index`) with a fresh instance for worker `id`.
 fn start(plan: &Plan, stage: &Arc<StagePlan>, index: usize, id: usize) -> Result<Stage, WorkerError> {
     let opener: Arc<dyn Open> = Arc::new(stage.clone());
-    Stage::start(
+    let mut started = Stage::start(
         Policy::of(stage),
         opener,
         format!("{}/{}#{id}", plan.name, stage.name),
         Routing::of(plan, index),
-    )
+    )?;
+    started.meters = StageMeters::new(&plan.name, &stage.name);
+    Ok(started)
 }

@@ -23,6 +23,7 @@ use super::worker::{Aside, WorkResult, WorkerError};
 use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
 use crate::sink::{FileStart, SinkError, SinkInput, SinkReport, TwoPhase, WriteAt};
 use crate::source::Acknowledge;
+use crate::telemetry::meters::{DeadReason, RunMeters};
 
 /// What a worker hands the writer.
 pub(super) enum Msg {
@@ -50,6 +51,8 @@ pub(super) struct Writer {
     budget: Option<f64>,
     /// Set when a checkpoint found the budget exceeded: the reader stops, the run ends.
     over_budget: Arc<AtomicBool>,
+    /// What `/metrics` shows of the source, dead letters, sinks and checkpoints.
+    meters: RunMeters,
 }
 
 impl Writer {
@@ -64,6 +67,7 @@ impl Writer {
         earlier: Totals,
         (budget, over_budget): (Option<f64>, Arc<AtomicBool>),
     ) -> Self {
+        let meters = RunMeters::start(committer.pipeline());
         Writer {
             out,
             committer,
@@ -77,6 +81,7 @@ impl Writer {
             rows_written: 0,
             budget,
             over_budget,
+            meters,
         }
     }
 
@@ -96,6 +101,9 @@ impl Writer {
         watermarks: Vec<WatermarkState>,
     ) -> Result<(), RunError> {
         let totals = self.totals();
+        for state in &states {
+            self.meters.state_bytes(&state.stage, state.data.len());
+        }
         update(&self.status, |s| {
             for state in &states {
                 if let Some(stage) = s.stages.iter_mut().find(|st| st.name == state.stage) {
@@ -114,7 +122,10 @@ impl Writer {
             watermarks,
             totals,
         };
-        self.committer.commit(cut, &mut self.out)?;
+        if let Some((took, bytes)) = self.committer.commit(cut, &mut self.out)? {
+            self.meters.checkpoint(took.as_secs_f64(), bytes);
+        }
+        self.count_published();
         if let (Some(acks), Some(seq)) = (&self.acks, covered) {
             acks.committed(seq);
         }
@@ -135,6 +146,16 @@ impl Writer {
         Ok(())
     }
 
+    /// Count what the sinks have published (at checkpoints, when files are published).
+    fn count_published(&mut self) {
+        for (_, sink) in &self.out.sinks {
+            let report = sink.report();
+            let bytes = report.files.iter().map(|f| f.bytes).sum();
+            self.meters
+                .sink_totals(&report.name, report.rows, report.files.len() as u64, bytes);
+        }
+    }
+
     /// Write one chunk's results; the input position moves past the chunk.
     fn write_chunk(&mut self, mut r: WorkResult) -> Result<(), RunError> {
         let states = std::mem::take(&mut r.states);
@@ -142,6 +163,7 @@ impl Writer {
         let barrier = r.barrier;
         self.last_chunk = Some(r.seq);
         self.position.next_seq = r.seq + 1;
+        self.meters.source_chunks.increment(1);
         if let Some((partition, position)) = r.position.take() {
             self.position.partitions.insert(partition.to_string(), position);
         }
@@ -156,8 +178,12 @@ impl Writer {
     }
 
     fn write(&mut self, r: WorkResult) -> Result<(), RunError> {
-        self.rows_read += r.rows_in + r.dead.iter().filter(|d| matches!(d, Aside::Raw(_))).count() as u64;
-        self.bytes_read += r.span.end_offset - r.span.start_offset;
+        let records = r.rows_in + r.dead.iter().filter(|d| matches!(d, Aside::Raw(_))).count() as u64;
+        let bytes = r.span.end_offset - r.span.start_offset;
+        self.rows_read += records;
+        self.bytes_read += bytes;
+        self.meters.source_records.increment(records);
+        self.meters.source_bytes.increment(bytes);
         let at = |part: usize| WriteAt {
             start: FileStart {
                 seq: r.seq,
@@ -207,20 +233,30 @@ impl Writer {
         }
         let start = FileStart { seq: r.seq, part: 0 };
         for (sink, rows, lineage) in misfits {
+            let stage = format!("sink {sink}");
+            self.meters
+                .dead_letters(&stage, DeadReason::SinkMisfit, rows.num_rows() as u64);
             let origins = lineage.origins(&r.records);
-            self.out
-                .dead
-                .rows(start, &format!("sink {sink}"), &r.span, &origins, &rows, None)?;
+            self.out.dead.rows(start, &stage, &r.span, &origins, &rows, None)?;
         }
         for item in r.dead {
             match item {
-                Aside::Raw(bad) => self.out.dead.bad_record(start, &bad)?,
+                Aside::Raw(bad) => {
+                    self.meters.dead_letters("decode", DeadReason::Decode, 1);
+                    self.out.dead.bad_record(start, &bad)?
+                }
                 Aside::Rows {
                     stage,
                     rows,
                     reason,
                     lineage,
                 } => {
+                    let why = if reason.is_some() {
+                        DeadReason::TransformError
+                    } else {
+                        DeadReason::Rejected
+                    };
+                    self.meters.dead_letters(&stage, why, rows.num_rows() as u64);
                     let origins = lineage.origins(&r.records);
                     self.out
                         .dead

@@ -17,6 +17,7 @@ use crate::checkpoint::protocol::ReloadChanges;
 use crate::config::{self, LoadedConfig, PluginRef};
 use crate::engine::Engine;
 use crate::pipeline::Plan;
+use crate::telemetry::meters;
 
 /// How a run reloads.
 #[derive(Clone)]
@@ -183,16 +184,25 @@ impl Reloader {
 
     fn refuse(&self, reason: String, noticed_ms: i64) {
         tracing::error!(reason = %reason, "Reload refused; the running version goes on.");
+        let pipeline = self.generations.latest().name.clone();
+        let mut previous = None;
+        let detail = reason.clone();
         update(&self.status, |s| {
+            previous = s
+                .last_reload
+                .as_ref()
+                .filter(|r| r.outcome == "refused")
+                .map(|r| r.detail.clone());
             s.reloads_refused += 1;
             s.last_reload = Some(ReloadStatus {
                 outcome: "refused".into(),
-                detail: reason,
+                detail,
                 generation: None,
                 changed_at_ms: noticed_ms,
                 took_ms: None,
             });
         });
+        meters::reload_refused(&pipeline, &reason, previous.as_deref());
     }
 
     /// Check the new version as a whole and publish it.
@@ -298,6 +308,7 @@ impl Reloader {
             Err(why) => return self.refuse(why, noticed_ms),
         };
         tracing::info!(change = %reason, "Reload needs a restart: stopping at a checkpoint and starting again from it with the new version.");
+        meters::reload_applied(&current.name);
         update(&self.status, |s| {
             s.reloads_applied += 1;
             s.last_reload = Some(ReloadStatus {
@@ -335,6 +346,13 @@ impl Reloader {
                         "Reload applied."
                     );
                     let plan = self.generations.plan(p.generation);
+                    meters::reload_applied(&plan.name);
+                    for stage in &p.previous.stages {
+                        meters::component_retired(&plan.name, &stage.name, stage.component.digest());
+                    }
+                    for stage in &plan.stages {
+                        meters::component(&plan.name, &stage.name, stage.component.digest());
+                    }
                     let (generation, components, ms) = (p.generation, p.components.clone(), p.noticed_ms);
                     update(&self.status, |s| {
                         s.set_plan(&plan, generation, &components);
