@@ -217,6 +217,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                 stop: Some(stop_on_signals().map_err(signal_failure)?),
                 reload: None,
                 reload_changes: Default::default(),
+                status: None,
             };
             let mut runs = Vec::new();
             for p in planned {
@@ -450,7 +451,44 @@ fn status(pipeline: &std::path::Path) -> Result<(), Failure> {
             socket.display()
         ),
     })?;
-    println!("Pipeline {} (pid {}), generation {}", s.pipeline, s.pid, s.generation);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let f = &s.flow;
+    println!(
+        "Pipeline {} (pid {}), generation {}, running for {:.1} s",
+        s.pipeline,
+        s.pid,
+        s.generation,
+        (now_ms - f.since_ms).max(0) as f64 / 1e3
+    );
+    println!(
+        "  read          {} rows ({:.1} MB), {:.0} rows/s over the last seconds",
+        f.rows_read,
+        f.bytes_read as f64 / 1e6,
+        f.rows_per_second
+    );
+    for sink in &f.sinks {
+        println!(
+            "  sink {}  {} rows, {} files published ({:.1} MB)",
+            sink.name,
+            sink.rows,
+            sink.files,
+            sink.bytes as f64 / 1e6
+        );
+    }
+    if !f.dead_letters.is_empty() {
+        let by: Vec<String> = f.dead_letters.iter().map(|(st, n)| format!("{st} {n}")).collect();
+        println!("  dead letters  {}", by.join(", "));
+    }
+    match &f.checkpoint {
+        Some(c) => println!(
+            "  checkpoint    {} taken, the last {:.1} s ago in {} ms ({} bytes)",
+            c.taken,
+            (now_ms - c.at_ms).max(0) as f64 / 1e3,
+            c.took_ms,
+            c.bytes
+        ),
+        None => println!("  checkpoint    none yet"),
+    }
     for st in &s.stages {
         let state = match (st.stateful, st.state_bytes) {
             (true, Some(b)) => format!(", state {b} bytes at the last checkpoint"),
@@ -458,6 +496,21 @@ fn status(pipeline: &std::path::Path) -> Result<(), Failure> {
             _ => String::new(),
         };
         println!("  stage {} = {} (sha256 {}){state}", st.name, st.component, st.sha256);
+        let failed = if st.failed_calls > 0 {
+            format!(", {} failed calls", st.failed_calls)
+        } else {
+            String::new()
+        };
+        println!(
+            "        {} rows in, {} out, {} batches, {:.2} s in the component{failed}",
+            st.rows_in,
+            st.rows_out,
+            st.batches,
+            st.busy_ms as f64 / 1e3
+        );
+    }
+    for (partition, position) in &f.positions {
+        println!("  position      {partition} {position}");
     }
     println!("  reloads applied {}, refused {}", s.reloads_applied, s.reloads_refused);
     if let Some(r) = &s.last_reload {
@@ -531,7 +584,11 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
     println!(
         "Pipeline {} {} in {:.2} s ({:.0} rows/s).",
         plan.name,
-        if s.stopped { "stopped" } else { "finished" },
+        match (s.restarting, s.stopped) {
+            (true, _) => "paused for a reload",
+            (false, true) => "stopped",
+            (false, false) => "finished",
+        },
         secs,
         s.rows_read as f64 / secs
     );
@@ -591,6 +648,8 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
     }
     if s.over_budget {
         println!("  stopped       over the dead-letter budget; the next run continues from the last checkpoint");
+    } else if s.restarting {
+        println!("  reload        starting again from this checkpoint with the new version of the pipeline");
     } else if s.stopped {
         println!("  stopped       on request; the next run continues from the last checkpoint");
     }

@@ -53,6 +53,14 @@ pub enum ConfigError {
     /// The file has problems; each names its line and key.
     #[error(transparent)]
     Invalid(#[from] ConfigErrors),
+    /// The file holds a pipeline's test cases, not a pipeline.
+    #[error("{path} holds the test cases of {pipeline}, not a pipeline: run `sluice test {pipeline}`")]
+    TestCases {
+        /// The file.
+        path: PathBuf,
+        /// The pipeline they test.
+        pipeline: PathBuf,
+    },
 }
 
 /// A parsed pipeline file and the map to report later (plan-time) errors against it.
@@ -73,6 +81,16 @@ impl LoadedConfig {
 
 /// Read and parse a pipeline file.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    if let Some(pipeline) = path
+        .to_str()
+        .and_then(|p| p.strip_suffix(".test.toml"))
+        .filter(|_| path.is_file())
+    {
+        return Err(ConfigError::TestCases {
+            path: path.to_owned(),
+            pipeline: PathBuf::from(format!("{pipeline}.toml")),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
         error,

@@ -8,5 +8,6 @@
 pub mod endpoint;
 pub mod logs;
 pub mod meters;
+pub mod tally;
 
 pub use logs::init;

@@ -26,6 +26,9 @@ pub struct RunOptions {
     pub reload: Option<ReloadSettings>,
     /// The stateful stages and sinks the reload that asked for this run added or removed.
     pub reload_changes: ReloadChanges,
+    /// What `sluice status` serves, when it outlives this run (the restarts of a
+    /// restart-to-apply reload keep the reload history in it); a run of its own otherwise.
+    pub status: Option<super::reload::status::SharedStatus>,
 }
 
 /// Why a run stopped before the end of its input.
@@ -99,6 +102,9 @@ pub struct RunSummary {
     pub state_bytes: Vec<(String, usize)>,
     /// A reload asked to start again from the final checkpoint with this plan.
     pub restart_with: Option<NextPlan>,
+    /// It stopped for a reload that starts it again with a new plan (set by the restarts
+    /// loop once it took `restart_with`).
+    pub restarting: bool,
 }
 
 impl RunSummary {

@@ -120,7 +120,7 @@ pub fn diff(old: &Plan, new: &Plan) -> Result<Vec<String>, String> {
     }
     if !fixed.is_empty() {
         return Err(format!(
-            "{} changed, which cannot be swapped while running: stop sluice (SIGTERM checkpoints) and start it again to apply it",
+            "{} changed, which cannot be swapped while running",
             fixed.join(", ")
         ));
     }

@@ -58,7 +58,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     source.resume(&start.position)?;
     let acks = source.acknowledger();
     let generations = Generations::new(Arc::new(plan.clone()));
-    let status: SharedStatus = Arc::default();
+    let status: SharedStatus = options.status.clone().unwrap_or_default();
     let _status_server = serve_status(plan, options, &status);
     let (report_tx, report_rx) = unbounded::<SwapReport>();
     let reloading = Arc::new(AtomicBool::new(false));
@@ -154,7 +154,14 @@ fn serve_status(plan: &Plan, options: &RunOptions, status: &SharedStatus) -> Opt
         .as_ref()
         .map(|r| r.components.iter().map(|(c, _)| c.clone()).collect())
         .unwrap_or_default();
-    update(status, |s| s.set_plan(plan, 0, &components));
+    update(status, |s| {
+        s.set_plan(plan, 0, &components);
+        // This run is the restart a reload asked for: that reload is now applied.
+        if let Some(r) = s.last_reload.as_mut().filter(|r| r.outcome == "restarting") {
+            r.outcome = "applied".into();
+            r.detail = format!("{}; restarted from the checkpoint", r.detail);
+        }
+    });
     for stage in &plan.stages {
         meters::component(&plan.name, &stage.name, stage.component.digest());
     }

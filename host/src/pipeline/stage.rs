@@ -132,10 +132,8 @@ impl Stage {
     ) -> Result<Result<Vec<Emitted>, CallError>, WorkerError> {
         let started = Instant::now();
         let result = self.instance.process_until(batch, until);
-        self.meters.call_seconds.record(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            self.meters.call_failed(failure_kind(e));
-        }
+        self.meters
+            .call(started.elapsed(), result.as_ref().err().map(failure_kind));
         match (&result, &mut self.log) {
             (Ok(_), Some(log)) => {
                 if log.record(batch) {
@@ -164,7 +162,7 @@ impl Stage {
     /// A fresh instance with the last snapshot restored and the batches since replayed.
     pub(super) fn rebuild(&mut self) -> Result<(), WorkerError> {
         let Some(log) = &self.log else { return Ok(()) };
-        self.meters.rebuilds.increment(1);
+        self.meters.rebuilt();
         let mut instance = self.opener.open(&self.label)?;
         let failed = |message: String| WorkerError::Rebuild {
             stage: self.policy.name.clone(),
@@ -236,11 +234,10 @@ impl Stage {
 
     /// One batch through this stage under its `on_error` policy; returns its `main` output.
     pub(super) fn run(&mut self, batch: Traced, dead: &mut Vec<Aside>) -> Result<Vec<Traced>, WorkerError> {
-        self.meters.batches.increment(1);
-        self.meters.records_in.increment(batch.batch.num_rows() as u64);
-        self.meters
-            .bytes_in
-            .increment(batch.batch.get_array_memory_size() as u64);
+        self.meters.batch_in(
+            batch.batch.num_rows() as u64,
+            batch.batch.get_array_memory_size() as u64,
+        );
         let until = self.instance.batch_deadline();
         let err = match self.call(&batch.batch, until)? {
             Ok(outs) => {
@@ -265,7 +262,7 @@ impl Stage {
                 self.dead_letter(&err, batch, dead)
             }
             OnError::DeadLetter => {
-                self.meters.bisections.increment(1);
+                self.meters.bisected();
                 let mut budget = MAX_BISECT_CALLS;
                 self.bisect(batch, err.clone(), &mut main, dead, &mut budget, until)?
             }
@@ -273,7 +270,7 @@ impl Stage {
         if failed == rows {
             self.failed_batches += 1;
             if self.failed_batches >= self.policy.quarantine_after {
-                self.meters.quarantines.increment(1);
+                self.meters.quarantined();
                 return Err(WorkerError::Quarantined {
                     stage: self.policy.name.clone(),
                     batches: self.failed_batches,
@@ -289,8 +286,8 @@ impl Stage {
     /// Count what the stage passes on to the next stage.
     pub(super) fn passed(&self, out: Vec<Traced>) -> Vec<Traced> {
         for t in &out {
-            self.meters.records_out.increment(t.batch.num_rows() as u64);
-            self.meters.bytes_out.increment(t.batch.get_array_memory_size() as u64);
+            self.meters
+                .passed(t.batch.num_rows() as u64, t.batch.get_array_memory_size() as u64);
         }
         out
     }

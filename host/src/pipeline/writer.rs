@@ -17,7 +17,7 @@ use super::commit::{Committer, Cut};
 use super::lineage::Lineage;
 use super::outcome::{RunError, RunOptions, RunSummary};
 use super::plan::Plan;
-use super::reload::status::{SharedStatus, update};
+use super::reload::status::{CheckpointFlow, Flow, SharedStatus, SinkFlow, update};
 use super::sinks::{Opened, Tap};
 use super::worker::{Aside, WorkResult, WorkerError};
 use crate::checkpoint::{SourcePosition, StageState, Totals, WatermarkState};
@@ -53,6 +53,9 @@ pub(super) struct Writer {
     over_budget: Arc<AtomicBool>,
     /// What `/metrics` shows of the source, dead letters, sinks and checkpoints.
     meters: RunMeters,
+    /// What `sluice status` shows of the flow: when it was last published, recent
+    /// (time, rows read) samples for the rate, and the last checkpoint.
+    shown: (Instant, std::collections::VecDeque<(Instant, u64)>, Flow),
 }
 
 impl Writer {
@@ -68,6 +71,11 @@ impl Writer {
         (budget, over_budget): (Option<f64>, Arc<AtomicBool>),
     ) -> Self {
         let meters = RunMeters::start(committer.pipeline());
+        let since_ms = chrono::Utc::now().timestamp_millis();
+        let flow = Flow {
+            since_ms,
+            ..Flow::default()
+        };
         Writer {
             out,
             committer,
@@ -82,7 +90,50 @@ impl Writer {
             budget,
             over_budget,
             meters,
+            shown: (Instant::now(), Default::default(), flow),
         }
+    }
+
+    /// Publish the flow to `sluice status`: at most five times a second, and at checkpoints.
+    fn show_flow(&mut self, now: bool) {
+        let at = Instant::now();
+        if !now && at.duration_since(self.shown.0) < Duration::from_millis(200) {
+            return;
+        }
+        let (last, samples, flow) = &mut self.shown;
+        *last = at;
+        samples.push_back((at, self.rows_read));
+        while samples.len() > 2
+            && samples
+                .front()
+                .is_some_and(|(t, _)| at.duration_since(*t) > Duration::from_secs(10))
+        {
+            samples.pop_front();
+        }
+        flow.rows_per_second = match (samples.front(), samples.back()) {
+            (Some((t0, r0)), Some((t1, r1))) if t1 > t0 => (r1 - r0) as f64 / t1.duration_since(*t0).as_secs_f64(),
+            _ => 0.0,
+        };
+        flow.rows_read = self.rows_read;
+        flow.bytes_read = self.bytes_read;
+        flow.sinks = self
+            .out
+            .sinks
+            .iter()
+            .map(|(_, s)| {
+                let r = s.report();
+                SinkFlow {
+                    bytes: r.files.iter().map(|f| f.bytes).sum(),
+                    files: r.files.len() as u64,
+                    rows: r.rows,
+                    name: r.name,
+                }
+            })
+            .collect();
+        flow.dead_letters = self.out.dead.by_stage().clone();
+        flow.positions = self.position.partitions.clone();
+        let flow = flow.clone();
+        update(&self.status, |s| s.flow = flow);
     }
 
     fn totals(&self) -> Totals {
@@ -124,8 +175,15 @@ impl Writer {
         };
         if let Some((took, bytes)) = self.committer.commit(cut, &mut self.out)? {
             self.meters.checkpoint(took.as_secs_f64(), bytes);
+            self.shown.2.checkpoint = Some(CheckpointFlow {
+                taken: self.committer.taken,
+                at_ms: chrono::Utc::now().timestamp_millis(),
+                took_ms: took.as_millis() as u64,
+                bytes: bytes as u64,
+            });
         }
         self.count_published();
+        self.show_flow(true);
         if let (Some(acks), Some(seq)) = (&self.acks, covered) {
             acks.committed(seq);
         }
@@ -173,6 +231,8 @@ impl Writer {
         self.write(r)?;
         if barrier {
             self.checkpoint(false, states, watermarks)?;
+        } else {
+            self.show_flow(false);
         }
         Ok(())
     }
@@ -374,6 +434,7 @@ pub(super) fn write_results(
         lag: Default::default(),
         state_bytes,
         restart_with: None,
+        restarting: false,
     })
 }
 

@@ -249,6 +249,11 @@ impl DeadLetterSink {
         })
     }
 
+    /// Dead letters written so far, by the stage that sent them.
+    pub fn by_stage(&self) -> &std::collections::BTreeMap<String, u64> {
+        &self.reasons
+    }
+
     /// Dead letters written so far.
     pub fn count(&self) -> u64 {
         self.count

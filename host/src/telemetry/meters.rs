@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use super::tally::StageTally;
 use metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
@@ -229,29 +230,22 @@ impl DeadReason {
     }
 }
 
-/// A transform stage's meters (one set per stage and worker; workers add to the same series).
+/// A transform stage's meters (one set per stage and worker; workers add to the same series),
+/// and its tally for `sluice status`.
 #[derive(Clone)]
 pub struct StageMeters {
     pipeline: String,
     stage: String,
-    /// Rows given to the stage.
-    pub records_in: Counter,
-    /// Rows it passed on.
-    pub records_out: Counter,
-    /// Arrow bytes given to it.
-    pub bytes_in: Counter,
-    /// Arrow bytes it passed on.
-    pub bytes_out: Counter,
-    /// Batches given to it.
-    pub batches: Counter,
-    /// Time per call.
-    pub call_seconds: Histogram,
-    /// Batches bisected.
-    pub bisections: Counter,
-    /// Quarantines.
-    pub quarantines: Counter,
-    /// State rebuilds.
-    pub rebuilds: Counter,
+    records_in: Counter,
+    records_out: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    batches: Counter,
+    call_seconds: Histogram,
+    bisections: Counter,
+    quarantines: Counter,
+    rebuilds: Counter,
+    tally: std::sync::Arc<StageTally>,
 }
 
 impl std::fmt::Debug for StageMeters {
@@ -276,6 +270,7 @@ impl StageMeters {
             bisections: counter!(name::STAGE_BISECTIONS, &labels),
             quarantines: counter!(name::STAGE_QUARANTINES, &labels),
             rebuilds: counter!(name::STAGE_REBUILDS, &labels),
+            tally: super::tally::stage(pipeline, stage),
         }
     }
 
@@ -293,16 +288,49 @@ impl StageMeters {
             bisections: Counter::noop(),
             quarantines: Counter::noop(),
             rebuilds: Counter::noop(),
+            tally: Default::default(),
         }
     }
 
-    /// A call failed (rare: registered on first use).
-    pub fn call_failed(&self, kind: CallFailure) {
-        if self.stage.is_empty() {
-            return;
+    /// A batch of `rows` rows and `bytes` Arrow bytes came in.
+    pub fn batch_in(&self, rows: u64, bytes: u64) {
+        self.batches.increment(1);
+        self.records_in.increment(rows);
+        self.bytes_in.increment(bytes);
+        self.tally.batch_in(rows);
+    }
+
+    /// `rows` rows of `bytes` Arrow bytes went on to the next stage.
+    pub fn passed(&self, rows: u64, bytes: u64) {
+        self.records_out.increment(rows);
+        self.bytes_out.increment(bytes);
+        self.tally.passed(rows);
+    }
+
+    /// A call into the component took `took`, and failed with `failure` if given (failures
+    /// are rare: their series are registered on first use).
+    pub fn call(&self, took: std::time::Duration, failure: Option<CallFailure>) {
+        self.call_seconds.record(took.as_secs_f64());
+        self.tally.call(took.as_nanos() as u64, failure.is_some());
+        if let Some(kind) = failure.filter(|_| !self.stage.is_empty()) {
+            counter!(name::STAGE_CALL_ERRORS, "pipeline" => self.pipeline.clone(), "stage" => self.stage.clone(), "kind" => kind.label())
+                .increment(1);
         }
-        counter!(name::STAGE_CALL_ERRORS, "pipeline" => self.pipeline.clone(), "stage" => self.stage.clone(), "kind" => kind.label())
-            .increment(1);
+    }
+
+    /// A failed batch was bisected.
+    pub fn bisected(&self) {
+        self.bisections.increment(1);
+    }
+
+    /// The stage was quarantined.
+    pub fn quarantined(&self) {
+        self.quarantines.increment(1);
+    }
+
+    /// A stateful stage's state was rebuilt.
+    pub fn rebuilt(&self) {
+        self.rebuilds.increment(1);
     }
 }
 

@@ -15,7 +15,8 @@ fn every_example_pipeline_runs_and_writes_readable_parquet() {
     let pipelines = copy_pipelines(tmp.path());
     for entry in std::fs::read_dir(&pipelines).expect("pipelines") {
         let path = entry.expect("entry").path();
-        if path.extension().is_none_or(|e| e != "toml") {
+        // Pipelines only: `<stem>.test.toml` holds a pipeline's test cases (`sluice test`).
+        if path.extension().is_none_or(|e| e != "toml") || path.to_string_lossy().ends_with(".test.toml") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap_or_default();

@@ -22,6 +22,7 @@ mod s3_store;
 mod sandbox;
 mod sinks;
 mod sources;
+mod status;
 mod support;
 mod testcmd;
 mod validate;

@@ -660,7 +660,14 @@ fn a_sink_change_is_applied_by_a_checkpoint_and_a_restart_without_loss() {
     let out = crate::support::wait_output(&mut child, Duration::from_secs(120));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("Reload needs a restart"), "{log}");
+    assert!(log.contains("Reload applied by a restart"), "{log}");
+    assert!(
+        !log.contains("stop sluice"),
+        "the log does not ask for what happens by itself: {log}"
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("paused for a reload"), "{summary}");
+    assert!(!summary.contains("on request"), "{summary}");
     let versions = check_exact(&python, &tmp.path().join("out"), rows);
     assert_eq!(versions.first(), Some(&1), "{log}");
     assert_eq!(versions.last(), Some(&2), "the rest ran under the new version: {log}");
@@ -717,7 +724,7 @@ fn a_reload_that_adds_a_stateful_stage_restarts_with_it_empty_and_never_exits() 
     let out = crate::support::wait_output(&mut child, Duration::from_secs(300));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("Reload needs a restart"), "{log}");
+    assert!(log.contains("Reload applied by a restart"), "{log}");
     assert!(log.contains("it starts empty"), "{log}");
     // Every row once with the counts continuous, and the rows after the restart went
     // through the new stage.

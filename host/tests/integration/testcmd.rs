@@ -21,9 +21,9 @@ fn the_example_pipelines_pass_their_own_test_cases() {
     let mut with_cases = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("pipelines") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-        if let Some(stem) = name.strip_suffix(".test.toml") {
-            with_cases.push(dir.join(format!("{stem}.toml")));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if path.extension().is_some_and(|e| e == "toml") && text.contains("[[test]]") {
+            with_cases.push(path);
         }
     }
     assert!(with_cases.len() >= 2, "example test cases: {with_cases:?}");
@@ -83,13 +83,18 @@ expect = [{ device_id = "a", temperature = 99.0 }]
 name = "unexpected dead letter"
 input = ['{"device":"a","temperature":"hot"}']
 expect = []
-
-[[test]]
+"#;
+    // More cases beside the pipeline, in `p.test.toml`.
+    std::fs::write(
+        tmp.path().join("p.test.toml"),
+        r#"[[test]]
 name = "fed to the filter directly"
 stage = "warm"
 input = [{ device_id = "x", temperature = 26.0 }, { device_id = "y", temperature = 24.0 }]
 expect = [{ device_id = "x" }]
-"#;
+"#,
+    )
+    .expect("cases");
     // `sluice test` validates the whole pipeline first, the source's input included.
     std::fs::write(tmp.path().join("in.ndjson"), "").expect("input");
     let p = pipeline(tmp.path(), "temperature > 25", cases);

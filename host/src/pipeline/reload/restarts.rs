@@ -10,9 +10,15 @@ use crate::pipeline::outcome::{RunError, RunOptions, RunSummary};
 /// outcome, in order.
 pub fn run(mut plan: Plan, mut options: RunOptions) -> Vec<(Plan, Result<RunSummary, RunError>)> {
     let mut segments = Vec::new();
+    // One status for every segment: `sluice status` keeps the reload history across them.
+    options.status.get_or_insert_with(Default::default);
     loop {
         let mut result = crate::pipeline::run::run(&plan, &options);
-        let restart = result.as_mut().ok().and_then(|s| s.restart_with.take());
+        let restart = result.as_mut().ok().and_then(|s| {
+            let next = s.restart_with.take();
+            s.restarting = next.is_some();
+            next
+        });
         segments.push((plan, result));
         let Some((next_plan, components, changes)) = restart else {
             return segments;

@@ -1,5 +1,7 @@
-//! What `sluice status` shows: the running plan (components and digests), state sizes, the
-//! reload counters and the last reload's result. A running pipeline serves it as one JSON
+//! What `sluice status` shows: the running plan (components and digests), each stage's rows
+//! in and out and time inside its component, what was read and written and how fast, dead
+//! letters by stage, each source partition's position, the last checkpoint, state sizes, the
+//! reload counters and the last reload's result (kept across a restart-to-apply reload). A running pipeline serves it as one JSON
 //! document on a Unix socket in the runtime folder (`SLUICE_RUNTIME_DIR`, else
 //! `$XDG_RUNTIME_DIR/sluice`, else the temporary folder's `sluice-<uid>`), named after the
 //! pipeline and its checkpoint store, so it works whatever the store (a remote one too); a
@@ -17,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::Plan;
 
 /// One stage as `sluice status` lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StageStatus {
     /// The transform's name.
     pub name: String,
@@ -29,6 +31,68 @@ pub struct StageStatus {
     pub stateful: bool,
     /// Bytes of its state at the last checkpoint (stateful stages).
     pub state_bytes: Option<usize>,
+    /// Rows given to it since the process started (every worker's instances).
+    #[serde(default)]
+    pub rows_in: u64,
+    /// Rows it passed on.
+    #[serde(default)]
+    pub rows_out: u64,
+    /// Batches given to it.
+    #[serde(default)]
+    pub batches: u64,
+    /// Milliseconds spent inside its component, all workers together.
+    #[serde(default)]
+    pub busy_ms: u64,
+    /// Calls that failed.
+    #[serde(default)]
+    pub failed_calls: u64,
+}
+
+/// What the running pipeline has read and written since it (re)started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Flow {
+    /// Unix time in milliseconds it (re)started.
+    pub since_ms: i64,
+    /// Records read.
+    pub rows_read: u64,
+    /// Input bytes read.
+    pub bytes_read: u64,
+    /// Records read per second over the last ten seconds or so.
+    pub rows_per_second: f64,
+    /// Each sink's rows and published files.
+    pub sinks: Vec<SinkFlow>,
+    /// Dead letters by the stage that sent them (`decode` for undecodable records).
+    pub dead_letters: std::collections::BTreeMap<String, u64>,
+    /// Each source partition's position after the last record written.
+    pub positions: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The last checkpoint.
+    pub checkpoint: Option<CheckpointFlow>,
+}
+
+/// One sink's output so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SinkFlow {
+    /// Its name.
+    pub name: String,
+    /// Rows (or records) written.
+    pub rows: u64,
+    /// Files published.
+    pub files: u64,
+    /// Bytes of the files published.
+    pub bytes: u64,
+}
+
+/// The last checkpoint taken.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckpointFlow {
+    /// Checkpoints taken since the (re)start.
+    pub taken: u64,
+    /// Unix time in milliseconds of the last one.
+    pub at_ms: i64,
+    /// How long it took.
+    pub took_ms: u64,
+    /// Its size.
+    pub bytes: u64,
 }
 
 /// The result of one reload attempt.
@@ -47,7 +111,7 @@ pub struct ReloadStatus {
 }
 
 /// The whole document.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Status {
     /// Pipeline name.
     pub pipeline: String,
@@ -66,6 +130,9 @@ pub struct Status {
     /// Per source partition, milliseconds behind the upstream's tip (Kinesis shards).
     #[serde(default)]
     pub lag: std::collections::BTreeMap<String, i64>,
+    /// What it has read and written.
+    #[serde(default)]
+    pub flow: Flow,
 }
 
 impl Status {
@@ -85,8 +152,23 @@ impl Status {
                 sha256: s.component.digest().to_owned(),
                 stateful: s.stateful(),
                 state_bytes: sizes.iter().find(|(n, _)| *n == s.name).and_then(|(_, b)| *b),
+                ..StageStatus::default()
             })
             .collect();
+    }
+
+    /// With each stage's counts as of now.
+    fn with_counts(mut self) -> Status {
+        for stage in &mut self.stages {
+            if let Some(c) = crate::telemetry::tally::counts(&self.pipeline, &stage.name) {
+                stage.rows_in = c.records_in;
+                stage.rows_out = c.records_out;
+                stage.batches = c.batches;
+                stage.busy_ms = c.call_nanos / 1_000_000;
+                stage.failed_calls = c.failed_calls;
+            }
+        }
+        self
     }
 }
 
@@ -161,10 +243,8 @@ impl Server {
                 while !flag.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((mut stream, _)) => {
-                            let text = {
-                                let s = status.lock().unwrap_or_else(PoisonError::into_inner);
-                                serde_json::to_string_pretty(&*s).unwrap_or_default()
-                            };
+                            let now = status.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                            let text = serde_json::to_string_pretty(&now.with_counts()).unwrap_or_default();
                             let _ = stream.set_nonblocking(false);
                             let _ = stream.write_all(text.as_bytes());
                         }

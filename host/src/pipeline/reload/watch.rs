@@ -299,7 +299,9 @@ impl Reloader {
         let resumable = current.checkpoint.enabled && current.source.resumable();
         if !resumable {
             return self.refuse(
-                format!("{reason}; this run has no checkpoint to restart from (stdin input or checkpoints disabled)"),
+                format!(
+                    "{reason}, and this run has no checkpoint to restart from (stdin input or checkpoints disabled): stop sluice and start it again to apply it"
+                ),
                 noticed_ms,
             );
         }
@@ -307,7 +309,7 @@ impl Reloader {
             Ok(changes) => changes,
             Err(why) => return self.refuse(why, noticed_ms),
         };
-        tracing::info!(change = %reason, "Reload needs a restart: stopping at a checkpoint and starting again from it with the new version.");
+        tracing::info!(change = %reason, "Reload applied by a restart: stopping at a checkpoint, then starting again from it with the new version.");
         meters::reload_applied(&current.name);
         update(&self.status, |s| {
             s.reloads_applied += 1;
