@@ -56,6 +56,11 @@ enum Command {
         /// changed version is checked and swapped in while running; SIGHUP forces a check).
         #[arg(long)]
         no_reload: bool,
+        /// Read, decode and transform everything, and commit nothing: no output file, no
+        /// checkpoint, nothing acknowledged (dead letters are printed on stderr). Reads from
+        /// the start of the input; the summary says what would have been written.
+        #[arg(long)]
+        dry_run: bool,
         /// Serve Prometheus metrics on this address (`/metrics`), as `[telemetry] listen` in a
         /// pipeline file does; this wins over the files.
         #[arg(long, value_name = "ADDR:PORT")]
@@ -191,8 +196,11 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             from_scratch,
             unenforced_limits,
             no_reload,
+            dry_run,
             metrics_addr,
         } => {
+            // A dry run never reloads: a restart would run the new version for real.
+            let no_reload = no_reload || dry_run;
             if unenforced_limits {
                 tracing::warn!(
                     "Running without call deadlines or memory caps (--unenforced-limits): benchmarking only."
@@ -205,7 +213,14 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             // Edits made from here on (while components compile, say) are reloaded once the
             // watcher is up: it compares the files' times with this.
             let read_at = std::time::SystemTime::now();
-            let (engine, planned) = plan_all(&pipelines, settings)?;
+            let (engine, mut planned) = plan_all(&pipelines, settings)?;
+            if dry_run {
+                for p in &mut planned {
+                    p.plan.checkpoint.enabled = false;
+                    p.plan.dead_letter = config::Place::Console;
+                    p.plan.sinks.iter_mut().for_each(crate::pipeline::sinks::SinkPlan::dry);
+                }
+            }
             serve_metrics(metrics_addr, &planned)?;
             let signal_failure = |e: std::io::Error| Failure {
                 code: EXIT_RUNTIME,
@@ -565,6 +580,9 @@ fn print_plan(plan: &Plan) {
         let what = match &sink.format {
             Format::Parquet(p) => columns(&p.schema),
             Format::Raw(_) => "the records as received, gzip".to_owned(),
+            Format::Console(crate::config::ConsoleFormat::Json) => "rows as JSON lines".to_owned(),
+            Format::Console(crate::config::ConsoleFormat::Table) => "rows as tables".to_owned(),
+            Format::Discard => "nothing (a dry run)".to_owned(),
         };
         println!("  output  {}: {what} → {}", sink.name, sink.place);
     }
@@ -580,8 +598,17 @@ fn columns(schema: &arrow::datatypes::Schema) -> String {
 }
 
 fn print_summary(plan: &Plan, s: &RunSummary) {
+    use std::io::Write as _;
+    // A pipeline that prints its rows on stdout gets its summary on stderr.
+    let console = plan.sinks.iter().any(|k| matches!(k.format, Format::Console(_)));
+    let mut out: Box<dyn std::io::Write> = if console {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
     let secs = s.elapsed.as_secs_f64().max(1e-6);
-    println!(
+    let _ = writeln!(
+        out,
         "Pipeline {} {} in {:.2} s ({:.0} rows/s).",
         plan.name,
         match (s.restarting, s.stopped) {
@@ -593,12 +620,13 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
         s.rows_read as f64 / secs
     );
     if let Some(epoch) = s.resumed_from {
-        println!("  resumed       from checkpoint {epoch}");
+        let _ = writeln!(out, "  resumed       from checkpoint {epoch}");
     }
     if !s.lag.is_empty() {
-        println!("  lag           {}", show_lag(&s.lag));
+        let _ = writeln!(out, "  lag           {}", show_lag(&s.lag));
     }
-    println!(
+    let _ = writeln!(
+        out,
         "  read          {} rows ({:.1} MB)",
         s.rows_read,
         s.bytes_read as f64 / 1e6
@@ -621,7 +649,24 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
         } else {
             String::new()
         };
-        println!(
+        match sink.format {
+            Format::Discard => {
+                let label = if i == 0 { "would write  " } else { "             " };
+                let _ = writeln!(
+                    out,
+                    "  {label} {} {what}{name} (a dry run: nothing was written)",
+                    report.rows
+                );
+                continue;
+            }
+            Format::Console(_) => {
+                let _ = writeln!(out, "  {label} {} {what} to stdout{name}", report.rows);
+                continue;
+            }
+            Format::Parquet(_) | Format::Raw(_) => {}
+        }
+        let _ = writeln!(
+            out,
             "  {label} {} {what} in {} files, {partitions} partitions, under {}{name}",
             report.rows,
             report.files.len(),
@@ -636,32 +681,50 @@ fn print_summary(plan: &Plan, s: &RunSummary) {
         .collect::<Vec<_>>()
         .join(", ");
     if s.checkpoints > 0 {
-        println!(
+        let _ = writeln!(
+            out,
             "  checkpoints   {} (slowest {:.0} ms) in {}",
             s.checkpoints,
             s.slowest_checkpoint.as_secs_f64() * 1e3,
             crate::checkpoint::store::open(&plan.checkpoint).location()
         );
     }
-    for (stage, bytes) in &s.state_bytes {
-        println!("  state         {stage}: {bytes} bytes saved with the last checkpoint");
+    for (stage, bytes) in s.state_bytes.iter().filter(|_| s.checkpoints > 0) {
+        let _ = writeln!(
+            out,
+            "  state         {stage}: {bytes} bytes saved with the last checkpoint"
+        );
     }
     if s.over_budget {
-        println!("  stopped       over the dead-letter budget; the next run continues from the last checkpoint");
+        let _ = writeln!(
+            out,
+            "  stopped       over the dead-letter budget; the next run continues from the last checkpoint"
+        );
     } else if s.restarting {
-        println!("  reload        starting again from this checkpoint with the new version of the pipeline");
+        let _ = writeln!(
+            out,
+            "  reload        starting again from this checkpoint with the new version of the pipeline"
+        );
     } else if s.stopped {
-        println!("  stopped       on request; the next run continues from the last checkpoint");
+        let _ = writeln!(
+            out,
+            "  stopped       on request; the next run continues from the last checkpoint"
+        );
     }
     if s.dead_letters.count == 0 {
-        println!("  dead letters  0");
+        let _ = writeln!(out, "  dead letters  0");
     } else {
-        println!(
-            "  dead letters  {} ({by_stage}) under {}",
-            s.dead_letters.count, plan.dead_letter
+        let _ = writeln!(
+            out,
+            "  dead letters  {} ({by_stage}) {}",
+            s.dead_letters.count,
+            match &plan.dead_letter {
+                crate::config::Place::Console => "on stderr".to_owned(),
+                other => format!("under {other}"),
+            }
         );
         for reason in s.dead_letters.top.iter().take(3) {
-            println!("                {}", crate::pipeline::budget::show(reason));
+            let _ = writeln!(out, "                {}", crate::pipeline::budget::show(reason));
         }
     }
 }

@@ -285,11 +285,13 @@ fn read_checkpoint(
     let (default_path, default_store) = match sink.map(|p| p.join("_checkpoints")) {
         Some(Place::Local(path)) => (Some(path), StoreKind::File),
         Some(Place::S3(loc)) => (None, StoreKind::S3(loc)),
-        None => (None, StoreKind::File),
+        Some(Place::Console) | None => (None, StoreKind::File),
     };
+    // The console keeps nothing: a pipeline that prints keeps checkpoints only where told.
+    let console = sink == Some(&Place::Console);
     let Some(mut t) = top.opt_table(d, "checkpoint") else {
         return sink.is_some().then(|| CheckpointConfig {
-            enabled: true,
+            enabled: !console,
             path: default_path.unwrap_or_default(),
             interval: default_interval,
             store: default_store,
@@ -308,11 +310,12 @@ fn read_checkpoint(
     t.finish(d);
     let store = store.unwrap_or(default_store);
     let path = path.or(default_path);
-    if store == StoreKind::File && path.is_none() && sink.is_some() {
+    if store == StoreKind::File && path.is_none() && sink.is_some() && enabled {
+        let first = if console { "the console" } else { "on S3" };
         d.push(
             span,
             &key,
-            "the first sink is on S3, so there is no local folder for checkpoint files: give `path`, or store = { s3 = \"s3://bucket/prefix/\" }".to_owned(),
+            format!("the first sink is {first}, so there is no local folder for checkpoint files: give `path`, or store = {{ s3 = \"s3://bucket/prefix/\" }}"),
         );
         return None;
     }

@@ -15,6 +15,7 @@
 //! so a replay rewrites the same names.
 
 mod completed;
+pub mod console;
 pub mod dead_letter;
 pub mod parquet;
 pub mod partition;

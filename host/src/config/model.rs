@@ -434,6 +434,8 @@ pub enum Place {
     Local(PathBuf),
     /// A prefix of an S3 bucket.
     S3(S3Location),
+    /// The terminal (a console sink): it keeps nothing; dead letters beside it go to stderr.
+    Console,
 }
 
 impl Place {
@@ -445,6 +447,7 @@ impl Place {
                 prefix: format!("{}{name}/", loc.prefix),
                 ..loc.clone()
             }),
+            Place::Console => Place::Console,
         }
     }
 
@@ -464,7 +467,7 @@ impl Place {
     pub fn local(&self) -> Option<&std::path::Path> {
         match self {
             Place::Local(p) => Some(p),
-            Place::S3(_) => None,
+            Place::S3(_) | Place::Console => None,
         }
     }
 }
@@ -474,6 +477,7 @@ impl std::fmt::Display for Place {
         match self {
             Place::Local(p) => write!(f, "{}", p.display()),
             Place::S3(loc) => f.write_str(&loc.url(&loc.prefix)),
+            Place::Console => f.write_str("the console"),
         }
     }
 }
@@ -485,6 +489,17 @@ pub enum SinkFormat {
     Parquet,
     /// The records as received, newline-delimited and gzip-compressed (an archive).
     Raw,
+    /// Printed to stdout (`type = "console"`), for development.
+    Console(ConsoleFormat),
+}
+
+/// How a console sink prints rows (`format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleFormat {
+    /// One JSON object per row (nulls written out).
+    Json,
+    /// A table per batch.
+    Table,
 }
 
 /// Parquet compression codecs on offer.

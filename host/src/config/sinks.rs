@@ -49,9 +49,12 @@ pub(super) fn read_sinks(top: &mut Table<'_, '_>, d: &mut Diags, base: &Path) ->
 }
 
 fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: String) -> Option<SinkConfig> {
-    let kind = t.req_choice(d, "type", &["parquet", "local", "s3"]);
+    let kind = t.req_choice(d, "type", &["parquet", "local", "s3", "console"]);
     let name = read_name(t, d, default_name);
     let input = t.opt_str(d, "input");
+    if kind.as_ref().is_some_and(|k| k.value == "console") {
+        return Some(console_sink(t, d, name, input));
+    }
     let format = read_format(t, d, kind.as_ref());
     let s3 = kind.as_ref().is_some_and(|k| k.value == "s3");
     let (place, prefix_template) = if s3 {
@@ -133,6 +136,32 @@ fn read_sink(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path, default_name: St
         max_file_age,
         partition: partition?,
     })
+}
+
+/// `type = "console"`: rows to stdout, `format = "json"` (default) or `"table"`; nothing else.
+fn console_sink(
+    t: &mut Table<'_, '_>,
+    d: &mut Diags,
+    name: Located<String>,
+    input: Option<Located<String>>,
+) -> SinkConfig {
+    let format = match t.opt_choice(d, "format", &["json", "table"]) {
+        Some(f) if f.value == "table" => ConsoleFormat::Table,
+        _ => ConsoleFormat::Json,
+    };
+    SinkConfig {
+        name,
+        input,
+        format: SinkFormat::Console(format),
+        place: Place::Console,
+        part_bytes: 0,
+        error_prefix: None,
+        compression: Compression::None,
+        row_group_rows: 0,
+        target_file_bytes: 0,
+        max_file_age: Duration::ZERO,
+        partition: PartitionConfig::None,
+    }
 }
 
 fn read_partition(t: &mut Table<'_, '_>, d: &mut Diags) -> Option<PartitionConfig> {

@@ -444,3 +444,20 @@ fn telemetry_listen_is_an_address_and_port() {
         "{err}"
     );
 }
+
+#[test]
+fn a_console_sink_keeps_no_checkpoints_unless_given_a_folder() {
+    let text = "[source]\ntype = \"file\"\npath = \"in.ndjson\"\n[sink]\ntype = \"console\"\nformat = \"table\"\n";
+    let c = parse_ok(text);
+    assert_eq!(c.sinks[0].format, SinkFormat::Console(ConsoleFormat::Table));
+    assert_eq!(c.sinks[0].place, Place::Console);
+    assert_eq!(c.dead_letter.place, Place::Console, "dead letters go to stderr");
+    assert!(!c.checkpoint.enabled);
+    let with = parse_ok(&format!("{text}[checkpoint]\npath = \"cp\"\n"));
+    assert!(with.checkpoint.enabled);
+    assert_eq!(with.checkpoint.path, Path::new("/base/cp"));
+    let err = parse_err(&format!("{text}[checkpoint]\ninterval = \"1s\"\n"));
+    assert!(err.contains("the first sink is the console"), "{err}");
+    let err = parse_err(&text.replace("format = \"table\"", "path = \"out\""));
+    assert!(err.contains("`sink.path`: unknown key `path`"), "{err}");
+}

@@ -8,8 +8,10 @@ use arrow::datatypes::SchemaRef;
 
 use super::stage_plan::StagePlan;
 use crate::config::{
-    CheckpointConfig, Diagnostic, Located, PartitionConfig, PipelineConfig, Place, SinkConfig, SinkFormat, StoreKind,
+    CheckpointConfig, ConsoleFormat, Diagnostic, Located, PartitionConfig, PipelineConfig, Place, SinkConfig,
+    SinkFormat, StoreKind,
 };
+use crate::sink::console::{ConsoleSink, Stream, Terminal};
 use crate::sink::dead_letter::DeadLetterSink;
 use crate::sink::parquet::{ParquetSettings, ParquetSink};
 use crate::sink::partition::{Partitioner, default_template, plan as partitioner};
@@ -43,6 +45,10 @@ pub enum Format {
     Parquet(ParquetSettings),
     /// The raw archive.
     Raw(RawSettings),
+    /// Printed to stdout.
+    Console(ConsoleFormat),
+    /// Counted and dropped (`sluice run --dry-run`).
+    Discard,
 }
 
 /// One sink, checked.
@@ -62,6 +68,14 @@ pub struct SinkPlan {
     pub part_bytes: usize,
 }
 
+impl SinkPlan {
+    /// This sink as a dry run has it: it counts what it is given and keeps nothing.
+    pub fn dry(&mut self) {
+        self.format = Format::Discard;
+        self.place = Place::Console;
+    }
+}
+
 /// Check every sink against the outputs of `stages` (and the decoded `input`).
 pub fn plan(
     cfg: &PipelineConfig,
@@ -79,6 +93,7 @@ pub fn plan(
             _ => None,
         };
         let format = match (s.format, &tap, &schema, &partitioner) {
+            (SinkFormat::Console(style), Some(_), _, _) => Some(Format::Console(style)),
             (SinkFormat::Raw, Some(Tap::Source), _, _) => Some(Format::Raw(RawSettings {
                 target_file_bytes: s.target_file_bytes,
                 max_file_age: s.max_file_age,
@@ -271,6 +286,7 @@ fn others(sinks: &[SinkPlan], dead_letter: &Place, checkpoint: &CheckpointConfig
 fn storage(place: &Place, part_bytes: usize, others: Vec<Place>) -> Result<Box<dyn Storage>, SinkError> {
     let skip: Vec<Place> = others.into_iter().filter(|p| place.holds(p)).collect();
     Ok(match place {
+        Place::Console => Box::new(Terminal(Stream::Stderr)),
         Place::Local(dir) => Box::new(LocalDir::new(
             dir.clone(),
             skip.iter().filter_map(|p| p.local().map(PathBuf::from)).collect(),
@@ -280,7 +296,7 @@ fn storage(place: &Place, part_bytes: usize, others: Vec<Place>) -> Result<Box<d
                 .iter()
                 .filter_map(|p| match p {
                     Place::S3(other) => Some(other.prefix.clone()),
-                    Place::Local(_) => None,
+                    Place::Local(_) | Place::Console => None,
                 })
                 .collect();
             Box::new(S3Dir::new(loc.clone(), part_bytes, skip)?)
@@ -305,6 +321,17 @@ pub fn open(
 ) -> Result<Opened, SinkError> {
     let mut opened: Vec<(Tap, Box<dyn Sink>)> = Vec::new();
     for s in sinks {
+        match s.format {
+            Format::Console(style) => {
+                opened.push((s.tap.clone(), Box::new(ConsoleSink::new(s.name.clone(), style))));
+                continue;
+            }
+            Format::Discard => {
+                opened.push((s.tap.clone(), Box::new(ConsoleSink::discarding(s.name.clone()))));
+                continue;
+            }
+            Format::Parquet(_) | Format::Raw(_) => {}
+        }
         let storage = storage(&s.place, s.part_bytes, others(sinks, dead_letter, checkpoint, &s.place))?;
         let sink: Box<dyn Sink> = match &s.format {
             Format::Parquet(settings) => Box::new(ParquetSink::new(
@@ -321,6 +348,7 @@ pub fn open(
                 s.partitioner.clone(),
                 immediate,
             )),
+            Format::Console(_) | Format::Discard => unreachable!("console sinks were opened above"),
         };
         opened.push((s.tap.clone(), sink));
     }

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod broker;
+mod console;
 mod crash;
 mod e2e;
 mod faults;
