@@ -86,6 +86,11 @@ enum Command {
         #[arg(required = true)]
         pipelines: Vec<PathBuf>,
     },
+    /// Start something of your own: `sluice new transform NAME`.
+    New {
+        #[command(subcommand)]
+        what: NewWhat,
+    },
     /// Push recorded records through a pipeline's current components and print what comes
     /// out: a file of records (one per line), or a dead-letter folder of a past run (raw
     /// records go back to the decoder, refused rows to the stage that refused them).
@@ -104,6 +109,23 @@ enum Command {
         /// How to print the rows that come out.
         #[arg(long, value_enum, default_value_t = ReplayFormat::Table)]
         format: ReplayFormat,
+    },
+}
+
+/// What `sluice new` writes.
+#[derive(Debug, Subcommand)]
+enum NewWhat {
+    /// A transform crate: Cargo.toml, the pinned toolchain, a documented lib.rs with unit
+    /// tests, a sample pipeline with test cases, sample data and a README.
+    Transform {
+        /// Its name (lowercase letters, digits, `-`, `_`); the crate's folder.
+        name: String,
+        /// Where to create the folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Sluice SDK to depend on (default: the checkout this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
 }
 
@@ -184,6 +206,22 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
         }
         Command::Status { pipeline } => status(&pipeline),
         Command::Test { pipelines } => test(&pipelines),
+        Command::New {
+            what: NewWhat::Transform { name, dir, sdk },
+        } => {
+            let sdk = sdk.unwrap_or_else(crate::scaffold::default_sdk);
+            let root = crate::scaffold::new_transform(&name, &dir, &sdk).map_err(|e| Failure {
+                code: EXIT_CONFIG,
+                error: e.into(),
+            })?;
+            println!("Created the transform {name} in {}. Next:", root.display());
+            println!("  cd {}", root.display());
+            println!("  cargo test                                      # its unit tests, natively");
+            println!("  cargo build --release --target wasm32-wasip2    # the component");
+            println!("  sluice run pipeline.toml                        # over sample.ndjson, rows on stdout");
+            println!("  sluice test pipeline.toml                       # the pipeline's test cases");
+            Ok(())
+        }
         Command::Replay {
             pipeline,
             input,
@@ -338,7 +376,9 @@ fn test(paths: &[PathBuf]) -> Result<(), Failure> {
             }
         }
     }
-    println!("{} tests: {passed} passed, {failed} failed", passed + failed);
+    let total = passed + failed;
+    let noun = if total == 1 { "test" } else { "tests" };
+    println!("{total} {noun}: {passed} passed, {failed} failed");
     if failed == 0 {
         Ok(())
     } else {

@@ -21,7 +21,7 @@
 //! - [`telemetry`]: logs, and the metrics every layer records (the `metrics` facade's
 //!   handles, exported by the Prometheus endpoint the CLI starts);
 //! - [`cli`] and [`cases`]: the `sluice` command's edge (`cases`: `sluice test`'s checks and
-//!   `sluice replay`'s input);
+//!   `sluice replay`'s input; [`scaffold`]: `sluice new`'s templates);
 //! - [`fault`]: crash injection for the crash tests.
 
 pub mod aws;
@@ -35,6 +35,7 @@ pub mod fault;
 pub mod pipeline;
 pub mod record;
 pub mod retry;
+pub mod scaffold;
 pub mod sink;
 pub mod source;
 pub mod stock;

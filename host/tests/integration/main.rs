@@ -21,6 +21,7 @@ mod reload;
 mod s3_sink;
 mod s3_store;
 mod sandbox;
+mod scaffold;
 mod sinks;
 mod sources;
 mod status;
