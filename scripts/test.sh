@@ -4,7 +4,7 @@
 #   - a Python venv with independent Parquet readers (pyarrow, duckdb) for end-to-end checks,
 #     and the real clients the source tests produce with (paho-mqtt, boto3, aws-kinesis-agg);
 #   - the services those tests start: mosquitto, kinesis-local (a Kinesis emulator on node), and
-#     Prometheus with promtool (Debian's package) for the metrics tests;
+#     Prometheus with promtool (Debian's package) for the metrics tests, and tmux for sluice top's;
 #   - formatting and lints, then every test of the workspace (unit, golden, end to end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,14 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get install -y -qq mosquitto >/dev/null 2>&1 \
         || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq mosquitto >/dev/null; }
+fi
+
+echo "==> tmux (the sluice top test watches its screen in one)"
+if ! command -v tmux >/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get install -y -qq tmux >/dev/null 2>&1 \
+        || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq tmux >/dev/null; }
 fi
 
 echo "==> prometheus and promtool (a real Prometheus scrapes /metrics in the metrics tests)"

@@ -72,6 +72,15 @@ enum Command {
         /// The pipeline file it was started with.
         pipeline: PathBuf,
     },
+    /// Watch a running pipeline: rows per second through each stage, time in its component,
+    /// sinks, dead letters, checkpoints, partitions and reloads, redrawn every second.
+    Top {
+        /// The pipeline file it was started with.
+        pipeline: PathBuf,
+        /// Seconds between redraws.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+    },
     /// Type-check pipelines (every transform's config and schemas) without reading data.
     Validate {
         /// The pipeline files.
@@ -205,6 +214,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Status { pipeline } => status(&pipeline),
+        Command::Top { pipeline, interval } => top(&pipeline, interval),
         Command::Test { pipelines } => test(&pipelines),
         Command::New {
             what: NewWhat::Transform { name, dir, sdk },
@@ -490,22 +500,54 @@ fn reload_debounce() -> std::time::Duration {
     std::time::Duration::from_millis(ms)
 }
 
-/// `sluice status`: ask the running pipeline over its socket.
-fn status(pipeline: &std::path::Path) -> Result<(), Failure> {
+/// The socket a pipeline started from `pipeline` serves its status on, and its name.
+fn status_socket(pipeline: &std::path::Path) -> Result<(std::path::PathBuf, String), Failure> {
     let loaded = config::load(pipeline).map_err(|e| Failure {
         code: EXIT_CONFIG,
         error: e.into(),
     })?;
     let store = crate::checkpoint::store::open(&loaded.config.checkpoint).location();
-    let socket = socket_path(&loaded.config.name, &store);
-    let s = query(&socket).map_err(|e| Failure {
+    Ok((socket_path(&loaded.config.name, &store), loaded.config.name))
+}
+
+fn not_running(name: &str, socket: &std::path::Path, e: std::io::Error) -> Failure {
+    Failure {
         code: EXIT_RUNTIME,
-        error: anyhow::anyhow!(
-            "{} is not running (no answer on {}: {e})",
-            loaded.config.name,
-            socket.display()
-        ),
-    })?;
+        error: anyhow::anyhow!("{name} is not running (no answer on {}: {e})", socket.display()),
+    }
+}
+
+/// `sluice top`: redraw the status until Ctrl-C, or until the pipeline stops.
+fn top(pipeline: &std::path::Path, interval: f64) -> Result<(), Failure> {
+    let (socket, name) = status_socket(pipeline)?;
+    query(&socket).map_err(|e| not_running(&name, &socket, e))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).map_err(|e| Failure {
+            code: EXIT_RUNTIME,
+            error: anyhow::anyhow!("cannot install signal handlers: {e}"),
+        })?;
+    }
+    let read = || {
+        query(&socket).map(|status| crate::top::Reading {
+            status,
+            at_ms: chrono::Utc::now().timestamp_millis(),
+        })
+    };
+    let interval = std::time::Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
+    match crate::top::run(read, interval, &stop) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            eprintln!("{name} stopped answering ({e}).");
+            Ok(())
+        }
+    }
+}
+
+/// `sluice status`: ask the running pipeline over its socket.
+fn status(pipeline: &std::path::Path) -> Result<(), Failure> {
+    let (socket, name) = status_socket(pipeline)?;
+    let s = query(&socket).map_err(|e| not_running(&name, &socket, e))?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let f = &s.flow;
     println!(

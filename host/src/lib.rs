@@ -21,7 +21,8 @@
 //! - [`telemetry`]: logs, and the metrics every layer records (the `metrics` facade's
 //!   handles, exported by the Prometheus endpoint the CLI starts);
 //! - [`cli`] and [`cases`]: the `sluice` command's edge (`cases`: `sluice test`'s checks and
-//!   `sluice replay`'s input; [`scaffold`]: `sluice new`'s templates);
+//!   `sluice replay`'s input; [`scaffold`]: `sluice new`'s templates; [`top`]: `sluice
+//!   top`'s screen);
 //! - [`fault`]: crash injection for the crash tests.
 
 pub mod aws;
@@ -40,3 +41,4 @@ pub mod sink;
 pub mod source;
 pub mod stock;
 pub mod telemetry;
+pub mod top;

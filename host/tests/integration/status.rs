@@ -187,3 +187,91 @@ fn status_shows_the_flow_per_stage_and_keeps_reload_history_across_a_restart() {
     );
     assert!(rows[0]["n"].as_u64() >= Some(published), "{rows:?} vs {published}");
 }
+
+/// `tmux` with its own server socket, run with `args`.
+fn tmux(server: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("tmux")
+        .args(["-L", server])
+        .args(args)
+        .output()
+        .expect("tmux")
+}
+
+#[test]
+fn top_shows_each_stage_rate_in_a_terminal() {
+    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            !crate::support::services_required(),
+            "tmux is not installed (scripts/test.sh installs it)"
+        );
+        eprintln!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let runtime = tmp.path().join("run");
+    let pipeline = tmp.path().join("watched.toml");
+    std::fs::write(&pipeline, pipeline_text(5000)).expect("pipeline");
+    let mut child = sluice()
+        .current_dir(tmp.path())
+        .env("SLUICE_RUNTIME_DIR", &runtime)
+        .args(["run", "--no-reload"])
+        .arg(&pipeline)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sluice");
+    wait_status(&mut child, &runtime, |s| {
+        s["flow"]["checkpoint"]["taken"].as_u64() >= Some(1)
+    });
+    let server = format!("sluice-top-{}", std::process::id());
+    let command = format!(
+        "env SLUICE_RUNTIME_DIR={} {} top --interval 0.5 {}",
+        runtime.display(),
+        env!("CARGO_BIN_EXE_sluice"),
+        pipeline.display()
+    );
+    let started = tmux(
+        &server,
+        &["new-session", "-d", "-s", "top", "-x", "120", "-y", "40", &command],
+    );
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    // Wait for a frame with rates (the second reading); sluice keeps producing meanwhile.
+    let begun = Instant::now();
+    let screen = loop {
+        let shot = tmux(&server, &["capture-pane", "-p", "-t", "top"]);
+        let text = String::from_utf8_lossy(&shot.stdout).into_owned();
+        let rate = text
+            .lines()
+            .find(|l| l.starts_with("rename"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|r| r.parse::<f64>().ok());
+        if rate.is_some_and(|r| r > 0.0) {
+            break text;
+        }
+        if let Ok(Some(code)) = child.try_wait() {
+            panic!("sluice exited ({code}); screen:\n{text}");
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(600),
+            "no rates on screen:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = tmux(&server, &["kill-server"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    for expected in [
+        "sluice top: watched",
+        "STAGE",
+        "rename",
+        "warm",
+        "SINK",
+        "lake",
+        "checkpoint",
+        "partition",
+    ] {
+        assert!(screen.contains(expected), "{expected:?} on screen:\n{screen}");
+    }
+    eprintln!("{screen}");
+}
