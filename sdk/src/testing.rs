@@ -34,12 +34,14 @@ pub fn host_batch(output: &str, mut batch: RecordBatch) -> (RecordBatch, Option<
 ///
 /// ```no_run
 /// # use sluice_sdk::{arrow::{array::RecordBatch, datatypes::SchemaRef}, *};
-/// # fn check<T: Transform>(input: SchemaRef, batch: RecordBatch) -> Result<(), Box<dyn std::error::Error>> {
-/// let mut t = sluice_sdk::testing::Harness::<T>::open(r#"{"threshold": 25.0}"#, input)?;
-/// let out = t.process(batch)?;
+/// # fn check<T: Transform>(input: SchemaRef, batch: RecordBatch) {
+/// let Ok(mut t) = sluice_sdk::testing::Harness::<T>::open(r#"{"threshold": 25.0}"#, input) else {
+///     panic!("the config is refused")
+/// };
+/// let Ok(out) = t.process(batch) else { panic!("the batch failed") };
 /// assert_eq!(out.main().map_or(0, |b| b.num_rows()), 2);
 /// assert_eq!(out.rejected_reasons(), ["too cold"]);
-/// # Ok(()) }
+/// # }
 /// ```
 pub struct Harness<T: crate::Transform> {
     transform: T,
