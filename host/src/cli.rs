@@ -281,6 +281,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                 reload: None,
                 reload_changes: Default::default(),
                 status: None,
+                components: Vec::new(),
             };
             let mut runs = Vec::new();
             for p in planned {
@@ -303,6 +304,7 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
                     p.plan,
                     RunOptions {
                         reload,
+                        components: p.components.iter().map(|(c, _)| c.clone()).collect(),
                         ..options.clone()
                     },
                 ));

@@ -29,6 +29,9 @@ pub struct RunOptions {
     /// What `sluice status` serves, when it outlives this run (the restarts of a
     /// restart-to-apply reload keep the reload history in it); a run of its own otherwise.
     pub status: Option<super::reload::status::SharedStatus>,
+    /// Where each stage's component comes from (`stock:map`, a file), for `sluice status`
+    /// when the run does not watch its files (a watching run takes them from `reload`).
+    pub components: Vec<String>,
 }
 
 /// Why a run stopped before the end of its input.

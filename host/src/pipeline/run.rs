@@ -153,7 +153,7 @@ fn serve_status(plan: &Plan, options: &RunOptions, status: &SharedStatus) -> Opt
         .reload
         .as_ref()
         .map(|r| r.components.iter().map(|(c, _)| c.clone()).collect())
-        .unwrap_or_default();
+        .unwrap_or_else(|| options.components.clone());
     update(status, |s| {
         s.set_plan(plan, 0, &components);
         // This run is the restart a reload asked for: that reload is now applied.

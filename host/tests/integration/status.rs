@@ -145,7 +145,7 @@ fn status_shows_the_flow_per_stage_and_keeps_reload_history_across_a_restart() {
         "rows/s",
         "sink lake",
         "checkpoint ",
-        "stage rename",
+        "stage rename = stock:map",
         "rows in",
         "position ",
     ] {

@@ -26,6 +26,7 @@ pub fn run(mut plan: Plan, mut options: RunOptions) -> Vec<(Plan, Result<RunSumm
         tracing::info!("Restarting from the checkpoint with the new version of the pipeline.");
         plan = *next_plan;
         options.reload_changes = changes;
+        options.components = components.iter().map(|(c, _)| c.clone()).collect();
         if let Some(r) = options.reload.as_mut() {
             r.components = components;
             r.restart = Restart::default();
