@@ -134,6 +134,10 @@ pub trait Source: Send {
     fn lag(&self) -> std::collections::BTreeMap<String, i64> {
         std::collections::BTreeMap::new()
     }
+    /// Bytes of input left to read, when the source can tell (files); `None` otherwise.
+    fn backlog(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Acknowledges to the upstream what checkpoints have committed.

@@ -231,6 +231,9 @@ fn spawn_reader(
                 };
                 chunk.barrier = r.checkpointing && (r.every_chunk || clock.due(Instant::now()));
                 chunk.generation = r.generations.current();
+                if let Some(bytes) = r.source.backlog() {
+                    meters::source_backlog(&r.pipeline, bytes);
+                }
                 let lag = r.source.lag();
                 if !lag.is_empty() {
                     for (partition, millis) in &lag {

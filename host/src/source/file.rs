@@ -76,6 +76,8 @@ struct Input {
     name: Arc<str>,
     key: Arc<str>,
     path: Option<PathBuf>,
+    /// Its size when the source was built (`None`: stdin, or it could not be read).
+    size: Option<u64>,
 }
 
 /// Reads chunks from the inputs, up to `max_open` files side by side, a chunk from each in
@@ -147,12 +149,14 @@ impl FileSource {
                 name: Arc::from("-"),
                 key: Arc::from("-"),
                 path: None,
+                size: None,
             }],
             Inputs::Files(files) => files
                 .into_iter()
                 .map(|p| Input {
                     name: Arc::from(p.to_string_lossy().as_ref()),
                     key: Arc::from(absolute(&p).as_str()),
+                    size: std::fs::metadata(&p).ok().map(|m| m.len()),
                     path: Some(p),
                 })
                 .collect(),
@@ -393,6 +397,17 @@ impl Source for FileSource {
     fn bounded(&self) -> bool {
         true
     }
+
+    /// Bytes of the files not yet read: the rest of each open file and every file still to
+    /// open (past its checkpointed offset), by their sizes when the source was built.
+    fn backlog(&self) -> Option<u64> {
+        let open = self.open.iter().map(|c| Some(c.input.size?.saturating_sub(c.offset)));
+        let pending = self.pending.iter().map(|i| {
+            let done = self.resume_at.get(i.key.as_ref()).map_or(0, |(offset, _)| *offset);
+            Some(i.size?.saturating_sub(done))
+        });
+        open.chain(pending).sum()
+    }
 }
 
 #[cfg(test)]
@@ -451,6 +466,28 @@ mod tests {
         assert_eq!(
             events,
             ["open a.ndjson", "open b.ndjson", "end b.ndjson", "end a.ndjson"]
+        );
+    }
+
+    #[test]
+    fn the_backlog_is_what_is_left_of_the_files_and_reaches_zero() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (a, b) = (tmp.path().join("a.ndjson"), tmp.path().join("b.ndjson"));
+        std::fs::write(&a, "{\"n\":1}\n".repeat(100)).expect("a");
+        std::fs::write(&b, "{\"n\":22}\n".repeat(50)).expect("b");
+        let total = 8 * 100 + 9 * 50;
+        let mut source = FileSource::new(Inputs::Files(vec![a, b]), 30, 1);
+        assert_eq!(source.backlog(), Some(total));
+        let mut read = 0;
+        while let Some(chunk) = source.next_chunk().expect("chunk") {
+            read += chunk.data.len() as u64;
+            assert_eq!(source.backlog(), Some(total - read), "after {read} bytes");
+        }
+        assert_eq!(source.backlog(), Some(0));
+        assert_eq!(
+            FileSource::new(Inputs::Stdin, 30, 1).backlog(),
+            None,
+            "stdin cannot tell"
         );
     }
 

@@ -30,6 +30,8 @@ pub mod name {
     pub const SOURCE_CHUNKS: &str = "sluice_source_chunks_total";
     /// Gauge per partition: how far behind its upstream's tip (Kinesis `MillisBehindLatest`).
     pub const SOURCE_LAG: &str = "sluice_source_lag_seconds";
+    /// Gauge: input bytes left to read (file sources).
+    pub const SOURCE_BACKLOG: &str = "sluice_source_backlog_bytes";
     /// Counter: rows given to a stage.
     pub const STAGE_RECORDS_IN: &str = "sluice_stage_records_in_total";
     /// Counter: rows a stage passed on to the next stage (its `main` output).
@@ -133,7 +135,8 @@ pub fn describe() {
         Unit::Count,
         "Reloads of the pipeline file or its components, by outcome."
     );
-    let gauges: [(&str, Unit, &str); 8] = [
+    let gauges: [(&str, Unit, &str); 9] = [
+        (SOURCE_BACKLOG, Unit::Bytes, "Input bytes left to read (file sources)."),
         (BUILD_INFO, Unit::Count, "The running sluice binary (always 1)."),
         (
             COMPONENT_INFO,
@@ -468,6 +471,11 @@ pub fn component(pipeline: &str, stage: &str, sha256: &str) {
 pub fn component_retired(pipeline: &str, stage: &str, sha256: &str) {
     gauge!(name::COMPONENT_INFO, "pipeline" => pipeline.to_owned(), "stage" => stage.to_owned(), "component_sha256" => sha256.to_owned())
         .set(0.0);
+}
+
+/// `pipeline`'s source has `bytes` of input left to read.
+pub fn source_backlog(pipeline: &str, bytes: u64) {
+    gauge!(name::SOURCE_BACKLOG, "pipeline" => pipeline.to_owned()).set(bytes as f64);
 }
 
 /// Source partition `partition` of `pipeline` is `millis` behind its upstream's tip.

@@ -363,13 +363,15 @@ interval = "500ms"
 }
 
 /// Metrics that exist only once something happened (a reload, a dead letter, a Kinesis
-/// lag, a stateful stage): registered on first use, so a healthy stateless run has none.
+/// lag, a stateful stage) or for some sources (the backlog of files): registered on first
+/// use, so a healthy stateless datagen run has none.
 fn known_later(name: &str) -> bool {
     [
         "sluice_dead_letters_total",
         "sluice_reloads_total",
         "sluice_reload_last_refused_info",
         "sluice_source_lag_seconds",
+        "sluice_source_backlog_bytes",
         "sluice_stage_state_bytes",
         "sluice_stage_call_errors_total",
     ]
