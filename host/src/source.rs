@@ -138,6 +138,11 @@ pub trait Source: Send {
     fn backlog(&self) -> Option<u64> {
         None
     }
+    /// Messages read and not yet acknowledged upstream (MQTT QoS 1); `None` for sources
+    /// that acknowledge nothing.
+    fn in_flight(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Acknowledges to the upstream what checkpoints have committed.

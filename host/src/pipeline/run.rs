@@ -234,6 +234,9 @@ fn spawn_reader(
                 if let Some(bytes) = r.source.backlog() {
                     meters::source_backlog(&r.pipeline, bytes);
                 }
+                if let Some(messages) = r.source.in_flight() {
+                    meters::source_in_flight(&r.pipeline, messages);
+                }
                 let lag = r.source.lag();
                 if !lag.is_empty() {
                     for (partition, millis) in &lag {

@@ -395,6 +395,10 @@ impl Source for MqttSource {
     fn acknowledger(&self) -> Option<Box<dyn Acknowledge>> {
         (self.settings.qos == 1).then(|| Box::new(MqttSource::acknowledger(self)) as Box<dyn Acknowledge>)
     }
+
+    fn in_flight(&self) -> Option<u64> {
+        (self.settings.qos == 1).then(|| self.ledger.lock().unwrap_or_else(PoisonError::into_inner).pending() as u64)
+    }
 }
 
 impl Drop for MqttSource {

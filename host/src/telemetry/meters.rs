@@ -32,6 +32,8 @@ pub mod name {
     pub const SOURCE_LAG: &str = "sluice_source_lag_seconds";
     /// Gauge: input bytes left to read (file sources).
     pub const SOURCE_BACKLOG: &str = "sluice_source_backlog_bytes";
+    /// Gauge: messages read and not yet acknowledged upstream (MQTT QoS 1).
+    pub const SOURCE_IN_FLIGHT: &str = "sluice_source_in_flight_messages";
     /// Counter: rows given to a stage.
     pub const STAGE_RECORDS_IN: &str = "sluice_stage_records_in_total";
     /// Counter: rows a stage passed on to the next stage (its `main` output).
@@ -135,7 +137,12 @@ pub fn describe() {
         Unit::Count,
         "Reloads of the pipeline file or its components, by outcome."
     );
-    let gauges: [(&str, Unit, &str); 9] = [
+    let gauges: [(&str, Unit, &str); 10] = [
+        (
+            SOURCE_IN_FLIGHT,
+            Unit::Count,
+            "Messages read and not yet acknowledged upstream (MQTT QoS 1).",
+        ),
         (SOURCE_BACKLOG, Unit::Bytes, "Input bytes left to read (file sources)."),
         (BUILD_INFO, Unit::Count, "The running sluice binary (always 1)."),
         (
@@ -476,6 +483,11 @@ pub fn component_retired(pipeline: &str, stage: &str, sha256: &str) {
 /// `pipeline`'s source has `bytes` of input left to read.
 pub fn source_backlog(pipeline: &str, bytes: u64) {
     gauge!(name::SOURCE_BACKLOG, "pipeline" => pipeline.to_owned()).set(bytes as f64);
+}
+
+/// `pipeline`'s source holds `messages` read and not yet acknowledged upstream.
+pub fn source_in_flight(pipeline: &str, messages: u64) {
+    gauge!(name::SOURCE_IN_FLIGHT, "pipeline" => pipeline.to_owned()).set(messages as f64);
 }
 
 /// Source partition `partition` of `pipeline` is `millis` behind its upstream's tip.

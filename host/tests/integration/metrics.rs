@@ -372,6 +372,7 @@ fn known_later(name: &str) -> bool {
         "sluice_reload_last_refused_info",
         "sluice_source_lag_seconds",
         "sluice_source_backlog_bytes",
+        "sluice_source_in_flight_messages",
         "sluice_stage_state_bytes",
         "sluice_stage_call_errors_total",
     ]

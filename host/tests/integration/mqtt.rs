@@ -816,12 +816,32 @@ fn the_checkpointed_redelivery_set_stays_within_the_in_flight_window() {
         tls: false,
         max_inflight: 20,
     });
+    // Its metrics too: the messages in flight stay within the window.
+    let port = crate::prometheus::free_port();
+    let mut text = std::fs::read_to_string(&p).expect("pipeline");
+    text.push_str(&format!("\n[telemetry]\nlisten = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(&p, text).expect("pipeline");
     let run = s.start(&p, "sluice-ledger");
     let mut publisher = s.publish(&["--devices", "10", "--messages", "300", "--interval", "0.002"], false);
     assert!(publisher.wait().expect("publisher").success());
     let published = s.published();
     assert_eq!(published.len(), 3000);
     s.wait_for_all(&[s.out("ledger")], published.len());
+    let (_, metrics) = crate::prometheus::get(port, "/metrics").expect("metrics served");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains("pipeline=\"ledger\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert!(value("sluice_source_records_total") >= 3000.0, "every message read");
+    let in_flight = value("sluice_source_in_flight_messages");
+    assert!(
+        in_flight <= 20.0,
+        "{in_flight} messages in flight through a window of 20"
+    );
     terminate(run);
     exactly_once(&published, &s.written(&[s.out("ledger")]));
     let checkpoints = crate::support::files_under(&s.out("ledger").join("_checkpoints"), ".json");
