@@ -169,6 +169,14 @@ impl TransformInstance {
         Ok(())
     }
 
+    /// Fuel the last call used, for a component run with a fuel budget (each call starts
+    /// with the whole budget).
+    pub fn fuel_used(&self) -> Option<u64> {
+        let budget = self.fuel?;
+        let left = self.store.get_fuel().ok()?;
+        Some(budget.saturating_sub(left))
+    }
+
     fn trapped(&mut self, e: wasmtime::Error) -> CallError {
         self.poisoned = true;
         if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {

@@ -134,6 +134,9 @@ impl Stage {
         let result = self.instance.process_until(batch, until);
         self.meters
             .call(started.elapsed(), result.as_ref().err().map(failure_kind));
+        if let Some(fuel) = self.instance.fuel_used() {
+            self.meters.fuel(fuel);
+        }
         match (&result, &mut self.log) {
             (Ok(_), Some(log)) => {
                 if log.record(batch) {

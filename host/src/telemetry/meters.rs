@@ -56,6 +56,8 @@ pub mod name {
     pub const STAGE_REBUILDS: &str = "sluice_stage_state_rebuilds_total";
     /// Gauge: size of the stage's last snapshot.
     pub const STAGE_STATE_BYTES: &str = "sluice_stage_state_bytes";
+    /// Counter: wasmtime fuel the stage's calls used (stages with `limits.fuel` only).
+    pub const STAGE_FUEL: &str = "sluice_stage_fuel_consumed_total";
     /// Counter: dead letters, by `stage` and `reason` (see [`super::DeadReason`]).
     pub const DEAD_LETTERS: &str = "sluice_dead_letters_total";
     /// Counter: rows a sink wrote.
@@ -82,7 +84,12 @@ pub mod name {
 /// Give every metric its help text and unit (once, when the exporter is installed).
 pub fn describe() {
     use name::*;
-    let counters: [(&str, Unit, &str); 17] = [
+    let counters: [(&str, Unit, &str); 18] = [
+        (
+            STAGE_FUEL,
+            Unit::Count,
+            "Fuel (about one unit per wasm instruction) a stage's calls used; stages with a fuel budget only.",
+        ),
         (
             SOURCE_RECORDS,
             Unit::Count,
@@ -326,6 +333,14 @@ impl StageMeters {
             counter!(name::STAGE_CALL_ERRORS, "pipeline" => self.pipeline.clone(), "stage" => self.stage.clone(), "kind" => kind.label())
                 .increment(1);
         }
+    }
+
+    /// A call used `units` of fuel (stages with a fuel budget; registered on first use).
+    pub fn fuel(&self, units: u64) {
+        if self.stage.is_empty() {
+            return;
+        }
+        counter!(name::STAGE_FUEL, "pipeline" => self.pipeline.clone(), "stage" => self.stage.clone()).increment(units);
     }
 
     /// A failed batch was bisected.

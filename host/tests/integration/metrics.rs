@@ -108,6 +108,7 @@ config.mappings = [{{ from = "device", to = "device_id" }}, {{ from = "temperatu
 name = "warm"
 plugin = "filter"
 config.predicate = "temperature > 25"
+limits = {{ fuel = 1_000_000_000 }}
 [sink]
 name = "lake"
 type = "parquet"
@@ -176,6 +177,14 @@ listen = "127.0.0.1:{port}"
     assert_eq!(m("sluice_stage_records_in_total", &[("stage", "warm")]), good);
     assert_eq!(m("sluice_stage_records_out_total", &[("stage", "warm")]), warm as f64);
     assert!(m("sluice_stage_bytes_in_total", &[("stage", "warm")]) > 0.0);
+    // The filter runs with a fuel budget: what its four calls used is counted (the rename,
+    // without one, has no fuel series).
+    let fuel = m("sluice_stage_fuel_consumed_total", &[("stage", "warm")]);
+    assert!(fuel > 0.0 && fuel < 4e9, "fuel used: {fuel}");
+    assert_eq!(
+        sample(&text, "sluice_stage_fuel_consumed_total", &[("stage", "rename")]),
+        None
+    );
     // One call per batch (nothing failed, so nothing was bisected), each timed.
     assert_eq!(m("sluice_stage_call_duration_seconds_count", &[("stage", "warm")]), 4.0);
     assert_eq!(
@@ -375,6 +384,7 @@ fn known_later(name: &str) -> bool {
         "sluice_source_in_flight_messages",
         "sluice_stage_state_bytes",
         "sluice_stage_call_errors_total",
+        "sluice_stage_fuel_consumed_total",
     ]
     .contains(&name)
 }

@@ -32,6 +32,10 @@ pub(crate) trait Calls: Send {
     fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, CallError>;
     /// Take over a state.
     fn restore(&mut self, format_version: u32, data: Vec<u8>) -> Result<(), CallError>;
+    /// Fuel the last call used, when the transform runs with a fuel budget.
+    fn fuel_used(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl Calls for TransformInstance {
@@ -57,6 +61,10 @@ impl Calls for TransformInstance {
 
     fn restore(&mut self, format_version: u32, data: Vec<u8>) -> Result<(), CallError> {
         TransformInstance::restore(self, format_version, data)
+    }
+
+    fn fuel_used(&self) -> Option<u64> {
+        TransformInstance::fuel_used(self)
     }
 }
 
