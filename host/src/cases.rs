@@ -8,7 +8,7 @@ use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
 use serde_json::{Map, Value};
 
-use crate::config::cases::TestCase;
+use crate::config::cases::{TestCase, record_lines as lines};
 use crate::pipeline::trial::{DeadRecord, Outcome};
 
 /// Rows as JSON objects, nulls written out (so `x = null` can be expected).
@@ -173,13 +173,6 @@ pub fn replay_input(path: &Path) -> std::io::Result<Vec<Replayed>> {
         }
     }
     Ok(out)
-}
-
-fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    bytes
-        .split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
 }
 
 fn collect_dead_letter_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {

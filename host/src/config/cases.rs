@@ -92,12 +92,7 @@ fn read_case(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path, map: &SourceMap,
         (None, Some(f)) => {
             let path = resolve(base, &f.value);
             match std::fs::read(&path) {
-                Ok(bytes) => bytes
-                    .split(|b| *b == b'\n')
-                    .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-                    .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-                    .map(<[u8]>::to_vec)
-                    .collect(),
+                Ok(bytes) => record_lines(&bytes).map(<[u8]>::to_vec).collect(),
                 Err(e) => {
                     d.push(f.span, &f.key, format!("cannot read {}: {e}", path.display()));
                     return None;
@@ -157,6 +152,14 @@ fn read_case(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path, map: &SourceMap,
         expect_rows,
         expect_dead_letters,
     })
+}
+
+/// The records of a file of one record per line: `\r\n` ends taken off, blank lines skipped.
+pub fn record_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
 }
 
 /// A record as the source would deliver it: a string is the record's text, anything else

@@ -94,10 +94,11 @@ impl Writer {
         }
     }
 
-    /// Publish the flow to `sluice status`: at most five times a second, and at checkpoints.
-    fn show_flow(&mut self, now: bool) {
+    /// Publish the flow to `sluice status`: at most five times a second, and at checkpoints,
+    /// when the sinks' published files are also counted for `/metrics`.
+    fn show_flow(&mut self, checkpoint: bool) {
         let at = Instant::now();
-        if !now && at.duration_since(self.shown.0) < Duration::from_millis(200) {
+        if !checkpoint && at.duration_since(self.shown.0) < Duration::from_millis(200) {
             return;
         }
         let (last, samples, flow) = &mut self.shown;
@@ -130,6 +131,11 @@ impl Writer {
                 }
             })
             .collect();
+        if checkpoint {
+            for s in &flow.sinks {
+                self.meters.sink_totals(&s.name, s.rows, s.files, s.bytes);
+            }
+        }
         flow.dead_letters = self.out.dead.by_stage().clone();
         flow.positions = self.position.partitions.clone();
         let flow = flow.clone();
@@ -182,7 +188,6 @@ impl Writer {
                 bytes: bytes as u64,
             });
         }
-        self.count_published();
         self.show_flow(true);
         if let (Some(acks), Some(seq)) = (&self.acks, covered) {
             acks.committed(seq);
@@ -202,16 +207,6 @@ impl Writer {
             );
         }
         Ok(())
-    }
-
-    /// Count what the sinks have published (at checkpoints, when files are published).
-    fn count_published(&mut self) {
-        for (_, sink) in &self.out.sinks {
-            let report = sink.report();
-            let bytes = report.files.iter().map(|f| f.bytes).sum();
-            self.meters
-                .sink_totals(&report.name, report.rows, report.files.len() as u64, bytes);
-        }
     }
 
     /// Write one chunk's results; the input position moves past the chunk.

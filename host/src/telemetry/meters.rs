@@ -262,6 +262,8 @@ pub struct StageMeters {
     bisections: Counter,
     quarantines: Counter,
     rebuilds: Counter,
+    /// Registered at the first call that reports fuel (stages with a budget only).
+    fuel: std::sync::OnceLock<Counter>,
     tally: std::sync::Arc<StageTally>,
 }
 
@@ -287,6 +289,7 @@ impl StageMeters {
             bisections: counter!(name::STAGE_BISECTIONS, &labels),
             quarantines: counter!(name::STAGE_QUARANTINES, &labels),
             rebuilds: counter!(name::STAGE_REBUILDS, &labels),
+            fuel: std::sync::OnceLock::new(),
             tally: super::tally::stage(pipeline, stage),
         }
     }
@@ -305,6 +308,7 @@ impl StageMeters {
             bisections: Counter::noop(),
             quarantines: Counter::noop(),
             rebuilds: Counter::noop(),
+            fuel: std::sync::OnceLock::from(Counter::noop()),
             tally: Default::default(),
         }
     }
@@ -337,10 +341,11 @@ impl StageMeters {
 
     /// A call used `units` of fuel (stages with a fuel budget; registered on first use).
     pub fn fuel(&self, units: u64) {
-        if self.stage.is_empty() {
-            return;
-        }
-        counter!(name::STAGE_FUEL, "pipeline" => self.pipeline.clone(), "stage" => self.stage.clone()).increment(units);
+        self.fuel
+            .get_or_init(
+                || counter!(name::STAGE_FUEL, "pipeline" => self.pipeline.clone(), "stage" => self.stage.clone()),
+            )
+            .increment(units);
     }
 
     /// A failed batch was bisected.

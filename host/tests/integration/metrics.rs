@@ -5,10 +5,10 @@
 
 use std::io::Write;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::prometheus::{Prometheus, free_port, get, promtool};
-use crate::support::{duckdb, python, sluice, wait_output, workspace};
+use crate::support::{duckdb, poll_while_running, python, sluice, wait_output, workspace};
 
 /// The value of the sample `name{…}` whose labels include every one of `labels`.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -28,24 +28,16 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 /// Scrape `/metrics` on `port` while `child` runs, until `ready` holds for the text. Waits
 /// as long as sluice lives: it is fed and working, so the condition comes or it exits.
 fn scrape_until(child: &mut Child, port: u16, ready: impl Fn(&str) -> bool) -> String {
-    let started = Instant::now();
-    let mut last = String::new();
-    loop {
-        if let Some((200, body)) = get(port, "/metrics") {
-            if ready(&body) {
-                return body;
-            }
-            last = body;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("sluice exited ({status}) before its metrics showed what was expected; last scrape:\n{last}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "metrics never showed what was expected; last scrape:\n{last}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_while_running(
+        child,
+        "its metrics to show what was expected",
+        Duration::from_millis(100),
+        || match get(port, "/metrics") {
+            Some((200, body)) if ready(&body) => Ok(body),
+            Some((_, body)) => Err(body),
+            None => Err("(no answer)".to_owned()),
+        },
+    )
 }
 
 /// `promtool check metrics` on a scrape: exit 0 and nothing to say.
@@ -279,27 +271,13 @@ interval = "500ms"
     // Wait until Prometheus has enough scrapes for a rate over 5 s (it scrapes every second
     // and keeps going; sluice must stay alive throughout).
     let rate = "sum(rate(sluice_source_records_total{pipeline=\"live\"}[5s]))";
-    let started = Instant::now();
-    let records_per_second = loop {
-        if let Some((_, v)) = prometheus.query(rate).first()
-            && *v > 0.0
-            && prometheus
-                .query("count_over_time(up{job=\"sluice\"}[10s])")
-                .first()
-                .is_some_and(|(_, n)| *n >= 6.0)
-        {
-            break *v;
+    let records_per_second = poll_while_running(&mut child, "a rate in Prometheus", Duration::from_millis(250), || {
+        let scrapes = prometheus.query("count_over_time(up{job=\"sluice\"}[10s])");
+        match prometheus.query(rate).first() {
+            Some((_, v)) if *v > 0.0 && scrapes.first().is_some_and(|(_, n)| *n >= 6.0) => Ok(*v),
+            _ => Err(prometheus.log()),
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("sluice exited ({status}) while Prometheus scraped it");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "Prometheus never had a rate: {}",
-            prometheus.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    });
     // Paced at 2,000 rows/s; a starved machine may fall behind but never runs ahead.
     assert!(
         (200.0..=3000.0).contains(&records_per_second),

@@ -6,11 +6,11 @@
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{duckdb, files_under, python, sluice, wait_output};
+use crate::support::{duckdb, files_under, poll_while_running, python, sluice, wait_output};
 
 fn pipeline_text(row_group_rows: u64) -> String {
     format!(
@@ -54,24 +54,15 @@ fn status(runtime: &Path) -> Option<Value> {
 /// Poll the status until `ready`; sluice is paced and keeps working, so the condition comes
 /// or it exits (a failure).
 fn wait_status(child: &mut Child, runtime: &Path, ready: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    let mut last = None;
-    loop {
-        if let Some(s) = status(runtime) {
-            if ready(&s) {
-                return s;
-            }
-            last = Some(s);
-        }
-        if let Ok(Some(code)) = child.try_wait() {
-            panic!("sluice exited ({code}); last status: {last:#?}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "status never ready: {last:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_while_running(
+        child,
+        "the status to be ready",
+        Duration::from_millis(50),
+        || match status(runtime) {
+            Some(s) if ready(&s) => Ok(s),
+            other => Err(format!("{other:#?}")),
+        },
+    )
 }
 
 fn stage<'a>(s: &'a Value, name: &str) -> &'a Value {
@@ -237,8 +228,7 @@ fn top_shows_each_stage_rate_in_a_terminal() {
     );
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
     // Wait for a frame with rates (the second reading); sluice keeps producing meanwhile.
-    let begun = Instant::now();
-    let screen = loop {
+    let screen = poll_while_running(&mut child, "rates on the screen", Duration::from_millis(200), || {
         let shot = tmux(&server, &["capture-pane", "-p", "-t", "top"]);
         let text = String::from_utf8_lossy(&shot.stdout).into_owned();
         let rate = text
@@ -247,17 +237,11 @@ fn top_shows_each_stage_rate_in_a_terminal() {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|r| r.parse::<f64>().ok());
         if rate.is_some_and(|r| r > 0.0) {
-            break text;
+            Ok(text)
+        } else {
+            Err(text)
         }
-        if let Ok(Some(code)) = child.try_wait() {
-            panic!("sluice exited ({code}); screen:\n{text}");
-        }
-        assert!(
-            begun.elapsed() < Duration::from_secs(600),
-            "no rates on screen:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     let _ = tmux(&server, &["kill-server"]);
     let _ = child.kill();
     let _ = child.wait();

@@ -94,6 +94,32 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     fields.get(11..15)?.iter().map(|f| f.parse::<u64>().ok()).sum()
 }
 
+/// Ask `probe` every `every` until it gives a value, while `child` (a sluice that is fed and
+/// working) runs: the value comes, or sluice exits and the test fails. `probe` says what it
+/// saw when it is not there yet, for the failure message; `what` names what is awaited.
+pub fn poll_while_running<T>(
+    child: &mut std::process::Child,
+    what: &str,
+    every: std::time::Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        let seen = match probe() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("sluice exited ({status}) while waiting for {what}; last seen:\n{seen}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(600),
+            "never saw {what}; last seen:\n{seen}"
+        );
+        std::thread::sleep(every);
+    }
+}
+
 /// Whether a missing service or reader fails the test instead of skipping it: under
 /// `CI=true`, and under the test command (scripts/test.sh sets `SLUICE_REQUIRE_SERVICES=1`).
 pub fn services_required() -> bool {
