@@ -78,6 +78,10 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
 }
 
+/// How far behind the clock a file's modification time may be (the kernel's coarse clock is
+/// a tick behind at most: 10 ms at 100 Hz, the slowest tick Linux has).
+const MTIME_SLACK: Duration = Duration::from_millis(20);
+
 /// A reload in flight: published, waiting for the workers.
 struct Pending {
     generation: u64,
@@ -172,13 +176,16 @@ impl Reloader {
     }
 
     /// Whether a watched file was modified after the running version was read, before the
-    /// watcher could see it (a time at or after the read counts: a spare reload finds
-    /// nothing changed).
+    /// watcher could see it. A time up to [`MTIME_SLACK`] before the read counts too: file
+    /// times come from the kernel's coarse clock, which lags the one `read_at` was taken from
+    /// by up to a tick, so an edit made just after the read can carry an earlier time. A spare
+    /// reload finds nothing changed.
     fn changed_before_watching(&self) -> bool {
+        let since = self.settings.read_at - MTIME_SLACK;
         self.watched.iter().any(|p| {
             std::fs::metadata(p)
                 .and_then(|m| m.modified())
-                .is_ok_and(|t| t >= self.settings.read_at)
+                .is_ok_and(|t| t >= since)
         })
     }
 
