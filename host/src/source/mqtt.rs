@@ -172,20 +172,20 @@ impl Acknowledger {
 
     /// The checkpoint covering chunks up to `seq` committed: acknowledge their messages.
     pub fn committed(&self, seq: u64) {
-        let ids = self
-            .ledger
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .committed(seq, Instant::now());
-        if ids.is_empty() {
-            return;
-        }
+        let (ids, marker) = {
+            let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+            let ids = ledger.committed(seq, Instant::now());
+            let marker = !ids.is_empty() && ledger.marker_wanted();
+            (ids, marker)
+        };
         for id in ids {
             ack(&self.client, id.pkid);
         }
         // The broker's answer proves it read the PUBACKs above, which the ledger can then
         // forget. Fails only when the connection thread is gone, like the PUBACKs.
-        let _ = self.client.try_unsubscribe(self.marker.as_ref());
+        if marker {
+            let _ = self.client.try_unsubscribe(self.marker.as_ref());
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The connection thread: drives the client (keep-alive, reconnects with the shared backoff
 //! policy, resubscribing when the broker lost the session) and classifies arrivals.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -21,101 +22,132 @@ pub(super) struct Driver {
     pub(super) stop: Arc<AtomicBool>,
 }
 
+/// What the connection thread keeps between events.
+#[derive(Default)]
+struct Link {
+    backoff: Backoff,
+    subscribed: bool,
+    was_connected: bool,
+    attempts: u32,
+}
+
 impl Driver {
     pub(super) fn run(self, mut connection: Connection) {
-        let mut backoff = Backoff::new();
-        let mut subscribed = false;
-        let mut was_connected = false;
-        let mut attempts = 0u32;
+        let mut link = Link::default();
         loop {
-            let event = match connection.recv() {
-                Ok(e) => e,
+            let flow = match connection.recv() {
                 Err(_) => return, // every client handle is gone
+                Ok(Ok(event)) => self.on_event(event, &mut link),
+                Ok(Err(e)) => {
+                    // rumqttc keeps the events it queued before the connection broke (packets
+                    // read, PUBACKs and UNSUBSCRIBEs written but perhaps never delivered) and
+                    // hands them out after the next CONNACK. They belong to the old
+                    // connection: handled now, before the ledger counts a new one.
+                    let held: Vec<Event> = connection.eventloop.state.events.drain(..).collect();
+                    let mut flow = ControlFlow::Continue(());
+                    for event in held {
+                        flow = self.on_event(event, &mut link);
+                        if flow.is_break() {
+                            break;
+                        }
+                    }
+                    if flow.is_continue() {
+                        self.on_error(e, &mut link)
+                    } else {
+                        flow
+                    }
+                }
             };
-            match event {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    backoff.reset();
-                    self.ledger
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .connected(Instant::now());
-                    if was_connected {
-                        tracing::info!(url = %self.settings.url, session_present = ack.session_present, "MQTT reconnected");
-                    } else {
-                        tracing::info!(url = %self.settings.url, session_present = ack.session_present, "MQTT connected");
-                    }
-                    was_connected = true;
-                    if !subscribed || !ack.session_present {
-                        let qos = if self.settings.qos == 1 {
-                            QoS::AtLeastOnce
-                        } else {
-                            QoS::AtMostOnce
-                        };
-                        let filters = self
-                            .settings
-                            .topics
-                            .iter()
-                            .map(|t| rumqttc::SubscribeFilter::new(t.clone(), qos));
-                        if let Err(e) = self.client.try_subscribe_many(filters) {
-                            let _ = self.arrivals.send(Arrived::Fatal(MqttError::Subscribe(e.to_string())));
-                            return;
-                        }
-                        subscribed = true;
-                    }
-                }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    for (code, topic) in ack.return_codes.iter().zip(&self.settings.topics) {
-                        if matches!(code, rumqttc::SubscribeReasonCode::Failure) {
-                            let _ = self
-                                .arrivals
-                                .send(Arrived::Fatal(MqttError::SubscriptionRefused { topic: topic.clone() }));
-                            return;
-                        }
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if !self.on_publish(p) {
-                        return;
-                    }
-                }
-                // What proves PUBACKs reached the broker (see `ledger`).
-                Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(pkid))) => self.ledger().puback_sent(pkid),
-                Ok(Event::Outgoing(rumqttc::Outgoing::Unsubscribe(pkid))) => self.ledger().marker_sent(pkid),
-                Ok(Event::Incoming(Packet::UnsubAck(ack))) => self.ledger().marker_answered(ack.pkid),
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
-                Ok(_) => {}
-                Err(ConnectionError::ConnectionRefused(code)) => {
-                    let _ = self.arrivals.send(Arrived::Fatal(MqttError::Refused {
-                        url: self.settings.url.clone(),
-                        code: format!("{code:?}"),
-                    }));
-                    return;
-                }
-                Err(e) => {
-                    if self.stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let wait = backoff.next_delay().unwrap_or(Duration::from_secs(30));
-                    if !was_connected {
-                        // Never connected: most likely a wrong URL or no broker. Bounded.
-                        attempts += 1;
-                        if attempts >= self.settings.connect_attempts {
-                            let _ = self.arrivals.send(Arrived::Fatal(MqttError::CannotConnect {
-                                url: self.settings.url.clone(),
-                                cause: e.to_string(),
-                                attempts,
-                            }));
-                            return;
-                        }
-                        tracing::warn!(url = %self.settings.url, error = %e, attempt = attempts, retry_in_ms = wait.as_millis() as u64, "Cannot connect to the MQTT broker; trying again");
-                    } else {
-                        // Connected before: a lost connection is retried until the run stops.
-                        tracing::warn!(url = %self.settings.url, error = %e, retry_in_ms = wait.as_millis() as u64, "MQTT connection lost; reconnecting");
-                    }
-                    std::thread::sleep(wait);
-                }
+            if flow.is_break() {
+                return;
             }
         }
+    }
+
+    fn on_event(&self, event: Event, link: &mut Link) -> ControlFlow<()> {
+        match event {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                link.backoff.reset();
+                self.ledger().connected(Instant::now());
+                if link.was_connected {
+                    tracing::info!(url = %self.settings.url, session_present = ack.session_present, "MQTT reconnected");
+                } else {
+                    tracing::info!(url = %self.settings.url, session_present = ack.session_present, "MQTT connected");
+                }
+                link.was_connected = true;
+                if !link.subscribed || !ack.session_present {
+                    let qos = if self.settings.qos == 1 {
+                        QoS::AtLeastOnce
+                    } else {
+                        QoS::AtMostOnce
+                    };
+                    let filters = self
+                        .settings
+                        .topics
+                        .iter()
+                        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), qos));
+                    if let Err(e) = self.client.try_subscribe_many(filters) {
+                        let _ = self.arrivals.send(Arrived::Fatal(MqttError::Subscribe(e.to_string())));
+                        return ControlFlow::Break(());
+                    }
+                    link.subscribed = true;
+                }
+            }
+            Event::Incoming(Packet::SubAck(ack)) => {
+                for (code, topic) in ack.return_codes.iter().zip(&self.settings.topics) {
+                    if matches!(code, rumqttc::SubscribeReasonCode::Failure) {
+                        let _ = self
+                            .arrivals
+                            .send(Arrived::Fatal(MqttError::SubscriptionRefused { topic: topic.clone() }));
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                if !self.on_publish(p) {
+                    return ControlFlow::Break(());
+                }
+            }
+            // What proves PUBACKs reached the broker (see `ledger`).
+            Event::Outgoing(rumqttc::Outgoing::PubAck(pkid)) => self.ledger().puback_sent(pkid, Instant::now()),
+            Event::Outgoing(rumqttc::Outgoing::Unsubscribe(pkid)) => self.ledger().marker_sent(pkid),
+            Event::Incoming(Packet::UnsubAck(ack)) => self.ledger().marker_answered(ack.pkid),
+            Event::Outgoing(rumqttc::Outgoing::Disconnect) => return ControlFlow::Break(()),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_error(&self, e: ConnectionError, link: &mut Link) -> ControlFlow<()> {
+        if let ConnectionError::ConnectionRefused(code) = e {
+            let _ = self.arrivals.send(Arrived::Fatal(MqttError::Refused {
+                url: self.settings.url.clone(),
+                code: format!("{code:?}"),
+            }));
+            return ControlFlow::Break(());
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            return ControlFlow::Break(());
+        }
+        let wait = link.backoff.next_delay().unwrap_or(Duration::from_secs(30));
+        if !link.was_connected {
+            // Never connected: most likely a wrong URL or no broker. Bounded.
+            link.attempts += 1;
+            if link.attempts >= self.settings.connect_attempts {
+                let _ = self.arrivals.send(Arrived::Fatal(MqttError::CannotConnect {
+                    url: self.settings.url.clone(),
+                    cause: e.to_string(),
+                    attempts: link.attempts,
+                }));
+                return ControlFlow::Break(());
+            }
+            tracing::warn!(url = %self.settings.url, error = %e, attempt = link.attempts, retry_in_ms = wait.as_millis() as u64, "Cannot connect to the MQTT broker; trying again");
+        } else {
+            // Connected before: a lost connection is retried until the run stops.
+            tracing::warn!(url = %self.settings.url, error = %e, retry_in_ms = wait.as_millis() as u64, "MQTT connection lost; reconnecting");
+        }
+        std::thread::sleep(wait);
+        ControlFlow::Continue(())
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {

@@ -16,7 +16,7 @@
 //!   is saved in every checkpoint ([`Ledger::persist`]), so after a crash a redelivered
 //!   message that is already in the output is recognised, acknowledged again and dropped.
 //!
-//! An entry leaves `written` once its PUBACK provably reached the broker:
+//! An entry leaves `written` once the broker provably took its PUBACK:
 //! - **A marker came back.** After the PUBACKs of a checkpoint, the source sends an
 //!   UNSUBSCRIBE of a filter it never subscribed to; the broker must answer it with an
 //!   UNSUBACK (§3.10.4) and reads a connection's packets in order, so the UNSUBACK proves it
@@ -24,12 +24,25 @@
 //!   ([`Ledger::puback_sent`], [`Ledger::marker_sent`], [`Ledger::marker_answered`]). This
 //!   keeps the set to about one in-flight window, so the checkpoint stays small at any rate.
 //! - The broker reuses its packet id for a new message (it may only after our PUBACK).
-//! - Its PUBACK was sent more than [`FORGET_AFTER`] ago on a connection that stayed up since
-//!   (the broker redelivers at once on reconnect, never later).
+//! - Its PUBACK was sent more than [`FORGET_AFTER`] ago on a connection that stayed up since.
+//!
+//! Both proofs hold only for a message **delivered on the connection the PUBACK left on**.
+//! A broker need not honour a PUBACK for a message it has not sent again on the new
+//! connection: mosquitto, resending a long in-flight backlog after a restart a window at a
+//! time, ignores it and later sends the message again with DUP. So an entry delivered on an
+//! earlier connection stays until that redelivery arrives (it is then acknowledged again,
+//! on the connection that delivered it) or the broker reuses its packet id.
 //!
 //! A proof names the write it covers (a serial per entry), so it never removes a later
 //! message written under the same packet id. A reconnect drops the markers in flight: the
 //! PUBACKs before them may have been lost with the old connection.
+//!
+//! An answer is matched to the oldest marker in flight, so the answers must be told apart:
+//! rumqttc numbers UNSUBSCRIBEs from a cycle of 100 packet ids and does not track them, so
+//! an answer to a marker sent 100 markers earlier carries the id of a newer one. At most
+//! [`MARKERS_IN_FLIGHT`] markers are requested at once ([`Ledger::marker_wanted`]); the
+//! PUBACKs of a commit that finds the limit reached wait for the next marker. An answer
+//! that matches no marker makes the ledger give markers up until the next connection.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -83,19 +96,22 @@ struct Written {
     fingerprint: u64,
     /// When its PUBACK was handed to the connection, and on which connection.
     acked: Option<(Instant, u64)>,
+    /// The connection whose delivery of it was read (0: unknown, restored from a checkpoint).
+    delivered: u64,
     /// Which write this is: a proof covers one write, not a later one under the same id.
     serial: u64,
 }
 
-/// Markers in flight at most; beyond, the oldest is given up (its PUBACKs stay unproven
-/// and are forgotten by the other rules).
-const MAX_MARKERS: usize = 64;
+/// Markers requested and not yet answered, at most. Requests replayed by rumqttc after a
+/// reconnect can add as many again: still well inside its cycle of 100 packet ids.
+pub const MARKERS_IN_FLIGHT: usize = 16;
 
 /// The ledger of one MQTT source.
 #[derive(Debug, Default)]
 pub struct Ledger {
     pending: BTreeMap<u64, Vec<MessageId>>,
-    pending_ids: HashMap<u16, u64>,
+    /// Packet id → (chunk, connection it was delivered on) of the messages in `pending`.
+    pending_ids: HashMap<u16, (u64, u64)>,
     written: HashMap<u16, Written>,
     /// The current connection's number and when it came up.
     connection: (u64, Option<Instant>),
@@ -106,6 +122,10 @@ pub struct Ledger {
     /// Markers sent on this connection and not yet answered, oldest first, each with the
     /// PUBACKs that left before it.
     markers: VecDeque<(u16, Vec<(u16, u64)>)>,
+    /// Markers requested from the connection and not yet sent.
+    requested: usize,
+    /// An answer matched no marker: none is trusted until the next connection.
+    distrusted: bool,
 }
 
 impl Ledger {
@@ -128,6 +148,7 @@ impl Ledger {
                 Written {
                     fingerprint: u64::from_le_bytes(fp),
                     acked: None,
+                    delivered: 0,
                     serial: 0,
                 },
             );
@@ -137,32 +158,59 @@ impl Ledger {
 
     /// A (re)connection came up: entries acknowledged on earlier connections are kept until
     /// this one has been up for [`FORGET_AFTER`], or a marker on it covers them again.
+    ///
+    /// Call it only once the old connection's last events are handled: rumqttc can hold
+    /// some back and hand them out after the new CONNACK (see the driver).
     pub fn connected(&mut self, now: Instant) {
         self.connection = (self.connection.0 + 1, Some(now));
         self.unmarked.clear();
         self.markers.clear();
+        // Requests still queued are sent on this connection and counted again as they are;
+        // those rumqttc dropped with a lost session never will be.
+        self.requested = 0;
+        self.distrusted = false;
     }
 
     /// The connection wrote the PUBACK for packet id `pkid`.
-    pub fn puback_sent(&mut self, pkid: u16) {
-        if let Some(w) = self.written.get(&pkid) {
-            self.unmarked.push((pkid, w.serial));
+    pub fn puback_sent(&mut self, pkid: u16, now: Instant) {
+        let connection = self.connection.0;
+        if let Some(w) = self.written.get_mut(&pkid) {
+            // What [`FORGET_AFTER`] counts from: the PUBACK left on this connection.
+            w.acked = Some((now, connection));
+            if w.delivered == connection && !self.distrusted {
+                self.unmarked.push((pkid, w.serial));
+            }
         }
+    }
+
+    /// Whether to request a marker now (see [`MARKERS_IN_FLIGHT`]); if so, it is counted
+    /// as requested until the connection writes it.
+    pub fn marker_wanted(&mut self) -> bool {
+        if self.distrusted || self.requested + self.markers.len() >= MARKERS_IN_FLIGHT {
+            return false;
+        }
+        self.requested += 1;
+        true
     }
 
     /// The connection wrote a marker (an UNSUBSCRIBE) with packet id `pkid`: it covers the
     /// PUBACKs written since the last one.
     pub fn marker_sent(&mut self, pkid: u16) {
-        if self.markers.len() == MAX_MARKERS {
-            self.markers.pop_front();
+        self.requested = self.requested.saturating_sub(1);
+        if self.distrusted {
+            return;
         }
         self.markers.push_back((pkid, std::mem::take(&mut self.unmarked)));
     }
 
     /// The broker answered the marker with packet id `pkid`: every PUBACK written before it
     /// on this connection reached the broker. Answers come in order; one that does not
-    /// match the oldest marker proves nothing, and the markers are given up.
+    /// match the oldest marker proves nothing, and no marker is trusted again on this
+    /// connection (its PUBACKs are then forgotten by the other rules).
     pub fn marker_answered(&mut self, pkid: u16) {
+        if self.distrusted {
+            return;
+        }
         match self.markers.pop_front() {
             Some((sent, acks)) if sent == pkid => {
                 for (pkid, serial) in acks {
@@ -171,7 +219,15 @@ impl Ledger {
                     }
                 }
             }
-            _ => self.markers.clear(),
+            _ => {
+                tracing::debug!(
+                    pkid,
+                    "An UNSUBACK matched no ack marker; markers are given up until the next connection."
+                );
+                self.distrusted = true;
+                self.markers.clear();
+                self.unmarked.clear();
+            }
         }
     }
 
@@ -185,7 +241,9 @@ impl Ledger {
             {
                 return Arrival::AlreadyWritten;
             }
-            if self.pending_ids.contains_key(&id.pkid) {
+            if let Some((_, delivered)) = self.pending_ids.get_mut(&id.pkid) {
+                // Its PUBACK, sent at the commit, now answers this delivery.
+                *delivered = self.connection.0;
                 return Arrival::AlreadyPending;
             }
         } else {
@@ -193,7 +251,7 @@ impl Ledger {
             self.written.remove(&id.pkid);
         }
         // Pending from now on (its chunk is not cut yet): a copy arriving meanwhile is caught.
-        self.pending_ids.insert(id.pkid, u64::MAX);
+        self.pending_ids.insert(id.pkid, (u64::MAX, self.connection.0));
         Arrival::New
     }
 
@@ -203,7 +261,8 @@ impl Ledger {
             return;
         }
         for id in &ids {
-            self.pending_ids.insert(id.pkid, seq);
+            let delivered = self.pending_ids.get(&id.pkid).map_or(self.connection.0, |p| p.1);
+            self.pending_ids.insert(id.pkid, (seq, delivered));
         }
         self.pending.entry(seq).or_default().extend(ids);
     }
@@ -242,13 +301,14 @@ impl Ledger {
         let done = std::mem::replace(&mut self.pending, later);
         let mut acks = Vec::new();
         for id in done.into_values().flatten() {
-            self.pending_ids.remove(&id.pkid);
+            let delivered = self.pending_ids.remove(&id.pkid).map_or(0, |p| p.1);
             self.serial += 1;
             self.written.insert(
                 id.pkid,
                 Written {
                     fingerprint: id.fingerprint,
                     acked: Some((now, self.connection.0)),
+                    delivered,
                     serial: self.serial,
                 },
             );
@@ -262,20 +322,20 @@ impl Ledger {
     pub fn reacknowledged(&mut self, id: MessageId, now: Instant) {
         if let Some(w) = self.written.get_mut(&id.pkid) {
             w.acked = Some((now, self.connection.0));
+            w.delivered = self.connection.0;
         }
     }
 
     fn forget_old(&mut self, now: Instant) {
-        let (current, since) = self.connection;
-        let Some(since) = since else { return };
-        if now.duration_since(since) < FORGET_AFTER {
-            return;
-        }
-        // The broker redelivers right after a reconnect: once this connection has been up
-        // long enough, only PUBACKs sent recently on it may still be in doubt.
+        let current = self.connection.0;
+        // A PUBACK that left long ago on the connection that delivered the message, which is
+        // still up: it reached the broker. Entries delivered on earlier connections wait for
+        // their redelivery or for their packet id to be reused (see above).
         self.written.retain(|_, w| {
-            w.acked
-                .is_some_and(|(at, conn)| conn == current && now.duration_since(at) < FORGET_AFTER)
+            w.delivered != current
+                || !w
+                    .acked
+                    .is_some_and(|(at, conn)| conn == current && now.duration_since(at) >= FORGET_AFTER)
         });
     }
 
@@ -370,7 +430,7 @@ mod tests {
     fn commit_and_ack(l: &mut Ledger, seq: u64, ids: &[MessageId], t: Instant) {
         l.read(seq, ids.to_vec());
         for id in l.committed(seq, t) {
-            l.puback_sent(id.pkid);
+            l.puback_sent(id.pkid, t);
         }
     }
 
@@ -448,11 +508,84 @@ mod tests {
         assert_eq!(l.remembered(), 1);
         l.committed(0, t + FORGET_AFTER * 2);
         assert_eq!(l.remembered(), 0);
-        // A reconnect restarts the clock for entries acknowledged before it.
+        // Delivered on a connection that broke: kept however long the next one stays up,
+        // until the broker sends it again.
         l.read(1, vec![id(2, "b")]);
         l.committed(1, t + FORGET_AFTER * 2);
         l.connected(t + FORGET_AFTER * 3);
-        l.committed(1, t + FORGET_AFTER * 3 + Duration::from_secs(1));
+        l.committed(1, t + FORGET_AFTER * 10);
         assert_eq!(l.remembered(), 1);
+        assert_eq!(l.arrive(id(2, "b"), true), Arrival::AlreadyWritten);
+        l.reacknowledged(id(2, "b"), t + FORGET_AFTER * 10);
+        l.puback_sent(2, t + FORGET_AFTER * 10);
+        l.committed(1, t + FORGET_AFTER * 12);
+        assert_eq!(l.remembered(), 0);
+    }
+
+    #[test]
+    fn a_puback_for_a_delivery_on_an_earlier_connection_proves_nothing() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        assert_eq!(l.arrive(id(5, "a"), false), Arrival::New);
+        l.read(0, vec![id(5, "a")]);
+        // The connection breaks before the commit; its PUBACK leaves on the next one, which
+        // the broker may ignore until it has sent the message again (mosquitto does).
+        l.connected(t);
+        assert_eq!(l.committed(0, t), vec![id(5, "a")]);
+        l.puback_sent(5, t);
+        assert!(l.marker_wanted());
+        l.marker_sent(1);
+        l.marker_answered(1);
+        assert_eq!(l.remembered(), 1, "the broker may still send it again");
+        assert_eq!(l.arrive(id(5, "a"), true), Arrival::AlreadyWritten);
+        l.reacknowledged(id(5, "a"), t);
+        l.puback_sent(5, t);
+        assert!(l.marker_wanted());
+        l.marker_sent(2);
+        l.marker_answered(2);
+        assert_eq!(l.remembered(), 0);
+    }
+
+    #[test]
+    fn a_pending_message_sent_again_is_answered_by_its_puback_on_the_new_connection() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        l.arrive(id(5, "a"), false);
+        l.read(0, vec![id(5, "a")]);
+        l.connected(t);
+        assert_eq!(l.arrive(id(5, "a"), true), Arrival::AlreadyPending);
+        l.committed(0, t);
+        l.puback_sent(5, t);
+        l.marker_sent(1);
+        l.marker_answered(1);
+        assert_eq!(l.remembered(), 0);
+    }
+
+    #[test]
+    fn markers_in_flight_are_capped_and_an_unmatched_answer_ends_trust_until_reconnecting() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        for _ in 0..MARKERS_IN_FLIGHT {
+            assert!(l.marker_wanted());
+        }
+        assert!(!l.marker_wanted(), "the limit counts requests not yet sent");
+        for pkid in 1..=MARKERS_IN_FLIGHT as u16 {
+            l.marker_sent(pkid);
+        }
+        assert!(!l.marker_wanted(), "and markers sent, not yet answered");
+        l.marker_answered(1);
+        assert!(l.marker_wanted());
+        // An answer to a marker that is not the oldest (an id rumqttc reused).
+        l.marker_answered(7);
+        assert!(!l.marker_wanted());
+        commit_and_ack(&mut l, 0, &[id(9, "a")], t);
+        l.marker_sent(30);
+        l.marker_answered(30);
+        assert_eq!(l.remembered(), 1, "no proof until the next connection");
+        l.connected(t);
+        assert!(l.marker_wanted());
     }
 }
