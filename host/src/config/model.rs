@@ -314,6 +314,19 @@ pub struct FileSourceConfig {
     pub infer_rows: usize,
     /// `max_open_files`: files read side by side (each its own partition).
     pub max_open_files: usize,
+    /// `follow = true`: keep reading as files grow, appear and rotate.
+    pub follow: Option<FollowConfig>,
+}
+
+/// How a followed file source watches its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowConfig {
+    /// `poll_interval`: how often the path is looked at again for new, grown, rotated or
+    /// truncated files (default 250 ms).
+    pub poll_interval: std::time::Duration,
+    /// `rotate_wait`: how long a file no longer at a followed path (renamed away or
+    /// deleted) is still read after its last growth (default 5 s).
+    pub rotate_wait: std::time::Duration,
 }
 
 /// One column of a declared schema.

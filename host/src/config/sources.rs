@@ -28,6 +28,7 @@ pub(super) fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> 
     let max_open_files = t
         .opt_uint(d, "max_open_files", 1..=4096)
         .map_or(DEFAULT_MAX_OPEN_FILES, |v| v.value as usize);
+    let follow = read_follow(t, d, path.as_ref());
     let schema = t.opt_table(d, "schema").map(|s| read_schema(&s, d));
     kind?;
     let path = path?;
@@ -39,6 +40,39 @@ pub(super) fn read_source(t: &mut Table<'_, '_>, d: &mut Diags, base: &Path) -> 
         schema: schema.flatten(),
         infer_rows,
         max_open_files,
+        follow: follow?,
+    }))
+}
+
+/// `follow`, and the keys that tune it. `Some(None)`: not following; `None`: an error.
+fn read_follow(t: &mut Table<'_, '_>, d: &mut Diags, path: Option<&Located<String>>) -> Option<Option<FollowConfig>> {
+    let follow = t.opt_bool(d, "follow");
+    let poll_interval = t.opt_duration(d, "poll_interval", Duration::from_millis(10)..=Duration::from_secs(60));
+    let rotate_wait = t.opt_duration(d, "rotate_wait", Duration::ZERO..=Duration::from_secs(3600));
+    let on = follow.as_ref().is_some_and(|f| f.value);
+    if !on {
+        for tuning in [&poll_interval, &rotate_wait].into_iter().flatten() {
+            d.push(
+                tuning.span.clone(),
+                &tuning.key,
+                format!("{} applies only with follow = true", tuning.key),
+            );
+        }
+        return Some(None);
+    }
+    if let (Some(f), Some(p)) = (&follow, path)
+        && p.value == "-"
+    {
+        d.push(
+            f.span.clone(),
+            &f.key,
+            "follow = true needs files to follow: stdin is read until it ends anyway",
+        );
+        return None;
+    }
+    Some(Some(FollowConfig {
+        poll_interval: poll_interval.map_or(Duration::from_millis(250), |v| v.value),
+        rotate_wait: rotate_wait.map_or(Duration::from_secs(5), |v| v.value),
     }))
 }
 

@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+mod follow;
 mod plan;
 
+pub use follow::FollowSource;
 pub use plan::{expand, plan};
 
 use super::position::PartitionPosition;
@@ -45,6 +47,8 @@ pub struct FileSpec {
     pub max_open: usize,
     /// `file:<absolute path as configured>` or `file:-`.
     pub id: String,
+    /// `follow = true`: the path to watch, and how.
+    pub follow: Option<(PathBuf, crate::config::FollowConfig)>,
 }
 
 impl SourceSpec for FileSpec {
@@ -60,7 +64,15 @@ impl SourceSpec for FileSpec {
         self.inputs != Inputs::Stdin
     }
 
-    fn open(&self, _stop: &Arc<AtomicBool>) -> Result<Box<dyn Source>, SourceError> {
+    fn open(&self, stop: &Arc<AtomicBool>) -> Result<Box<dyn Source>, SourceError> {
+        if let Some((pattern, settings)) = &self.follow {
+            return Ok(Box::new(FollowSource::new(
+                pattern.clone(),
+                self.batch_rows,
+                *settings,
+                stop.clone(),
+            )));
+        }
         Ok(Box::new(FileSource::new(
             self.inputs.clone(),
             self.batch_rows,
@@ -363,6 +375,10 @@ impl Source for FileSource {
             match PartitionPosition::from_value(key, "file", value)? {
                 PartitionPosition::File { offset, line } => {
                     self.resume_at.insert(key.clone(), (offset, line));
+                }
+                // Written while following: the file as last seen.
+                PartitionPosition::Followed { path, offset, line, .. } => {
+                    self.resume_at.insert(path, (offset, line));
                 }
                 other => {
                     return Err(SourceError::Position {

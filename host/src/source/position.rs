@@ -16,6 +16,20 @@ pub enum PartitionPosition {
         /// Lines already read.
         line: u64,
     },
+    /// A followed file (`follow = true`), known by its content rather than its path, so a
+    /// rename or a copy made by log rotation is recognised.
+    Followed {
+        /// Where it was last seen.
+        path: String,
+        /// Hex of the first 8 bytes of SHA-256 over its first line (up to 1 KB of it).
+        head: String,
+        /// The same over the bytes just before `offset` (up to 256).
+        tail: String,
+        /// Byte offset of the first unread line.
+        offset: u64,
+        /// Lines already read.
+        line: u64,
+    },
     /// A stream shard: the last record read, and within an aggregated record the last
     /// sub-record (resume AT `sequence` and skip sub-records up to `sub_sequence`).
     Shard {

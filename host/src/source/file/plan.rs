@@ -56,6 +56,15 @@ pub fn plan(src: &FileSourceConfig, diags: &mut Vec<Diagnostic>) -> Option<Plann
     };
     let inputs = match expand(src.resolved.as_deref()) {
         Ok(i) => Some(i),
+        // Followed files may come later, into a folder that is there.
+        Err(SourceError::NoFiles(_)) if src.follow.is_some() => match src.resolved.as_deref().map(watched_folder) {
+            Some(Ok(_)) => Some(Inputs::Files(Vec::new())),
+            Some(Err(message)) => {
+                diags.push(diag(src.path.span.clone(), &src.path.key, message));
+                None
+            }
+            None => None,
+        },
         Err(e) => {
             diags.push(diag(src.path.span.clone(), &src.path.key, e.to_string()));
             None
@@ -63,6 +72,14 @@ pub fn plan(src: &FileSourceConfig, diags: &mut Vec<Diagnostic>) -> Option<Plann
     };
     let input_schema = match (&src.schema, &inputs) {
         (Some(fields), _) => Some(arrow_schema(fields)),
+        (None, Some(Inputs::Files(files))) if files.is_empty() => {
+            diags.push(diag(
+                src.path.span.clone(),
+                &src.path.key,
+                "no file to infer a schema from yet; declare one in [source.schema] to follow files that are still to come".into(),
+            ));
+            None
+        }
         (None, Some(Inputs::Files(files))) => {
             match std::fs::File::open(&files[0])
                 .map_err(|e| e.to_string())
@@ -97,11 +114,37 @@ pub fn plan(src: &FileSourceConfig, diags: &mut Vec<Diagnostic>) -> Option<Plann
         batch_rows: src.batch_rows,
         max_open: src.max_open_files,
         id: source_id(src.resolved.as_deref()),
+        follow: src.follow.and_then(|f| Some((src.resolved.clone()?, f))),
     };
     Some(PlannedSource {
         spec: Arc::new(spec),
         schema: input_schema?,
     })
+}
+
+/// The folder a followed path watches (the path itself, or the part before its first
+/// wildcard, or a file's folder), which must exist.
+fn watched_folder(path: &Path) -> Result<PathBuf, String> {
+    let text = path.to_string_lossy();
+    let folder = match text.find(['*', '?', '[']) {
+        Some(at) => Path::new(&text[..at]).parent().map(Path::to_owned),
+        None if path.is_dir() => Some(path.to_owned()),
+        None => path.parent().map(Path::to_owned),
+    }
+    .unwrap_or_else(|| PathBuf::from("."));
+    let folder = if folder.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        folder
+    };
+    if folder.is_dir() {
+        Ok(folder)
+    } else {
+        Err(format!(
+            "no folder {} to follow files in: nothing matches {text} and nothing can appear there",
+            folder.display()
+        ))
+    }
 }
 
 /// `file:` and the absolute path (or `-`) a file source was configured with.
