@@ -52,11 +52,7 @@ fn read_follow(t: &mut Table<'_, '_>, d: &mut Diags, path: Option<&Located<Strin
     let on = follow.as_ref().is_some_and(|f| f.value);
     if !on {
         for tuning in [&poll_interval, &rotate_wait].into_iter().flatten() {
-            d.push(
-                tuning.span.clone(),
-                &tuning.key,
-                format!("{} applies only with follow = true", tuning.key),
-            );
+            d.push(tuning.span.clone(), &tuning.key, "applies only with follow = true");
         }
         return Some(None);
     }

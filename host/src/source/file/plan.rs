@@ -127,15 +127,17 @@ pub fn plan(src: &FileSourceConfig, diags: &mut Vec<Diagnostic>) -> Option<Plann
 fn watched_folder(path: &Path) -> Result<PathBuf, String> {
     let text = path.to_string_lossy();
     let folder = match text.find(['*', '?', '[']) {
-        Some(at) => Path::new(&text[..at]).parent().map(Path::to_owned),
-        None if path.is_dir() => Some(path.to_owned()),
-        None => path.parent().map(Path::to_owned),
-    }
-    .unwrap_or_else(|| PathBuf::from("."));
-    let folder = if folder.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        folder
+        // The folder holding the first component with a wildcard.
+        Some(at) => match text[..at].rfind('/') {
+            Some(0) => PathBuf::from("/"),
+            Some(slash) => PathBuf::from(&text[..slash]),
+            None => PathBuf::from("."),
+        },
+        None if path.is_dir() => path.to_owned(),
+        None => path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_owned),
     };
     if folder.is_dir() {
         Ok(folder)
