@@ -7,6 +7,7 @@ mod console;
 mod crash;
 mod e2e;
 mod faults;
+mod follow;
 mod fuzz_corpus;
 mod kinesis;
 mod kinesis_emulator;
