@@ -5,6 +5,7 @@
 #     and the real clients the source tests produce with (paho-mqtt, boto3, aws-kinesis-agg);
 #   - the services those tests start: mosquitto, kinesis-local (a Kinesis emulator on node), and
 #     Prometheus with promtool (Debian's package) for the metrics tests, and tmux for sluice top's;
+#   - the JavaScript SDK's packages (npm) and its unit tests on Node.js;
 #   - formatting and lints, then every test of the workspace (unit, golden, end to end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,11 @@ if [ ! -f scripts/kinesis/node_modules/kinesis-local/main.js ]; then
     fi
     npm ci --prefix scripts/kinesis --no-audit --no-fund
 fi
+
+echo "==> sdk-js (transforms in JavaScript): its unit tests on Node.js"
+npm ci --prefix sdk-js --no-audit --no-fund
+npm test --prefix sdk-js
+npm test --prefix sdk-js/examples/filter
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

@@ -9,6 +9,7 @@ mod e2e;
 mod faults;
 mod follow;
 mod fuzz_corpus;
+mod js_sdk;
 mod kinesis;
 mod kinesis_emulator;
 mod kinesis_source;
