@@ -62,6 +62,7 @@ fi
 echo "==> sdk-js (transforms in JavaScript): its unit tests on Node.js"
 npm ci --prefix sdk-js --no-audit --no-fund
 npm test --prefix sdk-js
+npm ci --prefix sdk-js/examples/filter --no-audit --no-fund
 npm test --prefix sdk-js/examples/filter
 
 echo "==> cargo fmt --check"

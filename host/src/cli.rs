@@ -124,17 +124,22 @@ enum Command {
 /// What `sluice new` writes.
 #[derive(Debug, Subcommand)]
 enum NewWhat {
-    /// A transform crate: Cargo.toml, the pinned toolchain, a documented lib.rs with unit
-    /// tests, a sample pipeline with test cases, sample data and a README.
+    /// A transform: a Rust crate (Cargo.toml, the pinned toolchain, a documented lib.rs with
+    /// unit tests) or with `--lang js` an npm project, each with a sample pipeline with test
+    /// cases, sample data and a README.
     Transform {
         /// Its name (lowercase letters, digits, `-`, `_`); the crate's folder.
         name: String,
         /// Where to create the folder.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The Sluice SDK to depend on (default: the checkout this binary was built from).
+        /// The Sluice SDK to depend on (default: the checkout this binary was built from;
+        /// its `sdk` folder, or `sdk-js` for JavaScript).
         #[arg(long)]
         sdk: Option<PathBuf>,
+        /// The language: a Rust crate, or an npm project in JavaScript.
+        #[arg(long, value_enum, default_value_t = crate::scaffold::Lang::Rust)]
+        lang: crate::scaffold::Lang,
     },
 }
 
@@ -217,14 +222,28 @@ pub fn main(cli: Cli) -> Result<(), Failure> {
         Command::Top { pipeline, interval } => top(&pipeline, interval),
         Command::Test { pipelines } => test(&pipelines),
         Command::New {
-            what: NewWhat::Transform { name, dir, sdk },
+            what: NewWhat::Transform { name, dir, sdk, lang },
         } => {
-            let sdk = sdk.unwrap_or_else(crate::scaffold::default_sdk);
-            let root = crate::scaffold::new_transform(&name, &dir, &sdk).map_err(|e| Failure {
+            use crate::scaffold::Lang;
+            let sdk = sdk.unwrap_or_else(|| crate::scaffold::default_sdk(lang));
+            let written = match lang {
+                Lang::Rust => crate::scaffold::new_transform(&name, &dir, &sdk),
+                Lang::Js => crate::scaffold::new_js_transform(&name, &dir, &sdk),
+            };
+            let root = written.map_err(|e| Failure {
                 code: EXIT_CONFIG,
                 error: e.into(),
             })?;
             println!("Created the transform {name} in {}. Next:", root.display());
+            if lang == Lang::Js {
+                println!("  cd {}", root.display());
+                println!("  npm install                                     # the SDK, esbuild, componentize-js");
+                println!("  npm test                                        # its unit tests, on Node.js");
+                println!("  npm run build                                   # the component");
+                println!("  sluice run pipeline.toml                        # over sample.ndjson, rows on stdout");
+                println!("  sluice test pipeline.toml                       # the pipeline's test cases");
+                return Ok(());
+            }
             println!("  cd {}", root.display());
             println!("  cargo test                                      # its unit tests, natively");
             println!("  cargo build --release --target wasm32-wasip2    # the component");

@@ -24,6 +24,9 @@ import { Field, Schema, Utf8 } from 'apache-arrow';
 import { batchToIPC, oneBatch, schemaFromIPC, schemaToIPC, tableFromIPC } from './ipc.js';
 
 export { batchToIPC, oneBatch, schemaFromIPC, schemaToIPC, tableFromIPC } from './ipc.js';
+// Arrow itself, so a transform and the SDK share one copy (two copies of apache-arrow in a
+// bundle do not recognise each other's classes).
+export * as arrow from 'apache-arrow';
 export { filterRows, takeData, takeRows, withColumn } from './kernels.js';
 
 /** The output that continues down the pipeline. */

@@ -4,35 +4,13 @@
 //! `filter` with the same predicates. DuckDB reads both outputs: they must hold the same rows.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::support::{duckdb, python, run, sluice, workspace};
-
-/// `npm` with `args` in `dir`, which must succeed.
-fn npm(dir: &Path, args: &[&str]) {
-    let out = Command::new("npm")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("running npm");
-    assert!(
-        out.status.success(),
-        "npm {args:?} in {} failed:\n{}{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::support::{duckdb, npm, npm_available, python, run, sluice, workspace};
 
 /// The example filter component, built with npm; `None` (a skip) only outside the test
 /// command when npm is missing.
 fn build() -> Option<PathBuf> {
-    if Command::new("npm").arg("--version").output().is_err() {
-        assert!(
-            !crate::support::services_required(),
-            "npm is not installed (scripts/test.sh installs Node.js and npm)"
-        );
-        eprintln!("SKIPPED: npm is not installed");
+    if !npm_available() {
         return None;
     }
     let sdk = workspace().join("sdk-js");

@@ -1,10 +1,12 @@
 //! `sluice new transform NAME`, as a new user goes: the crate it writes builds for
 //! `wasm32-wasip2` with cargo, validates, runs its sample pipeline (rows checked against the
-//! sample file read by the test) and passes its own test cases.
+//! sample file read by the test) and passes its own test cases; with `--lang js` the npm
+//! project it writes builds with npm and does the same.
 
+use std::path::Path;
 use std::process::Command;
 
-use crate::support::{run, sluice, workspace};
+use crate::support::{npm, run, sluice, workspace};
 
 #[test]
 fn a_new_transform_builds_runs_its_pipeline_and_passes_its_tests() {
@@ -46,7 +48,35 @@ fn a_new_transform_builds_runs_its_pipeline_and_passes_its_tests() {
     std::fs::create_dir_all(&component).expect("dir");
     std::fs::copy(&wasm, component.join("hot_rows.wasm")).expect("the component");
 
-    let valid = run(sluice().current_dir(&root).args(["validate", "pipeline.toml"]));
+    runs_its_sample_and_passes_its_tests(&root);
+}
+
+#[test]
+fn a_new_javascript_transform_builds_with_npm_runs_its_pipeline_and_passes_its_tests() {
+    if !crate::support::npm_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = run(sluice()
+        .args(["new", "transform", "hot-rows", "--lang", "js", "--dir"])
+        .arg(tmp.path()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = tmp.path().join("hot-rows");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("npm run build"));
+    // The README's commands: the SDK's own packages first (a checkout has them after the
+    // test command), then the project's, its unit tests on Node.js, and the component.
+    npm(&workspace().join("sdk-js"), &["install", "--no-audit", "--no-fund"]);
+    npm(&root, &["install", "--no-audit", "--no-fund"]);
+    npm(&root, &["test"]);
+    npm(&root, &["run", "build"]);
+    assert!(root.join("dist/hot-rows.wasm").is_file());
+    runs_its_sample_and_passes_its_tests(&root);
+}
+
+/// `sluice validate`, `run` and `test` of a new transform's sample pipeline, its rows
+/// checked against the sample file as this test reads it.
+fn runs_its_sample_and_passes_its_tests(root: &Path) {
+    let valid = run(sluice().current_dir(root).args(["validate", "pipeline.toml"]));
     assert!(valid.status.success(), "{}", String::from_utf8_lossy(&valid.stderr));
 
     // Rows on stdout: the sample's readings above 25, with their excess, in order.
@@ -62,7 +92,7 @@ fn a_new_transform_builds_runs_its_pipeline_and_passes_its_tests() {
         }
     }
     assert!(!expected.is_empty() && missing > 0, "the sample shows both cases");
-    let ran = run(sluice().current_dir(&root).args(["run", "pipeline.toml"]));
+    let ran = run(sluice().current_dir(root).args(["run", "pipeline.toml"]));
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     let got: Vec<(String, f64, f64)> = String::from_utf8_lossy(&ran.stdout)
         .lines()
@@ -86,7 +116,7 @@ fn a_new_transform_builds_runs_its_pipeline_and_passes_its_tests() {
         "each reading with no temperature is a dead letter on stderr: {stderr}"
     );
 
-    let tested = run(sluice().current_dir(&root).args(["test", "pipeline.toml"]));
+    let tested = run(sluice().current_dir(root).args(["test", "pipeline.toml"]));
     let said = String::from_utf8_lossy(&tested.stdout);
     assert!(tested.status.success(), "{said}");
     assert!(said.contains("1 test: 1 passed, 0 failed"), "{said}");

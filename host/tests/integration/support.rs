@@ -120,6 +120,36 @@ pub fn poll_while_running<T>(
     }
 }
 
+/// Whether npm is there; when it is not, a test needing it fails under the test command
+/// and is skipped (with a message) otherwise.
+pub fn npm_available() -> bool {
+    if Command::new("npm").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        !services_required(),
+        "npm is not installed (scripts/test.sh installs Node.js and npm)"
+    );
+    eprintln!("SKIPPED: npm is not installed");
+    false
+}
+
+/// `npm` with `args` in `dir`, which must succeed.
+pub fn npm(dir: &Path, args: &[&str]) {
+    let out = Command::new("npm")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running npm");
+    assert!(
+        out.status.success(),
+        "npm {args:?} in {} failed:\n{}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Whether a missing service or reader fails the test instead of skipping it: under
 /// `CI=true`, and under the test command (scripts/test.sh sets `SLUICE_REQUIRE_SERVICES=1`).
 pub fn services_required() -> bool {

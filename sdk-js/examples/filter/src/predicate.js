@@ -10,7 +10,9 @@
 //   op        := "=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">="
 //   literal   := number | string ('…' or "…", the quote doubled for itself) | true | false
 
-import { DataType } from 'apache-arrow';
+import { arrow } from 'sluice-sdk';
+
+const { DataType } = arrow;
 
 const TRUE = 1;
 const FALSE = 0;

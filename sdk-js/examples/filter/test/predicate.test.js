@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Float64, Int64, Utf8, tableFromArrays, vectorFromArray } from 'apache-arrow';
-import { oneBatch } from 'sluice-sdk';
+import { arrow, oneBatch } from 'sluice-sdk';
+
+const { Float64, Int64, Utf8, tableFromArrays, vectorFromArray } = arrow;
 
 import { PredicateError, compile } from '../src/predicate.js';
 
