@@ -5,7 +5,8 @@
 #     and the real clients the source tests produce with (paho-mqtt, boto3, aws-kinesis-agg);
 #   - the services those tests start: mosquitto, kinesis-local (a Kinesis emulator on node), and
 #     Prometheus with promtool (Debian's package) for the metrics tests, and tmux for sluice top's;
-#   - the JavaScript SDK's packages (npm) and its unit tests on Node.js;
+#   - the JavaScript SDK's packages (npm) and its unit tests on Node.js, and the Python SDK's
+#     (componentize-py and flatbuffers come with the venv);
 #   - formatting and lints, then every test of the workspace (unit, golden, end to end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +65,9 @@ npm ci --prefix sdk-js --no-audit --no-fund
 npm test --prefix sdk-js
 npm ci --prefix sdk-js/examples/filter --no-audit --no-fund
 npm test --prefix sdk-js/examples/filter
+
+echo "==> sdk-py (transforms in Python): its unit tests, against pyarrow"
+.venv/bin/python -m unittest discover -s sdk-py/tests
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

@@ -62,6 +62,11 @@ impl Limits {
 /// declaring it; real tables stay well under a thousand.
 pub const MAX_OUTPUT_COLUMNS: usize = 10_000;
 
+/// Core instances (and tables) one component instance may create.
+pub const MAX_CORE_INSTANCES: usize = 256;
+/// Linear memories one component instance may create.
+pub const MAX_MEMORIES: usize = 16;
+
 /// Bytes a table element costs the host (a pointer), counted against the memory cap.
 const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
 
@@ -132,19 +137,21 @@ impl wasmtime::ResourceLimiter for InstanceLimiter {
         Ok(())
     }
 
-    // A component made by a compiler has a handful of core instances, memories and tables;
-    // these counts only stop a component from spreading itself thin to dodge the cap's
-    // per-object overheads.
+    // The memory cap above already bounds what memories and tables hold; these counts only
+    // stop a component from spreading itself over so many objects that their fixed costs
+    // add up. A Rust component has a handful of core instances; a Python one made by
+    // componentize-py links the interpreter and its extension modules as one core instance
+    // each (38 for a plain app), with a table per module, and several memories.
     fn instances(&self) -> usize {
-        16
+        MAX_CORE_INSTANCES
     }
 
     fn tables(&self) -> usize {
-        16
+        MAX_CORE_INSTANCES
     }
 
     fn memories(&self) -> usize {
-        4
+        MAX_MEMORIES
     }
 }
 

@@ -19,6 +19,7 @@ mod moto;
 mod mqtt;
 mod precompiled;
 mod prometheus;
+mod py_sdk;
 mod reload;
 mod s3_sink;
 mod s3_store;
