@@ -15,7 +15,7 @@ fn build() -> Option<PathBuf> {
     }
     let sdk = workspace().join("sdk-js");
     let example = sdk.join("examples/filter");
-    npm(&sdk, &["install", "--no-audit", "--no-fund"]);
+    crate::support::sdk_js_installed();
     npm(&example, &["install", "--no-audit", "--no-fund"]);
     npm(&example, &["run", "build"]);
     let wasm = example.join("dist/filter.wasm");

@@ -65,7 +65,7 @@ fn a_new_javascript_transform_builds_with_npm_runs_its_pipeline_and_passes_its_t
     assert!(String::from_utf8_lossy(&out.stdout).contains("npm run build"));
     // The README's commands: the SDK's own packages first (a checkout has them after the
     // test command), then the project's, its unit tests on Node.js, and the component.
-    npm(&workspace().join("sdk-js"), &["install", "--no-audit", "--no-fund"]);
+    crate::support::sdk_js_installed();
     npm(&root, &["install", "--no-audit", "--no-fund"]);
     npm(&root, &["test"]);
     npm(&root, &["run", "build"]);

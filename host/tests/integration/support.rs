@@ -134,6 +134,13 @@ pub fn npm_available() -> bool {
     false
 }
 
+/// The JavaScript SDK's own packages, installed once per test process (tests that need them
+/// run side by side, and two `npm install`s in one folder at once can break each other).
+pub fn sdk_js_installed() {
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| npm(&workspace().join("sdk-js"), &["install", "--no-audit", "--no-fund"]));
+}
+
 /// `npm` with `args` in `dir`, which must succeed.
 pub fn npm(dir: &Path, args: &[&str]) {
     let out = Command::new("npm")
