@@ -19,15 +19,16 @@
 // Batches cross the boundary, never records: `process` gets a whole RecordBatch and the
 // kernels in `kernels.js` work on its typed arrays.
 
-import { Field, Schema, Utf8 } from 'apache-arrow';
+import { Field, RecordBatch, Schema, Struct, Uint32, Utf8, makeData } from 'apache-arrow';
 
 import { batchToIPC, oneBatch, schemaFromIPC, schemaToIPC, tableFromIPC } from './ipc.js';
+import { markInput, rowsOf } from './kernels.js';
 
 export { batchToIPC, oneBatch, schemaFromIPC, schemaToIPC, tableFromIPC } from './ipc.js';
 // Arrow itself, so a transform and the SDK share one copy (two copies of apache-arrow in a
 // bundle do not recognise each other's classes).
 export * as arrow from 'apache-arrow';
-export { filterRows, takeData, takeRows, withColumn } from './kernels.js';
+export { filterRows, rowsOf, takeData, takeRows, withColumn } from './kernels.js';
 
 /** The output that continues down the pipeline. */
 export const MAIN = 'main';
@@ -35,6 +36,8 @@ export const MAIN = 'main';
 export const REJECTED = 'rejected';
 /** The column holding why a rejected row was refused. */
 export const REASON_COLUMN = '_sluice_reason';
+/** The contract's lineage column: the input row an output row comes from. */
+export const ROW_COLUMN = '_sluice_row';
 
 /** A problem with the transform's `config` table: where (key path) and what. */
 export class ConfigError extends Error {
@@ -60,6 +63,9 @@ export class Transform {
    * Type-check `config` (the parsed `[transform.config]` table) against `input` (an Arrow
    * Schema) and declare the outputs: `{ main: Schema, rejected?: Schema, ... }`, and
    * `stateFormat` (a number) for a stateful transform. Throw a ConfigError when it is wrong.
+   * `lineage: ['main', 'rejected']` makes rows of those outputs name the input row they come
+   * from, for rows built from the input batch with `filterRows`, `takeRows` and
+   * `withColumn` (others name none), so their dead letters name their own input record.
    */
   static describe(_config, input) {
     return { main: input };
@@ -110,6 +116,7 @@ export function rejectedSchema(input) {
 export function exportTransform(TransformClass) {
   let instance = null;
   let declared = null;
+  let traced = null;
   let inputSchema = null;
 
   const parse = (configText) => {
@@ -127,11 +134,20 @@ export function exportTransform(TransformClass) {
     } catch (e) {
       throw configError(e);
     }
-    const { stateFormat, ...named } = outputs ?? {};
+    const { stateFormat, lineage = [], ...named } = outputs ?? {};
     if (!(named.main instanceof Schema)) {
       throw configError(new ConfigError([], 'describe must declare a `main` output schema'));
     }
-    return { named, stateFormat };
+    const traced = new Set(lineage.filter((n) => n in named));
+    return { named, stateFormat, traced };
+  };
+
+  /** `schema` as the host receives it: with the lineage column when `name` is traced. */
+  const wire = (name, schema, traced) => {
+    if (!traced.has(name)) return schema;
+    const fields = [...schema.fields];
+    fields.splice(rowColumnAt(name, fields.length), 0, new Field(ROW_COLUMN, new Uint32(), true));
+    return new Schema(fields, schema.metadata);
   };
 
   const emit = (result) => {
@@ -156,7 +172,7 @@ export function exportTransform(TransformClass) {
       if (!sameFields(batch.schema, schema)) {
         throw new ProcessError(`rows for \`${output}\` do not have the declared schema`);
       }
-      out.push({ output, batch: batchToIPC(batch, schema) });
+      out.push({ output, batch: batchToIPC(traced?.has(output) ? withLineage(output, batch) : batch, wire(output, schema, traced ?? new Set())) });
     }
     return out;
   };
@@ -173,17 +189,17 @@ export function exportTransform(TransformClass) {
     describe(configText, inputIpc) {
       const config = parse(configText);
       const input = schemaFromIPC(inputIpc);
-      const { named, stateFormat } = describe(config, input);
+      const { named, stateFormat, traced: lineage } = describe(config, input);
       const outputs = [[MAIN, named.main], ...Object.entries(named).filter(([n]) => n !== MAIN)];
       return {
-        outputs: outputs.map(([name, schema]) => ({ name, schema: schemaToIPC(schema) })),
+        outputs: outputs.map(([name, schema]) => ({ name, schema: schemaToIPC(wire(name, schema, lineage)) })),
         stateFormat: stateFormat ?? undefined,
       };
     },
     open(configText, inputIpc) {
       const config = parse(configText);
       const input = schemaFromIPC(inputIpc);
-      declared = describe(config, input).named;
+      ({ named: declared, traced } = describe(config, input));
       inputSchema = input;
       instance = new TransformClass();
       try {
@@ -202,7 +218,9 @@ export function exportTransform(TransformClass) {
       if (!sameFields(table.schema, inputSchema)) {
         throw { tag: 'invalid-input', val: 'the batch does not have the schema given at open' };
       }
-      return guard(() => emit(instance.process(oneBatch(table))));
+      const batch = oneBatch(table);
+      markInput(batch);
+      return guard(() => emit(instance.process(batch)));
     },
     advanceWatermark(micros) {
       return guard(() => emit(instance.advanceWatermark(micros)));
@@ -227,6 +245,26 @@ export function exportTransform(TransformClass) {
       }
     },
   };
+}
+
+/** Where the lineage column goes: last, or in `rejected` just before the reason. */
+function rowColumnAt(name, count) {
+  return name === REJECTED ? count - 1 : count;
+}
+
+/** `batch` with the lineage column at its place: input rows, or nulls when not known. */
+function withLineage(name, batch) {
+  const rows = rowsOf(batch);
+  const n = batch.numRows;
+  const nullBitmap = rows ? undefined : new Uint8Array((n + 7) >> 3);
+  const column = makeData({ type: new Uint32(), length: n, nullCount: rows ? 0 : n, nullBitmap, data: rows ?? new Uint32Array(n) });
+  const fields = [...batch.schema.fields];
+  const children = [...batch.data.children];
+  const at = rowColumnAt(name, fields.length);
+  fields.splice(at, 0, new Field(ROW_COLUMN, new Uint32(), true));
+  children.splice(at, 0, column);
+  const schema = new Schema(fields, batch.schema.metadata);
+  return new RecordBatch(schema, makeData({ type: new Struct(fields), length: n, nullCount: 0, children }));
 }
 
 function sameFields(a, b) {

@@ -20,6 +20,23 @@ import {
 
 import { oneBatch } from './ipc.js';
 
+// Row lineage: for a batch built from the input batch by these kernels, which input row
+// each of its rows comes from. The export sends it as the contract's `_sluice_row` column on
+// outputs declared with lineage, so a dead letter names its own input record.
+const lineage = new WeakMap();
+
+/** The input rows `batch`'s rows come from (a Uint32Array), when known. */
+export function rowsOf(batch) {
+  return lineage.get(batch);
+}
+
+/** Mark `batch` as the input: row i comes from input row i. */
+export function markInput(batch) {
+  const rows = new Uint32Array(batch.numRows);
+  for (let i = 0; i < rows.length; i++) rows[i] = i;
+  lineage.set(batch, rows);
+}
+
 /** The rows of `rows` (a Table or RecordBatch) whose `mask` entry is truthy, in order. */
 export function filterRows(rows, mask) {
   const batch = rows instanceof RecordBatch ? rows : oneBatch(rows);
@@ -47,7 +64,10 @@ export function takeRows(rows, indices) {
   }
   const children = batch.data.children.map((child) => takeData(child, indices));
   const data = makeData({ type: new Struct(batch.schema.fields), length: indices.length, nullCount: 0, children });
-  return new RecordBatch(batch.schema, data);
+  const taken = new RecordBatch(batch.schema, data);
+  const from = lineage.get(batch);
+  if (from) lineage.set(taken, Uint32Array.from(indices, (i) => from[i]));
+  return taken;
 }
 
 /**
@@ -73,7 +93,10 @@ export function withColumn(rows, name, values, { nullable = true } = {}) {
     nullCount: 0,
     children: [...batch.data.children, column],
   });
-  return new RecordBatch(schema, data);
+  const widened = new RecordBatch(schema, data);
+  const from = lineage.get(batch);
+  if (from) lineage.set(widened, from);
+  return widened;
 }
 
 /** A new table of one batch, for returning from a transform. */

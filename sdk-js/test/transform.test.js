@@ -53,3 +53,22 @@ test('config errors carry their key path; bad JSON and failures map to the contr
   t.open('{"above": 25}', schema);
   assert.throws(() => t.process(new Uint8Array([1, 2, 3])), (e) => e.tag === 'invalid-input');
 });
+
+class Traced extends Warm {
+  static describe(config, input) {
+    return { ...Warm.describe(config, input), lineage: ['main', 'rejected'] };
+  }
+}
+
+test('outputs declared with lineage carry the input row of each row built by the kernels', () => {
+  const t = exportTransform(Traced);
+  const schema = schemaToIPC(input.schema);
+  const d = t.describe('{"above": 25}', schema);
+  const names = (ipc) => schemaFromIPC(ipc).fields.map((f) => f.name);
+  assert.deepEqual(names(d.outputs[0].schema), ['id', 'temperature', '_sluice_row']);
+  assert.deepEqual(names(d.outputs[1].schema), ['id', 'temperature', '_sluice_row', '_sluice_reason']);
+  t.open('{"above": 25}', schema);
+  const out = Object.fromEntries(t.process(batchToIPC(input)).map((o) => [o.output, oneBatch(tableFromIPC(o.batch))]));
+  assert.deepEqual(Array.from(out.main.getChild('_sluice_row').toArray()), [1, 2]);
+  assert.deepEqual(Array.from(out.rejected.getChild('_sluice_row').toArray()), [0]);
+});

@@ -83,12 +83,16 @@ fn runs_its_sample_and_passes_its_tests(root: &Path) {
     let sample = std::fs::read_to_string(root.join("sample.ndjson")).expect("sample");
     let mut expected = Vec::new();
     let mut missing = 0;
-    for line in sample.lines() {
+    let mut missing_lines = Vec::new();
+    for (n, line) in sample.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).expect("sample JSON");
         match v["temperature"].as_f64() {
             Some(t) if t > 25.0 => expected.push((v["device"].as_str().expect("device").to_owned(), t, t - 25.0)),
             Some(_) => {}
-            None => missing += 1,
+            None => {
+                missing += 1;
+                missing_lines.push(n + 1);
+            }
         }
     }
     assert!(!expected.is_empty() && missing > 0, "the sample shows both cases");
@@ -115,6 +119,13 @@ fn runs_its_sample_and_passes_its_tests(root: &Path) {
         missing,
         "each reading with no temperature is a dead letter on stderr: {stderr}"
     );
+    // Row lineage: each dead letter names its own line of the sample, not the batch's range.
+    for line in missing_lines {
+        assert!(
+            stderr.contains(&format!("\"line\":{line},")),
+            "a dead letter names line {line}: {stderr}"
+        );
+    }
 
     let tested = run(sluice().current_dir(root).args(["test", "pipeline.toml"]));
     let said = String::from_utf8_lossy(&tested.stdout);

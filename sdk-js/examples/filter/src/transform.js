@@ -28,7 +28,8 @@ function predicateOf(config, input) {
 class Filter extends Transform {
   static describe(config, input) {
     predicateOf(config, input);
-    return { main: input };
+    // As the stock filter: kept rows name their input row, for later stages' dead letters.
+    return { main: input, lineage: ['main'] };
   }
 
   open(config, input) {
