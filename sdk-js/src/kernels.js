@@ -25,40 +25,47 @@ import { oneBatch } from './ipc.js';
 // outputs declared with lineage, so a dead letter names its own input record.
 const lineage = new WeakMap();
 
+// The input batch itself: row i is input row i (no array is built for it).
+const INPUT = 'input';
+
 /** The input rows `batch`'s rows come from (a Uint32Array), when known. */
 export function rowsOf(batch) {
-  return lineage.get(batch);
+  const rows = lineage.get(batch);
+  if (rows !== INPUT) return rows;
+  const all = new Uint32Array(batch.numRows);
+  for (let i = 0; i < all.length; i++) all[i] = i;
+  return all;
 }
 
 /** Mark `batch` as the input: row i comes from input row i. */
 export function markInput(batch) {
-  const rows = new Uint32Array(batch.numRows);
-  for (let i = 0; i < rows.length; i++) rows[i] = i;
-  lineage.set(batch, rows);
+  lineage.set(batch, INPUT);
 }
 
-/** The rows of `rows` (a Table or RecordBatch) whose `mask` entry is truthy, in order. */
+/**
+ * The rows of `rows` (a Table or RecordBatch) whose `mask` entry is truthy, in order; the
+ * batch itself when every row is kept.
+ */
 export function filterRows(rows, mask) {
   const batch = rows instanceof RecordBatch ? rows : oneBatch(rows);
   if (mask.length !== batch.numRows) {
     throw new RangeError(`the mask has ${mask.length} entries for ${batch.numRows} rows`);
   }
+  const all = new Uint32Array(mask.length);
   let kept = 0;
   for (let i = 0; i < mask.length; i++) {
-    if (mask[i]) kept++;
+    if (mask[i]) all[kept++] = i;
   }
-  const indices = new Uint32Array(kept);
-  for (let i = 0, k = 0; i < mask.length; i++) {
-    if (mask[i]) indices[k++] = i;
-  }
-  return takeRows(batch, indices);
+  // Every row kept: the batch itself (and its lineage).
+  return kept === mask.length ? batch : takeRows(batch, all.subarray(0, kept));
 }
 
 /** The rows of `rows` at `indices` (a Uint32Array or array of row numbers), in that order. */
 export function takeRows(rows, indices) {
   const batch = rows instanceof RecordBatch ? rows : oneBatch(rows);
-  for (const i of indices) {
-    if (i < 0 || i >= batch.numRows) {
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k];
+    if (!(i >= 0 && i < batch.numRows)) {
       throw new RangeError(`row ${i} is out of range for ${batch.numRows} rows`);
     }
   }
@@ -66,7 +73,13 @@ export function takeRows(rows, indices) {
   const data = makeData({ type: new Struct(batch.schema.fields), length: indices.length, nullCount: 0, children });
   const taken = new RecordBatch(batch.schema, data);
   const from = lineage.get(batch);
-  if (from) lineage.set(taken, Uint32Array.from(indices, (i) => from[i]));
+  if (from === INPUT) {
+    lineage.set(taken, Uint32Array.from(indices));
+  } else if (from) {
+    const rows = new Uint32Array(indices.length);
+    for (let k = 0; k < rows.length; k++) rows[k] = from[indices[k]];
+    lineage.set(taken, rows);
+  }
   return taken;
 }
 
@@ -144,6 +157,48 @@ function takeValidity(data, indices) {
   return { nullBitmap: nulls === 0 ? undefined : bitmap, nullCount: nulls };
 }
 
+/**
+ * Utf8 or binary rows at `indices` (32-bit offsets). Written for an interpreter (a component
+ * runs JavaScript without a JIT): no call per row, and one copy per run of consecutive rows
+ * (a copy through a view beats a byte loop even for a 10-byte string there).
+ */
+function takeVarSize(data, indices, nullCount, nullBitmap) {
+  const n = indices.length;
+  const from = data.valueOffsets; // a slice's offsets are sliced with it
+  const src = data.values;
+  const offsets = new Int32Array(n + 1);
+  let bytes = 0;
+  for (let k = 0; k < n; k++) {
+    const i = indices[k];
+    bytes += from[i + 1] - from[i];
+    offsets[k + 1] = bytes;
+  }
+  const values = new Uint8Array(bytes);
+  let k = 0;
+  while (k < n) {
+    // A run of consecutive rows is one range of bytes.
+    const first = indices[k];
+    let count = 1;
+    while (k + count < n && indices[k + count] === first + count) count++;
+    values.set(src.subarray(from[first], from[first + count]), offsets[k]);
+    k += count;
+  }
+  return makeData({ type: data.type, length: n, nullCount, nullBitmap, valueOffsets: offsets, data: values });
+}
+
+/** Calls `copy(k, first, count)` for each run of consecutive rows `first..first+count` found at `indices[k..]`. */
+function forRuns(indices, copy) {
+  const n = indices.length;
+  let k = 0;
+  while (k < n) {
+    const first = indices[k];
+    let count = 1;
+    while (k + count < n && indices[k + count] === first + count) count++;
+    copy(k, first, count);
+    k += count;
+  }
+}
+
 /** One column's values at `indices`. */
 export function takeData(data, indices) {
   const type = data.type;
@@ -157,34 +212,38 @@ export function takeData(data, indices) {
     }
     return makeData({ type, length: n, nullCount, nullBitmap, data: bits });
   }
-  if (DataType.isUtf8(type) || DataType.isBinary(type) || DataType.isLargeUtf8(type) || DataType.isLargeBinary(type)) {
-    const big = DataType.isLargeUtf8(type) || DataType.isLargeBinary(type);
+  if (DataType.isUtf8(type) || DataType.isBinary(type)) {
+    return takeVarSize(data, indices, nullCount, nullBitmap);
+  }
+  if (DataType.isLargeUtf8(type) || DataType.isLargeBinary(type)) {
+    // 64-bit offsets: BigInts, so the slow, general path.
     const from = data.valueOffsets;
-    let bytes = 0;
-    // A slice's offsets are sliced with it (its bitmaps are not: see `valid`).
-    for (let k = 0; k < n; k++) {
-      const i = indices[k];
-      bytes += Number(from[i + 1]) - Number(from[i]);
-    }
-    const values = new Uint8Array(bytes);
-    const offsets = big ? new BigInt64Array(n + 1) : new Int32Array(n + 1);
+    const parts = [];
+    const offsets = new BigInt64Array(n + 1);
     let at = 0;
     for (let k = 0; k < n; k++) {
       const i = indices[k];
-      const start = Number(from[i]);
-      const end = Number(from[i + 1]);
-      values.set(data.values.subarray(start, end), at);
-      at += end - start;
-      offsets[k + 1] = big ? BigInt(at) : at;
+      const part = data.values.subarray(Number(from[i]), Number(from[i + 1]));
+      parts.push(part);
+      at += part.length;
+      offsets[k + 1] = BigInt(at);
+    }
+    const values = new Uint8Array(at);
+    let to = 0;
+    for (const part of parts) {
+      values.set(part, to);
+      to += part.length;
     }
     return makeData({ type, length: n, nullCount, nullBitmap, valueOffsets: offsets, data: values });
   }
   const stride = data.stride;
   if (data.values && ArrayBuffer.isView(data.values) && stride >= 1 && data.children.length === 0) {
     const out = new data.values.constructor(n * stride);
-    for (let k = 0; k < n; k++) {
-      const i = indices[k] * stride; // sliced with the slice
-      for (let s = 0; s < stride; s++) out[k * stride + s] = data.values[i + s];
+    const src = data.values;
+    if (stride === 1) {
+      for (let k = 0; k < n; k++) out[k] = src[indices[k]]; // sliced with the slice
+    } else {
+      forRuns(indices, (k, first, count) => out.set(src.subarray(first * stride, (first + count) * stride), k * stride));
     }
     return makeData({ type, length: n, nullCount, nullBitmap, data: out });
   }

@@ -220,10 +220,45 @@ function evaluate(node, batch) {
     }
     default: {
       const data = column(batch, node.column);
-      const test = tester(node, data);
-      for (let i = 0; i < n; i++) out[i] = validAt(data, i) ? (test(i) ? TRUE : FALSE) : UNKNOWN;
+      if (node.op === 'cmp' && node.kind === 'number') {
+        compareNumbers(data.values, node.cmp, node.value, out);
+      } else {
+        const test = tester(node, data);
+        for (let i = 0; i < n; i++) out[i] = test(i) ? TRUE : FALSE;
+      }
+      if (data.nullCount > 0) {
+        for (let i = 0; i < n; i++) if (!validAt(data, i)) out[i] = UNKNOWN;
+      }
       return out;
     }
+  }
+}
+
+/**
+ * `out[i]` = whether `values[i] op literal`, one loop per operator: no call per row (the
+ * component runs JavaScript in an interpreter, where a call costs far more than a compare).
+ * NaN compares false, and unequal, as in IEEE arithmetic.
+ */
+function compareNumbers(values, op, literal, out) {
+  const n = out.length;
+  switch (op) {
+    case '=':
+      for (let i = 0; i < n; i++) out[i] = values[i] === literal ? TRUE : FALSE;
+      break;
+    case '!=':
+      for (let i = 0; i < n; i++) out[i] = values[i] !== literal && values[i] === values[i] ? TRUE : FALSE;
+      break;
+    case '<':
+      for (let i = 0; i < n; i++) out[i] = values[i] < literal ? TRUE : FALSE;
+      break;
+    case '<=':
+      for (let i = 0; i < n; i++) out[i] = values[i] <= literal ? TRUE : FALSE;
+      break;
+    case '>':
+      for (let i = 0; i < n; i++) out[i] = values[i] > literal ? TRUE : FALSE;
+      break;
+    default:
+      for (let i = 0; i < n; i++) out[i] = values[i] >= literal ? TRUE : FALSE;
   }
 }
 

@@ -39,10 +39,7 @@ class Filter extends Transform {
 
   process(batch) {
     if (batch.numCols !== this.columns) throw new InvalidInput('the batch does not have the schema given at open');
-    const mask = this.keep(batch);
-    let kept = 0;
-    for (let i = 0; i < mask.length; i++) kept += mask[i];
-    return kept === batch.numRows ? batch : filterRows(batch, mask);
+    return filterRows(batch, this.keep(batch));
   }
 }
 
