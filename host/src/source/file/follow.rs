@@ -182,12 +182,15 @@ impl FollowSource {
         for f in &mut self.files {
             let Some(file) = &f.file else { continue };
             let size = file.metadata().map_err(|error| io(&f.path, error))?.len();
+            // Shorter than what was read, or different where it was read (its first line, or
+            // the bytes just before the offset: rewritten past the offset between two looks).
             let rewritten = size < f.offset
                 || (f.offset > 0
-                    && first_line(file)
+                    && (first_line(file)
                         .map_err(|error| io(&f.path, error))?
                         .map(|l| digest(&l))
-                        != Some(f.head.clone()));
+                        != Some(f.head.clone())
+                        || tail_digest(file, f.offset).map_err(|error| io(&f.path, error))? != digest(&f.recent)));
             if rewritten {
                 tracing::info!(file = %f.path.display(), read = f.offset, size, "A followed file was truncated or rewritten; looking for a copy of what it held (copytruncate)");
                 f.file = None;
@@ -221,6 +224,12 @@ impl FollowSource {
             let Some(first) = first_line(&file).map_err(|error| io(&path, error))? else {
                 continue; // no first line yet
             };
+            if let Some(format) = compressed(&first) {
+                if self.copies.insert(inode) {
+                    tracing::warn!(file = %path.display(), format, "Not following a compressed file (a rotated log compressed by logrotate?); narrow the path to leave it out");
+                }
+                continue;
+            }
             let c = Candidate {
                 head: digest(&first),
                 path,
@@ -372,6 +381,7 @@ impl FollowSource {
         let mut ends = Vec::new();
         let mut scanned = 0;
         let mut cut = None;
+        let mut checked = false;
         loop {
             for at in memchr::memchr_iter(b'\n', &data[scanned..]) {
                 ends.push(scanned + at + 1);
@@ -398,6 +408,19 @@ impl FollowSource {
                 break;
             }
             f.changed = Instant::now();
+            // New bytes: first make sure they follow what was read, and that the file was not
+            // rewritten (with the same first line, and longer) since the last look.
+            if !checked && f.offset > 0 {
+                checked = true;
+                let before = tail_digest(file, f.offset).map_err(|error| io(&f.path, error))?;
+                if before != digest(&f.recent) {
+                    tracing::info!(file = %f.path.display(), read = f.offset, "A followed file was rewritten; reading it again as a new file");
+                    f.file = None;
+                    f.truncated = f.inode.take();
+                    f.carry.clear();
+                    return Ok(None);
+                }
+            }
         }
         let mut consumed = cut.unwrap_or_else(|| ends.last().copied().unwrap_or(0));
         f.carry = data.split_off(consumed);
@@ -596,6 +619,20 @@ fn first_line(file: &File) -> std::io::Result<Option<Vec<u8>>> {
     Ok((len == HEAD_BYTES).then_some(buf))
 }
 
+/// The compression format a file's first bytes announce, if any: such a file is a rotated,
+/// compressed log, never lines to read.
+fn compressed(first: &[u8]) -> Option<&'static str> {
+    const MAGIC: [(&[u8], &str); 4] = [
+        (&[0x1f, 0x8b], "gzip"),
+        (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+        (b"BZh", "bzip2"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0], "xz"),
+    ];
+    MAGIC
+        .iter()
+        .find(|(magic, _)| first.starts_with(magic))
+        .map(|(_, name)| *name)
+}
 /// The bytes just before `offset` (up to [`TAIL_BYTES`]).
 fn read_recent(file: &File, offset: u64) -> std::io::Result<Vec<u8>> {
     let from = offset.saturating_sub(TAIL_BYTES as u64);

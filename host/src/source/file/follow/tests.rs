@@ -226,3 +226,40 @@ fn a_stop_ends_reading() {
     assert!(src.next_chunk().expect("read").is_none());
     assert!(!src.bounded());
 }
+
+#[test]
+fn a_file_rewritten_past_the_offset_between_two_looks_is_read_again_from_its_start() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("app.log");
+    let header = "{\"header\":true}\n";
+    std::fs::write(&path, format!("{header}{}", lines(1, 3, "old"))).expect("write");
+    let mut src = source(&path);
+    let mut seen = Seen::default();
+    seen.read(&mut src, has(4));
+    // Truncated and written again, longer than before, with the same first line, between
+    // two looks: only the bytes before the offset tell.
+    std::fs::write(&path, format!("{header}{}", lines(1, 6, "new"))).expect("rewrite");
+    seen.read(&mut src, has(11));
+    let mut want = vec![header.trim_end().to_owned()];
+    want.extend(expected(1, 3, "old"));
+    want.push(header.trim_end().to_owned());
+    want.extend(expected(1, 6, "new"));
+    assert_eq!(seen.lines, want);
+}
+
+#[test]
+fn compressed_rotated_files_are_not_read() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    append(&tmp.path().join("app.log"), &lines(1, 2, "a"));
+    std::fs::write(
+        tmp.path().join("app.log.2.gz"),
+        [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, b'\n', 1, 2],
+    )
+    .expect("gz");
+    let mut src = source(tmp.path());
+    let mut seen = Seen::default();
+    seen.read(&mut src, has(2));
+    let until = Instant::now() + Duration::from_millis(300);
+    seen.read(&mut src, |_| Instant::now() >= until);
+    assert_eq!(seen.lines, expected(1, 2, "a"));
+}
