@@ -33,7 +33,8 @@ class Filter(Base):
         text = isinstance(kind, Utf8) and isinstance(value, str)
         if not (numeric or text):
             raise ConfigError(["value"], f"`{name}` is {type(kind).__name__} and cannot be compared with {value!r}")
-        return {"main": input}
+        # As the stock filter: kept rows name their input row, for later stages' dead letters.
+        return {"main": input, "lineage": ["main"]}
 
     def open(self, config, input):
         self.column = config["column"]

@@ -26,7 +26,7 @@ to say in Python, not for the hot path.
 
 import json
 
-from .ipc import Batch, Bool, Date, Field, Float, Int, IpcError, Schema, Timestamp, Utf8, read_batch, read_schema, write_batch, write_schema
+from .ipc import INPUT, Batch, Bool, Date, Field, Float, Int, IpcError, Schema, Timestamp, Utf8, read_batch, read_schema, write_batch, write_schema
 
 __all__ = [
     "Batch",
@@ -57,6 +57,35 @@ __all__ = [
 MAIN = "main"
 REJECTED = "rejected"
 REASON_COLUMN = "_sluice_reason"
+ROW_COLUMN = "_sluice_row"
+
+
+def _row_at(name, count):
+    """Where the lineage column goes: last, or in ``rejected`` just before the reason."""
+    return count - 1 if name == REJECTED else count
+
+
+def _wire(name, schema, traced):
+    """``schema`` as the host receives it: with the lineage column when ``name`` is traced."""
+    if name not in traced:
+        return schema
+    fields = list(schema.fields)
+    fields.insert(_row_at(name, len(fields)), Field(ROW_COLUMN, Int(32, False), True))
+    return Schema(fields)
+
+
+def _with_lineage(name, batch):
+    """``batch`` with the lineage column: input rows, or nulls when not known."""
+    rows = batch.rows
+    if rows == INPUT:
+        rows = list(range(batch.num_rows))
+    values = rows if rows is not None else [None] * batch.num_rows
+    at = _row_at(name, len(batch.schema.fields))
+    fields = list(batch.schema.fields)
+    fields.insert(at, Field(ROW_COLUMN, Int(32, False), True))
+    columns = list(batch.columns)
+    columns.insert(at, list(values))
+    return Batch(Schema(fields), columns)
 
 
 class ConfigError(Exception):
@@ -87,7 +116,10 @@ class Transform:
     @staticmethod
     def describe(config, input):
         """Type-check ``config`` against ``input`` (a Schema) and declare the outputs:
-        ``{"main": Schema, "rejected": Schema, ...}``. Raise ConfigError when it is wrong."""
+        ``{"main": Schema, "rejected": Schema, ...}``. Raise ConfigError when it is wrong.
+        ``"lineage": ["main", "rejected"]`` makes rows of those outputs made from the input
+        batch with ``take``/``filter``/``with_column`` name their input row, so their dead
+        letters name their own record."""
         return {MAIN: input}
 
     def open(self, config, input):
@@ -130,9 +162,10 @@ def _exported(cls, protocol, types, Err):
             outputs = dict(cls.describe(config, input))
         except Exception as e:
             raise config_err(e)
+        traced = set(outputs.pop("lineage", None) or [])
         if not isinstance(outputs.get(MAIN), Schema):
             raise config_err(ConfigError([], "describe must declare a `main` output schema"))
-        return outputs
+        return outputs, traced & set(outputs)
 
     def process_err(e):
         if isinstance(e, InvalidInput):
@@ -142,20 +175,21 @@ def _exported(cls, protocol, types, Err):
     class Exported(protocol):
         instance = None
         declared = None
+        traced = set()
         input = None
 
         def describe(self, config, input):
-            outputs = describe(parse(config), read_schema(input))
+            outputs, traced = describe(parse(config), read_schema(input))
             names = [MAIN] + [n for n in outputs if n != MAIN]
             return types.Description(
-                outputs=[types.OutputDecl(name=n, schema=write_schema(outputs[n])) for n in names],
+                outputs=[types.OutputDecl(name=n, schema=write_schema(_wire(n, outputs[n], traced))) for n in names],
                 state_format=None,
             )
 
         def open(self, config, input):
             config = parse(config)
             schema = read_schema(input)
-            Exported.declared = describe(config, schema)
+            Exported.declared, Exported.traced = describe(config, schema)
             Exported.input = schema
             Exported.instance = cls()
             try:
@@ -176,6 +210,8 @@ def _exported(cls, protocol, types, Err):
                     raise ProcessError(f"emitted to output `{name}`, which describe did not declare")
                 if batch.schema.fields != schema.fields:
                     raise ProcessError(f"rows for `{name}` do not have the declared schema")
+                if name in Exported.traced:
+                    batch = _with_lineage(name, batch)
                 out.append(types.OutputBatch(output=name, batch=write_batch(batch)))
             return out
 
@@ -186,6 +222,7 @@ def _exported(cls, protocol, types, Err):
                 raise process_err(InvalidInput(f"the batch cannot be read: {e}"))
             if rows.schema.fields != Exported.input.fields:
                 raise process_err(InvalidInput("the batch does not have the schema given at open"))
+            rows.rows = INPUT
             try:
                 return self.emit(Exported.instance.process(rows))
             except Exception as e:

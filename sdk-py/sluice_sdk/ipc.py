@@ -72,10 +72,17 @@ class Schema:
         return None
 
 
+# `Batch.rows` of the input batch itself: row i is input row i.
+INPUT = "input"
+
+
 @dataclass
 class Batch:
     schema: Schema
     columns: List[list] = field(default_factory=list)
+    # Row lineage: the input row each row comes from (a list), INPUT for the input batch
+    # itself, or None when not known (see ``export``'s ``lineage``).
+    rows: Optional[object] = None
 
     @property
     def num_rows(self):
@@ -89,7 +96,14 @@ class Batch:
 
     def take(self, rows):
         """The rows at ``rows`` (indices), in that order."""
-        return Batch(self.schema, [[c[i] for i in rows] for c in self.columns])
+        rows = list(rows)
+        if self.rows is None:
+            lineage = None
+        elif self.rows == INPUT:
+            lineage = rows
+        else:
+            lineage = [self.rows[i] for i in rows]
+        return Batch(self.schema, [[c[i] for i in rows] for c in self.columns], lineage)
 
     def filter(self, mask):
         """The rows whose ``mask`` entry is true."""
@@ -97,7 +111,7 @@ class Batch:
 
     def with_column(self, f, values):
         """This batch with ``values`` as one more column, last."""
-        return Batch(Schema(self.schema.fields + [f]), self.columns + [list(values)])
+        return Batch(Schema(self.schema.fields + [f]), self.columns + [list(values)], self.rows)
 
 
 class IpcError(ValueError):

@@ -128,5 +128,24 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(e.exception.value[0], "invalid-input")
 
 
+class Traced(Warm):
+    @staticmethod
+    def describe(config, input):
+        return {**Warm.describe(config, input), "lineage": ["main"]}
+
+
+class LineageTest(unittest.TestCase):
+    def test_rows_built_from_the_input_carry_their_input_row(self):
+        t = arrow_table()
+        exported = _exported(Traced, object, Types, Err)()
+        schema = stream(t, batches=False)
+        d = exported.describe('{"above": 25}', schema)
+        self.assertEqual(read_schema(d.outputs[0].schema).fields[-1], Field("_sluice_row", Int(32, False), True))
+        exported.open('{"above": 25}', schema)
+        out = pa.ipc.open_stream(exported.process(stream(t))[0].batch).read_all()
+        self.assertEqual(out.column("_sluice_row").to_pylist(), [1, 3])
+        self.assertEqual(out.column("id").to_pylist(), [None, ""])
+
+
 if __name__ == "__main__":
     unittest.main()
