@@ -167,7 +167,7 @@ export function exportTransform(TransformClass) {
       if (!schema) {
         throw new ProcessError(`emitted to output \`${output}\`, which describe did not declare`);
       }
-      const batch = oneBatch(rows.batches ? rows : { batches: [rows] });
+      const batch = rows instanceof RecordBatch ? rows : oneBatch(rows);
       if (batch.numRows === 0) continue;
       if (!sameFields(batch.schema, schema)) {
         throw new ProcessError(`rows for \`${output}\` do not have the declared schema`);

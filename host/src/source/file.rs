@@ -259,23 +259,15 @@ impl FileSource {
         let start_offset = cur.offset;
         let first_line = cur.line + 1;
         let mut scanned = 0;
-        let mut cut = None;
-        loop {
-            for at in memchr::memchr_iter(b'\n', &data[scanned..]) {
-                ends.push(scanned + at + 1);
-                if ends.len() == batch_rows {
-                    cut = Some(scanned + at + 1);
-                    break;
-                }
-            }
-            if cut.is_some() {
-                break;
+        let cut = loop {
+            if let Some(at) = line_ends(&data, scanned, &mut ends, batch_rows) {
+                break Some(at);
             }
             scanned = data.len();
             if !cur.read_block(&mut data)? {
-                break;
+                break None;
             }
-        }
+        };
         let consumed = match cut {
             Some(at) => {
                 cur.carry = data.split_off(at);
@@ -352,6 +344,18 @@ impl FileSource {
             }
         }
     }
+}
+
+/// Push the end (just past its `\n`) of each line of `data` found after `from` onto `ends`,
+/// until it holds `batch_rows`; returns where the last of them ends when it got there.
+fn line_ends(data: &[u8], from: usize, ends: &mut Vec<usize>, batch_rows: usize) -> Option<usize> {
+    for at in memchr::memchr_iter(b'\n', &data[from..]) {
+        ends.push(from + at + 1);
+        if ends.len() == batch_rows {
+            return Some(from + at + 1);
+        }
+    }
+    None
 }
 
 /// Bytes asked of the input at a time. A chunk's buffer grows by blocks until it holds

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::{READ_BLOCK, absolute};
+use super::{READ_BLOCK, absolute, line_ends};
 use crate::checkpoint::SourcePosition;
 use crate::config::FollowConfig;
 use crate::record::{Chunk, PartitionEvent, SourceSpan};
@@ -79,6 +79,17 @@ struct Followed {
     changed: Instant,
     /// Closed at the next turn: read what is left, then end the partition.
     closing: bool,
+}
+
+impl Followed {
+    /// Its content left its inode (truncated, or rewritten in place): it waits for a copy to
+    /// go on in, and the inode is never taken for that copy.
+    fn lose_content(&mut self, now: Instant) {
+        self.file = None;
+        self.truncated = self.inode.take();
+        self.carry.clear();
+        self.changed = now;
+    }
 }
 
 /// A file a checkpoint knew, not found again yet.
@@ -193,10 +204,7 @@ impl FollowSource {
                         || tail_digest(file, f.offset).map_err(|error| io(&f.path, error))? != digest(&f.recent)));
             if rewritten {
                 tracing::info!(file = %f.path.display(), read = f.offset, size, "A followed file was truncated or rewritten; looking for a copy of what it held (copytruncate)");
-                f.file = None;
-                f.truncated = f.inode.take();
-                f.carry.clear();
-                f.changed = now;
+                f.lose_content(now);
             } else if size != f.size {
                 f.size = size;
                 f.changed = now;
@@ -380,18 +388,10 @@ impl FollowSource {
         let mut data = std::mem::take(&mut f.carry);
         let mut ends = Vec::new();
         let mut scanned = 0;
-        let mut cut = None;
         let mut checked = false;
-        loop {
-            for at in memchr::memchr_iter(b'\n', &data[scanned..]) {
-                ends.push(scanned + at + 1);
-                if ends.len() == batch_rows {
-                    cut = Some(scanned + at + 1);
-                    break;
-                }
-            }
-            if cut.is_some() {
-                break;
+        let cut = loop {
+            if let Some(at) = line_ends(&data, scanned, &mut ends, batch_rows) {
+                break Some(at);
             }
             scanned = data.len();
             let len = data.len();
@@ -405,7 +405,7 @@ impl FollowSource {
             };
             data.truncate(len + n);
             if n == 0 {
-                break;
+                break None;
             }
             f.changed = Instant::now();
             // New bytes: first make sure they follow what was read, and that the file was not
@@ -415,13 +415,11 @@ impl FollowSource {
                 let before = tail_digest(file, f.offset).map_err(|error| io(&f.path, error))?;
                 if before != digest(&f.recent) {
                     tracing::info!(file = %f.path.display(), read = f.offset, "A followed file was rewritten; reading it again as a new file");
-                    f.file = None;
-                    f.truncated = f.inode.take();
-                    f.carry.clear();
+                    f.lose_content(Instant::now());
                     return Ok(None);
                 }
             }
-        }
+        };
         let mut consumed = cut.unwrap_or_else(|| ends.last().copied().unwrap_or(0));
         f.carry = data.split_off(consumed);
         if last && cut.is_none() && !f.carry.is_empty() {
@@ -438,13 +436,10 @@ impl FollowSource {
         f.offset += consumed as u64;
         f.line += ends.len() as u64;
         f.size = f.size.max(f.offset + f.carry.len() as u64);
-        let read = &data[..consumed];
-        let keep = TAIL_BYTES.min(f.recent.len() + read.len());
-        let mut recent = Vec::with_capacity(keep);
-        let from_old = keep.saturating_sub(read.len());
-        recent.extend_from_slice(&f.recent[f.recent.len() - from_old..]);
-        recent.extend_from_slice(&read[read.len() - (keep - from_old)..]);
-        f.recent = recent;
+        f.recent
+            .extend_from_slice(&data[consumed.saturating_sub(TAIL_BYTES)..consumed]);
+        let excess = f.recent.len().saturating_sub(TAIL_BYTES);
+        f.recent.drain(..excess);
         let position = PartitionPosition::Followed {
             path: f.path.to_string_lossy().into_owned(),
             head: f.head.clone(),
