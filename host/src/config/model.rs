@@ -151,6 +151,23 @@ pub struct KinesisSourceConfig {
     pub end_caught_up: bool,
     /// `[source.schema]`: required for `json`; fixed by the codec otherwise.
     pub schema: Option<Vec<DeclaredField>>,
+    /// `[source.leases]`: share the stream with other instances through a KCL lease table.
+    pub leases: Option<LeaseConfig>,
+}
+
+/// `[source.leases]`: a DynamoDB lease table in KCL 2.x's layout decides which instance
+/// reads which shard, and holds each shard's checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// `table`: the lease table (created, on-demand, when missing).
+    pub table: String,
+    /// `worker_id`: this instance's name in `leaseOwner` (default: hostname and pid).
+    pub worker_id: Option<String>,
+    /// `failover`: KCL's `failoverTimeMillis`: a lease whose counter did not move for this
+    /// long is expired; leases are renewed every third of it (default 10 s).
+    pub failover: std::time::Duration,
+    /// `max_leases`: the most shards this instance holds (0: no cap).
+    pub max_leases: u32,
 }
 
 /// Which stream a Kinesis source reads.

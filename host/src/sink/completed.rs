@@ -54,9 +54,8 @@ impl Completed {
         let listed: Vec<OutputFile> = self.listed("").collect();
         storage.publish(&listed)?;
         let sealed = std::mem::take(&mut self.sealed);
-        let root = storage.location();
         self.published.extend(sealed.into_iter().map(|(mut done, _)| {
-            done.path = std::path::Path::new(&root).join(&done.path);
+            done.path = storage.published_path(&done.path.to_string_lossy()).into();
             done
         }));
         Ok(())

@@ -324,7 +324,7 @@ impl TwoPhase for DeadLetterSink {
         let listed: Vec<OutputFile> = self.listed().collect();
         self.storage.publish(&listed)?;
         for (name, _) in std::mem::take(&mut self.sealed) {
-            let path = std::path::Path::new(&self.storage.location()).join(&name);
+            let path = std::path::PathBuf::from(self.storage.published_path(&name));
             self.published.push(WrittenFile {
                 path: path.clone(),
                 partition: String::new(),

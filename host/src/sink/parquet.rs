@@ -135,7 +135,7 @@ impl ParquetSink {
 
     /// A file's path for messages and reports.
     fn abs(&self, rel: &str) -> PathBuf {
-        std::path::Path::new(&self.storage.location()).join(rel)
+        PathBuf::from(self.storage.published_path(rel))
     }
 
     /// Write rows into `partition` (a relative folder). `start` names a new file if one is

@@ -116,7 +116,7 @@ pub fn recover(
         }
     }
     for t in targets {
-        done.deleted += t.storage.end_recovery()?;
+        done.deleted += t.storage.end_recovery(None)?;
     }
     Ok(done)
 }

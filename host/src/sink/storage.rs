@@ -12,6 +12,7 @@
 //!   durable bytes are the uploaded parts plus tail objects, publishing is
 //!   `CompleteMultipartUpload`.
 
+pub mod lane;
 pub mod local;
 pub mod s3;
 
@@ -22,6 +23,7 @@ use super::SinkError;
 use crate::checkpoint::protocol::Probe;
 use crate::checkpoint::{OutputFile, Upload};
 
+pub use lane::Lane;
 pub use local::LocalDir;
 pub use s3::S3Dir;
 
@@ -76,8 +78,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn settle(&self) -> Result<(), SinkError> {
         Ok(())
     }
-    /// Recovery is done: drop whatever unfinished writes are left (multipart uploads); how many.
-    fn end_recovery(&self) -> Result<usize, SinkError> {
+    /// Recovery is done: drop whatever unfinished writes are left (multipart uploads) —
+    /// only those of files named after `lane` when one is given; how many.
+    fn end_recovery(&self, lane: Option<&str>) -> Result<usize, SinkError> {
+        let _ = lane;
         Ok(0)
+    }
+    /// Where a published file is, for messages and reports.
+    fn published_path(&self, rel: &str) -> String {
+        std::path::Path::new(&self.location()).join(rel).display().to_string()
     }
 }

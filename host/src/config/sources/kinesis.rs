@@ -55,6 +55,15 @@ pub(in crate::config) fn read_kinesis_source(t: &mut Table<'_, '_>, d: &mut Diag
         }
         (None, _) => None,
     };
+    let leases = t.opt_table(d, "leases").and_then(|l| read_leases(l, d));
+    if let (Some(_), true) = (&leases, end_caught_up) {
+        d.push(
+            t.span(),
+            &t.child_key("end"),
+            "`end = \"caught_up\"` cannot be combined with [source.leases]: instances sharing a stream run until stopped",
+        );
+        return None;
+    }
     if decode == KinesisDecode::Json && schema.is_none() {
         return None;
     }
@@ -70,7 +79,49 @@ pub(in crate::config) fn read_kinesis_source(t: &mut Table<'_, '_>, d: &mut Diag
         idle_poll,
         end_caught_up,
         schema,
+        leases,
     })))
+}
+
+/// `[source.leases]`: `table`, and optionally `worker_id`, `failover`, `max_leases`.
+fn read_leases(mut t: Table<'_, '_>, d: &mut Diags) -> Option<LeaseConfig> {
+    let table = t.req_str(d, "table");
+    let worker_id = t.opt_str(d, "worker_id");
+    // KCL's own floor for failoverTimeMillis is far lower, but renewing more than three
+    // times a second costs DynamoDB writes for no gain.
+    let failover = t
+        .opt_duration(d, "failover", Duration::from_secs(1)..=Duration::from_secs(3600))
+        .map_or(Duration::from_secs(10), |v| v.value);
+    let max_leases = t.opt_uint(d, "max_leases", 0..=100_000).map_or(0, |v| v.value as u32);
+    t.finish(d);
+    let table = table?;
+    // DynamoDB's rule for table names.
+    let valid = (3..=255).contains(&table.value.len())
+        && table
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid {
+        d.push(
+            table.span.clone(),
+            &table.key,
+            format!(
+                "expected a DynamoDB table name (3 to 255 letters, digits, `_`, `-` or `.`), found \"{}\"",
+                table.value
+            ),
+        );
+        return None;
+    }
+    if let Some(w) = worker_id.as_ref().filter(|w| w.value.is_empty()) {
+        d.push(w.span.clone(), &w.key, "expected a non-empty worker id");
+        return None;
+    }
+    Some(LeaseConfig {
+        table: table.value,
+        worker_id: worker_id.map(|w| w.value),
+        failover,
+        max_leases,
+    })
 }
 
 /// `stream = "name"` or `stream_arn = "arn:…"`, exactly one.

@@ -40,11 +40,26 @@ impl Storage for LocalDir {
         if let Some(dir) = tmp.parent() {
             std::fs::create_dir_all(dir).map_err(io_err("creating folder", dir))?;
         }
+        // A new file, not the leftover truncated: a writer that still holds the leftover open
+        // (an instance whose lease was taken over, before it noticed) writes to its own
+        // unlinked copy, never into this one.
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("replacing", &tmp)(e)),
+        }
         Ok(Box::new(File::create(&tmp).map_err(io_err("creating", &tmp))?))
     }
 
     fn journal(&self, rel: &str) -> Result<Box<dyn StagedFile>, SinkError> {
         let path = self.root.join(journal_path(rel));
+        // Opened once per file, when its first row group is journaled: a leftover of the same
+        // name is replaced (as in `create`), never appended to.
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("replacing", &path)(e)),
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)

@@ -308,14 +308,16 @@ impl Storage for S3Dir {
 
     /// Every upload still in progress under the prefix belongs to no checkpoint now: the
     /// listed ones were completed, and the rest hold rows that will be written again.
-    fn end_recovery(&self) -> Result<usize, SinkError> {
+    fn end_recovery(&self, lane: Option<&str>) -> Result<usize, SinkError> {
         let prefix = &self.objects.location.prefix;
         let uploads = self
             .run(self.objects.uploads(prefix))
             .map_err(self.failed("listing uploads of", prefix))?;
         let mut aborted = 0;
         for (key, id) in uploads {
-            if !self.skip.iter().any(|s| key.starts_with(s.as_str())) {
+            let file = key.rsplit('/').next().unwrap_or(&key);
+            let in_lane = lane.is_none_or(|l| file.strip_prefix(l).is_some_and(|r| r.starts_with('-')));
+            if in_lane && !self.skip.iter().any(|s| key.starts_with(s.as_str())) {
                 self.run(self.objects.abort(&key, &id))
                     .map_err(self.failed("aborting the upload of", &key))?;
                 aborted += 1;
