@@ -66,6 +66,14 @@ pub enum StoreError {
         /// Latest stored.
         latest: u64,
     },
+    /// The shard's lease is held by another worker now: this one may commit nothing more.
+    #[error(
+        "the lease of {shard} was taken over by another worker; nothing after its last checkpoint is committed here"
+    )]
+    LeaseLost {
+        /// The shard.
+        shard: String,
+    },
 }
 
 /// A place for checkpoints; see the module doc for the contract.

@@ -36,15 +36,16 @@
 pub mod assign;
 mod client;
 pub mod cloudwatch;
-mod coordinator;
+pub(crate) mod coordinator;
 mod efo;
 mod error;
 pub mod frame;
 pub mod kpl;
+pub mod lease;
 pub mod lineage;
 mod poll;
 pub mod sequence;
-mod shard;
+pub(crate) mod shard;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};

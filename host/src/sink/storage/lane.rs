@@ -50,7 +50,10 @@ impl Lane {
     /// The sink's own temporary path for a real one, if it is this lane's.
     fn own_temp(&self, real: &str) -> Option<String> {
         let (dir, file) = split(real);
-        let rest = file.strip_prefix('.')?.strip_prefix(self.name.as_str())?.strip_prefix('-')?;
+        let rest = file
+            .strip_prefix('.')?
+            .strip_prefix(self.name.as_str())?
+            .strip_prefix('-')?;
         Some(join(dir, &format!(".{rest}")))
     }
 
@@ -153,7 +156,11 @@ mod tests {
         f.write_all(b"a").expect("write");
         f.sync().expect("sync");
         b.create(rel).expect("create").sync().expect("sync");
-        assert!(tmp.path().join("d=1/.shardId-1-part-000000000001-0000.parquet.inprogress").exists());
+        assert!(
+            tmp.path()
+                .join("d=1/.shardId-1-part-000000000001-0000.parquet.inprogress")
+                .exists()
+        );
         assert_eq!(a.temporaries().expect("list"), vec![temp_path(rel)]);
         assert_eq!(b.temporaries().expect("list"), vec![temp_path(rel)]);
         // Removing b's leftover leaves a's file alone.

@@ -6,6 +6,11 @@ use crate::config::{KinesisSourceConfig, KinesisStream};
 
 /// A client for the configured stream's region and endpoint.
 pub(super) async fn connect(settings: &KinesisSourceConfig) -> Result<aws_sdk_kinesis::Client, KinesisError> {
+    Ok(aws_sdk_kinesis::Client::new(&shared_config(settings).await?))
+}
+
+/// The shared settings for the stream's region and endpoint (the lease table uses them too).
+pub(super) async fn shared_config(settings: &KinesisSourceConfig) -> Result<aws_config::SdkConfig, KinesisError> {
     // `region`, else the stream ARN's (arn:aws:kinesis:REGION:account:stream/name), else the
     // default chain.
     let from_arn = match &settings.stream {
@@ -16,5 +21,5 @@ pub(super) async fn connect(settings: &KinesisSourceConfig) -> Result<aws_sdk_ki
     if shared.region().is_none() {
         return Err(KinesisError::NoRegion);
     }
-    Ok(aws_sdk_kinesis::Client::new(&shared))
+    Ok(shared)
 }

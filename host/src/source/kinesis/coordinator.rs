@@ -280,7 +280,7 @@ impl Coordinator<'_> {
 }
 
 /// Every shard of the stream, following `NextToken` (KDS-20: the token alone, no stream).
-pub(super) async fn list_shards(
+pub(crate) async fn list_shards(
     client: &aws_sdk_kinesis::Client,
     stream: &StreamRef,
     stop: &AtomicBool,

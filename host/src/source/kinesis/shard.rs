@@ -12,13 +12,13 @@ use crate::config::{KinesisSourceConfig, KinesisStream};
 
 /// The stream, as API calls name it (an ARN, or a name).
 #[derive(Debug, Clone)]
-pub(super) struct StreamRef {
+pub(crate) struct StreamRef {
     pub name: Option<String>,
     pub arn: Option<String>,
 }
 
 impl StreamRef {
-    pub(super) fn of(stream: &KinesisStream) -> Self {
+    pub(crate) fn of(stream: &KinesisStream) -> Self {
         match stream {
             KinesisStream::Name(n) => StreamRef {
                 name: Some(n.clone()),

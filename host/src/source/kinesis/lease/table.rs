@@ -1,0 +1,291 @@
+//! The lease table's calls, each one DynamoDB request. Every write that depends on who holds
+//! a lease is conditional on `leaseCounter` (and, for the holder's own writes, `leaseOwner`),
+//! as KCL's are: a write that lost a race is answered `false`/`None`, never applied.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+};
+
+use super::LeaseError;
+use super::item::{self, Lease};
+
+/// A lease table.
+#[derive(Debug, Clone)]
+pub struct LeaseTable {
+    client: Client,
+    name: String,
+}
+
+/// Whether an error is DynamoDB refusing a conditional write.
+fn condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+impl LeaseTable {
+    /// The table `name` through `client`.
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        LeaseTable {
+            client,
+            name: name.into(),
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn err<E, R>(&self, call: &'static str, e: &SdkError<E, R>) -> LeaseError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        LeaseError::api(call, &self.name, e)
+    }
+
+    /// Create the table (hash key `leaseKey`, on-demand) when it does not exist, and wait until
+    /// it is active.
+    pub async fn ensure(&self) -> Result<(), LeaseError> {
+        match self.client.describe_table().table_name(&self.name).send().await {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                let key = KeySchemaElement::builder()
+                    .attribute_name(item::KEY)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|e| LeaseError::Build(e.to_string()))?;
+                let attribute = AttributeDefinition::builder()
+                    .attribute_name(item::KEY)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| LeaseError::Build(e.to_string()))?;
+                let created = self
+                    .client
+                    .create_table()
+                    .table_name(&self.name)
+                    .key_schema(key)
+                    .attribute_definitions(attribute)
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .send()
+                    .await;
+                match created {
+                    Ok(_) => tracing::info!(table = %self.name, "Created the lease table."),
+                    // Another instance created it first.
+                    Err(e) if e.code() == Some("ResourceInUseException") => {}
+                    Err(e) => return Err(self.err("CreateTable", &e)),
+                }
+            }
+            Err(e) => return Err(self.err("DescribeTable", &e)),
+        }
+        for _ in 0..600 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.name)
+                .send()
+                .await
+                .map_err(|e| self.err("DescribeTable", &e))?;
+            let status = described.table.and_then(|t| t.table_status);
+            if matches!(status, Some(TableStatus::Active) | None) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(LeaseError::NotActive(self.name.clone()))
+    }
+
+    /// Every lease, read consistently.
+    pub async fn scan(&self) -> Result<Vec<Lease>, LeaseError> {
+        let mut leases = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.err("Scan", &e))?;
+            for it in out.items.unwrap_or_default() {
+                match Lease::from_item(&it) {
+                    Ok(lease) => leases.push(lease),
+                    Err(message) => {
+                        tracing::warn!(table = %self.name, %message, "Skipping a lease item sluice cannot read.")
+                    }
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(leases),
+            }
+        }
+    }
+
+    /// One lease, read consistently.
+    pub async fn get(&self, key: &str) -> Result<Option<Lease>, LeaseError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key(item::KEY, s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.err("GetItem", &e))?;
+        out.item
+            .map(|it| Lease::from_item(&it).map_err(|m| LeaseError::Damaged(key.to_owned(), m)))
+            .transpose()
+    }
+
+    /// Put a new lease unless one with its key exists; whether it was put.
+    pub async fn create(&self, lease: &Lease) -> Result<bool, LeaseError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(lease.to_item()))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", item::KEY)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(self.err("PutItem", &e)),
+        }
+    }
+
+    /// Take `lease` (as last read) for `me`: conditional on its counter not having moved
+    /// since. The new counter, or `None` when another worker got there first.
+    pub async fn take(&self, lease: &Lease, me: &str) -> Result<Option<u64>, LeaseError> {
+        let next = lease.counter + 1;
+        let switched = u64::from(lease.owner.as_deref() != Some(me));
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(item::KEY, s(&lease.key))
+            .update_expression("SET #o = :me, #c = :next, #sw = if_not_exists(#sw, :zero) + :switched")
+            .condition_expression("#c = :counter")
+            .expression_attribute_names("#o", item::OWNER)
+            .expression_attribute_names("#c", item::COUNTER)
+            .expression_attribute_names("#sw", item::OWNER_SWITCHES)
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":counter", n(lease.counter))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":switched", n(switched))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(Some(next)),
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(self.err("UpdateItem (take)", &e)),
+        }
+    }
+
+    /// Renew a lease `me` holds at `counter`: the new counter, or `None` when it is no longer
+    /// ours.
+    pub async fn renew(&self, key: &str, me: &str, counter: u64) -> Result<Option<u64>, LeaseError> {
+        let next = counter + 1;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(item::KEY, s(key))
+            .update_expression("SET #c = :next")
+            .condition_expression("#c = :counter AND #o = :me")
+            .expression_attribute_names("#o", item::OWNER)
+            .expression_attribute_names("#c", item::COUNTER)
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":counter", n(counter))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(Some(next)),
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(self.err("UpdateItem (renew)", &e)),
+        }
+    }
+
+    /// Record a shard's checkpoint (KCL's attributes and sluice's checkpoint of the shard's
+    /// pipeline, in one write) on a lease `me` holds at `counter`: the new counter, or `None`
+    /// when it is no longer ours and nothing was written.
+    pub async fn checkpoint(
+        &self,
+        key: &str,
+        me: &str,
+        counter: u64,
+        (checkpoint, sub_sequence): (&str, u64),
+        sluice: &[u8],
+    ) -> Result<Option<u64>, LeaseError> {
+        let next = counter + 1;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(item::KEY, s(key))
+            .update_expression("SET #c = :next, #cp = :cp, #sub = :sub, #sw = :zero, #sl = :sluice")
+            .condition_expression("#c = :counter AND #o = :me")
+            .expression_attribute_names("#o", item::OWNER)
+            .expression_attribute_names("#c", item::COUNTER)
+            .expression_attribute_names("#cp", item::CHECKPOINT)
+            .expression_attribute_names("#sub", item::SUB_SEQUENCE)
+            .expression_attribute_names("#sw", item::OWNER_SWITCHES)
+            .expression_attribute_names("#sl", item::SLUICE)
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":counter", n(counter))
+            .expression_attribute_values(":cp", s(checkpoint))
+            .expression_attribute_values(":sub", n(sub_sequence))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":sluice", AttributeValue::B(sluice.to_vec().into()))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(Some(next)),
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(self.err("UpdateItem (checkpoint)", &e)),
+        }
+    }
+
+    /// Give up a lease `me` holds at `counter` (KCL's evict: no owner), so another worker
+    /// takes it at once rather than after the failover time; whether it was ours to give.
+    pub async fn release(&self, key: &str, me: &str, counter: u64) -> Result<bool, LeaseError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(item::KEY, s(key))
+            .update_expression("SET #c = :next REMOVE #o")
+            .condition_expression("#c = :counter AND #o = :me")
+            .expression_attribute_names("#o", item::OWNER)
+            .expression_attribute_names("#c", item::COUNTER)
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":counter", n(counter))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(self.err("UpdateItem (release)", &e)),
+        }
+    }
+}
