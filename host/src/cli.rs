@@ -638,6 +638,24 @@ fn status(pipeline: &std::path::Path) -> Result<(), Failure> {
     if !s.lag.is_empty() {
         println!("  lag           {}", show_lag(&s.lag));
     }
+    if let Some(l) = &s.leases {
+        let owned: Vec<String> = l
+            .owned
+            .iter()
+            .map(|(shard, reading)| {
+                let lag = s.lag.get(shard).map(|ms| format!(" {ms} ms behind")).unwrap_or_default();
+                let waiting = if *reading { "" } else { " (taken from a live worker: waits a failover time)" };
+                format!("{shard}{lag}{waiting}")
+            })
+            .collect();
+        println!("  leases        table {}, this worker {}", l.table, l.worker);
+        println!(
+            "  owned         {}",
+            if owned.is_empty() { "none".to_owned() } else { owned.join(", ") }
+        );
+        let workers: Vec<String> = l.workers.iter().map(|(w, n)| format!("{w} {n}")).collect();
+        println!("  workers       {}", workers.join(", "));
+    }
     Ok(())
 }
 

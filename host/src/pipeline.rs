@@ -8,6 +8,7 @@
 pub mod budget;
 mod commit;
 mod lineage;
+pub mod leased;
 pub mod outcome;
 pub mod plan;
 pub mod reload;

@@ -111,6 +111,9 @@ pub trait SourceSpec: std::fmt::Debug + Send + Sync {
     }
     /// Start reading; `stop` (set on SIGTERM) ends an unbounded source's reads.
     fn open(&self, stop: &Arc<AtomicBool>) -> Result<Box<dyn Source>, SourceError>;
+    /// The spec itself, for the one place that needs its kind's own settings (a leased
+    /// Kinesis pipeline runs a pipeline per shard).
+    fn as_any(&self) -> &dyn std::any::Any;
     /// Whether `other` reads exactly the same way (a reload keeps the running source).
     fn same_as(&self, other: &dyn SourceSpec) -> bool {
         self.kind() == other.kind() && format!("{self:?}") == format!("{other:?}")

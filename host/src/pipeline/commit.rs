@@ -31,6 +31,8 @@ pub(crate) struct Committer {
     pipeline: String,
     source: String,
     stateful: Vec<String>,
+    /// Complete every file at each checkpoint (a leased shard: see `commit`).
+    close_each: bool,
     /// Checkpoints written by this run, and the longest one took.
     pub taken: u64,
     pub slowest: std::time::Duration,
@@ -49,6 +51,7 @@ impl Committer {
                 .filter(|s| s.description.state_format.is_some())
                 .map(|s| s.name.clone())
                 .collect(),
+            close_each: plan.lane.is_some(),
             taken: 0,
             slowest: std::time::Duration::ZERO,
         }
@@ -77,6 +80,13 @@ impl Committer {
         // a sink that fails blocks the checkpoint, and none runs ahead of the others.
         let mut outputs = Vec::new();
         for sink in out.all() {
+            // A leased shard may move to another worker after any checkpoint; that worker
+            // then publishes the files the checkpoint lists. Files still open would have to be
+            // cut back and sealed while this worker (if alive and not yet aware) may still
+            // append to them, so a leased shard's checkpoint lists complete files only.
+            if self.close_each {
+                sink.close_all()?;
+            }
             outputs.extend(sink.pre_commit()?);
         }
         let checkpoint = Checkpoint {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 
 use super::sinks::{self, SinkPlan};
+use crate::checkpoint::store::CheckpointStore;
 use super::watermark::{WatermarkSettings, is_event_time};
 use crate::config::{
     CheckpointConfig, Diagnostic, KinesisDecode, LimitsConfig, LoadedConfig, PluginRef, SourceConfig, TransformConfig,
@@ -60,6 +61,34 @@ pub struct Plan {
     pub checkpoint: CheckpointConfig,
     /// `[telemetry] listen`: where this pipeline asks for Prometheus metrics to be served.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// With leases: the one shard this run of the pipeline is for (see `pipeline::leased`).
+    pub lane: Option<Lane>,
+}
+
+/// One held shard's run of a leased pipeline: its files are named after the shard, its
+/// recovery sees only the shard's files, and its checkpoints go to the shard's lease.
+#[derive(Clone)]
+pub struct Lane {
+    /// The shard.
+    pub name: String,
+    /// Opens the shard's checkpoint store.
+    pub store: Arc<dyn Fn() -> Box<dyn CheckpointStore> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Plan {
+    /// Where this run's checkpoints go: the lane's lease, or `[checkpoint]`'s store.
+    pub fn open_store(&self) -> Box<dyn CheckpointStore> {
+        match &self.lane {
+            Some(lane) => (lane.store)(),
+            None => crate::checkpoint::store::open(&self.checkpoint),
+        }
+    }
 }
 
 impl Plan {
@@ -162,6 +191,7 @@ impl Plan {
             workers,
             checkpoint: cfg.checkpoint.clone(),
             metrics_listen: cfg.metrics_listen.as_ref().map(|l| l.value),
+            lane: None,
         })
     }
 

@@ -2,7 +2,7 @@
 //! from the beginning (`--from-scratch`, no checkpoint yet, or checkpoints off).
 
 use crate::checkpoint::protocol::{ReloadChanges, StageIdentity, assign_states, check_source, next_epoch};
-use crate::checkpoint::store::{self, CheckpointStore};
+use crate::checkpoint::store::CheckpointStore;
 use crate::checkpoint::{Checkpoint, SourcePosition, StageState, Totals, WatermarkState};
 
 use super::outcome::RunError;
@@ -50,7 +50,7 @@ pub(crate) fn prepare(
         recover(roots, None, &[])?;
         return Ok(fresh(None, 0));
     }
-    let store = store::open(&plan.checkpoint);
+    let store = plan.open_store();
     let location = store.location();
     let err = |message: String| RunError::Checkpoint {
         location: location.clone(),

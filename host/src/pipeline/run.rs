@@ -43,7 +43,8 @@ use crate::telemetry::meters;
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let checkpointing = plan.checkpoint.enabled && plan.source.resumable();
-    let opened = sinks::open(&plan.sinks, &plan.dead_letter, &plan.checkpoint, !checkpointing)?;
+    let lane = plan.lane.as_ref().map(|l| l.name.as_str());
+    let opened = sinks::open(&plan.sinks, &plan.dead_letter, &plan.checkpoint, !checkpointing, lane)?;
     let start = prepare(plan, options.from_scratch, &opened.targets(), &options.reload_changes)?;
     let resumed_from = start.resumed.as_ref().map(|(epoch, _)| *epoch);
     let stop = options.stop.clone().unwrap_or_default();
@@ -59,7 +60,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let acks = source.acknowledger();
     let generations = Generations::new(Arc::new(plan.clone()));
     let status: SharedStatus = options.status.clone().unwrap_or_default();
-    let _status_server = serve_status(plan, options, &status);
+    // A leased shard's run is one of many: the worker serves `sluice status` for all of them.
+    let _status_server = plan.lane.is_none().then(|| serve_status(plan, options, &status));
     let (report_tx, report_rx) = unbounded::<SwapReport>();
     let reloading = Arc::new(AtomicBool::new(false));
     let reloader = start_reloader(options, &generations, report_rx, &status, &reloading)?;

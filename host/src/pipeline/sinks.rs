@@ -17,7 +17,7 @@ use crate::sink::parquet::{ParquetSettings, ParquetSink};
 use crate::sink::partition::{Partitioner, default_template, plan as partitioner};
 use crate::sink::raw::{RawSettings, RawSink};
 use crate::sink::recover::Target;
-use crate::sink::storage::{LocalDir, S3Dir, Storage};
+use crate::sink::storage::{Lane, LocalDir, S3Dir, Storage};
 use crate::sink::{Sink, SinkError, TwoPhase};
 
 /// What a sink takes from the pipeline.
@@ -283,9 +283,14 @@ fn others(sinks: &[SinkPlan], dead_letter: &Place, checkpoint: &CheckpointConfig
 /// The storage of a place; `others` are the other places of the pipeline. Those inside it
 /// are not scanned as its own; those around it (dead letters under the sink's prefix, seen
 /// from the dead letters) hide nothing.
-fn storage(place: &Place, part_bytes: usize, others: Vec<Place>) -> Result<Box<dyn Storage>, SinkError> {
+fn storage(
+    place: &Place,
+    part_bytes: usize,
+    others: Vec<Place>,
+    lane: Option<&str>,
+) -> Result<Box<dyn Storage>, SinkError> {
     let skip: Vec<Place> = others.into_iter().filter(|p| place.holds(p)).collect();
-    Ok(match place {
+    let shared: Box<dyn Storage> = match place {
         Place::Console => Box::new(Terminal(Stream::Stderr)),
         Place::Local(dir) => Box::new(LocalDir::new(
             dir.clone(),
@@ -301,6 +306,10 @@ fn storage(place: &Place, part_bytes: usize, others: Vec<Place>) -> Result<Box<d
                 .collect();
             Box::new(S3Dir::new(loc.clone(), part_bytes, skip)?)
         }
+    };
+    Ok(match lane {
+        Some(name) if !matches!(place, Place::Console) => Box::new(Lane::new(shared, name)),
+        _ => shared,
     })
 }
 
@@ -312,12 +321,14 @@ pub struct Opened {
     pub dead: DeadLetterSink,
 }
 
-/// Open the sinks; `immediate` publishes complete files at once (runs without checkpoints).
+/// Open the sinks; `immediate` publishes complete files at once (runs without checkpoints);
+/// a `lane` (a leased shard) writes and recovers only files named after it.
 pub fn open(
     sinks: &[SinkPlan],
     dead_letter: &Place,
     checkpoint: &CheckpointConfig,
     immediate: bool,
+    lane: Option<&str>,
 ) -> Result<Opened, SinkError> {
     let mut opened: Vec<(Tap, Box<dyn Sink>)> = Vec::new();
     for s in sinks {
@@ -332,7 +343,12 @@ pub fn open(
             }
             Format::Parquet(_) | Format::Raw(_) => {}
         }
-        let storage = storage(&s.place, s.part_bytes, others(sinks, dead_letter, checkpoint, &s.place))?;
+        let storage = storage(
+            &s.place,
+            s.part_bytes,
+            others(sinks, dead_letter, checkpoint, &s.place),
+            lane,
+        )?;
         let sink: Box<dyn Sink> = match &s.format {
             Format::Parquet(settings) => Box::new(ParquetSink::new(
                 s.name.clone(),
@@ -357,6 +373,7 @@ pub fn open(
         dead_letter,
         crate::sink::storage::s3::MIN_PART_BYTES,
         others(sinks, dead_letter, checkpoint, dead_letter),
+        lane,
     )?;
     Ok(Opened {
         sinks: opened,

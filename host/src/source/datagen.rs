@@ -74,6 +74,10 @@ pub fn template_schema(template: DatagenTemplate) -> SchemaRef {
 }
 
 impl SourceSpec for DatagenSpec {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn kind(&self) -> &'static str {
         "datagen"
     }

@@ -52,6 +52,10 @@ pub struct FileSpec {
 }
 
 impl SourceSpec for FileSpec {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn kind(&self) -> &'static str {
         "file"
     }

@@ -66,6 +66,17 @@ use crate::record::{Chunk, Origins, PartitionEvent, SourceSpan};
 pub struct KinesisSpec {
     /// Its settings.
     pub settings: KinesisSourceConfig,
+    /// With leases: the one shard this source reads (a pipeline per held shard).
+    pub lane: Option<ShardLane>,
+}
+
+/// The one shard a leased pipeline reads, until its end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardLane {
+    /// The shard.
+    pub shard: String,
+    /// Where it starts when its checkpoint holds no position (the lease's KCL checkpoint).
+    pub start: PartitionPosition,
 }
 
 /// Plan a Kinesis source: the declared schema for JSON, the codec's columns otherwise.
@@ -76,12 +87,19 @@ pub fn plan(cfg: &KinesisSourceConfig, _diags: &mut [Diagnostic]) -> Option<Plan
         KinesisDecode::Lines => Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, false)])),
     };
     Some(PlannedSource {
-        spec: Arc::new(KinesisSpec { settings: cfg.clone() }),
+        spec: Arc::new(KinesisSpec {
+            settings: cfg.clone(),
+            lane: None,
+        }),
         schema,
     })
 }
 
 impl SourceSpec for KinesisSpec {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn kind(&self) -> &'static str {
         "kinesis"
     }
@@ -102,6 +120,8 @@ impl SourceSpec for KinesisSpec {
             .map_err(|e| SourceError::Kinesis(KinesisError::Runtime(e.to_string())))?;
         Ok(Box::new(KinesisSource {
             settings: Arc::new(self.settings.clone()),
+            lane: self.lane.clone(),
+            lane_ended: false,
             runtime: Some(runtime),
             stop: stop.clone(),
             resumed: BTreeMap::new(),
@@ -114,6 +134,11 @@ impl SourceSpec for KinesisSpec {
             reached_end: false,
         }))
     }
+}
+
+/// A Kinesis client for the source's region and endpoint.
+pub async fn connect(settings: &KinesisSourceConfig) -> Result<aws_sdk_kinesis::Client, KinesisError> {
+    client::connect(settings).await
 }
 
 /// A record as the stream handed it over.
@@ -228,6 +253,10 @@ pub(crate) fn start_of(position: &PartitionPosition, start: KinesisStart) -> Opt
 /// A Kinesis source being read.
 struct KinesisSource {
     settings: Arc<KinesisSourceConfig>,
+    /// The one shard read, with leases.
+    lane: Option<ShardLane>,
+    /// That shard was read to its end: the input ends after the chunks queued.
+    lane_ended: bool,
     runtime: Option<tokio::runtime::Runtime>,
     stop: Arc<AtomicBool>,
     /// Positions from the checkpoint.
@@ -257,15 +286,26 @@ impl KinesisSource {
         // Small buffers: a slow pipeline holds up the readers after a few responses.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let settings = self.settings.clone();
-        let resumed = std::mem::take(&mut self.resumed);
+        let mut resumed = std::mem::take(&mut self.resumed);
         let stop = self.stop.clone();
         let client = runtime.block_on(client::connect(&settings))?;
+        let assigner: Box<dyn assign::Assign> = match &self.lane {
+            // The lease decided that this shard is ours and its parents are done: it starts
+            // at its checkpoint, or where the lease says, whatever the lineage in this
+            // pipeline's own checkpoint (which holds this shard alone).
+            Some(lane) => {
+                resumed.entry(lane.shard.clone()).or_insert_with(|| lane.start.clone());
+                resumed.retain(|shard, _| *shard == lane.shard);
+                Box::new(assign::OneShard(lane.shard.clone()))
+            }
+            None => Box::new(assign::AllShards),
+        };
         runtime.spawn(coordinator::run(
             coordinator::Setup {
                 client,
                 settings,
                 resumed,
-                assigner: Box::new(assign::AllShards),
+                assigner,
                 stop,
             },
             tx,
@@ -402,6 +442,17 @@ impl KinesisSource {
     }
 }
 
+impl KinesisSource {
+    /// A leased shard whose checkpoint says it was read to its end: nothing to read.
+    fn lane_done_before(&self) -> bool {
+        self.news.is_none()
+            && self.lane.as_ref().is_some_and(|l| {
+                let p = self.resumed.get(&l.shard).unwrap_or(&l.start);
+                matches!(p, PartitionPosition::Shard { ended: true, .. })
+            })
+    }
+}
+
 impl Source for KinesisSource {
     fn resume(&mut self, position: &SourcePosition) -> Result<(), SourceError> {
         self.next_seq = position.next_seq;
@@ -420,11 +471,15 @@ impl Source for KinesisSource {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
-        if self.news.is_none() {
-            self.start()?;
-        }
         if let Some(chunk) = self.pending.pop_front() {
             return Ok(Some(chunk));
+        }
+        if self.lane_ended || self.lane_done_before() {
+            self.reached_end = true;
+            return Ok(None);
+        }
+        if self.news.is_none() {
+            self.start()?;
         }
         loop {
             let Some(news) = self.next_news() else {
@@ -452,7 +507,10 @@ impl Source for KinesisSource {
                         return Ok(Some(chunk));
                     }
                 }
-                News::Ended { shard } => return Ok(Some(self.ended(shard))),
+                News::Ended { shard } => {
+                    self.lane_ended = self.lane.as_ref().is_some_and(|l| *l.shard == *shard);
+                    return Ok(Some(self.ended(shard)));
+                }
                 News::CaughtUp => {
                     self.reached_end = true;
                     tracing::info!("Every shard is read to the stream's tip (end = \"caught_up\").");

@@ -122,6 +122,10 @@ impl MqttSettings {
 pub struct MqttSpec(pub Arc<MqttSettings>);
 
 impl SourceSpec for MqttSpec {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn kind(&self) -> &'static str {
         "mqtt"
     }

@@ -12,6 +12,10 @@ pub fn run(mut plan: Plan, mut options: RunOptions) -> Vec<(Plan, Result<RunSumm
     let mut segments = Vec::new();
     // One status for every segment: `sluice status` keeps the reload history across them.
     options.status.get_or_insert_with(Default::default);
+    if crate::pipeline::leased::leased(&plan) {
+        let result = crate::pipeline::leased::run(&plan, &options);
+        return vec![(plan, result)];
+    }
     loop {
         let mut result = crate::pipeline::run::run(&plan, &options);
         let restart = result.as_mut().ok().and_then(|s| {

@@ -133,6 +133,22 @@ pub struct Status {
     /// What it has read and written.
     #[serde(default)]
     pub flow: Flow,
+    /// With `[source.leases]`: the shards this worker holds and the table's other workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases: Option<LeaseStatus>,
+}
+
+/// A leased worker's view of the lease table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseStatus {
+    /// The table.
+    pub table: String,
+    /// This worker's id.
+    pub worker: String,
+    /// Shards held, and whether each is being read (a stolen one waits a failover time).
+    pub owned: std::collections::BTreeMap<String, bool>,
+    /// Every worker with unexpired leases, and how many live leases it holds.
+    pub workers: std::collections::BTreeMap<String, usize>,
 }
 
 impl Status {

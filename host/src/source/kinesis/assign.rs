@@ -19,3 +19,13 @@ impl Assign for AllShards {
         listed.iter().map(|s| s.id.clone()).collect()
     }
 }
+
+/// One shard: the one a lease gave this pipeline.
+#[derive(Debug, Clone)]
+pub struct OneShard(pub String);
+
+impl Assign for OneShard {
+    fn owned(&self, _listed: &[ShardInfo]) -> Vec<String> {
+        vec![self.0.clone()]
+    }
+}
