@@ -643,15 +643,27 @@ fn status(pipeline: &std::path::Path) -> Result<(), Failure> {
             .owned
             .iter()
             .map(|(shard, reading)| {
-                let lag = s.lag.get(shard).map(|ms| format!(" {ms} ms behind")).unwrap_or_default();
-                let waiting = if *reading { "" } else { " (taken from a live worker: waits a failover time)" };
+                let lag = s
+                    .lag
+                    .get(shard)
+                    .map(|ms| format!(" {ms} ms behind"))
+                    .unwrap_or_default();
+                let waiting = if *reading {
+                    ""
+                } else {
+                    " (taken from a live worker: waits a failover time)"
+                };
                 format!("{shard}{lag}{waiting}")
             })
             .collect();
         println!("  leases        table {}, this worker {}", l.table, l.worker);
         println!(
             "  owned         {}",
-            if owned.is_empty() { "none".to_owned() } else { owned.join(", ") }
+            if owned.is_empty() {
+                "none".to_owned()
+            } else {
+                owned.join(", ")
+            }
         );
         let workers: Vec<String> = l.workers.iter().map(|(w, n)| format!("{w} {n}")).collect();
         println!("  workers       {}", workers.join(", "));

@@ -7,8 +7,8 @@
 
 pub mod budget;
 mod commit;
-mod lineage;
 pub mod leased;
+mod lineage;
 pub mod outcome;
 pub mod plan;
 pub mod reload;

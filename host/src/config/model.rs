@@ -168,6 +168,11 @@ pub struct LeaseConfig {
     pub failover: std::time::Duration,
     /// `max_leases`: the most shards this instance holds (0: no cap).
     pub max_leases: u32,
+    /// `region`: the table's region, when not the stream's.
+    pub region: Option<String>,
+    /// `endpoint_url`: DynamoDB's endpoint, when not the default (a Kinesis endpoint
+    /// cannot serve DynamoDB, so the stream's `endpoint_url` is not used for the table).
+    pub endpoint_url: Option<String>,
 }
 
 /// Which stream a Kinesis source reads.

@@ -138,7 +138,9 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         ));
     }
     if options.reload.is_some() {
-        tracing::warn!("Hot reload is not available with [source.leases] yet: restart the instances to apply a change.");
+        tracing::warn!(
+            "Hot reload is not available with [source.leases] yet: restart the instances to apply a change."
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -276,12 +278,17 @@ impl Worker<'_> {
         while !self.stop.load(Ordering::SeqCst) {
             let began = Instant::now();
             if self.sync_due || self.last_sync.elapsed() >= SYNC_EVERY {
-                match self.runtime.block_on(sync::run(&self.kinesis, &self.table, &self.spec.settings, &self.stop)) {
+                match self
+                    .runtime
+                    .block_on(sync::run(&self.kinesis, &self.table, &self.spec.settings, &self.stop))
+                {
                     Ok(_) => {
                         self.sync_due = false;
                         self.last_sync = Instant::now();
                     }
-                    Err(e) if e.retryable() => tracing::warn!(error = %e, "Looking for new shards failed; trying again."),
+                    Err(e) if e.retryable() => {
+                        tracing::warn!(error = %e, "Looking for new shards failed; trying again.")
+                    }
                     Err(e) => return Err(lease_err(e)),
                 }
             }
@@ -361,8 +368,12 @@ impl Worker<'_> {
             .map(|(k, _)| k.clone())
             .collect();
         for key in finished {
-            let Some(shard) = self.shards.remove(&key) else { continue };
-            let Run::Running { handle, .. } = shard.run else { continue };
+            let Some(shard) = self.shards.remove(&key) else {
+                continue;
+            };
+            let Run::Running { handle, .. } = shard.run else {
+                continue;
+            };
             let result = handle
                 .join()
                 .map_err(|_| RunError::Thread(format!("the run of {key} panicked")))?;
@@ -396,7 +407,9 @@ impl Worker<'_> {
         match self.runtime.block_on(self.table.release(key, &self.me, counter)) {
             Ok(true) => tracing::info!(shard = %key, "Gave up the lease."),
             Ok(false) => {}
-            Err(e) => tracing::warn!(shard = %key, error = %e, "Giving up the lease failed; it expires after the failover time."),
+            Err(e) => {
+                tracing::warn!(shard = %key, error = %e, "Giving up the lease failed; it expires after the failover time.")
+            }
         }
     }
 
@@ -416,7 +429,9 @@ impl Worker<'_> {
             .map(|k| (k, false))
             .chain(choice.steal.iter().map(|k| (k, true)));
         for (key, steal) in picks {
-            let Some(lease) = by_key.get(key.as_str()) else { continue };
+            let Some(lease) = by_key.get(key.as_str()) else {
+                continue;
+            };
             match self.runtime.block_on(self.table.take(lease, &self.me)) {
                 Ok(Some(counter)) => {
                     let from = lease.owner.clone().unwrap_or_else(|| "nobody".into());
@@ -451,8 +466,16 @@ impl Worker<'_> {
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
-            let Some(shard) = self.shards.get_mut(&key) else { continue };
-            let plan = lane_plan(self.plan, self.spec, &shard.lease, (&self.table, &self.runtime, &self.me), &shard.held);
+            let Some(shard) = self.shards.get_mut(&key) else {
+                continue;
+            };
+            let plan = lane_plan(
+                self.plan,
+                self.spec,
+                &shard.lease,
+                (&self.table, &self.runtime, &self.me),
+                &shard.held,
+            );
             let stop = Arc::new(AtomicBool::new(false));
             let options = RunOptions {
                 progress: false,
@@ -522,7 +545,9 @@ impl Worker<'_> {
                             first_error = Some(e);
                         }
                     }
-                    Err(_) => first_error = first_error.or(Some(RunError::Thread(format!("the run of {key} panicked")))),
+                    Err(_) => {
+                        first_error = first_error.or(Some(RunError::Thread(format!("the run of {key} panicked"))))
+                    }
                 }
             }
             let lost = shard.held.lock().map(|h| h.lost).unwrap_or(true);

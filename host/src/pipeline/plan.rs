@@ -5,8 +5,8 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 
 use super::sinks::{self, SinkPlan};
-use crate::checkpoint::store::CheckpointStore;
 use super::watermark::{WatermarkSettings, is_event_time};
+use crate::checkpoint::store::CheckpointStore;
 use crate::config::{
     CheckpointConfig, Diagnostic, KinesisDecode, LimitsConfig, LoadedConfig, PluginRef, SourceConfig, TransformConfig,
 };

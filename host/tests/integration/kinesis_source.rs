@@ -17,7 +17,7 @@ use crate::kinesis_emulator::{Kinesis, ThrottleProxy, json_lines, python, tool};
 use crate::support::{dead_letters, duckdb, run, sluice};
 
 /// Lines for `devices` devices, each device's `n` continuing from `from[device]`.
-fn lines(path: &Path, devices: usize, per_device: usize, next: &mut Vec<u64>) {
+pub(crate) fn lines(path: &Path, devices: usize, per_device: usize, next: &mut Vec<u64>) {
     next.resize(devices, 1);
     let mut text = String::new();
     for _ in 0..per_device {
@@ -69,7 +69,7 @@ interval = "50ms"
 }
 
 /// Credentials for the emulator (any will do; the SDK's default chain reads these).
-fn aws_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+pub(crate) fn aws_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
     cmd.env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -83,7 +83,7 @@ fn run_to_tip(pipeline: &Path) -> String {
 }
 
 /// (device, n) of every user record the producer logged.
-fn produced(log: &Path) -> Vec<(String, i64)> {
+pub(crate) fn produced(log: &Path) -> Vec<(String, i64)> {
     let mut out: Vec<(String, i64)> = json_lines(&std::fs::read_to_string(log).expect("log"))
         .iter()
         .filter(|l| l["op"] == "put")
@@ -100,7 +100,7 @@ fn produced(log: &Path) -> Vec<(String, i64)> {
 }
 
 /// The output checked by value: every produced `(device, n)` once, and `seen == n`.
-fn assert_exactly_once_in_order(python: &Path, dir: &Path, log: &Path) {
+pub(crate) fn assert_exactly_once_in_order(python: &Path, dir: &Path, log: &Path) {
     let out = dir.join("out");
     let rows = duckdb(
         python,
@@ -128,7 +128,7 @@ fn assert_exactly_once_in_order(python: &Path, dir: &Path, log: &Path) {
     );
 }
 
-fn put(python: &Path, endpoint: &str, log: &Path, file: &Path, aggregate: Option<&str>) {
+pub(crate) fn put(python: &Path, endpoint: &str, log: &Path, file: &Path, aggregate: Option<&str>) {
     let mut args = vec![
         "--log",
         log.to_str().expect("utf-8"),

@@ -13,6 +13,7 @@ mod js_sdk;
 mod kinesis;
 mod kinesis_emulator;
 mod kinesis_source;
+mod leases;
 mod lineage;
 mod metrics;
 mod moto;

@@ -131,10 +131,22 @@ impl Moto {
     /// Run Python `code` with `s3`, a boto3 client of this server, defined; its stdout. A
     /// failure fails the test with its stderr.
     pub fn boto3(&self, code: &str) -> String {
-        let script = format!(
-            "import boto3, json\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\n{code}",
+        self.python(&format!(
+            "s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\n{code}",
             self.endpoint
-        );
+        ))
+    }
+
+    /// Run Python `code` with `ddb`, a boto3 DynamoDB client of this server, defined; its stdout.
+    pub fn dynamodb(&self, code: &str) -> String {
+        self.python(&format!(
+            "ddb = boto3.client('dynamodb', endpoint_url='{}', region_name='us-east-1')\n{code}",
+            self.endpoint
+        ))
+    }
+
+    fn python(&self, code: &str) -> String {
+        let script = format!("import boto3, json\n{code}");
         let mut cmd = Command::new(&self.python);
         cmd.args(["-c", &script]);
         for (k, v) in ENV {

@@ -93,6 +93,8 @@ fn read_leases(mut t: Table<'_, '_>, d: &mut Diags) -> Option<LeaseConfig> {
         .opt_duration(d, "failover", Duration::from_secs(1)..=Duration::from_secs(3600))
         .map_or(Duration::from_secs(10), |v| v.value);
     let max_leases = t.opt_uint(d, "max_leases", 0..=100_000).map_or(0, |v| v.value as u32);
+    let region = t.opt_str(d, "region").map(|r| r.value);
+    let endpoint_url = crate::config::s3::read_endpoint_url(&mut t, d).map(|e| e.value);
     t.finish(d);
     let table = table?;
     // DynamoDB's rule for table names.
@@ -121,6 +123,8 @@ fn read_leases(mut t: Table<'_, '_>, d: &mut Diags) -> Option<LeaseConfig> {
         worker_id: worker_id.map(|w| w.value),
         failover,
         max_leases,
+        region,
+        endpoint_url,
     })
 }
 

@@ -82,8 +82,18 @@ impl LeaseError {
     }
 }
 
-/// A DynamoDB client for the lease table: the stream's region and endpoint rules.
+/// A DynamoDB client for the lease table: the stream's region rules (the table's own
+/// `region` first), and the table's own `endpoint_url` (a stream's endpoint serves Kinesis
+/// only).
 pub async fn connect(settings: &KinesisSourceConfig) -> Result<aws_sdk_dynamodb::Client, KinesisError> {
-    let shared = super::client::shared_config(settings).await?;
+    let leases = settings.leases.as_ref();
+    let table_settings = KinesisSourceConfig {
+        region: leases
+            .and_then(|l| l.region.clone())
+            .or_else(|| settings.region.clone()),
+        endpoint_url: leases.and_then(|l| l.endpoint_url.clone()),
+        ..settings.clone()
+    };
+    let shared = super::client::shared_config(&table_settings).await?;
     Ok(aws_sdk_dynamodb::Client::new(&shared))
 }

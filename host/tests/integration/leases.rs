@@ -1,0 +1,255 @@
+//! Several instances of one pipeline sharing a stream through a KCL lease table
+//! (`[source.leases]`): kinesis-local for the stream, moto's DynamoDB for the table, the
+//! producer's log and DuckDB over the output as the oracle, boto3 to read the table.
+//!
+//! The pipeline's counter stage appends `seen`, each device's running count as sluice
+//! delivered it; the producer's `n` is the same count at the producer. Devices are partition
+//! keys, so a device lives in one shard: `seen == n` on every row proves that the counter's
+//! state moved with the shard's lease across takeovers, and that parents were read before
+//! children, besides every record being written once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::kinesis_emulator::{Kinesis, json_lines, python, tool};
+use crate::kinesis_source::{assert_exactly_once_in_order, aws_env, lines, put};
+use crate::moto::Moto;
+use crate::support::{duckdb, files_under, poll_while_running, sluice};
+
+const TABLE: &str = "sluice-leases";
+
+/// The counter pipeline reading stream `s` with leases in moto's DynamoDB.
+fn pipeline(dir: &Path, kinesis: &str, moto: &str) -> PathBuf {
+    let counter = Path::new(env!("SLUICE_PLUGIN_DIR")).join("sluice_test_counter.wasm");
+    let text = format!(
+        r#"
+[source]
+type = "kinesis"
+stream = "s"
+region = "us-east-1"
+endpoint_url = "{kinesis}"
+idle_poll = "200ms"
+[source.leases]
+table = "{TABLE}"
+failover = "3s"
+endpoint_url = "{moto}"
+[source.schema]
+device = "string"
+n = "int64"
+value = "double"
+[[transform]]
+name = "count"
+component = "{counter}"
+config = {{ key = "device" }}
+[sink]
+type = "parquet"
+path = "out"
+[dead_letter]
+path = "dead"
+[checkpoint]
+path = "cp"
+interval = "300ms"
+"#,
+        counter = counter.display()
+    );
+    let path = dir.join("leased.toml");
+    std::fs::write(&path, text).expect("pipeline");
+    path
+}
+
+/// Start an instance; its log goes to `dir/<name>.log`.
+fn spawn(pipeline: &Path, dir: &Path, name: &str) -> Child {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
+    aws_env(&mut sluice())
+        .env("RUST_LOG", "info")
+        .arg("run")
+        .arg("--no-reload")
+        .arg(pipeline)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn sluice")
+}
+
+fn terminate(child: &mut Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "an instance stopped by SIGTERM failed: {status}");
+}
+
+/// The lease table as boto3 reads it: each item's attributes with their DynamoDB types.
+fn table(moto: &Moto) -> Vec<Value> {
+    let out = moto.dynamodb(&format!(
+        "items = []\n\
+         for page in ddb.get_paginator('scan').paginate(TableName='{TABLE}', ConsistentRead=True):\n\
+         \x20   items.extend(page['Items'])\n\
+         for i in items:\n\
+         \x20   i.pop('sluiceCheckpoint', None)\n\
+         print(json.dumps(sorted(items, key=lambda i: i['leaseKey']['S'])))"
+    ));
+    serde_json::from_str(out.trim()).expect("items")
+}
+
+/// How many live (not ended) leases each owner holds.
+fn owners(moto: &Moto) -> BTreeMap<String, usize> {
+    let mut by = BTreeMap::new();
+    for item in table(moto) {
+        if item["checkpoint"]["S"] == "SHARD_END" {
+            continue;
+        }
+        let owner = item["leaseOwner"]["S"].as_str().unwrap_or("(nobody)").to_owned();
+        *by.entry(owner).or_default() += 1;
+    }
+    by
+}
+
+/// Rows in the published Parquet files.
+fn written(python: &Path, dir: &Path) -> usize {
+    if files_under(&dir.join("out"), ".parquet").is_empty() {
+        return 0;
+    }
+    let rows = duckdb(
+        python,
+        &format!(
+            "select count(*) as n from read_parquet('{}/out/**/*.parquet')",
+            dir.display()
+        ),
+    );
+    rows[0]["n"].as_u64().expect("count") as usize
+}
+
+fn put_round(python: &Path, ep: &str, dir: &Path, round: usize, per_device: usize, next: &mut Vec<u64>) {
+    let f = dir.join(format!("r{round}.jsonl"));
+    lines(&f, 16, per_device, next);
+    put(python, ep, &dir.join("put.jsonl"), &f, None);
+}
+
+fn records_put(dir: &Path) -> usize {
+    json_lines(&std::fs::read_to_string(dir.join("put.jsonl")).expect("log"))
+        .iter()
+        .filter(|l| l["op"] == "put")
+        .count()
+}
+
+/// Two instances split an 8-shard stream 4/4; one is SIGKILLed mid-stream and the other takes
+/// its shards after the failover time and finishes: every record once, each device's count
+/// carried across the takeover in the lease. The table holds KCL's attribute names and types.
+#[test]
+fn two_instances_share_eight_shards_and_a_sigkilled_ones_shards_move_exactly_once() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let Some(moto) = Moto::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let ep = &kinesis.endpoint;
+    let mut next = Vec::new();
+    tool(&python, ep, &["create", "--stream", "s", "--shards", "8"]);
+    put_round(&python, ep, d, 0, 30, &mut next);
+    let p = pipeline(d, ep, &moto.endpoint);
+    let mut a = spawn(&p, d, "a");
+    let mut b = spawn(&p, d, "b");
+
+    // Both take leases until each holds four.
+    let split = poll_while_running(&mut a, "a 4/4 split of the leases", Duration::from_millis(500), || {
+        let by = owners(&moto);
+        let counts: Vec<usize> = by.values().copied().collect();
+        if by.len() == 2 && counts == [4, 4] {
+            Ok(by)
+        } else {
+            Err(format!("{by:?}"))
+        }
+    });
+    assert!(b.try_wait().expect("b").is_none(), "b exited early");
+    let b_id = format!("-{}", b.id());
+    assert!(
+        split.keys().any(|w| w.ends_with(&b_id)),
+        "default worker ids end in the pid: {split:?}"
+    );
+
+    // More records while both run; b dies once some of them are out, with rows in flight.
+    put_round(&python, ep, d, 1, 30, &mut next);
+    let backlog = 16 * 30;
+    poll_while_running(&mut a, "rows of the second round", Duration::from_millis(200), || {
+        let n = written(&python, d);
+        if n > backlog { Ok(()) } else { Err(format!("{n} rows")) }
+    });
+    b.kill().expect("SIGKILL b");
+    b.wait().ok();
+    put_round(&python, ep, d, 2, 30, &mut next);
+
+    // a takes b's four shards once their counters stood still for the failover time.
+    let total = records_put(d);
+    poll_while_running(&mut a, "every record written", Duration::from_millis(500), || {
+        let n = written(&python, d);
+        if n >= total {
+            Ok(())
+        } else {
+            Err(format!("{n} of {total} rows; leases {:?}", owners(&moto)))
+        }
+    });
+    let by = owners(&moto);
+    assert_eq!(
+        by.values().copied().collect::<Vec<_>>(),
+        [8],
+        "a holds every lease: {by:?}"
+    );
+    terminate(&mut a);
+    assert_exactly_once_in_order(&python, d, &d.join("put.jsonl"));
+
+    // KCL's attribute names and types, read back with boto3; a stopped instance gave its
+    // leases up (no owner), so another takes them at once.
+    let items = table(&moto);
+    assert_eq!(items.len(), 8, "{items:?}");
+    for item in &items {
+        for (name, ty) in [
+            ("leaseKey", "S"),
+            ("leaseCounter", "N"),
+            ("checkpoint", "S"),
+            ("checkpointSubSequenceNumber", "N"),
+            ("ownerSwitchesSinceCheckpoint", "N"),
+        ] {
+            assert!(item[name][ty].is_string(), "{name} is not {ty}: {item}");
+        }
+        assert!(item.get("leaseOwner").is_none(), "released on SIGTERM: {item}");
+        let checkpoint = item["checkpoint"]["S"].as_str().expect("checkpoint");
+        assert!(
+            checkpoint.len() > 20 && checkpoint.bytes().all(|c| c.is_ascii_digit()),
+            "a shard's checkpoint is its last sequence number: {item}"
+        );
+    }
+    // The checkpoint is the last record of the shard the producer put.
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    for l in json_lines(&std::fs::read_to_string(d.join("put.jsonl")).expect("log")) {
+        if l["op"] == "put" {
+            let (shard, seq) = (
+                l["shard"].as_str().expect("shard"),
+                l["sequence"].as_str().expect("seq"),
+            );
+            let e = last.entry(shard.to_owned()).or_default();
+            if (seq.len(), seq) > (e.len(), e.as_str()) {
+                *e = seq.to_owned();
+            }
+        }
+    }
+    for item in &items {
+        let shard = item["leaseKey"]["S"].as_str().expect("key");
+        assert_eq!(
+            item["checkpoint"]["S"].as_str(),
+            last.get(shard).map(String::as_str),
+            "{shard}"
+        );
+    }
+    let moved = items
+        .iter()
+        .filter(|i| i["ownerSwitchesSinceCheckpoint"]["N"] != "0")
+        .count();
+    assert_eq!(moved, 0, "a checkpoint resets the owner switches");
+}
