@@ -253,3 +253,140 @@ fn two_instances_share_eight_shards_and_a_sigkilled_ones_shards_move_exactly_onc
         .count();
     assert_eq!(moved, 0, "a checkpoint resets the owner switches");
 }
+
+/// Sort key of a decimal sequence number.
+fn seq_key(s: &str) -> (usize, &str) {
+    (s.len(), s)
+}
+
+/// The producer's records: (device, n, shard, sequence).
+fn put_records(dir: &Path) -> Vec<(String, i64, String, String)> {
+    json_lines(&std::fs::read_to_string(dir.join("put.jsonl")).expect("log"))
+        .iter()
+        .filter(|l| l["op"] == "put")
+        .map(|l| {
+            let row: Value = serde_json::from_str(l["data"].as_str().expect("data")).expect("json");
+            (
+                row["device"].as_str().expect("device").to_owned(),
+                row["n"].as_i64().expect("n"),
+                l["shard"].as_str().expect("shard").to_owned(),
+                l["sequence"].as_str().expect("sequence").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A lease table pre-filled as KCL writes it — a worker that stopped renewing, each shard
+/// checkpointed at its fifth record — is taken over from those checkpoints; a second and a
+/// third instance then steal one lease at a time toward 4/4 and 3/3/2. Every record after
+/// the checkpoints is written once; each device's count goes on across every move.
+#[test]
+fn a_kcl_table_is_taken_over_and_a_third_instance_steals_toward_three_three_two() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let Some(moto) = Moto::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let ep = &kinesis.endpoint;
+    let mut next = Vec::new();
+    tool(&python, ep, &["create", "--stream", "s", "--shards", "8"]);
+    put_round(&python, ep, d, 0, 10, &mut next);
+
+    // KCL's table: its attribute names and types, an owner whose counter never moves again.
+    let mut by_shard: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, _, shard, seq) in put_records(d) {
+        by_shard.entry(shard).or_default().push(seq);
+    }
+    assert_eq!(by_shard.len(), 8, "16 devices reach every shard");
+    let mut checkpoints = BTreeMap::new();
+    for (shard, seqs) in &mut by_shard {
+        seqs.sort_by(|a, b| seq_key(a).cmp(&seq_key(b)));
+        checkpoints.insert(shard.clone(), seqs[seqs.len().min(5) - 1].clone());
+    }
+    let items: Vec<String> = checkpoints
+        .iter()
+        .map(|(shard, seq)| {
+            format!(
+                "{{'leaseKey': {{'S': '{shard}'}}, 'leaseOwner': {{'S': 'kcl-worker-1'}}, \
+                 'leaseCounter': {{'N': '17'}}, 'checkpoint': {{'S': '{seq}'}}, \
+                 'checkpointSubSequenceNumber': {{'N': '0'}}, 'ownerSwitchesSinceCheckpoint': {{'N': '0'}}}}"
+            )
+        })
+        .collect();
+    moto.dynamodb(&format!(
+        "ddb.create_table(TableName='{TABLE}', BillingMode='PAY_PER_REQUEST',\n\
+         \x20   KeySchema=[{{'AttributeName': 'leaseKey', 'KeyType': 'HASH'}}],\n\
+         \x20   AttributeDefinitions=[{{'AttributeName': 'leaseKey', 'AttributeType': 'S'}}])\n\
+         for item in [{}]:\n\
+         \x20   ddb.put_item(TableName='{TABLE}', Item=item)",
+        items.join(", ")
+    ));
+
+    let p = pipeline(d, ep, &moto.endpoint);
+    let mut a = spawn(&p, d, "a");
+    let counts = |moto: &Moto| {
+        let mut c: Vec<usize> = owners(moto).into_values().collect();
+        c.sort_unstable();
+        c
+    };
+    poll_while_running(&mut a, "a holding every lease", Duration::from_millis(500), || {
+        let by = owners(&moto);
+        if by.len() == 1 && !by.contains_key("kcl-worker-1") { Ok(()) } else { Err(format!("{by:?}")) }
+    });
+    let mut b = spawn(&p, d, "b");
+    put_round(&python, ep, d, 1, 10, &mut next);
+    poll_while_running(&mut b, "a 4/4 split", Duration::from_millis(500), || {
+        let c = counts(&moto);
+        if c == [4, 4] { Ok(()) } else { Err(format!("{:?}", owners(&moto))) }
+    });
+    let mut c = spawn(&p, d, "c");
+    put_round(&python, ep, d, 2, 10, &mut next);
+    poll_while_running(&mut c, "a 3/3/2 split", Duration::from_millis(500), || {
+        let n = counts(&moto);
+        if n == [2, 3, 3] { Ok(()) } else { Err(format!("{:?}", owners(&moto))) }
+    });
+    put_round(&python, ep, d, 3, 10, &mut next);
+
+    // What KCL had not checkpointed, and how many records of each device it had.
+    let records = put_records(d);
+    let mut skipped: BTreeMap<String, i64> = BTreeMap::new();
+    let mut want = Vec::new();
+    for (device, n, shard, seq) in &records {
+        if seq_key(seq) <= seq_key(&checkpoints[shard]) {
+            *skipped.entry(device.clone()).or_default() += 1;
+        } else {
+            want.push((device.clone(), *n));
+        }
+    }
+    want.sort();
+    poll_while_running(&mut a, "every record after the checkpoints", Duration::from_millis(500), || {
+        let n = written(&python, d);
+        if n >= want.len() { Ok(()) } else { Err(format!("{n} of {} rows; leases {:?}", want.len(), owners(&moto))) }
+    });
+    assert_eq!(counts(&moto), [2, 3, 3], "the split holds: {:?}", owners(&moto));
+    for child in [&mut a, &mut b, &mut c] {
+        terminate(child);
+    }
+    let rows = duckdb(
+        &python,
+        &format!(
+            "select device, n, seen from read_parquet('{}/out/**/*.parquet') order by device, n",
+            d.display()
+        ),
+    );
+    let got: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (r["device"].as_str().expect("device").to_owned(), r["n"].as_i64().expect("n")))
+        .collect();
+    assert_eq!(got.len(), want.len(), "rows written vs records after KCL's checkpoints");
+    assert_eq!(got, want, "every record after the checkpoints, once");
+    let wrong: Vec<_> = rows
+        .iter()
+        .filter(|r| {
+            let device = r["device"].as_str().expect("device");
+            r["seen"].as_i64() != Some(r["n"].as_i64().expect("n") - skipped.get(device).copied().unwrap_or(0))
+        })
+        .take(5)
+        .collect();
+    assert!(wrong.is_empty(), "a device's count did not go on across a move: {wrong:?}");
+}

@@ -32,9 +32,8 @@ pub(in crate::config) fn read_kinesis_source(t: &mut Table<'_, '_>, d: &mut Diag
     let idle_poll = t
         .opt_duration(d, "idle_poll", Duration::from_millis(200)..=Duration::from_secs(300))
         .map_or(Duration::from_secs(1), |v| v.value);
-    let end_caught_up = t
-        .opt_choice(d, "end", &["never", "caught_up"])
-        .is_some_and(|e| e.value == "caught_up");
+    let end = t.opt_choice(d, "end", &["never", "caught_up"]);
+    let end_caught_up = end.as_ref().is_some_and(|e| e.value == "caught_up");
     let schema = match (t.opt_table(d, "schema"), decode) {
         (Some(s), KinesisDecode::Json) => read_schema(&s, d),
         (Some(s), _) => {
@@ -56,10 +55,10 @@ pub(in crate::config) fn read_kinesis_source(t: &mut Table<'_, '_>, d: &mut Diag
         (None, _) => None,
     };
     let leases = t.opt_table(d, "leases").and_then(|l| read_leases(l, d));
-    if let (Some(_), true) = (&leases, end_caught_up) {
+    if let (Some(_), Some(end)) = (&leases, end.filter(|e| e.value == "caught_up")) {
         d.push(
-            t.span(),
-            &t.child_key("end"),
+            end.span,
+            &end.key,
             "`end = \"caught_up\"` cannot be combined with [source.leases]: instances sharing a stream run until stopped",
         );
         return None;
