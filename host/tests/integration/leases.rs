@@ -390,3 +390,55 @@ fn a_kcl_table_is_taken_over_and_a_third_instance_steals_toward_three_three_two(
         .collect();
     assert!(wrong.is_empty(), "a device's count did not go on across a move: {wrong:?}");
 }
+
+/// Two shards split while two instances read the stream: each child is read only after its
+/// parent's end, by whichever instance takes it, starting from the parent's state: every
+/// record once and every device's count unbroken (parents before children across instances).
+#[test]
+fn shards_split_while_two_instances_read_parents_before_children_with_the_parents_state() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let Some(moto) = Moto::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let ep = &kinesis.endpoint;
+    let mut next = Vec::new();
+    tool(&python, ep, &["create", "--stream", "s", "--shards", "4"]);
+    put_round(&python, ep, d, 0, 20, &mut next);
+    let p = pipeline(d, ep, &moto.endpoint);
+    let mut a = spawn(&p, d, "a");
+    let mut b = spawn(&p, d, "b");
+    poll_while_running(&mut a, "a 2/2 split", Duration::from_millis(500), || {
+        let c: Vec<usize> = owners(&moto).into_values().collect();
+        if c == [2, 2] { Ok(()) } else { Err(format!("{:?}", owners(&moto))) }
+    });
+    put_round(&python, ep, d, 1, 20, &mut next);
+    for shard in ["shardId-000000000000", "shardId-000000000001"] {
+        tool(&python, ep, &["split", "--stream", "s", "--shard", shard]);
+    }
+    put_round(&python, ep, d, 2, 20, &mut next);
+    let total = records_put(d);
+    poll_while_running(&mut a, "every record written", Duration::from_millis(500), || {
+        let n = written(&python, d);
+        if n >= total { Ok(()) } else { Err(format!("{n} of {total} rows; leases {:?}", owners(&moto))) }
+    });
+    assert!(b.try_wait().expect("b").is_none(), "b exited early");
+    // Six live leases (two open parents, four children) over two instances.
+    let c: Vec<usize> = owners(&moto).into_values().collect();
+    assert_eq!(c.iter().sum::<usize>(), 6, "{:?}", owners(&moto));
+    terminate(&mut a);
+    terminate(&mut b);
+    assert_exactly_once_in_order(&python, d, &d.join("put.jsonl"));
+    let ended: Vec<String> = table(&moto)
+        .iter()
+        .filter(|i| i["checkpoint"]["S"] == "SHARD_END")
+        .map(|i| i["leaseKey"]["S"].as_str().expect("key").to_owned())
+        .collect();
+    assert_eq!(ended, ["shardId-000000000000", "shardId-000000000001"]);
+    let children: Vec<Value> = table(&moto)
+        .into_iter()
+        .filter(|i| i.get("parentShardId").is_some())
+        .collect();
+    assert_eq!(children.len(), 4, "each split made two children, with their parent: {children:?}");
+    assert!(children.iter().all(|c| c["parentShardId"]["SS"].is_array()));
+}

@@ -43,6 +43,8 @@ pub struct LeaseStore {
     shard: String,
     me: String,
     held: HeldLease,
+    /// What a child shard starts from before its own first checkpoint: its parents' state.
+    inherited: Option<Vec<u8>>,
 }
 
 impl LeaseStore {
@@ -60,7 +62,15 @@ impl LeaseStore {
             shard: shard.into(),
             me: me.into(),
             held,
+            inherited: None,
         }
+    }
+
+    /// A child shard's store: until the shard's own first checkpoint, `latest` is `checkpoint`
+    /// (its parents' state, see `pipeline::leased`).
+    pub fn inheriting(mut self, checkpoint: Option<Vec<u8>>) -> Self {
+        self.inherited = checkpoint;
+        self
     }
 
     fn remote(&self, action: &'static str, e: LeaseError) -> StoreError {
@@ -111,7 +121,7 @@ impl CheckpointStore for LeaseStore {
             .runtime
             .block_on(self.table.get(&self.shard))
             .map_err(|e| self.remote("reading", e))?;
-        let Some(bytes) = lease.and_then(|l| l.sluice) else {
+        let Some(bytes) = lease.and_then(|l| l.sluice).or_else(|| self.inherited.clone()) else {
             return Ok(None);
         };
         let checkpoint = Checkpoint::from_bytes(&bytes).map_err(|message| StoreError::Remote {
