@@ -442,3 +442,107 @@ fn shards_split_while_two_instances_read_parents_before_children_with_the_parent
     assert_eq!(children.len(), 4, "each split made two children, with their parent: {children:?}");
     assert!(children.iter().all(|c| c["parentShardId"]["SS"].is_array()));
 }
+
+/// Scenario 3 on two instances: ticks keyed by ticker, the 1-minute window per ticker. One
+/// instance is SIGKILLed halfway; the other takes its shards with their open windows. Every
+/// window written equals DuckDB's `time_bucket` over the input, none twice, and every window
+/// the watermark has closed is there.
+#[test]
+fn scenario_3_windows_per_ticker_equal_duckdb_across_a_takeover() {
+    let Some(python) = python() else { return };
+    let Some(kinesis) = Kinesis::start() else { return };
+    let Some(moto) = Moto::start() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let input = d.join("ticks.ndjson");
+    let made = Command::new(&python)
+        .arg(crate::support::workspace().join("scripts/gen_ticks.py"))
+        .arg(&input)
+        .args(["--seconds", "600", "--rate", "10", "--seed", "17"])
+        .status()
+        .expect("gen_ticks");
+    assert!(made.success());
+    let text = std::fs::read_to_string(&input).expect("ticks");
+    let all: Vec<&str> = text.lines().collect();
+    let (first, second) = all.split_at(all.len() / 2);
+    let ep = &kinesis.endpoint;
+    tool(&python, ep, &["create", "--stream", "ticks", "--shards", "4"]);
+    let log = d.join("put.jsonl");
+    let put_half = |name: &str, lines: &[&str]| {
+        let f = d.join(name);
+        std::fs::write(&f, lines.join("\n") + "\n").expect("half");
+        let args = ["--log", log.to_str().expect("utf-8"), "put", "--stream", "ticks", "--jsonl"];
+        let mut args: Vec<&str> = args.to_vec();
+        let f = f.to_str().expect("utf-8").to_owned();
+        args.extend([f.as_str(), "--key-field", "ticker"]);
+        tool(&python, ep, &args);
+    };
+    put_half("first.ndjson", first);
+    let example = std::fs::read_to_string(crate::support::workspace().join("pipelines/kinesis-ticks.toml")).expect("example");
+    let example = example
+        .replace(
+            "region = \"us-east-1\"",
+            &format!("region = \"us-east-1\"\nendpoint_url = \"{ep}\"\nidle_poll = \"200ms\""),
+        )
+        .replace("../out/kinesis-ticks", "out")
+        .replace(
+            "[source.schema]",
+            &format!(
+                "[source.leases]\ntable = \"{TABLE}\"\nfailover = \"3s\"\nendpoint_url = \"{}\"\n\n[source.schema]",
+                moto.endpoint
+            ),
+        )
+        + "\n[checkpoint]\npath = \"cp\"\ninterval = \"300ms\"\n";
+    let p = d.join("ticks.toml");
+    std::fs::write(&p, example).expect("pipeline");
+    let mut a = spawn(&p, d, "a");
+    let mut b = spawn(&p, d, "b");
+    poll_while_running(&mut a, "both instances holding leases", Duration::from_millis(500), || {
+        let by = owners(&moto);
+        if by.len() == 2 && !by.contains_key("(nobody)") { Ok(()) } else { Err(format!("{by:?}")) }
+    });
+    // b dies with windows open and output not yet committed.
+    poll_while_running(&mut b, "windows written", Duration::from_millis(200), || {
+        let n = files_under(&d.join("out"), ".parquet").len();
+        if n > 0 { Ok(()) } else { Err("no window yet".into()) }
+    });
+    b.kill().expect("SIGKILL b");
+    b.wait().ok();
+    put_half("second.ndjson", second);
+
+    // Windows the watermark closes: all but the input's last few seconds of each shard.
+    let want = duckdb(&python, &crate::windows::EXPECTED.replace("{input}", &input.display().to_string()));
+    let last = want.iter().filter_map(|r| r["w"].as_str()).max().expect("windows").to_owned();
+    let closed = want.iter().filter(|r| r["w"].as_str() < Some(last.as_str())).count();
+    let read_windows = || {
+        if files_under(&d.join("out"), ".parquet").is_empty() {
+            return Vec::new();
+        }
+        duckdb(&python, &crate::windows::WINDOWS.replace("{out}", &d.join("out").display().to_string()))
+    };
+    poll_while_running(&mut a, "every closed window", Duration::from_millis(500), || {
+        let n = read_windows().len();
+        if n >= closed { Ok(()) } else { Err(format!("{n} of {closed} windows; leases {:?}", owners(&moto))) }
+    });
+    terminate(&mut a);
+    let got = read_windows();
+    let want_by: BTreeMap<(String, String), &serde_json::Map<String, Value>> = want
+        .iter()
+        .map(|r| ((r["ticker"].as_str().expect("t").to_owned(), r["w"].as_str().expect("w").to_owned()), r))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for g in &got {
+        let key = (g["ticker"].as_str().expect("t").to_owned(), g["w"].as_str().expect("w").to_owned());
+        assert!(seen.insert(key.clone()), "window {key:?} written twice");
+        let w = want_by.get(&key).unwrap_or_else(|| panic!("window {key:?} is not in the input"));
+        assert_eq!(g["ticks"], w["ticks"], "{key:?}");
+        let (x, y) = (g["avg_price"].as_f64().expect("avg"), w["avg_price"].as_f64().expect("avg"));
+        assert!((x - y).abs() <= 1e-9 * y.abs(), "{g:?} vs {w:?}");
+    }
+    let missing: Vec<_> = want_by
+        .keys()
+        .filter(|k| k.1 < last && !seen.contains(*k))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "closed windows missing: {missing:?}");
+}

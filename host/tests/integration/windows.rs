@@ -53,8 +53,8 @@ interval = "{interval}"
     path
 }
 
-const WINDOWS: &str = "select ticker, strftime(window_start, '%H:%M') as w, avg_price, ticks from read_parquet('{out}/**/*.parquet') order by 1, 2";
-const EXPECTED: &str = "select ticker, strftime(time_bucket(interval '1 minute', event_time::timestamp), '%H:%M') as w, avg(price) as avg_price, count(*) as ticks from read_json('{input}', format = 'newline_delimited') group by all order by 1, 2";
+pub(crate) const WINDOWS: &str = "select ticker, strftime(window_start, '%H:%M') as w, avg_price, ticks from read_parquet('{out}/**/*.parquet') order by 1, 2";
+pub(crate) const EXPECTED: &str = "select ticker, strftime(time_bucket(interval '1 minute', event_time::timestamp), '%H:%M') as w, avg(price) as avg_price, count(*) as ticks from read_json('{input}', format = 'newline_delimited') group by all order by 1, 2";
 
 pub(crate) fn compare(python: &Path, out: &Path, input: &Path) -> usize {
     let got = duckdb(python, &WINDOWS.replace("{out}", &out.display().to_string()));
