@@ -35,12 +35,12 @@ use std::time::{Duration, Instant};
 
 use super::outcome::{RunError, RunOptions, RunSummary};
 use super::plan::{Lane, Plan};
+use super::reload::status::{LeaseStatus, Server, SharedStatus, socket_path, update};
 use super::sinks;
 use crate::checkpoint::{Checkpoint, SourcePosition, Totals, WatermarkState};
-use crate::sink::recover::recover;
-use super::reload::status::{LeaseStatus, Server, SharedStatus, socket_path, update};
 use crate::config::LeaseConfig;
 use crate::sink::dead_letter::DeadLetterSummary;
+use crate::sink::recover::recover;
 use crate::source::SourceError;
 use crate::source::kinesis::lease::balance::{self, Rules, Watch};
 use crate::source::kinesis::lease::item::Lease;
@@ -523,7 +523,9 @@ impl Worker<'_> {
         let mut parents = Vec::new();
         for parent in &lease.parents {
             let found = retry(&self.runtime, &self.stop, || self.table.get(parent)).map_err(lease_err)?;
-            let Some(bytes) = found.and_then(|l| l.sluice) else { continue };
+            let Some(bytes) = found.and_then(|l| l.sluice) else {
+                continue;
+            };
             let checkpoint = Checkpoint::from_bytes(&bytes).map_err(|m| refuse(format!("parent {parent}: {m}")))?;
             self.settle(parent, &checkpoint)?;
             parents.push((parent.clone(), checkpoint));
@@ -580,7 +582,9 @@ impl Worker<'_> {
                     }
                     None => child.watermarks.push(WatermarkState {
                         stage: w.stage.clone(),
-                        partitions: latest.map(|t| BTreeMap::from([(lease.key.clone(), t)])).unwrap_or_default(),
+                        partitions: latest
+                            .map(|t| BTreeMap::from([(lease.key.clone(), t)]))
+                            .unwrap_or_default(),
                         watermark: w.watermark,
                     }),
                 }
@@ -640,6 +644,7 @@ impl Worker<'_> {
             .iter()
             .map(|(k, s)| (k.clone(), matches!(s.run, Run::Running { .. })))
             .collect();
+        crate::telemetry::meters::leases_held(&self.plan.name, self.shards.len());
         update(&self.status, |s| {
             s.lag = lag;
             s.leases = Some(LeaseStatus {

@@ -79,6 +79,10 @@ pub mod name {
     pub const RELOADS: &str = "sluice_reloads_total";
     /// Gauge, 1 for the last refused reload's `reason` (0 for the ones before it).
     pub const RELOAD_LAST_REFUSED: &str = "sluice_reload_last_refused_info";
+    /// Counter: DynamoDB calls to the lease table, by `call`.
+    pub const LEASE_CALLS: &str = "sluice_lease_calls_total";
+    /// Gauge: leases this worker holds.
+    pub const LEASES_HELD: &str = "sluice_leases_held";
 }
 
 /// Give every metric its help text and unit (once, when the exporter is installed).
@@ -144,6 +148,12 @@ pub fn describe() {
         Unit::Count,
         "Reloads of the pipeline file or its components, by outcome."
     );
+    describe_counter!(
+        LEASE_CALLS,
+        Unit::Count,
+        "DynamoDB calls to the lease table ([source.leases]), by call."
+    );
+    metrics::describe_gauge!(LEASES_HELD, Unit::Count, "Shard leases this worker holds.");
     let gauges: [(&str, Unit, &str); 10] = [
         (
             SOURCE_IN_FLIGHT,
@@ -534,4 +544,14 @@ pub fn reload_refused(pipeline: &str, reason: &str, previous: Option<&str>) {
 /// A reason as a label value: its first line, at most 200 characters.
 fn short(reason: &str) -> String {
     reason.lines().next().unwrap_or_default().chars().take(200).collect()
+}
+
+/// A call to lease table `table`.
+pub fn lease_call(table: &str, call: &'static str) {
+    counter!(name::LEASE_CALLS, "table" => table.to_owned(), "call" => call).increment(1);
+}
+
+/// This worker holds `count` leases of `pipeline`.
+pub fn leases_held(pipeline: &str, count: usize) {
+    gauge!(name::LEASES_HELD, "pipeline" => pipeline.to_owned()).set(count as f64);
 }

@@ -331,19 +331,31 @@ fn a_kcl_table_is_taken_over_and_a_third_instance_steals_toward_three_three_two(
     };
     poll_while_running(&mut a, "a holding every lease", Duration::from_millis(500), || {
         let by = owners(&moto);
-        if by.len() == 1 && !by.contains_key("kcl-worker-1") { Ok(()) } else { Err(format!("{by:?}")) }
+        if by.len() == 1 && !by.contains_key("kcl-worker-1") {
+            Ok(())
+        } else {
+            Err(format!("{by:?}"))
+        }
     });
     let mut b = spawn(&p, d, "b");
     put_round(&python, ep, d, 1, 10, &mut next);
     poll_while_running(&mut b, "a 4/4 split", Duration::from_millis(500), || {
         let c = counts(&moto);
-        if c == [4, 4] { Ok(()) } else { Err(format!("{:?}", owners(&moto))) }
+        if c == [4, 4] {
+            Ok(())
+        } else {
+            Err(format!("{:?}", owners(&moto)))
+        }
     });
     let mut c = spawn(&p, d, "c");
     put_round(&python, ep, d, 2, 10, &mut next);
     poll_while_running(&mut c, "a 3/3/2 split", Duration::from_millis(500), || {
         let n = counts(&moto);
-        if n == [2, 3, 3] { Ok(()) } else { Err(format!("{:?}", owners(&moto))) }
+        if n == [2, 3, 3] {
+            Ok(())
+        } else {
+            Err(format!("{:?}", owners(&moto)))
+        }
     });
     put_round(&python, ep, d, 3, 10, &mut next);
 
@@ -359,10 +371,19 @@ fn a_kcl_table_is_taken_over_and_a_third_instance_steals_toward_three_three_two(
         }
     }
     want.sort();
-    poll_while_running(&mut a, "every record after the checkpoints", Duration::from_millis(500), || {
-        let n = written(&python, d);
-        if n >= want.len() { Ok(()) } else { Err(format!("{n} of {} rows; leases {:?}", want.len(), owners(&moto))) }
-    });
+    poll_while_running(
+        &mut a,
+        "every record after the checkpoints",
+        Duration::from_millis(500),
+        || {
+            let n = written(&python, d);
+            if n >= want.len() {
+                Ok(())
+            } else {
+                Err(format!("{n} of {} rows; leases {:?}", want.len(), owners(&moto)))
+            }
+        },
+    );
     assert_eq!(counts(&moto), [2, 3, 3], "the split holds: {:?}", owners(&moto));
     for child in [&mut a, &mut b, &mut c] {
         terminate(child);
@@ -376,7 +397,12 @@ fn a_kcl_table_is_taken_over_and_a_third_instance_steals_toward_three_three_two(
     );
     let got: Vec<(String, i64)> = rows
         .iter()
-        .map(|r| (r["device"].as_str().expect("device").to_owned(), r["n"].as_i64().expect("n")))
+        .map(|r| {
+            (
+                r["device"].as_str().expect("device").to_owned(),
+                r["n"].as_i64().expect("n"),
+            )
+        })
         .collect();
     assert_eq!(got.len(), want.len(), "rows written vs records after KCL's checkpoints");
     assert_eq!(got, want, "every record after the checkpoints, once");
@@ -388,7 +414,10 @@ fn a_kcl_table_is_taken_over_and_a_third_instance_steals_toward_three_three_two(
         })
         .take(5)
         .collect();
-    assert!(wrong.is_empty(), "a device's count did not go on across a move: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "a device's count did not go on across a move: {wrong:?}"
+    );
 }
 
 /// Two shards split while two instances read the stream: each child is read only after its
@@ -410,7 +439,11 @@ fn shards_split_while_two_instances_read_parents_before_children_with_the_parent
     let mut b = spawn(&p, d, "b");
     poll_while_running(&mut a, "a 2/2 split", Duration::from_millis(500), || {
         let c: Vec<usize> = owners(&moto).into_values().collect();
-        if c == [2, 2] { Ok(()) } else { Err(format!("{:?}", owners(&moto))) }
+        if c == [2, 2] {
+            Ok(())
+        } else {
+            Err(format!("{:?}", owners(&moto)))
+        }
     });
     put_round(&python, ep, d, 1, 20, &mut next);
     for shard in ["shardId-000000000000", "shardId-000000000001"] {
@@ -420,7 +453,11 @@ fn shards_split_while_two_instances_read_parents_before_children_with_the_parent
     let total = records_put(d);
     poll_while_running(&mut a, "every record written", Duration::from_millis(500), || {
         let n = written(&python, d);
-        if n >= total { Ok(()) } else { Err(format!("{n} of {total} rows; leases {:?}", owners(&moto))) }
+        if n >= total {
+            Ok(())
+        } else {
+            Err(format!("{n} of {total} rows; leases {:?}", owners(&moto)))
+        }
     });
     assert!(b.try_wait().expect("b").is_none(), "b exited early");
     // Six live leases (two open parents, four children) over two instances.
@@ -439,7 +476,11 @@ fn shards_split_while_two_instances_read_parents_before_children_with_the_parent
         .into_iter()
         .filter(|i| i.get("parentShardId").is_some())
         .collect();
-    assert_eq!(children.len(), 4, "each split made two children, with their parent: {children:?}");
+    assert_eq!(
+        children.len(),
+        4,
+        "each split made two children, with their parent: {children:?}"
+    );
     assert!(children.iter().all(|c| c["parentShardId"]["SS"].is_array()));
 }
 
@@ -471,14 +512,22 @@ fn scenario_3_windows_per_ticker_equal_duckdb_across_a_takeover() {
     let put_half = |name: &str, lines: &[&str]| {
         let f = d.join(name);
         std::fs::write(&f, lines.join("\n") + "\n").expect("half");
-        let args = ["--log", log.to_str().expect("utf-8"), "put", "--stream", "ticks", "--jsonl"];
+        let args = [
+            "--log",
+            log.to_str().expect("utf-8"),
+            "put",
+            "--stream",
+            "ticks",
+            "--jsonl",
+        ];
         let mut args: Vec<&str> = args.to_vec();
         let f = f.to_str().expect("utf-8").to_owned();
         args.extend([f.as_str(), "--key-field", "ticker"]);
         tool(&python, ep, &args);
     };
     put_half("first.ndjson", first);
-    let example = std::fs::read_to_string(crate::support::workspace().join("pipelines/kinesis-ticks.toml")).expect("example");
+    let example =
+        std::fs::read_to_string(crate::support::workspace().join("pipelines/kinesis-ticks.toml")).expect("example");
     let example = example
         .replace(
             "region = \"us-east-1\"",
@@ -497,10 +546,19 @@ fn scenario_3_windows_per_ticker_equal_duckdb_across_a_takeover() {
     std::fs::write(&p, example).expect("pipeline");
     let mut a = spawn(&p, d, "a");
     let mut b = spawn(&p, d, "b");
-    poll_while_running(&mut a, "both instances holding leases", Duration::from_millis(500), || {
-        let by = owners(&moto);
-        if by.len() == 2 && !by.contains_key("(nobody)") { Ok(()) } else { Err(format!("{by:?}")) }
-    });
+    poll_while_running(
+        &mut a,
+        "both instances holding leases",
+        Duration::from_millis(500),
+        || {
+            let by = owners(&moto);
+            if by.len() == 2 && !by.contains_key("(nobody)") {
+                Ok(())
+            } else {
+                Err(format!("{by:?}"))
+            }
+        },
+    );
     // b dies with windows open and output not yet committed.
     poll_while_running(&mut b, "windows written", Duration::from_millis(200), || {
         let n = files_under(&d.join("out"), ".parquet").len();
@@ -511,32 +569,63 @@ fn scenario_3_windows_per_ticker_equal_duckdb_across_a_takeover() {
     put_half("second.ndjson", second);
 
     // Windows the watermark closes: all but the input's last few seconds of each shard.
-    let want = duckdb(&python, &crate::windows::EXPECTED.replace("{input}", &input.display().to_string()));
-    let last = want.iter().filter_map(|r| r["w"].as_str()).max().expect("windows").to_owned();
+    let want = duckdb(
+        &python,
+        &crate::windows::EXPECTED.replace("{input}", &input.display().to_string()),
+    );
+    let last = want
+        .iter()
+        .filter_map(|r| r["w"].as_str())
+        .max()
+        .expect("windows")
+        .to_owned();
     let closed = want.iter().filter(|r| r["w"].as_str() < Some(last.as_str())).count();
     let read_windows = || {
         if files_under(&d.join("out"), ".parquet").is_empty() {
             return Vec::new();
         }
-        duckdb(&python, &crate::windows::WINDOWS.replace("{out}", &d.join("out").display().to_string()))
+        duckdb(
+            &python,
+            &crate::windows::WINDOWS.replace("{out}", &d.join("out").display().to_string()),
+        )
     };
     poll_while_running(&mut a, "every closed window", Duration::from_millis(500), || {
         let n = read_windows().len();
-        if n >= closed { Ok(()) } else { Err(format!("{n} of {closed} windows; leases {:?}", owners(&moto))) }
+        if n >= closed {
+            Ok(())
+        } else {
+            Err(format!("{n} of {closed} windows; leases {:?}", owners(&moto)))
+        }
     });
     terminate(&mut a);
     let got = read_windows();
     let want_by: BTreeMap<(String, String), &serde_json::Map<String, Value>> = want
         .iter()
-        .map(|r| ((r["ticker"].as_str().expect("t").to_owned(), r["w"].as_str().expect("w").to_owned()), r))
+        .map(|r| {
+            (
+                (
+                    r["ticker"].as_str().expect("t").to_owned(),
+                    r["w"].as_str().expect("w").to_owned(),
+                ),
+                r,
+            )
+        })
         .collect();
     let mut seen = std::collections::BTreeSet::new();
     for g in &got {
-        let key = (g["ticker"].as_str().expect("t").to_owned(), g["w"].as_str().expect("w").to_owned());
+        let key = (
+            g["ticker"].as_str().expect("t").to_owned(),
+            g["w"].as_str().expect("w").to_owned(),
+        );
         assert!(seen.insert(key.clone()), "window {key:?} written twice");
-        let w = want_by.get(&key).unwrap_or_else(|| panic!("window {key:?} is not in the input"));
+        let w = want_by
+            .get(&key)
+            .unwrap_or_else(|| panic!("window {key:?} is not in the input"));
         assert_eq!(g["ticks"], w["ticks"], "{key:?}");
-        let (x, y) = (g["avg_price"].as_f64().expect("avg"), w["avg_price"].as_f64().expect("avg"));
+        let (x, y) = (
+            g["avg_price"].as_f64().expect("avg"),
+            w["avg_price"].as_f64().expect("avg"),
+        );
         assert!((x - y).abs() <= 1e-9 * y.abs(), "{g:?} vs {w:?}");
     }
     let missing: Vec<_> = want_by

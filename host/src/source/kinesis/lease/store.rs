@@ -45,6 +45,10 @@ pub struct LeaseStore {
     held: HeldLease,
     /// What a child shard starts from before its own first checkpoint: its parents' state.
     inherited: Option<Vec<u8>>,
+    /// The last checkpoint written, its epoch and chunk number set to 0: a quiet shard's
+    /// checkpoints that change nothing (same position, state and totals, no file to publish)
+    /// are not written again, so a shard at rest costs renewals only.
+    last: Option<Vec<u8>>,
 }
 
 impl LeaseStore {
@@ -63,6 +67,7 @@ impl LeaseStore {
             me: me.into(),
             held,
             inherited: None,
+            last: None,
         }
     }
 
@@ -159,7 +164,19 @@ impl CheckpointStore for LeaseStore {
                 ),
             });
         }
+        // A quiet stream's empty chunks move `next_seq` on without writing anything: a
+        // checkpoint that differs only in it (and its epoch) is not worth a write. After a
+        // restart the chunk numbers of those empty chunks are used again, which names no file.
+        let unchanged = checkpoint.outputs.is_empty().then(|| {
+            let mut same = checkpoint.clone();
+            same.epoch = 0;
+            same.position.next_seq = 0;
+            same.to_bytes()
+        });
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !held.lost && unchanged.is_some() && unchanged == self.last {
+            return Ok(());
+        }
         if held.lost {
             return Err(StoreError::LeaseLost {
                 shard: self.shard.clone(),
@@ -176,6 +193,7 @@ impl CheckpointStore for LeaseStore {
             Some(counter) => {
                 held.counter = counter;
                 held.proven = Instant::now();
+                self.last = unchanged;
                 Ok(())
             }
             None => {

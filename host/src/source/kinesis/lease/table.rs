@@ -48,6 +48,11 @@ impl LeaseTable {
         &self.name
     }
 
+    /// Count a call (`sluice_lease_calls_total`).
+    fn count(&self, call: &'static str) {
+        crate::telemetry::meters::lease_call(&self.name, call);
+    }
+
     fn err<E, R>(&self, call: &'static str, e: &SdkError<E, R>) -> LeaseError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -59,6 +64,7 @@ impl LeaseTable {
     /// Create the table (hash key `leaseKey`, on-demand) when it does not exist, and wait until
     /// it is active.
     pub async fn ensure(&self) -> Result<(), LeaseError> {
+        self.count("DescribeTable");
         match self.client.describe_table().table_name(&self.name).send().await {
             Ok(_) => {}
             Err(e) if e.code() == Some("ResourceNotFoundException") => {
@@ -72,6 +78,7 @@ impl LeaseTable {
                     .attribute_type(ScalarAttributeType::S)
                     .build()
                     .map_err(|e| LeaseError::Build(e.to_string()))?;
+                self.count("CreateTable");
                 let created = self
                     .client
                     .create_table()
@@ -91,6 +98,7 @@ impl LeaseTable {
             Err(e) => return Err(self.err("DescribeTable", &e)),
         }
         for _ in 0..600 {
+            self.count("DescribeTable");
             let described = self
                 .client
                 .describe_table()
@@ -112,6 +120,7 @@ impl LeaseTable {
         let mut leases = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
+            self.count("Scan");
             let out = self
                 .client
                 .scan()
@@ -138,6 +147,7 @@ impl LeaseTable {
 
     /// One lease, read consistently.
     pub async fn get(&self, key: &str) -> Result<Option<Lease>, LeaseError> {
+        self.count("GetItem");
         let out = self
             .client
             .get_item()
@@ -154,6 +164,7 @@ impl LeaseTable {
 
     /// Put a new lease unless one with its key exists; whether it was put.
     pub async fn create(&self, lease: &Lease) -> Result<bool, LeaseError> {
+        self.count("PutItem");
         let put = self
             .client
             .put_item()
@@ -175,6 +186,7 @@ impl LeaseTable {
     pub async fn take(&self, lease: &Lease, me: &str) -> Result<Option<u64>, LeaseError> {
         let next = lease.counter + 1;
         let switched = u64::from(lease.owner.as_deref() != Some(me));
+        self.count("UpdateItem");
         let update = self
             .client
             .update_item()
@@ -203,6 +215,7 @@ impl LeaseTable {
     /// ours.
     pub async fn renew(&self, key: &str, me: &str, counter: u64) -> Result<Option<u64>, LeaseError> {
         let next = counter + 1;
+        self.count("UpdateItem");
         let update = self
             .client
             .update_item()
@@ -236,6 +249,7 @@ impl LeaseTable {
         sluice: &[u8],
     ) -> Result<Option<u64>, LeaseError> {
         let next = counter + 1;
+        self.count("UpdateItem");
         let update = self
             .client
             .update_item()
@@ -268,6 +282,7 @@ impl LeaseTable {
     /// Give up a lease `me` holds at `counter` (KCL's evict: no owner), so another worker
     /// takes it at once rather than after the failover time; whether it was ours to give.
     pub async fn release(&self, key: &str, me: &str, counter: u64) -> Result<bool, LeaseError> {
+        self.count("UpdateItem");
         let update = self
             .client
             .update_item()
