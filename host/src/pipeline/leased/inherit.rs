@@ -1,0 +1,135 @@
+//! A child shard's start: its parents' state, and their last files published.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{RunError, Worker, lease_err, retry};
+use crate::checkpoint::{Checkpoint, SourcePosition, Totals, WatermarkState};
+use crate::pipeline::sinks;
+use crate::sink::recover::recover;
+use crate::source::kinesis::lease::item::Lease;
+use crate::source::kinesis::lease::store::position_of;
+
+impl Worker<'_> {
+    /// A child shard's start, before its own first checkpoint: the state its parents ended
+    /// with (their leases at `SHARD_END` hold their final checkpoints). On a split each child
+    /// starts from the parent's state: the keys that go on in it find theirs. On a merge the
+    /// child gets each parent's state, which works while at most one parent has state for a
+    /// stage; two states of one stage cannot be combined yet, and the shard is refused.
+    ///
+    /// The parents' last files are published here too, in case their owner stopped between
+    /// the final checkpoint and publishing them.
+    pub(super) fn inherit(&self, lease: &Lease) -> Result<Option<Vec<u8>>, RunError> {
+        if lease.sluice.is_some() || lease.parents.is_empty() {
+            return Ok(None);
+        }
+        let location = format!("dynamodb://{}/{}", self.table.name(), lease.key);
+        let refuse = |message: String| RunError::Checkpoint {
+            location: location.clone(),
+            message,
+        };
+        let mut parents = Vec::new();
+        for parent in &lease.parents {
+            let found = retry(&self.runtime, &self.stop, || self.table.get(parent)).map_err(lease_err)?;
+            let Some(bytes) = found.and_then(|l| l.sluice) else {
+                continue;
+            };
+            let checkpoint = Checkpoint::from_bytes(&bytes).map_err(|m| refuse(format!("parent {parent}: {m}")))?;
+            self.settle(parent, &checkpoint)?;
+            parents.push((parent.clone(), checkpoint));
+        }
+        let Some((_, first)) = parents.first() else {
+            return Ok(None);
+        };
+        let mut child = Checkpoint {
+            epoch: 0,
+            position: SourcePosition {
+                next_seq: 0,
+                partitions: BTreeMap::from([(
+                    lease.key.clone(),
+                    position_of(&lease.checkpoint, lease.sub_sequence).to_value(),
+                )]),
+                state: None,
+            },
+            finished: false,
+            stateful_stages: Vec::new(),
+            states: Vec::new(),
+            watermarks: Vec::new(),
+            outputs: Vec::new(),
+            totals: Totals::default(),
+            ..first.clone()
+        };
+        for (parent, cp) in &parents {
+            for name in &cp.stateful_stages {
+                if !child.stateful_stages.contains(name) {
+                    child.stateful_stages.push(name.clone());
+                }
+            }
+            for state in &cp.states {
+                if child.states.iter().any(|s| s.stage == state.stage) {
+                    return Err(refuse(format!(
+                        "{} merges {}, and both hold state of stage `{}`: combining two states of one stage is not supported yet, so the merged shard cannot start with the right state",
+                        lease.key,
+                        lease.parents.join(" and "),
+                        state.stage
+                    )));
+                }
+                tracing::info!(shard = %lease.key, parent = %parent, stage = %state.stage, bytes = state.data.len(), "Starting from the parent's state.");
+                child.states.push(state.clone());
+            }
+            // Event time goes on in the child from where the parents reached.
+            for w in &cp.watermarks {
+                let latest = w.partitions.values().copied().max();
+                match child.watermarks.iter_mut().find(|c| c.stage == w.stage) {
+                    Some(c) => {
+                        c.watermark = c.watermark.max(w.watermark);
+                        if let Some(t) = latest {
+                            let e = c.partitions.entry(lease.key.clone()).or_insert(t);
+                            *e = (*e).max(t);
+                        }
+                    }
+                    None => child.watermarks.push(WatermarkState {
+                        stage: w.stage.clone(),
+                        partitions: latest
+                            .map(|t| BTreeMap::from([(lease.key.clone(), t)]))
+                            .unwrap_or_default(),
+                        watermark: w.watermark,
+                    }),
+                }
+            }
+        }
+        Ok(Some(child.to_bytes()))
+    }
+
+    /// Publish the files a parent's final checkpoint lists (they may be in place already:
+    /// then nothing happens), as recovery of that shard would.
+    fn settle(&self, parent: &str, checkpoint: &Checkpoint) -> Result<(), RunError> {
+        if checkpoint.outputs.is_empty() {
+            return Ok(());
+        }
+        let p = self.plan;
+        let mut attempt = 0;
+        loop {
+            let opened = sinks::open(&p.sinks, &p.dead_letter, &p.checkpoint, false, Some(parent))?;
+            match recover(&opened.targets(), Some(checkpoint), &[]) {
+                Ok(done) => {
+                    if done.renamed > 0 {
+                        tracing::info!(shard = %parent, files = done.renamed, "Published the ended parent's last files.");
+                    }
+                    return Ok(());
+                }
+                // Its owner may be publishing the same files right now: look again.
+                Err(_) if attempt < 3 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    return Err(RunError::Checkpoint {
+                        location: format!("dynamodb://{}/{parent}", self.table.name()),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
