@@ -25,7 +25,7 @@
 //!
 //! # State
 //! Each shard's stateful stages keep their state in the shard's checkpoint: it moves with the
-//! lease. A child shard starts from its parents' final state ([`inherit`]; the README's limits
+//! lease. A child shard starts from its parents' final state (`leased::inherit`; the README's limits
 //! say where that falls short).
 
 mod inherit;
