@@ -61,10 +61,33 @@ interval = "300ms"
     path
 }
 
+/// A running instance, killed when dropped (a failing test leaves none behind).
+struct Instance(Child);
+
+impl std::ops::Deref for Instance {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Instance {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Start an instance; its log goes to `dir/<name>.log`.
-fn spawn(pipeline: &Path, dir: &Path, name: &str) -> Child {
+fn spawn(pipeline: &Path, dir: &Path, name: &str) -> Instance {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
-    aws_env(&mut sluice())
+    let child = aws_env(&mut sluice())
         .env("RUST_LOG", "info")
         .arg("run")
         .arg("--no-reload")
@@ -73,7 +96,8 @@ fn spawn(pipeline: &Path, dir: &Path, name: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .expect("spawn sluice")
+        .expect("spawn sluice");
+    Instance(child)
 }
 
 fn terminate(child: &mut Child) {
