@@ -318,9 +318,20 @@ impl FollowSource {
                 None => {}
                 Some(live) => {
                     // A copy holds the same bytes as the file it was made of, up to its end.
-                    let upto = size.min(live.metadata().map_err(|error| io(&f.path, error))?.len());
+                    let len = live.metadata().map_err(|error| io(&f.path, error))?.len();
+                    let upto = size.min(len);
                     let theirs = tail_digest(live, upto).map_err(|error| io(&f.path, error))?;
                     if tail_digest(file, upto).map_err(err)? == theirs {
+                        return Ok(Found::Copy);
+                    }
+                    // Unless that file was truncated (and written again) after this scan looked
+                    // at it: a copytruncate between the look and the listing. This is then its
+                    // copy, holding what was read, as in the case above; read as a new file, it
+                    // would be read twice. The next scan sees the truncation and goes on in it.
+                    let read = digest(&f.recent);
+                    let kept =
+                        len >= f.offset && tail_digest(live, f.offset).map_err(|error| io(&f.path, error))? == read;
+                    if !kept && (size < f.offset || tail_digest(file, f.offset).map_err(err)? == read) {
                         return Ok(Found::Copy);
                     }
                 }
@@ -409,11 +420,19 @@ impl FollowSource {
             }
             f.changed = Instant::now();
             // New bytes: first make sure they follow what was read, and that the file was not
-            // rewritten (with the same first line, and longer) since the last look.
-            if !checked && f.offset > 0 {
+            // rewritten (with the same first line, and longer) since the last look. With
+            // nothing read yet, that it still starts with the line it was found by: it may
+            // have been truncated and written again since (a copytruncate, whose copy holds
+            // its lines), which a look does not tell at offset 0.
+            if !checked {
                 checked = true;
-                let before = tail_digest(file, f.offset).map_err(|error| io(&f.path, error))?;
-                if before != digest(&f.recent) {
+                let err = |error| io(&f.path, error);
+                let same = if f.offset > 0 {
+                    tail_digest(file, f.offset).map_err(err)? == digest(&f.recent)
+                } else {
+                    first_line(file).map_err(err)?.map(|l| digest(&l)) == Some(f.head.clone())
+                };
+                if !same {
                     tracing::info!(file = %f.path.display(), read = f.offset, "A followed file was rewritten; reading it again as a new file");
                     f.lose_content(Instant::now());
                     return Ok(None);

@@ -166,6 +166,83 @@ fn copytruncate_goes_on_in_the_copy_from_where_reading_stood() {
 }
 
 #[test]
+fn a_copy_listed_after_a_truncation_the_scan_has_not_seen_yet_is_not_a_file_of_its_own() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("app.log");
+    append(&path, &lines(1, 5, "x"));
+    let mut src = source(&tmp.path().join("app.log*"));
+    let mut seen = Seen::default();
+    seen.read(&mut src, has(5));
+    // logrotate copies and truncates, and the application writes its next line, after a scan
+    // looked at app.log (so it is still followed as it was) and before that scan lists the
+    // copy: on a busy machine a scan can take that long.
+    append(&path, &lines(6, 8, "x"));
+    let copy = tmp.path().join("app.log.1");
+    std::fs::copy(&path, &copy).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    append(&path, &lines(1, 1, "after"));
+    let file = File::open(&copy).expect("open the copy");
+    let meta = file.metadata().expect("metadata");
+    let candidate = Candidate {
+        head: digest(&first_line(&file).expect("read").expect("a first line")),
+        path: copy,
+        inode: (meta.dev(), meta.ino()),
+        size: meta.len(),
+        file,
+    };
+    let found = src.identify(&candidate).expect("identify");
+    assert!(
+        matches!(found, Found::Copy),
+        "the copy holds what was read: not a new file, read again from its start"
+    );
+    // The next scan sees the truncation and goes on in the copy.
+    append(&path, &lines(2, 3, "after"));
+    seen.read(&mut src, has(11));
+    let until = Instant::now() + Duration::from_millis(400);
+    seen.read(&mut src, |_| Instant::now() >= until);
+    let mut want = expected(1, 8, "x");
+    want.extend(expected(1, 3, "after"));
+    let mut got = seen.lines.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every line once");
+}
+
+#[test]
+fn a_file_copytruncated_after_it_was_found_and_before_it_was_read_is_read_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("app.log");
+    append(&path, &lines(1, 5, "x"));
+    let mut src = source(&tmp.path().join("app.log*"));
+    // A scan finds app.log by its first line; before a line of it is read, logrotate copies
+    // and truncates it, and the application writes on.
+    src.scan().expect("scan");
+    std::fs::copy(&path, tmp.path().join("app.log.1")).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    append(&path, &lines(1, 3, "after"));
+    let mut seen = Seen::default();
+    seen.read(&mut src, has(8));
+    let until = Instant::now() + Duration::from_millis(400);
+    seen.read(&mut src, |_| Instant::now() >= until);
+    let mut want = expected(1, 5, "x");
+    want.extend(expected(1, 3, "after"));
+    let mut got = seen.lines.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every line once");
+}
+
+#[test]
 fn a_restart_finds_each_file_by_its_content_wherever_it_moved() {
     let tmp = tempfile::tempdir().expect("tmp");
     let a = tmp.path().join("a.log");
