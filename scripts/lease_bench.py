@@ -152,7 +152,10 @@ def table_owners(moto, table):
     import boto3
     ddb = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1",
                        aws_access_key_id="bench", aws_secret_access_key="bench")
-    items = ddb.scan(TableName=table, ConsistentRead=True)["Items"]
+    try:
+        items = ddb.scan(TableName=table, ConsistentRead=True)["Items"]
+    except ddb.exceptions.ResourceNotFoundException:
+        return {}
     return {i["leaseKey"]["S"]: i.get("leaseOwner", {}).get("S") for i in items}
 
 
@@ -179,14 +182,16 @@ def takeover(a, kinesis, moto, work):
     feeder = threading.Thread(target=feed)
     feeder.start()
     try:
-        while True:
-            owners = table_owners(moto, stream)
-            if len(set(owners.values()) - {None}) == 2 and None not in owners.values():
-                break
+        victim = procs[1]
+
+        def victims():
+            return [s for s, o in table_owners(moto, stream).items() if o and o.endswith(f"-{victim.pid}")]
+
+        # An even split that held for a few seconds (steals settled), then the kill.
+        while len(victims()) != a.shards // 2:
             time.sleep(0.2)
         time.sleep(3)
-        victim = procs[1]
-        mine = [s for s, o in owners.items() if o and o.endswith(f"-{victim.pid}")]
+        mine = victims()
         out = os.path.join(work, f"out-{stream}")
         before = rows(out, mine)
         killed = time.perf_counter()
