@@ -301,17 +301,12 @@ impl Worker<'_> {
                 }
             }
         }
+        // A running shard stops (and is reaped once its run ends); a waiting one just goes.
         for key in lost {
-            if let Some(shard) = self.shards.get(&key)
-                && let Run::Running { stop, .. } = &shard.run
-            {
-                stop.store(true, Ordering::SeqCst);
-            }
-            if let Some(Shard {
-                run: Run::Waiting(_), ..
-            }) = self.shards.get(&key)
-            {
-                self.shards.remove(&key);
+            match self.shards.get(&key).map(|s| &s.run) {
+                Some(Run::Running { stop, .. }) => stop.store(true, Ordering::SeqCst),
+                Some(Run::Waiting(_)) => drop(self.shards.remove(&key)),
+                None => {}
             }
         }
     }
@@ -335,7 +330,7 @@ impl Worker<'_> {
             let result = handle
                 .join()
                 .map_err(|_| RunError::Thread(format!("the run of {key} panicked")))?;
-            let lost = shard.held.lock().map(|h| h.lost).unwrap_or(true);
+            let lost = lost(&shard.held);
             match result {
                 Ok(summary) => {
                     let ended = !summary.stopped;
@@ -499,27 +494,29 @@ impl Worker<'_> {
         }
         let mut first_error = None;
         for (key, shard) in std::mem::take(&mut self.shards) {
-            if let Run::Running { handle, .. } = shard.run {
-                match handle.join() {
-                    Ok(Ok(summary)) => merge(&mut self.summary, summary),
-                    Ok(Err(e)) => {
-                        let lost = shard.held.lock().map(|h| h.lost).unwrap_or(true);
-                        if !lost && first_error.is_none() {
-                            first_error = Some(e);
-                        }
-                    }
-                    Err(_) => {
-                        first_error = first_error.or(Some(RunError::Thread(format!("the run of {key} panicked"))))
-                    }
-                }
+            let outcome = match shard.run {
+                Run::Running { handle, .. } => handle.join().ok(),
+                Run::Waiting(_) => Some(Ok(empty_summary())),
+            };
+            // Read after the run ended: its final checkpoint may have found the lease gone.
+            let lost = lost(&shard.held);
+            match outcome {
+                Some(Ok(summary)) => merge(&mut self.summary, summary),
+                Some(Err(e)) if !lost => first_error = first_error.or(Some(e)),
+                Some(Err(_)) => {}
+                None => first_error = first_error.or(Some(RunError::Thread(format!("the run of {key} panicked")))),
             }
-            let lost = shard.held.lock().map(|h| h.lost).unwrap_or(true);
             if !lost {
                 self.release(&key, &shard.held);
             }
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Whether a held lease was found gone (a poisoned lock counts as gone: commit nothing).
+fn lost(held: &HeldLease) -> bool {
+    held.lock().map(|h| h.lost).unwrap_or(true)
 }
 
 /// The plan of one held shard's run.

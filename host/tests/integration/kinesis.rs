@@ -37,7 +37,7 @@ fn identities(lines: &[Value], op: &str) -> Vec<(String, String, Option<u64>, St
 }
 
 /// Sequence numbers are decimal strings longer than u64: compare by length, then digits.
-fn seq_key(s: &str) -> (usize, &str) {
+pub(crate) fn seq_key(s: &str) -> (usize, &str) {
     (s.len(), s)
 }
 

@@ -99,17 +99,20 @@ pub(crate) fn produced(log: &Path) -> Vec<(String, i64)> {
     out
 }
 
-/// The output checked by value: every produced `(device, n)` once, and `seen == n`.
-pub(crate) fn assert_exactly_once_in_order(python: &Path, dir: &Path, log: &Path) {
-    let out = dir.join("out");
+/// A row as DuckDB gave it.
+pub(crate) type Row = serde_json::Map<String, Value>;
+
+/// The counter pipeline's output rows (`device`, `n`, `seen`) in device and `n` order, and
+/// their `(device, n)`.
+pub(crate) fn counted_rows(python: &Path, dir: &Path) -> (Vec<Row>, Vec<(String, i64)>) {
     let rows = duckdb(
         python,
         &format!(
             "select device, n, seen from read_parquet('{}/**/*.parquet') order by device, n",
-            out.display()
+            dir.join("out").display()
         ),
     );
-    let got: Vec<(String, i64)> = rows
+    let keys = rows
         .iter()
         .map(|r| {
             (
@@ -118,6 +121,12 @@ pub(crate) fn assert_exactly_once_in_order(python: &Path, dir: &Path, log: &Path
             )
         })
         .collect();
+    (rows, keys)
+}
+
+/// The output checked by value: every produced `(device, n)` once, and `seen == n`.
+pub(crate) fn assert_exactly_once_in_order(python: &Path, dir: &Path, log: &Path) {
+    let (rows, got) = counted_rows(python, dir);
     let want = produced(log);
     assert_eq!(got.len(), want.len(), "rows written vs records put");
     assert_eq!(got, want, "every record put, once");

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::kinesis::seq_key;
 use crate::kinesis_emulator::{Kinesis, json_lines, python, tool};
-use crate::kinesis_source::{assert_exactly_once_in_order, aws_env, lines, put};
+use crate::kinesis_source::{assert_exactly_once_in_order, aws_env, counted_rows, lines, put};
 use crate::moto::Moto;
 use crate::support::{duckdb, files_under, poll_while_running, sluice};
 
@@ -156,13 +157,6 @@ fn put_round(python: &Path, ep: &str, dir: &Path, round: usize, per_device: usiz
     put(python, ep, &dir.join("put.jsonl"), &f, None);
 }
 
-fn records_put(dir: &Path) -> usize {
-    json_lines(&std::fs::read_to_string(dir.join("put.jsonl")).expect("log"))
-        .iter()
-        .filter(|l| l["op"] == "put")
-        .count()
-}
-
 /// Two instances split an 8-shard stream 4/4; one is SIGKILLed mid-stream and the other takes
 /// its shards after the failover time and finishes: every record once, each device's count
 /// carried across the takeover in the lease. The table holds KCL's attribute names and types.
@@ -210,7 +204,7 @@ fn two_instances_share_eight_shards_and_a_sigkilled_ones_shards_move_exactly_onc
     put_round(&python, ep, d, 2, 30, &mut next);
 
     // a takes b's four shards once their counters stood still for the failover time.
-    let total = records_put(d);
+    let total = put_records(d).len();
     poll_while_running(&mut a, "every record written", Duration::from_millis(500), || {
         let n = written(&python, d);
         if n >= total {
@@ -276,11 +270,6 @@ fn two_instances_share_eight_shards_and_a_sigkilled_ones_shards_move_exactly_onc
         .filter(|i| i["ownerSwitchesSinceCheckpoint"]["N"] != "0")
         .count();
     assert_eq!(moved, 0, "a checkpoint resets the owner switches");
-}
-
-/// Sort key of a decimal sequence number.
-fn seq_key(s: &str) -> (usize, &str) {
-    (s.len(), s)
 }
 
 /// The producer's records: (device, n, shard, sequence).
@@ -412,22 +401,7 @@ fn a_kcl_table_is_taken_over_and_a_third_instance_steals_toward_three_three_two(
     for child in [&mut a, &mut b, &mut c] {
         terminate(child);
     }
-    let rows = duckdb(
-        &python,
-        &format!(
-            "select device, n, seen from read_parquet('{}/out/**/*.parquet') order by device, n",
-            d.display()
-        ),
-    );
-    let got: Vec<(String, i64)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r["device"].as_str().expect("device").to_owned(),
-                r["n"].as_i64().expect("n"),
-            )
-        })
-        .collect();
+    let (rows, got) = counted_rows(&python, d);
     assert_eq!(got.len(), want.len(), "rows written vs records after KCL's checkpoints");
     assert_eq!(got, want, "every record after the checkpoints, once");
     let wrong: Vec<_> = rows
@@ -474,7 +448,7 @@ fn shards_split_while_two_instances_read_parents_before_children_with_the_parent
         tool(&python, ep, &["split", "--stream", "s", "--shard", shard]);
     }
     put_round(&python, ep, d, 2, 20, &mut next);
-    let total = records_put(d);
+    let total = put_records(d).len();
     poll_while_running(&mut a, "every record written", Duration::from_millis(500), || {
         let n = written(&python, d);
         if n >= total {

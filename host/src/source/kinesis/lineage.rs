@@ -129,10 +129,11 @@ pub fn add_children(listed: &mut Vec<ShardInfo>, parent: &str, children: &BTreeM
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn shard(id: &str, parents: &[&str], closed: bool) -> ShardInfo {
+    /// A listed shard.
+    pub(crate) fn shard(id: &str, parents: &[&str], closed: bool) -> ShardInfo {
         ShardInfo {
             id: id.into(),
             parents: parents.iter().map(|p| (*p).to_owned()).collect(),

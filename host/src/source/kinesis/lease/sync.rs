@@ -89,14 +89,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn shard(id: &str, parents: &[&str], closed: bool) -> ShardInfo {
-        ShardInfo {
-            id: id.into(),
-            parents: parents.iter().map(|p| (*p).to_owned()).collect(),
-            closed,
-        }
-    }
+    use crate::source::kinesis::lineage::tests::shard;
 
     fn keys(leases: &[Lease]) -> Vec<(String, String)> {
         leases.iter().map(|l| (l.key.clone(), l.checkpoint.clone())).collect()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
 };
@@ -181,12 +182,39 @@ impl LeaseTable {
         }
     }
 
+    /// Send a conditional update: whether it was applied (`false`: the condition failed, so
+    /// nothing was written).
+    async fn apply(&self, call: &'static str, update: UpdateItemFluentBuilder) -> Result<bool, LeaseError> {
+        self.count("UpdateItem");
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(self.err(call, &e)),
+        }
+    }
+
+    /// An update of a lease `me` holds at `counter`, applied only while it does: `expression`
+    /// (which sets `#c` to `:next`, the counter's next value) and the names and values it uses
+    /// besides `#o`, `#c`, `:me`, `:next` and `:counter` are the caller's.
+    fn held_update(&self, key: &str, me: &str, counter: u64, expression: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key(item::KEY, s(key))
+            .update_expression(expression)
+            .condition_expression("#c = :counter AND #o = :me")
+            .expression_attribute_names("#o", item::OWNER)
+            .expression_attribute_names("#c", item::COUNTER)
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":counter", n(counter))
+    }
+
     /// Take `lease` (as last read) for `me`: conditional on its counter not having moved
     /// since. The new counter, or `None` when another worker got there first.
     pub async fn take(&self, lease: &Lease, me: &str) -> Result<Option<u64>, LeaseError> {
         let next = lease.counter + 1;
         let switched = u64::from(lease.owner.as_deref() != Some(me));
-        self.count("UpdateItem");
         let update = self
             .client
             .update_item()
@@ -201,40 +229,15 @@ impl LeaseTable {
             .expression_attribute_values(":next", n(next))
             .expression_attribute_values(":counter", n(lease.counter))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":switched", n(switched))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(Some(next)),
-            Err(e) if condition_failed(&e) => Ok(None),
-            Err(e) => Err(self.err("UpdateItem (take)", &e)),
-        }
+            .expression_attribute_values(":switched", n(switched));
+        Ok(self.apply("UpdateItem (take)", update).await?.then_some(next))
     }
 
     /// Renew a lease `me` holds at `counter`: the new counter, or `None` when it is no longer
     /// ours.
     pub async fn renew(&self, key: &str, me: &str, counter: u64) -> Result<Option<u64>, LeaseError> {
-        let next = counter + 1;
-        self.count("UpdateItem");
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(item::KEY, s(key))
-            .update_expression("SET #c = :next")
-            .condition_expression("#c = :counter AND #o = :me")
-            .expression_attribute_names("#o", item::OWNER)
-            .expression_attribute_names("#c", item::COUNTER)
-            .expression_attribute_values(":me", s(me))
-            .expression_attribute_values(":next", n(next))
-            .expression_attribute_values(":counter", n(counter))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(Some(next)),
-            Err(e) if condition_failed(&e) => Ok(None),
-            Err(e) => Err(self.err("UpdateItem (renew)", &e)),
-        }
+        let update = self.held_update(key, me, counter, "SET #c = :next");
+        Ok(self.apply("UpdateItem (renew)", update).await?.then_some(counter + 1))
     }
 
     /// Record a shard's checkpoint (KCL's attributes and sluice's checkpoint of the shard's
@@ -248,59 +251,31 @@ impl LeaseTable {
         (checkpoint, sub_sequence): (&str, u64),
         sluice: &[u8],
     ) -> Result<Option<u64>, LeaseError> {
-        let next = counter + 1;
-        self.count("UpdateItem");
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(item::KEY, s(key))
-            .update_expression("SET #c = :next, #cp = :cp, #sub = :sub, #sw = :zero, #sl = :sluice")
-            .condition_expression("#c = :counter AND #o = :me")
-            .expression_attribute_names("#o", item::OWNER)
-            .expression_attribute_names("#c", item::COUNTER)
+            .held_update(
+                key,
+                me,
+                counter,
+                "SET #c = :next, #cp = :cp, #sub = :sub, #sw = :zero, #sl = :sluice",
+            )
             .expression_attribute_names("#cp", item::CHECKPOINT)
             .expression_attribute_names("#sub", item::SUB_SEQUENCE)
             .expression_attribute_names("#sw", item::OWNER_SWITCHES)
             .expression_attribute_names("#sl", item::SLUICE)
-            .expression_attribute_values(":me", s(me))
-            .expression_attribute_values(":next", n(next))
-            .expression_attribute_values(":counter", n(counter))
             .expression_attribute_values(":cp", s(checkpoint))
             .expression_attribute_values(":sub", n(sub_sequence))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":sluice", AttributeValue::B(sluice.to_vec().into()))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(Some(next)),
-            Err(e) if condition_failed(&e) => Ok(None),
-            Err(e) => Err(self.err("UpdateItem (checkpoint)", &e)),
-        }
+            .expression_attribute_values(":sluice", AttributeValue::B(sluice.to_vec().into()));
+        Ok(self
+            .apply("UpdateItem (checkpoint)", update)
+            .await?
+            .then_some(counter + 1))
     }
 
     /// Give up a lease `me` holds at `counter` (KCL's evict: no owner), so another worker
     /// takes it at once rather than after the failover time; whether it was ours to give.
     pub async fn release(&self, key: &str, me: &str, counter: u64) -> Result<bool, LeaseError> {
-        self.count("UpdateItem");
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(item::KEY, s(key))
-            .update_expression("SET #c = :next REMOVE #o")
-            .condition_expression("#c = :counter AND #o = :me")
-            .expression_attribute_names("#o", item::OWNER)
-            .expression_attribute_names("#c", item::COUNTER)
-            .expression_attribute_values(":me", s(me))
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":counter", n(counter))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.err("UpdateItem (release)", &e)),
-        }
+        let update = self.held_update(key, me, counter, "SET #c = :next REMOVE #o");
+        self.apply("UpdateItem (release)", update).await
     }
 }
