@@ -10,7 +10,7 @@ use crate::{ConfigError, Emitter, Outputs, config, ipc};
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "transformer",
+        world: "keyed-transformer",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_transformer",
@@ -18,6 +18,8 @@ pub mod bindings {
     });
 }
 
+use bindings::exports::sluice::transform::keyed_state as keyed;
+pub use bindings::exports::sluice::transform::keyed_state::Guest as KeyedGuest;
 use bindings::exports::sluice::transform::transform as wit;
 pub use bindings::exports::sluice::transform::transform::Guest;
 
@@ -145,10 +147,14 @@ pub fn snapshot<T: Transform>() -> Result<Option<wit::StateSnapshot>, String> {
     }))
 }
 
-pub fn restore<T: Transform>(state: wit::StateSnapshot) -> Result<(), wit::RestoreError> {
+/// Run a state-loading call (`restore`, `absorb`) on the open transform.
+fn load_state<T: Transform>(
+    state: wit::StateSnapshot,
+    f: impl FnOnce(&mut T, u32, &[u8]) -> Result<(), RestoreError>,
+) -> Result<(), wit::RestoreError> {
     let mut result = Ok(());
     with_transform::<T, _>(|t, _| {
-        result = t.restore(state.format_version, &state.data);
+        result = f(t, state.format_version, &state.data);
         Ok(())
     })
     .map_err(|e| wit::RestoreError::Corrupt(e.to_string()))?;
@@ -158,7 +164,31 @@ pub fn restore<T: Transform>(state: wit::StateSnapshot) -> Result<(), wit::Resto
     })
 }
 
-/// Export a [`Transform`] implementation as this component's `sluice:transform` world.
+pub fn restore<T: Transform>(state: wit::StateSnapshot) -> Result<(), wit::RestoreError> {
+    load_state::<T>(state, |t, version, data| t.restore(version, data))
+}
+
+pub fn state_key<T: Transform>(config: String, input: Vec<u8>) -> Result<Vec<String>, keyed::ConfigError> {
+    let (cfg, input, _) = describe_inner::<T>(&config, &input).map_err(to_wit_config_error)?;
+    T::state_key(&cfg, &input).map_err(to_wit_config_error)
+}
+
+pub fn keys<T: Transform>() -> Vec<String> {
+    with_transform::<T, _>(|t, _| Ok(t.state_keys())).unwrap_or_default()
+}
+
+pub fn retain<T: Transform>(keep: Vec<String>) -> Result<(), String> {
+    let keep: std::collections::HashSet<String> = keep.into_iter().collect();
+    with_transform::<T, _>(|t, _| t.retain_keys(&keep).map_err(ProcessError::Failed)).map_err(|e| e.to_string())
+}
+
+pub fn absorb<T: Transform>(state: keyed::StateSnapshot) -> Result<(), keyed::RestoreError> {
+    load_state::<T>(state, |t, version, data| t.absorb(version, data))
+}
+
+/// Export a [`Transform`] implementation as this component's `sluice:transform` world
+/// (`keyed-transformer`: `transform`, and `keyed-state`, which says "not keyed" unless the
+/// transform implements [`Transform::state_key`]).
 ///
 /// Use once per crate, at the crate root: `sluice_sdk::export_transform!(MyTransform);`.
 /// The exports exist only when building for WebAssembly; a native build of the same crate
@@ -195,6 +225,21 @@ macro_rules! export_transform {
                 }
                 fn restore(state: $crate::__private::bindings::exports::sluice::transform::transform::StateSnapshot) -> ::core::result::Result<(), $crate::__private::bindings::exports::sluice::transform::transform::RestoreError> {
                     $crate::__private::restore::<$ty>(state)
+                }
+            }
+
+            impl $crate::__private::KeyedGuest for __SluiceExport {
+                fn state_key(config: String, input: Vec<u8>) -> ::core::result::Result<Vec<String>, $crate::__private::bindings::exports::sluice::transform::keyed_state::ConfigError> {
+                    $crate::__private::state_key::<$ty>(config, input)
+                }
+                fn keys() -> Vec<String> {
+                    $crate::__private::keys::<$ty>()
+                }
+                fn retain(keep: Vec<String>) -> ::core::result::Result<(), String> {
+                    $crate::__private::retain::<$ty>(keep)
+                }
+                fn absorb(state: $crate::__private::bindings::exports::sluice::transform::keyed_state::StateSnapshot) -> ::core::result::Result<(), $crate::__private::bindings::exports::sluice::transform::keyed_state::RestoreError> {
+                    $crate::__private::absorb::<$ty>(state)
                 }
             }
 

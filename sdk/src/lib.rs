@@ -58,7 +58,7 @@ pub use sluice_contract::{
     Duration, DurationError, DurationErrorKind, FieldType, MAIN, REASON_COLUMN, REJECTED, ROW_COLUMN, decode_batch,
     decode_schema, encode_batch, encode_schema,
 };
-pub use transform::{ProcessError, RestoreError, Transform, check_input};
+pub use transform::{KEY_SEPARATOR, ProcessError, RestoreError, Transform, check_input, key_text};
 
 /// Log through the host's log, tagged with the pipeline and stage.
 pub mod log {

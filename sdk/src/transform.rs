@@ -1,5 +1,7 @@
 //! The trait a transform author implements.
 
+use std::collections::HashSet;
+
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
@@ -48,6 +50,52 @@ pub trait Transform: Sized + 'static {
     fn restore(&mut self, format_version: u32, _data: &[u8]) -> Result<(), RestoreError> {
         Err(RestoreError::UnsupportedVersion(format_version))
     }
+
+    /// The input columns whose values key the state under `config` (e.g. the group-by
+    /// columns), or none (the default) when the state is not kept per key. A stateful stage
+    /// with keyed state can run where several instances share a Kinesis stream: its state
+    /// then follows the keys as shards split and merge (the contract's `keyed-state`).
+    /// Implement [`state_keys`](Self::state_keys), [`retain_keys`](Self::retain_keys) and
+    /// [`absorb`](Self::absorb) with it.
+    fn state_key(_config: &Self::Config, _input: &SchemaRef) -> Result<Vec<String>, ConfigError> {
+        Ok(Vec::new())
+    }
+
+    /// The keys the state holds entries for, each once, as [`key_text`](crate::key_text)
+    /// renders them.
+    fn state_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Forget the entries of every key whose text is not in `keep`.
+    fn retain_keys(&mut self, _keep: &HashSet<String>) -> Result<(), String> {
+        Err("this transform's state is not kept per key".into())
+    }
+
+    /// Add the entries of another instance's snapshot (same config) to the state, combining
+    /// the entries of a key both hold as well as the state allows.
+    fn absorb(&mut self, format_version: u32, _data: &[u8]) -> Result<(), RestoreError> {
+        Err(RestoreError::UnsupportedVersion(format_version))
+    }
+}
+
+/// Separates the parts of a key of several columns in [`key_text`].
+pub const KEY_SEPARATOR: char = '\u{1f}';
+
+/// A state key as the `keyed-state` contract writes it: each column's value as a producer
+/// would write it as a partition key (a string as it is, an integer in decimal, a boolean
+/// `true`/`false`, a null as the empty string), joined by [`KEY_SEPARATOR`].
+pub fn key_text<S: AsRef<str>>(parts: &[Option<S>]) -> String {
+    let mut text = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            text.push(KEY_SEPARATOR);
+        }
+        if let Some(p) = part {
+            text.push_str(p.as_ref());
+        }
+    }
+    text
 }
 
 /// Why a batch failed, as the host will see it. Arrow errors convert into `Failed`.

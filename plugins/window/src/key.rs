@@ -45,6 +45,27 @@ fn escape(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[0, 0]);
 }
 
+/// An encoded key as the contract's `keyed-state` text (see `sluice_sdk::key_text`): each
+/// value as a producer would write it as a partition key; `None` for bytes that are not a
+/// key of `kinds`.
+pub fn text(bytes: &[u8], kinds: &[Kind]) -> Option<String> {
+    let values = decode(bytes, kinds)?;
+    let parts: Vec<Option<String>> = values
+        .into_iter()
+        .map(|v| {
+            v.map(|v| match v {
+                Value::Bool(b) => b.to_string(),
+                Value::Int(n) => n.to_string(),
+                Value::UInt(n) => n.to_string(),
+                Value::Float(f) => f.to_string(),
+                Value::Str(s) => s,
+                Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+            })
+        })
+        .collect();
+    Some(sluice_sdk::key_text(&parts))
+}
+
 /// The values of an encoded key with columns of `kinds`; `None` when the bytes are not
 /// such a key (a corrupt snapshot).
 pub fn decode(mut bytes: &[u8], kinds: &[Kind]) -> Option<Vec<Option<Value>>> {

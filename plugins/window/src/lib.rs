@@ -28,6 +28,11 @@
 //! output schema in [`plan`], window arithmetic in [`window`], per-batch bucketing in
 //! [`ingest`], the open windows in [`store`], aggregates in [`accumulate`], and snapshots
 //! in [`snapshot`].
+//!
+//! The state is keyed by `group_by` (the contract's `keyed-state`): where several instances
+//! share a Kinesis stream, each key's open windows follow it when shards split or merge.
+
+use std::collections::HashSet;
 
 mod accumulate;
 mod config;
@@ -135,6 +140,40 @@ impl Transform for Window {
         self.store = store;
         self.watermark = watermark;
         Ok(())
+    }
+
+    fn state_key(config: &Config, input: &SchemaRef) -> Result<Vec<String>, ConfigError> {
+        Plan::build(config, input)?;
+        Ok(config.group_by.clone())
+    }
+
+    fn state_keys(&self) -> Vec<String> {
+        let kinds = self.key_kinds();
+        self.store.keys().filter_map(|k| key::text(k, &kinds)).collect()
+    }
+
+    fn retain_keys(&mut self, keep: &HashSet<String>) -> Result<(), String> {
+        let kinds = self.key_kinds();
+        self.store
+            .retain(|k| key::text(k, &kinds).is_some_and(|t| keep.contains(&t)));
+        Ok(())
+    }
+
+    /// Groups of the same window and key in both (or sessions of a key that touch) fold
+    /// together, as merging sessions do: counts and sums add, min/max/first/last pick.
+    fn absorb(&mut self, format_version: u32, data: &[u8]) -> Result<(), RestoreError> {
+        if format_version != 1 {
+            return Err(RestoreError::UnsupportedVersion(format_version));
+        }
+        self.watermark =
+            snapshot::absorb(&self.plan, &mut self.store, self.watermark, data).map_err(RestoreError::Corrupt)?;
+        Ok(())
+    }
+}
+
+impl Window {
+    fn key_kinds(&self) -> Vec<value::Kind> {
+        self.plan.keys.iter().map(|k| k.kind).collect()
     }
 }
 

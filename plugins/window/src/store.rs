@@ -211,6 +211,56 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every key held in any window, each once.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        let mut keys: Vec<&Key> = self.windows.values().flat_map(|g| g.keys()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+    }
+
+    /// Forget the groups (and sessions) of every key for which `keep` is false.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Key) -> bool) {
+        let mut dropped: BTreeSet<Key> = BTreeSet::new();
+        for groups in self.windows.values_mut() {
+            groups.retain(|k, _| {
+                let kept = keep(k);
+                if !kept {
+                    dropped.insert(k.clone());
+                }
+                kept
+            });
+        }
+        self.windows.retain(|_, groups| !groups.is_empty());
+        for key in &dropped {
+            self.sessions.remove(key);
+        }
+    }
+
+    /// Add a group of another instance's state: a group this store holds too (the same
+    /// window and key, or for sessions one touching it) gets the other's accumulators
+    /// folded in, as two sessions that touch do.
+    pub fn absorb(&mut self, bounds: Bounds, key: &[u8], group: Group, session: bool) {
+        let Group { accs, dirty } = group;
+        let mut incoming = Some(accs);
+        let target = if session {
+            self.session(key, bounds, || incoming.take().unwrap_or_default())
+        } else {
+            self.group(bounds, key, || incoming.take().unwrap_or_default())
+        };
+        match incoming {
+            // Both held it: it changed.
+            Some(accs) => {
+                target.accs.iter_mut().zip(accs).for_each(|(a, b)| a.merge(b));
+                target.dirty = true;
+            }
+            // New here: as it was there.
+            None => target.dirty = dirty,
+        }
+    }
+}
+
 fn remove_group(windows: &mut BTreeMap<Bounds, FixedMap<Key, Group>>, bounds: Bounds, key: &[u8]) -> Option<Group> {
     let groups = windows.get_mut(&bounds)?;
     let group = groups.remove(key);
@@ -335,6 +385,67 @@ mod tests {
         assert_eq!(store.sessions.len(), 1);
         store.clear();
         assert!(store.sessions.is_empty());
+    }
+
+    #[test]
+    fn absorbed_groups_fold_into_held_ones_and_retain_forgets_keys() {
+        let mut a = Store::default();
+        let mut b = Store::default();
+        for (in_a, key, start) in [(true, b"x", 0), (true, b"y", 0), (false, b"x", 0), (false, b"z", 10)] {
+            let store = if in_a { &mut a } else { &mut b };
+            let group = store.group(Bounds::new(start, start + 10), key, count);
+            group.accs[0].update_row();
+        }
+        // `z` fired in `b` and is kept only for its lateness: it stays quiet in `a`.
+        assert_eq!(b.fire(19).len(), 2);
+        let groups: Vec<(Bounds, Key, Group)> = b
+            .windows()
+            .flat_map(|(bounds, g)| g.iter().map(move |(k, g)| (bounds, k.clone(), g.clone())))
+            .collect();
+        for (bounds, key, group) in groups {
+            a.absorb(bounds, &key, group, false);
+        }
+        let fired: Vec<(Key, Option<Value>)> = a
+            .fire(i64::MAX)
+            .into_iter()
+            .map(|f| (f.key, f.results[0].clone()))
+            .collect();
+        assert_eq!(
+            fired,
+            [
+                (b"x".to_vec(), Some(Value::Int(2))),
+                (b"y".to_vec(), Some(Value::Int(1)))
+            ]
+        );
+        assert_eq!(
+            a.keys().cloned().collect::<Vec<_>>(),
+            [b"x".to_vec(), b"y".to_vec(), b"z".to_vec()]
+        );
+        a.retain(|k| k.as_slice() != b"x");
+        assert_eq!(a.keys().cloned().collect::<Vec<_>>(), [b"y".to_vec(), b"z".to_vec()]);
+        a.retain(|_| false);
+        assert_eq!(a.window_count(), 0);
+    }
+
+    #[test]
+    fn absorbed_sessions_that_touch_merge() {
+        let mut a = Store::default();
+        add(&mut a, b"k", 0);
+        let mut b = Store::default();
+        add(&mut b, b"k", 5);
+        add(&mut b, b"j", 50);
+        let groups: Vec<(Bounds, Key, Group)> = b
+            .windows()
+            .flat_map(|(bounds, g)| g.iter().map(move |(k, g)| (bounds, k.clone(), g.clone())))
+            .collect();
+        for (bounds, key, group) in groups {
+            a.absorb(bounds, &key, group, true);
+        }
+        let n = |v| Some(Value::Int(v));
+        assert_eq!(
+            sessions(&a),
+            [(0, 15, b"k".to_vec(), n(2)), (50, 60, b"j".to_vec(), n(1))]
+        );
     }
 
     #[test]

@@ -167,3 +167,102 @@ fn the_held_state_is_visible_to_the_host_and_bounded_by_open_windows() {
     assert_eq!((window.open_windows(), window.open_groups()), (3, 5));
     assert_eq!(held_windows(), 3);
 }
+
+/// `batch` with only the rows whose ticker is (`a`) or is not (`!a`) "A".
+fn ticker_a(batch: &RecordBatch, a: bool) -> RecordBatch {
+    let tickers = batch.column(1).as_string::<i32>();
+    let mask: sluice_sdk::arrow::array::BooleanArray = tickers.iter().map(|t| Some((t == Some("A")) == a)).collect();
+    sluice_sdk::arrow::compute::filter_record_batch(batch, &mask).unwrap()
+}
+
+fn only_a(s: &Step, a: bool) -> Step {
+    match s {
+        Step::Batch(b) => Step::Batch(ticker_a(b, a)),
+        other => other.clone(),
+    }
+}
+
+fn sorted(mut out: Out) -> Out {
+    out.main.sort();
+    out.rejected.sort();
+    out
+}
+
+/// For every cut: rows of ticker A in one instance and the rest in another (two shards),
+/// then both states in one instance (`restore` one, `absorb` the other: their merge), which
+/// reads every row from there on. Together they emit what one instance emits for all rows.
+fn assert_merge_equivalent(config: &str) {
+    let steps = script();
+    let whole = sorted(run(config, &trades_schema(), &steps));
+    for cut in 0..=steps.len() {
+        let mut out = Out::default();
+        let mut states = Vec::new();
+        for a in [true, false] {
+            open(config, &trades_schema());
+            for s in &steps[..cut] {
+                out.absorb(step(&only_a(s, a)));
+            }
+            states.push(snapshot());
+        }
+        open(config, &trades_schema());
+        restore(states[0].clone()).unwrap();
+        __private::absorb::<Window>(states[1].clone()).unwrap();
+        for s in &steps[cut..] {
+            out.absorb(step(s));
+        }
+        assert_eq!(sorted(out), whole, "merge at step {cut}");
+    }
+}
+
+/// For every cut: one instance reads every row, then its state goes to two instances (a
+/// split), one keeping ticker A's keys and reading A's rows, the other the rest. Together
+/// they emit what one instance emits, no window twice.
+fn assert_split_equivalent(config: &str) {
+    let steps = script();
+    let whole = sorted(run(config, &trades_schema(), &steps));
+    for cut in 0..=steps.len() {
+        let mut out = run(config, &trades_schema(), &steps[..cut]);
+        let state = snapshot();
+        let held = {
+            let mut keys = __private::keys::<Window>();
+            keys.sort();
+            keys
+        };
+        assert!(held.iter().all(|k| ["A", "B", "C"].contains(&k.as_str())), "{held:?}");
+        for a in [true, false] {
+            open(config, &trades_schema());
+            restore(state.clone()).unwrap();
+            let keep: Vec<String> = held.iter().filter(|k| (k.as_str() == "A") == a).cloned().collect();
+            __private::retain::<Window>(keep.clone()).unwrap();
+            let mut kept = __private::keys::<Window>();
+            kept.sort();
+            assert_eq!(kept, keep, "retained at step {cut}");
+            for s in &steps[cut..] {
+                out.absorb(step(&only_a(s, a)));
+            }
+        }
+        assert_eq!(sorted(out), whole, "split at step {cut}");
+    }
+}
+
+#[test]
+fn keyed_state_merges_and_splits_to_the_output_of_one_instance() {
+    for config in [
+        with(r#"{"type":"tumbling","size":"5s"}"#, "0s"),
+        with(r#"{"type":"hopping","size":"6s","slide":"2s"}"#, "3s"),
+        with(r#"{"type":"session","gap":"2s"}"#, "5s"),
+    ] {
+        assert_merge_equivalent(&config);
+        assert_split_equivalent(&config);
+    }
+}
+
+#[test]
+fn the_state_key_is_the_group_by_columns() {
+    let config = with(r#"{"type":"tumbling","size":"5s"}"#, "0s");
+    let key = __private::state_key::<Window>(config.clone(), encode_schema(&trades_schema()).unwrap());
+    assert_eq!(key.unwrap(), ["ticker"]);
+    let global = config.replace(r#""group_by":["ticker"],"#, "");
+    let key = __private::state_key::<Window>(global, encode_schema(&trades_schema()).unwrap());
+    assert_eq!(key.unwrap(), Vec::<String>::new());
+}

@@ -4,11 +4,14 @@
 //! wrong counts in the output. With `trap_on`, a batch holding that key traps *after* the
 //! counts were updated, so a host that keeps the half-updated state shows it too.
 //!
+//! Its state is keyed by `key` (the contract's `keyed-state`): the lease tests check that
+//! counts follow their keys across shard splits and merges.
+//!
 //! For the reload tests: `tag = N` adds a `version` column holding N (two versions of a
 //! pipeline differ in it), `refuse_state = true` makes `restore` refuse any state, and
 //! `trap_on_open = true` traps in `open`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -118,6 +121,32 @@ impl Transform for Counter {
             return Err(RestoreError::UnsupportedVersion(format_version));
         }
         self.counts = serde_json::from_slice(data).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
+        Ok(())
+    }
+
+    fn state_key(config: &Config, _input: &SchemaRef) -> Result<Vec<String>, ConfigError> {
+        Ok(vec![config.key.clone()])
+    }
+
+    fn state_keys(&self) -> Vec<String> {
+        self.counts.keys().cloned().collect()
+    }
+
+    fn retain_keys(&mut self, keep: &HashSet<String>) -> Result<(), String> {
+        self.counts.retain(|k, _| keep.contains(k));
+        Ok(())
+    }
+
+    /// A key counted by both: the counts add up (the rows of both were seen).
+    fn absorb(&mut self, format_version: u32, data: &[u8]) -> Result<(), RestoreError> {
+        if format_version != 1 || self.refuse_state {
+            return Err(RestoreError::UnsupportedVersion(format_version));
+        }
+        let other: BTreeMap<String, i64> =
+            serde_json::from_slice(data).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
+        for (key, n) in other {
+            *self.counts.entry(key).or_default() += n;
+        }
         Ok(())
     }
 }
