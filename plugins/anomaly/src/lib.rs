@@ -38,6 +38,10 @@
 //! warm-up included, if it returns. Rows are scored in batch order, and the output depends
 //! only on the rows and the config, across snapshot and restore too.
 //!
+//! The state is keyed by `key` (the contract's `keyed-state`): where several instances share
+//! a Kinesis stream, each key's series follows it when shards split or merge; a key that
+//! both merged states hold keeps the series that has seen more values.
+//!
 //! With `expire_after`, keys are also forgotten by event time, the same way. A key's latest
 //! event time is the greatest `time_column` value of its scored rows (a null time does not
 //! count; the row is still scored). When the watermark advances to `w`, every key whose
@@ -62,6 +66,7 @@ mod score;
 mod snapshot;
 mod store;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use sluice_sdk::arrow::array::{ArrayRef, RecordBatch};
@@ -144,6 +149,36 @@ impl Transform for Anomaly {
         }
         self.store = snapshot::read(&self.plan, format_version, data).map_err(RestoreError::Corrupt)?;
         Ok(())
+    }
+
+    fn state_key(config: &Config, input: &SchemaRef) -> Result<Vec<String>, ConfigError> {
+        Plan::build(config, input)?;
+        Ok(config.key.iter().cloned().collect())
+    }
+
+    fn state_keys(&self) -> Vec<String> {
+        self.store.iter().map(|(key, _, _)| snapshot::key_text(key)).collect()
+    }
+
+    fn retain_keys(&mut self, keep: &HashSet<String>) -> Result<(), String> {
+        let gone: Vec<Vec<u8>> = self
+            .store
+            .iter()
+            .filter(|(key, _, _)| !keep.contains(&snapshot::key_text(key)))
+            .map(|(key, _, _)| key.clone())
+            .collect();
+        for key in gone {
+            self.store.forget(&key);
+        }
+        Ok(())
+    }
+
+    /// A key both states hold keeps the series that has seen more values.
+    fn absorb(&mut self, format_version: u32, data: &[u8]) -> Result<(), RestoreError> {
+        if !snapshot::reads(format_version) {
+            return Err(RestoreError::UnsupportedVersion(format_version));
+        }
+        snapshot::absorb(&self.plan, &mut self.store, format_version, data).map_err(RestoreError::Corrupt)
     }
 }
 

@@ -144,6 +144,34 @@ pub fn read(plan: &Plan, format: u32, data: &[u8]) -> Result<Store, String> {
     Ok(store)
 }
 
+/// Add the series of another instance's snapshot `data` to `store`, after those it holds
+/// (least recently seen first, as read). A key both hold keeps the series that has seen
+/// more values (ours on a tie): two estimates of one series cannot be combined.
+pub fn absorb(plan: &Plan, store: &mut Store, format: u32, data: &[u8]) -> Result<(), String> {
+    let other = read(plan, format, data)?;
+    for (key, series, last_seen) in other.iter() {
+        if let Some(held) = store.get(key) {
+            if held.seen >= series.seen {
+                continue;
+            }
+            store.forget(key);
+        }
+        store.push(key.clone(), series.clone(), last_seen);
+    }
+    Ok(())
+}
+
+/// A key as the contract's `keyed-state` text: the value as a producer writes a partition
+/// key, the empty string for a null key (and for the one series of a transform without key).
+pub fn key_text(key: &[u8]) -> String {
+    match key::to_value(key) {
+        None => String::new(),
+        Some(KeyValue::Int(n)) => n.to_string(),
+        Some(KeyValue::UInt(n)) => n.to_string(),
+        Some(KeyValue::Str(s)) => s,
+    }
+}
+
 fn stats(state: StatsState, estimator: Estimator) -> Result<Stats, String> {
     match (state, estimator) {
         (StatsState::Ewma(moments), Estimator::Ewma { .. }) => Ok(Stats::Ewma(Ewma {

@@ -119,6 +119,22 @@ impl Store {
         true
     }
 
+    /// The series of `key`, if held (its recency unchanged).
+    pub fn get(&self, key: &[u8]) -> Option<&Series> {
+        self.index.get(key).map(|&slot| &self.slots[slot].series)
+    }
+
+    /// Forget `key`; `false` if it was not held.
+    pub fn forget(&mut self, key: &[u8]) -> bool {
+        match self.index.get(key) {
+            Some(&slot) => {
+                self.remove(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every key, its series and its latest event time, least recently seen first.
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Series, Option<i64>)> {
         let mut at = self.head;
@@ -258,6 +274,29 @@ impl Store {
 mod tests {
     use super::*;
     use crate::detector::{Ewma, Stats};
+
+    #[test]
+    fn a_forgotten_key_is_gone_and_its_slot_reused() {
+        let mut store = Store::new(2, Some(10));
+        let series = || Series {
+            seen: 1,
+            run: 0,
+            stats: Stats::Ewma(Ewma::default()),
+        };
+        store.touch(b"a", Some(0), series);
+        store.touch(b"b", Some(0), series);
+        assert!(store.forget(b"a"));
+        assert!(!store.forget(b"a"));
+        assert!(store.get(b"a").is_none() && store.get(b"b").is_some());
+        store.touch(b"c", Some(5), series);
+        assert_eq!(store.len(), 2, "room for c without evicting b");
+        store.expire(100);
+        assert_eq!(
+            store.len(),
+            0,
+            "the forgotten key's deadline is stale, the others expire"
+        );
+    }
 
     fn series(seen: u64) -> Series {
         Series {

@@ -303,3 +303,74 @@ fn the_number_of_keys_held_never_exceeds_max_keys() {
     assert_eq!(held[0], serde_json::json!({"str": "k450"}));
     assert_eq!(held[49], serde_json::json!({"str": "k499"}));
 }
+
+/// Rows of device "a" (`a`) or of every other device, the null key included (`!a`).
+fn device_a(rows: &[Reading], a: bool) -> Vec<Reading> {
+    rows.iter().filter(|r| (r.1 == Some("a")) == a).copied().collect()
+}
+
+fn by_seq(mut out: Out) -> Out {
+    out.main.sort_by_key(|r| r.seq);
+    out.anomalies.sort_by_key(|r| r.seq);
+    out
+}
+
+/// For every row: device "a" in one instance and the others in another (two shards), then
+/// both states in one (`restore` one, `absorb` the other: their merge) for the rest; and
+/// one instance for the first rows, its state split by key between two instances for the
+/// rest. Each emits, row for row, what one uninterrupted instance does.
+fn assert_merge_and_split_equivalent(config: &str) {
+    let rows = script();
+    let whole = by_seq(run(config, &[readings(&rows)]));
+    for cut in 0..=rows.len() {
+        let (before, after) = rows.split_at(cut);
+        let mut merged = Out::default();
+        let mut states = Vec::new();
+        for a in [true, false] {
+            merged.absorb(run(config, &[readings(&device_a(before, a))]));
+            states.push(snapshot());
+        }
+        open(config, &readings_schema());
+        restore(states[0].clone()).unwrap();
+        __private::absorb::<Anomaly>(states[1].clone()).unwrap();
+        merged.absorb(process(&readings(after)));
+        assert_eq!(by_seq(merged), whole, "{config}: merge at row {cut}");
+
+        let mut split = run(config, &[readings(before)]);
+        let state = snapshot();
+        let mut held = __private::keys::<Anomaly>();
+        held.sort();
+        for a in [true, false] {
+            open(config, &readings_schema());
+            restore(state.clone()).unwrap();
+            let keep: Vec<String> = held.iter().filter(|k| (k.as_str() == "a") == a).cloned().collect();
+            __private::retain::<Anomaly>(keep.clone()).unwrap();
+            let mut kept = __private::keys::<Anomaly>();
+            kept.sort();
+            assert_eq!(kept, keep);
+            split.absorb(process(&readings(&device_a(after, a))));
+        }
+        assert_eq!(by_seq(split), whole, "{config}: split at row {cut}");
+    }
+}
+
+#[test]
+fn keyed_state_merges_and_splits_to_the_output_of_one_instance() {
+    assert_merge_and_split_equivalent(&config("\"warmup\":3"));
+    assert_merge_and_split_equivalent(&config("\"method\":\"zscore\",\"window\":5,\"warmup\":2"));
+}
+
+#[test]
+fn the_state_key_is_the_key_column_and_keys_read_as_text() {
+    let schema = encode_schema(&readings_schema()).unwrap();
+    assert_eq!(
+        __private::state_key::<Anomaly>(config(""), schema.clone()).unwrap(),
+        ["device"]
+    );
+    let global = r#"{"value":"temp"}"#.to_owned();
+    assert!(__private::state_key::<Anomaly>(global, schema).unwrap().is_empty());
+    run(&config(""), &[readings(&script()[..12])]);
+    let mut keys = __private::keys::<Anomaly>();
+    keys.sort();
+    assert_eq!(keys, ["", "a", "b", "c"], "the null key reads as the empty text");
+}
