@@ -33,7 +33,7 @@ pub use instance::TransformInstance;
 pub use limits::Limits;
 pub use precompiled::Precompiled;
 
-use bindings::{HostState, TransformerPre};
+use bindings::{HostState, wit, wit_keyed};
 
 /// Why the engine could not load or instantiate a component.
 #[derive(Debug, thiserror::Error)]
@@ -246,16 +246,20 @@ impl Flavour {
             name: name.to_owned(),
             message: one_line(&e),
         })?;
-        let pre = TransformerPre::new(pre).map_err(|e| EngineError::Link {
+        let transform = wit::GuestIndices::new(&pre).map_err(|e| EngineError::Link {
             name: name.to_owned(),
             message: one_line(&e),
         })?;
+        // Optional: a component without it keeps state that does not divide by key.
+        let keyed = wit_keyed::GuestIndices::new(&pre).ok();
         Ok(Component {
             inner: Arc::new(instance::ComponentInner {
                 name: name.to_owned(),
                 digest,
                 imports,
                 pre,
+                transform,
+                keyed,
                 _ticker: self.ticker.clone(),
                 enforce_limits,
                 fuel: self.fuel,
@@ -283,6 +287,11 @@ impl Component {
     /// SHA-256 of the component's bytes, hex.
     pub fn digest(&self) -> &str {
         &self.inner.digest
+    }
+
+    /// Whether it exports the optional `keyed-state` interface.
+    pub fn keyed(&self) -> bool {
+        self.inner.keyed.is_some()
     }
 
     /// The names of everything the component imports.

@@ -14,14 +14,15 @@ use super::limits::{InstanceLimiter, Limits};
 
 mod generated {
     wasmtime::component::bindgen!({
-        world: "transformer",
+        world: "keyed-transformer",
         path: "../wit",
     });
 }
 
+pub(crate) use generated::KeyedTransformer;
+pub(crate) use generated::exports::sluice::transform::keyed_state as wit_keyed;
 pub(crate) use generated::exports::sluice::transform::transform as wit;
 pub(crate) use generated::sluice::transform::types as wit_types;
-pub(crate) use generated::{Transformer, TransformerPre};
 
 /// What each store holds: the sandbox's (empty) WASI context, its limits, its label and the
 /// gate its log lines pass.
@@ -269,6 +270,6 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostS
         FrozenTimersView(wasmtime_wasi::clocks::WasiClocksView::clocks(s))
     })?;
     linker.allow_shadowing(false);
-    Transformer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    KeyedTransformer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }

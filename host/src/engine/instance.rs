@@ -13,7 +13,7 @@ use wasmtime::Store;
 
 use std::time::{Duration, Instant};
 
-use super::bindings::{self, HostState, Transformer, TransformerPre, wit, wit_types};
+use super::bindings::{self, HostState, wit, wit_keyed, wit_types};
 use super::call::{CallError, Description, Emitted, PluginConfigError};
 use super::limits::Limits;
 use super::lineage;
@@ -24,7 +24,11 @@ pub(crate) struct ComponentInner {
     pub(crate) name: String,
     pub(crate) digest: String,
     pub(crate) imports: Vec<String>,
-    pub(crate) pre: TransformerPre<HostState>,
+    pub(crate) pre: wasmtime::component::InstancePre<HostState>,
+    /// Where `transform`'s functions are.
+    pub(crate) transform: wit::GuestIndices,
+    /// Where `keyed-state`'s functions are, when the component exports it.
+    pub(crate) keyed: Option<wit_keyed::GuestIndices>,
     /// Keeps the epoch ticker running while this component can be instantiated.
     pub(crate) _ticker: std::sync::Arc<super::limits::EpochTicker>,
     pub(crate) enforce_limits: bool,
@@ -35,7 +39,9 @@ pub(crate) struct ComponentInner {
 /// A live instance of a transform component.
 pub struct TransformInstance {
     store: Store<HostState>,
-    bindings: Transformer,
+    bindings: wit::Guest,
+    /// The optional `keyed-state` export.
+    keyed: Option<wit_keyed::Guest>,
     /// The budget of one batch, in epoch ticks; 0 when limits are not enforced.
     deadline_ticks: u64,
     call_timeout: Duration,
@@ -106,16 +112,20 @@ pub(crate) fn instantiate(
             message: short(&e),
         })?;
     }
-    let bindings = inner
-        .pre
-        .instantiate(&mut store)
-        .map_err(|e| EngineError::Instantiate {
-            name: inner.name.clone(),
-            message: short(&e),
-        })?;
+    let instantiate_err = |e: wasmtime::Error| EngineError::Instantiate {
+        name: inner.name.clone(),
+        message: short(&e),
+    };
+    let instance = inner.pre.instantiate(&mut store).map_err(instantiate_err)?;
+    let bindings = inner.transform.load(&mut store, &instance).map_err(instantiate_err)?;
+    let keyed = match &inner.keyed {
+        Some(k) => Some(k.load(&mut store, &instance).map_err(instantiate_err)?),
+        None => None,
+    };
     Ok(TransformInstance {
         store,
         bindings,
+        keyed,
         deadline_ticks,
         call_timeout: limits.call_timeout,
         max_output_bytes: limits.max_memory_bytes as u64,
@@ -201,10 +211,7 @@ impl TransformInstance {
     ) -> Result<Result<Description, PluginConfigError>, CallError> {
         self.begin(None)?;
         let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
-        let result = self
-            .bindings
-            .sluice_transform_transform()
-            .call_describe(&mut self.store, config, &schema);
+        let result = self.bindings.call_describe(&mut self.store, config, &schema);
         let result = result.map_err(|e| self.trapped(e))?;
         match result {
             Ok(desc) => {
@@ -244,10 +251,7 @@ impl TransformInstance {
     ) -> Result<Result<(), PluginConfigError>, CallError> {
         self.begin(None)?;
         let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
-        let result = self
-            .bindings
-            .sluice_transform_transform()
-            .call_open(&mut self.store, config, &schema);
+        let result = self.bindings.call_open(&mut self.store, config, &schema);
         match result.map_err(|e| self.trapped(e))? {
             Ok(()) => {
                 self.outputs = declared.outputs.clone();
@@ -275,10 +279,7 @@ impl TransformInstance {
     pub fn process_until(&mut self, batch: &RecordBatch, until: Option<Instant>) -> Result<Vec<Emitted>, CallError> {
         self.begin(until)?;
         let bytes = encode_batch(batch).map_err(|e| CallError::InvalidInput(e.to_string()))?;
-        let result = self
-            .bindings
-            .sluice_transform_transform()
-            .call_process(&mut self.store, &bytes);
+        let result = self.bindings.call_process(&mut self.store, &bytes);
         let result = result.map_err(|e| self.trapped(e))?;
         let outputs = self.outputs_of(result)?;
         for out in &outputs {
@@ -324,10 +325,7 @@ impl TransformInstance {
     /// Tell the transform event time reached `watermark_micros`.
     pub fn advance_watermark(&mut self, watermark_micros: i64) -> Result<Vec<Emitted>, CallError> {
         self.begin(None)?;
-        let result = self
-            .bindings
-            .sluice_transform_transform()
-            .call_advance_watermark(&mut self.store, watermark_micros);
+        let result = self.bindings.call_advance_watermark(&mut self.store, watermark_micros);
         let result = result.map_err(|e| self.trapped(e))?;
         let mut outputs = self.outputs_of(result)?;
         self.check_flush("advance-watermark", &mut outputs)?;
@@ -337,7 +335,7 @@ impl TransformInstance {
     /// End of input: collect what the transform still holds.
     pub fn finish(&mut self) -> Result<Vec<Emitted>, CallError> {
         self.begin(None)?;
-        let result = self.bindings.sluice_transform_transform().call_finish(&mut self.store);
+        let result = self.bindings.call_finish(&mut self.store);
         let result = result.map_err(|e| self.trapped(e))?;
         let mut outputs = self.outputs_of(result)?;
         self.check_flush("finish", &mut outputs)?;
@@ -350,10 +348,7 @@ impl TransformInstance {
     /// random restarts from the state (see `bindings::seed`), as a restored one does.
     pub fn snapshot(&mut self) -> Result<Option<(u32, Vec<u8>)>, CallError> {
         self.begin(None)?;
-        let result = self
-            .bindings
-            .sluice_transform_transform()
-            .call_snapshot(&mut self.store);
+        let result = self.bindings.call_snapshot(&mut self.store);
         let state = match result.map_err(|e| self.trapped(e))? {
             Ok(state) => state.map(|s| (s.format_version, s.data)),
             Err(message) => return Err(CallError::Failed(message)),
@@ -384,14 +379,75 @@ impl TransformInstance {
         let seed = bindings::seed(&self.digest, &self.label, &data);
         let credit = data.len() as u64;
         let state = wit_types::StateSnapshot { format_version, data };
-        let result = self
-            .bindings
-            .sluice_transform_transform()
-            .call_restore(&mut self.store, &state);
+        let result = self.bindings.call_restore(&mut self.store, &state);
         match result.map_err(|e| self.trapped(e))? {
             Ok(()) => {
                 self.rows_in = self.rows_in.saturating_add(credit);
                 self.store.data_mut().reseed(seed);
+                Ok(())
+            }
+            Err(wit_types::RestoreError::UnsupportedVersion(v)) => {
+                Err(CallError::Failed(format!("refused state format version {v}")))
+            }
+            Err(wit_types::RestoreError::Corrupt(m)) => Err(CallError::Failed(format!("refused corrupt state: {m}"))),
+        }
+    }
+
+    /// The `keyed-state` export, or why there is none.
+    fn keyed_state(&self) -> Result<wit_keyed::Guest, CallError> {
+        self.keyed.clone().ok_or_else(|| {
+            CallError::Failed(format!(
+                "{} does not export sluice:transform/keyed-state: its state does not divide by key",
+                self.name
+            ))
+        })
+    }
+
+    /// The input columns that key the state under `config` (empty: not kept per key), or
+    /// `None` when the component does not export `keyed-state`. Pure, like `describe`.
+    pub fn state_key(
+        &mut self,
+        config: &str,
+        input: &Schema,
+    ) -> Result<Option<Result<Vec<String>, PluginConfigError>>, CallError> {
+        let Some(keyed) = self.keyed.clone() else {
+            return Ok(None);
+        };
+        self.begin(None)?;
+        let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
+        let result = keyed.call_state_key(&mut self.store, config, &schema);
+        Ok(Some(match result.map_err(|e| self.trapped(e))? {
+            Ok(columns) => Ok(columns),
+            Err(wit_types::ConfigError { path, message }) => Err(PluginConfigError { path, message }),
+        }))
+    }
+
+    /// The keys the running state holds, as the contract's text.
+    pub fn state_keys(&mut self) -> Result<Vec<String>, CallError> {
+        let keyed = self.keyed_state()?;
+        self.begin(None)?;
+        let result = keyed.call_keys(&mut self.store);
+        result.map_err(|e| self.trapped(e))
+    }
+
+    /// Forget the entries of every key not in `keep`.
+    pub fn retain_keys(&mut self, keep: &[String]) -> Result<(), CallError> {
+        let keyed = self.keyed_state()?;
+        self.begin(None)?;
+        let result = keyed.call_retain(&mut self.store, keep);
+        result.map_err(|e| self.trapped(e))?.map_err(CallError::Failed)
+    }
+
+    /// Add another instance's snapshot to the running state (a merge).
+    pub fn absorb(&mut self, format_version: u32, data: Vec<u8>) -> Result<(), CallError> {
+        let keyed = self.keyed_state()?;
+        self.begin(None)?;
+        let credit = data.len() as u64;
+        let state = wit_types::StateSnapshot { format_version, data };
+        let result = keyed.call_absorb(&mut self.store, &state);
+        match result.map_err(|e| self.trapped(e))? {
+            Ok(()) => {
+                self.rows_in = self.rows_in.saturating_add(credit);
                 Ok(())
             }
             Err(wit_types::RestoreError::UnsupportedVersion(v)) => {

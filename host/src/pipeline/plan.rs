@@ -8,11 +8,12 @@ use super::sinks::{self, SinkPlan};
 use super::watermark::{WatermarkSettings, is_event_time};
 use crate::checkpoint::store::CheckpointStore;
 use crate::config::{
-    CheckpointConfig, Diagnostic, KinesisDecode, LimitsConfig, LoadedConfig, PluginRef, SourceConfig, TransformConfig,
+    CheckpointConfig, Diagnostic, KinesisDecode, LimitsConfig, LoadedConfig, PipelineConfig, PluginRef, SourceConfig,
+    TransformConfig,
 };
 use crate::decode::json::DecodeOptions;
 use crate::decode::metadata::Metadata;
-use crate::engine::{Component, Description, Engine, Limits};
+use crate::engine::{CallError, Component, Description, Engine, Limits, PluginConfigError};
 use crate::source::SourceSpec;
 use crate::source::registry;
 use crate::stock;
@@ -148,6 +149,9 @@ impl Plan {
                 }
             }
         }
+        if stages.len() == cfg.transforms.len() {
+            check_leased_state(cfg, &stages, &mut diags);
+        }
         let sinks = match (&input_schema, &schema) {
             (Some(input), Some(_)) => sinks::plan(cfg, &stages, input, &mut diags),
             _ => None,
@@ -209,7 +213,7 @@ fn plan_stage(
     pipeline: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<StagePlan> {
-    let description = describe(t, &component, &input, pipeline)
+    let (description, state_key) = describe(t, &component, &input, pipeline)
         .map_err(|d| diags.push(d))
         .ok()?;
     let watermark = t.watermark.as_ref().and_then(|w| {
@@ -245,6 +249,7 @@ fn plan_stage(
         config_json: t.config.json().to_owned(),
         input,
         description,
+        state_key,
         on_error: t.on_error,
         limits: limits(&t.limits),
         quarantine_after: t.quarantine_after,
@@ -323,12 +328,13 @@ fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnost
     loaded.map_err(|e| diags.push(at(e.to_string()))).ok()
 }
 
+/// The transform's declaration and, for a stateful one, the columns that key its state.
 fn describe(
     t: &TransformConfig,
     component: &Component,
     input: &SchemaRef,
     pipeline: &str,
-) -> Result<Description, Diagnostic> {
+) -> Result<(Description, Vec<String>), Diagnostic> {
     let at_plugin = |message: String| Diagnostic {
         span: t.plugin.span.clone(),
         key: t.plugin.key.clone(),
@@ -337,19 +343,56 @@ fn describe(
     let mut instance = component
         .instantiate(&format!("{pipeline}/{}", t.name.value), &limits(&t.limits))
         .map_err(|e| at_plugin(e.to_string()))?;
-    match instance.describe(t.config.json(), input) {
-        Ok(Ok(desc)) => Ok(desc),
-        Ok(Err(err)) => {
-            let (span, key) = t.config.locate(&err.path);
-            Err(Diagnostic {
-                span,
-                key,
-                message: err.message,
-            })
+    let at_config = |err: PluginConfigError| {
+        let (span, key) = t.config.locate(&err.path);
+        Diagnostic {
+            span,
+            key,
+            message: err.message,
         }
-        Err(call) => Err(at_plugin(format!(
-            "transform `{}` {call} while checking its config",
-            t.name.value
-        ))),
+    };
+    let failed = |call: CallError| at_plugin(format!("transform `{}` {call} while checking its config", t.name.value));
+    let description = instance
+        .describe(t.config.json(), input)
+        .map_err(failed)?
+        .map_err(at_config)?;
+    if description.state_format.is_none() {
+        return Ok((description, Vec::new()));
+    }
+    let state_key = match instance.state_key(t.config.json(), input).map_err(failed)? {
+        Some(key) => key.map_err(at_config)?,
+        None => Vec::new(),
+    };
+    Ok((description, state_key))
+}
+
+/// With `[source.leases]` each shard's stage state moves with its lease, and follows its
+/// keys when shards split and merge: a stateful stage whose state is not kept per key
+/// cannot follow them, and is refused.
+fn check_leased_state(cfg: &PipelineConfig, stages: &[Arc<StagePlan>], diags: &mut Vec<Diagnostic>) {
+    let SourceConfig::Kinesis(k) = &cfg.source else {
+        return;
+    };
+    if k.leases.is_none() {
+        return;
+    }
+    for (stage, t) in stages.iter().zip(&cfg.transforms) {
+        if !stage.stateful() || !stage.state_key.is_empty() {
+            continue;
+        }
+        let why = if stage.component.keyed() {
+            "its state is one whole, not kept per key (e.g. a window without `group_by`)".to_owned()
+        } else {
+            "its component does not export sluice:transform/keyed-state, so its state cannot be divided by key"
+                .to_owned()
+        };
+        diags.push(Diagnostic {
+            span: t.plugin.span.clone(),
+            key: t.plugin.key.clone(),
+            message: format!(
+                "stateful transform `{}` cannot run with [source.leases]: {why}. Instances sharing a stream keep each shard's state with its lease and divide it by key when shards split or merge; key the state by the records' partition key, or run one instance without leases",
+                stage.name
+            ),
+        });
     }
 }

@@ -19,6 +19,9 @@ pub struct StagePlan {
     pub input: SchemaRef,
     /// What it declared.
     pub description: Description,
+    /// The input columns that key its state (the contract's optional `keyed-state`); empty
+    /// when it is stateless or its state does not divide by key.
+    pub state_key: Vec<String>,
     /// What happens to a batch it fails on.
     pub on_error: OnError,
     /// Its instances' limits.

@@ -9,13 +9,19 @@
 // Everything here is reached only through the wasm exports.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+// The plain `transformer` world: no optional `keyed-state`.
+wit_bindgen::generate!({
+    world: "transformer",
+    path: "../../../../wit",
+});
+
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use sluice_sdk::__private::bindings::exports::sluice::transform::transform::{
+use exports::sluice::transform::transform::{
     ConfigError, Description, Guest, OutputBatch, ProcessError, RestoreError, StateSnapshot,
 };
-use sluice_sdk::__private::bindings::sluice::transform::types::OutputDecl;
+use sluice::transform::types::OutputDecl;
 use sluice_sdk::arrow::array::{AsArray, Int32Array, RecordBatch};
 use sluice_sdk::arrow::datatypes::{DataType, Field, Schema};
 use sluice_sdk::{decode_batch, decode_schema, encode_batch, encode_schema};
@@ -201,4 +207,4 @@ impl Guest for Faulty {
 }
 
 #[cfg(target_arch = "wasm32")]
-sluice_sdk::__private::bindings::__export_transformer!(Faulty with_types_in sluice_sdk::__private::bindings);
+export!(Faulty);

@@ -16,19 +16,26 @@
 //! - `random`: fails on `marker` with a number drawn from WASI random.
 //! - `union_rejected`: declares a `rejected` output with a union column.
 //!
-//! It implements the WIT bindings directly, so it can break the contract.
+//! It implements the WIT bindings directly, so it can break the contract, and it exports the
+//! plain `transformer` world (no optional `keyed-state`), as components built by other
+//! tool chains do.
 
 // Everything here is reached only through the wasm exports.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+wit_bindgen::generate!({
+    world: "transformer",
+    path: "../../../../wit",
+});
 
 use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use sluice_sdk::__private::bindings::exports::sluice::transform::transform::{
+use exports::sluice::transform::transform::{
     ConfigError, Description, Guest, OutputBatch, ProcessError, RestoreError, StateSnapshot,
 };
-use sluice_sdk::__private::bindings::sluice::transform::types::OutputDecl;
+use sluice::transform::types::OutputDecl;
 use sluice_sdk::arrow::array::{
     ArrayRef, AsArray, DictionaryArray, Int32Array, NullArray, RecordBatch, StringArray, StringViewArray,
 };
@@ -306,4 +313,4 @@ impl Guest for Hostile {
 }
 
 #[cfg(target_arch = "wasm32")]
-sluice_sdk::__private::bindings::__export_transformer!(Hostile with_types_in sluice_sdk::__private::bindings);
+export!(Hostile);
