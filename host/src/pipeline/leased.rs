@@ -25,10 +25,12 @@
 //!
 //! # State
 //! Each shard's stateful stages keep their state in the shard's checkpoint: it moves with the
-//! lease. A child shard starts from its parents' final state (`leased::inherit`; the README's limits
-//! say where that falls short).
+//! lease. A child shard starts from its parents' final state (`leased::inherit`): on a split
+//! the keys of its hash range, on a merge both parents' keys (`leased::keyed`, through the
+//! contract's `keyed-state`; a stateful stage without keyed state is refused at validate).
 
 mod inherit;
+mod keyed;
 mod summary;
 
 use summary::{empty_summary, merge};

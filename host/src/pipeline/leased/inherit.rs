@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::keyed;
 use super::{RunError, Worker, lease_err, retry};
-use crate::checkpoint::{Checkpoint, SourcePosition, Totals, WatermarkState};
+use crate::checkpoint::{Checkpoint, SourcePosition, StageState, Totals, WatermarkState};
 use crate::pipeline::sinks;
 use crate::sink::recover::recover;
 use crate::source::kinesis::lease::item::Lease;
@@ -13,9 +14,8 @@ use crate::source::kinesis::lease::store::position_of;
 impl Worker<'_> {
     /// A child shard's start, before its own first checkpoint: the state its parents ended
     /// with (their leases at `SHARD_END` hold their final checkpoints). On a split each child
-    /// starts from the parent's state: the keys that go on in it find theirs. On a merge the
-    /// child gets each parent's state, which works while at most one parent has state for a
-    /// stage; two states of one stage cannot be combined yet, and the shard is refused.
+    /// keeps the parent's state of the keys in its hash range; on a merge the child holds
+    /// both parents' states (`keyed`).
     ///
     /// The parents' last files are published here too, in case their owner stopped between
     /// the final checkpoint and publishing them.
@@ -59,24 +59,46 @@ impl Worker<'_> {
             totals: Totals::default(),
             ..first.clone()
         };
-        for (parent, cp) in &parents {
+        for (_, cp) in &parents {
             for name in &cp.stateful_stages {
                 if !child.stateful_stages.contains(name) {
                     child.stateful_stages.push(name.clone());
                 }
             }
+        }
+        // Each stage's state: the parents' states combined (a merge), the child's keys kept
+        // (a split); see `keyed`.
+        let mut stage_names: Vec<&str> = Vec::new();
+        for (_, cp) in &parents {
             for state in &cp.states {
-                if child.states.iter().any(|s| s.stage == state.stage) {
-                    return Err(refuse(format!(
-                        "{} merges {}, and both hold state of stage `{}`: combining two states of one stage is not supported yet, so the merged shard cannot start with the right state",
-                        lease.key,
-                        lease.parents.join(" and "),
-                        state.stage
-                    )));
+                if !stage_names.contains(&state.stage.as_str()) {
+                    stage_names.push(&state.stage);
                 }
-                tracing::info!(shard = %lease.key, parent = %parent, stage = %state.stage, bytes = state.data.len(), "Starting from the parent's state.");
-                child.states.push(state.clone());
             }
+        }
+        for name in stage_names {
+            let states: Vec<&StageState> = parents
+                .iter()
+                .flat_map(|(_, cp)| cp.states.iter().filter(|s| s.stage == name))
+                .collect();
+            let state = match self.plan.stages.iter().find(|s| s.name == name) {
+                Some(stage) => {
+                    let label = format!("{}/{name}/{}", self.plan.name, lease.key);
+                    keyed::child_state(stage, &states, lease.hash_range, &label).map_err(|m| {
+                        refuse(format!(
+                            "{} cannot start from the state of {}: {m}",
+                            lease.key,
+                            lease.parents.join(" and ")
+                        ))
+                    })?
+                }
+                // A stage no longer in the pipeline: its state is dropped at the restore.
+                None => states[0].clone(),
+            };
+            tracing::info!(shard = %lease.key, parents = %lease.parents.join(" "), stage = %name, bytes = state.data.len(), "Starting from the parents' state.");
+            child.states.push(state);
+        }
+        for (_, cp) in &parents {
             // Event time goes on in the child from where the parents reached.
             for w in &cp.watermarks {
                 let latest = w.partitions.values().copied().max();

@@ -325,10 +325,17 @@ pub(crate) async fn list_shards(
                 .sequence_number_range
                 .as_ref()
                 .is_some_and(|r| r.ending_sequence_number.is_some());
+            let hash_range = s.hash_key_range.as_ref().and_then(|r| {
+                Some((
+                    r.starting_hash_key.parse::<u128>().ok()?,
+                    r.ending_hash_key.parse::<u128>().ok()?,
+                ))
+            });
             shards.push(ShardInfo {
                 id: s.shard_id,
                 parents,
                 closed,
+                hash_range,
             });
         }
         match out.next_token {

@@ -16,6 +16,9 @@ pub struct ShardInfo {
     pub parents: Vec<String>,
     /// It has an ending sequence number: closed by a split or merge.
     pub closed: bool,
+    /// Its hash key range, first and last (MD5 of a partition key, as a 128-bit number);
+    /// `None` when not known (a child named by its parent's last response).
+    pub hash_range: Option<(u128, u128)>,
 }
 
 /// What the coordinator knows of the shards.
@@ -123,6 +126,7 @@ pub fn add_children(listed: &mut Vec<ShardInfo>, parent: &str, children: &BTreeM
                     parents.clone()
                 },
                 closed: false,
+                hash_range: None,
             });
         }
     }
@@ -138,6 +142,7 @@ pub(crate) mod tests {
             id: id.into(),
             parents: parents.iter().map(|p| (*p).to_owned()).collect(),
             closed,
+            hash_range: None,
         }
     }
 

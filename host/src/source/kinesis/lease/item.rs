@@ -9,6 +9,7 @@
 //! | `checkpointSubSequenceNumber` | N | within a KPL aggregate, the last user record processed (0 otherwise) |
 //! | `ownerSwitchesSinceCheckpoint` | N | takes since the last checkpoint |
 //! | `parentShardId` | SS | the shard's parents (absent for a shard without) |
+//! | `startingHashKey`, `endingHashKey` | S | the shard's hash key range, in decimal (KCL 2.3+; absent in older tables) |
 //! | `sluiceCheckpoint` | B | sluice's checkpoint of the shard's pipeline (stage state, output files), written with `checkpoint` in one conditional update; KCL ignores it |
 
 use std::collections::HashMap;
@@ -29,6 +30,10 @@ pub const SUB_SEQUENCE: &str = "checkpointSubSequenceNumber";
 pub const OWNER_SWITCHES: &str = "ownerSwitchesSinceCheckpoint";
 /// The parents.
 pub const PARENTS: &str = "parentShardId";
+/// The first hash key of the shard's range.
+pub const STARTING_HASH_KEY: &str = "startingHashKey";
+/// The last hash key of the shard's range.
+pub const ENDING_HASH_KEY: &str = "endingHashKey";
 /// Sluice's checkpoint of the shard's pipeline.
 pub const SLUICE: &str = "sluiceCheckpoint";
 
@@ -52,6 +57,8 @@ pub struct Lease {
     pub owner_switches: u64,
     /// `parentShardId`.
     pub parents: Vec<String>,
+    /// `startingHashKey` and `endingHashKey`, when the table has them.
+    pub hash_range: Option<(u128, u128)>,
     /// `sluiceCheckpoint`.
     pub sluice: Option<Vec<u8>>,
 }
@@ -67,6 +74,7 @@ impl Lease {
             sub_sequence: 0,
             owner_switches: 0,
             parents,
+            hash_range: None,
             sluice: None,
         }
     }
@@ -96,6 +104,10 @@ impl Lease {
         }
         if !self.parents.is_empty() {
             item.insert(PARENTS.to_owned(), AttributeValue::Ss(self.parents.clone()));
+        }
+        if let Some((start, end)) = self.hash_range {
+            item.insert(STARTING_HASH_KEY.to_owned(), AttributeValue::S(start.to_string()));
+            item.insert(ENDING_HASH_KEY.to_owned(), AttributeValue::S(end.to_string()));
         }
         if let Some(bytes) = &self.sluice {
             item.insert(SLUICE.to_owned(), AttributeValue::B(bytes.clone().into()));
@@ -129,6 +141,18 @@ impl Lease {
             Some(AttributeValue::B(b)) => Some(b.clone().into_inner()),
             _ => None,
         };
+        let hash_key = |name: &str| {
+            s(name)?
+                .map(|v| {
+                    v.parse::<u128>()
+                        .map_err(|_| format!("`{name}` is {v}, not a hash key"))
+                })
+                .transpose()
+        };
+        let hash_range = match (hash_key(STARTING_HASH_KEY)?, hash_key(ENDING_HASH_KEY)?) {
+            (Some(start), Some(end)) => Some((start, end)),
+            _ => None,
+        };
         Ok(Lease {
             owner: s(OWNER)?.filter(|o| !o.is_empty()),
             counter: n(COUNTER)?.unwrap_or(0),
@@ -136,6 +160,7 @@ impl Lease {
             sub_sequence: n(SUB_SEQUENCE)?.unwrap_or(0),
             owner_switches: n(OWNER_SWITCHES)?.unwrap_or(0),
             parents,
+            hash_range,
             sluice,
             key,
         })
@@ -155,6 +180,7 @@ mod tests {
         );
         lease.owner = Some("host-a".into());
         lease.counter = 7;
+        lease.hash_range = Some((0, u128::MAX));
         lease.sluice = Some(b"{}".to_vec());
         let item = lease.to_item();
         assert!(matches!(item[KEY], AttributeValue::S(_)));
@@ -162,6 +188,10 @@ mod tests {
         assert!(matches!(item[SUB_SEQUENCE], AttributeValue::N(_)));
         assert!(matches!(item[OWNER_SWITCHES], AttributeValue::N(_)));
         assert!(matches!(item[PARENTS], AttributeValue::Ss(_)));
+        assert_eq!(
+            item[ENDING_HASH_KEY],
+            AttributeValue::S("340282366920938463463374607431768211455".into())
+        );
         assert_eq!(Lease::from_item(&item).expect("read"), lease);
     }
 

@@ -53,14 +53,18 @@ pub fn plan(listed: &[ShardInfo], existing: &BTreeSet<String>, start: KinesisSta
             };
             if let Some(cp) = checkpoint {
                 have.insert(s.id.clone());
-                created.push(Lease::new(s.id.clone(), cp, s.parents.clone()));
+                let mut lease = Lease::new(s.id.clone(), cp, s.parents.clone());
+                lease.hash_range = s.hash_range;
+                created.push(lease);
             }
             false
         });
         if pending.len() == before {
             // A cycle cannot come from Kinesis; create the rest as they are rather than spin.
             for s in pending.drain(..) {
-                created.push(Lease::new(s.id.clone(), "TRIM_HORIZON", s.parents.clone()));
+                let mut lease = Lease::new(s.id.clone(), "TRIM_HORIZON", s.parents.clone());
+                lease.hash_range = s.hash_range;
+                created.push(lease);
             }
         }
     }
