@@ -354,7 +354,10 @@ fn work(
     // Final results are numbered after all input, by worker id, and cover no input bytes.
     let (mut span, ingest) = last.unwrap_or_else(|| (SourceSpan::default(), chrono::Utc::now().timestamp_micros()));
     span.start_offset = span.end_offset;
-    let flush = ended.load(Ordering::SeqCst);
+    // A leased shard read to its end is not the end of the input: its keys go on in its
+    // children, which start from the state its stages hold now (unflushed, open windows
+    // included; see `leased::inherit`).
+    let flush = ended.load(Ordering::SeqCst) && plan.lane.is_none();
     match worker.finish(u64::MAX - plan.workers as u64 + id as u64, span, ingest, flush) {
         Ok(r) => {
             let _ = results.send(Msg::Done(Box::new(r)));

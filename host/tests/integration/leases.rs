@@ -483,11 +483,12 @@ fn shards_split_while_two_instances_read_parents_before_children_with_the_parent
 }
 
 /// Scenario 3 on two instances: ticks keyed by ticker, the 1-minute window per ticker. One
-/// instance is SIGKILLed halfway; the other takes its shards with their open windows. Every
-/// window written equals DuckDB's `time_bucket` over the input, none twice, and every window
-/// the watermark has closed is there.
+/// instance is SIGKILLed halfway; the other takes its shards with their open windows; then
+/// one shard splits and two merge, with windows open. Every window written equals DuckDB's
+/// `time_bucket` over the input, none twice, and every window the watermark has closed is
+/// there.
 #[test]
-fn scenario_3_windows_per_ticker_equal_duckdb_across_a_takeover() {
+fn scenario_3_windows_per_ticker_equal_duckdb_across_a_takeover_a_split_and_a_merge() {
     let Some(python) = python() else { return };
     let Some(kinesis) = Kinesis::start() else { return };
     let Some(moto) = Moto::start() else { return };
@@ -564,6 +565,23 @@ fn scenario_3_windows_per_ticker_equal_duckdb_across_a_takeover() {
     });
     b.kill().expect("SIGKILL b");
     b.wait().ok();
+    // Reshard before the second half: a split (each child keeps the open windows of the
+    // tickers that hash into it) and a merge (the child holds both parents' windows). By
+    // MD5, shard 0 holds AMZN, 1 TBV, 2 AAPL and MSFT (which its split parts), 3 INTC.
+    tool(&python, ep, &["split", "--stream", "ticks", "--shard", "shardId-000000000002"]);
+    tool(
+        &python,
+        ep,
+        &[
+            "merge",
+            "--stream",
+            "ticks",
+            "--shard",
+            "shardId-000000000000",
+            "--adjacent",
+            "shardId-000000000001",
+        ],
+    );
     put_half("second.ndjson", second);
 
     // Windows the watermark closes: all but the input's last few seconds of each shard.
