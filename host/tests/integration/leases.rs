@@ -110,12 +110,16 @@ fn terminate(child: &mut Child) {
     assert!(status.success(), "an instance stopped by SIGTERM failed: {status}");
 }
 
-/// The lease table as boto3 reads it: each item's attributes with their DynamoDB types.
+/// The lease table as boto3 reads it: each item's attributes with their DynamoDB types (none
+/// before an instance has created the table).
 fn table(moto: &Moto) -> Vec<Value> {
     let out = moto.dynamodb(&format!(
         "items = []\n\
-         for page in ddb.get_paginator('scan').paginate(TableName='{TABLE}', ConsistentRead=True):\n\
-         \x20   items.extend(page['Items'])\n\
+         try:\n\
+         \x20   for page in ddb.get_paginator('scan').paginate(TableName='{TABLE}', ConsistentRead=True):\n\
+         \x20       items.extend(page['Items'])\n\
+         except ddb.exceptions.ResourceNotFoundException:\n\
+         \x20   pass\n\
          for i in items:\n\
          \x20   i.pop('sluiceCheckpoint', None)\n\
          print(json.dumps(sorted(items, key=lambda i: i['leaseKey']['S'])))"
@@ -418,11 +422,12 @@ fn a_kcl_table_is_taken_over_and_a_third_instance_steals_toward_three_three_two(
     );
 }
 
-/// Two shards split while two instances read the stream: each child is read only after its
-/// parent's end, by whichever instance takes it, starting from the parent's state: every
-/// record once and every device's count unbroken (parents before children across instances).
+/// Two shards split and two merge while two instances read the stream: each child is read
+/// only after its parents' end, by whichever instance takes it, starting from their state (a
+/// split child with its keys' counts, the merged child with both parents'): every record once
+/// and every device's count unbroken (parents before children across instances).
 #[test]
-fn shards_split_while_two_instances_read_parents_before_children_with_the_parents_state() {
+fn shards_split_and_merge_while_two_instances_read_parents_before_children_with_their_state() {
     let Some(python) = python() else { return };
     let Some(kinesis) = Kinesis::start() else { return };
     let Some(moto) = Moto::start() else { return };
@@ -447,6 +452,19 @@ fn shards_split_while_two_instances_read_parents_before_children_with_the_parent
     for shard in ["shardId-000000000000", "shardId-000000000001"] {
         tool(&python, ep, &["split", "--stream", "s", "--shard", shard]);
     }
+    tool(
+        &python,
+        ep,
+        &[
+            "merge",
+            "--stream",
+            "s",
+            "--shard",
+            "shardId-000000000002",
+            "--adjacent",
+            "shardId-000000000003",
+        ],
+    );
     put_round(&python, ep, d, 2, 20, &mut next);
     let total = put_records(d).len();
     poll_while_running(&mut a, "every record written", Duration::from_millis(500), || {
@@ -458,9 +476,9 @@ fn shards_split_while_two_instances_read_parents_before_children_with_the_parent
         }
     });
     assert!(b.try_wait().expect("b").is_none(), "b exited early");
-    // Six live leases (two open parents, four children) over two instances.
+    // Five live leases (four children of the splits, one of the merge) over two instances.
     let c: Vec<usize> = owners(&moto).into_values().collect();
-    assert_eq!(c.iter().sum::<usize>(), 6, "{:?}", owners(&moto));
+    assert_eq!(c.iter().sum::<usize>(), 5, "{:?}", owners(&moto));
     terminate(&mut a);
     terminate(&mut b);
     assert_exactly_once_in_order(&python, d, &d.join("put.jsonl"));
@@ -469,16 +487,28 @@ fn shards_split_while_two_instances_read_parents_before_children_with_the_parent
         .filter(|i| i["checkpoint"]["S"] == "SHARD_END")
         .map(|i| i["leaseKey"]["S"].as_str().expect("key").to_owned())
         .collect();
-    assert_eq!(ended, ["shardId-000000000000", "shardId-000000000001"]);
+    assert_eq!(
+        ended,
+        [
+            "shardId-000000000000",
+            "shardId-000000000001",
+            "shardId-000000000002",
+            "shardId-000000000003"
+        ]
+    );
     let children: Vec<Value> = table(&moto)
         .into_iter()
         .filter(|i| i.get("parentShardId").is_some())
         .collect();
     assert_eq!(
         children.len(),
-        4,
-        "each split made two children, with their parent: {children:?}"
+        5,
+        "each split made two children, the merge one, with their parents: {children:?}"
     );
+    let merged = children
+        .iter()
+        .find(|c| c["parentShardId"]["SS"].as_array().is_some_and(|p| p.len() == 2));
+    assert!(merged.is_some(), "the merged shard names both parents: {children:?}");
     assert!(children.iter().all(|c| c["parentShardId"]["SS"].is_array()));
 }
 
@@ -568,7 +598,11 @@ fn scenario_3_windows_per_ticker_equal_duckdb_across_a_takeover_a_split_and_a_me
     // Reshard before the second half: a split (each child keeps the open windows of the
     // tickers that hash into it) and a merge (the child holds both parents' windows). By
     // MD5, shard 0 holds AMZN, 1 TBV, 2 AAPL and MSFT (which its split parts), 3 INTC.
-    tool(&python, ep, &["split", "--stream", "ticks", "--shard", "shardId-000000000002"]);
+    tool(
+        &python,
+        ep,
+        &["split", "--stream", "ticks", "--shard", "shardId-000000000002"],
+    );
     tool(
         &python,
         ep,
