@@ -47,6 +47,7 @@ use super::reload::status::{LeaseStatus, Server, SharedStatus, socket_path, upda
 use crate::config::LeaseConfig;
 use crate::source::SourceError;
 use crate::source::kinesis::lease::balance::{self, Rules, Watch};
+use crate::source::kinesis::lease::cleanup;
 use crate::source::kinesis::lease::item::Lease;
 use crate::source::kinesis::lease::store::{Held, HeldLease, LeaseStore, position_of};
 use crate::source::kinesis::lease::table::LeaseTable;
@@ -259,6 +260,7 @@ impl Worker<'_> {
                     self.watch.observe(&leases, self.now_ms());
                     self.take(&leases);
                     self.publish_status(&leases);
+                    self.clean_up(&leases);
                 }
                 Err(e) if e.retryable() => tracing::warn!(error = %e, "Scanning the lease table failed; trying again."),
                 Err(e) => return Err(lease_err(e)),
@@ -271,6 +273,25 @@ impl Worker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Delete the ended leases every child has started from (`cleanup`); any worker may, the
+    /// delete is conditional on the lease as scanned.
+    fn clean_up(&self, leases: &[Lease]) {
+        for lease in cleanup::done(leases) {
+            match self
+                .runtime
+                .block_on(self.table.delete_ended(&lease.key, lease.counter))
+            {
+                Ok(true) => {
+                    tracing::info!(shard = %lease.key, "Deleted the ended shard's lease: its children started from it.")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(shard = %lease.key, error = %e, "Deleting an ended lease failed; trying again later.")
+                }
+            }
+        }
     }
 
     /// Renew every held lease; stop the shards whose lease is gone.

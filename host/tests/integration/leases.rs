@@ -425,7 +425,8 @@ fn a_kcl_table_is_taken_over_and_a_third_instance_steals_toward_three_three_two(
 /// Two shards split and two merge while two instances read the stream: each child is read
 /// only after its parents' end, by whichever instance takes it, starting from their state (a
 /// split child with its keys' counts, the merged child with both parents'): every record once
-/// and every device's count unbroken (parents before children across instances).
+/// and every device's count unbroken (parents before children across instances). Then the
+/// parents' leases are cleaned up, and not made again by a new instance's shard sync.
 #[test]
 fn shards_split_and_merge_while_two_instances_read_parents_before_children_with_their_state() {
     let Some(python) = python() else { return };
@@ -479,23 +480,59 @@ fn shards_split_and_merge_while_two_instances_read_parents_before_children_with_
     // Five live leases (four children of the splits, one of the merge) over two instances.
     let c: Vec<usize> = owners(&moto).into_values().collect();
     assert_eq!(c.iter().sum::<usize>(), 5, "{:?}", owners(&moto));
+    // Once every child has started from them, the parents' leases are deleted (KCL's lease
+    // cleanup; a delete is conditional on SHARD_END).
+    let keys = |moto: &Moto| -> Vec<String> {
+        table(moto)
+            .iter()
+            .map(|i| i["leaseKey"]["S"].as_str().expect("key").to_owned())
+            .collect()
+    };
+    let parents = [
+        "shardId-000000000000",
+        "shardId-000000000001",
+        "shardId-000000000002",
+        "shardId-000000000003",
+    ];
+    poll_while_running(
+        &mut a,
+        "the parents' leases cleaned up",
+        Duration::from_millis(500),
+        || {
+            let k = keys(&moto);
+            if parents.iter().any(|p| k.iter().any(|x| x == p)) {
+                Err(format!("{k:?}"))
+            } else {
+                Ok(())
+            }
+        },
+    );
     terminate(&mut a);
     terminate(&mut b);
     assert_exactly_once_in_order(&python, d, &d.join("put.jsonl"));
-    let ended: Vec<String> = table(&moto)
-        .iter()
-        .filter(|i| i["checkpoint"]["S"] == "SHARD_END")
-        .map(|i| i["leaseKey"]["S"].as_str().expect("key").to_owned())
-        .collect();
-    assert_eq!(
-        ended,
-        [
-            "shardId-000000000000",
-            "shardId-000000000001",
-            "shardId-000000000002",
-            "shardId-000000000003"
-        ]
+    // A new instance lists the shards at its start: the closed parents, still listed, get
+    // no lease again, and it takes the five children the others gave up.
+    let mut c = spawn(&p, d, "c");
+    poll_while_running(
+        &mut c,
+        "c holding the five children",
+        Duration::from_millis(500),
+        || {
+            let by = owners(&moto);
+            if by.len() == 1 && by.values().sum::<usize>() == 5 && !by.contains_key("(nobody)") {
+                Ok(())
+            } else {
+                Err(format!("{by:?}"))
+            }
+        },
     );
+    terminate(&mut c);
+    let k = keys(&moto);
+    assert!(
+        parents.iter().all(|p| !k.iter().any(|x| x == p)),
+        "a cleaned-up parent was leased again: {k:?}"
+    );
+    assert_eq!(k.len(), 5, "{k:?}");
     let children: Vec<Value> = table(&moto)
         .into_iter()
         .filter(|i| i.get("parentShardId").is_some())

@@ -8,11 +8,13 @@
 //! - [`balance`]: which leases to take or steal after a scan (pure).
 //! - [`store`]: a shard's checkpoint kept in its lease, written only while the lease is held.
 //! - [`sync`]: a lease for every shard of the stream, parents before children.
+//! - [`cleanup`]: which ended leases can go (every child started from them).
 //!
 //! Who runs the shards is `pipeline::leased`'s job: it holds leases, renews them, and runs a
 //! pipeline per held shard whose checkpoints go to [`store::LeaseStore`].
 
 pub mod balance;
+pub mod cleanup;
 pub mod item;
 pub mod store;
 pub mod sync;

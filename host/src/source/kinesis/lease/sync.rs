@@ -7,6 +7,9 @@
 //! - Otherwise the first run's `start`: `TRIM_HORIZON` or `AT_TIMESTAMP` for every shard, and
 //!   `LATEST` for open shards only (a shard closed before the start has nothing to read).
 //!
+//! A shard above one that has a lease (a parent, a grandparent) is never leased again: its
+//! lease was deleted once its children started from it (`cleanup`).
+//!
 //! Parents are created before their children, so a scan never shows a child whose parent is
 //! still to come (which would make the child readable too early).
 
@@ -25,8 +28,23 @@ use crate::source::kinesis::shard::StreamRef;
 pub fn plan(listed: &[ShardInfo], existing: &BTreeSet<String>, start: KinesisStart) -> Vec<Lease> {
     let mut have: BTreeSet<String> = existing.clone();
     let listed_ids: BTreeSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+    // Shards above a leased shard were read and their leases cleaned up: not leased again.
+    let mut above: BTreeSet<&str> = BTreeSet::new();
+    let mut walk: Vec<&str> = existing.iter().map(String::as_str).collect();
+    while let Some(id) = walk.pop() {
+        for s in listed.iter().filter(|s| s.id == id) {
+            for p in &s.parents {
+                if above.insert(p.as_str()) {
+                    walk.push(p.as_str());
+                }
+            }
+        }
+    }
     let mut created = Vec::new();
-    let mut pending: Vec<&ShardInfo> = listed.iter().filter(|s| !have.contains(&s.id)).collect();
+    let mut pending: Vec<&ShardInfo> = listed
+        .iter()
+        .filter(|s| !have.contains(&s.id) && !above.contains(s.id.as_str()))
+        .collect();
     // Repeated passes: a shard waits for its listed parents to be decided first.
     let mut decided: BTreeSet<String> = have.clone();
     while !pending.is_empty() {
@@ -136,5 +154,15 @@ mod tests {
         );
         let all = BTreeSet::from(["p".to_owned(), "c1".to_owned(), "c2".to_owned()]);
         assert!(plan(&listed, &all, KinesisStart::TrimHorizon).is_empty());
+        // The parent's lease was cleaned up after its children started: not made again.
+        let cleaned = BTreeSet::from(["c1".to_owned(), "c2".to_owned()]);
+        assert!(plan(&listed, &cleaned, KinesisStart::TrimHorizon).is_empty());
+        // Nor a grandparent above a merge of cleaned-up parents.
+        let mut deeper = listed.clone();
+        deeper.push(shard("g", &[], true));
+        deeper[0] = shard("p", &["g"], true);
+        deeper.push(shard("m", &["c1", "c2"], false));
+        let only_m = BTreeSet::from(["m".to_owned()]);
+        assert!(plan(&deeper, &only_m, KinesisStart::TrimHorizon).is_empty());
     }
 }

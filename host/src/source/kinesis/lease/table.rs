@@ -272,6 +272,29 @@ impl LeaseTable {
             .then_some(counter + 1))
     }
 
+    /// Delete an ended lease, as it was at `counter` (KCL's lease cleanup); whether it was
+    /// deleted (`false`: it changed, or another worker deleted it first).
+    pub async fn delete_ended(&self, key: &str, counter: u64) -> Result<bool, LeaseError> {
+        self.count("DeleteItem");
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.name)
+            .key(item::KEY, s(key))
+            .condition_expression("#cp = :end AND #c = :c")
+            .expression_attribute_names("#cp", item::CHECKPOINT)
+            .expression_attribute_names("#c", item::COUNTER)
+            .expression_attribute_values(":end", s(item::SHARD_END))
+            .expression_attribute_values(":c", n(counter))
+            .send()
+            .await;
+        match delete {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(self.err("DeleteItem", &e)),
+        }
+    }
+
     /// Give up a lease `me` holds at `counter` (KCL's evict: no owner), so another worker
     /// takes it at once rather than after the failover time; whether it was ours to give.
     pub async fn release(&self, key: &str, me: &str, counter: u64) -> Result<bool, LeaseError> {
