@@ -168,6 +168,10 @@ pub struct LeaseConfig {
     pub failover: std::time::Duration,
     /// `max_leases`: the most shards this instance holds (0: no cap).
     pub max_leases: u32,
+    /// `cleanup_after`: how long an ended shard's lease stays once every child has started
+    /// from it, before it is deleted (KCL's `completedLeaseCleanupIntervalMillis`; default
+    /// 5 min).
+    pub cleanup_after: std::time::Duration,
     /// `region`: the table's region, when not the stream's.
     pub region: Option<String>,
     /// `endpoint_url`: DynamoDB's endpoint, when not the default (a Kinesis endpoint

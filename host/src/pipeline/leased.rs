@@ -121,6 +121,8 @@ struct Worker<'a> {
     status: SharedStatus,
     last_sync: Instant,
     sync_due: bool,
+    /// Ended leases every child has started from, and when this worker first saw them so.
+    done_since: BTreeMap<String, Instant>,
 }
 
 /// Run a leased pipeline until stopped: hold leases, run their shards, give them up at the end.
@@ -192,6 +194,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
         status,
         last_sync: Instant::now(),
         sync_due: true,
+        done_since: BTreeMap::new(),
     };
     let outcome = w.run_until_stopped();
     let ended = w.shut_down();
@@ -275,10 +278,18 @@ impl Worker<'_> {
         Ok(())
     }
 
-    /// Delete the ended leases every child has started from (`cleanup`); any worker may, the
-    /// delete is conditional on the lease as scanned.
-    fn clean_up(&self, leases: &[Lease]) {
-        for lease in cleanup::done(leases) {
+    /// Delete the ended leases every child has started from (`cleanup`), once they have been
+    /// so for `cleanup_after` as this worker watched; any worker may, the delete is conditional
+    /// on the lease as scanned.
+    fn clean_up(&mut self, leases: &[Lease]) {
+        let done = cleanup::done(leases);
+        let now = Instant::now();
+        self.done_since.retain(|key, _| done.iter().any(|l| &l.key == key));
+        for lease in done {
+            let since = *self.done_since.entry(lease.key.clone()).or_insert(now);
+            if now.duration_since(since) < self.settings.cleanup_after {
+                continue;
+            }
             match self
                 .runtime
                 .block_on(self.table.delete_ended(&lease.key, lease.counter))

@@ -37,6 +37,7 @@ idle_poll = "200ms"
 [source.leases]
 table = "{TABLE}"
 failover = "3s"
+cleanup_after = "1s"
 endpoint_url = "{moto}"
 [source.schema]
 device = "string"

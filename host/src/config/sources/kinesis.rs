@@ -82,7 +82,8 @@ pub(in crate::config) fn read_kinesis_source(t: &mut Table<'_, '_>, d: &mut Diag
     })))
 }
 
-/// `[source.leases]`: `table`, and optionally `worker_id`, `failover`, `max_leases`.
+/// `[source.leases]`: `table`, and optionally `worker_id`, `failover`, `max_leases`,
+/// `cleanup_after`, `region`, `endpoint_url`.
 fn read_leases(mut t: Table<'_, '_>, d: &mut Diags) -> Option<LeaseConfig> {
     let table = t.req_str(d, "table");
     let worker_id = t.opt_str(d, "worker_id");
@@ -92,6 +93,10 @@ fn read_leases(mut t: Table<'_, '_>, d: &mut Diags) -> Option<LeaseConfig> {
         .opt_duration(d, "failover", Duration::from_secs(1)..=Duration::from_secs(3600))
         .map_or(Duration::from_secs(10), |v| v.value);
     let max_leases = t.opt_uint(d, "max_leases", 0..=100_000).map_or(0, |v| v.value as u32);
+    // KCL's completedLeaseCleanupIntervalMillis.
+    let cleanup_after = t
+        .opt_duration(d, "cleanup_after", Duration::ZERO..=Duration::from_secs(7 * 24 * 3600))
+        .map_or(Duration::from_secs(300), |v| v.value);
     let region = t.opt_str(d, "region").map(|r| r.value);
     let endpoint_url = crate::config::s3::read_endpoint_url(&mut t, d).map(|e| e.value);
     t.finish(d);
@@ -122,6 +127,7 @@ fn read_leases(mut t: Table<'_, '_>, d: &mut Diags) -> Option<LeaseConfig> {
         worker_id: worker_id.map(|w| w.value),
         failover,
         max_leases,
+        cleanup_after,
         region,
         endpoint_url,
     })
