@@ -110,6 +110,7 @@ impl Plan {
             None => (None, None, Metadata::default(), None),
         };
         let mut stages = Vec::new();
+        let leased = leased(cfg);
         let mut schema = input_schema.clone();
         // After a stage with errors, the stages after it are still checked, each against
         // what it would get if the broken one passed its input through, so one run of
@@ -131,7 +132,7 @@ impl Plan {
                 continue;
             };
             let before = diags.len();
-            match plan_stage(t, component, input.clone(), &cfg.name, &mut diags) {
+            match plan_stage(t, component, input.clone(), (&cfg.name, leased), &mut diags) {
                 Some(stage) if guessed.is_none() => {
                     schema = Some(stage.output().clone());
                     stages.push(Arc::new(stage));
@@ -210,10 +211,10 @@ fn plan_stage(
     t: &TransformConfig,
     component: Component,
     input: SchemaRef,
-    pipeline: &str,
+    (pipeline, leased): (&str, bool),
     diags: &mut Vec<Diagnostic>,
 ) -> Option<StagePlan> {
-    let (description, state_key) = describe(t, &component, &input, pipeline)
+    let (description, state_key) = describe(t, &component, &input, pipeline, leased)
         .map_err(|d| diags.push(d))
         .ok()?;
     let watermark = t.watermark.as_ref().and_then(|w| {
@@ -328,12 +329,14 @@ fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnost
     loaded.map_err(|e| diags.push(at(e.to_string()))).ok()
 }
 
-/// The transform's declaration and, for a stateful one, the columns that key its state.
+/// The transform's declaration and, for a stateful one in a pipeline with leases, the
+/// columns that key its state.
 fn describe(
     t: &TransformConfig,
     component: &Component,
     input: &SchemaRef,
     pipeline: &str,
+    leased: bool,
 ) -> Result<(Description, Vec<String>), Diagnostic> {
     let at_plugin = |message: String| Diagnostic {
         span: t.plugin.span.clone(),
@@ -356,7 +359,7 @@ fn describe(
         .describe(t.config.json(), input)
         .map_err(failed)?
         .map_err(at_config)?;
-    if description.state_format.is_none() {
+    if description.state_format.is_none() || !leased {
         return Ok((description, Vec::new()));
     }
     let state_key = match instance.state_key(t.config.json(), input).map_err(failed)? {
@@ -366,14 +369,16 @@ fn describe(
     Ok((description, state_key))
 }
 
+/// Whether the pipeline's source shares its stream through `[source.leases]`.
+fn leased(cfg: &PipelineConfig) -> bool {
+    matches!(&cfg.source, SourceConfig::Kinesis(k) if k.leases.is_some())
+}
+
 /// With `[source.leases]` each shard's stage state moves with its lease, and follows its
 /// keys when shards split and merge: a stateful stage whose state is not kept per key
 /// cannot follow them, and is refused.
 fn check_leased_state(cfg: &PipelineConfig, stages: &[Arc<StagePlan>], diags: &mut Vec<Diagnostic>) {
-    let SourceConfig::Kinesis(k) = &cfg.source else {
-        return;
-    };
-    if k.leases.is_none() {
+    if !leased(cfg) {
         return;
     }
     for (stage, t) in stages.iter().zip(&cfg.transforms) {

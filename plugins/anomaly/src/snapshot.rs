@@ -145,18 +145,25 @@ pub fn read(plan: &Plan, format: u32, data: &[u8]) -> Result<Store, String> {
 }
 
 /// Add the series of another instance's snapshot `data` to `store`, after those it holds
-/// (least recently seen first, as read). A key both hold keeps the series that has seen
-/// more values (ours on a tie): two estimates of one series cannot be combined.
+/// (least recently seen first, as read; past `max_keys` ours are forgotten first). A key
+/// both hold keeps the series that has seen more values (ours on a tie), since two estimates
+/// of one series cannot be combined, with the later of the two latest event times.
 pub fn absorb(plan: &Plan, store: &mut Store, format: u32, data: &[u8]) -> Result<(), String> {
     let other = read(plan, format, data)?;
     for (key, series, last_seen) in other.iter() {
-        if let Some(held) = store.get(key) {
-            if held.seen >= series.seen {
-                continue;
+        let (series, last_seen) = match store.get(key) {
+            Some((held, held_seen)) => {
+                let kept = if held.seen >= series.seen {
+                    held.clone()
+                } else {
+                    series.clone()
+                };
+                (kept, held_seen.max(last_seen))
             }
-            store.forget(key);
-        }
-        store.push(key.clone(), series.clone(), last_seen);
+            None => (series.clone(), last_seen),
+        };
+        store.forget(key);
+        store.push(key.clone(), series, last_seen);
     }
     Ok(())
 }

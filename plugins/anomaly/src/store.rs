@@ -119,9 +119,11 @@ impl Store {
         true
     }
 
-    /// The series of `key`, if held (its recency unchanged).
-    pub fn get(&self, key: &[u8]) -> Option<&Series> {
-        self.index.get(key).map(|&slot| &self.slots[slot].series)
+    /// The series of `key` and its latest event time, if held (its recency unchanged).
+    pub fn get(&self, key: &[u8]) -> Option<(&Series, Option<i64>)> {
+        self.index
+            .get(key)
+            .map(|&slot| (&self.slots[slot].series, self.slots[slot].last_seen))
     }
 
     /// Forget `key`; `false` if it was not held.
@@ -287,7 +289,8 @@ mod tests {
         store.touch(b"b", Some(0), series);
         assert!(store.forget(b"a"));
         assert!(!store.forget(b"a"));
-        assert!(store.get(b"a").is_none() && store.get(b"b").is_some());
+        assert!(store.get(b"a").is_none());
+        assert_eq!(store.get(b"b").map(|(s, t)| (s.seen, t)), Some((1, Some(0))));
         store.touch(b"c", Some(5), series);
         assert_eq!(store.len(), 2, "room for c without evicting b");
         store.expire(100);

@@ -8,14 +8,17 @@ use super::{RunError, Worker, lease_err, retry};
 use crate::checkpoint::{Checkpoint, SourcePosition, StageState, Totals, WatermarkState};
 use crate::pipeline::sinks;
 use crate::sink::recover::recover;
+use crate::source::kinesis::coordinator::list_shards;
+use crate::source::kinesis::lease::LeaseError;
 use crate::source::kinesis::lease::item::Lease;
 use crate::source::kinesis::lease::store::position_of;
+use crate::source::kinesis::shard::StreamRef;
 
 impl Worker<'_> {
     /// A child shard's start, before its own first checkpoint: the state its parents ended
-    /// with (their leases at `SHARD_END` hold their final checkpoints). On a split each child
-    /// keeps the parent's state of the keys in its hash range; on a merge the child holds
-    /// both parents' states (`keyed`).
+    /// with (their leases at `SHARD_END` hold their final checkpoints). On a split each of the
+    /// parent's keys goes on in one child; on a merge the child holds both parents' states
+    /// (`keyed`).
     ///
     /// The parents' last files are published here too, in case their owner stopped between
     /// the final checkpoint and publishing them.
@@ -29,9 +32,12 @@ impl Worker<'_> {
             message,
         };
         let mut parents = Vec::new();
+        let mut parent_range = None;
         for parent in &lease.parents {
             let found = retry(&self.runtime, &self.stop, || self.table.get(parent)).map_err(lease_err)?;
-            let Some(bytes) = found.and_then(|l| l.sluice) else {
+            let Some(found) = found else { continue };
+            parent_range = found.hash_range;
+            let Some(bytes) = found.sluice else {
                 continue;
             };
             let checkpoint = Checkpoint::from_bytes(&bytes).map_err(|m| refuse(format!("parent {parent}: {m}")))?;
@@ -76,6 +82,10 @@ impl Worker<'_> {
                 }
             }
         }
+        let split = match lease.parents.as_slice() {
+            [parent] if !stage_names.is_empty() => self.split_of(lease, parent, parent_range)?,
+            _ => None,
+        };
         for name in stage_names {
             let states: Vec<&StageState> = parents
                 .iter()
@@ -84,7 +94,7 @@ impl Worker<'_> {
             let state = match self.plan.stages.iter().find(|s| s.name == name) {
                 Some(stage) => {
                     let label = format!("{}/{name}/{}", self.plan.name, lease.key);
-                    keyed::child_state(stage, &states, lease.hash_range, &label).map_err(|m| {
+                    keyed::child_state(stage, &states, split, &label).map_err(|m| {
                         refuse(format!(
                             "{} cannot start from the state of {}: {m}",
                             lease.key,
@@ -121,6 +131,39 @@ impl Worker<'_> {
             }
         }
         Ok(Some(child.to_bytes()))
+    }
+
+    /// The hash key ranges of a split child and its parent: from their leases, or (a lease
+    /// written without them) from `ListShards`; `None` when neither says.
+    fn split_of(
+        &self,
+        child: &Lease,
+        parent: &str,
+        parent_range: Option<(u128, u128)>,
+    ) -> Result<Option<keyed::Split>, RunError> {
+        if let (Some(child), Some(parent)) = (child.hash_range, parent_range) {
+            return Ok(Some(keyed::Split { child, parent }));
+        }
+        let stream = StreamRef::of(&self.spec.settings.stream);
+        let listed = retry(&self.runtime, &self.stop, || async {
+            list_shards(&self.kinesis, &stream, &self.stop)
+                .await
+                .map_err(LeaseError::Stream)
+        })
+        .map_err(lease_err)?;
+        let range = |id: &str| listed.iter().find(|s| s.id == id).and_then(|s| s.hash_range);
+        Ok(
+            match (
+                child.hash_range.or_else(|| range(&child.key)),
+                parent_range.or_else(|| range(parent)),
+            ) {
+                (Some(child), Some(parent)) => Some(keyed::Split { child, parent }),
+                _ => {
+                    tracing::warn!(shard = %child.key, parent, "No hash key ranges for the split: the child keeps every key of its parent's state.");
+                    None
+                }
+            },
+        )
     }
 
     /// Publish the files a parent's final checkpoint lists (they may be in place already:

@@ -3,13 +3,15 @@
 //!
 //! - A merge (two parents): the child restores one parent's state and absorbs the other's,
 //!   so it holds both parents' keys.
-//! - A split (one parent): the child keeps only the keys that hash into its own range, so
-//!   a key's open windows or series go on in exactly the child that receives the key's
-//!   records, and no other child emits them too. A key's text is hashed as Kinesis hashes a
-//!   partition key (MD5 as a 128-bit number): exact when the state is keyed by one column
-//!   holding the records' partition key, the common case the lease design rests on. With a
-//!   state keyed by several columns, or a lease without a hash range (a table written by a
-//!   KCL older than 2.3), each child keeps every key.
+//! - A split (one parent, two children): each key goes on in exactly one child. With a state
+//!   keyed by one column, a key goes to the child whose hash key range holds the key's text
+//!   hashed as Kinesis hashes a partition key (MD5 as a 128-bit number): exact when that
+//!   column holds the records' partition key, the common case the lease design rests on. A
+//!   key whose hash is outside the parent's range (it is not the partition key, or producers
+//!   set explicit hash keys) goes to the lower child, as does the whole state of a transform
+//!   keyed by several columns: never to both, so no child emits a part another emits too.
+//!   Without the ranges (neither the leases nor `ListShards` give them), each child keeps
+//!   every key.
 
 use md5::{Digest, Md5};
 
@@ -17,17 +19,40 @@ use crate::checkpoint::StageState;
 use crate::engine::CallError;
 use crate::pipeline::stage_plan::StagePlan;
 
-/// The state `stage` starts from in a child shard with hash key range `range`, given its
-/// parents' states of that stage (one or two).
+/// A split's hash key ranges (first and last key, inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Split {
+    /// The child's.
+    pub child: (u128, u128),
+    /// The parent's.
+    pub parent: (u128, u128),
+}
+
+impl Split {
+    /// Whether the key with text `key` goes on in the child.
+    fn keeps(&self, key: &str) -> bool {
+        let h = hash_key(key);
+        let within = |(first, last): (u128, u128)| (first..=last).contains(&h);
+        within(self.child) || (!within(self.parent) && self.lower())
+    }
+
+    /// Whether the child is the one at the start of its parent's range.
+    fn lower(&self) -> bool {
+        self.child.0 == self.parent.0
+    }
+}
+
+/// The state `stage` starts from in a child shard, given its parents' states of that stage
+/// (one or two) and, for a split, the hash key ranges.
 pub(super) fn child_state(
     stage: &StagePlan,
     parents: &[&StageState],
-    range: Option<(u128, u128)>,
+    split: Option<Split>,
     label: &str,
 ) -> Result<StageState, String> {
     let (first, rest) = parents.split_first().ok_or("no parent state")?;
-    let split_by_hash = range.filter(|_| stage.state_key.len() == 1);
-    if rest.is_empty() && split_by_hash.is_none() {
+    let split = split.filter(|_| rest.is_empty() && !stage.state_key.is_empty());
+    if rest.is_empty() && split.is_none() {
         return Ok((*first).clone());
     }
     if stage.state_key.is_empty() {
@@ -53,15 +78,18 @@ pub(super) fn child_state(
             .absorb(other.format_version, other.data.clone())
             .map_err(|e| failed("absorbing the other parent's state", e))?;
     }
-    if let Some((start, end)) = split_by_hash {
+    if let Some(split) = split {
         let keys = instance.state_keys().map_err(|e| failed("listing its keys", e))?;
         let held = keys.len();
-        let keep: Vec<String> = keys
-            .into_iter()
-            .filter(|k| (start..=end).contains(&hash_key(k)))
-            .collect();
+        let keep: Vec<String> = if stage.state_key.len() == 1 {
+            keys.into_iter().filter(|k| split.keeps(k)).collect()
+        } else if split.lower() {
+            keys
+        } else {
+            Vec::new()
+        };
         if keep.len() < held {
-            tracing::info!(stage = %stage.name, kept = keep.len(), held, "Keeping the keys of the child's hash range.");
+            tracing::info!(stage = %stage.name, kept = keep.len(), held, "Keeping the keys that go on in this child.");
             instance.retain_keys(&keep).map_err(|e| failed("keeping its keys", e))?;
         }
     }
@@ -99,5 +127,35 @@ mod tests {
             .map(|k| hash_key(k) < half)
             .collect();
         assert!(sides.contains(&true) && sides.contains(&false), "{sides:?}");
+    }
+
+    #[test]
+    fn a_split_gives_each_key_to_exactly_one_child() {
+        let half = 1u128 << 127;
+        let parent = (0, u128::MAX >> 1);
+        let lower = Split {
+            child: (0, (half >> 1) - 1),
+            parent,
+        };
+        let upper = Split {
+            child: (half >> 1, u128::MAX >> 1),
+            parent,
+        };
+        let keys: Vec<String> = (0..200).map(|i| format!("key-{i}")).collect();
+        let (mut inside, mut outside) = (0, 0);
+        for k in &keys {
+            assert!(lower.keeps(k) != upper.keeps(k), "{k} goes to exactly one child");
+            if hash_key(k) < half {
+                inside += 1;
+                assert_eq!(lower.keeps(k), hash_key(k) < half >> 1, "{k} by its hash");
+            } else {
+                outside += 1;
+                assert!(
+                    lower.keeps(k),
+                    "{k}, outside the parent's range, goes to the lower child"
+                );
+            }
+        }
+        assert!(inside > 0 && outside > 0);
     }
 }

@@ -45,8 +45,10 @@ pub fn plan(listed: &[ShardInfo], existing: &BTreeSet<String>, start: KinesisSta
         .iter()
         .filter(|s| !have.contains(&s.id) && !above.contains(s.id.as_str()))
         .collect();
-    // Repeated passes: a shard waits for its listed parents to be decided first.
+    // Repeated passes: a shard waits for its listed parents to be decided first (a shard
+    // above a leased one is decided: it gets no lease).
     let mut decided: BTreeSet<String> = have.clone();
+    decided.extend(above.iter().map(|s| (*s).to_owned()));
     while !pending.is_empty() {
         let before = pending.len();
         pending.retain(|s| {
@@ -164,5 +166,12 @@ mod tests {
         deeper.push(shard("m", &["c1", "c2"], false));
         let only_m = BTreeSet::from(["m".to_owned()]);
         assert!(plan(&deeper, &only_m, KinesisStart::TrimHorizon).is_empty());
+        // A parent closed before a LATEST start gets no lease; once one child has one, the
+        // other still starts at LATEST, its parent decided (not at TRIM_HORIZON by default).
+        let one_child = BTreeSet::from(["c1".to_owned()]);
+        assert_eq!(
+            keys(&plan(&listed, &one_child, KinesisStart::Latest)),
+            vec![("c2".into(), "LATEST".into())]
+        );
     }
 }
