@@ -143,6 +143,16 @@ pub(crate) fn instantiate(
     })
 }
 
+/// Why a transform refused a snapshot (`restore`, `absorb`), as a failed call.
+fn refused_state(e: wit_types::RestoreError) -> CallError {
+    match e {
+        wit_types::RestoreError::UnsupportedVersion(v) => {
+            CallError::Failed(format!("refused state format version {v}"))
+        }
+        wit_types::RestoreError::Corrupt(m) => CallError::Failed(format!("refused corrupt state: {m}")),
+    }
+}
+
 fn ipc_err(e: arrow::error::ArrowError) -> CallError {
     CallError::BadOutput(format!("unreadable Arrow IPC: {e}"))
 }
@@ -386,10 +396,7 @@ impl TransformInstance {
                 self.store.data_mut().reseed(seed);
                 Ok(())
             }
-            Err(wit_types::RestoreError::UnsupportedVersion(v)) => {
-                Err(CallError::Failed(format!("refused state format version {v}")))
-            }
-            Err(wit_types::RestoreError::Corrupt(m)) => Err(CallError::Failed(format!("refused corrupt state: {m}"))),
+            Err(refused) => Err(refused_state(refused)),
         }
     }
 
@@ -450,10 +457,7 @@ impl TransformInstance {
                 self.rows_in = self.rows_in.saturating_add(credit);
                 Ok(())
             }
-            Err(wit_types::RestoreError::UnsupportedVersion(v)) => {
-                Err(CallError::Failed(format!("refused state format version {v}")))
-            }
-            Err(wit_types::RestoreError::Corrupt(m)) => Err(CallError::Failed(format!("refused corrupt state: {m}"))),
+            Err(refused) => Err(refused_state(refused)),
         }
     }
 

@@ -257,6 +257,15 @@ pub fn python() -> Option<PathBuf> {
 
 /// Run `scripts/kinesis_tool.py --endpoint ENDPOINT ARGS…` and return its stdout; a failure
 /// (or a run past two minutes) fails the test with its stderr.
+/// Merge `shard` and `adjacent` of `stream`, waiting until the stream is active again.
+pub fn merge(python: &Path, endpoint: &str, stream: &str, shard: &str, adjacent: &str) {
+    tool(
+        python,
+        endpoint,
+        &["merge", "--stream", stream, "--shard", shard, "--adjacent", adjacent],
+    );
+}
+
 pub fn tool(python: &Path, endpoint: &str, args: &[&str]) -> String {
     let mut child = Command::new(python)
         .arg(support::workspace().join("scripts/kinesis_tool.py"))

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::kinesis_emulator::{Kinesis, ThrottleProxy, json_lines, python, tool};
+use crate::kinesis_emulator::{Kinesis, ThrottleProxy, json_lines, merge, python, tool};
 use crate::support::{dead_letters, duckdb, run, sluice};
 
 /// Lines for `devices` devices, each device's `n` continuing from `from[device]`.
@@ -182,19 +182,7 @@ fn kds_18_split_then_merge_with_a_backlog_parents_before_children_exactly_once()
     lines(&f, 8, 10, &mut next);
     put(&python, ep, &log, &f, Some("4"));
     // Shard 3 (the upper half of shard 0) and shard 1 are adjacent: merge them into 4.
-    tool(
-        &python,
-        ep,
-        &[
-            "merge",
-            "--stream",
-            "s",
-            "--shard",
-            "shardId-000000000003",
-            "--adjacent",
-            "shardId-000000000001",
-        ],
-    );
+    merge(&python, ep, "s", "shardId-000000000003", "shardId-000000000001");
     let f = d.join("c.jsonl");
     lines(&f, 8, 10, &mut next);
     put(&python, ep, &log, &f, None);

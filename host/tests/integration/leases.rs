@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::kinesis::seq_key;
-use crate::kinesis_emulator::{Kinesis, json_lines, python, tool};
+use crate::kinesis_emulator::{Kinesis, json_lines, merge, python, tool};
 use crate::kinesis_source::{assert_exactly_once_in_order, aws_env, counted_rows, lines, put};
 use crate::moto::Moto;
 use crate::support::{duckdb, files_under, poll_while_running, sluice};
@@ -454,19 +454,7 @@ fn shards_split_and_merge_while_two_instances_read_parents_before_children_with_
     for shard in ["shardId-000000000000", "shardId-000000000001"] {
         tool(&python, ep, &["split", "--stream", "s", "--shard", shard]);
     }
-    tool(
-        &python,
-        ep,
-        &[
-            "merge",
-            "--stream",
-            "s",
-            "--shard",
-            "shardId-000000000002",
-            "--adjacent",
-            "shardId-000000000003",
-        ],
-    );
+    merge(&python, ep, "s", "shardId-000000000002", "shardId-000000000003");
     put_round(&python, ep, d, 2, 20, &mut next);
     let total = put_records(d).len();
     poll_while_running(&mut a, "every record written", Duration::from_millis(500), || {
@@ -641,19 +629,7 @@ fn scenario_3_windows_per_ticker_equal_duckdb_across_a_takeover_a_split_and_a_me
         ep,
         &["split", "--stream", "ticks", "--shard", "shardId-000000000002"],
     );
-    tool(
-        &python,
-        ep,
-        &[
-            "merge",
-            "--stream",
-            "ticks",
-            "--shard",
-            "shardId-000000000000",
-            "--adjacent",
-            "shardId-000000000001",
-        ],
-    );
+    merge(&python, ep, "ticks", "shardId-000000000000", "shardId-000000000001");
     put_half("second.ndjson", second);
 
     // Windows the watermark closes: all but the input's last few seconds of each shard.

@@ -117,14 +117,7 @@ pub fn read(plan: &Plan, data: &[u8]) -> Result<(Store, i64), String> {
 /// the later of the two watermarks.
 pub fn absorb(plan: &Plan, store: &mut Store, watermark: i64, data: &[u8]) -> Result<i64, String> {
     let (other, other_watermark) = read(plan, data)?;
-    let session = matches!(plan.windowing, Windowing::Session { .. });
-    for (bounds, groups) in other.windows() {
-        let mut keys: Vec<&Vec<u8>> = groups.keys().collect();
-        keys.sort_unstable();
-        for key in keys {
-            store.absorb(bounds, key, groups[key].clone(), session);
-        }
-    }
+    store.absorb_store(&other, matches!(plan.windowing, Windowing::Session { .. }));
     Ok(watermark.max(other_watermark))
 }
 

@@ -259,6 +259,17 @@ impl Store {
             None => target.dirty = dirty,
         }
     }
+
+    /// Add every group of `other` (see [`Store::absorb`]), in window and key order.
+    pub fn absorb_store(&mut self, other: &Store, session: bool) {
+        for (bounds, groups) in other.windows() {
+            let mut keys: Vec<&Key> = groups.keys().collect();
+            keys.sort_unstable();
+            for key in keys {
+                self.absorb(bounds, key, groups[key].clone(), session);
+            }
+        }
+    }
 }
 
 fn remove_group(windows: &mut BTreeMap<Bounds, FixedMap<Key, Group>>, bounds: Bounds, key: &[u8]) -> Option<Group> {
@@ -398,13 +409,7 @@ mod tests {
         }
         // `z` fired in `b` and is kept only for its lateness: it stays quiet in `a`.
         assert_eq!(b.fire(19).len(), 2);
-        let groups: Vec<(Bounds, Key, Group)> = b
-            .windows()
-            .flat_map(|(bounds, g)| g.iter().map(move |(k, g)| (bounds, k.clone(), g.clone())))
-            .collect();
-        for (bounds, key, group) in groups {
-            a.absorb(bounds, &key, group, false);
-        }
+        a.absorb_store(&b, false);
         let fired: Vec<(Key, Option<Value>)> = a
             .fire(i64::MAX)
             .into_iter()
@@ -434,13 +439,7 @@ mod tests {
         let mut b = Store::default();
         add(&mut b, b"k", 5);
         add(&mut b, b"j", 50);
-        let groups: Vec<(Bounds, Key, Group)> = b
-            .windows()
-            .flat_map(|(bounds, g)| g.iter().map(move |(k, g)| (bounds, k.clone(), g.clone())))
-            .collect();
-        for (bounds, key, group) in groups {
-            a.absorb(bounds, &key, group, true);
-        }
+        a.absorb_store(&b, true);
         let n = |v| Some(Value::Int(v));
         assert_eq!(
             sessions(&a),
