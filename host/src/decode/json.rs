@@ -1,8 +1,10 @@
 //! NDJSON → Arrow with a declared (or inferred) schema.
 //!
-//! Each record is read once by serde into a row of cells checked against the column types
-//! ([`value`]: strict by default, `coerce = "lenient"` also parses numeric strings), then
-//! appended to Arrow builders ([`columns`]). A record that does not fit is a [`BadRecord`]
+//! A record that is a flat object of plain scalars is read by a byte scanner straight into
+//! the chunk's columns ([`fast`], [`columns`]); any other is read by serde into a row of
+//! cells checked against the column types ([`value`]: strict by default, `coerce =
+//! "lenient"` also parses numeric strings), then appended to the same columns. Both paths
+//! give the same values. A record that does not fit is a [`BadRecord`]
 //! with a reason in the user's words and never costs the rest of the chunk. Records are
 //! framed by the source ([`Chunk::ends`]), so a record holding a line break stays one record;
 //! a UTF-8 byte order mark before a record is skipped.
@@ -21,6 +23,7 @@ use crate::record::{BadRecord, Chunk};
 mod columns;
 mod fast;
 mod record;
+mod timestamp;
 mod value;
 
 /// How records are decoded: the source's `coerce` and `on_new_field`, and whether the schema
@@ -110,7 +113,13 @@ impl JsonDecoder {
             if content.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match read(&self.layout, content, &mut row) {
+            if fast::read(&self.layout, content, &mut columns).is_some() {
+                columns.end_row();
+                records.push(i);
+                continue;
+            }
+            columns.truncate();
+            match read_with_serde(&self.layout, content, &mut row) {
                 Ok(()) => {
                     columns.append(&mut row);
                     records.push(i);
@@ -159,13 +168,10 @@ impl JsonDecoder {
     }
 }
 
-/// Read one record into `row` (all `Null` on entry): by the fast path when it takes the
-/// record, else by serde from the start; a reason when the record does not fit.
-fn read<'a>(layout: &record::Layout, record: &'a [u8], row: &mut [value::Cell<'a>]) -> Result<(), String> {
-    if fast::read(layout, record, row).is_none() {
-        row.fill(value::Cell::Null);
-        layout.read_with_serde(record, row)?;
-    }
+/// Read one record into `row` (all `Null` on entry) by serde; a reason when the record does
+/// not fit. (Records the fast path takes never come here.)
+fn read_with_serde<'a>(layout: &record::Layout, record: &'a [u8], row: &mut [value::Cell<'a>]) -> Result<(), String> {
+    layout.read_with_serde(record, row)?;
     layout.check_required(row)
 }
 

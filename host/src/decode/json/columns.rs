@@ -1,12 +1,18 @@
-//! The Arrow builders a chunk's rows are appended to, one per column, and the nested columns
-//! of inferred schemas (their JSON text kept, decoded by arrow-json when the chunk ends).
+//! The columns a chunk's rows are appended to: plain vectors and null bitmaps, one per column,
+//! turned into Arrow arrays when the chunk ends. The fast path ([`super::fast`]) writes a
+//! record's values straight into them and, when it gives up half-way through a record, cuts
+//! them back to the rows before it ([`Columns::truncate`]); the serde path appends a row of
+//! cells. The nested columns of inferred schemas keep their JSON text, decoded by arrow-json
+//! when the chunk ends.
 
 use std::sync::Arc;
 
+use arrow::array::builder::{BooleanBufferBuilder, NullBufferBuilder};
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder, new_null_array,
+    ArrayRef, BooleanArray, Date32Array, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMicrosecondArray, new_null_array,
 };
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{Field, FieldRef, Schema};
 use arrow::error::ArrowError;
 use arrow_json::reader::ReaderBuilder;
@@ -18,95 +24,249 @@ use crate::config::FieldType;
 /// Rows (by position in the chunk's batch) whose nested value did not fit, with the reason.
 pub(super) type Misfits = Vec<(usize, String)>;
 
-/// One column being built.
-enum Builder<'a> {
-    Utf8(StringBuilder),
-    Bool(BooleanBuilder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Float32(Float32Builder),
-    Float64(Float64Builder),
-    Timestamp(TimestampMicrosecondBuilder),
-    Date(Date32Builder),
+/// One column's values (a null's slot holds a default value, as Arrow's builders do).
+enum Values<'a> {
+    /// Strings: `offsets` has one more entry than there are rows.
+    Utf8 {
+        offsets: Vec<i32>,
+        bytes: Vec<u8>,
+    },
+    Bool(BooleanBufferBuilder),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Float32(Vec<f32>),
+    Float64(Vec<f64>),
+    Timestamp(Vec<i64>),
+    Date(Vec<i32>),
     Nested(Vec<Option<&'a RawValue>>),
+}
+
+/// A column being built.
+struct Column<'a> {
+    values: Values<'a>,
+    nulls: NullBufferBuilder,
+    /// The row this column last got a value for, plus one (0: none yet).
+    filled: usize,
 }
 
 /// A chunk's columns.
 pub(super) struct Columns<'a> {
     fields: Vec<FieldRef>,
-    builders: Vec<Builder<'a>>,
+    columns: Vec<Column<'a>>,
+    rows: usize,
 }
 
 impl<'a> Columns<'a> {
     pub(super) fn new(schema: &Schema, rows: usize) -> Self {
-        let builders = schema
+        let columns = schema
             .fields()
             .iter()
-            .map(|f| match FieldType::of(f.data_type()) {
-                Some(FieldType::Utf8) => Builder::Utf8(StringBuilder::with_capacity(rows, rows * 16)),
-                Some(FieldType::Bool) => Builder::Bool(BooleanBuilder::with_capacity(rows)),
-                Some(FieldType::Int32) => Builder::Int32(Int32Builder::with_capacity(rows)),
-                Some(FieldType::Int64) => Builder::Int64(Int64Builder::with_capacity(rows)),
-                Some(FieldType::Float32) => Builder::Float32(Float32Builder::with_capacity(rows)),
-                Some(FieldType::Float64) => Builder::Float64(Float64Builder::with_capacity(rows)),
-                Some(FieldType::Timestamp) => Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows)),
-                Some(FieldType::Date) => Builder::Date(Date32Builder::with_capacity(rows)),
-                None => Builder::Nested(Vec::with_capacity(rows)),
+            .map(|f| Column {
+                values: match FieldType::of(f.data_type()) {
+                    Some(FieldType::Utf8) => {
+                        let mut offsets = Vec::with_capacity(rows + 1);
+                        offsets.push(0);
+                        Values::Utf8 {
+                            offsets,
+                            bytes: Vec::with_capacity(rows * 16),
+                        }
+                    }
+                    Some(FieldType::Bool) => Values::Bool(BooleanBufferBuilder::new(rows)),
+                    Some(FieldType::Int32) => Values::Int32(Vec::with_capacity(rows)),
+                    Some(FieldType::Int64) => Values::Int64(Vec::with_capacity(rows)),
+                    Some(FieldType::Float32) => Values::Float32(Vec::with_capacity(rows)),
+                    Some(FieldType::Float64) => Values::Float64(Vec::with_capacity(rows)),
+                    Some(FieldType::Timestamp) => Values::Timestamp(Vec::with_capacity(rows)),
+                    Some(FieldType::Date) => Values::Date(Vec::with_capacity(rows)),
+                    None => Values::Nested(Vec::with_capacity(rows)),
+                },
+                nulls: NullBufferBuilder::new(rows),
+                filled: 0,
             })
             .collect();
         Columns {
             fields: schema.fields().iter().cloned().collect(),
-            builders,
+            columns,
+            rows: 0,
         }
     }
 
-    /// Append one row; each cell was checked against its column's kind.
-    pub(super) fn append(&mut self, row: &mut [Cell<'a>]) {
-        for (builder, cell) in self.builders.iter_mut().zip(row.iter_mut()) {
-            match (builder, std::mem::replace(cell, Cell::Null)) {
-                (Builder::Utf8(b), Cell::Str(s)) => b.append_value(&s),
-                (Builder::Bool(b), Cell::Bool(v)) => b.append_value(v),
-                (Builder::Int32(b), Cell::Int(v)) => b.append_value(v as i32),
-                (Builder::Int64(b), Cell::Int(v)) => b.append_value(v),
-                (Builder::Float32(b), Cell::Float(v)) => b.append_value(v as f32),
-                (Builder::Float64(b), Cell::Float(v)) => b.append_value(v),
-                (Builder::Timestamp(b), Cell::Int(v)) => b.append_value(v),
-                (Builder::Date(b), Cell::Int(v)) => b.append_value(v as i32),
-                (Builder::Nested(raws), Cell::Raw(r)) => raws.push(Some(r)),
-                (Builder::Nested(raws), _) => raws.push(None),
-                (Builder::Utf8(b), _) => b.append_null(),
-                (Builder::Bool(b), _) => b.append_null(),
-                (Builder::Int32(b), _) => b.append_null(),
-                (Builder::Int64(b), _) => b.append_null(),
-                (Builder::Float32(b), _) => b.append_null(),
-                (Builder::Float64(b), _) => b.append_null(),
-                (Builder::Timestamp(b), _) => b.append_null(),
-                (Builder::Date(b), _) => b.append_null(),
+    /// Column `i` already has a value for the row being written.
+    #[inline]
+    pub(super) fn has_value(&self, i: usize) -> bool {
+        self.columns[i].filled > self.rows
+    }
+
+    /// The row being written is complete: every column got exactly one value for it.
+    pub(super) fn end_row(&mut self) {
+        debug_assert!(self.columns.iter().all(|c| c.filled == self.rows + 1));
+        self.rows += 1;
+    }
+
+    /// Forget the values of the row being written, which is not complete.
+    pub(super) fn truncate(&mut self) {
+        let rows = self.rows;
+        for column in &mut self.columns {
+            if column.filled <= rows {
+                continue;
+            }
+            column.filled = rows;
+            column.nulls.truncate(rows);
+            match &mut column.values {
+                Values::Utf8 { offsets, bytes } => {
+                    offsets.truncate(rows + 1);
+                    bytes.truncate(offsets[rows] as usize);
+                }
+                Values::Bool(b) => b.truncate(rows),
+                Values::Int32(v) | Values::Date(v) => v.truncate(rows),
+                Values::Int64(v) | Values::Timestamp(v) => v.truncate(rows),
+                Values::Float32(v) => v.truncate(rows),
+                Values::Float64(v) => v.truncate(rows),
+                Values::Nested(v) => v.truncate(rows),
             }
         }
+    }
+
+    /// A string for column `i` (a string column) in the row being written.
+    #[inline]
+    pub(super) fn push_str(&mut self, i: usize, s: &'a str) {
+        let column = &mut self.columns[i];
+        if let Values::Utf8 { offsets, bytes } = &mut column.values {
+            bytes.extend_from_slice(s.as_bytes());
+            offsets.push(offset(bytes.len()));
+            column.nulls.append_non_null();
+            column.filled = self.rows + 1;
+        } else {
+            self.push(i, Cell::Str(s.into()));
+        }
+    }
+
+    /// A float for column `i` (a float64 column) in the row being written.
+    #[inline]
+    pub(super) fn push_f64(&mut self, i: usize, v: f64) {
+        let column = &mut self.columns[i];
+        if let Values::Float64(values) = &mut column.values {
+            values.push(v);
+            column.nulls.append_non_null();
+            column.filled = self.rows + 1;
+        } else {
+            self.push(i, Cell::Float(v));
+        }
+    }
+
+    /// A cell for column `i` in the row being written; one that was checked against the
+    /// column's kind (anything else is a null).
+    pub(super) fn push(&mut self, i: usize, cell: Cell<'a>) {
+        let column = &mut self.columns[i];
+        column.filled = self.rows + 1;
+        let valid = match (&mut column.values, cell) {
+            (Values::Utf8 { offsets, bytes }, Cell::Str(s)) => {
+                bytes.extend_from_slice(s.as_bytes());
+                offsets.push(offset(bytes.len()));
+                true
+            }
+            (Values::Bool(b), Cell::Bool(v)) => {
+                b.append(v);
+                true
+            }
+            (Values::Int32(b), Cell::Int(v)) => {
+                b.push(v as i32);
+                true
+            }
+            (Values::Int64(b), Cell::Int(v)) | (Values::Timestamp(b), Cell::Int(v)) => {
+                b.push(v);
+                true
+            }
+            (Values::Float32(b), Cell::Float(v)) => {
+                b.push(v as f32);
+                true
+            }
+            (Values::Float64(b), Cell::Float(v)) => {
+                b.push(v);
+                true
+            }
+            (Values::Date(b), Cell::Int(v)) => {
+                b.push(v as i32);
+                true
+            }
+            (Values::Nested(raws), Cell::Raw(r)) => {
+                raws.push(Some(r));
+                true
+            }
+            (values, _) => {
+                match values {
+                    Values::Utf8 { offsets, bytes } => offsets.push(offset(bytes.len())),
+                    Values::Bool(b) => b.append(false),
+                    Values::Int32(v) | Values::Date(v) => v.push(0),
+                    Values::Int64(v) | Values::Timestamp(v) => v.push(0),
+                    Values::Float32(v) => v.push(0.0),
+                    Values::Float64(v) => v.push(0.0),
+                    Values::Nested(v) => v.push(None),
+                }
+                false
+            }
+        };
+        if valid {
+            column.nulls.append_non_null();
+        } else {
+            column.nulls.append_null();
+        }
+    }
+
+    /// A null for column `i` in the row being written.
+    #[inline]
+    pub(super) fn push_null(&mut self, i: usize) {
+        self.push(i, Cell::Null);
+    }
+
+    /// Append one row of cells, each checked against its column's kind.
+    pub(super) fn append(&mut self, row: &mut [Cell<'a>]) {
+        for (i, cell) in row.iter_mut().enumerate() {
+            self.push(i, std::mem::replace(cell, Cell::Null));
+        }
+        self.end_row();
     }
 
     /// The arrays, and the rows whose nested values did not fit their inferred type, with
     /// the reason (those rows hold a null there and are to be dropped).
     pub(super) fn finish(self) -> Result<(Vec<ArrayRef>, Misfits), ArrowError> {
         let mut bad = Vec::new();
-        let mut arrays = Vec::with_capacity(self.builders.len());
-        for (field, builder) in self.fields.iter().zip(self.builders) {
-            let array: ArrayRef = match builder {
-                Builder::Utf8(mut b) => Arc::new(b.finish()),
-                Builder::Bool(mut b) => Arc::new(b.finish()),
-                Builder::Int32(mut b) => Arc::new(b.finish()),
-                Builder::Int64(mut b) => Arc::new(b.finish()),
-                Builder::Float32(mut b) => Arc::new(b.finish()),
-                Builder::Float64(mut b) => Arc::new(b.finish()),
-                Builder::Timestamp(mut b) => Arc::new(b.finish()),
-                Builder::Date(mut b) => Arc::new(b.finish()),
-                Builder::Nested(raws) => nested(field, &raws, &mut bad)?,
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (field, column) in self.fields.iter().zip(self.columns) {
+            let Column { values, mut nulls, .. } = column;
+            let nulls = nulls.finish();
+            let array: ArrayRef = match values {
+                Values::Utf8 { offsets, bytes } => {
+                    // SAFETY: the offsets start at 0 and grow with every value appended, each
+                    // value appended was a `&str` (valid UTF-8), and nulls are as many as rows.
+                    Arc::new(unsafe {
+                        StringArray::new_unchecked(
+                            OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+                            Buffer::from_vec(bytes),
+                            nulls,
+                        )
+                    })
+                }
+                Values::Bool(mut b) => Arc::new(BooleanArray::new(b.finish(), nulls)),
+                Values::Int32(v) => Arc::new(Int32Array::new(v.into(), nulls)),
+                Values::Int64(v) => Arc::new(Int64Array::new(v.into(), nulls)),
+                Values::Float32(v) => Arc::new(Float32Array::new(v.into(), nulls)),
+                Values::Float64(v) => Arc::new(Float64Array::new(v.into(), nulls)),
+                Values::Timestamp(v) => Arc::new(TimestampMicrosecondArray::new(v.into(), nulls)),
+                Values::Date(v) => Arc::new(Date32Array::new(v.into(), nulls)),
+                Values::Nested(raws) => nested(field, &raws, &mut bad)?,
             };
             arrays.push(array);
         }
         Ok((arrays, bad))
     }
+}
+
+/// A string column's next offset. A chunk's strings stay far below 2 GiB (chunks are cut
+/// by size); past that, as Arrow's own string builder, this panics rather than wraps.
+#[inline]
+fn offset(len: usize) -> i32 {
+    i32::try_from(len).expect("a chunk's strings exceed 2 GiB")
 }
 
 /// Decode a nested column's values with arrow-json; when that fails, value by value, so the

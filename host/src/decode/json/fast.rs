@@ -1,26 +1,27 @@
 //! The fast path of the JSON decoder: a record that is one flat JSON object of scalar values,
 //! with keys and strings free of escapes (what sensor fleets and app events send), is read by
-//! this byte scanner instead of serde. Anything else — an escape, a nested or refused value,
-//! a value that does not fit its column, malformed JSON — makes it give up (`None`), and the
-//! serde path reads the record again from the start: that path alone says why a record is
-//! refused. The conversions are the serde path's own ([`value`]), and numbers are split into
-//! integers and floats exactly as serde_json does, so a record the fast path takes gives the
-//! same cells either way (`tests` compares the two on every record they both see).
+//! this byte scanner straight into the chunk's columns instead of through serde. Anything
+//! else — an escape, a nested or refused value, a value that does not fit its column, a key
+//! given twice, a required column left empty, malformed JSON — makes it give up (`None`),
+//! the caller cuts the columns back to the rows before the record, and the serde path reads
+//! the record again from the start: that path alone says why a record is refused. The
+//! conversions are the serde path's own ([`value`]), and numbers are split into integers and
+//! floats exactly as serde_json does, so a record the fast path takes gives the same cells
+//! either way (`tests` compares the two on every record they both see).
 
 use std::borrow::Cow;
 
+use super::columns::Columns;
 use super::record::Layout;
 use super::value::{self, Cell};
 use crate::config::FieldType;
 
-/// Read `record` into `row` (all `Null` on entry), or `None` to leave it to serde (then `row`
-/// may hold some cells, to be cleared).
-pub(super) fn read<'a>(layout: &Layout, record: &'a [u8], row: &mut [Cell<'a>]) -> Option<()> {
-    // One validation for the whole record; every string is then a slice of it.
-    let mut s = Scan {
-        text: std::str::from_utf8(record).ok()?,
-        at: 0,
-    };
+/// Read `record` into the row being written in `columns`, or `None` to leave it to serde
+/// (then `columns` may hold some of the row's values, to be cut back).
+pub(super) fn read<'a>(layout: &Layout, record: &'a [u8], columns: &mut Columns<'a>) -> Option<()> {
+    // Bytes outside strings must be ASCII to be read at all; strings are checked for UTF-8
+    // as they are read, so no pass over the whole record is needed.
+    let mut s = Scan { bytes: record, at: 0 };
     s.space();
     s.eat(b'{')?;
     s.space();
@@ -43,8 +44,10 @@ pub(super) fn read<'a>(layout: &Layout, record: &'a [u8], row: &mut [Cell<'a>]) 
             s.eat(b':')?;
             s.space();
             match column {
+                // A key given twice is serde's to judge.
+                Some(i) if columns.has_value(i) => return None,
                 Some(i) => {
-                    row[i] = cell(layout, i, &mut s)?;
+                    put(layout, i, &mut s, columns)?;
                     hint = i + 1;
                 }
                 None if layout.refuse_unknown => return None,
@@ -59,7 +62,19 @@ pub(super) fn read<'a>(layout: &Layout, record: &'a [u8], row: &mut [Cell<'a>]) 
         }
     }
     s.space();
-    (s.at == record.len()).then_some(())
+    if s.at != record.len() {
+        return None;
+    }
+    // Columns the record did not name are null, unless they are required.
+    for i in 0..layout.names.len() {
+        if !columns.has_value(i) {
+            if !layout.nullable[i] {
+                return None;
+            }
+            columns.push_null(i);
+        }
+    }
+    Some(())
 }
 
 /// A column's name as the JSON key that names it with no escapes, when there is one: then
@@ -71,24 +86,34 @@ pub(super) fn key(name: &str) -> Option<Box<[u8]>> {
     Some(format!("\"{name}\"").into_bytes().into_boxed_slice())
 }
 
-/// The value of column `i`, converted as the serde path converts it.
+/// The value of column `i`, converted as the serde path converts it, into `columns`.
 #[inline]
-fn cell<'a>(layout: &Layout, i: usize, s: &mut Scan<'a>) -> Option<Cell<'a>> {
+fn put<'a>(layout: &Layout, i: usize, s: &mut Scan<'a>, columns: &mut Columns<'a>) -> Option<()> {
     let kind = layout.kinds[i]?;
     let (coerce, times) = (layout.coerce, layout.numeric_times);
     let converted = match s.peek()? {
-        b'"' if kind == FieldType::Utf8 => return s.string().map(|v| Cell::Str(Cow::Borrowed(v))),
+        b'"' if kind == FieldType::Utf8 => {
+            columns.push_str(i, s.string()?);
+            return Some(());
+        }
         b'-' | b'0'..=b'9' if kind == FieldType::Float64 => {
             // What `value::from_*` give a float64 column, without their error plumbing (every
             // integer here has at most 18 digits, so it is an exact i64).
-            return Some(Cell::Float(match s.number()? {
-                Number::F64(v) => v,
-                Number::U64(v) => v as i64 as f64,
-                Number::I64(v) => v as f64,
-            }));
+            columns.push_f64(
+                i,
+                match s.number()? {
+                    Number::F64(v) => v,
+                    Number::U64(v) => v as i64 as f64,
+                    Number::I64(v) => v as f64,
+                },
+            );
+            return Some(());
         }
         b'"' => value::from_str(kind, coerce, Cow::Borrowed(s.string()?)),
-        b'n' => return s.literal("null").map(|()| Cell::Null),
+        b'n' => {
+            s.literal("null")?;
+            Ok(Cell::Null)
+        }
         b't' => {
             s.literal("true")?;
             value::from_bool(kind, coerce, true)
@@ -104,7 +129,12 @@ fn cell<'a>(layout: &Layout, i: usize, s: &mut Scan<'a>) -> Option<Cell<'a>> {
         },
         _ => return None,
     };
-    converted.ok()
+    let cell = converted.ok()?;
+    if matches!(cell, Cell::Null) && !layout.nullable[i] {
+        return None;
+    }
+    columns.push(i, cell);
+    Some(())
 }
 
 /// A JSON number as serde_json reads it: a non-negative integer is `U64`, a negative one
@@ -122,16 +152,16 @@ const EXACT_POWERS: [f64; 23] = [
     1e21, 1e22,
 ];
 
-/// A cursor over one record (valid UTF-8).
+/// A cursor over one record.
 struct Scan<'a> {
-    text: &'a str,
+    bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Scan<'a> {
     #[inline]
     fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
+        self.bytes.get(self.at).copied()
     }
 
     #[inline]
@@ -158,7 +188,7 @@ impl<'a> Scan<'a> {
     /// are short, and a call to `memcmp` per key costs more than the comparison).
     #[inline]
     fn skip_prefix(&mut self, prefix: &[u8]) -> bool {
-        let Some(rest) = self.text.as_bytes().get(self.at..self.at + prefix.len()) else {
+        let Some(rest) = self.bytes.get(self.at..self.at + prefix.len()) else {
             return false;
         };
         let ((words, tail), (want_words, want_tail)) = (rest.as_chunks::<8>(), prefix.as_chunks::<8>());
@@ -175,7 +205,7 @@ impl<'a> Scan<'a> {
 
     fn literal(&mut self, word: &str) -> Option<()> {
         let end = self.at + word.len();
-        (self.text.as_bytes().get(self.at..end)? == word.as_bytes()).then(|| self.at = end)
+        (self.bytes.get(self.at..end)? == word.as_bytes()).then(|| self.at = end)
     }
 
     /// A string without escapes or control characters.
@@ -183,17 +213,26 @@ impl<'a> Scan<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        let bytes = self.text.as_bytes();
+        let bytes = self.bytes;
+        let mut high = 0;
         loop {
             match *bytes.get(self.at)? {
                 b'"' => break,
                 b'\\' | 0..0x20 => return None,
-                _ => self.at += 1,
+                b => {
+                    high |= b;
+                    self.at += 1;
+                }
             }
         }
         self.at += 1;
-        // Both ends are ASCII quotes, so both are character boundaries.
-        self.text.get(start..self.at - 1)
+        let text = &bytes[start..self.at - 1];
+        if high < 0x80 {
+            // SAFETY: every byte is below 0x80: ASCII, which is valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(text) })
+        } else {
+            std::str::from_utf8(text).ok()
+        }
     }
 
     /// A number in JSON's grammar. Integers of more than 18 digits are left to serde (which
@@ -203,7 +242,7 @@ impl<'a> Scan<'a> {
     #[inline]
     fn number(&mut self) -> Option<Number> {
         let start = self.at;
-        let bytes = self.text.as_bytes();
+        let bytes = self.bytes;
         let negative = self.peek() == Some(b'-');
         if negative {
             self.at += 1;
@@ -265,7 +304,7 @@ impl<'a> Scan<'a> {
             let v = mantissa as f64 / EXACT_POWERS[decimals];
             return Some(Number::F64(if negative { -v } else { v }));
         }
-        let v: f64 = self.text.get(start..self.at)?.parse().ok()?;
+        let v: f64 = std::str::from_utf8(&bytes[start..self.at]).ok()?.parse().ok()?;
         v.is_finite().then_some(Number::F64(v))
     }
 
@@ -284,13 +323,18 @@ impl<'a> Scan<'a> {
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::{ArrayRef, AsArray};
+    use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit};
     use serde::Deserialize;
 
     use super::*;
     use crate::config::Coerce;
 
     fn number(text: &str) -> Option<Number> {
-        let mut s = Scan { text, at: 0 };
+        let mut s = Scan {
+            bytes: text.as_bytes(),
+            at: 0,
+        };
         let n = s.number()?;
         (s.at == text.len()).then_some(n)
     }
@@ -487,12 +531,16 @@ mod tests {
             for (refuse, times) in [(false, false), (true, false), (false, true)] {
                 let layout = layout(coerce, refuse, times);
                 for text in &records {
-                    let mut fast = vec![Cell::Null; layout.names.len()];
                     let mut slow = vec![Cell::Null; layout.names.len()];
-                    let serde = layout.read_with_serde(text.as_bytes(), &mut slow);
-                    if read(&layout, text.as_bytes(), &mut fast).is_some() {
+                    let serde = layout
+                        .read_with_serde(text.as_bytes(), &mut slow)
+                        .and_then(|()| layout.check_required(&slow));
+                    if let Some(fast) = fast_read(&layout, text.as_bytes()) {
                         taken += 1;
                         assert_eq!(serde, Ok(()), "{text}: the fast path took what serde refuses");
+                        let mut columns = Columns::new(&schema(&layout), 1);
+                        columns.append(&mut slow);
+                        let (slow, _) = columns.finish().expect("finish");
                         assert_eq!(fast, slow, "{text} ({coerce:?}, refuse {refuse}, times {times})");
                     }
                 }
@@ -509,7 +557,7 @@ mod tests {
         assert_eq!(key("a\\b"), None);
         assert_eq!(key("say \"hi\""), None);
         let mut s = Scan {
-            text: "\"client_idx\": 1",
+            bytes: b"\"client_idx\": 1",
             at: 0,
         };
         assert!(!s.skip_prefix(b"\"client_id\""));
@@ -517,21 +565,82 @@ mod tests {
         assert_eq!(s.at, 12);
     }
 
+    /// The schema a test layout decodes into.
+    fn schema(layout: &Layout) -> Schema {
+        let fields = layout.names.iter().zip(&layout.kinds).zip(&layout.nullable);
+        Schema::new(
+            fields
+                .map(|((name, kind), nullable)| {
+                    let data_type = match kind {
+                        Some(FieldType::Utf8) => DataType::Utf8,
+                        Some(FieldType::Bool) => DataType::Boolean,
+                        Some(FieldType::Int32) => DataType::Int32,
+                        Some(FieldType::Int64) => DataType::Int64,
+                        Some(FieldType::Float32) => DataType::Float32,
+                        Some(FieldType::Float64) => DataType::Float64,
+                        Some(FieldType::Timestamp) => DataType::Timestamp(TimeUnit::Microsecond, None),
+                        Some(FieldType::Date) => DataType::Date32,
+                        None => DataType::new_list(DataType::Int64, true),
+                    };
+                    Field::new(name, data_type, *nullable)
+                })
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// The fast path's row for `text` as arrays, when it takes the record. A record it gives
+    /// up on must leave the columns as they were: a second record after it proves that.
+    fn fast_read(layout: &Layout, text: &[u8]) -> Option<Vec<ArrayRef>> {
+        let mut columns = Columns::new(&schema(layout), 2);
+        let taken = read(layout, text, &mut columns).is_some();
+        if taken {
+            columns.end_row();
+        } else {
+            columns.truncate();
+        }
+        let marker = br#"{"s": "after", "l": 1}"#;
+        assert_eq!(
+            read(layout, marker, &mut columns),
+            Some(()),
+            "after {:?}",
+            String::from_utf8_lossy(text)
+        );
+        columns.end_row();
+        let (arrays, _) = columns.finish().expect("finish");
+        let rows = usize::from(taken);
+        assert_eq!(arrays[0].len(), rows + 1);
+        assert_eq!(arrays[0].as_string::<i32>().value(rows), "after");
+        assert!(arrays[1..].iter().all(|a| a.len() == rows + 1));
+        taken.then(|| arrays.iter().map(|a| a.slice(0, 1)).collect())
+    }
+
     #[test]
     fn sensor_records_take_the_fast_path() {
-        let layout = layout(Coerce::Strict, false, false);
+        let mut layout = layout(Coerce::Strict, false, false);
+        layout.nullable[3] = false;
         let text = br#"{"s": "raspberrypi-0", "t": "2020-04-16 10:40:00", "d": 40.89, "other": -2.83, "l": 1}"#;
-        let mut row = vec![Cell::Null; layout.names.len()];
-        assert_eq!(read(&layout, text, &mut row), Some(()));
-        assert_eq!(row[0], Cell::Str(Cow::Borrowed("raspberrypi-0")));
-        assert_eq!(row[5], Cell::Float(40.89));
-        assert_eq!(row[3], Cell::Int(1));
+        let row = fast_read(&layout, text).expect("fast path");
+        assert_eq!(row[0].as_string::<i32>().value(0), "raspberrypi-0");
+        assert_eq!(row[5].as_primitive::<Float64Type>().value(0), 40.89);
+        assert_eq!(row[3].as_primitive::<Int64Type>().value(0), 1);
+        assert!(row[1].is_null(0));
+        // A key twice, or a required column missing or null, is serde's to judge.
+        for text in [
+            &br#"{"s": "a", "l": 1, "s": "b"}"#[..],
+            br#"{"s": "a"}"#,
+            br#"{"s": "a", "l": null}"#,
+        ] {
+            assert!(fast_read(&layout, text).is_none(), "{}", String::from_utf8_lossy(text));
+        }
     }
 
     #[test]
     fn strings_with_escapes_or_control_characters_are_left_to_serde() {
         let string = |text: &str| {
-            let mut s = Scan { text, at: 0 };
+            let mut s = Scan {
+                bytes: text.as_bytes(),
+                at: 0,
+            };
             s.string().map(str::to_owned)
         };
         assert_eq!(string("\"plain é\""), Some("plain é".into()));
@@ -541,7 +650,6 @@ mod tests {
         assert_eq!(string("\"\u{ff}\""), Some("\u{ff}".into()));
         let layout = layout(Coerce::Strict, false, false);
         let invalid = [b'{', b'"', b's', b'"', b':', b'"', 0xff, b'"', b'}'];
-        let mut row = vec![Cell::Null; layout.names.len()];
-        assert_eq!(read(&layout, &invalid, &mut row), None, "not UTF-8");
+        assert!(fast_read(&layout, &invalid).is_none(), "not UTF-8");
     }
 }
