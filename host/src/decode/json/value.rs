@@ -5,10 +5,11 @@
 
 use std::borrow::Cow;
 
-use arrow::compute::kernels::cast_utils::{Parser, string_to_datetime};
+use arrow::compute::kernels::cast_utils::Parser;
 use arrow::datatypes::Date32Type;
 use serde_json::value::RawValue;
 
+use super::timestamp;
 use crate::config::{Coerce, FieldType};
 use crate::record::quoted;
 
@@ -137,14 +138,12 @@ fn not_a_number_column<'a>(kind: FieldType, coerce: Coerce, text: String) -> Res
 pub(super) fn from_str<'a>(kind: FieldType, coerce: Coerce, s: Cow<'a, str>) -> Result<Cell<'a>, String> {
     match kind {
         FieldType::Utf8 => Ok(Cell::Str(s)),
-        FieldType::Timestamp => string_to_datetime(&chrono::Utc, &s)
-            .map(|t| Cell::Int(t.timestamp_micros()))
-            .map_err(|_| {
-                format!(
-                    "{} is not a timestamp (expected e.g. \"2026-01-05T10:00:00Z\" or \"2026-01-05 10:00:00\")",
-                    quoted(&s)
-                )
-            }),
+        FieldType::Timestamp => timestamp::micros(&s).map(Cell::Int).ok_or_else(|| {
+            format!(
+                "{} is not a timestamp (expected e.g. \"2026-01-05T10:00:00Z\" or \"2026-01-05 10:00:00\")",
+                quoted(&s)
+            )
+        }),
         FieldType::Date => Date32Type::parse(&s)
             .map(|d| Cell::Int(d.into()))
             .ok_or_else(|| format!("{} is not a date (expected e.g. \"2026-01-05\")", quoted(&s))),
