@@ -9,6 +9,7 @@ pub mod budget;
 mod commit;
 pub mod leased;
 mod lineage;
+mod ordered;
 pub mod outcome;
 pub mod plan;
 pub mod reload;

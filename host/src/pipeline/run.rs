@@ -1,11 +1,13 @@
 //! The running pipeline: a reader thread cuts the input into numbered chunks, worker threads
 //! decode and transform them in parallel (a single worker, as a stateful chain has, gets its
-//! chunks decoded ahead of it on a thread of its own), and the calling thread writes results
-//! in input order (so output names and contents do not depend on thread timing). This file starts
-//! the threads; `writer.rs` writes, `worker.rs` transforms, `outcome.rs` holds the types.
+//! chunks decoded ahead of it on threads of their own, in input order), and the calling
+//! thread writes results in input order (so output names and contents do not depend on
+//! thread timing). This file starts the threads; `writer.rs` writes, `worker.rs` transforms,
+//! `outcome.rs` holds the types.
 //!
-//! Back-pressure: at most `2 × workers + 2` chunks are in flight (read but not yet written)
-//! at any time, held by a permit the writer returns; memory is bounded whatever the input.
+//! Back-pressure: at most `2 × (workers + decoding threads) + 2` chunks are in flight (read
+//! but not yet written) at any time, held by a permit the writer returns; memory is bounded
+//! whatever the input.
 //!
 //! Checkpoints: the reader marks a chunk as a barrier every interval; once the writer has
 //! written that chunk's output it takes a checkpoint (see `checkpoint`). A run resumes from
@@ -22,6 +24,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::budget;
 use super::commit::Committer;
+use super::ordered;
 use super::outcome::{RunError, RunOptions, RunSummary};
 use super::plan::Plan;
 use super::reload::status::{Server, SharedStatus, socket_path, update};
@@ -65,7 +68,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary, RunError> {
     let (report_tx, report_rx) = unbounded::<SwapReport>();
     let reloading = Arc::new(AtomicBool::new(false));
     let reloader = start_reloader(options, &generations, report_rx, &status, &reloading)?;
-    let in_flight = 2 * plan.workers + 2;
+    let in_flight = 2 * (plan.workers + decoding_threads(plan)) + 2;
     let (permit_tx, permit_rx) = bounded::<()>(in_flight);
     for _ in 0..in_flight {
         let _ = permit_tx.send(());
@@ -265,31 +268,15 @@ fn spawn_workers(
     ended: &Arc<AtomicBool>,
 ) -> Result<Vec<JoinHandle<()>>, RunError> {
     let mut handles = Vec::new();
-    // A single chain (a stateful stage needs its input in order) gets its chunks decoded on a
-    // thread of its own, in order, so decoding and the chain use two cores.
-    let decoded = (plan.workers == 1)
-        .then(|| {
-            let (decoded_tx, decoded_rx) = bounded::<Prepared>(2);
-            let (decoding, rx) = (Decoding::new(plan), chunks.clone());
-            let spawned = std::thread::Builder::new()
-                .name("sluice-decode".into())
-                .spawn(move || {
-                    for chunk in rx {
-                        let decoded = decoding.decode(&chunk);
-                        if decoded_tx.send((chunk, Some(decoded))).is_err() {
-                            return;
-                        }
-                    }
-                })
-                .map_err(|e| RunError::Thread(format!("cannot start the decoding thread: {e}")))?;
-            handles.push(spawned);
-            Ok::<_, RunError>(decoded_rx)
-        })
+    // A single chain (a stateful stage needs its input in order) gets its chunks decoded
+    // ahead of it, on threads of their own, and handed on in input order.
+    let mut decoded = (plan.workers == 1)
+        .then(|| spawn_decoding(plan, chunks, decoding_threads(plan), &mut handles))
         .transpose()?;
     for id in 0..plan.workers {
         let plan = plan.clone();
-        let input: Box<dyn Iterator<Item = Prepared> + Send> = match &decoded {
-            Some(rx) => Box::new(rx.clone().into_iter()),
+        let input: Box<dyn Iterator<Item = Prepared> + Send> = match decoded.take() {
+            Some(decoded) => Box::new(decoded.results()),
             None => Box::new(chunks.clone().into_iter().map(|chunk| (chunk, None))),
         };
         let tx = results.clone();
@@ -306,6 +293,34 @@ fn spawn_workers(
 
 /// A chunk for a worker, and its decoding when that was done ahead of the worker.
 type Prepared = (Chunk, Option<Result<Decoded, WorkerError>>);
+
+/// How many threads decode ahead of a single chain: one per core (at least one), as
+/// decoding is most of a chain's work when its stages are cheap.
+fn decoding_threads(plan: &Plan) -> usize {
+    if plan.workers != 1 {
+        return 0;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
+}
+
+/// Start `threads` threads that decode `chunks` for a single chain, in input order.
+fn spawn_decoding(
+    plan: &Plan,
+    chunks: &Receiver<Chunk>,
+    threads: usize,
+    handles: &mut Vec<JoinHandle<()>>,
+) -> Result<ordered::Ordered<Prepared>, RunError> {
+    let (decoded, spawned) = ordered::spawn("sluice-decode", chunks, threads, || {
+        let decoding = Decoding::new(plan);
+        move |chunk: Chunk| {
+            let decoded = decoding.decode(&chunk);
+            (chunk, Some(decoded))
+        }
+    })
+    .map_err(|e| RunError::Thread(format!("cannot start a decoding thread: {e}")))?;
+    handles.extend(spawned);
+    Ok(decoded)
+}
 
 fn work(
     plan: &Plan,
