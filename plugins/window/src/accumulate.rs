@@ -6,8 +6,10 @@
 //! first/last (Flink's `FIRST_VALUE`/`LAST_VALUE` also skip nulls). Integer sums are exact
 //! (i128) and give null if the total does not fit in int64; float sums add in arrival order.
 
+use std::cmp::Ordering;
+
 use serde::{Deserialize, Serialize};
-use sluice_sdk::arrow::array::Array;
+use sluice_sdk::arrow::array::{Array, Float64Array, Int64Array};
 
 use crate::config::AggFn;
 use crate::value::{Column, Kind, Value, ValueRef};
@@ -102,6 +104,18 @@ impl Acc {
                     }
                 }
             }
+            (Acc::Min(cur @ (None | Some(Value::Float(_)))), Some(Column::Float(a))) => {
+                keep_float(cur, a, rows, Ordering::Less)
+            }
+            (Acc::Max(cur @ (None | Some(Value::Float(_)))), Some(Column::Float(a))) => {
+                keep_float(cur, a, rows, Ordering::Greater)
+            }
+            (Acc::Min(cur @ (None | Some(Value::Int(_)))), Some(Column::Int(a))) => {
+                keep_int(cur, a, rows, Ordering::Less)
+            }
+            (Acc::Max(cur @ (None | Some(Value::Int(_)))), Some(Column::Int(a))) => {
+                keep_int(cur, a, rows, Ordering::Greater)
+            }
             (acc, Some(c)) => {
                 for &(r, t) in rows {
                     acc.update(c.get(r as usize), t);
@@ -187,6 +201,46 @@ impl Acc {
     }
 }
 
+/// [`Acc::update`] of a float min (`keep` = less) or max (greater) over `rows` of `a`.
+fn keep_float(cur: &mut Option<Value>, a: &Float64Array, rows: &[(u32, i64)], keep: Ordering) {
+    let mut best = match cur {
+        Some(Value::Float(v)) => Some(*v),
+        _ => None,
+    };
+    for &(r, _) in rows {
+        let r = r as usize;
+        if a.is_valid(r) {
+            let v = a.value(r);
+            if best.is_none_or(|b| v.total_cmp(&b) == keep) {
+                best = Some(v);
+            }
+        }
+    }
+    if let Some(v) = best {
+        *cur = Some(Value::Float(v));
+    }
+}
+
+/// [`Acc::update`] of an integer min (`keep` = less) or max (greater) over `rows` of `a`.
+fn keep_int(cur: &mut Option<Value>, a: &Int64Array, rows: &[(u32, i64)], keep: Ordering) {
+    let mut best = match cur {
+        Some(Value::Int(v)) => Some(*v),
+        _ => None,
+    };
+    for &(r, _) in rows {
+        let r = r as usize;
+        if a.is_valid(r) {
+            let v = a.value(r);
+            if best.is_none_or(|b| v.cmp(&b) == keep) {
+                best = Some(v);
+            }
+        }
+    }
+    if let Some(v) = best {
+        *cur = Some(Value::Int(v));
+    }
+}
+
 fn replace_if(cur: &mut Option<Value>, value: ValueRef<'_>, better: impl Fn(ValueRef<'_>, ValueRef<'_>) -> bool) {
     match cur {
         None => *cur = Some(value.to_owned()),
@@ -240,7 +294,7 @@ mod tests {
     fn update_rows_equals_updating_row_by_row() {
         use std::sync::Arc;
 
-        use sluice_sdk::arrow::array::{ArrayRef, Float64Array, Int64Array};
+        use sluice_sdk::arrow::array::ArrayRef;
 
         let floats: ArrayRef = Arc::new(Float64Array::from(vec![
             Some(1.5),
@@ -248,6 +302,9 @@ mod tests {
             Some(-2.25),
             Some(1e300),
             Some(0.1),
+            Some(-0.0),
+            Some(f64::NEG_INFINITY),
+            Some(0.0),
         ]));
         let ints: ArrayRef = Arc::new(Int64Array::from(vec![
             Some(i64::MAX),
@@ -255,8 +312,11 @@ mod tests {
             None,
             Some(i64::MAX),
             Some(-7),
+            Some(i64::MIN),
+            None,
+            Some(0),
         ]));
-        let rows: Vec<(u32, i64)> = vec![(4, 10), (0, 5), (2, 7), (1, 7), (3, 1)];
+        let rows: Vec<(u32, i64)> = vec![(4, 10), (0, 5), (2, 7), (1, 7), (3, 1), (5, 2), (7, 3), (6, 8)];
         for (kind, array) in [(Kind::Float, &floats), (Kind::Int, &ints)] {
             let column = Column::new(array, kind).expect("column");
             for func in [
@@ -275,6 +335,11 @@ mod tests {
                 let mut at_once = Acc::new(func, Some(kind));
                 at_once.update_rows(Some(&column), &rows);
                 assert_eq!(at_once, by_row, "{func:?} over {kind:?}");
+                // In two parts, the second starting from what the first left.
+                let mut in_parts = Acc::new(func, Some(kind));
+                in_parts.update_rows(Some(&column), &rows[..3]);
+                in_parts.update_rows(Some(&column), &rows[3..]);
+                assert_eq!(in_parts, by_row, "{func:?} over {kind:?} in two parts");
             }
         }
         let mut by_row = Acc::new(AggFn::Count, None);

@@ -108,10 +108,25 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
         }
         return Ok(aside);
     }
-    let mut buckets: FixedMap<(Bounds, u32), Vec<(u32, i64)>> = FixedMap::default();
+    // Rows by (window, key). A key's rows mostly fall in the window of its previous row, so
+    // each key remembers its last bucket and the map is asked only when the window changes.
+    let mut index: FixedMap<(Bounds, u32), usize> = FixedMap::default();
+    let mut buckets: Vec<((Bounds, u32), Vec<(u32, i64)>)> = Vec::new();
+    let mut last: Vec<Option<(Bounds, usize)>> = vec![None; keys.len()];
     for ((row, range, t), key) in taken.into_iter().zip(key_of) {
         for bounds in &windows[range] {
-            buckets.entry((*bounds, key)).or_default().push((row, t));
+            let at = match last[key as usize] {
+                Some((b, at)) if b == *bounds => at,
+                _ => {
+                    let at = *index.entry((*bounds, key)).or_insert_with(|| {
+                        buckets.push(((*bounds, key), Vec::new()));
+                        buckets.len() - 1
+                    });
+                    last[key as usize] = Some((*bounds, at));
+                    at
+                }
+            };
+            buckets[at].1.push((row, t));
         }
     }
     for ((bounds, key), rows) in buckets {

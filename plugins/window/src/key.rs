@@ -36,6 +36,11 @@ fn encode_value(value: ValueRef<'_>, out: &mut Vec<u8>) {
 }
 
 fn escape(bytes: &[u8], out: &mut Vec<u8>) {
+    if !bytes.contains(&0) {
+        out.extend_from_slice(bytes);
+        out.extend_from_slice(&[0, 0]);
+        return;
+    }
     for &b in bytes {
         out.push(b);
         if b == 0 {

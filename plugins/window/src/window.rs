@@ -99,6 +99,13 @@ impl Windowing {
 /// The window of length `size` whose start is the latest grid point `k·step + offset` not
 /// after `t` (Flink's `getWindowStartWithOffset`, with the negative-remainder fix: FL-01).
 fn aligned(t: i64, offset: i64, step: i64, size: i64) -> Option<Bounds> {
+    // In i64 when nothing overflows (every real event time), else in i128.
+    if let Some(shifted) = t.checked_sub(offset)
+        && let Some(start) = t.checked_sub(shifted.rem_euclid(step))
+        && let Some(end) = start.checked_add(size)
+    {
+        return Some(Bounds::new(start, end));
+    }
     let t = i128::from(t);
     let start = t - (t - i128::from(offset)).rem_euclid(i128::from(step));
     let end = start + i128::from(size);
