@@ -189,6 +189,9 @@ def main():
         "(b1) = (b) with one worker": ([a.sluice, "run", one_toml], f"{work}/out-wasm"),
         "(ba) = (b) + the anomaly stage (stateful: one worker)": ([a.sluice, "run", anomaly_toml], f"{work}/out-wasm"),
         "(bm) = (b) serving Prometheus metrics": ([a.sluice, "run", "--metrics-addr", f"127.0.0.1:{free_port()}", wasm_toml], f"{work}/out-wasm"),
+        # Scaling per core: one worker confined to one core (its decoding thread, reader and
+        # writer included) against (b), two workers on the machine's two cores.
+        "(b1c) = (b1) confined to one core (taskset -c 0)": (["taskset", "-c", "0", a.sluice, "run", one_toml], f"{work}/out-wasm"),
     }
     base = "(b@baseline) = (b) run by the baseline binary"
     if a.baseline_sluice:
@@ -219,7 +222,8 @@ def main():
     print(f"ratio (b)/(b0) = {b0_ / b_:.3f}  (throughput with epoch deadlines + memory caps over without)")
     print(f"ratio (b)/(bn) = {bn_ / b_:.3f}  (throughput with a checkpoint every second over no checkpoints)")
     b1_, ba_ = med[list(variants)[6]], med[list(variants)[7]]
-    print(f"ratio (b)/(b1) = {b1_ / b_:.2f}   (2 workers over 1)")
+    print(f"ratio (b)/(b1) = {b1_ / b_:.2f}   (2 workers over 1; one worker's chunks are decoded on a second thread, so it uses both cores too)")
+    print(f"ratio (b)/(b1c) = {med[list(variants)[9]] / b_:.2f}   (2 workers on 2 cores over 1 worker on 1 core)")
     print(f"ratio (ba)/(c) = {c_ / ba_:.2f}   (the anomaly variant over DuckDB's job without it)")
     bm_ = med[list(variants)[8]]
     print(f"ratio (bm)/(b) = {b_ / bm_:.3f}  (throughput with metrics recorded and served over without)")

@@ -2,9 +2,10 @@
 # Sensor-ETL benchmark (see README): generates ROWS deterministic sensor lines, then in one
 # run measures (a) decode → Parquet with no WASM stage, (b) the same with the map + filter
 # components and a checkpoint every second, (bn) (b) without checkpoints, (b0) (b) without
-# deadlines or memory caps, (c) DuckDB's COPY … TO parquet of the same job; prints rows/s,
-# MB/s, peak RSS and the ratios (b)/(a), (b)/(c), (b)/(b0), (b)/(bn) and (bm)/(b) (metrics served). Use ROWS ≥ 5000000
-# for (b)/(bn): a shorter run ends before its first one-second checkpoint.
+# deadlines or memory caps, (c) DuckDB's COPY … TO parquet of the same job, (b1) one worker
+# and (b1c) one worker confined to one core; prints rows/s, MB/s, peak RSS and the ratios
+# (b)/(a), (b)/(c), (b)/(b0), (b)/(bn), (b)/(b1), (b)/(b1c) and (bm)/(b) (metrics served).
+# Use ROWS ≥ 5000000 for (b)/(bn): a shorter run ends before its first one-second checkpoint.
 # Not a test: figures depend on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

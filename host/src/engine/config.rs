@@ -15,5 +15,10 @@ pub(crate) fn wasmtime_config(epoch_deadlines: bool, fuel: bool) -> wasmtime::Co
     config.epoch_interruption(epoch_deadlines);
     config.consume_fuel(fuel);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // `SLUICE_PERF_MAP=1` writes /tmp/perf-<pid>.map, so that `perf report` names the
+    // components' functions (those built with a name section) instead of bare addresses.
+    if std::env::var_os("SLUICE_PERF_MAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
