@@ -28,6 +28,9 @@ pub const LATE: &str = "late";
 /// Reason for a row whose event time or windows do not fit in i64 microseconds.
 pub const OUT_OF_RANGE: &str = "event time out of range";
 
+/// A window and a batch-local key id, with the rows (position, event time) that fall in it.
+type Bucket = ((Bounds, u32), Vec<(u32, i64)>);
+
 /// Rows of a batch that were not taken, by position, with their reasons.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SetAside {
@@ -111,7 +114,7 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
     // Rows by (window, key). A key's rows mostly fall in the window of its previous row, so
     // each key remembers its last bucket and the map is asked only when the window changes.
     let mut index: FixedMap<(Bounds, u32), usize> = FixedMap::default();
-    let mut buckets: Vec<((Bounds, u32), Vec<(u32, i64)>)> = Vec::new();
+    let mut buckets: Vec<Bucket> = Vec::new();
     let mut last: Vec<Option<(Bounds, usize)>> = vec![None; keys.len()];
     for ((row, range, t), key) in taken.into_iter().zip(key_of) {
         for bounds in &windows[range] {

@@ -153,8 +153,8 @@ mod tests {
             } else {
                 format!(".{:0>9}", n.wrapping_mul(2_654_435_761) % 1_000_000_000)[..=digits].to_string()
             };
-            let sep = if n % 2 == 0 { 'T' } else { ' ' };
-            let zone = if n % 3 == 0 { "Z" } else { "" };
+            let sep = if n.is_multiple_of(2) { 'T' } else { ' ' };
+            let zone = if n.is_multiple_of(3) { "Z" } else { "" };
             let s = format!(
                 "{}{sep}{:02}:{:02}:{:02}{fraction}{zone}",
                 day.format("%Y-%m-%d"),
