@@ -222,7 +222,7 @@ def main():
     print(f"ratio (b)/(b0) = {b0_ / b_:.3f}  (throughput with epoch deadlines + memory caps over without)")
     print(f"ratio (b)/(bn) = {bn_ / b_:.3f}  (throughput with a checkpoint every second over no checkpoints)")
     b1_, ba_ = med[list(variants)[6]], med[list(variants)[7]]
-    print(f"ratio (b)/(b1) = {b1_ / b_:.2f}   (2 workers over 1; one worker's chunks are decoded on a second thread, so it uses both cores too)")
+    print(f"ratio (b)/(b1) = {b1_ / b_:.2f}   (2 workers over 1; one worker's chunks are decoded on a thread per core, so it uses both cores too)")
     print(f"ratio (b)/(b1c) = {med[list(variants)[9]] / b_:.2f}   (2 workers on 2 cores over 1 worker on 1 core)")
     print(f"ratio (ba)/(c) = {c_ / ba_:.2f}   (the anomaly variant over DuckDB's job without it)")
     bm_ = med[list(variants)[8]]
