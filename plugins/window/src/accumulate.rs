@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
-use sluice_sdk::arrow::array::{Array, Float64Array, Int64Array};
+use sluice_sdk::arrow::array::{Array, ArrowPrimitiveType, PrimitiveArray};
 
 use crate::config::AggFn;
 use crate::value::{Column, Kind, Value, ValueRef};
@@ -70,6 +70,12 @@ impl Acc {
     /// [`Acc::update`] row by row (or [`Acc::update_row`] without a column), with tight
     /// loops for counts, sums and averages.
     pub fn update_rows(&mut self, column: Option<&Column>, rows: &[(u32, i64)]) {
+        // What a min or max keeps of two values.
+        let keep = if matches!(self, Acc::Min(_)) {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        };
         match (self, column) {
             (Acc::Count(n), None) => *n += rows.len() as i64,
             (_, None) => {}
@@ -104,17 +110,17 @@ impl Acc {
                     }
                 }
             }
-            (Acc::Min(cur @ (None | Some(Value::Float(_)))), Some(Column::Float(a))) => {
-                keep_float(cur, a, rows, Ordering::Less)
+            (Acc::Min(cur) | Acc::Max(cur), Some(Column::Float(a))) if matches!(cur, None | Some(Value::Float(_))) => {
+                let best = cur
+                    .as_ref()
+                    .and_then(|v| if let Value::Float(f) = v { Some(*f) } else { None });
+                *cur = extreme(best, a, rows, keep, f64::total_cmp).map(Value::Float);
             }
-            (Acc::Max(cur @ (None | Some(Value::Float(_)))), Some(Column::Float(a))) => {
-                keep_float(cur, a, rows, Ordering::Greater)
-            }
-            (Acc::Min(cur @ (None | Some(Value::Int(_)))), Some(Column::Int(a))) => {
-                keep_int(cur, a, rows, Ordering::Less)
-            }
-            (Acc::Max(cur @ (None | Some(Value::Int(_)))), Some(Column::Int(a))) => {
-                keep_int(cur, a, rows, Ordering::Greater)
+            (Acc::Min(cur) | Acc::Max(cur), Some(Column::Int(a))) if matches!(cur, None | Some(Value::Int(_))) => {
+                let best = cur
+                    .as_ref()
+                    .and_then(|v| if let Value::Int(n) = v { Some(*n) } else { None });
+                *cur = extreme(best, a, rows, keep, i64::cmp).map(Value::Int);
             }
             (acc, Some(c)) => {
                 for &(r, t) in rows {
@@ -201,44 +207,25 @@ impl Acc {
     }
 }
 
-/// [`Acc::update`] of a float min (`keep` = less) or max (greater) over `rows` of `a`.
-fn keep_float(cur: &mut Option<Value>, a: &Float64Array, rows: &[(u32, i64)], keep: Ordering) {
-    let mut best = match cur {
-        Some(Value::Float(v)) => Some(*v),
-        _ => None,
-    };
+/// [`Acc::update`] of a min (`keep` = less) or max (greater) over `rows` of a float or
+/// integer column, from the extreme so far (`best`) in the values' `order`.
+fn extreme<T: ArrowPrimitiveType>(
+    mut best: Option<T::Native>,
+    a: &PrimitiveArray<T>,
+    rows: &[(u32, i64)],
+    keep: Ordering,
+    order: impl Fn(&T::Native, &T::Native) -> Ordering,
+) -> Option<T::Native> {
     for &(r, _) in rows {
         let r = r as usize;
         if a.is_valid(r) {
             let v = a.value(r);
-            if best.is_none_or(|b| v.total_cmp(&b) == keep) {
+            if best.is_none_or(|b| order(&v, &b) == keep) {
                 best = Some(v);
             }
         }
     }
-    if let Some(v) = best {
-        *cur = Some(Value::Float(v));
-    }
-}
-
-/// [`Acc::update`] of an integer min (`keep` = less) or max (greater) over `rows` of `a`.
-fn keep_int(cur: &mut Option<Value>, a: &Int64Array, rows: &[(u32, i64)], keep: Ordering) {
-    let mut best = match cur {
-        Some(Value::Int(v)) => Some(*v),
-        _ => None,
-    };
-    for &(r, _) in rows {
-        let r = r as usize;
-        if a.is_valid(r) {
-            let v = a.value(r);
-            if best.is_none_or(|b| v.cmp(&b) == keep) {
-                best = Some(v);
-            }
-        }
-    }
-    if let Some(v) = best {
-        *cur = Some(Value::Int(v));
-    }
+    best
 }
 
 fn replace_if(cur: &mut Option<Value>, value: ValueRef<'_>, better: impl Fn(ValueRef<'_>, ValueRef<'_>) -> bool) {
@@ -294,7 +281,7 @@ mod tests {
     fn update_rows_equals_updating_row_by_row() {
         use std::sync::Arc;
 
-        use sluice_sdk::arrow::array::ArrayRef;
+        use sluice_sdk::arrow::array::{ArrayRef, Float64Array, Int64Array};
 
         let floats: ArrayRef = Arc::new(Float64Array::from(vec![
             Some(1.5),

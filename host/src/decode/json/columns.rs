@@ -169,7 +169,7 @@ impl<'a> Columns<'a> {
                 b.append(v);
                 true
             }
-            (Values::Int32(b), Cell::Int(v)) => {
+            (Values::Int32(b) | Values::Date(b), Cell::Int(v)) => {
                 b.push(v as i32);
                 true
             }
@@ -183,10 +183,6 @@ impl<'a> Columns<'a> {
             }
             (Values::Float64(b), Cell::Float(v)) => {
                 b.push(v);
-                true
-            }
-            (Values::Date(b), Cell::Int(v)) => {
-                b.push(v as i32);
                 true
             }
             (Values::Nested(raws), Cell::Raw(r)) => {
