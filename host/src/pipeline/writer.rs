@@ -56,6 +56,9 @@ pub(super) struct Writer {
     /// What `sluice status` shows of the flow: when it was last published, recent
     /// (time, rows read) samples for the rate, and the last checkpoint.
     shown: (Instant, std::collections::VecDeque<(Instant, u64)>, Flow),
+    /// When the last checkpoint was taken (or the run began): a barrier is folded into the
+    /// next one only within the checkpoint interval of it (see [`Writer::write_chunk`]).
+    checkpointed: Instant,
 }
 
 impl Writer {
@@ -91,6 +94,7 @@ impl Writer {
             over_budget,
             meters,
             shown: (Instant::now(), Default::default(), flow),
+            checkpointed: Instant::now(),
         }
     }
 
@@ -168,6 +172,7 @@ impl Writer {
                 }
             }
         });
+        self.checkpointed = Instant::now();
         let covered = self.last_chunk.filter(|_| self.acks.is_some());
         if let (Some(acks), Some(seq)) = (&self.acks, covered) {
             self.position.state = acks.persist(seq);
@@ -210,7 +215,14 @@ impl Writer {
     }
 
     /// Write one chunk's results; the input position moves past the chunk.
-    fn write_chunk(&mut self, mut r: WorkResult) -> Result<(), RunError> {
+    ///
+    /// A barrier is checkpointed unless `fold`: the next chunk is already here and is a
+    /// barrier too, so one checkpoint after it covers both (group commit). The later
+    /// barrier's stage states and watermarks supersede this one's: a pipeline with state runs
+    /// one worker, which snapshots at every barrier in input order. An acknowledging source
+    /// (MQTT) marks every chunk a barrier, so a writer that fell behind commits what has
+    /// piled up at once instead of paying a checkpoint's syncs per chunk.
+    fn write_chunk(&mut self, mut r: WorkResult, fold: bool) -> Result<(), RunError> {
         let states = std::mem::take(&mut r.states);
         let watermarks = std::mem::take(&mut r.watermarks);
         let barrier = r.barrier;
@@ -224,7 +236,7 @@ impl Writer {
             self.position.partitions.remove(&*partition);
         }
         self.write(r)?;
-        if barrier {
+        if barrier && !fold {
             self.checkpoint(false, states, watermarks)?;
         } else {
             self.show_flow(false);
@@ -366,18 +378,24 @@ pub(super) fn write_results(
     let mut pending: BTreeMap<u64, WorkResult> = BTreeMap::new();
     let mut next = w.position.next_seq;
     let mut finals: Vec<WorkResult> = Vec::new();
-    for msg in results.iter() {
-        let r = match msg {
-            Msg::Done(r) => *r,
-            Msg::Failed(e) => return Err(RunError::Worker(e)),
-        };
-        if r.seq >= u64::MAX - plan.workers as u64 {
-            finals.push(r);
-            continue;
+    while let Ok(first) = results.recv() {
+        // Everything that has arrived, so that a barrier can see whether the next one is here.
+        for msg in std::iter::once(first).chain(results.try_iter()) {
+            let r = match msg {
+                Msg::Done(r) => *r,
+                Msg::Failed(e) => return Err(RunError::Worker(e)),
+            };
+            if r.seq >= u64::MAX - plan.workers as u64 {
+                finals.push(r);
+            } else {
+                pending.insert(r.seq, r);
+            }
         }
-        pending.insert(r.seq, r);
         while let Some(r) = pending.remove(&next) {
-            w.write_chunk(r)?;
+            let fold = r.barrier
+                && pending.get(&(next + 1)).is_some_and(|n| n.barrier)
+                && w.checkpointed.elapsed() < plan.checkpoint.interval;
+            w.write_chunk(r, fold)?;
             next += 1;
             let _ = permits.send(());
         }

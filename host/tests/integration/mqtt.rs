@@ -370,14 +370,16 @@ fn broker_restart_mid_stream_loses_nothing() {
         max_inflight: 2,
     });
     let run = s.start(&p, "sluice-restart");
-    // The broker acknowledges all of these at once and queues them for our session.
-    let publisher = s.publish(&["--devices", "10", "--messages", "300"], false);
+    // The broker acknowledges all of these at once and queues them for our session. Batches
+    // that pile up are committed together, so the session drains faster than one window per
+    // checkpoint: enough messages that the restart right after the last one still lands
+    // mid-stream.
+    let publisher = s.publish(&["--devices", "10", "--messages", "1000"], false);
     assert!(publisher.wait_with_output().expect("publisher").status.success());
-    std::thread::sleep(Duration::from_millis(500));
     let before = s.written(&[s.out("restart")]).len();
     s.broker.restart(Duration::from_millis(1500));
     let published = s.published();
-    assert_eq!(published.len(), 3000);
+    assert_eq!(published.len(), 10_000);
     assert!(before < published.len(), "the restart should land mid-stream");
     s.wait_for_all(&[s.out("restart")], published.len());
     terminate(run);
