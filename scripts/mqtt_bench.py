@@ -109,6 +109,13 @@ def publisher(port, inflight):
     return c
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` so far (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def committed_rows(out):
     files = sorted(glob.glob(os.path.join(out, "_checkpoints", "checkpoint-*.json")))
     for f in reversed(files):
@@ -143,7 +150,7 @@ def stop(proc):
     proc.wait(timeout=30)
 
 
-def throughput(a, work, port):
+def throughput(a, work, port, broker):
     out = os.path.join(work, "out-mqtt")
     toml = os.path.join(work, "mqtt.toml")
     write_pipeline(toml, source_mqtt(port, a.inflight, "sluice-bench"), out, "10s")
@@ -170,6 +177,7 @@ def throughput(a, work, port):
     pub_rate = a.messages / (time.time() - t0)
     pub.loop_stop()
     pub.disconnect()
+    broker_cpu = cpu_seconds(broker.pid)
     start = time.time()
     p = subprocess.Popen([a.sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while committed_rows(out) < a.messages:
@@ -177,6 +185,9 @@ def throughput(a, work, port):
             raise SystemExit(f"only {committed_rows(out)} of {a.messages} committed after 600 s")
         time.sleep(0.01)
     mqtt_s = time.time() - start
+    # Who was busy while the queue drained: mosquitto is one thread, so a broker near one
+    # core's worth of CPU (1.00) is the limit, whatever Sluice does.
+    busy = (cpu_seconds(broker.pid) - broker_cpu) / mqtt_s, cpu_seconds(p.pid) / mqtt_s
     stop(p)
 
     data = os.path.join(work, "same.ndjson")
@@ -188,7 +199,7 @@ def throughput(a, work, port):
     start = time.time()
     subprocess.run([a.sluice, "run", ftoml], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     file_s = time.time() - start
-    return pub_rate, a.messages / mqtt_s, a.messages / file_s
+    return pub_rate, a.messages / mqtt_s, a.messages / file_s, busy
 
 
 def latency(a, work, port):
@@ -247,12 +258,13 @@ def main():
     work = tempfile.mkdtemp(prefix="sluice-mqtt-bench-")
     broker, port = start_broker(work, a.inflight)
     try:
-        pub_rate, mqtt_rate, file_rate = throughput(a, work, port)
+        pub_rate, mqtt_rate, file_rate, (broker_busy, sluice_busy) = throughput(a, work, port, broker)
         print(f"throughput: {a.messages} messages, in-flight window {a.inflight}")
         print(f"  publisher (paho, QoS 1)           {pub_rate:>10.0f} msg/s")
         print(f"  MQTT -> map -> filter -> Parquet  {mqtt_rate:>10.0f} msg/s")
         print(f"  same lines from a file            {file_rate:>10.0f} msg/s")
         print(f"  MQTT / file                       {mqtt_rate / file_rate:>10.2f}")
+        print(f"  cores busy while draining: mosquitto {broker_busy:.2f} (one thread), sluice {sluice_busy:.2f}")
         sent, rows, p50, p99 = latency(a, work, port)
         print(f"latency: {sent} messages at ~{a.rate}/s for {a.seconds} s, max_file_age {a.max_file_age}, {rows} rows kept by the filter")
         print(f"  publish -> row in a sealed file   p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
