@@ -3,13 +3,13 @@
 //! Each row's event time is read in microseconds; rows without one, rows that are late
 //! (`time + allowed_lateness ≤ watermark`, FL-09) and rows whose windows cannot be
 //! represented are set aside with their reason. The other rows are bucketed by (window,
-//! key) with the key encoded once per row, and each bucket updates its group's
+//! key), each batch's distinct keys numbered once (see [`number_keys`]), and each bucket updates its group's
 //! accumulators in row order. Session windows take rows one at a time, in row order, as
 //! each may merge sessions.
 
 use std::ops::Range;
 
-use sluice_sdk::arrow::array::{AsArray, RecordBatch};
+use sluice_sdk::arrow::array::{Array, AsArray, RecordBatch};
 use sluice_sdk::arrow::compute::cast;
 use sluice_sdk::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use sluice_sdk::arrow::error::ArrowError;
@@ -84,26 +84,7 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
             .collect()
     };
 
-    // Encode each taken row's key once; `local` numbers the distinct keys of this batch.
-    let mut local: FixedMap<Vec<u8>, u32> = FixedMap::default();
-    let mut keys: Vec<Vec<u8>> = Vec::new();
-    let mut key_of: Vec<u32> = Vec::with_capacity(taken.len());
-    let mut buf = Vec::new();
-    for &(row, _, _) in &taken {
-        buf.clear();
-        key::encode(&key_columns, row as usize, &mut buf);
-        let id = match local.get(buf.as_slice()) {
-            Some(&id) => id,
-            None => {
-                let id = keys.len() as u32;
-                local.insert(buf.clone(), id);
-                keys.push(buf.clone());
-                id
-            }
-        };
-        key_of.push(id);
-    }
-
+    let (keys, key_of) = number_keys(&key_columns, taken.iter().map(|&(row, _, _)| row as usize));
     if let Windowing::Session { .. } = plan.windowing {
         for ((row, range, t), key) in taken.into_iter().zip(key_of) {
             let group = store.session(&keys[key as usize], windows[range.start], new);
@@ -139,6 +120,64 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
         }
     }
     Ok(aside)
+}
+
+/// The distinct keys of `rows` (encoded, see [`key`]) in order of first appearance, and each
+/// row's index into them. A single string or integer key is looked up by its value, so only
+/// a batch's new keys are encoded; any other key is encoded once per row.
+fn number_keys(columns: &[Column], rows: impl Iterator<Item = usize>) -> (Vec<Vec<u8>>, Vec<u32>) {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut key_of: Vec<u32> = Vec::with_capacity(rows.size_hint().0);
+    let mut new_key = |row: usize| {
+        let mut encoded = Vec::new();
+        key::encode(columns, row, &mut encoded);
+        keys.push(encoded);
+        keys.len() as u32 - 1
+    };
+    match columns {
+        [Column::Str(array)] => {
+            let mut ids: FixedMap<&str, u32> = FixedMap::default();
+            let mut null = None;
+            for row in rows {
+                let id = if array.is_null(row) {
+                    *null.get_or_insert_with(|| new_key(row))
+                } else {
+                    *ids.entry(array.value(row)).or_insert_with(|| new_key(row))
+                };
+                key_of.push(id);
+            }
+        }
+        [Column::Int(array)] => {
+            let mut ids: FixedMap<i64, u32> = FixedMap::default();
+            let mut null = None;
+            for row in rows {
+                let id = if array.is_null(row) {
+                    *null.get_or_insert_with(|| new_key(row))
+                } else {
+                    *ids.entry(array.value(row)).or_insert_with(|| new_key(row))
+                };
+                key_of.push(id);
+            }
+        }
+        _ => {
+            let mut ids: FixedMap<Vec<u8>, u32> = FixedMap::default();
+            let mut buf = Vec::new();
+            for row in rows {
+                buf.clear();
+                key::encode(columns, row, &mut buf);
+                let id = match ids.get(buf.as_slice()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = new_key(row);
+                        ids.insert(buf.clone(), id);
+                        id
+                    }
+                };
+                key_of.push(id);
+            }
+        }
+    }
+    (keys, key_of)
 }
 
 fn update(group: &mut Group, inputs: &[Option<Column>], row: usize, time: i64) {
@@ -177,6 +216,71 @@ pub fn to_micros(value: i64, unit: TimeUnit) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys numbered by encoding every row: what `number_keys` must agree with.
+    fn numbered_by_encoding(columns: &[Column], rows: &[usize]) -> (Vec<Vec<u8>>, Vec<u32>) {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let ids = rows
+            .iter()
+            .map(|&row| {
+                let mut k = Vec::new();
+                key::encode(columns, row, &mut k);
+                match keys.iter().position(|e| *e == k) {
+                    Some(i) => i as u32,
+                    None => {
+                        keys.push(k);
+                        keys.len() as u32 - 1
+                    }
+                }
+            })
+            .collect();
+        (keys, ids)
+    }
+
+    #[test]
+    fn single_keys_are_numbered_like_encoded_ones() {
+        use std::sync::Arc;
+
+        use sluice_sdk::arrow::array::{ArrayRef, Int32Array, StringArray};
+
+        use crate::value::Kind;
+
+        let strings: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("b"),
+            None,
+            Some("a\0"),
+            Some("a"),
+            Some("b"),
+            None,
+            Some(""),
+            Some("a"),
+        ]));
+        let ints: ArrayRef = Arc::new(Int32Array::from(vec![
+            Some(3),
+            Some(-1),
+            None,
+            Some(3),
+            Some(i32::MIN),
+            None,
+            Some(-1),
+            Some(0),
+        ]));
+        // Rows out of order and repeated, as taken rows may skip some.
+        let rows = [7, 0, 1, 2, 3, 4, 5, 6, 0, 5];
+        let shapes: [&[(&ArrayRef, Kind)]; 3] = [
+            &[(&strings, Kind::Str)],
+            &[(&ints, Kind::Int)],
+            &[(&strings, Kind::Str), (&ints, Kind::Int)],
+        ];
+        for shape in shapes {
+            let columns: Vec<Column> = shape.iter().map(|(a, k)| Column::new(a, *k).unwrap()).collect();
+            assert_eq!(
+                number_keys(&columns, rows.iter().copied()),
+                numbered_by_encoding(&columns, &rows),
+                "{shape:?}"
+            );
+        }
+    }
 
     #[test]
     fn every_unit_becomes_microseconds_rounding_toward_the_past() {
