@@ -366,21 +366,33 @@ fn a_second_ctrl_c_exits_at_once_while_a_batch_is_still_running() {
         100,
         1,
     );
-    let runtime = tmp.path().join("run");
     let mut child = sluice()
-        .env("SLUICE_RUNTIME_DIR", &runtime)
+        .env("SLUICE_RUNTIME_DIR", tmp.path().join("run"))
         .arg("run")
         .arg(&p)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    // Running (its status socket answers once the component is compiled and the run started).
+    // Wait until a batch is inside the component (it logs before it spins): a Ctrl-C that
+    // comes sooner stops the run cleanly before any batch, which is right but not this test.
+    let (spinning, seen) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("spinning on a batch") {
+                let _ = spinning.send(());
+            }
+        }
+    });
     let started = Instant::now();
-    while crate::support::files_under(&runtime, ".sock").is_empty() {
+    while seen.recv_timeout(Duration::from_millis(20)).is_err() {
         assert!(child.try_wait().expect("wait").is_none(), "sluice exited early");
-        assert!(started.elapsed() < Duration::from_secs(900), "the run never started");
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "no batch reached the component"
+        );
     }
     let pid = child.id().to_string();
     // Ctrl-C until it exits: two SIGINTs sent back to back can reach a busy process as one

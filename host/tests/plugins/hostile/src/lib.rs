@@ -3,8 +3,8 @@
 //!
 //! - `sleep`: `std::thread::sleep(n ms)` in every `process` (a WASI timer); `sleep_describe`:
 //!   the same in `describe`, so `validate` sleeps.
-//! - `spin`: a busy loop of `n` iterations in every `process`, then a failure when a row holds
-//!   `marker` (to make bisection slow).
+//! - `spin`: logs "spinning", then a busy loop of `n` iterations in every `process`, then a
+//!   failure when a row holds `marker` (to make bisection slow).
 //! - `dict_bomb` / `view_bomb`: `main` is one column whose every row points at the same
 //!   `n`-byte value (a dictionary, or string views sharing one buffer).
 //! - `null_bomb`: `main` is one Null column; `finish` emits `n` rows of it.
@@ -224,6 +224,7 @@ impl Guest for Hostile {
             match cfg.mode {
                 Mode::Sleep => std::thread::sleep(std::time::Duration::from_millis(cfg.n)),
                 Mode::Spin => {
+                    sluice_sdk::log::warn(&format!("spinning on a batch of {} rows", batch.num_rows()));
                     let mut x = 0u64;
                     for i in 0..cfg.n {
                         x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
