@@ -44,14 +44,19 @@
 //! PUBACKs of a commit that finds the limit reached wait for the next marker. An answer
 //! that matches no marker makes the ledger give markers up until the next connection.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 /// How long after its PUBACK was sent on a connection that stayed up an entry is kept.
 pub const FORGET_AFTER: Duration = Duration::from_secs(60);
+
+/// How often at most the written set is swept for entries past [`FORGET_AFTER`]: a sweep
+/// visits the whole set, and commits come as often as every few milliseconds.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A QoS 1 message as the ledger knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,8 +116,10 @@ pub const MARKERS_IN_FLIGHT: usize = 16;
 pub struct Ledger {
     pending: BTreeMap<u64, Vec<MessageId>>,
     /// Packet id → (chunk, connection it was delivered on) of the messages in `pending`.
-    pending_ids: HashMap<u16, (u64, u64)>,
-    written: HashMap<u16, Written>,
+    pending_ids: FxHashMap<u16, (u64, u64)>,
+    written: FxHashMap<u16, Written>,
+    /// When the written set was last swept for old entries.
+    swept: Option<Instant>,
     /// The current connection's number and when it came up.
     connection: (u64, Option<Instant>),
     /// The last serial given to a written entry.
@@ -271,25 +278,21 @@ impl Ledger {
     /// already plus what that checkpoint writes. Base64 of 10-byte entries (packet id and
     /// fingerprint, little-endian), sorted by packet id; `None` when empty.
     pub fn persist(&self, seq: u64) -> Option<String> {
-        // Indexed by packet id, so the entries come out sorted without a sort (the set can
-        // hold 65,535 entries while a burst's markers are unanswered); what this checkpoint
-        // writes overrides an older entry under the same id.
-        let mut by_id = vec![None::<u64>; 1 << 16];
-        for (pkid, w) in &self.written {
-            by_id[usize::from(*pkid)] = Some(w.fingerprint);
-        }
-        for id in self.pending.range(..=seq).flat_map(|(_, ids)| ids) {
-            by_id[usize::from(id.pkid)] = Some(id.fingerprint);
-        }
-        let mut bytes = Vec::with_capacity((self.written.len() + self.pending_ids.len()) * 10);
-        for (pkid, fp) in by_id.iter().enumerate() {
-            if let Some(fp) = fp {
-                bytes.extend_from_slice(&(pkid as u16).to_le_bytes());
-                bytes.extend_from_slice(&fp.to_le_bytes());
-            }
-        }
-        if bytes.is_empty() {
+        // (packet id, order, fingerprint): what this checkpoint writes comes after, and so
+        // overrides, an older entry under the same id; among its chunks the later one wins.
+        let mut entries: Vec<(u16, usize, u64)> =
+            self.written.iter().map(|(pkid, w)| (*pkid, 0, w.fingerprint)).collect();
+        let pending = self.pending.range(..=seq).flat_map(|(_, ids)| ids);
+        entries.extend(pending.enumerate().map(|(i, id)| (id.pkid, i + 1, id.fingerprint)));
+        if entries.is_empty() {
             return None;
+        }
+        entries.sort_unstable_by_key(|&(pkid, order, _)| (pkid, std::cmp::Reverse(order)));
+        entries.dedup_by_key(|e| e.0);
+        let mut bytes = Vec::with_capacity(entries.len() * 10);
+        for (pkid, _, fp) in entries {
+            bytes.extend_from_slice(&pkid.to_le_bytes());
+            bytes.extend_from_slice(&fp.to_le_bytes());
         }
         Some(base64::engine::general_purpose::STANDARD.encode(bytes))
     }
@@ -327,6 +330,13 @@ impl Ledger {
     }
 
     fn forget_old(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|at| now.saturating_duration_since(at) < SWEEP_EVERY)
+        {
+            return;
+        }
+        self.swept = Some(now);
         let current = self.connection.0;
         // A PUBACK that left long ago on the connection that delivered the message, which is
         // still up: it reached the broker. Entries delivered on earlier connections wait for
@@ -493,6 +503,38 @@ mod tests {
         l.marker_answered(3);
         l.marker_answered(2);
         assert_eq!(l.remembered(), 2, "an answer out of order gives the markers up");
+    }
+
+    #[test]
+    fn the_saved_set_is_sorted_by_packet_id_and_the_newest_write_of_an_id_wins() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        for (pkid, payload) in [(9, "old"), (3, "c"), (700, "x")] {
+            l.arrive(id(pkid, payload), false);
+        }
+        l.read(0, vec![id(9, "old"), id(3, "c"), id(700, "x")]);
+        l.committed(0, t);
+        // Packet id 9 comes back with another message flagged DUP (a new message whose first
+        // delivery was lost with a connection): written keeps the old entry meanwhile.
+        assert_eq!(l.arrive(id(9, "new"), true), Arrival::New);
+        l.read(1, vec![id(9, "new")]);
+        l.arrive(id(1, "a"), false);
+        l.read(2, vec![id(1, "a")]);
+        let saved = l.persist(1).expect("entries");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&saved)
+            .expect("base64");
+        let pkids: Vec<u16> = bytes
+            .chunks_exact(10)
+            .map(|e| u16::from_le_bytes([e[0], e[1]]))
+            .collect();
+        assert_eq!(pkids, [3, 9, 700], "sorted, one entry per id, chunk 2 not covered");
+        let mut after = Ledger::restore(Some(&saved)).expect("restore");
+        after.connected(t);
+        assert_eq!(after.arrive(id(9, "new"), true), Arrival::AlreadyWritten);
+        assert_eq!(after.arrive(id(3, "c"), true), Arrival::AlreadyWritten);
+        assert_eq!(after.arrive(id(1, "a"), true), Arrival::New);
     }
 
     #[test]
