@@ -3,6 +3,8 @@
 # local mosquitto, against the same messages from a file (ratio), and publish → visible
 # latency p50/p99 at a steady rate. See scripts/mqtt_bench.py. Not a test.
 #   MESSAGES=200000 INFLIGHT=1000 RATE=2000 DURATION=20 scripts/mqtt-bench.sh
+# With BASELINE=<another sluice binary> ROUNDS=3, both drain the same queue size in
+# interleaved rounds and the ratio of the medians is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup toolchain install >/dev/null
@@ -12,4 +14,5 @@ command -v mosquitto >/dev/null || apt-get install -y -qq mosquitto >/dev/null
 cargo build --release --locked -p sluice
 exec .venv/bin/python scripts/mqtt_bench.py --sluice target/release/sluice \
     --messages "${MESSAGES:-200000}" --inflight "${INFLIGHT:-1000}" \
-    --rate "${RATE:-2000}" --seconds "${DURATION:-20}"
+    --rate "${RATE:-2000}" --seconds "${DURATION:-20}" --rounds "${ROUNDS:-1}" \
+    ${BASELINE:+--baseline "$BASELINE"}

@@ -150,12 +150,12 @@ def stop(proc):
     proc.wait(timeout=30)
 
 
-def throughput(a, work, port, broker):
+def throughput(a, work, port, broker, sluice):
     out = os.path.join(work, "out-mqtt")
     toml = os.path.join(work, "mqtt.toml")
     write_pipeline(toml, source_mqtt(port, a.inflight, "sluice-bench"), out, "10s")
     # Create the persistent session, then stop: the broker queues for us from now on.
-    p = subprocess.Popen([a.sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_connected(p, work, "sluice-bench")
     stop(p)
     shutil.rmtree(out, ignore_errors=True)
@@ -179,7 +179,7 @@ def throughput(a, work, port, broker):
     pub.disconnect()
     broker_cpu = cpu_seconds(broker.pid)
     start = time.time()
-    p = subprocess.Popen([a.sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([sluice, "run", toml], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while committed_rows(out) < a.messages:
         if time.time() - start > 600:
             raise SystemExit(f"only {committed_rows(out)} of {a.messages} committed after 600 s")
@@ -189,7 +189,10 @@ def throughput(a, work, port, broker):
     # core's worth of CPU (1.00) is the limit, whatever Sluice does.
     busy = (cpu_seconds(broker.pid) - broker_cpu) / mqtt_s, cpu_seconds(p.pid) / mqtt_s
     stop(p)
+    return pub_rate, a.messages / mqtt_s, busy, lines
 
+
+def file_throughput(a, work, lines):
     data = os.path.join(work, "same.ndjson")
     with open(data, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -198,8 +201,7 @@ def throughput(a, work, port, broker):
     write_pipeline(ftoml, f'[source]\ntype = "file"\npath = "{data}"', fout, "10s")
     start = time.time()
     subprocess.run([a.sluice, "run", ftoml], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    file_s = time.time() - start
-    return pub_rate, a.messages / mqtt_s, a.messages / file_s, busy
+    return a.messages / (time.time() - start)
 
 
 def latency(a, work, port):
@@ -254,14 +256,33 @@ def main():
     ap.add_argument("--rate", type=int, default=2000)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--max-file-age", default="1s")
+    ap.add_argument("--baseline", help="another sluice binary, drained in the same run (interleaved rounds)")
+    ap.add_argument("--rounds", type=int, default=1, help="throughput rounds per binary; the median is shown")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sluice-mqtt-bench-")
     broker, port = start_broker(work, a.inflight)
     try:
-        pub_rate, mqtt_rate, file_rate, (broker_busy, sluice_busy) = throughput(a, work, port, broker)
-        print(f"throughput: {a.messages} messages, in-flight window {a.inflight}")
+        binaries = [("sluice", a.sluice)] + ([("baseline", a.baseline)] if a.baseline else [])
+        runs = {name: [] for name, _ in binaries}
+        for r in range(a.rounds):
+            # Alternate which binary drains first, so a drift in the machine's speed is shared.
+            for name, path in binaries if r % 2 == 0 else binaries[::-1]:
+                runs[name].append(throughput(a, work, port, broker, path))
+        pub_rate, _, _, lines = runs["sluice"][0]
+        file_rate = file_throughput(a, work, lines)
+
+        def median(name):
+            rates = sorted(runs[name], key=lambda t: t[1])
+            return rates[len(rates) // 2]
+
+        _, mqtt_rate, (broker_busy, sluice_busy), _ = median("sluice")
+        print(f"throughput: {a.messages} messages, in-flight window {a.inflight}, median of {a.rounds} round(s)")
         print(f"  publisher (paho, QoS 1)           {pub_rate:>10.0f} msg/s")
-        print(f"  MQTT -> map -> filter -> Parquet  {mqtt_rate:>10.0f} msg/s")
+        print(f"  MQTT -> map -> filter -> Parquet  {mqtt_rate:>10.0f} msg/s   (rounds: {', '.join(f'{t[1]:.0f}' for t in runs['sluice'])})")
+        if a.baseline:
+            base_rate = median("baseline")[1]
+            print(f"  the same with --baseline          {base_rate:>10.0f} msg/s   (rounds: {', '.join(f'{t[1]:.0f}' for t in runs['baseline'])})")
+            print(f"  sluice / baseline                 {mqtt_rate / base_rate:>10.2f}")
         print(f"  same lines from a file            {file_rate:>10.0f} msg/s")
         print(f"  MQTT / file                       {mqtt_rate / file_rate:>10.2f}")
         print(f"  cores busy while draining: mosquitto {broker_busy:.2f} (one thread), sluice {sluice_busy:.2f}")
