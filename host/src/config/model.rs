@@ -299,7 +299,7 @@ pub struct MqttSourceConfig {
     /// `batch_rows`: messages per batch at most.
     pub batch_rows: usize,
     /// `max_inflight`: the broker's window of unacknowledged QoS 1 messages (mosquitto's
-    /// `max_inflight_messages`, default 20); a batch is cut when it holds this many.
+    /// `max_inflight_messages`, default 20); a batch is cut when it holds half as many.
     pub max_inflight: usize,
     /// `max_message_bytes`: larger payloads are dead letters (default 1 MiB).
     pub max_message_bytes: usize,

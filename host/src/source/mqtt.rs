@@ -15,7 +15,9 @@
 //!
 //! The broker sends at most its in-flight limit of unacknowledged QoS 1 messages (mosquitto:
 //! `max_inflight_messages`, 20 by default) and then waits for PUBACKs, so a chunk is also cut
-//! when it holds `max_inflight` messages: waiting longer would only wait for `max_latency`.
+//! when it holds half of `max_inflight` messages: the other half arrives while the first is
+//! committed, instead of the broker waiting for a whole window's PUBACKs with nothing to
+//! send (one chunk of a whole window would leave the pipeline idle between commits).
 
 mod chunk;
 mod driver;
@@ -37,7 +39,7 @@ use rumqttc::{Client, Connection, MqttOptions, Publish, QoS, Transport};
 
 use self::chunk::ChunkBuilder;
 use self::driver::Driver;
-use self::ledger::{Ledger, MessageId};
+use self::ledger::Ledger;
 use super::{Acknowledge, Source, SourceError, SourceSpec};
 use crate::checkpoint::SourcePosition;
 use crate::record::Chunk;
@@ -148,7 +150,8 @@ enum Arrived {
 
 #[derive(Debug, Clone)]
 struct Message {
-    id: Option<MessageId>,
+    /// QoS 1: its packet id, and its fingerprint if the connection thread took it already.
+    qos1: Option<(u16, Option<u64>)>,
     topic: Arc<str>,
     payload: bytes::Bytes,
 }
@@ -327,7 +330,7 @@ impl MqttSource {
         Ok(())
     }
 
-    /// The next chunk: up to `batch_rows` messages (or `max_inflight` QoS 1 messages), cut
+    /// The next chunk: up to `batch_rows` messages (or half of `max_inflight` QoS 1 messages), cut
     /// at most `max_latency` after its first message. `None` once asked to stop.
     fn read_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
         if !self.started {
@@ -335,7 +338,7 @@ impl MqttSource {
         }
         let s = self.settings.clone();
         let limit = if s.qos == 1 {
-            s.batch_rows.min(s.max_inflight.max(1))
+            s.batch_rows.min(s.max_inflight.div_ceil(2).max(1))
         } else {
             s.batch_rows
         };

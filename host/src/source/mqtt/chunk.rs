@@ -37,7 +37,11 @@ impl<'a> ChunkBuilder<'a> {
         };
         let index = self.count;
         self.count += 1;
-        if let Some(id) = m.id {
+        if let Some((pkid, fingerprint)) = m.qos1 {
+            let id = match fingerprint {
+                Some(fingerprint) => MessageId { pkid, fingerprint },
+                None => MessageId::of(pkid, &m.topic, &m.payload),
+            };
             self.ids.push(id);
         }
         let origin = RecordOrigin::Message {

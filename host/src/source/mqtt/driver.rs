@@ -156,22 +156,23 @@ impl Driver {
 
     /// Classify and forward one message; false when the reader is gone.
     fn on_publish(&self, p: Publish) -> bool {
-        let qos1 = p.qos == QoS::AtLeastOnce;
+        let at_least_once = p.qos == QoS::AtLeastOnce;
         if p.retain && !self.settings.include_retained {
-            if qos1 {
+            if at_least_once {
                 ack(&self.client, p.pkid);
             }
             return true;
         }
-        let id = if qos1 {
-            let id = MessageId::of(p.pkid, &p.topic, &p.payload);
+        let qos1 = if at_least_once {
+            // Only a DUP needs its fingerprint now; a new message's is taken by the reader.
+            let dup = p.dup.then(|| MessageId::of(p.pkid, &p.topic, &p.payload).fingerprint);
             let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
-            match ledger.arrive(id, p.dup) {
-                Arrival::New => Some(id),
+            match ledger.arrive(p.pkid, dup) {
+                Arrival::New => Some((p.pkid, dup)),
                 Arrival::AlreadyPending => return true,
                 Arrival::AlreadyWritten => {
                     tracing::debug!(topic = %p.topic, pkid = p.pkid, "Dropped a redelivery of a message already committed.");
-                    ledger.reacknowledged(id, Instant::now());
+                    ledger.reacknowledged(p.pkid, Instant::now());
                     drop(ledger);
                     ack(&self.client, p.pkid);
                     return true;
@@ -181,11 +182,11 @@ impl Driver {
             None
         };
         let message = Arrived::Message(Message {
-            id,
+            qos1,
             topic: Arc::from(p.topic.as_str()),
             payload: p.payload,
         });
-        if qos1 {
+        if at_least_once {
             // Bounded by the broker's in-flight window: never blocks for long.
             return self.arrivals.send(message).is_ok();
         }

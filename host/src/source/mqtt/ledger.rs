@@ -21,8 +21,9 @@
 //!   UNSUBSCRIBE of a filter it never subscribed to; the broker must answer it with an
 //!   UNSUBACK (§3.10.4) and reads a connection's packets in order, so the UNSUBACK proves it
 //!   read every PUBACK that left before the UNSUBSCRIBE on the same connection
-//!   ([`Ledger::puback_sent`], [`Ledger::marker_sent`], [`Ledger::marker_answered`]). This
-//!   keeps the set to about one in-flight window, so the checkpoint stays small at any rate.
+//!   ([`Ledger::puback_sent`], [`Ledger::marker_sent`], [`Ledger::marker_answered`]). On a
+//!   steady stream this keeps the set to about one in-flight window. While a backlog drains,
+//!   the answers queue behind the broker's messages and the set can reach every packet id.
 //! - The broker reuses its packet id for a new message (it may only after our PUBACK).
 //! - Its PUBACK was sent more than [`FORGET_AFTER`] ago on a connection that stayed up since.
 //!
@@ -136,7 +137,9 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// A ledger resuming from a checkpoint's saved `written` set (see [`Ledger::persist`]).
+    /// A ledger resuming from a checkpoint's saved `written` set (see [`Ledger::persist`]):
+    /// entries apply in order, a later one replacing an earlier one under the same packet id
+    /// (older checkpoints hold them sorted by packet id, one per id, which reads the same).
     pub fn restore(saved: Option<&str>) -> Result<Self, String> {
         let mut ledger = Ledger::default();
         let Some(text) = saved else { return Ok(ledger) };
@@ -238,27 +241,25 @@ impl Ledger {
         }
     }
 
-    /// Classify an arriving QoS 1 message.
-    pub fn arrive(&mut self, id: MessageId, dup: bool) -> Arrival {
-        if dup {
-            if self
-                .written
-                .get(&id.pkid)
-                .is_some_and(|w| w.fingerprint == id.fingerprint)
-            {
+    /// Classify an arriving QoS 1 message with packet id `pkid`; `dup` holds its fingerprint
+    /// when it came flagged DUP. Only a redelivery needs one here: a new message's is taken
+    /// when its chunk is cut ([`Ledger::read`]), off the connection thread.
+    pub fn arrive(&mut self, pkid: u16, dup: Option<u64>) -> Arrival {
+        if let Some(fingerprint) = dup {
+            if self.written.get(&pkid).is_some_and(|w| w.fingerprint == fingerprint) {
                 return Arrival::AlreadyWritten;
             }
-            if let Some((_, delivered)) = self.pending_ids.get_mut(&id.pkid) {
+            if let Some((_, delivered)) = self.pending_ids.get_mut(&pkid) {
                 // Its PUBACK, sent at the commit, now answers this delivery.
                 *delivered = self.connection.0;
                 return Arrival::AlreadyPending;
             }
         } else {
             // The broker reuses a packet id only after our PUBACK for it arrived.
-            self.written.remove(&id.pkid);
+            self.written.remove(&pkid);
         }
         // Pending from now on (its chunk is not cut yet): a copy arriving meanwhile is caught.
-        self.pending_ids.insert(id.pkid, (u64::MAX, self.connection.0));
+        self.pending_ids.insert(pkid, (u64::MAX, self.connection.0));
         Arrival::New
     }
 
@@ -276,23 +277,35 @@ impl Ledger {
 
     /// The set to save with a checkpoint that covers chunks up to `seq`: what is written
     /// already plus what that checkpoint writes. Base64 of 10-byte entries (packet id and
-    /// fingerprint, little-endian), sorted by packet id; `None` when empty.
+    /// fingerprint, little-endian) in the order they apply: a later entry replaces an
+    /// earlier one under the same packet id ([`Ledger::restore`] reads them so). `None`
+    /// when empty.
+    ///
+    /// Built in one pass, without sorting: while the broker's answers to the markers lag,
+    /// the written set can hold tens of thousands of entries, and this runs at every
+    /// checkpoint.
     pub fn persist(&self, seq: u64) -> Option<String> {
-        // (packet id, order, fingerprint): what this checkpoint writes comes after, and so
-        // overrides, an older entry under the same id; among its chunks the later one wins.
-        let mut entries: Vec<(u16, usize, u64)> =
-            self.written.iter().map(|(pkid, w)| (*pkid, 0, w.fingerprint)).collect();
-        let pending = self.pending.range(..=seq).flat_map(|(_, ids)| ids);
-        entries.extend(pending.enumerate().map(|(i, id)| (id.pkid, i + 1, id.fingerprint)));
-        if entries.is_empty() {
+        let covered = || self.pending.range(..=seq).flat_map(|(_, ids)| ids);
+        let count = self.written.len() + covered().count();
+        if count == 0 {
             return None;
         }
-        entries.sort_unstable_by_key(|&(pkid, order, _)| (pkid, std::cmp::Reverse(order)));
-        entries.dedup_by_key(|e| e.0);
-        let mut bytes = Vec::with_capacity(entries.len() * 10);
-        for (pkid, _, fp) in entries {
+        let mut bytes = Vec::with_capacity(count * 10);
+        let mut push = |pkid: u16, fingerprint: u64| {
             bytes.extend_from_slice(&pkid.to_le_bytes());
-            bytes.extend_from_slice(&fp.to_le_bytes());
+            bytes.extend_from_slice(&fingerprint.to_le_bytes());
+        };
+        for (pkid, w) in &self.written {
+            // Left out when this checkpoint writes its packet id again: that entry follows
+            // and wins. (Only an id's newest chunk is known here: when it is not covered,
+            // the old entry stays and a covered one still follows it.)
+            let superseded = self.pending_ids.get(pkid).is_some_and(|&(chunk, _)| chunk <= seq);
+            if !superseded {
+                push(*pkid, w.fingerprint);
+            }
+        }
+        for id in covered() {
+            push(id.pkid, id.fingerprint);
         }
         Some(base64::engine::general_purpose::STANDARD.encode(bytes))
     }
@@ -322,8 +335,8 @@ impl Ledger {
     }
 
     /// A redelivered, already written message was acknowledged again.
-    pub fn reacknowledged(&mut self, id: MessageId, now: Instant) {
-        if let Some(w) = self.written.get_mut(&id.pkid) {
+    pub fn reacknowledged(&mut self, pkid: u16, now: Instant) {
+        if let Some(w) = self.written.get_mut(&pkid) {
             w.acked = Some((now, self.connection.0));
             w.delivered = self.connection.0;
         }
@@ -364,6 +377,10 @@ impl Ledger {
 mod tests {
     use super::*;
 
+    fn arrive(l: &mut Ledger, id: MessageId, dup: bool) -> Arrival {
+        l.arrive(id.pkid, dup.then_some(id.fingerprint))
+    }
+
     fn id(pkid: u16, payload: &str) -> MessageId {
         MessageId::of(pkid, "streaming-data/d1", payload.as_bytes())
     }
@@ -373,20 +390,20 @@ mod tests {
         let t = Instant::now();
         let mut before = Ledger::default();
         before.connected(t);
-        assert_eq!(before.arrive(id(1, "a"), false), Arrival::New);
-        assert_eq!(before.arrive(id(2, "b"), false), Arrival::New);
+        assert_eq!(arrive(&mut before, id(1, "a"), false), Arrival::New);
+        assert_eq!(arrive(&mut before, id(2, "b"), false), Arrival::New);
         before.read(0, vec![id(1, "a"), id(2, "b")]);
-        assert_eq!(before.arrive(id(3, "c"), false), Arrival::New);
+        assert_eq!(arrive(&mut before, id(3, "c"), false), Arrival::New);
         before.read(1, vec![id(3, "c")]);
         // The checkpoint covering chunk 0 is written; then the process dies before any
         // PUBACK leaves.
         let saved = before.persist(0);
         let mut after = Ledger::restore(saved.as_deref()).expect("restore");
         after.connected(t);
-        assert_eq!(after.arrive(id(1, "a"), true), Arrival::AlreadyWritten);
-        assert_eq!(after.arrive(id(2, "b"), true), Arrival::AlreadyWritten);
+        assert_eq!(arrive(&mut after, id(1, "a"), true), Arrival::AlreadyWritten);
+        assert_eq!(arrive(&mut after, id(2, "b"), true), Arrival::AlreadyWritten);
         // Chunk 1 was never committed: it is read again.
-        assert_eq!(after.arrive(id(3, "c"), true), Arrival::New);
+        assert_eq!(arrive(&mut after, id(3, "c"), true), Arrival::New);
     }
 
     #[test]
@@ -394,16 +411,16 @@ mod tests {
         let t = Instant::now();
         let mut l = Ledger::default();
         l.connected(t);
-        l.arrive(id(7, "a"), false);
+        arrive(&mut l, id(7, "a"), false);
         l.read(0, vec![id(7, "a")]);
         assert_eq!(l.committed(0, t), vec![id(7, "a")]);
         // Same packet id, same bytes, but not DUP: a new message (e.g. a heartbeat).
-        assert_eq!(l.arrive(id(7, "a"), false), Arrival::New);
+        assert_eq!(arrive(&mut l, id(7, "a"), false), Arrival::New);
         assert_eq!(l.remembered(), 0);
         // A DUP with another payload under a remembered id is new too.
         l.read(1, vec![id(7, "a")]);
         l.committed(1, t);
-        assert_eq!(l.arrive(id(7, "other"), true), Arrival::New);
+        assert_eq!(arrive(&mut l, id(7, "other"), true), Arrival::New);
     }
 
     #[test]
@@ -411,11 +428,11 @@ mod tests {
         let t = Instant::now();
         let mut l = Ledger::default();
         l.connected(t);
-        l.arrive(id(1, "a"), false);
+        arrive(&mut l, id(1, "a"), false);
         l.read(0, vec![id(1, "a")]);
         // The connection broke; the broker sends it again before our checkpoint.
         l.connected(t);
-        assert_eq!(l.arrive(id(1, "a"), true), Arrival::AlreadyPending);
+        assert_eq!(arrive(&mut l, id(1, "a"), true), Arrival::AlreadyPending);
         assert_eq!(l.pending(), 1);
         assert_eq!(l.committed(0, t).len(), 1);
         assert_eq!(l.pending(), 0);
@@ -461,9 +478,9 @@ mod tests {
         let restored = Ledger::restore(l.persist(2).as_deref()).expect("restore");
         let mut after = restored;
         after.connected(t);
-        assert_eq!(after.arrive(id(3, "c"), true), Arrival::AlreadyWritten);
-        assert_eq!(after.arrive(id(4, "d"), true), Arrival::AlreadyWritten);
-        assert_eq!(after.arrive(id(1, "a"), true), Arrival::New);
+        assert_eq!(arrive(&mut after, id(3, "c"), true), Arrival::AlreadyWritten);
+        assert_eq!(arrive(&mut after, id(4, "d"), true), Arrival::AlreadyWritten);
+        assert_eq!(arrive(&mut after, id(1, "a"), true), Arrival::New);
         // The next marker covers id 3 only.
         l.marker_sent(41);
         l.marker_answered(41);
@@ -479,7 +496,7 @@ mod tests {
         l.marker_sent(1);
         // The broker got the PUBACK and reused id 7 (same bytes, e.g. a heartbeat) before
         // the marker's answer came back; that message is committed, its PUBACK not sent.
-        assert_eq!(l.arrive(id(7, "a"), false), Arrival::New);
+        assert_eq!(arrive(&mut l, id(7, "a"), false), Arrival::New);
         l.read(1, vec![id(7, "a")]);
         l.committed(1, t);
         l.marker_answered(1);
@@ -506,35 +523,66 @@ mod tests {
     }
 
     #[test]
-    fn the_saved_set_is_sorted_by_packet_id_and_the_newest_write_of_an_id_wins() {
+    fn the_saved_set_holds_one_entry_per_id_and_the_newest_write_of_an_id_wins() {
         let t = Instant::now();
         let mut l = Ledger::default();
         l.connected(t);
         for (pkid, payload) in [(9, "old"), (3, "c"), (700, "x")] {
-            l.arrive(id(pkid, payload), false);
+            arrive(&mut l, id(pkid, payload), false);
         }
         l.read(0, vec![id(9, "old"), id(3, "c"), id(700, "x")]);
         l.committed(0, t);
         // Packet id 9 comes back with another message flagged DUP (a new message whose first
         // delivery was lost with a connection): written keeps the old entry meanwhile.
-        assert_eq!(l.arrive(id(9, "new"), true), Arrival::New);
+        assert_eq!(arrive(&mut l, id(9, "new"), true), Arrival::New);
         l.read(1, vec![id(9, "new")]);
-        l.arrive(id(1, "a"), false);
+        arrive(&mut l, id(1, "a"), false);
         l.read(2, vec![id(1, "a")]);
         let saved = l.persist(1).expect("entries");
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&saved)
             .expect("base64");
-        let pkids: Vec<u16> = bytes
+        let mut entries: Vec<(u16, u64)> = bytes
             .chunks_exact(10)
-            .map(|e| u16::from_le_bytes([e[0], e[1]]))
+            .map(|e| {
+                let mut fp = [0u8; 8];
+                fp.copy_from_slice(&e[2..]);
+                (u16::from_le_bytes([e[0], e[1]]), u64::from_le_bytes(fp))
+            })
             .collect();
-        assert_eq!(pkids, [3, 9, 700], "sorted, one entry per id, chunk 2 not covered");
+        entries.sort_unstable();
+        let expected = [id(3, "c"), id(9, "new"), id(700, "x")].map(|m| (m.pkid, m.fingerprint));
+        assert_eq!(
+            entries, expected,
+            "one entry per id, the newest write, chunk 2 not covered"
+        );
         let mut after = Ledger::restore(Some(&saved)).expect("restore");
         after.connected(t);
-        assert_eq!(after.arrive(id(9, "new"), true), Arrival::AlreadyWritten);
-        assert_eq!(after.arrive(id(3, "c"), true), Arrival::AlreadyWritten);
-        assert_eq!(after.arrive(id(1, "a"), true), Arrival::New);
+        assert_eq!(arrive(&mut after, id(9, "new"), true), Arrival::AlreadyWritten);
+        assert_eq!(arrive(&mut after, id(3, "c"), true), Arrival::AlreadyWritten);
+        assert_eq!(arrive(&mut after, id(1, "a"), true), Arrival::New);
+    }
+
+    #[test]
+    fn a_saved_entry_replaces_an_earlier_one_under_the_same_id() {
+        let t = Instant::now();
+        let mut l = Ledger::default();
+        l.connected(t);
+        l.read(0, vec![id(5, "old")]);
+        l.committed(0, t);
+        // Another message under id 5 in chunk 1, and (as the ledger is told) in chunk 2: the
+        // checkpoint covering chunk 1, not 2, saves the old entry and chunk 1's after it.
+        assert_eq!(arrive(&mut l, id(5, "new"), true), Arrival::New);
+        l.read(1, vec![id(5, "new")]);
+        l.read(2, vec![id(5, "newer")]);
+        let saved = l.persist(1).expect("entries");
+        let mut after = Ledger::restore(Some(&saved)).expect("restore");
+        after.connected(t);
+        assert_eq!(after.remembered(), 1);
+        assert_eq!(arrive(&mut after, id(5, "new"), true), Arrival::AlreadyWritten);
+        let mut again = Ledger::restore(Some(&saved)).expect("restore");
+        again.connected(t);
+        assert_eq!(arrive(&mut again, id(5, "old"), true), Arrival::New);
     }
 
     #[test]
@@ -557,8 +605,8 @@ mod tests {
         l.connected(t + FORGET_AFTER * 3);
         l.committed(1, t + FORGET_AFTER * 10);
         assert_eq!(l.remembered(), 1);
-        assert_eq!(l.arrive(id(2, "b"), true), Arrival::AlreadyWritten);
-        l.reacknowledged(id(2, "b"), t + FORGET_AFTER * 10);
+        assert_eq!(arrive(&mut l, id(2, "b"), true), Arrival::AlreadyWritten);
+        l.reacknowledged(2, t + FORGET_AFTER * 10);
         l.puback_sent(2, t + FORGET_AFTER * 10);
         l.committed(1, t + FORGET_AFTER * 12);
         assert_eq!(l.remembered(), 0);
@@ -569,7 +617,7 @@ mod tests {
         let t = Instant::now();
         let mut l = Ledger::default();
         l.connected(t);
-        assert_eq!(l.arrive(id(5, "a"), false), Arrival::New);
+        assert_eq!(arrive(&mut l, id(5, "a"), false), Arrival::New);
         l.read(0, vec![id(5, "a")]);
         // The connection breaks before the commit; its PUBACK leaves on the next one, which
         // the broker may ignore until it has sent the message again (mosquitto does).
@@ -580,8 +628,8 @@ mod tests {
         l.marker_sent(1);
         l.marker_answered(1);
         assert_eq!(l.remembered(), 1, "the broker may still send it again");
-        assert_eq!(l.arrive(id(5, "a"), true), Arrival::AlreadyWritten);
-        l.reacknowledged(id(5, "a"), t);
+        assert_eq!(arrive(&mut l, id(5, "a"), true), Arrival::AlreadyWritten);
+        l.reacknowledged(5, t);
         l.puback_sent(5, t);
         assert!(l.marker_wanted());
         l.marker_sent(2);
@@ -594,10 +642,10 @@ mod tests {
         let t = Instant::now();
         let mut l = Ledger::default();
         l.connected(t);
-        l.arrive(id(5, "a"), false);
+        arrive(&mut l, id(5, "a"), false);
         l.read(0, vec![id(5, "a")]);
         l.connected(t);
-        assert_eq!(l.arrive(id(5, "a"), true), Arrival::AlreadyPending);
+        assert_eq!(arrive(&mut l, id(5, "a"), true), Arrival::AlreadyPending);
         l.committed(0, t);
         l.puback_sent(5, t);
         l.marker_sent(1);
