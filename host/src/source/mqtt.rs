@@ -23,6 +23,7 @@ mod chunk;
 mod driver;
 mod error;
 pub mod ledger;
+mod outbox;
 mod plan;
 pub mod tls;
 
@@ -40,6 +41,7 @@ use rumqttc::{Client, Connection, MqttOptions, Publish, QoS, Transport};
 use self::chunk::ChunkBuilder;
 use self::driver::Driver;
 use self::ledger::Ledger;
+use self::outbox::Outbox;
 use super::{Acknowledge, Source, SourceError, SourceSpec};
 use crate::checkpoint::SourcePosition;
 use crate::record::Chunk;
@@ -161,8 +163,7 @@ struct Message {
 pub struct Acknowledger {
     client: Client,
     ledger: Arc<Mutex<Ledger>>,
-    /// The filter unsubscribed from after each checkpoint's PUBACKs (see [`ledger`]).
-    marker: Arc<str>,
+    outbox: Arc<Mutex<Outbox>>,
 }
 
 impl std::fmt::Debug for Acknowledger {
@@ -178,6 +179,9 @@ impl Acknowledger {
     }
 
     /// The checkpoint covering chunks up to `seq` committed: acknowledge their messages.
+    ///
+    /// The PUBACKs and the marker are queued for the connection thread, which writes them
+    /// with one flush; the last PUBACK goes through rumqttc and wakes it (see [`outbox`]).
     pub fn committed(&self, seq: u64) {
         let (ids, marker) = {
             let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
@@ -185,14 +189,15 @@ impl Acknowledger {
             let marker = !ids.is_empty() && ledger.marker_wanted();
             (ids, marker)
         };
-        for id in ids {
-            ack(&self.client, id.pkid);
-        }
-        // The broker's answer proves it read the PUBACKs above, which the ledger can then
-        // forget. Fails only when the connection thread is gone, like the PUBACKs.
-        if marker {
-            let _ = self.client.try_unsubscribe(self.marker.as_ref());
-        }
+        let Some((last, rest)) = ids.split_last() else { return };
+        // The broker's answer to the marker proves it read the PUBACKs before it, which the
+        // ledger can then forget.
+        self.outbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(rest.iter().map(|id| id.pkid), usize::from(marker));
+        // Fails only when the connection thread is gone, like the queued PUBACKs.
+        ack(&self.client, last.pkid);
     }
 }
 
@@ -231,6 +236,8 @@ pub struct MqttSource {
     client: Client,
     arrivals: Receiver<Arrived>,
     ledger: Arc<Mutex<Ledger>>,
+    /// PUBACKs and markers for the connection thread to write.
+    outbox: Arc<Mutex<Outbox>>,
     next_seq: u64,
     /// The run's stop request (SIGTERM): ends reading.
     stop: Arc<AtomicBool>,
@@ -276,6 +283,7 @@ impl MqttSource {
             client,
             arrivals,
             ledger: Arc::default(),
+            outbox: Arc::default(),
             next_seq: 0,
             stop,
             closing: Arc::default(),
@@ -304,7 +312,7 @@ impl MqttSource {
         Acknowledger {
             client: self.client.clone(),
             ledger: self.ledger.clone(),
-            marker: Arc::from(marker_filter(&self.settings.topics)),
+            outbox: self.outbox.clone(),
         }
     }
 
@@ -320,6 +328,8 @@ impl MqttSource {
             ledger: self.ledger.clone(),
             arrivals: tx,
             stop: self.closing.clone(),
+            outbox: self.outbox.clone(),
+            marker: Arc::from(marker_filter(&self.settings.topics)),
         };
         let thread = std::thread::Builder::new()
             .name("sluice-mqtt".into())

@@ -10,6 +10,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use rumqttc::{Client, Connection, ConnectionError, Event, Packet, Publish, QoS};
 
 use super::ledger::{Arrival, Ledger, MessageId};
+use super::outbox::Outbox;
 use super::{Arrived, Message, MqttError, MqttSettings, ack};
 use crate::retry::Backoff;
 
@@ -20,6 +21,10 @@ pub(super) struct Driver {
     pub(super) ledger: Arc<Mutex<Ledger>>,
     pub(super) arrivals: Sender<Arrived>,
     pub(super) stop: Arc<AtomicBool>,
+    /// PUBACKs and markers the writer queued (see [`Outbox`]).
+    pub(super) outbox: Arc<Mutex<Outbox>>,
+    /// The filter a marker unsubscribes from.
+    pub(super) marker: Arc<str>,
 }
 
 /// What the connection thread keeps between events.
@@ -32,18 +37,29 @@ struct Link {
 }
 
 impl Driver {
-    pub(super) fn run(self, mut connection: Connection) {
+    /// Drive the connection until the run stops. Its event loop runs on a runtime of this
+    /// thread's own (as rumqttc's blocking `Connection` does), so that the thread can also
+    /// write the [`Outbox`] between events.
+    pub(super) fn run(self, connection: Connection) {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.arrivals.send(Arrived::Fatal(MqttError::Thread(e.to_string())));
+                return;
+            }
+        };
+        let mut eventloop = connection.eventloop;
         let mut link = Link::default();
         loop {
-            let flow = match connection.recv() {
-                Err(_) => return, // every client handle is gone
-                Ok(Ok(event)) => self.on_event(event, &mut link),
-                Ok(Err(e)) => {
+            let flow = match runtime.block_on(eventloop.poll()) {
+                Err(ConnectionError::RequestsDone) => return, // every client handle is gone
+                Ok(event) => self.on_event(event, &mut link),
+                Err(e) => {
                     // rumqttc keeps the events it queued before the connection broke (packets
                     // read, PUBACKs and UNSUBSCRIBEs written but perhaps never delivered) and
                     // hands them out after the next CONNACK. They belong to the old
                     // connection: handled now, before the ledger counts a new one.
-                    let held: Vec<Event> = connection.eventloop.state.events.drain(..).collect();
+                    let held: Vec<Event> = eventloop.state.events.drain(..).collect();
                     let mut flow = ControlFlow::Continue(());
                     for event in held {
                         flow = self.on_event(event, &mut link);
@@ -61,6 +77,7 @@ impl Driver {
             if flow.is_break() {
                 return;
             }
+            Outbox::write(&self.outbox, &runtime, &mut eventloop, &self.marker);
         }
     }
 
