@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::ledger::MessageId;
+use super::ledger::{MessageId, fingerprint};
 use super::{Arrived, MqttSettings};
 use crate::record::{BadRecord, Chunk, Origins, RecordOrigin, SourceSpan};
 use crate::source::SourceError;
@@ -37,12 +37,9 @@ impl<'a> ChunkBuilder<'a> {
         };
         let index = self.count;
         self.count += 1;
-        if let Some((pkid, fingerprint)) = m.qos1 {
-            let id = match fingerprint {
-                Some(fingerprint) => MessageId { pkid, fingerprint },
-                None => MessageId::of(pkid, &m.topic, &m.payload),
-            };
-            self.ids.push(id);
+        if let Some((pkid, taken)) = m.qos1 {
+            let fingerprint = taken.unwrap_or_else(|| fingerprint(&m.topic, &m.payload));
+            self.ids.push(MessageId { pkid, fingerprint });
         }
         let origin = RecordOrigin::Message {
             broker: self.broker.clone(),

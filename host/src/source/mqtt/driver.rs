@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 use rumqttc::{Client, Connection, ConnectionError, Event, Packet, Publish, QoS};
 
-use super::ledger::{Arrival, Ledger, MessageId};
+use super::ledger::{Arrival, Ledger, fingerprint};
 use super::outbox::Outbox;
 use super::{Arrived, Message, MqttError, MqttSettings, ack};
 use crate::retry::Backoff;
@@ -182,7 +182,7 @@ impl Driver {
         }
         let qos1 = if at_least_once {
             // Only a DUP needs its fingerprint now; a new message's is taken by the reader.
-            let dup = p.dup.then(|| MessageId::of(p.pkid, &p.topic, &p.payload).fingerprint);
+            let dup = p.dup.then(|| fingerprint(&p.topic, &p.payload));
             let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
             match ledger.arrive(p.pkid, dup) {
                 Arrival::New => Some((p.pkid, dup)),

@@ -71,18 +71,23 @@ pub struct MessageId {
 impl MessageId {
     /// The id of a message.
     pub fn of(pkid: u16, topic: &str, payload: &[u8]) -> Self {
-        let mut h = Sha256::new();
-        h.update(topic.as_bytes());
-        h.update([0]);
-        h.update(payload);
-        let digest = h.finalize();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
         MessageId {
             pkid,
-            fingerprint: u64::from_le_bytes(first),
+            fingerprint: fingerprint(topic, payload),
         }
     }
+}
+
+/// A message's fingerprint: the first 8 bytes of SHA-256 over topic, a zero byte and payload.
+pub fn fingerprint(topic: &str, payload: &[u8]) -> u64 {
+    let mut h = Sha256::new();
+    h.update(topic.as_bytes());
+    h.update([0]);
+    h.update(payload);
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
 }
 
 /// What to do with an arriving QoS 1 message.
