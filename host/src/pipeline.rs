@@ -7,6 +7,7 @@
 
 pub mod budget;
 mod commit;
+mod head;
 pub mod leased;
 mod lineage;
 mod ordered;

@@ -1,6 +1,7 @@
 //! The running pipeline: a reader thread cuts the input into numbered chunks, worker threads
 //! decode and transform them in parallel (a single worker, as a stateful chain has, gets its
-//! chunks decoded ahead of it on threads of their own, in input order), and the calling
+//! chunks decoded ahead of it on threads of their own, in input order, and taken through
+//! the stateless stages before the stateful one there: see `head.rs`), and the calling
 //! thread writes results in input order (so output names and contents do not depend on
 //! thread timing). This file starts the threads; `writer.rs` writes, `worker.rs` transforms,
 //! `outcome.rs` holds the types.
@@ -24,6 +25,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::budget;
 use super::commit::Committer;
+use super::head::Head;
 use super::ordered;
 use super::outcome::{RunError, RunOptions, RunSummary};
 use super::plan::Plan;
@@ -32,12 +34,11 @@ use super::reload::watch::Reloader;
 use super::reload::{Generations, SwapReport};
 use super::resume::{Start, prepare};
 use super::sinks;
-use super::worker::{Decoding, Worker, WorkerError};
+use super::worker::{Decoding, Partial, Worker, WorkerError};
 use super::writer::{Msg, Writer, write_results};
 use crate::checkpoint::protocol::BarrierClock;
 use crate::checkpoint::store;
 use crate::checkpoint::{StageState, WatermarkState};
-use crate::decode::json::Decoded;
 use crate::record::{Chunk, SourceSpan};
 use crate::source::{Source, SourceError};
 use crate::telemetry::meters;
@@ -269,9 +270,10 @@ fn spawn_workers(
 ) -> Result<Vec<JoinHandle<()>>, RunError> {
     let mut handles = Vec::new();
     // A single chain (a stateful stage needs its input in order) gets its chunks decoded
-    // ahead of it, on threads of their own, and handed on in input order.
+    // ahead of it, on threads of their own, and handed on in input order; those threads
+    // run the stateless stages before the stateful one too.
     let mut decoded = (plan.workers == 1)
-        .then(|| spawn_decoding(plan, chunks, decoding_threads(plan), &mut handles))
+        .then(|| spawn_decoding(plan, generations, chunks, decoding_threads(plan), &mut handles))
         .transpose()?;
     for id in 0..plan.workers {
         let plan = plan.clone();
@@ -291,8 +293,9 @@ fn spawn_workers(
     Ok(handles)
 }
 
-/// A chunk for a worker, and its decoding when that was done ahead of the worker.
-type Prepared = (Chunk, Option<Result<Decoded, WorkerError>>);
+/// A chunk for a worker, and its rows when they were decoded (and taken through the chain's
+/// head) ahead of the worker.
+type Prepared = (Chunk, Option<Result<Partial, WorkerError>>);
 
 /// How many threads decode ahead of a single chain: one per core (at least one), as
 /// decoding is most of a chain's work when its stages are cheap.
@@ -303,18 +306,26 @@ fn decoding_threads(plan: &Plan) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
 }
 
-/// Start `threads` threads that decode `chunks` for a single chain, in input order.
+/// Start `threads` threads that decode `chunks` for a single chain and take them through
+/// its head (`head.rs`), in input order.
 fn spawn_decoding(
     plan: &Plan,
+    generations: &Arc<Generations>,
     chunks: &Receiver<Chunk>,
     threads: usize,
     handles: &mut Vec<JoinHandle<()>>,
 ) -> Result<ordered::Ordered<Prepared>, RunError> {
+    let ids = std::sync::atomic::AtomicUsize::new(1);
     let (decoded, spawned) = ordered::spawn("sluice-decode", chunks, threads, || {
         let decoding = Decoding::new(plan);
-        move |chunk: Chunk| {
-            let decoded = decoding.decode(&chunk);
-            (chunk, Some(decoded))
+        let mut head = Head::new(generations.clone(), ids.fetch_add(1, Ordering::Relaxed));
+        move |mut chunk: Chunk| {
+            let partial = decoding.decode(&chunk).and_then(|decoded| {
+                let mut partial = Partial::of(&mut chunk, decoded);
+                head.run(&chunk, &mut partial)?;
+                Ok(partial)
+            });
+            (chunk, Some(partial))
         }
     })
     .map_err(|e| RunError::Thread(format!("cannot start a decoding thread: {e}")))?;
@@ -339,13 +350,18 @@ fn work(
         Err(e) => return fail(e),
     };
     let mut last: Option<(SourceSpan, i64)> = None;
-    let mut generation = 0;
+    // The generation of the chunks seen last, and the one the worker's stages are of (the
+    // same unless a swap failed).
+    let (mut generation, mut applied) = (0, 0);
     for (chunk, decoded) in chunks {
         last = Some((chunk.span.clone(), chunk.ingest_micros));
         if chunk.generation != generation {
             generation = chunk.generation;
             let swap_started = Instant::now();
             let outcome = worker.swap(&generations.plan(generation), id);
+            if outcome.is_ok() {
+                applied = generation;
+            }
             let _ = reports.send(SwapReport {
                 generation,
                 first_chunk: chunk.seq,
@@ -354,7 +370,7 @@ fn work(
             });
         }
         let processed = match decoded {
-            Some(decoded) => decoded.and_then(|d| worker.process_decoded(chunk, d)),
+            Some(partial) => partial.and_then(|p| worker.complete(chunk, p.unless_ran_under(applied))),
             None => worker.process(chunk),
         };
         match processed {

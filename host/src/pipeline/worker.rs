@@ -40,6 +40,59 @@ pub(crate) struct WorkResult {
     pub watermarks: Vec<WatermarkState>,
 }
 
+/// A chunk's rows partway down the chain: through the stages before `next`, with what
+/// left the chain so far. A single chain's decoding threads take its stateless head this far
+/// (see `head.rs`); the worker goes on from `next`.
+#[derive(Debug)]
+pub(crate) struct Partial {
+    next: usize,
+    /// The plan generation the stages before `next` ran under (when any did).
+    generation: u64,
+    batches: Vec<Traced>,
+    dead: Vec<Aside>,
+    rows_in: u64,
+    /// Where it was before the stages ran: the stage, its batches, how many of `dead` there
+    /// were. Kept so that the worker can go back when it runs other stages than those.
+    origin: Option<(usize, Vec<Traced>, usize)>,
+}
+
+impl Partial {
+    /// The decoded rows of `chunk` (whose rejected records it takes) at the start of the chain.
+    pub(crate) fn of(chunk: &mut Chunk, decoded: Decoded) -> Partial {
+        let mut bad = decoded.bad;
+        bad.append(&mut chunk.rejected);
+        bad.sort_by_key(|b| b.index);
+        let rows_in = decoded.batch.as_ref().map_or(0, |b| b.num_rows() as u64);
+        let lineage = Lineage::of_records(&decoded.records);
+        Partial {
+            next: 0,
+            generation: 0,
+            batches: decoded
+                .batch
+                .map(|batch| Traced { batch, lineage })
+                .into_iter()
+                .collect(),
+            dead: bad.into_iter().map(Aside::Raw).collect(),
+            rows_in,
+            origin: None,
+        }
+    }
+
+    /// Where stages were run (under plan generation `generation`) on another thread than the
+    /// worker's, but the worker runs stages of another generation (its swap to that one
+    /// failed): back to where it was before, for the worker to run every stage itself.
+    pub(crate) fn unless_ran_under(mut self, generation: u64) -> Partial {
+        if self.generation != generation
+            && let Some((next, batches, dead)) = self.origin.take()
+        {
+            self.next = next;
+            self.batches = batches;
+            self.dead.truncate(dead);
+        }
+        self
+    }
+}
+
 /// Decoding a chunk into the batch the chain starts from, with its metadata columns. A
 /// reload swaps stages, never this, so it may run on a thread of its own ahead of the chain.
 pub(crate) struct Decoding {
@@ -189,14 +242,10 @@ impl Worker {
         Ok(changed)
     }
 
-    pub(crate) fn process(&mut self, chunk: Chunk) -> Result<WorkResult, WorkerError> {
+    pub(crate) fn process(&mut self, mut chunk: Chunk) -> Result<WorkResult, WorkerError> {
         let decoded = self.decoding.decode(&chunk)?;
-        self.process_decoded(chunk, decoded)
-    }
-
-    /// [`Self::process`] of a chunk already decoded (by [`Decoding`] on another thread).
-    pub(crate) fn process_decoded(&mut self, chunk: Chunk, decoded: Decoded) -> Result<WorkResult, WorkerError> {
-        self.process_at(0, chunk, decoded)
+        let partial = Partial::of(&mut chunk, decoded);
+        self.complete(chunk, partial)
     }
 
     /// A chunk decoded into the input of stage `from`, run from that stage on (`sluice test`
@@ -207,19 +256,52 @@ impl Worker {
         mut chunk: Chunk,
         decoded: Decoded,
     ) -> Result<WorkResult, WorkerError> {
-        let mut bad = decoded.bad;
-        bad.append(&mut chunk.rejected);
-        bad.sort_by_key(|b| b.index);
-        let mut dead: Vec<Aside> = bad.into_iter().map(Aside::Raw).collect();
-        let rows_in = decoded.batch.as_ref().map_or(0, |b| b.num_rows() as u64);
+        let mut partial = Partial::of(&mut chunk, decoded);
+        partial.next = from;
+        self.complete(chunk, partial)
+    }
+
+    /// Run `partial` through its next stages up to (not including) stage `to`, under plan
+    /// generation `generation` (the one this worker's stages are of).
+    pub(crate) fn advance(
+        &mut self,
+        chunk: &Chunk,
+        partial: &mut Partial,
+        to: usize,
+        generation: u64,
+    ) -> Result<(), WorkerError> {
+        if to <= partial.next {
+            return Ok(());
+        }
+        if partial.origin.is_none() {
+            partial.origin = Some((partial.next, partial.batches.clone(), partial.dead.len()));
+        }
+        let feed = Feed {
+            partition: &chunk.span.file,
+            events: &chunk.events,
+        };
+        let batches = std::mem::take(&mut partial.batches);
+        partial.batches = self.run_range(partial.next..to, batches, &mut partial.dead, Some(feed))?;
+        partial.next = to;
+        partial.generation = generation;
+        Ok(())
+    }
+
+    /// Run `partial` through the rest of the chain: the chunk's result.
+    pub(crate) fn complete(&mut self, mut chunk: Chunk, partial: Partial) -> Result<WorkResult, WorkerError> {
+        let Partial {
+            next,
+            batches,
+            mut dead,
+            rows_in,
+            ..
+        } = partial;
         // Even a chunk with no rows moves the watermark: it may open or end partitions.
         let feed = Feed {
             partition: &chunk.span.file,
             events: &chunk.events,
         };
-        let lineage = Lineage::of_records(&decoded.records);
-        let input = decoded.batch.map(|batch| Traced { batch, lineage });
-        let output = self.run_from(from, input.into_iter().collect(), &mut dead, Some(feed))?;
+        let output = self.run_range(next..self.stages.len(), batches, &mut dead, Some(feed))?;
         let raw = self.keep_raw.then(|| {
             let count = chunk.records();
             (std::mem::take(&mut chunk.data), count)
@@ -309,7 +391,7 @@ impl Worker {
                     Vec::new()
                 }
             };
-            output.extend(self.run_from(k + 1, flushed, &mut dead, None)?);
+            output.extend(self.run_range(k + 1..self.stages.len(), flushed, &mut dead, None)?);
         }
         let states = self.snapshot()?;
         let watermarks = self.watermarks();
@@ -330,17 +412,17 @@ impl Worker {
         })
     }
 
-    /// Run batches through stages `from..`, collecting what reaches the end. Batches fed
+    /// Run batches through `stages`, collecting what comes out of the last. Batches fed
     /// from the source move the watermark of stages that have one (with the partitions the
     /// chunk opened or ended); each such stage gets its risen watermark after the batches.
-    fn run_from(
+    fn run_range(
         &mut self,
-        from: usize,
+        stages: std::ops::Range<usize>,
         mut batches: Vec<Traced>,
         dead: &mut Vec<Aside>,
         feed: Option<Feed<'_>>,
     ) -> Result<Vec<Traced>, WorkerError> {
-        for stage in &mut self.stages[from..] {
+        for stage in &mut self.stages[stages] {
             let mut next = Vec::with_capacity(batches.len());
             if let Some(f) = &feed {
                 stage.partitions(f.events, true);

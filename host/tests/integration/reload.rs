@@ -346,6 +346,78 @@ fn an_unchanged_stateful_stage_keeps_counting_across_a_reload_of_another() {
     assert!(versions.iter().all(|v| *v == 1), "one version of the counter ran");
 }
 
+/// A stateless stage ahead of a stateful one runs on the decoding threads (the chain's
+/// head). Changed together with a stateful version that refuses the state, it must not
+/// have filtered the chunks read under the refused plan; changed on its own, it filters
+/// from the chunk where the reload applied. Checked row by row with DuckDB.
+#[test]
+fn a_stateless_stage_ahead_of_a_stateful_one_reloads_with_the_chain() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pipeline = tmp.path().join("p.toml");
+    let text = |predicate: &str, config: &str| {
+        pipeline_text(&counter(), config).replace(
+            "[[transform]]\nname = \"count\"",
+            &format!(
+                "[[transform]]\nname = \"keep\"\nplugin = \"filter\"\nconfig.predicate = \"{predicate}\"\n[[transform]]\nname = \"count\""
+            ),
+        )
+    };
+    write_atomically(&pipeline, &text("n >= 0", "tag = 1"));
+    let live = Live::start(tmp.path(), &pipeline);
+    live.wait_reload(|s| s["generation"] == 0);
+    feed_more(&live, 5);
+    // The head changes, but the counter's new version refuses the state: nothing changes.
+    write_atomically(&pipeline, &text("device != 'd1'", "tag = 1, refuse_state = true"));
+    let s = live.wait_reload(|s| s["reloads_refused"] == 1);
+    assert!(
+        s["last_reload"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("refused the running state")),
+        "{s}"
+    );
+    feed_more(&live, 5);
+    // Only the head changes: from the chunk the reload applied at, d1's rows are dropped.
+    write_atomically(&pipeline, &text("device != 'd1'", "tag = 1"));
+    live.wait_reload(|s| s["reloads_applied"] == 1);
+    feed_more(&live, 5);
+    let (fed, log) = live.finish();
+    let switches = applied(&log);
+    assert_eq!(switches.len(), 1, "{log}");
+    let first_filtered_chunk = switches[0].1;
+    assert!(
+        first_filtered_chunk >= 10,
+        "the refused plan's chunks came first: {log}"
+    );
+    let rows = counter_rows(&py, &tmp.path().join("out"));
+    let expected: Vec<u64> = (0..fed)
+        .filter(|n| n % DEVICES != 1 || n / ROWS_PER_CHUNK < first_filtered_chunk)
+        .collect();
+    let got: Vec<u64> = rows.iter().map(|r| r["n"].as_u64().expect("n")).collect();
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "rows kept: each once, d1's only before the reload"
+    );
+    assert!(
+        got == expected,
+        "the rows kept are the rows the plan of their chunk keeps"
+    );
+    let mut per_device = std::collections::HashMap::new();
+    for r in &rows {
+        let seen = per_device
+            .entry(r["device"].as_str().expect("device").to_owned())
+            .or_insert(0i64);
+        *seen += 1;
+        assert_eq!(
+            r["seen"].as_i64(),
+            Some(*seen),
+            "the counter saw each kept row once: {r:?}"
+        );
+        assert_eq!(r["version"].as_i64(), Some(1), "the refused version never ran: {r:?}");
+    }
+}
+
 /// Rows per `version` in the output, read by DuckDB.
 fn versions(python: &Path, dir: &Path) -> Vec<(i64, u64)> {
     duckdb(
