@@ -89,6 +89,16 @@ impl std::fmt::Debug for ParquetSink {
     }
 }
 
+/// The dictionary of a column chunk may grow to this many bytes before the column falls back
+/// to plain encoding for the rest of the chunk. arrow-rs's default, 1 MiB, is the whole row
+/// group (131,072 rows) for a float64 column: a column of distinct values (a score, a
+/// measurement with many digits) was interned value by value through the whole row group
+/// and then written as a dictionary as large as the data, plus the indices. At 256 KiB such
+/// a column gives up after a quarter of the row group. Measured on the sensor bench: the
+/// same size for the map + filter output (26.3 MB; its low-cardinality columns keep their
+/// dictionaries), 7% smaller with the anomaly stage's score column, and about 9% less CPU.
+const DICTIONARY_PAGE_LIMIT: usize = 256 * 1024;
+
 impl ParquetSink {
     /// A sink called `name` writing into `storage`, rows spread over folders by
     /// `partitioner`; `immediate` publishes complete files at once (no checkpoints).
@@ -108,6 +118,7 @@ impl ParquetSink {
             .set_compression(codec)
             .set_max_row_group_row_count(Some(settings.row_group_rows))
             .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_LIMIT)
             .build();
         // The file-level metadata every file of this sink gets (schema, Arrow schema, orders).
         let parquet_err = |error| SinkError::Parquet {
