@@ -152,6 +152,28 @@ const EXACT_POWERS: [f64; 23] = [
     1e21, 1e22,
 ];
 
+/// The high bit of every byte of a word.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Each byte of a word set to `byte`.
+const fn splat(byte: u8) -> u64 {
+    0x0101_0101_0101_0101 * byte as u64
+}
+
+/// The high bit set in the byte of `word` (little-endian: its first byte is the lowest) that
+/// is a quote, a backslash or below 0x20, and maybe in bytes after it, never before: a
+/// subtraction borrows only from a byte that matched into the byte after it. Zero when no
+/// byte is one of those.
+#[inline]
+const fn stops(word: u64) -> u64 {
+    let below_space = word.wrapping_sub(splat(0x20)) & !word;
+    let quote = word ^ splat(b'"');
+    let backslash = word ^ splat(b'\\');
+    let zero_in_quote = quote.wrapping_sub(splat(1)) & !quote;
+    let zero_in_backslash = backslash.wrapping_sub(splat(1)) & !backslash;
+    (below_space | zero_in_quote | zero_in_backslash) & HIGH_BITS
+}
+
 /// A cursor over one record.
 struct Scan<'a> {
     bytes: &'a [u8],
@@ -214,7 +236,22 @@ impl<'a> Scan<'a> {
         self.eat(b'"')?;
         let start = self.at;
         let bytes = self.bytes;
-        let mut high = 0;
+        // Eight bytes at a time up to the first that ends the fast path (a quote, a
+        // backslash or a control character); the bytes loop below reads that one.
+        let mut high_words = 0u64;
+        while let Some(chunk) = bytes.get(self.at..self.at + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            let stops = stops(word);
+            if stops != 0 {
+                let before = stops.trailing_zeros() / 8;
+                high_words |= word & ((1u64 << (before * 8)) - 1);
+                self.at += before as usize;
+                break;
+            }
+            high_words |= word;
+            self.at += 8;
+        }
+        let mut high = u8::from(high_words & HIGH_BITS != 0) << 7;
         loop {
             match *bytes.get(self.at)? {
                 b'"' => break,
@@ -648,6 +685,21 @@ mod tests {
         assert_eq!(string("\"tab\there\""), None);
         assert_eq!(string("\"open"), None);
         assert_eq!(string("\"\u{ff}\""), Some("\u{ff}".into()));
+        // Long strings take the eight-byte path: a stop at every position of a word, a
+        // non-ASCII byte before and after it.
+        for at in 0..20 {
+            let mut text = format!("\"{}", "x".repeat(at));
+            text.push_str("\"yyyyyyyyyyyyyyy");
+            assert_eq!(string(&text), Some("x".repeat(at)), "{text:?}");
+            for stop in ["\\n", "\t", "\u{1f}"] {
+                let text = format!("\"{}{stop}{}\"", "x".repeat(at), "y".repeat(9));
+                assert_eq!(string(&text), None, "{text:?}");
+            }
+            let text = format!("\"{}é{}\"", "x".repeat(at), "y".repeat(at));
+            assert_eq!(string(&text), Some(format!("{}é{}", "x".repeat(at), "y".repeat(at))));
+        }
+        let invalid = [b'"', b'a', b'b', b'c', b'd', b'e', b'f', b'g', b'h', 0xff, b'"'];
+        assert_eq!(Scan { bytes: &invalid, at: 0 }.string(), None, "not UTF-8 after a word");
         let layout = layout(Coerce::Strict, false, false);
         let invalid = [b'{', b'"', b's', b'"', b':', b'"', 0xff, b'"', b'}'];
         assert!(fast_read(&layout, &invalid).is_none(), "not UTF-8");
