@@ -1,6 +1,6 @@
 //! How long the detector takes per row, run natively (`cargo bench -p sluice-plugin-anomaly`):
 //! batches of 8,192 rows like the sensor bench's (1,000 devices interleaved, a string key,
-//! temperatures on a random walk), scored with the default EWMA. Prints ns per row.
+//! temperatures on a random walk), scored with the default EWMA. Prints ns per row, the fastest of seven rounds.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,7 +50,8 @@ fn main() {
     ]));
     let input = batches(100, &schema);
     let config = r#"{"key":"device_id","value":"temperature","threshold":4.0,"warmup":10}"#;
-    for round in 0..3 {
+    let mut best = f64::INFINITY;
+    for _ in 0..7 {
         let Ok(mut anomaly) = Harness::<Anomaly>::open(config, schema.clone()) else {
             panic!("config refused")
         };
@@ -59,6 +60,7 @@ fn main() {
             anomaly.process(batch.clone()).expect("batch scored");
         }
         let ns = started.elapsed().as_nanos() as f64 / (input.len() * ROWS) as f64;
-        println!("round {round}: {ns:.1} ns/row");
+        best = best.min(ns);
     }
+    println!("{best:.1} ns/row (the fastest of 7 rounds)");
 }

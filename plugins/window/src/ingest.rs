@@ -16,7 +16,7 @@ use sluice_sdk::arrow::error::ArrowError;
 
 use crate::accumulate::Acc;
 use crate::key;
-use crate::plan::{Plan, TimeColumn};
+use crate::plan::Plan;
 use crate::store::{FixedMap, Group, Store};
 use crate::value::Column;
 use crate::window::{Bounds, Windowing};
@@ -40,18 +40,37 @@ pub struct SetAside {
 
 /// Add the rows of `batch` to `store`, given the current `watermark`.
 pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatch) -> Result<SetAside, ArrowError> {
-    let times = event_micros(plan.time, batch)?;
+    // A timestamp casts to its raw int64 value; int64 epoch millis is already one.
+    let raw = cast(batch.column(plan.time.index), &DataType::Int64)?;
+    let raw = raw.as_primitive::<Int64Type>();
     let mut aside = SetAside::default();
     let mut windows: Vec<Bounds> = Vec::new();
     // Each taken row, the range of its windows in `windows`, and its event time.
     let mut taken: Vec<(u32, Range<usize>, i64)> = Vec::with_capacity(batch.num_rows());
-    for (row, time) in times.into_iter().enumerate() {
+    // Tumbling windows tile the time line, so a time inside the window of the row before
+    // is in that window: most rows are assigned without a division.
+    let tumbling = matches!(plan.windowing, Windowing::Tumbling { .. });
+    let mut recent: Option<Bounds> = None;
+    for row in 0..batch.num_rows() {
         let first = windows.len();
+        let time = if raw.is_null(row) {
+            Err(NULL_TIME)
+        } else {
+            to_micros(raw.value(row), plan.time.unit).ok_or(OUT_OF_RANGE)
+        };
         let reason = match time {
             Err(reason) => reason,
             Ok(t) if t.saturating_add(plan.lateness) <= watermark => LATE,
+            Ok(t) if let Some(bounds) = recent.filter(|b| b.start <= t && t < b.end) => {
+                windows.push(bounds);
+                taken.push((row as u32, first..first + 1, t));
+                continue;
+            }
             Ok(t) if !plan.windowing.assign(t, &mut windows) => OUT_OF_RANGE,
             Ok(t) => {
+                if tumbling {
+                    recent = windows.last().copied();
+                }
                 taken.push((row as u32, first..windows.len(), t));
                 continue;
             }
@@ -187,20 +206,6 @@ fn update(group: &mut Group, inputs: &[Option<Column>], row: usize, time: i64) {
             Some(column) => acc.update(column.get(row), time),
         }
     }
-}
-
-/// Each row's event time in microseconds since the epoch, or why it has none.
-fn event_micros(time: TimeColumn, batch: &RecordBatch) -> Result<Vec<Result<i64, &'static str>>, ArrowError> {
-    // A timestamp casts to its raw int64 value; int64 epoch millis is already one.
-    let raw = cast(batch.column(time.index), &DataType::Int64)?;
-    let raw = raw.as_primitive::<Int64Type>();
-    Ok(raw
-        .iter()
-        .map(|v| {
-            let v = v.ok_or(NULL_TIME)?;
-            to_micros(v, time.unit).ok_or(OUT_OF_RANGE)
-        })
-        .collect())
 }
 
 /// `value` in `unit` as microseconds; nanoseconds round down (toward the past).
