@@ -206,16 +206,11 @@ impl Parse {
         // Invariant: just cast to Utf8, whose array type is StringArray (i32 offsets).
         let strings = utf8.as_string::<i32>();
         Ok(match self.to {
-            FieldType::Date => Arc::new(
-                strings
-                    .iter()
-                    .map(|s| s.and_then(|s| self.date(s)))
-                    .collect::<Date32Array>(),
-            ),
+            FieldType::Date => Arc::new(strings.iter().map(repeating(|s| self.date(s))).collect::<Date32Array>()),
             _ => Arc::new(
                 strings
                     .iter()
-                    .map(|s| s.and_then(|s| self.micros(s)))
+                    .map(repeating(|s| self.micros(s)))
                     .collect::<TimestampMicrosecondArray>(),
             ),
         })
@@ -248,6 +243,24 @@ impl Parse {
             parsed.to_naive_datetime_with_offset(0).ok()?
         };
         Some(datetime.and_utc().timestamp_micros())
+    }
+}
+
+/// `parse` for a column's values, a value equal to the one before taking that one's result
+/// without parsing it again: readings of many devices at one instant carry the same time
+/// text, one after another.
+fn repeating<'a, T: Copy>(parse: impl Fn(&str) -> Option<T>) -> impl FnMut(Option<&'a str>) -> Option<T> {
+    let mut last: Option<(&'a str, Option<T>)> = None;
+    move |s| {
+        let s = s?;
+        match last {
+            Some((text, value)) if text == s => value,
+            _ => {
+                let value = parse(s);
+                last = Some((s, value));
+                value
+            }
+        }
     }
 }
 
@@ -333,6 +346,36 @@ mod tests {
         // 2024-01-02T08:30:00Z
         assert_eq!(array.value(0), 1_704_184_200_000_000);
         assert_eq!(failed, [false, true]);
+    }
+
+    #[test]
+    fn repeated_values_give_what_each_gives_alone() {
+        let formats = ["%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M %z"];
+        let values = [
+            Some("2020-04-16 10:40:00"),
+            Some("2020-04-16 10:40:00"),
+            None,
+            Some("2020-04-16 10:40:00"),
+            Some("2020-04-16 10:40:01"),
+            Some("nope"),
+            Some("nope"),
+            Some("2020-04-16 10:40:01"),
+            Some("02/01/2024 10:30 +0200"),
+            Some("02/01/2024 10:30 +0200"),
+            None,
+            None,
+        ];
+        for format in formats {
+            for to in [FieldType::Timestamp, FieldType::Date] {
+                let cast = Cast::plan(&DataType::Utf8, Some(to), Some(format)).unwrap();
+                let (together, failed) = run(&cast, Arc::new(StringArray::from(values.to_vec())));
+                for (i, value) in values.iter().enumerate() {
+                    let (alone, alone_failed) = run(&cast, Arc::new(StringArray::from(vec![*value])));
+                    assert_eq!(together.slice(i, 1).to_data(), alone.to_data(), "{format} {value:?}");
+                    assert_eq!(failed[i], alone_failed[0], "{format} {value:?}");
+                }
+            }
+        }
     }
 
     #[test]
