@@ -13,6 +13,7 @@ use std::borrow::Cow;
 
 use super::columns::Columns;
 use super::record::Layout;
+use super::timestamp;
 use super::value::{self, Cell};
 use crate::config::FieldType;
 
@@ -108,6 +109,14 @@ fn put<'a>(layout: &Layout, i: usize, s: &mut Scan<'a>, columns: &mut Columns<'a
                 },
             );
             return Some(());
+        }
+        b'"' if kind == FieldType::Timestamp => {
+            let text = s.string()?;
+            match timestamp::micros_on(text, &mut columns.last_day) {
+                Some(micros) => Ok(Cell::Int(micros)),
+                // The serde path's words for a string that is not a timestamp.
+                None => value::from_str(kind, coerce, Cow::Borrowed(text)),
+            }
         }
         b'"' => value::from_str(kind, coerce, Cow::Borrowed(s.string()?)),
         b'n' => {

@@ -12,21 +12,34 @@ use arrow::compute::kernels::cast_utils::string_to_datetime;
 /// `s` as microseconds since the epoch (UTC, a fraction below a microsecond dropped toward
 /// the past), or `None` when it is not a timestamp.
 pub(super) fn micros(s: &str) -> Option<i64> {
-    fast(s.as_bytes()).or_else(|| string_to_datetime(&chrono::Utc, s).ok().map(|t| t.timestamp_micros()))
+    micros_on(s, &mut LastDay::default())
 }
 
+/// [`micros`], remembering the day of the last timestamp of the common shape: a column's
+/// timestamps mostly fall on the day of the one before, whose date then is not read again.
+pub(super) fn micros_on(s: &str, last: &mut LastDay) -> Option<i64> {
+    fast(s.as_bytes(), last).or_else(|| string_to_datetime(&chrono::Utc, s).ok().map(|t| t.timestamp_micros()))
+}
+
+/// The date text (`YYYY-MM-DD`) of the last timestamp read and its days since the epoch.
+#[derive(Debug, Default)]
+pub(super) struct LastDay(Option<([u8; 10], i64)>);
+
 /// The common shape (see the module's doc), or `None` to leave the text to arrow.
-fn fast(b: &[u8]) -> Option<i64> {
+fn fast(b: &[u8], last: &mut LastDay) -> Option<i64> {
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let year = digits(&b[0..4])? as i64;
-    let month = digits(&b[5..7])?;
-    let day = digits(&b[8..10])?;
+    let date: [u8; 10] = b[..10].try_into().ok()?;
+    let days = match last.0 {
+        Some((seen, days)) if seen == date => days,
+        _ => {
+            let days = days_of(&date)?;
+            last.0 = Some((date, days));
+            days
+        }
+    };
     let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
@@ -45,11 +58,19 @@ fn fast(b: &[u8]) -> Option<i64> {
     if !matches!(rest, [] | [b'Z']) {
         return None;
     }
-    let seconds = days_from_civil(year, month, day) * 86_400
-        + i64::from(hour) * 3_600
-        + i64::from(minute) * 60
-        + i64::from(second);
+    let seconds = days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second);
     Some(seconds * 1_000_000 + micros)
+}
+
+/// Days from 1970-01-01 to the date `YYYY-MM-DD`, if it is one.
+fn days_of(date: &[u8; 10]) -> Option<i64> {
+    let year = digits(&date[0..4])? as i64;
+    let month = digits(&date[5..7])?;
+    let day = digits(&date[8..10])?;
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day))
 }
 
 /// Up to nine ASCII digits as a number.
@@ -110,7 +131,10 @@ mod tests {
             "1900-02-28T12:00:00",
             "2024-02-29 23:59:59",
         ] {
-            assert!(fast(s.as_bytes()).is_some(), "{s} takes the fast path");
+            assert!(
+                fast(s.as_bytes(), &mut LastDay::default()).is_some(),
+                "{s} takes the fast path"
+            );
             assert_eq!(micros(s), arrow(s), "{s}");
         }
     }
@@ -136,7 +160,11 @@ mod tests {
             "2026-1-05T10:00:00",
             "２０２６-01-05T10:00:00",
         ] {
-            assert_eq!(fast(s.as_bytes()), None, "{s} is left to arrow");
+            assert_eq!(
+                fast(s.as_bytes(), &mut LastDay::default()),
+                None,
+                "{s} is left to arrow"
+            );
             assert_eq!(micros(s), arrow(s), "{s}");
         }
     }
@@ -162,9 +190,35 @@ mod tests {
                 (n * 7) % 60,
                 (n * 13) % 60
             );
-            assert_eq!(fast(s.as_bytes()), arrow(&s), "{s}");
+            assert_eq!(fast(s.as_bytes(), &mut LastDay::default()), arrow(&s), "{s}");
             day = day.succ_opt().unwrap();
             n += 1;
+        }
+    }
+
+    #[test]
+    fn the_remembered_day_gives_what_each_timestamp_gives_alone() {
+        // Runs of one day, a day change, an impossible date after a valid one with the same
+        // year and month, bad times on a remembered day, and arrow's shapes in between.
+        let texts = [
+            "2026-01-05T10:00:00.000000",
+            "2026-01-05T10:00:00.010000",
+            "2026-01-05 23:59:59",
+            "2026-01-06T00:00:00Z",
+            "2026-01-05T10:00:00",
+            "2026-02-28T10:00:00",
+            "2026-02-29T10:00:00",
+            "2026-02-28T24:00:00",
+            "2026-02-28T10:00:00+02:00",
+            "2026-02-28T10:00:01",
+            "2024-02-29T10:00:00",
+            "2024-02-29T10:00:00.5",
+            "2026-02-28",
+            "2026-02-28T10:00:02",
+        ];
+        let mut last = LastDay::default();
+        for s in texts {
+            assert_eq!(micros_on(s, &mut last), arrow(s), "{s}");
         }
     }
 }
