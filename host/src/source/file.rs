@@ -126,6 +126,8 @@ struct Current {
     carry: Vec<u8>,
     /// The input said it has no more bytes.
     eof: bool,
+    /// The input is a regular file (not stdin, a pipe or a device).
+    regular: bool,
     line: u64,
     offset: u64,
 }
@@ -137,6 +139,24 @@ impl Current {
             return Ok(false);
         }
         let len = data.len();
+        if self.regular {
+            // A regular file fills a whole block until its end: read into the buffer's spare
+            // room, not zeroed first (`resize` wrote every block's bytes twice).
+            data.reserve(READ_BLOCK);
+            let n = (&mut self.reader)
+                .take(READ_BLOCK as u64)
+                .read_to_end(data)
+                .map_err(|error| {
+                    data.truncate(len);
+                    SourceError::Io {
+                        path: self.input.name.to_string(),
+                        error,
+                    }
+                })?;
+            self.eof = n == 0;
+            return Ok(n > 0);
+        }
+        // Anything else (stdin, a pipe) returns what it has: one read, whatever it gives.
         data.resize(len + READ_BLOCK, 0);
         let n = loop {
             match self.reader.read(&mut data[len..]) {
@@ -222,11 +242,14 @@ impl FileSource {
             path: input.name.to_string(),
             error,
         };
+        let mut regular = false;
         let reader: Box<dyn Read + Send> = match &input.path {
             None => Box::new(std::io::stdin()),
             Some(p) => {
                 let mut file = File::open(p).map_err(io)?;
-                let len = file.metadata().map_err(io)?.len();
+                let metadata = file.metadata().map_err(io)?;
+                regular = metadata.is_file();
+                let len = metadata.len();
                 if len < offset {
                     return Err(SourceError::Shrunk {
                         path: input.name.to_string(),
@@ -246,6 +269,7 @@ impl FileSource {
             reader,
             carry: Vec::new(),
             eof: false,
+            regular,
             line,
             offset,
         }))
