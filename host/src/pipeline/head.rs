@@ -8,8 +8,8 @@
 //! watermark must see every chunk. A reload changes the head with the chunks read under the
 //! new plan (each chunk says its plan generation): the head's stages are started afresh for
 //! it (stateless: nothing to carry over). A chunk the head took under another generation
-//! than the worker's stages are of (the worker's swap failed) goes back to the start of the
-//! chain for the worker to run whole (`Partial::unless_ran_under`).
+//! than the worker's stages are of (the worker's swap failed) is decoded again and run whole
+//! by the worker (`Worker::complete_ahead`).
 
 use std::sync::Arc;
 

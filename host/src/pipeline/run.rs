@@ -370,7 +370,7 @@ fn work(
             });
         }
         let processed = match decoded {
-            Some(partial) => partial.and_then(|p| worker.complete(chunk, p.unless_ran_under(applied))),
+            Some(partial) => partial.and_then(|p| worker.complete_ahead(chunk, p, applied)),
             None => worker.process(chunk),
         };
         match processed {

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
+
 use super::lineage::{Lineage, Traced};
 use super::plan::{Plan, StagePlan};
 use super::sinks::Tap;
@@ -51,9 +53,8 @@ pub(crate) struct Partial {
     batches: Vec<Traced>,
     dead: Vec<Aside>,
     rows_in: u64,
-    /// Where it was before the stages ran: the stage, its batches, how many of `dead` there
-    /// were. Kept so that the worker can go back when it runs other stages than those.
-    origin: Option<(usize, Vec<Traced>, usize)>,
+    /// How many of `dead` came with the decoding (the rest, from stages).
+    decoding_dead: usize,
 }
 
 impl Partial {
@@ -62,35 +63,22 @@ impl Partial {
         let mut bad = decoded.bad;
         bad.append(&mut chunk.rejected);
         bad.sort_by_key(|b| b.index);
-        let rows_in = decoded.batch.as_ref().map_or(0, |b| b.num_rows() as u64);
-        let lineage = Lineage::of_records(&decoded.records);
+        let dead: Vec<Aside> = bad.into_iter().map(Aside::Raw).collect();
         Partial {
             next: 0,
             generation: 0,
-            batches: decoded
-                .batch
-                .map(|batch| Traced { batch, lineage })
-                .into_iter()
-                .collect(),
-            dead: bad.into_iter().map(Aside::Raw).collect(),
-            rows_in,
-            origin: None,
+            rows_in: decoded.batch.as_ref().map_or(0, |b| b.num_rows() as u64),
+            batches: traced(decoded.batch, &decoded.records),
+            decoding_dead: dead.len(),
+            dead,
         }
     }
+}
 
-    /// Where stages were run (under plan generation `generation`) on another thread than the
-    /// worker's, but the worker runs stages of another generation (its swap to that one
-    /// failed): back to where it was before, for the worker to run every stage itself.
-    pub(crate) fn unless_ran_under(mut self, generation: u64) -> Partial {
-        if self.generation != generation
-            && let Some((next, batches, dead)) = self.origin.take()
-        {
-            self.next = next;
-            self.batches = batches;
-            self.dead.truncate(dead);
-        }
-        self
-    }
+/// A decoded batch with the records its rows come from.
+fn traced(batch: Option<RecordBatch>, records: &[usize]) -> Vec<Traced> {
+    let lineage = Lineage::of_records(records);
+    batch.map(|batch| Traced { batch, lineage }).into_iter().collect()
 }
 
 /// Decoding a chunk into the batch the chain starts from, with its metadata columns. A
@@ -261,6 +249,25 @@ impl Worker {
         self.complete(chunk, partial)
     }
 
+    /// [`Self::complete`] of a chunk whose head ran on a decoding thread. When this worker's
+    /// stages are of another plan generation than the head's (`applied`: its swap to the
+    /// head's failed), the chunk is decoded again and runs here from the start instead.
+    pub(crate) fn complete_ahead(
+        &mut self,
+        chunk: Chunk,
+        mut partial: Partial,
+        applied: u64,
+    ) -> Result<WorkResult, WorkerError> {
+        if partial.next > 0 && partial.generation != applied {
+            let decoded = self.decoding.decode(&chunk)?;
+            partial.next = 0;
+            partial.batches = traced(decoded.batch, &decoded.records);
+            // The decoding's dead letters are the same again: keep them, drop the stages'.
+            partial.dead.truncate(partial.decoding_dead);
+        }
+        self.complete(chunk, partial)
+    }
+
     /// Run `partial` through its next stages up to (not including) stage `to`, under plan
     /// generation `generation` (the one this worker's stages are of).
     pub(crate) fn advance(
@@ -272,9 +279,6 @@ impl Worker {
     ) -> Result<(), WorkerError> {
         if to <= partial.next {
             return Ok(());
-        }
-        if partial.origin.is_none() {
-            partial.origin = Some((partial.next, partial.batches.clone(), partial.dead.len()));
         }
         let feed = Feed {
             partition: &chunk.span.file,

@@ -259,13 +259,10 @@ fn fifty_reloads_of_a_stateful_component_lose_and_duplicate_nothing() {
     for (i, r) in rows.iter().enumerate() {
         let n = r["n"].as_u64().expect("n");
         assert_eq!(n, i as u64, "rows 0..{fed} each once");
-        let seen = per_device
-            .entry(r["device"].as_str().expect("device").to_owned())
-            .or_insert(0i64);
-        *seen += 1;
+        let seen = seen_so_far(&mut per_device, r);
         assert_eq!(
             r["seen"].as_i64(),
-            Some(*seen),
+            Some(seen),
             "the count carried over every swap: {r:?}"
         );
         assert_eq!(
@@ -405,13 +402,10 @@ fn a_stateless_stage_ahead_of_a_stateful_one_reloads_with_the_chain() {
     );
     let mut per_device = std::collections::HashMap::new();
     for r in &rows {
-        let seen = per_device
-            .entry(r["device"].as_str().expect("device").to_owned())
-            .or_insert(0i64);
-        *seen += 1;
+        let seen = seen_so_far(&mut per_device, r);
         assert_eq!(
             r["seen"].as_i64(),
-            Some(*seen),
+            Some(seen),
             "the counter saw each kept row once: {r:?}"
         );
         assert_eq!(r["version"].as_i64(), Some(1), "the refused version never ran: {r:?}");
@@ -685,14 +679,24 @@ fn check_exact(python: &Path, out: &Path, rows: u64) -> Vec<i64> {
     let mut versions = Vec::new();
     for (i, r) in got.iter().enumerate() {
         assert_eq!(r["n"].as_u64(), Some(i as u64));
-        let seen = per_device
-            .entry(r["device"].as_str().expect("device").to_owned())
-            .or_insert(0i64);
-        *seen += 1;
-        assert_eq!(r["seen"].as_i64(), Some(*seen), "{r:?}");
+        let seen = seen_so_far(&mut per_device, r);
+        assert_eq!(r["seen"].as_i64(), Some(seen), "{r:?}");
         versions.push(r["version"].as_i64().expect("version"));
     }
     versions
+}
+
+/// How many rows of `row`'s device there are up to it (itself included): the `seen` the
+/// counter gives it when every row reaches the counter once, in order.
+fn seen_so_far(
+    per_device: &mut std::collections::HashMap<String, i64>,
+    row: &serde_json::Map<String, serde_json::Value>,
+) -> i64 {
+    let seen = per_device
+        .entry(row["device"].as_str().expect("device").to_owned())
+        .or_insert(0);
+    *seen += 1;
+    *seen
 }
 
 /// `sluice run` with info logs and a short reload debounce, its output piped for
