@@ -3,13 +3,11 @@
 //! Each row's event time is read in microseconds; rows without one, rows that are late
 //! (`time + allowed_lateness ≤ watermark`, FL-09) and rows whose windows cannot be
 //! represented are set aside with their reason. The other rows are bucketed by (window,
-//! key), each batch's distinct keys numbered once (see [`number_keys`]), and each bucket updates its group's
-//! accumulators in row order. Session windows take rows one at a time, in row order, as
-//! each may merge sessions.
+//! key) in one pass, each batch's distinct keys numbered once (see [`Numbering`]), and each
+//! bucket updates its group's accumulators in row order. Session windows take rows one at a
+//! time, in row order, as each may merge sessions.
 
-use std::ops::Range;
-
-use sluice_sdk::arrow::array::{Array, AsArray, RecordBatch};
+use sluice_sdk::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use sluice_sdk::arrow::compute::cast;
 use sluice_sdk::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use sluice_sdk::arrow::error::ArrowError;
@@ -43,45 +41,6 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
     // A timestamp casts to its raw int64 value; int64 epoch millis is already one.
     let raw = cast(batch.column(plan.time.index), &DataType::Int64)?;
     let raw = raw.as_primitive::<Int64Type>();
-    let mut aside = SetAside::default();
-    let mut windows: Vec<Bounds> = Vec::new();
-    // Each taken row, the range of its windows in `windows`, and its event time.
-    let mut taken: Vec<(u32, Range<usize>, i64)> = Vec::with_capacity(batch.num_rows());
-    // Tumbling windows tile the time line, so a time inside the window of the row before
-    // is in that window: most rows are assigned without a division.
-    let tumbling = matches!(plan.windowing, Windowing::Tumbling { .. });
-    let mut recent: Option<Bounds> = None;
-    for row in 0..batch.num_rows() {
-        let first = windows.len();
-        let time = if raw.is_null(row) {
-            Err(NULL_TIME)
-        } else {
-            to_micros(raw.value(row), plan.time.unit).ok_or(OUT_OF_RANGE)
-        };
-        let reason = match time {
-            Err(reason) => reason,
-            Ok(t) if t.saturating_add(plan.lateness) <= watermark => LATE,
-            Ok(t) if let Some(bounds) = recent.filter(|b| b.start <= t && t < b.end) => {
-                windows.push(bounds);
-                taken.push((row as u32, first..first + 1, t));
-                continue;
-            }
-            Ok(t) if !plan.windowing.assign(t, &mut windows) => OUT_OF_RANGE,
-            Ok(t) => {
-                if tumbling {
-                    recent = windows.last().copied();
-                }
-                taken.push((row as u32, first..windows.len(), t));
-                continue;
-            }
-        };
-        aside.rows.push(row as u32);
-        aside.reasons.push(reason);
-    }
-    if taken.is_empty() {
-        return Ok(aside);
-    }
-
     let key_columns = plan
         .keys
         .iter()
@@ -103,21 +62,67 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
             .collect()
     };
 
-    let (keys, key_of) = number_keys(&key_columns, taken.iter().map(|&(row, _, _)| row as usize));
-    if let Windowing::Session { .. } = plan.windowing {
-        for ((row, range, t), key) in taken.into_iter().zip(key_of) {
-            let group = store.session(&keys[key as usize], windows[range.start], new);
-            update(group, &inputs, row as usize, t);
-        }
-        return Ok(aside);
-    }
+    let mut aside = SetAside::default();
+    let mut keys = Numbering::new(&key_columns);
+    let session = matches!(plan.windowing, Windowing::Session { .. });
+    // Session rows (position, window, event time, key id), merged into the store after the pass.
+    let mut sessions: Vec<(u32, Bounds, i64, u32)> = Vec::new();
     // Rows by (window, key). A key's rows mostly fall in the window of its previous row, so
     // each key remembers its last bucket and the map is asked only when the window changes.
     let mut index: FixedMap<(Bounds, u32), usize> = FixedMap::default();
     let mut buckets: Vec<Bucket> = Vec::new();
-    let mut last: Vec<Option<(Bounds, usize)>> = vec![None; keys.len()];
-    for ((row, range, t), key) in taken.into_iter().zip(key_of) {
-        for bounds in &windows[range] {
+    let mut last: Vec<Option<(Bounds, usize)>> = Vec::new();
+    // Tumbling windows tile the time line, so a time inside the window of the row before
+    // is in that window: most rows are assigned without a division.
+    let tumbling = matches!(plan.windowing, Windowing::Tumbling { .. });
+    let mut recent: Option<Bounds> = None;
+    let mut assigned: Vec<Bounds> = Vec::new();
+    for row in 0..batch.num_rows() {
+        let time = if raw.is_null(row) {
+            Err(NULL_TIME)
+        } else {
+            to_micros(raw.value(row), plan.time.unit).ok_or(OUT_OF_RANGE)
+        };
+        let t = match time {
+            Ok(t) if t.saturating_add(plan.lateness) <= watermark => Err(LATE),
+            other => other,
+        };
+        let t = match t {
+            Ok(t) => t,
+            Err(reason) => {
+                aside.rows.push(row as u32);
+                aside.reasons.push(reason);
+                continue;
+            }
+        };
+        let one;
+        let windows: &[Bounds] = match recent {
+            Some(bounds) if bounds.start <= t && t < bounds.end => {
+                one = [bounds];
+                &one
+            }
+            _ => {
+                assigned.clear();
+                if !plan.windowing.assign(t, &mut assigned) {
+                    aside.rows.push(row as u32);
+                    aside.reasons.push(OUT_OF_RANGE);
+                    continue;
+                }
+                if tumbling {
+                    recent = assigned.last().copied();
+                }
+                &assigned
+            }
+        };
+        let key = keys.id(row);
+        if session {
+            sessions.push((row as u32, windows[0], t, key));
+            continue;
+        }
+        if last.len() <= key as usize {
+            last.resize(key as usize + 1, None);
+        }
+        for bounds in windows {
             let at = match last[key as usize] {
                 Some((b, at)) if b == *bounds => at,
                 _ => {
@@ -129,8 +134,13 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
                     at
                 }
             };
-            buckets[at].1.push((row, t));
+            buckets[at].1.push((row as u32, t));
         }
+    }
+    let keys = keys.keys;
+    for (row, bounds, t, key) in sessions {
+        let group = store.session(&keys[key as usize], bounds, new);
+        update(group, &inputs, row as usize, t);
     }
     for ((bounds, key), rows) in buckets {
         let group = store.group(bounds, &keys[key as usize], new);
@@ -141,62 +151,115 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
     Ok(aside)
 }
 
-/// The distinct keys of `rows` (encoded, see [`key`]) in order of first appearance, and each
-/// row's index into them. A single string or integer key is looked up by its value, so only
-/// a batch's new keys are encoded; any other key is encoded once per row.
-fn number_keys(columns: &[Column], rows: impl Iterator<Item = usize>) -> (Vec<Vec<u8>>, Vec<u32>) {
-    let mut keys: Vec<Vec<u8>> = Vec::new();
-    let mut key_of: Vec<u32> = Vec::with_capacity(rows.size_hint().0);
-    let mut new_key = |row: usize| {
-        let mut encoded = Vec::new();
-        key::encode(columns, row, &mut encoded);
-        keys.push(encoded);
-        keys.len() as u32 - 1
-    };
-    match columns {
-        [Column::Str(array)] => {
-            let mut ids: FixedMap<&str, u32> = FixedMap::default();
-            let mut null = None;
-            for row in rows {
-                let id = if array.is_null(row) {
-                    *null.get_or_insert_with(|| new_key(row))
-                } else {
-                    *ids.entry(array.value(row)).or_insert_with(|| new_key(row))
-                };
-                key_of.push(id);
-            }
+/// A batch's distinct keys (encoded, see [`key`]) in order of first appearance, each row
+/// given the index of its key among them. A single string or integer key is looked up by
+/// its value, so only a batch's new keys are encoded; any other key is encoded per row.
+struct Numbering<'a> {
+    columns: &'a [Column],
+    keys: Vec<Vec<u8>>,
+    lookup: Lookup<'a>,
+}
+
+enum Lookup<'a> {
+    /// One string column. A string of up to 15 bytes is looked up as its bytes and length
+    /// packed in a u128 (one hash of two words, no comparison of bytes); longer ones as text.
+    Str {
+        array: &'a StringArray,
+        short: FixedMap<u128, u32>,
+        long: FixedMap<&'a str, u32>,
+        null: Option<u32>,
+    },
+    /// One integer column.
+    Int {
+        array: &'a Int64Array,
+        ids: FixedMap<i64, u32>,
+        null: Option<u32>,
+    },
+    /// Any other key, by its encoding.
+    Encoded { ids: FixedMap<Vec<u8>, u32>, buf: Vec<u8> },
+}
+
+impl<'a> Numbering<'a> {
+    fn new(columns: &'a [Column]) -> Self {
+        let lookup = match columns {
+            [Column::Str(array)] => Lookup::Str {
+                array,
+                short: FixedMap::default(),
+                long: FixedMap::default(),
+                null: None,
+            },
+            [Column::Int(array)] => Lookup::Int {
+                array,
+                ids: FixedMap::default(),
+                null: None,
+            },
+            _ => Lookup::Encoded {
+                ids: FixedMap::default(),
+                buf: Vec::new(),
+            },
+        };
+        Numbering {
+            columns,
+            keys: Vec::new(),
+            lookup,
         }
-        [Column::Int(array)] => {
-            let mut ids: FixedMap<i64, u32> = FixedMap::default();
-            let mut null = None;
-            for row in rows {
-                let id = if array.is_null(row) {
-                    *null.get_or_insert_with(|| new_key(row))
-                } else {
-                    *ids.entry(array.value(row)).or_insert_with(|| new_key(row))
-                };
-                key_of.push(id);
+    }
+
+    /// The index of row `row`'s key, numbering it if it is new.
+    #[inline]
+    fn id(&mut self, row: usize) -> u32 {
+        let (columns, keys) = (self.columns, &mut self.keys);
+        let mut new_key = || {
+            let mut encoded = Vec::new();
+            key::encode(columns, row, &mut encoded);
+            keys.push(encoded);
+            keys.len() as u32 - 1
+        };
+        match &mut self.lookup {
+            Lookup::Str { array, null, .. } if array.is_null(row) => *null.get_or_insert_with(new_key),
+            Lookup::Str { array, short, long, .. } => {
+                let offsets = array.value_offsets();
+                let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+                match packed(array.values(), start, end - start) {
+                    Some(packed) => *short.entry(packed).or_insert_with(new_key),
+                    None => *long.entry(array.value(row)).or_insert_with(new_key),
+                }
             }
-        }
-        _ => {
-            let mut ids: FixedMap<Vec<u8>, u32> = FixedMap::default();
-            let mut buf = Vec::new();
-            for row in rows {
+            Lookup::Int { array, null, .. } if array.is_null(row) => *null.get_or_insert_with(new_key),
+            Lookup::Int { array, ids, .. } => *ids.entry(array.value(row)).or_insert_with(new_key),
+            Lookup::Encoded { ids, buf } => {
                 buf.clear();
-                key::encode(columns, row, &mut buf);
-                let id = match ids.get(buf.as_slice()) {
+                key::encode(columns, row, buf);
+                match ids.get(buf.as_slice()) {
                     Some(&id) => id,
                     None => {
-                        let id = new_key(row);
+                        let id = new_key();
                         ids.insert(buf.clone(), id);
                         id
                     }
-                };
-                key_of.push(id);
+                }
             }
         }
     }
-    (keys, key_of)
+}
+
+/// The string of `len` bytes at `start` in `values` and its length in one u128, when it
+/// is at most 15 bytes: two strings give the same number only if they are the same. Read as
+/// one word from `values` when 16 bytes are there (the bytes past the string masked off).
+#[inline]
+fn packed(values: &[u8], start: usize, len: usize) -> Option<u128> {
+    if len > 15 {
+        return None;
+    }
+    let word = match values.get(start..start + 16) {
+        Some(word) => u128::from_le_bytes(word.try_into().unwrap_or_default()),
+        None => {
+            let mut word = [0u8; 16];
+            word[..len].copy_from_slice(&values[start..start + len]);
+            u128::from_le_bytes(word)
+        }
+    };
+    Some((word & ((1u128 << (len * 8)) - 1)) | ((len as u128) << 120))
 }
 
 fn update(group: &mut Group, inputs: &[Option<Column>], row: usize, time: i64) {
@@ -222,7 +285,7 @@ pub fn to_micros(value: i64, unit: TimeUnit) -> Option<i64> {
 mod tests {
     use super::*;
 
-    /// Keys numbered by encoding every row: what `number_keys` must agree with.
+    /// Keys numbered by encoding every row: what [`Numbering`] must agree with.
     fn numbered_by_encoding(columns: &[Column], rows: &[usize]) -> (Vec<Vec<u8>>, Vec<u32>) {
         let mut keys: Vec<Vec<u8>> = Vec::new();
         let ids = rows
@@ -255,10 +318,14 @@ mod tests {
             None,
             Some("a\0"),
             Some("a"),
-            Some("b"),
+            Some("fifteen bytes.."),
             None,
+            Some("sixteen bytes..."),
+            Some("fifteen bytes.\0"),
             Some(""),
             Some("a"),
+            Some("sixteen bytes..."),
+            Some("fifteen bytes.."),
         ]));
         let ints: ArrayRef = Arc::new(Int32Array::from(vec![
             Some(3),
@@ -269,9 +336,13 @@ mod tests {
             None,
             Some(-1),
             Some(0),
+            Some(3),
+            Some(i32::MAX),
+            None,
+            Some(-1),
         ]));
         // Rows out of order and repeated, as taken rows may skip some.
-        let rows = [7, 0, 1, 2, 3, 4, 5, 6, 0, 5];
+        let rows = [7, 0, 1, 2, 3, 4, 5, 6, 0, 5, 11, 9, 8, 10, 6, 4];
         let shapes: [&[(&ArrayRef, Kind)]; 3] = [
             &[(&strings, Kind::Str)],
             &[(&ints, Kind::Int)],
@@ -279,8 +350,10 @@ mod tests {
         ];
         for shape in shapes {
             let columns: Vec<Column> = shape.iter().map(|(a, k)| Column::new(a, *k).unwrap()).collect();
+            let mut numbering = Numbering::new(&columns);
+            let ids: Vec<u32> = rows.iter().map(|&row| numbering.id(row)).collect();
             assert_eq!(
-                number_keys(&columns, rows.iter().copied()),
+                (numbering.keys, ids),
                 numbered_by_encoding(&columns, &rows),
                 "{shape:?}"
             );
