@@ -259,8 +259,20 @@ fn packed(values: &[u8], start: usize, len: usize) -> Option<u128> {
             u128::from_le_bytes(word)
         }
     };
-    Some((word & ((1u128 << (len * 8)) - 1)) | ((len as u128) << 120))
+    Some((word & LOW_BYTES[len]) | ((len as u128) << 120))
 }
+
+/// `LOW_BYTES[n]` keeps the low `n` bytes of a u128 (a table: a shift by a variable amount
+/// is a library call in WebAssembly, which has no 128-bit integers).
+const LOW_BYTES: [u128; 16] = {
+    let mut masks = [0u128; 16];
+    let mut n = 0;
+    while n < 16 {
+        masks[n] = (1u128 << (n * 8)) - 1;
+        n += 1;
+    }
+    masks
+};
 
 fn update(group: &mut Group, inputs: &[Option<Column>], row: usize, time: i64) {
     for (acc, input) in group.accs.iter_mut().zip(inputs) {
