@@ -112,8 +112,12 @@ fn main() {
             ),
             None => "None".to_owned(),
         };
+        // The component's identity, hashed here rather than at every start (7 MB each).
+        let digest = hex(&Sha256::digest(
+            std::fs::read(&wasm).expect("reading a stock component"),
+        ));
         code.push_str(&format!(
-            "    Stock {{ name: {name:?}, component: include_bytes!({:?}), precompiled: {precompiled} }},\n",
+            "    Stock {{ name: {name:?}, component: include_bytes!({:?}), digest: {digest:?}, precompiled: {precompiled} }},\n",
             wasm.display().to_string()
         ));
     }

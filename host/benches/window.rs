@@ -44,7 +44,7 @@ fn main() {
     let engine = Engine::new(EngineSettings::default()).expect("engine");
     let stock = sluice::stock::lookup("window").expect("stock window component");
     let component = engine
-        .load_prebuilt("window", stock.component, stock.precompiled, false)
+        .load_prebuilt("window", stock.component, stock.digest, stock.precompiled, false)
         .expect("load window");
 
     let (mut best_wasm, mut best_native) = (Duration::MAX, Duration::MAX);

@@ -176,17 +176,19 @@ impl Engine {
     /// Compile (or fetch from the cache) and pre-link a component, with fuel metering if
     /// it will be given a fuel budget. `name` is for messages.
     pub fn load(&self, name: &str, bytes: &[u8], fuel: bool) -> Result<Component, EngineError> {
-        self.load_prebuilt(name, bytes, None, fuel)
+        self.load_prebuilt(name, bytes, &digest_of(bytes), None, fuel)
     }
 
     /// [`Engine::load`] for a component that comes with `precompiled` code built with this
     /// binary (the stock components, precompiled by `build.rs`). The code is used when
     /// wasmtime finds it compatible with this engine flavour (same wasmtime, settings and
-    /// CPU features); otherwise the component is compiled as any other.
+    /// CPU features); otherwise the component is compiled as any other. `digest` is
+    /// [`digest_of`] `bytes`, known in advance.
     pub fn load_prebuilt(
         &self,
         name: &str,
         bytes: &[u8],
+        digest: &str,
         precompiled: Option<Precompiled>,
         fuel: bool,
     ) -> Result<Component, EngineError> {
@@ -198,7 +200,7 @@ impl Engine {
         } else {
             &self.plain
         };
-        flavour.load(name, bytes, precompiled, self.settings.enforce_limits)
+        flavour.load(name, bytes, digest, precompiled, self.settings.enforce_limits)
     }
 }
 
@@ -207,10 +209,11 @@ impl Flavour {
         &self,
         name: &str,
         bytes: &[u8],
+        digest: &str,
         precompiled: Option<Precompiled>,
         enforce_limits: bool,
     ) -> Result<Component, EngineError> {
-        let digest = digest_of(bytes);
+        let digest = digest.to_owned();
         let compile_err = |e: wasmtime::Error| EngineError::Compile {
             name: name.to_owned(),
             message: one_line(&e),

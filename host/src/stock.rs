@@ -11,6 +11,8 @@ pub struct Stock {
     /// The component's bytes: its identity (digest) and what is compiled when the
     /// precompiled code does not fit the engine.
     pub component: &'static [u8],
+    /// The SHA-256 of `component` (see [`crate::engine::digest_of`]), computed by `build.rs`.
+    pub digest: &'static str,
     /// Native code for the default engine flavour, when the build could make it (not when
     /// cross-compiling).
     pub precompiled: Option<Precompiled>,
@@ -26,4 +28,21 @@ pub fn lookup(name: &str) -> Option<&'static Stock> {
 /// Every stock plugin's name.
 pub fn names() -> Vec<&'static str> {
     STOCK.iter().map(|s| s.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_digest_is_its_components_own() {
+        for stock in STOCK {
+            assert_eq!(
+                stock.digest,
+                crate::engine::digest_of(stock.component),
+                "{}",
+                stock.name
+            );
+        }
+    }
 }

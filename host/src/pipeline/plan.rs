@@ -286,6 +286,7 @@ fn load_component(t: &TransformConfig, engine: &Engine, diags: &mut Vec<Diagnost
             Some(stock) => engine.load_prebuilt(
                 &format!("stock plugin `{name}`"),
                 stock.component,
+                stock.digest,
                 stock.precompiled,
                 fuel,
             ),
