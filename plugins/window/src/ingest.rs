@@ -162,10 +162,10 @@ struct Numbering<'a> {
 
 enum Lookup<'a> {
     /// One string column. A string of up to 15 bytes is looked up as its bytes and length
-    /// packed in a u128 (one hash of two words, no comparison of bytes); longer ones as text.
+    /// packed in a u128 (no hash of a slice, no comparison of bytes); longer ones as text.
     Str {
         array: &'a StringArray,
-        short: FixedMap<u128, u32>,
+        short: ShortKeys,
         long: FixedMap<&'a str, u32>,
         null: Option<u32>,
     },
@@ -184,7 +184,7 @@ impl<'a> Numbering<'a> {
         let lookup = match columns {
             [Column::Str(array)] => Lookup::Str {
                 array,
-                short: FixedMap::default(),
+                short: ShortKeys::default(),
                 long: FixedMap::default(),
                 null: None,
             },
@@ -221,7 +221,7 @@ impl<'a> Numbering<'a> {
                 let offsets = array.value_offsets();
                 let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
                 match packed(array.values(), start, end - start) {
-                    Some(packed) => *short.entry(packed).or_insert_with(new_key),
+                    Some(packed) => short.id(packed, new_key),
                     None => *long.entry(array.value(row)).or_insert_with(new_key),
                 }
             }
@@ -240,6 +240,33 @@ impl<'a> Numbering<'a> {
                 }
             }
         }
+    }
+}
+
+/// Short string keys by their packed value (see [`packed`]): the first [`FEW`] in a list
+/// searched in order, the others in a map. A batch mostly holds a handful of keys, and a few
+/// comparisons of two words cost less than a hash and a probe (in WebAssembly above all).
+#[derive(Default)]
+struct ShortKeys {
+    few: Vec<(u128, u32)>,
+    more: FixedMap<u128, u32>,
+}
+
+/// How many keys [`ShortKeys`] searches in order.
+const FEW: usize = 8;
+
+impl ShortKeys {
+    #[inline]
+    fn id(&mut self, packed: u128, new_key: impl FnOnce() -> u32) -> u32 {
+        if let Some(&(_, id)) = self.few.iter().find(|(key, _)| *key == packed) {
+            return id;
+        }
+        if self.few.len() < FEW {
+            let id = new_key();
+            self.few.push((packed, id));
+            return id;
+        }
+        *self.more.entry(packed).or_insert_with(new_key)
     }
 }
 
@@ -370,6 +397,25 @@ mod tests {
                 "{shape:?}"
             );
         }
+    }
+
+    #[test]
+    fn many_short_keys_are_numbered_like_encoded_ones() {
+        use std::sync::Arc;
+
+        use sluice_sdk::arrow::array::ArrayRef;
+
+        use crate::value::Kind;
+
+        // More distinct keys than are searched in order, recurring out of order.
+        let values: Vec<String> = (0..200).map(|i| format!("k{}", (i * 7) % (3 * FEW))).collect();
+        let strings: ArrayRef = Arc::new(StringArray::from_iter_values(&values));
+        let columns = [Column::new(&strings, Kind::Str).unwrap()];
+        let rows: Vec<usize> = (0..values.len()).rev().collect();
+        let mut numbering = Numbering::new(&columns);
+        let ids: Vec<u32> = rows.iter().map(|&row| numbering.id(row)).collect();
+        assert_eq!(numbering.keys.len(), 3 * FEW);
+        assert_eq!((numbering.keys, ids), numbered_by_encoding(&columns, &rows));
     }
 
     #[test]
