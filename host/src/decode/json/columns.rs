@@ -18,7 +18,7 @@ use arrow::error::ArrowError;
 use arrow_json::reader::ReaderBuilder;
 use serde_json::value::RawValue;
 
-use super::timestamp::LastDay;
+use super::timestamp::LastTime;
 use super::value::Cell;
 use crate::config::FieldType;
 
@@ -55,8 +55,9 @@ pub(super) struct Columns<'a> {
     fields: Vec<FieldRef>,
     columns: Vec<Column<'a>>,
     rows: usize,
-    /// The day of the last timestamp read, for the next one (see `timestamp::micros_on`).
-    pub(super) last_day: LastDay,
+    /// The second and day of the last timestamp read, for the next one (see
+    /// `timestamp::micros_on`).
+    pub(super) last_time: LastTime,
 }
 
 impl<'a> Columns<'a> {
@@ -91,7 +92,7 @@ impl<'a> Columns<'a> {
             fields: schema.fields().iter().cloned().collect(),
             columns,
             rows: 0,
-            last_day: LastDay::default(),
+            last_time: LastTime::default(),
         }
     }
 

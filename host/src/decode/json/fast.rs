@@ -112,7 +112,7 @@ fn put<'a>(layout: &Layout, i: usize, s: &mut Scan<'a>, columns: &mut Columns<'a
         }
         b'"' if kind == FieldType::Timestamp => {
             let text = s.string()?;
-            match timestamp::micros_on(text, &mut columns.last_day) {
+            match timestamp::micros_on(text, &mut columns.last_time) {
                 Some(micros) => Ok(Cell::Int(micros)),
                 // The serde path's words for a string that is not a timestamp.
                 None => value::from_str(kind, coerce, Cow::Borrowed(text)),

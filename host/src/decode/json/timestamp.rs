@@ -12,37 +12,38 @@ use arrow::compute::kernels::cast_utils::string_to_datetime;
 /// `s` as microseconds since the epoch (UTC, a fraction below a microsecond dropped toward
 /// the past), or `None` when it is not a timestamp.
 pub(super) fn micros(s: &str) -> Option<i64> {
-    micros_on(s, &mut LastDay::default())
+    micros_on(s, &mut LastTime::default())
 }
 
-/// [`micros`], remembering the day of the last timestamp of the common shape: a column's
-/// timestamps mostly fall on the day of the one before, whose date then is not read again.
-pub(super) fn micros_on(s: &str, last: &mut LastDay) -> Option<i64> {
+/// [`micros`], remembering the second and the day of the last timestamp of the common
+/// shape: a column's timestamps mostly fall in the second (or at least on the day) of the
+/// one before, whose text up to the second (or the date) then is not read again.
+pub(super) fn micros_on(s: &str, last: &mut LastTime) -> Option<i64> {
     fast(s.as_bytes(), last).or_else(|| string_to_datetime(&chrono::Utc, s).ok().map(|t| t.timestamp_micros()))
 }
 
-/// The date text (`YYYY-MM-DD`) of the last timestamp read and its days since the epoch.
+/// The text up to the second (`YYYY-MM-DDTHH:MM:SS`, as written) of the last timestamp of
+/// the common shape and its seconds since the epoch; its date text (`YYYY-MM-DD`) and days.
 #[derive(Debug, Default)]
-pub(super) struct LastDay(Option<([u8; 10], i64)>);
+pub(super) struct LastTime {
+    second: Option<([u8; 19], i64)>,
+    day: Option<([u8; 10], i64)>,
+}
 
 /// The common shape (see the module's doc), or `None` to leave the text to arrow.
-fn fast(b: &[u8], last: &mut LastDay) -> Option<i64> {
+fn fast(b: &[u8], last: &mut LastTime) -> Option<i64> {
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let date: [u8; 10] = b[..10].try_into().ok()?;
-    let days = match last.0 {
-        Some((seen, days)) if seen == date => days,
+    let upto_second: [u8; 19] = b[..19].try_into().ok()?;
+    let seconds = match last.second {
+        Some((seen, seconds)) if seen == upto_second => seconds,
         _ => {
-            let days = days_of(&date)?;
-            last.0 = Some((date, days));
-            days
+            let seconds = seconds_of(&upto_second, &mut last.day)?;
+            last.second = Some((upto_second, seconds));
+            seconds
         }
     };
-    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
     let mut rest = &b[19..];
     let mut micros = 0;
     if let [b'.', fraction @ ..] = rest {
@@ -58,8 +59,26 @@ fn fast(b: &[u8], last: &mut LastDay) -> Option<i64> {
     if !matches!(rest, [] | [b'Z']) {
         return None;
     }
-    let seconds = days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second);
     Some(seconds * 1_000_000 + micros)
+}
+
+/// Seconds from the epoch to `YYYY-MM-DD?HH:MM:SS` (the separator already checked), if it
+/// is a time of a date; the date's days come from `day` when it holds the same date.
+fn seconds_of(b: &[u8; 19], day: &mut Option<([u8; 10], i64)>) -> Option<i64> {
+    let date: [u8; 10] = b[..10].try_into().ok()?;
+    let days = match *day {
+        Some((seen, days)) if seen == date => days,
+        _ => {
+            let days = days_of(&date)?;
+            *day = Some((date, days));
+            days
+        }
+    };
+    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some(days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second))
 }
 
 /// Days from 1970-01-01 to the date `YYYY-MM-DD`, if it is one.
@@ -132,7 +151,7 @@ mod tests {
             "2024-02-29 23:59:59",
         ] {
             assert!(
-                fast(s.as_bytes(), &mut LastDay::default()).is_some(),
+                fast(s.as_bytes(), &mut LastTime::default()).is_some(),
                 "{s} takes the fast path"
             );
             assert_eq!(micros(s), arrow(s), "{s}");
@@ -161,7 +180,7 @@ mod tests {
             "２０２６-01-05T10:00:00",
         ] {
             assert_eq!(
-                fast(s.as_bytes(), &mut LastDay::default()),
+                fast(s.as_bytes(), &mut LastTime::default()),
                 None,
                 "{s} is left to arrow"
             );
@@ -190,19 +209,27 @@ mod tests {
                 (n * 7) % 60,
                 (n * 13) % 60
             );
-            assert_eq!(fast(s.as_bytes(), &mut LastDay::default()), arrow(&s), "{s}");
+            assert_eq!(fast(s.as_bytes(), &mut LastTime::default()), arrow(&s), "{s}");
             day = day.succ_opt().unwrap();
             n += 1;
         }
     }
 
     #[test]
-    fn the_remembered_day_gives_what_each_timestamp_gives_alone() {
-        // Runs of one day, a day change, an impossible date after a valid one with the same
-        // year and month, bad times on a remembered day, and arrow's shapes in between.
+    fn the_remembered_second_and_day_give_what_each_timestamp_gives_alone() {
+        // Runs of one second and of one day, a day change, an impossible date after a valid
+        // one with the same year and month, bad times on a remembered day, a bad fraction or
+        // ending on a remembered second, and arrow's shapes in between.
         let texts = [
             "2026-01-05T10:00:00.000000",
             "2026-01-05T10:00:00.010000",
+            "2026-01-05T10:00:00.0100000000",
+            "2026-01-05T10:00:00.",
+            "2026-01-05T10:00:00+01:00",
+            "2026-01-05T10:00:00Z",
+            "2026-01-05 10:00:00.5",
+            "2026-01-05T10:00:01.5",
+            "2026-01-05T10:00:00.25",
             "2026-01-05 23:59:59",
             "2026-01-06T00:00:00Z",
             "2026-01-05T10:00:00",
@@ -216,7 +243,7 @@ mod tests {
             "2026-02-28",
             "2026-02-28T10:00:02",
         ];
-        let mut last = LastDay::default();
+        let mut last = LastTime::default();
         for s in texts {
             assert_eq!(micros_on(s, &mut last), arrow(s), "{s}");
         }
