@@ -4,10 +4,13 @@
 //!
 //!     cargo bench -p sluice --bench decode                  # 400 chunks × 8192 sensor records, 5 rounds
 //!     CHUNKS=100 ROWS=8192 ROUNDS=9 cargo bench -p sluice --bench decode
+//!     SHAPE=ticks cargo bench -p sluice --bench decode      # scenario 3's ticks instead
 //!
 //! The records are the sensor example's shape (a string id, a time string, seven doubles and
-//! an integer), with varied values. arrow-json is given the same schema and builds the same
-//! batches; it checks less (it rounds 2.7 into an integer column, and reads "3" as 3).
+//! an integer), with varied values; or, with `SHAPE=ticks`, scenario 3's ticks (a timestamp
+//! with microseconds, 100 a second, a ticker and a price). arrow-json is given the same
+//! schema and builds the same batches; it checks less (it rounds 2.7 into an integer column,
+//! and reads "3" as 3).
 //!
 //! Not a test: the figures depend on the machine. It prints the best round of each and the
 //! ratio.
@@ -29,22 +32,24 @@ fn main() {
     let chunks = env("CHUNKS", 400);
     let rows = env("ROWS", 8192);
     let rounds = env("ROUNDS", 5);
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("client_id", DataType::Utf8, false),
-        Field::new("timestamp", DataType::Timestamp(TimeUnit::Microsecond, None), true),
-        Field::new("humidity", DataType::Float64, true),
-        Field::new("temperature", DataType::Float64, true),
-        Field::new("pressure", DataType::Float64, true),
-        Field::new("pitch", DataType::Float64, true),
-        Field::new("roll", DataType::Float64, true),
-        Field::new("yaw", DataType::Float64, true),
-        Field::new("count", DataType::Int64, true),
-    ]));
-    let input: Vec<Chunk> = (0..chunks).map(|c| chunk(c, rows)).collect();
+    let ticks = std::env::var("SHAPE").is_ok_and(|s| s == "ticks");
+    let schema = if ticks {
+        Arc::new(Schema::new(vec![
+            Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+            Field::new("ticker", DataType::Utf8, false),
+            Field::new("price", DataType::Float64, true),
+        ]))
+    } else {
+        sensor_schema()
+    };
+    let input: Vec<Chunk> = (0..chunks)
+        .map(|c| if ticks { tick_chunk(c, rows) } else { chunk(c, rows) })
+        .collect();
     let bytes: usize = input.iter().map(|c| c.data.len()).sum();
     let total = chunks * rows;
     println!(
-        "decode bench: {chunks} chunks × {rows} records ({:.1} MB), {rounds} rounds, one core",
+        "decode bench: {chunks} chunks × {rows} {} records ({:.1} MB), {rounds} rounds, one core",
+        if ticks { "tick" } else { "sensor" },
         bytes as f64 / 1e6
     );
     let ours = JsonDecoder::new(schema.clone(), DecodeOptions::default());
@@ -114,6 +119,52 @@ fn chunk(c: usize, rows: usize) -> Chunk {
             -20.0 + 40.0 * next(),
             360.0 * next(),
             c * rows + r
+        );
+        chunk.push_record(line.as_bytes());
+    }
+    chunk
+}
+
+/// The sensor example's schema.
+fn sensor_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("client_id", DataType::Utf8, false),
+        Field::new("timestamp", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new("humidity", DataType::Float64, true),
+        Field::new("temperature", DataType::Float64, true),
+        Field::new("pressure", DataType::Float64, true),
+        Field::new("pitch", DataType::Float64, true),
+        Field::new("roll", DataType::Float64, true),
+        Field::new("yaw", DataType::Float64, true),
+        Field::new("count", DataType::Int64, true),
+    ]))
+}
+
+/// Ticks as `scripts/gen_ticks.py` writes them: 100 a second (every fifth up to 3 s late),
+/// one of five tickers, a price with two decimals.
+fn tick_chunk(c: usize, rows: usize) -> Chunk {
+    const TICKERS: [&str; 5] = ["AAPL", "AMZN", "INTC", "MSFT", "TBV"];
+    let mut chunk = Chunk::default();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ c as u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for r in 0..rows {
+        let n = (c * rows + r) as u64;
+        let late = if next() % 5 == 0 { next() % 300 } else { 0 };
+        let centis = (n.saturating_sub(late)) % 8_640_000;
+        let line = format!(
+            "{{\"event_time\": \"2026-01-05T{:02}:{:02}:{:02}.{:06}\", \"ticker\": \"{}\", \"price\": {}.{:02}}}",
+            centis / 360_000,
+            centis / 6_000 % 60,
+            centis / 100 % 60,
+            centis % 100 * 10_000,
+            TICKERS[(next() % 5) as usize],
+            100 + next() % 100,
+            next() % 100
         );
         chunk.push_record(line.as_bytes());
     }
