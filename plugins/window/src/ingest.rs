@@ -243,27 +243,51 @@ impl<'a> Numbering<'a> {
     }
 }
 
-/// Short string keys by their packed value (see [`packed`]): the first [`FEW`] in a list
-/// searched in order, the others in a map. A batch mostly holds a handful of keys, and a few
-/// comparisons of two words cost less than a hash and a probe (in WebAssembly above all).
-#[derive(Default)]
+/// Short string keys by their packed value (see [`packed`]): the first [`FEW`] compared
+/// with each of them at once, the others in a map. A batch mostly holds a handful of keys,
+/// and a few comparisons of two words without a branch cost less than a hash and a probe
+/// (in WebAssembly above all), and less than a search that stops at a key that changes
+/// unpredictably from row to row.
 struct ShortKeys {
-    few: Vec<(u128, u32)>,
+    /// The first keys; [`NO_KEY`] where there is none yet.
+    few: [u128; FEW],
+    ids: [u32; FEW],
+    len: usize,
     more: FixedMap<u128, u32>,
 }
 
-/// How many keys [`ShortKeys`] searches in order.
+/// How many keys [`ShortKeys`] compares at once.
 const FEW: usize = 8;
+
+/// Never a packed key: their last byte is a length up to 15.
+const NO_KEY: u128 = u128::MAX;
+
+impl Default for ShortKeys {
+    fn default() -> Self {
+        ShortKeys {
+            few: [NO_KEY; FEW],
+            ids: [0; FEW],
+            len: 0,
+            more: FixedMap::default(),
+        }
+    }
+}
 
 impl ShortKeys {
     #[inline]
     fn id(&mut self, packed: u128, new_key: impl FnOnce() -> u32) -> u32 {
-        if let Some(&(_, id)) = self.few.iter().find(|(key, _)| *key == packed) {
-            return id;
+        // Every slot is compared (at most one matches), so no branch depends on the key.
+        let mut found = u32::MAX;
+        for (key, id) in self.few.iter().zip(self.ids) {
+            found = if *key == packed { id } else { found };
         }
-        if self.few.len() < FEW {
+        if found != u32::MAX {
+            return found;
+        }
+        if self.len < FEW {
             let id = new_key();
-            self.few.push((packed, id));
+            (self.few[self.len], self.ids[self.len]) = (packed, id);
+            self.len += 1;
             return id;
         }
         *self.more.entry(packed).or_insert_with(new_key)
