@@ -106,10 +106,15 @@ fn main() {
         let precompiled = match &precompiler {
             // SAFETY (of the generated `Precompiled::new`): the file is wasmtime's own
             // precompiled output, written just now by `Precompiler::compile`.
-            Some(p) => format!(
-                "Some(unsafe {{ crate::engine::Precompiled::new(include_bytes!({:?})) }})",
-                p.compile(name, &wasm).display().to_string()
-            ),
+            Some(p) => {
+                let path = p.compile(name, &wasm);
+                let code = std::fs::read(&path).expect("reading a precompiled plugin");
+                format!(
+                    "Some(unsafe {{ crate::engine::Precompiled::new(include_bytes!({:?}), {:?}) }})",
+                    path.display().to_string(),
+                    hex(&Sha256::digest(code))
+                )
+            }
             None => "None".to_owned(),
         };
         // The component's identity, hashed here rather than at every start (7 MB each).

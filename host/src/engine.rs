@@ -218,7 +218,8 @@ impl Flavour {
             name: name.to_owned(),
             message: one_line(&e),
         };
-        let component = match precompiled::load(&self.engine, name, precompiled) {
+        let cache_dir = self.cache.as_ref().map(cache::ComponentCache::dir);
+        let component = match precompiled::load(&self.engine, name, precompiled, cache_dir) {
             Some(component) => component,
             None => match &self.cache {
                 Some(cache) => cache.get_or_compile(&digest, bytes).map_err(compile_err)?,

@@ -6,7 +6,7 @@
 //! rather than loaded.
 
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -28,6 +28,11 @@ impl ComponentCache {
             engine: engine.clone(),
             engine_key: format!("{:016x}", hasher.finish()),
         }
+    }
+
+    /// The folder entries are kept in.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub(crate) fn get_or_compile(&self, digest: &str, bytes: &[u8]) -> wasmtime::Result<Component> {

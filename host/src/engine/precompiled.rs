@@ -1,30 +1,61 @@
 //! Native code built with the binary: the stock components, precompiled by `build.rs`.
+//!
+//! Loading code from bytes makes wasmtime copy it into fresh memory: 20 MB per stock
+//! component, about 25 ms of every start spent faulting in and filling pages. So the code is
+//! also kept as a file in the component cache folder, named by its digest, which wasmtime
+//! maps instead: pages come from the page cache, and only those used. The file is compared
+//! with the embedded bytes before each use (read in blocks: a few milliseconds), rewritten
+//! when it differs, and any failure falls back to loading the bytes.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use wasmtime::component::Component;
 
 use super::one_line;
 
 /// Native code for a component, produced at build time by `build.rs` with this binary's
-/// wasmtime and engine configuration.
+/// wasmtime and engine configuration, with the SHA-256 of that code.
 #[derive(Debug, Clone, Copy)]
-pub struct Precompiled(&'static [u8]);
+pub struct Precompiled {
+    code: &'static [u8],
+    digest: &'static str,
+}
 
 impl Precompiled {
     /// # Safety
     /// `code` must be the output of wasmtime's `Engine::precompile_component`, unaltered:
-    /// wasmtime checks that it matches the engine, but trusts the code itself.
-    pub const unsafe fn new(code: &'static [u8]) -> Self {
-        Precompiled(code)
+    /// wasmtime checks that it matches the engine, but trusts the code itself. `digest` is
+    /// its SHA-256 in hex.
+    pub const unsafe fn new(code: &'static [u8], digest: &'static str) -> Self {
+        Precompiled { code, digest }
     }
 }
 
 /// The precompiled code, if wasmtime finds it built for `engine`; `None` means compile.
-pub(crate) fn load(engine: &wasmtime::Engine, name: &str, precompiled: Option<Precompiled>) -> Option<Component> {
-    let Precompiled(code) = precompiled?;
+/// With a cache folder, the code is mapped from its file there (see the module's doc).
+pub(crate) fn load(
+    engine: &wasmtime::Engine,
+    name: &str,
+    precompiled: Option<Precompiled>,
+    cache_dir: Option<&Path>,
+) -> Option<Component> {
+    let precompiled = precompiled?;
+    if let Some(dir) = cache_dir {
+        match mapped(engine, dir, precompiled) {
+            Ok(component) => {
+                tracing::debug!(component = name, "Mapped the component's precompiled code.");
+                return Some(component);
+            }
+            Err(reason) => {
+                tracing::debug!(component = name, %reason, "Precompiled code not mapped; loading it from the binary.");
+            }
+        }
+    }
     // SAFETY: `Precompiled::new`'s contract: the bytes are wasmtime's own precompiled output,
     // embedded in this binary at build time. wasmtime checks the rest (its version, the
     // target, every code-generation setting and the CPU's features).
-    match unsafe { Component::deserialize(engine, code) } {
+    match unsafe { Component::deserialize(engine, precompiled.code) } {
         Ok(component) => {
             tracing::debug!(component = name, "Loaded the component's precompiled code.");
             Some(component)
@@ -32,6 +63,128 @@ pub(crate) fn load(engine: &wasmtime::Engine, name: &str, precompiled: Option<Pr
         Err(e) => {
             tracing::debug!(component = name, reason = %one_line(&e), "Precompiled code does not fit this engine; compiling.");
             None
+        }
+    }
+}
+
+/// The code mapped from its file in `dir`, written first unless it holds exactly the code.
+fn mapped(engine: &wasmtime::Engine, dir: &Path, precompiled: Precompiled) -> Result<Component, String> {
+    let path = file_of(dir, precompiled);
+    if !holds(&path, precompiled.code) {
+        write(dir, &path, precompiled.code).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    // SAFETY: the file holds byte for byte the embedded code (compared just above, or just
+    // written under a temporary name and renamed into place), which is `Precompiled::new`'s
+    // contract; files are only ever replaced by a rename, never changed in place, so the
+    // mapping keeps those bytes.
+    unsafe { Component::deserialize_file(engine, &path) }.map_err(|e| one_line(&e))
+}
+
+/// Where `precompiled` is kept in `dir`.
+pub(crate) fn file_of(dir: &Path, precompiled: Precompiled) -> PathBuf {
+    dir.join(format!("stock-{}.cwasm", precompiled.digest))
+}
+
+/// Whether the file at `path` holds exactly `code`, compared a block at a time.
+fn holds(path: &Path, code: &[u8]) -> bool {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if file.metadata().map(|m| m.len()).ok() != Some(code.len() as u64) {
+        return false;
+    }
+    let mut block = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < code.len() {
+        let want = block.len().min(code.len() - at);
+        if file.read_exact(&mut block[..want]).is_err() || block[..want] != code[at..at + want] {
+            return false;
+        }
+        at += want;
+    }
+    // Nothing past the end (the file may have grown since its length was read).
+    matches!(file.read(&mut block[..1]), Ok(0))
+}
+
+/// Write `code` to `path` under a temporary name first, so no reader sees a part of it.
+fn write(dir: &Path, path: &Path, code: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("stock"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, code)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, EngineSettings};
+
+    #[test]
+    fn only_a_file_of_exactly_the_code_holds_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let code: Vec<u8> = (0..3_000_000u32).map(|n| (n * 7 % 251) as u8).collect();
+        let path = dir.path().join("stock-x.cwasm");
+        assert!(!holds(&path, &code), "no file");
+        write(dir.path(), &path, &code).expect("write");
+        assert!(holds(&path, &code));
+        let mut other = code.clone();
+        other[2_500_000] ^= 1;
+        assert!(!holds(&path, &other), "a byte differs past the first block");
+        assert!(!holds(&path, &code[..code.len() - 1]), "the file is longer");
+        let mut longer = code.clone();
+        longer.push(0);
+        assert!(!holds(&path, &longer), "the file is shorter");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("list").count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    /// Every stock component is mapped from its file in the cache, rewritten when damaged,
+    /// and instantiates.
+    #[test]
+    fn stock_code_is_mapped_from_the_cache_and_a_damaged_file_is_rewritten() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = |cache_dir: Option<PathBuf>| {
+            Engine::new(EngineSettings {
+                cache_dir,
+                enforce_limits: true,
+            })
+            .expect("engine")
+        };
+        let (cached, plain) = (engine(Some(dir.path().to_owned())), engine(None));
+        for stock in crate::stock::STOCK {
+            let Some(precompiled) = stock.precompiled else {
+                continue; // cross-compiled: nothing to map
+            };
+            let path = file_of(dir.path(), precompiled);
+            let load = |engine: &Engine| {
+                engine
+                    .load_prebuilt(stock.name, stock.component, stock.digest, stock.precompiled, false)
+                    .expect("load")
+            };
+            load(&cached);
+            assert!(holds(&path, precompiled.code), "{} written to the cache", stock.name);
+            let mut damaged = std::fs::read(&path).expect("read");
+            let middle = damaged.len() / 2;
+            damaged[middle] ^= 0xff;
+            std::fs::write(&path, &damaged).expect("damage");
+            if let Err(reason) = mapped(&cached.plain.engine, dir.path(), precompiled) {
+                panic!("{} not mapped: {reason}", stock.name);
+            }
+            assert!(holds(&path, precompiled.code), "{} rewritten", stock.name);
+            let (mapped, loaded) = (load(&cached), load(&plain));
+            assert_eq!(mapped.imports(), loaded.imports(), "{}", stock.name);
+            mapped
+                .instantiate("test", &crate::engine::Limits::default())
+                .unwrap_or_else(|e| panic!("{} does not instantiate: {e}", stock.name));
         }
     }
 }
