@@ -9,6 +9,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::component::Component;
 
@@ -107,12 +108,15 @@ fn holds(path: &Path, code: &[u8]) -> bool {
 }
 
 /// Write `code` to `path` under a temporary name first, so no reader sees a part of it.
+/// The name is this call's own (process and call number): two writers never share a file.
 fn write(dir: &Path, path: &Path, code: &[u8]) -> std::io::Result<()> {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}-{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("stock"),
-        std::process::id()
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::write(&tmp, code)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
@@ -145,6 +149,25 @@ mod tests {
             1,
             "no temporary file left"
         );
+    }
+
+    /// Threads writing the same code at once each write a file of their own: the one left in
+    /// place holds the code.
+    #[test]
+    fn writers_at_the_same_time_never_share_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let code: Vec<u8> = (0..4_000_000u32).map(|n| (n % 253) as u8).collect();
+        let path = dir.path().join("stock-y.cwasm");
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..3 {
+                        write(dir.path(), &path, &code).expect("write");
+                    }
+                });
+            }
+        });
+        assert!(holds(&path, &code));
     }
 
     /// Every stock component is mapped from its file in the cache, rewritten when damaged,
