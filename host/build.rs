@@ -110,7 +110,7 @@ fn main() {
                 let path = p.compile(name, &wasm);
                 let code = std::fs::read(&path).expect("reading a precompiled plugin");
                 format!(
-                    "Some(unsafe {{ crate::engine::Precompiled::new(include_bytes!({:?}), {:?}) }})",
+                    "Some(unsafe {{ crate::engine::Precompiled::new({name:?}, include_bytes!({:?}), {:?}) }})",
                     path.display().to_string(),
                     hex(&Sha256::digest(code))
                 )

@@ -2,10 +2,12 @@
 //!
 //! Loading code from bytes makes wasmtime copy it into fresh memory: 20 MB per stock
 //! component, about 25 ms of every start spent faulting in and filling pages. So the code is
-//! also kept as a file in the component cache folder, named by its digest, which wasmtime
-//! maps instead: pages come from the page cache, and only those used. The file is compared
-//! with the embedded bytes before each use (read in blocks: a few milliseconds), rewritten
-//! when it differs, and any failure falls back to loading the bytes.
+//! also kept as a file in the component cache folder, named by the component and its code's
+//! digest, which wasmtime maps instead: pages come from the page cache, and only those used.
+//! The file is compared with the embedded bytes before each use (read in blocks: a few
+//! milliseconds), rewritten when it differs, and any failure falls back to loading the
+//! bytes. Writing a component's code removes that component's files of other builds, so the
+//! folder holds one file per stock component, not one per build ever run.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use super::one_line;
 /// wasmtime and engine configuration, with the SHA-256 of that code.
 #[derive(Debug, Clone, Copy)]
 pub struct Precompiled {
+    name: &'static str,
     code: &'static [u8],
     digest: &'static str,
 }
@@ -27,9 +30,9 @@ impl Precompiled {
     /// # Safety
     /// `code` must be the output of wasmtime's `Engine::precompile_component`, unaltered:
     /// wasmtime checks that it matches the engine, but trusts the code itself. `digest` is
-    /// its SHA-256 in hex.
-    pub const unsafe fn new(code: &'static [u8], digest: &'static str) -> Self {
-        Precompiled { code, digest }
+    /// its SHA-256 in hex; `name` the stock component's (letters and digits).
+    pub const unsafe fn new(name: &'static str, code: &'static [u8], digest: &'static str) -> Self {
+        Precompiled { name, code, digest }
     }
 }
 
@@ -73,6 +76,7 @@ fn mapped(engine: &wasmtime::Engine, dir: &Path, precompiled: Precompiled) -> Re
     let path = file_of(dir, precompiled);
     if !holds(&path, precompiled.code) {
         write(dir, &path, precompiled.code).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        remove_other_builds(dir, precompiled);
     }
     // SAFETY: the file holds byte for byte the embedded code (compared just above, or just
     // written under a temporary name and renamed into place), which is `Precompiled::new`'s
@@ -83,7 +87,27 @@ fn mapped(engine: &wasmtime::Engine, dir: &Path, precompiled: Precompiled) -> Re
 
 /// Where `precompiled` is kept in `dir`.
 pub(crate) fn file_of(dir: &Path, precompiled: Precompiled) -> PathBuf {
-    dir.join(format!("stock-{}.cwasm", precompiled.digest))
+    dir.join(format!("stock-{}-{}.cwasm", precompiled.name, precompiled.digest))
+}
+
+/// Remove the files of `precompiled`'s component that other builds wrote in `dir` (a run of
+/// such a build maps its own file, which stays valid once unlinked, and writes it again).
+fn remove_other_builds(dir: &Path, precompiled: Precompiled) {
+    let ours = file_of(dir, precompiled);
+    let prefix = format!("stock-{}-", precompiled.name);
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let theirs = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(&prefix)?.strip_suffix(".cwasm"))
+            // Another component's name may begin with this one's and a dash.
+            .is_some_and(|digest| digest.len() == precompiled.digest.len() && !digest.contains('-'));
+        if theirs && path != ours {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// Whether the file at `path` holds exactly `code`, compared a block at a time.
@@ -168,6 +192,34 @@ mod tests {
             }
         });
         assert!(holds(&path, &code));
+    }
+
+    /// Writing a component's code removes the files other builds wrote for it, and no
+    /// other component's.
+    #[test]
+    fn a_components_files_of_other_builds_are_removed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let digest = |c: char| c.to_string().repeat(64);
+        let (a, b) = (digest('a'), digest('b'));
+        let old = dir.path().join(format!("stock-map-{b}.cwasm"));
+        let others = [
+            dir.path().join(format!("stock-map-extra-{b}.cwasm")),
+            dir.path().join(format!("stock-filter-{b}.cwasm")),
+            dir.path().join(format!("{b}-0123456789abcdef.cwasm")),
+        ];
+        for path in others.iter().chain([&old]) {
+            std::fs::write(path, b"x").expect("write");
+        }
+        let code: &'static [u8] = b"code";
+        let digest_a: &'static str = Box::leak(a.into_boxed_str());
+        // SAFETY: only written and compared here, never loaded.
+        let precompiled = unsafe { Precompiled::new("map", code, digest_a) };
+        let path = file_of(dir.path(), precompiled);
+        write(dir.path(), &path, code).expect("write");
+        remove_other_builds(dir.path(), precompiled);
+        assert!(holds(&path, code));
+        assert!(!old.exists(), "the other build's file of map is gone");
+        assert!(others.iter().all(|p| p.exists()), "other components' files stay");
     }
 
     /// Every stock component is mapped from its file in the cache, rewritten when damaged,
