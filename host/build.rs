@@ -103,11 +103,14 @@ fn main() {
     let mut code = String::from("/// The stock plugins.\npub const STOCK: &[Stock] = &[\n");
     for name in STOCK {
         let wasm = artifact(&target_dir, name);
+        let bytes = std::fs::read(&wasm).expect("reading a stock component");
+        // The component's identity, hashed here rather than at every start (7 MB each).
+        let digest = hex(&Sha256::digest(&bytes));
         let precompiled = match &precompiler {
             // SAFETY (of the generated `Precompiled::new`): the file is wasmtime's own
             // precompiled output, written just now by `Precompiler::compile`.
             Some(p) => {
-                let path = p.compile(name, &wasm);
+                let path = p.compile(name, &bytes, &digest);
                 let code = std::fs::read(&path).expect("reading a precompiled plugin");
                 format!(
                     "Some(unsafe {{ crate::engine::Precompiled::new({name:?}, include_bytes!({:?}), {:?}) }})",
@@ -117,10 +120,6 @@ fn main() {
             }
             None => "None".to_owned(),
         };
-        // The component's identity, hashed here rather than at every start (7 MB each).
-        let digest = hex(&Sha256::digest(
-            std::fs::read(&wasm).expect("reading a stock component"),
-        ));
         code.push_str(&format!(
             "    Stock {{ name: {name:?}, component: include_bytes!({:?}), digest: {digest:?}, precompiled: {precompiled} }},\n",
             wasm.display().to_string()
@@ -176,17 +175,16 @@ impl Precompiler {
         })
     }
 
-    /// The path of `name`'s precompiled code, compiling it unless an earlier build did.
-    fn compile(&self, name: &str, wasm: &Path) -> PathBuf {
-        let bytes = std::fs::read(wasm).expect("reading a stock component");
-        let digest = hex(&Sha256::digest(&bytes));
+    /// The path of `name`'s precompiled code (the component `bytes`, of SHA-256 `digest`),
+    /// compiling it unless an earlier build did.
+    fn compile(&self, name: &str, bytes: &[u8], digest: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}-{digest}-{}.cwasm", self.engine_key));
         if path.is_file() {
             return path;
         }
         let code = self
             .engine
-            .precompile_component(&bytes)
+            .precompile_component(bytes)
             .unwrap_or_else(|e| panic!("precompiling stock plugin {name}: {e:#}"));
         std::fs::create_dir_all(&self.dir).expect("creating the precompiled plugin folder");
         let tmp = path.with_extension("tmp");

@@ -86,7 +86,7 @@ fn mapped(engine: &wasmtime::Engine, dir: &Path, precompiled: Precompiled) -> Re
 }
 
 /// Where `precompiled` is kept in `dir`.
-pub(crate) fn file_of(dir: &Path, precompiled: Precompiled) -> PathBuf {
+fn file_of(dir: &Path, precompiled: Precompiled) -> PathBuf {
     dir.join(format!("stock-{}-{}.cwasm", precompiled.name, precompiled.digest))
 }
 
@@ -102,8 +102,11 @@ fn remove_other_builds(dir: &Path, precompiled: Precompiled) {
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(|n| n.strip_prefix(&prefix)?.strip_suffix(".cwasm"))
-            // Another component's name may begin with this one's and a dash.
-            .is_some_and(|digest| digest.len() == precompiled.digest.len() && !digest.contains('-'));
+            // What follows the prefix is a digest, not the rest of another component's name
+            // that begins with this one's and a dash.
+            .is_some_and(|digest| {
+                digest.len() == precompiled.digest.len() && digest.bytes().all(|b| b.is_ascii_hexdigit())
+            });
         if theirs && path != ours {
             let _ = std::fs::remove_file(&path);
         }

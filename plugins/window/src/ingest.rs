@@ -36,6 +36,13 @@ pub struct SetAside {
     pub reasons: Vec<&'static str>,
 }
 
+impl SetAside {
+    fn push(&mut self, row: usize, reason: &'static str) {
+        self.rows.push(row as u32);
+        self.reasons.push(reason);
+    }
+}
+
 /// Add the rows of `batch` to `store`, given the current `watermark`.
 pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatch) -> Result<SetAside, ArrowError> {
     // A timestamp casts to its raw int64 value; int64 epoch millis is already one.
@@ -87,13 +94,8 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
             Ok(t) if t.saturating_add(plan.lateness) <= watermark => Err(LATE),
             other => other,
         };
-        let t = match t {
-            Ok(t) => t,
-            Err(reason) => {
-                aside.rows.push(row as u32);
-                aside.reasons.push(reason);
-                continue;
-            }
+        let Ok(t) = t.map_err(|reason| aside.push(row, reason)) else {
+            continue;
         };
         let one;
         let windows: &[Bounds] = match recent {
@@ -104,8 +106,7 @@ pub fn ingest(plan: &Plan, store: &mut Store, watermark: i64, batch: &RecordBatc
             _ => {
                 assigned.clear();
                 if !plan.windowing.assign(t, &mut assigned) {
-                    aside.rows.push(row as u32);
-                    aside.reasons.push(OUT_OF_RANGE);
+                    aside.push(row, OUT_OF_RANGE);
                     continue;
                 }
                 if tumbling {
