@@ -135,7 +135,8 @@ impl Reloader {
             }
         };
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-        let mut changed: Option<(Instant, Instant, i64)> = None; // first, last, first as unix ms
+        // First, last, first as unix ms, and whether only the start-up check asked for it.
+        let mut changed: Option<(Instant, Instant, i64, bool)> = None;
         let mut first_watch = true;
         while !stop.load(Ordering::SeqCst) {
             if let Some(w) = watcher.as_mut() {
@@ -150,27 +151,27 @@ impl Reloader {
             if std::mem::take(&mut first_watch) && self.changed_before_watching() {
                 tracing::info!("A watched file changed while the run was starting; reloading it.");
                 let now = Instant::now();
-                changed = Some((now, now, chrono::Utc::now().timestamp_millis()));
+                changed = Some((now, now, chrono::Utc::now().timestamp_millis(), true));
             }
             self.follow_reports();
             match rx.recv_timeout(Duration::from_millis(20)) {
                 Ok(Ok(event)) if event.paths.iter().any(|p| self.watched.contains(p)) && !event.kind.is_access() => {
                     let now = Instant::now();
                     let ms = chrono::Utc::now().timestamp_millis();
-                    changed = Some(changed.map_or((now, now, ms), |(first, _, m)| (first, now, m)));
+                    changed = Some(changed.map_or((now, now, ms, false), |(first, _, m, _)| (first, now, m, false)));
                 }
                 _ => {}
             }
             if self.settings.hangup.swap(false, Ordering::SeqCst) {
                 let now = Instant::now();
-                let (first, _, ms) = changed.unwrap_or((now, now, chrono::Utc::now().timestamp_millis()));
-                changed = Some((first, now - self.settings.debounce, ms));
+                let (first, _, ms, _) = changed.unwrap_or((now, now, chrono::Utc::now().timestamp_millis(), false));
+                changed = Some((first, now - self.settings.debounce, ms, false));
             }
-            if let Some((first, last, ms)) = changed
+            if let Some((first, last, ms, spare)) = changed
                 && last.elapsed() >= self.settings.debounce
             {
                 changed = None;
-                self.attempt(first, ms);
+                self.attempt(first, ms, spare);
             }
         }
     }
@@ -213,7 +214,11 @@ impl Reloader {
     }
 
     /// Check the new version as a whole and publish it.
-    fn attempt(&mut self, noticed: Instant, noticed_ms: i64) {
+    /// Read the pipeline again and apply what changed. A `spare` attempt (the start-up check
+    /// of [`Self::changed_before_watching`], no event or signal since) that finds nothing
+    /// changed leaves the status alone: it is not a reload anyone made, and the last one
+    /// (kept across a restart that applied it) stays the one `sluice status` shows.
+    fn attempt(&mut self, noticed: Instant, noticed_ms: i64, spare: bool) {
         if self.pending.is_some() {
             // One at a time: the next change is read once the workers took this one.
             self.follow_reports();
@@ -241,6 +246,10 @@ impl Reloader {
             Ok(c) => c,
             Err(reason) => return self.restart(plan, components, reason, noticed_ms),
         };
+        if changed.is_empty() && spare {
+            tracing::debug!("The start-up check found nothing changed.");
+            return;
+        }
         if changed.is_empty() {
             tracing::info!("Reload: nothing changed.");
             update(&self.status, |s| {
