@@ -44,6 +44,7 @@ mod config;
 mod emit;
 mod ipc;
 mod outputs;
+pub mod short_key;
 pub mod testing;
 mod transform;
 

@@ -4,6 +4,9 @@
 //!
 //! A key is one tag byte, then the value: `0` null; `1` and an i64 big-endian (signed
 //! integer columns); `2` and a u64 big-endian (unsigned); `3` and the UTF-8 bytes (strings).
+//!
+//! Most keys also pack into one u128 ([`pack`]), which the store looks up without hashing
+//! or comparing bytes; [`Keys::packed`] reads a row's packed key straight from the column.
 
 use serde::{Deserialize, Serialize};
 use sluice_sdk::arrow::array::{
@@ -12,6 +15,7 @@ use sluice_sdk::arrow::array::{
 use sluice_sdk::arrow::compute::cast;
 use sluice_sdk::arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use sluice_sdk::arrow::error::ArrowError;
+use sluice_sdk::short_key;
 
 /// An encoded key.
 pub type Key = Vec<u8>;
@@ -20,6 +24,46 @@ const NULL: u8 = 0;
 const INT: u8 = 1;
 const UINT: u8 = 2;
 const STR: u8 = 3;
+
+/// Packed keys other than strings: their top byte is above any string's length (at most
+/// 15, see [`short_key::packed`]); integers keep their 64 bits in the low half.
+const PACKED_GLOBAL: u128 = 16 << 120;
+const PACKED_NULL: u128 = 17 << 120;
+const PACKED_INT: u128 = 18 << 120;
+const PACKED_UINT: u128 = 19 << 120;
+
+/// The key `key` as one u128, if it packs: the global and null keys, every integer, and
+/// strings of at most 15 bytes (as [`short_key::packed`] packs them). Two keys pack to the
+/// same number only if they are equal, and [`unpack`] gives the key back.
+pub fn pack(key: &[u8]) -> Option<u128> {
+    let eight = |rest: &[u8]| -> Option<u64> { Some(u64::from_be_bytes(rest.try_into().ok()?)) };
+    match key.split_first() {
+        None => Some(PACKED_GLOBAL),
+        Some((&NULL, [])) => Some(PACKED_NULL),
+        Some((&INT, rest)) => eight(rest).map(|n| PACKED_INT | u128::from(n)),
+        Some((&UINT, rest)) => eight(rest).map(|n| PACKED_UINT | u128::from(n)),
+        Some((&STR, rest)) => short_key::packed(rest, 0, rest.len()),
+        Some(_) => None,
+    }
+}
+
+/// The key a number from [`pack`] or [`Keys::packed`] holds.
+pub fn unpack(packed: u128) -> Key {
+    if let Some(bytes) = short_key::unpacked(packed) {
+        let mut key = vec![STR];
+        key.extend_from_slice(&bytes);
+        return key;
+    }
+    let low = (packed as u64).to_be_bytes();
+    let tagged = |tag: u8| [&[tag][..], &low].concat();
+    match packed & !(u128::from(u64::MAX)) {
+        PACKED_NULL => vec![NULL],
+        PACKED_INT => tagged(INT),
+        PACKED_UINT => tagged(UINT),
+        // PACKED_GLOBAL: `pack` makes no other number.
+        _ => Vec::new(),
+    }
+}
 
 /// The kinds of key column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +126,26 @@ impl Keys {
                 _ => Keys::View(column.as_string_view().clone()),
             },
         })
+    }
+
+    /// The key of `row` packed (see [`pack`]), `None` if it does not pack (a string of more
+    /// than 15 bytes). Read from the column without encoding the key.
+    #[inline]
+    pub fn packed(&self, row: usize) -> Option<u128> {
+        let str_key = |s: &str| short_key::packed(s.as_bytes(), 0, s.len());
+        match self {
+            Keys::Global => Some(PACKED_GLOBAL),
+            Keys::Int(a) if a.is_valid(row) => Some(PACKED_INT | u128::from(a.value(row) as u64)),
+            Keys::UInt(a) if a.is_valid(row) => Some(PACKED_UINT | u128::from(a.value(row))),
+            Keys::Str(a) if a.is_valid(row) => {
+                let offsets = a.value_offsets();
+                let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+                short_key::packed(a.values(), start, end - start)
+            }
+            Keys::LargeStr(a) if a.is_valid(row) => str_key(a.value(row)),
+            Keys::View(a) if a.is_valid(row) => str_key(a.value(row)),
+            _ => Some(PACKED_NULL),
+        }
     }
 
     /// Replace `out` with the key of `row`.
@@ -216,6 +280,64 @@ mod tests {
         assert_eq!(from_value(None, Some(KeyKind::Int)), Some(ints[1].clone()));
         let uints = encoded(uints);
         assert_eq!(to_value(&uints[0]), Some(KeyValue::UInt(200)));
+    }
+
+    #[test]
+    fn a_rows_packed_key_is_its_encoded_key_packed_and_packing_is_reversible() {
+        let long = "sixteen bytes!!!";
+        let strings = vec![
+            Some(""),
+            Some("\0"),
+            None,
+            Some("a"),
+            Some("raspberrypi-12"),
+            Some("raspberrypi-123"),
+            Some(long),
+            Some("é"),
+        ];
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(strings.clone())),
+            Arc::new(LargeStringArray::from(strings.clone())),
+            Arc::new(StringViewArray::from(strings)),
+            Arc::new(Int64Array::from(vec![
+                Some(0),
+                Some(-1),
+                None,
+                Some(i64::MIN),
+                Some(i64::MAX),
+                Some(256),
+            ])),
+            Arc::new(UInt64Array::from(vec![Some(0), Some(u64::MAX), None, Some(1 << 63)])),
+        ];
+        let mut all = std::collections::HashMap::new();
+        let mut check = |keys: &Keys, rows: usize| {
+            for row in 0..rows {
+                let mut encoded = Vec::new();
+                keys.encode(row, &mut encoded);
+                let packed = keys.packed(row);
+                assert_eq!(packed, pack(&encoded), "row {row} of {keys:?}");
+                let Some(packed) = packed else {
+                    assert!(encoded.len() > 16, "only long strings do not pack");
+                    continue;
+                };
+                assert_eq!(unpack(packed), encoded);
+                let earlier = all.insert(packed, encoded.clone());
+                assert!(
+                    earlier.as_ref().is_none_or(|e| *e == encoded),
+                    "{encoded:?} packs like {earlier:?}"
+                );
+            }
+        };
+        for column in &columns {
+            check(&Keys::new(Some(column)).unwrap(), column.len());
+        }
+        check(&Keys::Global, 1);
+        // The short strings and integers, the null and the global key: 6 + 5 + 3 + 1 + 1.
+        assert_eq!(all.len(), 16);
+        // Not keys of any column.
+        assert_eq!(pack(&[9]), None);
+        assert_eq!(pack(&[INT, 1, 2]), None);
+        assert_eq!(pack(&[NULL, 0]), None);
     }
 
     #[test]

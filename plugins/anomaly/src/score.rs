@@ -44,9 +44,14 @@ pub fn score(plan: &Plan, store: &mut Store, batch: &RecordBatch) -> Result<Scor
             scores.push(None);
             continue;
         }
-        keys.encode(row, &mut key);
         let time = times.as_ref().and_then(|t| t.is_valid(row).then(|| t.value(row)));
-        let series = store.touch(&key, time, || detector.new_series());
+        let series = match keys.packed(row) {
+            Some(packed) => store.touch_packed(packed, time, || detector.new_series()),
+            None => {
+                keys.encode(row, &mut key);
+                store.touch(&key, time, || detector.new_series())
+            }
+        };
         let verdict = detector.observe(series, x);
         flags.push(verdict.anomaly);
         scores.push(verdict.score);

@@ -11,15 +11,17 @@
 //!   its latest event time.
 //!
 //! Series live in slots threaded on a doubly linked list from least to most recently seen,
-//! so a lookup, a touch and an eviction are O(1); keys are found through a hash map with a
-//! fixed hasher, so every run does the same work. Slots of expired keys are reused. Which
-//! keys may be due to expire is kept in [`crate::expiry`].
+//! so a lookup, a touch and an eviction are O(1); keys are found through hash maps with a
+//! fixed hasher, so every run does the same work: a key that packs into a u128
+//! ([`key::pack`]: strings up to 15 bytes, integers, null) by that number, any other by its
+//! bytes. Slots of expired keys are reused. Which keys may be due to expire is kept in
+//! [`crate::expiry`].
 
 use std::collections::HashMap;
 
 use crate::detector::{Ewma, Series, Stats};
 use crate::expiry::{Deadline, Deadlines};
-use crate::key::Key;
+use crate::key::{self, Key};
 
 /// A hash map with a fixed hasher: foldhash, as fast on short keys as a hash with good
 /// distribution gets (SipHash, the standard one, was a fifth of the detector's time). A
@@ -53,7 +55,7 @@ struct Slot {
 /// The series held, by key, in recency order.
 #[derive(Debug)]
 pub struct Store {
-    index: FixedMap<Key, usize>,
+    index: Index,
     slots: Vec<Slot>,
     /// Slots of expired keys.
     free: Vec<usize>,
@@ -75,7 +77,7 @@ impl Store {
     /// `expire_after` microseconds (> 0) of event time if given.
     pub fn new(max_keys: usize, expire_after: Option<i64>) -> Self {
         Store {
-            index: FixedMap::default(),
+            index: Index::default(),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
@@ -95,15 +97,39 @@ impl Store {
     /// The series of `key`, now the most recently seen, created with `new` if absent (which
     /// may forget the least recently seen key). `time` is the row's event time, if any.
     pub fn touch(&mut self, key: &[u8], time: Option<i64>, new: impl FnOnce() -> Series) -> &mut Series {
-        let slot = match self.index.get(key) {
-            Some(&slot) => {
+        if let Some(packed) = key::pack(key) {
+            return self.touch_packed(packed, time, new);
+        }
+        let found = self.index.long.get(key).copied();
+        self.touch_found(found, || key.to_vec(), time, new)
+    }
+
+    /// [`Store::touch`] for the key that packs into `packed` (see [`key::pack`]): no bytes
+    /// are hashed or compared.
+    #[inline]
+    pub fn touch_packed(&mut self, packed: u128, time: Option<i64>, new: impl FnOnce() -> Series) -> &mut Series {
+        let found = self.index.short.get(&packed).copied();
+        self.touch_found(found, || key::unpack(packed), time, new)
+    }
+
+    /// Touch the key in slot `found`, or put the key `key` makes in a new one.
+    #[inline]
+    fn touch_found(
+        &mut self,
+        found: Option<usize>,
+        key: impl FnOnce() -> Key,
+        time: Option<i64>,
+        new: impl FnOnce() -> Series,
+    ) -> &mut Series {
+        let slot = match found {
+            Some(slot) => {
                 self.unlink(slot);
                 let last_seen = &mut self.slots[slot].last_seen;
                 // `None` orders before any time.
                 *last_seen = (*last_seen).max(time);
                 slot
             }
-            None => self.insert(key.to_vec(), new(), time),
+            None => self.insert(key(), new(), time),
         };
         self.link_last(slot);
         &mut self.slots[slot].series
@@ -113,7 +139,7 @@ impl Store {
     /// recently seen (restoring a snapshot, least recent first). `false` if the key is
     /// already held.
     pub fn push(&mut self, key: Key, series: Series, last_seen: Option<i64>) -> bool {
-        if self.index.contains_key(&key) {
+        if self.index.get(&key).is_some() {
             return false;
         }
         let slot = self.insert(key, series, last_seen);
@@ -125,13 +151,13 @@ impl Store {
     pub fn get(&self, key: &[u8]) -> Option<(&Series, Option<i64>)> {
         self.index
             .get(key)
-            .map(|&slot| (&self.slots[slot].series, self.slots[slot].last_seen))
+            .map(|slot| (&self.slots[slot].series, self.slots[slot].last_seen))
     }
 
     /// Forget `key`; `false` if it was not held.
     pub fn forget(&mut self, key: &[u8]) -> bool {
         match self.index.get(key) {
-            Some(&slot) => {
+            Some(slot) => {
                 self.remove(slot);
                 true
             }
@@ -242,7 +268,7 @@ impl Store {
     /// Drop the stale deadlines that keys evicted by `max_keys` left behind.
     fn rebuild_deadlines(&mut self) {
         let slots = &self.slots;
-        self.deadlines.rebuild(self.index.values().map(|&slot| Deadline {
+        self.deadlines.rebuild(self.index.slots().map(|slot| Deadline {
             seen: slots[slot].last_seen,
             slot,
             stamp: slots[slot].stamp,
@@ -271,6 +297,46 @@ impl Store {
             t => self.slots[t].next = slot,
         }
         self.tail = slot;
+    }
+}
+
+/// The slot of every key held.
+#[derive(Debug, Default)]
+struct Index {
+    /// Keys that [`key::pack`] packs, by their number.
+    short: FixedMap<u128, usize>,
+    /// The other keys.
+    long: FixedMap<Key, usize>,
+}
+
+impl Index {
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    fn get(&self, key: &[u8]) -> Option<usize> {
+        match key::pack(key) {
+            Some(packed) => self.short.get(&packed).copied(),
+            None => self.long.get(key).copied(),
+        }
+    }
+
+    fn insert(&mut self, key: Key, slot: usize) {
+        match key::pack(&key) {
+            Some(packed) => self.short.insert(packed, slot),
+            None => self.long.insert(key, slot),
+        };
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        match key::pack(key) {
+            Some(packed) => self.short.remove(&packed),
+            None => self.long.remove(key),
+        };
+    }
+
+    fn slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.short.values().chain(self.long.values()).copied()
     }
 }
 
@@ -363,6 +429,40 @@ mod tests {
         assert!(store.push(b"y".to_vec(), series(2), None));
         assert!(!store.push(b"x".to_vec(), series(3), None));
         assert_eq!(keys(&store), ["x1", "y2"]);
+    }
+
+    #[test]
+    fn packed_and_unpacked_keys_share_one_recency_order_and_bound() {
+        let str_key = |s: &str| [&[3u8][..], s.as_bytes()].concat();
+        let (short, long) = (str_key("dev-1"), str_key("a device name past 15 bytes"));
+        let packed = key::pack(&short).unwrap();
+        assert_eq!(key::pack(&long), None);
+        let mut store = Store::new(2, Some(10));
+        store.touch_packed(packed, Some(1), || series(1));
+        store.touch(&long, Some(2), || series(2));
+        store.touch(&short, Some(3), || series(9)).seen += 1;
+        assert_eq!(
+            store.get(&short).map(|(s, t)| (s.seen, t)),
+            Some((2, Some(3))),
+            "one series for both forms"
+        );
+        store.touch(&str_key("dev-2"), Some(4), || series(5));
+        assert_eq!(store.len(), 2);
+        assert!(store.get(&long).is_none(), "the long key was seen least recently");
+        assert_eq!(
+            store.iter().map(|(k, ..)| k.clone()).collect::<Vec<_>>(),
+            [short.clone(), str_key("dev-2")]
+        );
+        assert!(!store.push(short.clone(), series(7), None));
+        assert!(store.forget(&short));
+        store.touch_packed(packed, None, || series(8));
+        assert_eq!(
+            store.get(&short).map(|(s, _)| s.seen),
+            Some(8),
+            "afresh after being forgotten"
+        );
+        store.expire(15);
+        assert_eq!(store.len(), 1, "dev-2 (4) expires before 5; dev-1 has no time yet");
     }
 
     /// Keys expiring after 10 µs of event time.

@@ -11,6 +11,7 @@ use sluice_sdk::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringAr
 use sluice_sdk::arrow::compute::cast;
 use sluice_sdk::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use sluice_sdk::arrow::error::ArrowError;
+use sluice_sdk::short_key::packed;
 
 use crate::accumulate::Acc;
 use crate::key;
@@ -294,37 +295,6 @@ impl ShortKeys {
         *self.more.entry(packed).or_insert_with(new_key)
     }
 }
-
-/// The string of `len` bytes at `start` in `values` and its length in one u128, when it
-/// is at most 15 bytes: two strings give the same number only if they are the same. Read as
-/// one word from `values` when 16 bytes are there (the bytes past the string masked off).
-#[inline]
-fn packed(values: &[u8], start: usize, len: usize) -> Option<u128> {
-    if len > 15 {
-        return None;
-    }
-    let word = match values.get(start..start + 16) {
-        Some(word) => u128::from_le_bytes(word.try_into().unwrap_or_default()),
-        None => {
-            let mut word = [0u8; 16];
-            word[..len].copy_from_slice(&values[start..start + len]);
-            u128::from_le_bytes(word)
-        }
-    };
-    Some((word & LOW_BYTES[len]) | ((len as u128) << 120))
-}
-
-/// `LOW_BYTES[n]` keeps the low `n` bytes of a u128 (a table: a shift by a variable amount
-/// is a library call in WebAssembly, which has no 128-bit integers).
-const LOW_BYTES: [u128; 16] = {
-    let mut masks = [0u128; 16];
-    let mut n = 0;
-    while n < 16 {
-        masks[n] = (1u128 << (n * 8)) - 1;
-        n += 1;
-    }
-    masks
-};
 
 fn update(group: &mut Group, inputs: &[Option<Column>], row: usize, time: i64) {
     for (acc, input) in group.accs.iter_mut().zip(inputs) {
