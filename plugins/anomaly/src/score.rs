@@ -5,7 +5,10 @@
 //! seen. With `expire_after`, a scored row's event time (in microseconds) is passed to the
 //! store; a null event time passes none.
 
-use sluice_sdk::arrow::array::{Array, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch};
+use sluice_sdk::arrow::array::{
+    Array, AsArray, BooleanArray, BooleanBufferBuilder, Float64Array, Int64Array, RecordBatch,
+};
+use sluice_sdk::arrow::buffer::NullBuffer;
 use sluice_sdk::arrow::compute::cast;
 use sluice_sdk::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use sluice_sdk::arrow::error::ArrowError;
@@ -30,8 +33,10 @@ pub fn score(plan: &Plan, store: &mut Store, batch: &RecordBatch) -> Result<Scor
     let detector = &plan.detector;
 
     let rows = batch.num_rows();
-    let mut flags = Vec::with_capacity(rows);
+    // Built as buffers, not from options row by row.
+    let mut flags = BooleanBufferBuilder::new(rows);
     let mut scores = Vec::with_capacity(rows);
+    let mut scored = BooleanBufferBuilder::new(rows);
     let mut key = Vec::new();
     for row in 0..rows {
         let x = if values.is_valid(row) {
@@ -40,8 +45,9 @@ pub fn score(plan: &Plan, store: &mut Store, batch: &RecordBatch) -> Result<Scor
             f64::NAN
         };
         if !x.is_finite() {
-            flags.push(false);
-            scores.push(None);
+            flags.append(false);
+            scores.push(0.0);
+            scored.append(false);
             continue;
         }
         let time = times.as_ref().and_then(|t| t.is_valid(row).then(|| t.value(row)));
@@ -53,12 +59,16 @@ pub fn score(plan: &Plan, store: &mut Store, batch: &RecordBatch) -> Result<Scor
             }
         };
         let verdict = detector.observe(series, x);
-        flags.push(verdict.anomaly);
-        scores.push(verdict.score);
+        flags.append(verdict.anomaly);
+        scores.push(verdict.score.unwrap_or_default());
+        scored.append(verdict.score.is_some());
     }
     Ok(Scored {
-        flags: BooleanArray::from(flags),
-        scores: Float64Array::from(scores),
+        flags: BooleanArray::new(flags.finish(), None),
+        scores: Float64Array::new(
+            scores.into(),
+            NullBuffer::from_unsliced_buffer(scored.finish().into_inner(), rows),
+        ),
     })
 }
 
