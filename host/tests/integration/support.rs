@@ -12,13 +12,33 @@ pub fn workspace() -> PathBuf {
 }
 
 /// The `sluice` binary, sharing one compiled-component cache across tests.
+///
+/// The child is killed when the thread that starts it ends: each test runs on a thread of
+/// its own, so a test that fails (panics) before it stops its `sluice run` leaves nothing
+/// running to load the machine for the tests after it.
 pub fn sluice() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     if std::env::var_os("SLUICE_CACHE_DIR").is_none() {
         cmd.env("SLUICE_CACHE_DIR", workspace().join("target").join("sluice-cache"));
     }
     cmd.env("SLUICE_LOG", "warn");
+    die_with_test(&mut cmd);
     cmd
+}
+
+/// Ask the kernel to SIGKILL `cmd`'s process when the spawning thread exits.
+fn die_with_test(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the forked child before exec and calls only prctl, which is
+    // async-signal-safe, allocating nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Run and return output, printing it for when the test fails. A run that uses no CPU for
@@ -399,4 +419,54 @@ pub fn written_seqs(dir: &Path) -> Vec<i64> {
     .iter()
     .map(|r| r["seq"].as_i64().expect("seq"))
     .collect()
+}
+
+/// What `sluice()` promises: a run whose test thread is gone does not outlive it.
+#[test]
+fn a_sluice_child_is_killed_when_the_thread_that_started_it_ends() {
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipeline = tmp.path().join("stdin.toml");
+    std::fs::write(
+        &pipeline,
+        "[pipeline]\nname = \"p\"\n[source]\ntype = \"file\"\npath = \"-\"\n[source.schema]\nn = \"long\"\n[sink]\ntype = \"parquet\"\npath = \"out\"\n",
+    )
+    .expect("pipeline");
+    // A run that reads stdin until it ends: it would wait forever. The thread leaks the
+    // child's handle (and the pipe's write end), as a panicking test would.
+    let pid = std::thread::spawn(move || {
+        let child = sluice()
+            .arg("run")
+            .arg(&pipeline)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        std::mem::forget(child);
+        pid
+    })
+    .join()
+    .expect("thread");
+    // Gone, or a zombie left for this process to reap; the kill is immediate, and the
+    // minute only bounds a failure.
+    let dead = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty()
+            || stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    };
+    let started = std::time::Instant::now();
+    while !dead() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "sluice {pid} outlived its thread"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Reap it.
+    unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), 0) };
 }
