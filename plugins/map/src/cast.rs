@@ -10,11 +10,13 @@ use std::sync::Arc;
 
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{NaiveDate, NaiveTime};
-use sluice_sdk::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, TimestampMicrosecondArray};
-use sluice_sdk::arrow::buffer::BooleanBuffer;
+use sluice_sdk::arrow::array::{
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, BooleanBufferBuilder, PrimitiveArray, StringArray,
+};
+use sluice_sdk::arrow::buffer::{BooleanBuffer, NullBuffer};
 use sluice_sdk::arrow::compute::kernels::cast::{CastOptions, can_cast_types, cast_with_options};
 use sluice_sdk::arrow::compute::{and, is_not_null, is_null};
-use sluice_sdk::arrow::datatypes::{DataType, Float32Type, Float64Type};
+use sluice_sdk::arrow::datatypes::{DataType, Date32Type, Float32Type, Float64Type, TimestampMicrosecondType};
 use sluice_sdk::arrow::error::ArrowError;
 
 use crate::config::FieldType;
@@ -160,6 +162,10 @@ fn refused(from: &DataType, to: FieldType) -> Option<&'static str> {
 fn float32_overflow(input: &ArrayRef, output: &ArrayRef) -> Option<BooleanArray> {
     let input = input.as_primitive_opt::<Float64Type>()?;
     let output = output.as_primitive_opt::<Float32Type>()?;
+    // Mostly there is no infinity at all, which one pass over the values finds out.
+    if !output.values().iter().any(|v| v.is_infinite()) {
+        return None;
+    }
     let overflow = BooleanBuffer::collect_bool(input.len(), |i| {
         input.is_valid(i) && input.value(i).is_finite() && output.value(i).is_infinite()
     });
@@ -206,13 +212,8 @@ impl Parse {
         // Invariant: just cast to Utf8, whose array type is StringArray (i32 offsets).
         let strings = utf8.as_string::<i32>();
         Ok(match self.to {
-            FieldType::Date => Arc::new(strings.iter().map(repeating(|s| self.date(s))).collect::<Date32Array>()),
-            _ => Arc::new(
-                strings
-                    .iter()
-                    .map(repeating(|s| self.micros(s)))
-                    .collect::<TimestampMicrosecondArray>(),
-            ),
+            FieldType::Date => Arc::new(parse_each::<Date32Type>(strings, |s| self.date(s))),
+            _ => Arc::new(parse_each::<TimestampMicrosecondType>(strings, |s| self.micros(s))),
         })
     }
 
@@ -246,22 +247,48 @@ impl Parse {
     }
 }
 
-/// `parse` for a column's values, a value equal to the one before taking that one's result
-/// without parsing it again: readings of many devices at one instant carry the same time
-/// text, one after another.
-fn repeating<'a, T: Copy>(parse: impl Fn(&str) -> Option<T>) -> impl FnMut(Option<&'a str>) -> Option<T> {
-    let mut last: Option<(&'a str, Option<T>)> = None;
-    move |s| {
-        let s = s?;
-        match last {
-            Some((text, value)) if same_text(text.as_bytes(), s.as_bytes()) => value,
-            _ => {
-                let value = parse(s);
-                last = Some((s, value));
-                value
+/// `parse` over a column's values (null where the value is null or does not parse), a value
+/// equal to the one before taking that one's result without parsing it again: readings of
+/// many devices at one instant carry the same time text, one after another. Written as one
+/// loop into a values vector and a validity bitmap: an iterator of options collected into
+/// an array was most of the map stage's time in WebAssembly.
+fn parse_each<T: ArrowPrimitiveType>(
+    strings: &StringArray,
+    parse: impl Fn(&str) -> Option<T::Native>,
+) -> PrimitiveArray<T> {
+    let rows = strings.len();
+    let mut values = Vec::with_capacity(rows);
+    // Made at the first null: until then every row is valid.
+    let mut valid: Option<BooleanBufferBuilder> = None;
+    let mut last: Option<(&str, Option<T::Native>)> = None;
+    for row in 0..rows {
+        let value = if strings.is_null(row) {
+            None
+        } else {
+            let s = strings.value(row);
+            match last {
+                Some((text, value)) if same_text(text.as_bytes(), s.as_bytes()) => value,
+                _ => {
+                    let value = parse(s);
+                    last = Some((s, value));
+                    value
+                }
+            }
+        };
+        match (value, &mut valid) {
+            (Some(_), None) => {}
+            (value, Some(valid)) => valid.append(value.is_some()),
+            (None, None) => {
+                let mut builder = BooleanBufferBuilder::new(rows);
+                builder.append_n(row, true);
+                builder.append(false);
+                valid = Some(builder);
             }
         }
+        values.push(value.unwrap_or_default());
     }
+    let nulls = valid.map(|mut v| NullBuffer::new(v.finish()));
+    PrimitiveArray::new(values.into(), nulls)
 }
 
 /// `a == b`, eight bytes at a time. The slice comparison is a call to the C library's
@@ -321,6 +348,29 @@ mod tests {
 
     fn timestamp_type() -> DataType {
         DataType::Timestamp(TimeUnit::Microsecond, None)
+    }
+
+    #[test]
+    fn each_value_parses_to_what_it_alone_would_whatever_comes_before() {
+        let texts = [
+            Some("7"),
+            Some("7"),
+            None,
+            Some("x"),
+            Some("x"),
+            Some("8"),
+            None,
+            Some("8"),
+            Some("9"),
+        ];
+        let parse = |s: &str| s.parse::<i32>().ok();
+        let parsed = parse_each::<Date32Type>(&StringArray::from(texts.to_vec()), parse);
+        let expected: Vec<Option<i32>> = texts.iter().map(|t| t.and_then(parse)).collect();
+        assert_eq!(parsed.iter().collect::<Vec<_>>(), expected);
+        let all_valid = parse_each::<Date32Type>(&StringArray::from(vec!["1", "1", "2"]), parse);
+        assert_eq!(all_valid.nulls(), None, "no null buffer when every row parses");
+        let null_first = parse_each::<Date32Type>(&StringArray::from(vec![None, Some("1")]), parse);
+        assert_eq!(null_first.iter().collect::<Vec<_>>(), [None, Some(1)]);
     }
 
     #[test]
