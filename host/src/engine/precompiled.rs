@@ -9,10 +9,10 @@
 //! bytes. Writing a component's code removes that component's files of other builds, so the
 //! folder holds one file per stock component, not one per build ever run.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
 use wasmtime::component::Component;
 
 use super::one_line;
@@ -113,25 +113,42 @@ fn remove_other_builds(dir: &Path, precompiled: Precompiled) {
     }
 }
 
-/// Whether the file at `path` holds exactly `code`, compared a block at a time.
+/// Whether the file at `path` holds exactly `code`. Compared through a read-only mapping
+/// of the file: reading the three stock files (60 MB) copied every page and was a quarter
+/// of a small run's start (`perf`: 30 ms of a 130 ms run), where the comparison itself
+/// takes a few milliseconds.
 fn holds(path: &Path, code: &[u8]) -> bool {
-    let Ok(mut file) = std::fs::File::open(path) else {
+    let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    if file.metadata().map(|m| m.len()).ok() != Some(code.len() as u64) {
+    let len = |file: &std::fs::File| file.metadata().map(|m| m.len()).ok();
+    if len(&file) != Some(code.len() as u64) {
         return false;
     }
-    let mut block = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < code.len() {
-        let want = block.len().min(code.len() - at);
-        if file.read_exact(&mut block[..want]).is_err() || block[..want] != code[at..at + want] {
-            return false;
-        }
-        at += want;
+    if code.is_empty() {
+        return true;
     }
-    // Nothing past the end (the file may have grown since its length was read).
-    matches!(file.read(&mut block[..1]), Ok(0))
+    // SAFETY: a private read-only mapping of `code.len()` bytes of a file of that length,
+    // read only inside this function and unmapped before it returns. The files are only
+    // ever replaced by a rename, never changed in place (see `write`), so the bytes stay
+    // put; someone truncating one by hand while it is compared would get a SIGBUS, as while
+    // wasmtime runs code mapped from it.
+    unsafe {
+        let Ok(at) = mmap(
+            std::ptr::null_mut(),
+            code.len(),
+            ProtFlags::READ,
+            MapFlags::PRIVATE,
+            &file,
+            0,
+        ) else {
+            return false;
+        };
+        let same = std::slice::from_raw_parts(at.cast::<u8>(), code.len()) == code;
+        let _ = munmap(at, code.len());
+        // Nothing past the end (the file may have grown since its length was read).
+        same && len(&file) == Some(code.len() as u64)
+    }
 }
 
 /// Write `code` to `path` under a temporary name first, so no reader sees a part of it.
