@@ -324,6 +324,12 @@ enum Lit {
     Float(f64),
 }
 
+/// The input column names, quoted, for messages.
+pub(crate) fn available(input: &Schema) -> String {
+    let names: Vec<String> = input.fields().iter().map(|f| format!("{:?}", f.name())).collect();
+    names.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use sluice_sdk::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::cast::{Cast, CastError};
 use crate::config::{Config, Constant, FieldType, JsonSource};
-use crate::expr::Expr;
+use crate::expr::{Expr, available};
 use crate::json::{Json, JsonField};
 
 /// The checked config: what `process` computes for each output column.
@@ -330,10 +330,4 @@ fn check_drop(cfg: &Config, input: &Schema, mapped: &[bool]) -> Result<Vec<bool>
         dropped[index] = true;
     }
     Ok(dropped)
-}
-
-/// The input column names, quoted, for messages.
-pub(crate) fn available(input: &Schema) -> String {
-    let names: Vec<String> = input.fields().iter().map(|f| format!("{:?}", f.name())).collect();
-    names.join(", ")
 }

@@ -288,7 +288,7 @@ impl Parser<'_> {
                 pos,
                 format!(
                     "unknown column {name:?}; available columns: {}",
-                    crate::plan::available(self.input)
+                    super::available(self.input)
                 ),
             ));
         };
