@@ -4,8 +4,8 @@
 //! component, about 25 ms of every start spent faulting in and filling pages. So the code is
 //! also kept as a file in the component cache folder, named by the component and its code's
 //! digest, which wasmtime maps instead: pages come from the page cache, and only those used.
-//! The file is compared with the embedded bytes before each use (read in blocks: a few
-//! milliseconds), rewritten when it differs, and any failure falls back to loading the
+//! The file is compared with the embedded bytes before each use (through a read-only
+//! mapping: a few milliseconds), rewritten when it differs, and any failure falls back to loading the
 //! bytes. Writing a component's code removes that component's files of other builds, so the
 //! folder holds one file per stock component, not one per build ever run.
 
@@ -183,7 +183,7 @@ mod tests {
         assert!(holds(&path, &code));
         let mut other = code.clone();
         other[2_500_000] ^= 1;
-        assert!(!holds(&path, &other), "a byte differs past the first block");
+        assert!(!holds(&path, &other), "a byte differs far into the file");
         assert!(!holds(&path, &code[..code.len() - 1]), "the file is longer");
         let mut longer = code.clone();
         longer.push(0);

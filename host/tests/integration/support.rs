@@ -467,6 +467,6 @@ fn a_sluice_child_is_killed_when_the_thread_that_started_it_ends() {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    // Reap it.
+    // Reap it. SAFETY: waitpid on our own child's pid, with no status pointer to write.
     unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), 0) };
 }
