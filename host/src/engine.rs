@@ -21,6 +21,7 @@ mod limits;
 mod lineage;
 mod output;
 mod precompiled;
+mod projection;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,8 +33,9 @@ pub use call::{CallError, Description, Emitted, PluginConfigError};
 pub use instance::TransformInstance;
 pub use limits::Limits;
 pub use precompiled::Precompiled;
+pub use projection::Projection;
 
-use bindings::{HostState, wit, wit_keyed};
+use bindings::{HostState, wit, wit_keyed, wit_projection};
 
 /// Why the engine could not load or instantiate a component.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +258,8 @@ impl Flavour {
         })?;
         // Optional: a component without it keeps state that does not divide by key.
         let keyed = wit_keyed::GuestIndices::new(&pre).ok();
+        // Optional: a component without it gets whole batches.
+        let projection = wit_projection::GuestIndices::new(&pre).ok();
         Ok(Component {
             inner: Arc::new(instance::ComponentInner {
                 name: name.to_owned(),
@@ -264,6 +268,7 @@ impl Flavour {
                 pre,
                 transform,
                 keyed,
+                projection,
                 _ticker: self.ticker.clone(),
                 enforce_limits,
                 fuel: self.fuel,
@@ -394,6 +399,94 @@ mod tests {
         let err = instantiate(64).expect_err("four 40 MiB memories exceed a 64 MiB cap");
         let message = one_line(&err);
         assert!(message.contains("instance memory cap of 64 MiB reached"), "{message}");
+    }
+
+    /// The stock filter and detector are sent only the columns they read (the contract's
+    /// `projection`), and what the host passes on has every input column of the right rows,
+    /// checked by value against rows picked here.
+    #[test]
+    fn stock_transforms_get_only_the_columns_they_read_and_every_column_comes_back() {
+        use arrow::array::{Array, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+        use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+
+        let engine = Engine::new(EngineSettings {
+            cache_dir: None,
+            enforce_limits: true,
+        })
+        .expect("engine");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("device", DataType::Utf8, true),
+            Field::new("note", DataType::Utf8, true),
+            Field::new("temp", DataType::Float64, true),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let temps = [Some(20.0), Some(30.0), None, Some(26.0), Some(25.0), Some(40.0)];
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b", "a", "b", "a", "b"])),
+                Arc::new(StringArray::from(vec![
+                    Some("n0"),
+                    None,
+                    Some("n2"),
+                    Some("n3"),
+                    Some("n4"),
+                    Some("n5"),
+                ])),
+                Arc::new(Float64Array::from(temps.to_vec())),
+                Arc::new(Int64Array::from(vec![0, 1, 2, 3, 4, 5])),
+            ],
+        )
+        .expect("batch");
+        let run = |name: &str, config: &str| {
+            let stock = crate::stock::lookup(name).expect("stock");
+            let component = engine
+                .load_prebuilt(name, stock.component, stock.digest, stock.precompiled, false)
+                .expect("load");
+            let mut instance = component.instantiate("test", &Limits::default()).expect("instance");
+            let description = instance.describe(config, &schema).expect("call").expect("config");
+            let sent = description.projection.as_ref().map(|p| p.schema().fields().len());
+            instance
+                .open(config, &schema, &description)
+                .expect("call")
+                .expect("open");
+            let out = instance.process(&batch).expect("process");
+            assert_eq!(out.len(), 1, "{name}");
+            (sent, out[0].rows.clone())
+        };
+        let n = |b: &RecordBatch| {
+            b.column_by_name("n")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        };
+        let notes = |b: &RecordBatch| {
+            let notes = b.column_by_name("note").unwrap().as_string::<i32>();
+            (0..b.num_rows())
+                .map(|i| notes.is_valid(i).then(|| notes.value(i).to_owned()))
+                .collect::<Vec<_>>()
+        };
+
+        let (sent, kept) = run("filter", r#"{"predicate":"temp > 25"}"#);
+        assert_eq!(sent, Some(1), "the filter is sent the one column it tests");
+        assert_eq!(kept.schema(), schema);
+        assert_eq!(n(&kept), [1, 3, 5]);
+        assert_eq!(notes(&kept), [None, Some("n3".into()), Some("n5".into())]);
+        let devices = kept.column(0).as_string::<i32>();
+        assert_eq!((0..3).map(|i| devices.value(i)).collect::<Vec<_>>(), ["b", "b", "b"]);
+        let kept_temps = kept.column(2).as_primitive::<Float64Type>().values().to_vec();
+        assert_eq!(kept_temps, [30.0, 26.0, 40.0]);
+
+        let (sent, scored) = run("anomaly", r#"{"key":"device","value":"temp","warmup":0}"#);
+        assert_eq!(sent, Some(2), "the detector is sent its key and value");
+        assert_eq!(scored.num_columns(), 6);
+        assert_eq!(scored.schema().fields()[..4], schema.fields()[..]);
+        for c in 0..4 {
+            assert_eq!(scored.column(c).as_ref(), batch.column(c).as_ref(), "column {c}");
+        }
+        assert_eq!(scored.schema().field(4).name(), "is_anomaly");
+        assert_eq!(scored.schema().field(5).name(), "anomaly_score");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::{ConfigError, Emitter, Outputs, config, ipc};
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "keyed-transformer",
+        world: "projecting-transformer",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_transformer",
@@ -20,6 +20,8 @@ pub mod bindings {
 
 use bindings::exports::sluice::transform::keyed_state as keyed;
 pub use bindings::exports::sluice::transform::keyed_state::Guest as KeyedGuest;
+use bindings::exports::sluice::transform::projection;
+pub use bindings::exports::sluice::transform::projection::Guest as ProjectionGuest;
 use bindings::exports::sluice::transform::transform as wit;
 pub use bindings::exports::sluice::transform::transform::Guest;
 
@@ -173,6 +175,11 @@ pub fn state_key<T: Transform>(config: String, input: Vec<u8>) -> Result<Vec<Str
     T::state_key(&cfg, &input).map_err(to_wit_config_error)
 }
 
+pub fn reads<T: Transform>(config: String, input: Vec<u8>) -> Result<Option<Vec<String>>, projection::ConfigError> {
+    let (cfg, input, _) = describe_inner::<T>(&config, &input).map_err(to_wit_config_error)?;
+    T::reads(&cfg, &input).map_err(to_wit_config_error)
+}
+
 pub fn keys<T: Transform>() -> Vec<String> {
     with_transform::<T, _>(|t, _| Ok(t.state_keys())).unwrap_or_default()
 }
@@ -187,8 +194,9 @@ pub fn absorb<T: Transform>(state: keyed::StateSnapshot) -> Result<(), keyed::Re
 }
 
 /// Export a [`Transform`] implementation as this component's `sluice:transform` world
-/// (`keyed-transformer`: `transform`, and `keyed-state`, which says "not keyed" unless the
-/// transform implements [`Transform::state_key`]).
+/// (`projecting-transformer`: `transform`; `keyed-state`, which says "not keyed" unless the
+/// transform implements [`Transform::state_key`]; and `projection`, which says "reads every
+/// column" unless it implements [`Transform::reads`]).
 ///
 /// Use once per crate, at the crate root: `sluice_sdk::export_transform!(MyTransform);`.
 /// The exports exist only when building for WebAssembly; a native build of the same crate
@@ -240,6 +248,12 @@ macro_rules! export_transform {
                 }
                 fn absorb(state: $crate::__private::bindings::exports::sluice::transform::keyed_state::StateSnapshot) -> ::core::result::Result<(), $crate::__private::bindings::exports::sluice::transform::keyed_state::RestoreError> {
                     $crate::__private::absorb::<$ty>(state)
+                }
+            }
+
+            impl $crate::__private::ProjectionGuest for __SluiceExport {
+                fn reads(config: String, input: Vec<u8>) -> ::core::result::Result<Option<Vec<String>>, $crate::__private::bindings::exports::sluice::transform::projection::ConfigError> {
+                    $crate::__private::reads::<$ty>(config, input)
                 }
             }
 

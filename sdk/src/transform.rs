@@ -51,6 +51,21 @@ pub trait Transform: Sized + 'static {
         Err(RestoreError::UnsupportedVersion(format_version))
     }
 
+    /// The input columns `process` reads under `config`, or `None` (the default) when it
+    /// reads them all. A transform that names fewer is sent only those (the contract's
+    /// `projection`), opened with a schema of just them, and the host puts the other
+    /// columns back on the rows it emits, so a filter or a detector does not copy columns
+    /// it never looks at into the sandbox and out again. Declare it only when every output
+    /// either carries input rows (its schema is the input's columns followed by columns the
+    /// transform adds, each row emitted by `process` with its input row, as
+    /// [`Emitter::emit_aligned`](crate::Emitter::emit_aligned) and
+    /// [`Emitter::emit_where`](crate::Emitter::emit_where) do, on an output
+    /// [with lineage](crate::Outputs::with_lineage)) or does not depend on the input's other
+    /// columns at all (an aggregate). Otherwise the host sends whole batches and logs why.
+    fn reads(_config: &Self::Config, _input: &SchemaRef) -> Result<Option<Vec<String>>, ConfigError> {
+        Ok(None)
+    }
+
     /// The input columns whose values key the state under `config` (e.g. the group-by
     /// columns), or none (the default) when the state is not kept per key. A stateful stage
     /// with keyed state can run where several instances share a Kinesis stream: its state

@@ -14,13 +14,14 @@ use super::limits::{InstanceLimiter, Limits};
 
 mod generated {
     wasmtime::component::bindgen!({
-        world: "keyed-transformer",
+        world: "projecting-transformer",
         path: "../wit",
     });
 }
 
-pub(crate) use generated::KeyedTransformer;
+pub(crate) use generated::ProjectingTransformer;
 pub(crate) use generated::exports::sluice::transform::keyed_state as wit_keyed;
+pub(crate) use generated::exports::sluice::transform::projection as wit_projection;
 pub(crate) use generated::exports::sluice::transform::transform as wit;
 pub(crate) use generated::sluice::transform::types as wit_types;
 
@@ -270,6 +271,6 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostS
         FrozenTimersView(wasmtime_wasi::clocks::WasiClocksView::clocks(s))
     })?;
     linker.allow_shadowing(false);
-    KeyedTransformer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    ProjectingTransformer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }

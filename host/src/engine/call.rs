@@ -4,6 +4,8 @@
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
 
+use super::projection::Projection;
+
 /// What a transform declared for a given config and input schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Description {
@@ -15,6 +17,9 @@ pub struct Description {
     pub traced: Vec<String>,
     /// Snapshot format, `None` when stateless.
     pub state_format: Option<u32>,
+    /// The columns `process` is sent, when the transform reads fewer than all (the
+    /// contract's optional `projection`).
+    pub projection: Option<Projection>,
 }
 
 /// Rows a call emitted to one output.

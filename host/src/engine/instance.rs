@@ -13,11 +13,12 @@ use wasmtime::Store;
 
 use std::time::{Duration, Instant};
 
-use super::bindings::{self, HostState, wit, wit_keyed, wit_types};
+use super::bindings::{self, HostState, wit, wit_keyed, wit_projection, wit_types};
 use super::call::{CallError, Description, Emitted, PluginConfigError};
 use super::limits::Limits;
 use super::lineage;
 use super::output::{self, check_rejected};
+use super::projection::Projection;
 use super::{EngineError, one_line as short};
 
 pub(crate) struct ComponentInner {
@@ -29,6 +30,8 @@ pub(crate) struct ComponentInner {
     pub(crate) transform: wit::GuestIndices,
     /// Where `keyed-state`'s functions are, when the component exports it.
     pub(crate) keyed: Option<wit_keyed::GuestIndices>,
+    /// Where `projection`'s function is, when the component exports it.
+    pub(crate) projection: Option<wit_projection::GuestIndices>,
     /// Keeps the epoch ticker running while this component can be instantiated.
     pub(crate) _ticker: std::sync::Arc<super::limits::EpochTicker>,
     pub(crate) enforce_limits: bool,
@@ -36,12 +39,20 @@ pub(crate) struct ComponentInner {
     pub(crate) fuel: bool,
 }
 
+/// What `describe` declares: the outputs (each without the lineage column), the names of
+/// those with it, and the state format.
+type Declaration = (Vec<(String, SchemaRef)>, Vec<String>, Option<u32>);
+
 /// A live instance of a transform component.
 pub struct TransformInstance {
     store: Store<HostState>,
     bindings: wit::Guest,
     /// The optional `keyed-state` export.
     keyed: Option<wit_keyed::Guest>,
+    /// The optional `projection` export.
+    reads: Option<wit_projection::Guest>,
+    /// The columns `process` is sent, when the transform reads fewer than all.
+    projection: Option<Projection>,
     /// The budget of one batch, in epoch ticks; 0 when limits are not enforced.
     deadline_ticks: u64,
     call_timeout: Duration,
@@ -122,10 +133,16 @@ pub(crate) fn instantiate(
         Some(k) => Some(k.load(&mut store, &instance).map_err(instantiate_err)?),
         None => None,
     };
+    let reads = match &inner.projection {
+        Some(p) => Some(p.load(&mut store, &instance).map_err(instantiate_err)?),
+        None => None,
+    };
     Ok(TransformInstance {
         store,
         bindings,
         keyed,
+        reads,
+        projection: None,
         deadline_ticks,
         call_timeout: limits.call_timeout,
         max_output_bytes: limits.max_memory_bytes as u64,
@@ -213,43 +230,107 @@ impl TransformInstance {
         }
     }
 
-    /// Run the transform's type check.
+    /// Run the transform's type check, and see whether it may be sent only the columns it
+    /// reads (see `projection`).
     pub fn describe(
         &mut self,
         config: &str,
-        input: &Schema,
+        input: &SchemaRef,
     ) -> Result<Result<Description, PluginConfigError>, CallError> {
+        let (outputs, traced, state_format) = match self.declare(config, input)? {
+            Ok(declared) => declared,
+            Err(e) => return Ok(Err(e)),
+        };
+        let projection = match self.projection(config, input, &outputs, &traced)? {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(Description {
+            outputs,
+            traced,
+            state_format,
+            projection,
+        }))
+    }
+
+    /// The outputs `describe` declares for `input`, checked: each without the lineage
+    /// column, the names of those with it, and the state format.
+    fn declare(&mut self, config: &str, input: &Schema) -> Result<Result<Declaration, PluginConfigError>, CallError> {
         self.begin(None)?;
         let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
         let result = self.bindings.call_describe(&mut self.store, config, &schema);
-        let result = result.map_err(|e| self.trapped(e))?;
-        match result {
-            Ok(desc) => {
-                let mut outputs = Vec::with_capacity(desc.outputs.len());
-                let mut traced = Vec::new();
-                for decl in desc.outputs {
-                    let schema = decode_schema(&decl.schema).map_err(ipc_err)?;
-                    let (schema, has_lineage) = lineage::declared(&decl.name, schema)?;
-                    if has_lineage {
-                        traced.push(decl.name.clone());
-                    }
-                    outputs.push((decl.name, schema));
-                }
-                if outputs.first().is_none_or(|(n, _)| n != sluice_contract::MAIN) {
-                    return Err(CallError::BadOutput("the first declared output must be `main`".into()));
-                }
-                check_rejected(&outputs)?;
-                if let Some(why) = outputs.iter().find_map(|(n, s)| output::check_schema(n, s)) {
-                    return Err(CallError::BadOutput(why));
-                }
-                Ok(Ok(Description {
-                    outputs,
-                    traced,
-                    state_format: desc.state_format,
-                }))
+        let desc = match result.map_err(|e| self.trapped(e))? {
+            Ok(desc) => desc,
+            Err(wit_types::ConfigError { path, message }) => return Ok(Err(PluginConfigError { path, message })),
+        };
+        let mut outputs = Vec::with_capacity(desc.outputs.len());
+        let mut traced = Vec::new();
+        for decl in desc.outputs {
+            let schema = decode_schema(&decl.schema).map_err(ipc_err)?;
+            let (schema, has_lineage) = lineage::declared(&decl.name, schema)?;
+            if has_lineage {
+                traced.push(decl.name.clone());
             }
-            Err(wit_types::ConfigError { path, message }) => Ok(Err(PluginConfigError { path, message })),
+            outputs.push((decl.name, schema));
         }
+        if outputs.first().is_none_or(|(n, _)| n != sluice_contract::MAIN) {
+            return Err(CallError::BadOutput("the first declared output must be `main`".into()));
+        }
+        check_rejected(&outputs)?;
+        if let Some(why) = outputs.iter().find_map(|(n, s)| output::check_schema(n, s)) {
+            return Err(CallError::BadOutput(why));
+        }
+        Ok(Ok((outputs, traced, desc.state_format)))
+    }
+
+    /// The projection the transform's `reads` and its declarations allow, if any. One the
+    /// declarations do not allow is logged and not taken: the transform then gets whole
+    /// batches, as one without `projection` does.
+    fn projection(
+        &mut self,
+        config: &str,
+        input: &SchemaRef,
+        outputs: &[(String, SchemaRef)],
+        traced: &[String],
+    ) -> Result<Result<Option<Projection>, PluginConfigError>, CallError> {
+        let Some(reads) = self.reads.clone() else {
+            return Ok(Ok(None));
+        };
+        self.begin(None)?;
+        let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
+        let result = reads.call_reads(&mut self.store, config, &schema);
+        let columns = match result.map_err(|e| self.trapped(e))? {
+            Ok(Some(columns)) => columns,
+            Ok(None) => return Ok(Ok(None)),
+            Err(wit_types::ConfigError { path, message }) => return Ok(Err(PluginConfigError { path, message })),
+        };
+        let whole: Vec<_> = outputs
+            .iter()
+            .map(|(name, schema)| (name.as_str(), schema, traced.contains(name)))
+            .collect();
+        let mut failed = None;
+        let planned = Projection::plan(input, &columns, &whole, |narrow| match self.declare(config, narrow) {
+            Ok(Ok((outputs, traced, _))) => Ok(outputs
+                .into_iter()
+                .map(|(name, schema)| {
+                    let t = traced.contains(&name);
+                    (name, schema, t)
+                })
+                .collect()),
+            Ok(Err(e)) => Err(format!("it refuses the columns it reads: {}", e.message)),
+            Err(e) => {
+                let why = e.to_string();
+                failed = Some(e);
+                Err(why)
+            }
+        });
+        if let Some(e) = failed.filter(CallError::poisons_instance) {
+            return Err(e);
+        }
+        Ok(Ok(planned.unwrap_or_else(|why| {
+            tracing::warn!(component = %self.name, "Transform declares the columns it reads, but {why}; it gets whole batches.");
+            None
+        })))
     }
 
     /// Prepare the instance; `declared` are the outputs `describe` returned.
@@ -260,6 +341,7 @@ impl TransformInstance {
         declared: &Description,
     ) -> Result<Result<(), PluginConfigError>, CallError> {
         self.begin(None)?;
+        let input = declared.projection.as_ref().map_or(input, |p| p.schema().as_ref());
         let schema = encode_schema(input).map_err(|e| CallError::InvalidInput(e.to_string()))?;
         let result = self.bindings.call_open(&mut self.store, config, &schema);
         match result.map_err(|e| self.trapped(e))? {
@@ -267,6 +349,7 @@ impl TransformInstance {
                 self.outputs = declared.outputs.clone();
                 self.traced = declared.traced.clone();
                 self.state_format = declared.state_format;
+                self.projection = declared.projection.clone();
                 Ok(Ok(()))
             }
             Err(wit_types::ConfigError { path, message }) => Ok(Err(PluginConfigError { path, message })),
@@ -288,13 +371,28 @@ impl TransformInstance {
     /// (from [`batch_deadline`](Self::batch_deadline)).
     pub fn process_until(&mut self, batch: &RecordBatch, until: Option<Instant>) -> Result<Vec<Emitted>, CallError> {
         self.begin(until)?;
-        let bytes = encode_batch(batch).map_err(|e| CallError::InvalidInput(e.to_string()))?;
+        let bytes = match &self.projection {
+            Some(p) => encode_batch(&p.narrow(batch)?),
+            None => encode_batch(batch),
+        }
+        .map_err(|e| CallError::InvalidInput(e.to_string()))?;
         let result = self.bindings.call_process(&mut self.store, &bytes);
         let result = result.map_err(|e| self.trapped(e))?;
-        let outputs = self.outputs_of(result)?;
+        let mut outputs = self.outputs_of(result)?;
         for out in &outputs {
             if let Some(rows) = &out.lineage {
                 lineage::check_within(&out.output, rows, batch.num_rows())?;
+            }
+        }
+        if let Some(p) = &self.projection {
+            for out in &mut outputs {
+                let Some(index) = self.outputs.iter().position(|(n, _)| *n == out.output) else {
+                    continue;
+                };
+                if p.carries(index) {
+                    let schema = &self.outputs[index].1;
+                    out.rows = p.widen(&out.output, schema, batch, &out.rows, out.lineage.as_ref())?;
+                }
             }
         }
         let rows: usize = outputs.iter().map(|o| o.rows.num_rows()).sum();
@@ -318,6 +416,22 @@ impl TransformInstance {
         // No input row is the source of what these calls emit.
         for out in outputs.iter_mut() {
             out.lineage = None;
+        }
+        if let Some(p) = &self.projection {
+            let carried = outputs.iter().find(|o| {
+                o.rows.num_rows() > 0
+                    && self
+                        .outputs
+                        .iter()
+                        .position(|(n, _)| *n == o.output)
+                        .is_some_and(|i| p.carries(i))
+            });
+            if let Some(o) = carried {
+                return Err(CallError::BadOutput(format!(
+                    "emitted rows of `{}` from `{call}`: that output carries input rows, which only `process` can name (it declared the columns it reads)",
+                    o.output
+                )));
+            }
         }
         let rows: u64 = outputs.iter().map(|o| o.rows.num_rows() as u64).sum();
         let allowed = self.rows_in.max(1).saturating_mul(u64::from(self.max_output_ratio));
@@ -475,12 +589,17 @@ impl TransformInstance {
         let mut out = Vec::with_capacity(batches.len());
         let mut bytes = 0u64;
         for b in batches {
-            let Some((_, schema)) = self.outputs.iter().find(|(n, _)| *n == b.output) else {
+            let Some(index) = self.outputs.iter().position(|(n, _)| *n == b.output) else {
                 return Err(CallError::BadOutput(format!(
                     "emitted to undeclared output `{}`",
                     b.output
                 )));
             };
+            let declared = &self.outputs[index].1;
+            let schema = self
+                .projection
+                .as_ref()
+                .map_or(declared, |p| p.emitted(index, declared));
             let batch = decode_batch(b.batch).map_err(ipc_err)?;
             // Measured before anything else reads it: see `output`.
             bytes = output::check_expanded(&batch, bytes, self.max_output_bytes)?;

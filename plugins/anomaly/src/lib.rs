@@ -27,6 +27,8 @@
 //! scores `+inf` and is an anomaly. EWMA and z-score arithmetic are in `detector`. With
 //! `route = "split"`, flagged rows go instead to a second output, `anomalies`, of the same
 //! schema (which this version of the host does not route yet: it refuses such a pipeline).
+//! It reads only `key`, `value` and `time_column` (`reads`, the contract's `projection`):
+//! the host sends those and puts the other input columns back on the scored rows.
 //!
 //! With `update_on_anomaly = false` a spike does not mask the next one; a lasting level shift
 //! (or a drifting series that got one value past the threshold, after which its frozen
@@ -111,6 +113,14 @@ impl Transform for Anomaly {
         } else {
             outputs
         })
+    }
+
+    /// The key, value and time columns: the host keeps the others and puts them back on
+    /// the scored rows.
+    fn reads(config: &Config, input: &SchemaRef) -> Result<Option<Vec<String>>, ConfigError> {
+        Plan::build(config, input)?;
+        let columns = [&config.key, &Some(config.value.clone()), &config.time_column];
+        Ok(Some(columns.into_iter().flatten().cloned().collect()))
     }
 
     fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {

@@ -9,7 +9,8 @@
 //! type-checked against the input schema (`check`) in `describe` and `open`; `process`
 //! evaluates the compiled predicate with Arrow kernels (`eval`) and filters the batch. As
 //! in SQL's `WHERE`, a row whose predicate is null (unknown) is dropped. The output `main`
-//! has the input schema; the transform keeps no state.
+//! has the input schema; the transform keeps no state. It reads only the columns the
+//! predicate names (`reads`): the host sends those and keeps the others for the rows kept.
 //!
 //! Strings are single- or double-quoted; the quote character doubled stands for itself
 //! (`'it''s'`), and backslashes have no special meaning. See `parse` for the grammar.
@@ -53,6 +54,14 @@ impl Transform for Filter {
     fn describe(config: &Config, input: &SchemaRef) -> Result<Outputs, ConfigError> {
         compile(&config.predicate, input)?;
         Ok(Outputs::new(input.clone()).with_lineage(MAIN))
+    }
+
+    /// Only the columns the predicate names: the host keeps the rest and puts them back on
+    /// the rows kept.
+    fn reads(config: &Config, input: &SchemaRef) -> Result<Option<Vec<String>>, ConfigError> {
+        compile(&config.predicate, input)?;
+        let expr = parse::parse(&config.predicate).map_err(|e| ConfigError::at(["predicate"], e.message))?;
+        Ok(Some(expr.columns()))
     }
 
     fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {

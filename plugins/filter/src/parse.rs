@@ -104,6 +104,38 @@ pub enum Expr {
     },
 }
 
+impl Expr {
+    /// The names of the columns the predicate refers to, each once, in order of appearance.
+    pub fn columns(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        self.collect_columns(&mut names);
+        names
+    }
+
+    fn collect_columns(&self, names: &mut Vec<String>) {
+        let mut add = |c: &Column| {
+            if !names.contains(&c.name) {
+                names.push(c.name.clone());
+            }
+        };
+        match self {
+            Expr::Or(a, b) | Expr::And(a, b) => {
+                a.collect_columns(names);
+                b.collect_columns(names);
+            }
+            Expr::Not(e) => e.collect_columns(names),
+            Expr::Compare { left, right, .. } => {
+                for side in [left, right] {
+                    if let Operand::Column(c) = side {
+                        add(c);
+                    }
+                }
+            }
+            Expr::IsNull { column, .. } | Expr::InList { column, .. } | Expr::StrMatch { column, .. } => add(column),
+        }
+    }
+}
+
 /// Deepest nesting of parentheses and `not` accepted, so a hostile or mistyped predicate
 /// cannot exhaust the stack (found by fuzzing: 50 000 `(` crashed a native build).
 const MAX_DEPTH: usize = 64;

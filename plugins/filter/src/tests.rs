@@ -520,3 +520,47 @@ fn float32_decimal_and_date_columns_compare_with_literals() {
     assert_eq!(ids("day = '2020-04-16'"), [1]);
     assert_eq!(ids("day > '2020-04-15'"), [1, 2]);
 }
+
+/// The columns the filter says it reads for `predicate` over the sensor rows, as the host
+/// sends them: in input order.
+fn read_columns(predicate: &str) -> Vec<usize> {
+    let schema = sensors().schema();
+    let reads = __private::reads::<Filter>(config_json(predicate), encode_schema(&schema).unwrap())
+        .unwrap()
+        .expect("the filter names the columns it reads");
+    let mut columns: Vec<usize> = reads.iter().map(|c| schema.index_of(c).unwrap()).collect();
+    columns.sort_unstable();
+    columns
+}
+
+#[test]
+fn the_filter_reads_only_the_columns_its_predicate_names() {
+    assert_eq!(read_columns("temperature > 25"), [1]);
+    assert_eq!(
+        read_columns("id = count or (humidity is null and not id in (1, 2))"),
+        [0, 2, 4]
+    );
+    assert_eq!(read_columns("device_id starts_with 'esp' and `odd name` = 7"), [3, 7]);
+}
+
+#[test]
+fn sent_only_the_columns_it_reads_the_filter_keeps_the_same_rows() {
+    let input = sensors();
+    for predicate in [
+        "temperature > 25",
+        "id = count or (humidity is null and not id in (1, 2))",
+        "device_id starts_with 'esp' or ts > '2020-04-16 00:00:30'",
+        "ok = true",
+    ] {
+        let columns = read_columns(predicate);
+        let narrow = input.project(&columns).unwrap();
+        // Declared under the narrower input: those columns, carried with lineage.
+        let description =
+            __private::describe::<Filter>(config_json(predicate), encode_schema(&narrow.schema()).unwrap()).unwrap();
+        let declared = sluice_sdk::decode_schema(&description.outputs[0].schema).unwrap();
+        assert_eq!(host_schema("main", &declared), *narrow.schema(), "{predicate}");
+        let whole = run(predicate, &input);
+        assert!(whole.num_rows() > 0, "{predicate} keeps some rows");
+        assert_eq!(run(predicate, &narrow), whole.project(&columns).unwrap(), "{predicate}");
+    }
+}

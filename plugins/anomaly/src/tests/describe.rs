@@ -315,3 +315,90 @@ fn expire_after_must_be_a_positive_duration() {
         assert_eq!(p, path(&["expire_after"]), "{zero}");
     }
 }
+
+/// The columns the detector says it reads, by name.
+fn reads(config: &str, schema: &Schema) -> Vec<String> {
+    __private::reads::<Anomaly>(config.to_owned(), encode_schema(schema).unwrap())
+        .unwrap_or_else(|e| panic!("{config}: {}", e.message))
+        .expect("the detector names the columns it reads")
+}
+
+#[test]
+fn it_reads_the_key_value_and_time_columns_only() {
+    let wide = Schema::new(vec![
+        Field::new("seq", DataType::Int64, false),
+        Field::new("device", DataType::Utf8, true),
+        Field::new("temp", DataType::Float64, true),
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+    ]);
+    assert_eq!(reads(&config(""), &wide), ["device", "temp"]);
+    assert_eq!(reads(r#"{"value":"temp"}"#, &wide), ["temp"]);
+    let expiring = config(r#""time_column":"at","expire_after":"1h""#);
+    assert_eq!(reads(&expiring, &wide), ["device", "temp", "at"]);
+    // A config it refuses is refused here too, at the same key.
+    let e = __private::reads::<Anomaly>(config(r#""threshold":-1"#), encode_schema(&wide).unwrap()).unwrap_err();
+    assert_eq!(e.path, ["threshold"]);
+}
+
+#[test]
+fn sent_only_the_columns_it_reads_it_scores_the_same_and_adds_the_same_columns() {
+    let batches = [
+        series(
+            "a",
+            0,
+            &[20.0, 20.5, 19.5, 20.0, 20.2, 19.8, 20.1, 19.9, 20.0, 20.3, 20.1, 35.0],
+        ),
+        series("b", 100, &[5.0, 5.1, 4.9, 5.0, 5.2, 4.8, 5.0, 5.1, 4.9, 5.0, 5.0, -9.0]),
+    ];
+    let whole = run(&config(""), &batches);
+    // The host's narrower input: device and temp, in input order.
+    let narrow_schema = readings_schema().project(&[1, 2]).unwrap();
+    let declared = describe(&config(""), &narrow_schema).unwrap();
+    let wide = describe(&config(""), &readings_schema()).unwrap();
+    assert_eq!(
+        declared[0].1.fields()[2..],
+        wide[0].1.fields()[3..],
+        "the same added columns"
+    );
+    open(&config(""), &narrow_schema);
+    let mut scored = Vec::new();
+    for batch in &batches {
+        let narrow = batch.project(&[1, 2]).unwrap();
+        for (output, rows) in process_raw_narrow(&narrow) {
+            assert_eq!(output, "main");
+            scored.extend(rows);
+        }
+    }
+    let expected: Vec<Scored> = whole.main.iter().map(|r| (r.flag, r.score)).collect();
+    assert!(expected.iter().any(|r| r.0), "the series have anomalies");
+    assert_eq!(scored, expected);
+}
+
+/// A scored row: flag and score.
+type Scored = (bool, Option<f64>);
+
+/// Flags and scores a narrow batch's call emitted, per output; each output row names its
+/// input row in order.
+fn process_raw_narrow(batch: &RecordBatch) -> Vec<(String, Vec<Scored>)> {
+    let outputs = __private::process::<Anomaly>(encode_batch(batch).unwrap()).unwrap();
+    outputs
+        .into_iter()
+        .map(|o| {
+            let (rows, lineage) = host_batch(&o.output, decode_batch(o.batch).unwrap());
+            let lineage = lineage.unwrap();
+            assert_eq!(
+                lineage.values().to_vec(),
+                (0..batch.num_rows() as u32).collect::<Vec<_>>()
+            );
+            let flags = rows.column_by_name(crate::IS_ANOMALY).unwrap().as_boolean();
+            let scores = rows
+                .column_by_name(crate::ANOMALY_SCORE)
+                .unwrap()
+                .as_primitive::<Float64Type>();
+            let scored = (0..rows.num_rows())
+                .map(|i| (flags.value(i), scores.is_valid(i).then(|| scores.value(i))))
+                .collect();
+            (o.output, scored)
+        })
+        .collect()
+}
