@@ -30,6 +30,74 @@ impl LocalDir {
     }
 }
 
+/// Bytes written between two requests that the kernel start writing a file to disk.
+const WRITEBACK_STEP: u64 = 2 << 20;
+
+/// A file being written, handed to the disk as it grows. A checkpoint's `fsync` otherwise
+/// finds a second's output still in memory and waits for all of it (35–40 ms for the
+/// benchmark's 16 MB a second, with the whole pipeline stalled behind the writer); asking
+/// for writeback every [`WRITEBACK_STEP`] bytes lets the disk work while the pipeline does,
+/// so the `fsync` waits only for the last few. The request does not wait and promises
+/// nothing: durability is still the `fsync`'s.
+struct Written {
+    file: File,
+    /// Bytes written.
+    len: u64,
+    /// Bytes already handed to writeback.
+    handed: u64,
+}
+
+impl Written {
+    fn new(file: File) -> Self {
+        Written {
+            file,
+            len: 0,
+            handed: 0,
+        }
+    }
+}
+
+impl Write for Written {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.len += n as u64;
+        if self.len - self.handed >= WRITEBACK_STEP {
+            start_writeback(&self.file, self.handed, self.len - self.handed);
+            self.handed = self.len;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl StagedFile for Written {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// Ask the kernel to start writing `len` bytes of `file` from `offset` to disk, without
+/// waiting. Advisory: a failure only leaves the work to the next `fsync`.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: the descriptor is open for as long as `file` is borrowed; the call reads
+        // nothing from this process's memory.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
 impl Storage for LocalDir {
     fn location(&self) -> String {
         self.root.display().to_string()
@@ -48,7 +116,8 @@ impl Storage for LocalDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("replacing", &tmp)(e)),
         }
-        Ok(Box::new(File::create(&tmp).map_err(io_err("creating", &tmp))?))
+        let file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
+        Ok(Box::new(Written::new(file)))
     }
 
     fn journal(&self, rel: &str) -> Result<Box<dyn StagedFile>, SinkError> {
@@ -154,5 +223,29 @@ impl Storage for LocalDir {
 
     fn remove_temporary(&self, temp_rel: &str) -> Result<bool, SinkError> {
         Ok(std::fs::remove_file(self.root.join(temp_rel)).is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every byte lands in order, and writeback is asked for every step of them, never for
+    /// bytes not yet written.
+    #[test]
+    fn a_written_file_holds_every_byte_and_hands_them_to_writeback_by_steps() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("f");
+        let mut file = Written::new(File::create(&path).expect("create"));
+        let block: Vec<u8> = (0..=255u8).cycle().take(64 * 1024 + 7).collect();
+        let mut expected = Vec::new();
+        while expected.len() < 5 * (1 << 20) {
+            file.write_all(&block).expect("write");
+            expected.extend_from_slice(&block);
+            assert!(file.handed <= file.len && file.len - file.handed < WRITEBACK_STEP);
+        }
+        assert!(file.handed >= 2 * WRITEBACK_STEP, "handed {}", file.handed);
+        file.sync().expect("sync");
+        assert_eq!(std::fs::read(&path).expect("read"), expected);
     }
 }
