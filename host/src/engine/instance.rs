@@ -372,7 +372,7 @@ impl TransformInstance {
     pub fn process_until(&mut self, batch: &RecordBatch, until: Option<Instant>) -> Result<Vec<Emitted>, CallError> {
         self.begin(until)?;
         let bytes = match &self.projection {
-            Some(p) => encode_batch(&p.narrow(batch)?),
+            Some(p) => p.narrow(batch).and_then(|b| encode_batch(&b)),
             None => encode_batch(batch),
         }
         .map_err(|e| CallError::InvalidInput(e.to_string()))?;
@@ -391,7 +391,9 @@ impl TransformInstance {
                 };
                 if p.carries(index) {
                     let schema = &self.outputs[index].1;
-                    out.rows = p.widen(&out.output, schema, batch, &out.rows, out.lineage.as_ref())?;
+                    out.rows = p
+                        .widen(&out.output, schema, batch, &out.rows, out.lineage.as_ref())
+                        .map_err(CallError::BadOutput)?;
                 }
             }
         }

@@ -17,8 +17,6 @@ use arrow::buffer::BooleanBuffer;
 use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::{FieldRef, Schema, SchemaRef};
 
-use super::call::CallError;
-
 /// How a stage's batches are narrowed to the columns its transform reads, and its outputs
 /// widened back.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,10 +104,8 @@ impl Projection {
     }
 
     /// The columns of `batch` that are sent.
-    pub(crate) fn narrow(&self, batch: &RecordBatch) -> Result<RecordBatch, CallError> {
-        batch
-            .project(&self.columns)
-            .map_err(|e| CallError::InvalidInput(e.to_string()))
+    pub(crate) fn narrow(&self, batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+        batch.project(&self.columns)
     }
 
     /// The schema emitted batches of output `index` have (declared: the output's schema).
@@ -127,7 +123,8 @@ impl Projection {
 
     /// An emitted batch of carrying output `name` widened to its declared `schema`: the
     /// input's columns from the rows of `input` that `lineage` names (each within `input`,
-    /// checked by the caller), then the columns the transform added.
+    /// checked by the caller), then the columns the transform added. `Err` says how the
+    /// output breaks the contract.
     pub(crate) fn widen(
         &self,
         name: &str,
@@ -135,22 +132,22 @@ impl Projection {
         input: &RecordBatch,
         emitted: &RecordBatch,
         lineage: Option<&UInt32Array>,
-    ) -> Result<RecordBatch, CallError> {
+    ) -> Result<RecordBatch, String> {
         let lineage = lineage.filter(|l| l.null_count() == 0).ok_or_else(|| {
-            CallError::BadOutput(format!(
+            format!(
                 "output `{name}` carries its input's rows, so each of its rows must name the input row it comes from (it declared the columns it reads)"
-            ))
+            )
         })?;
-        let mut columns = carried(input, lineage)?;
+        let mut columns = carried(input, lineage).map_err(|e| e.to_string())?;
         columns.extend(emitted.columns()[self.columns.len()..].iter().cloned());
-        RecordBatch::try_new(schema.clone(), columns).map_err(|e| CallError::BadOutput(e.to_string()))
+        RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
     }
 }
 
 /// The input's columns at the rows `rows` names: the columns themselves when it names every
 /// row in order, the rows kept when it names rows in order (a filter, which copies runs of
 /// rows), else the rows gathered one by one.
-fn carried(input: &RecordBatch, rows: &UInt32Array) -> Result<Vec<ArrayRef>, CallError> {
+fn carried(input: &RecordBatch, rows: &UInt32Array) -> Result<Vec<ArrayRef>, arrow::error::ArrowError> {
     let values = rows.values();
     let ascending = values.windows(2).all(|w| w[0] < w[1]);
     let gathered = if ascending && values.len() == input.num_rows() {
@@ -165,9 +162,7 @@ fn carried(input: &RecordBatch, rows: &UInt32Array) -> Result<Vec<ArrayRef>, Cal
     } else {
         take_record_batch(input, rows)
     };
-    gathered
-        .map(|b| b.columns().to_vec())
-        .map_err(|e| CallError::BadOutput(e.to_string()))
+    gathered.map(|b| b.columns().to_vec())
 }
 
 fn starts_with(fields: &[FieldRef], prefix: &[FieldRef]) -> bool {
@@ -316,7 +311,7 @@ mod tests {
         let declared = appends(&input());
         let out = emitted(&p, &[0, 1]);
         let e = p.widen("main", &declared, &batch(), &out, None).unwrap_err();
-        assert!(matches!(e, CallError::BadOutput(_)), "{e}");
+        assert!(e.contains("must name the input row"), "{e}");
         let unnamed = UInt32Array::from(vec![Some(0), None]);
         assert!(p.widen("main", &declared, &batch(), &out, Some(&unnamed)).is_err());
     }
