@@ -386,15 +386,9 @@ impl TransformInstance {
         }
         if let Some(p) = &self.projection {
             for out in &mut outputs {
-                let Some(index) = self.outputs.iter().position(|(n, _)| *n == out.output) else {
-                    continue;
-                };
-                if p.carries(index) {
-                    let schema = &self.outputs[index].1;
-                    out.rows = p
-                        .widen(&out.output, schema, batch, &out.rows, out.lineage.as_ref())
-                        .map_err(CallError::BadOutput)?;
-                }
+                out.rows = p
+                    .widen(&out.output, batch, &out.rows, out.lineage.as_ref())
+                    .map_err(CallError::BadOutput)?;
             }
         }
         let rows: usize = outputs.iter().map(|o| o.rows.num_rows()).sum();
@@ -420,14 +414,7 @@ impl TransformInstance {
             out.lineage = None;
         }
         if let Some(p) = &self.projection {
-            let carried = outputs.iter().find(|o| {
-                o.rows.num_rows() > 0
-                    && self
-                        .outputs
-                        .iter()
-                        .position(|(n, _)| *n == o.output)
-                        .is_some_and(|i| p.carries(i))
-            });
+            let carried = outputs.iter().find(|o| o.rows.num_rows() > 0 && p.carries(&o.output));
             if let Some(o) = carried {
                 return Err(CallError::BadOutput(format!(
                     "emitted rows of `{}` from `{call}`: that output carries input rows, which only `process` can name (it declared the columns it reads)",
@@ -591,17 +578,17 @@ impl TransformInstance {
         let mut out = Vec::with_capacity(batches.len());
         let mut bytes = 0u64;
         for b in batches {
-            let Some(index) = self.outputs.iter().position(|(n, _)| *n == b.output) else {
+            let Some((_, declared)) = self.outputs.iter().find(|(n, _)| *n == b.output) else {
                 return Err(CallError::BadOutput(format!(
                     "emitted to undeclared output `{}`",
                     b.output
                 )));
             };
-            let declared = &self.outputs[index].1;
             let schema = self
                 .projection
                 .as_ref()
-                .map_or(declared, |p| p.emitted(index, declared));
+                .and_then(|p| p.emitted(&b.output))
+                .unwrap_or(declared);
             let batch = decode_batch(b.batch).map_err(ipc_err)?;
             // Measured before anything else reads it: see `output`.
             bytes = output::check_expanded(&batch, bytes, self.max_output_bytes)?;

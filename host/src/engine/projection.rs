@@ -25,18 +25,19 @@ pub struct Projection {
     columns: Vec<usize>,
     /// The schema the instance is opened with: those columns.
     schema: SchemaRef,
-    /// For each declared output, in declaration order: what its emitted batches look like.
-    shapes: Vec<Shape>,
+    /// The outputs that carry input rows; the others are emitted as declared.
+    carried: Vec<Carried>,
 }
 
-/// What one output's emitted batches look like under a projection.
+/// An output that carries input rows.
 #[derive(Debug, Clone, PartialEq)]
-enum Shape {
-    /// The read columns then the added ones (this schema, without the lineage column); the
-    /// other input columns come back from the rows the lineage names.
-    Carrying(SchemaRef),
-    /// As declared.
-    Own,
+struct Carried {
+    name: String,
+    /// Its emitted batches: the read columns then the added ones (without the lineage
+    /// column); the other input columns come back from the rows the lineage names.
+    emitted: SchemaRef,
+    /// What it declared: the input's columns then the same added ones.
+    declared: SchemaRef,
 }
 
 /// One output's declaration: its name, its schema without the lineage column, and whether
@@ -70,31 +71,31 @@ impl Projection {
         if narrow.len() != whole.len() || narrow.iter().zip(whole).any(|(n, w)| n.0 != w.0) {
             return Err("it declares other outputs when given only the columns it reads".into());
         }
-        let shapes = whole
-            .iter()
-            .zip(&narrow)
-            .map(|(&(name, whole, traced), (_, narrow, narrow_traced))| {
-                if whole.fields() == narrow.fields() && traced == *narrow_traced {
-                    return Ok(Shape::Own);
-                }
-                let carrying = traced
-                    && *narrow_traced
-                    && starts_with(whole.fields(), input.fields())
-                    && starts_with(narrow.fields(), schema.fields())
-                    && whole.fields()[input.fields().len()..] == narrow.fields()[schema.fields().len()..];
-                if carrying {
-                    Ok(Shape::Carrying(narrow.clone()))
-                } else {
-                    Err(format!(
-                        "its output `{name}` neither carries its input's columns (followed by the same added columns, with row lineage) nor stays the same when given only the columns it reads"
-                    ))
-                }
-            })
-            .collect::<Result<_, String>>()?;
+        let mut carried = Vec::new();
+        for (&(name, whole, traced), (_, narrow, narrow_traced)) in whole.iter().zip(&narrow) {
+            if whole.fields() == narrow.fields() && traced == *narrow_traced {
+                continue;
+            }
+            let carrying = traced
+                && *narrow_traced
+                && starts_with(whole.fields(), input.fields())
+                && starts_with(narrow.fields(), schema.fields())
+                && whole.fields()[input.fields().len()..] == narrow.fields()[schema.fields().len()..];
+            if !carrying {
+                return Err(format!(
+                    "its output `{name}` neither carries its input's columns (followed by the same added columns, with row lineage) nor stays the same when given only the columns it reads"
+                ));
+            }
+            carried.push(Carried {
+                name: name.to_owned(),
+                emitted: narrow.clone(),
+                declared: whole.clone(),
+            });
+        }
         Ok(Some(Projection {
             columns,
             schema,
-            shapes,
+            carried,
         }))
     }
 
@@ -108,31 +109,35 @@ impl Projection {
         batch.project(&self.columns)
     }
 
-    /// The schema emitted batches of output `index` have (declared: the output's schema).
-    pub(crate) fn emitted<'a>(&'a self, index: usize, declared: &'a SchemaRef) -> &'a SchemaRef {
-        match self.shapes.get(index) {
-            Some(Shape::Carrying(schema)) => schema,
-            _ => declared,
-        }
+    fn carried(&self, output: &str) -> Option<&Carried> {
+        self.carried.iter().find(|c| c.name == output)
     }
 
-    /// Whether output `index` carries input rows.
-    pub(crate) fn carries(&self, index: usize) -> bool {
-        matches!(self.shapes.get(index), Some(Shape::Carrying(_)))
+    /// The schema emitted batches of `output` have when it carries input rows (the others
+    /// are emitted as declared).
+    pub(crate) fn emitted(&self, output: &str) -> Option<&SchemaRef> {
+        self.carried(output).map(|c| &c.emitted)
     }
 
-    /// An emitted batch of carrying output `name` widened to its declared `schema`: the
+    /// Whether `output` carries input rows.
+    pub(crate) fn carries(&self, output: &str) -> bool {
+        self.carried(output).is_some()
+    }
+
+    /// An emitted batch of `name` as declared: for an output that carries input rows, the
     /// input's columns from the rows of `input` that `lineage` names (each within `input`,
-    /// checked by the caller), then the columns the transform added. `Err` says how the
-    /// output breaks the contract.
+    /// checked by the caller), then the columns the transform added; any other as it is.
+    /// `Err` says how the output breaks the contract.
     pub(crate) fn widen(
         &self,
         name: &str,
-        schema: &SchemaRef,
         input: &RecordBatch,
         emitted: &RecordBatch,
         lineage: Option<&UInt32Array>,
     ) -> Result<RecordBatch, String> {
+        let Some(output) = self.carried(name) else {
+            return Ok(emitted.clone());
+        };
         let lineage = lineage.filter(|l| l.null_count() == 0).ok_or_else(|| {
             format!(
                 "output `{name}` carries its input's rows, so each of its rows must name the input row it comes from (it declared the columns it reads)"
@@ -140,7 +145,7 @@ impl Projection {
         })?;
         let mut columns = carried(input, lineage).map_err(|e| e.to_string())?;
         columns.extend(emitted.columns()[self.columns.len()..].iter().cloned());
-        RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+        RecordBatch::try_new(output.declared.clone(), columns).map_err(|e| e.to_string())
     }
 }
 
@@ -213,8 +218,8 @@ mod tests {
         assert_eq!(p.columns, [0, 2]);
         let names: Vec<_> = p.schema().fields().iter().map(|f| f.name().clone()).collect();
         assert_eq!(names, ["id", "n"]);
-        assert!(p.carries(0));
-        assert_eq!(p.emitted(0, &input()).fields().len(), 3);
+        assert!(p.carries("main"));
+        assert_eq!(p.emitted("main").unwrap().fields().len(), 3);
     }
 
     #[test]
@@ -254,8 +259,8 @@ mod tests {
         })
         .unwrap()
         .unwrap();
-        assert!(!p.carries(0));
-        assert_eq!(p.emitted(0, &count), &count);
+        assert!(!p.carries("main"));
+        assert_eq!(p.emitted("main"), None, "emitted as declared");
     }
 
     fn batch() -> RecordBatch {
@@ -279,19 +284,18 @@ mod tests {
         columns.push(Arc::new(Float64Array::from(
             rows.iter().map(|&r| f64::from(r) / 10.0).collect::<Vec<_>>(),
         )));
-        RecordBatch::try_new(p.emitted(0, &input()).clone(), columns).unwrap()
+        RecordBatch::try_new(p.emitted("main").unwrap().clone(), columns).unwrap()
     }
 
     #[test]
     fn widened_rows_are_the_input_rows_their_lineage_names_whatever_the_order() {
         let p = plan_appending(&["t"]).unwrap().unwrap();
-        let declared = appends(&input());
         let input = batch();
         // Every row in order, some in order (a filter), and rows out of order and repeated.
         for rows in [vec![0, 1, 2, 3], vec![1, 3], vec![3, 0, 0, 2], vec![]] {
             let out = emitted(&p, &rows);
             let lineage = UInt32Array::from(rows.clone());
-            let wide = p.widen("main", &declared, &input, &out, Some(&lineage)).unwrap();
+            let wide = p.widen("main", &input, &out, Some(&lineage)).unwrap();
             let expected = take_record_batch(&input, &lineage).unwrap();
             assert_eq!(wide.num_columns(), 4);
             for c in 0..3 {
@@ -308,11 +312,10 @@ mod tests {
     #[test]
     fn carried_rows_without_lineage_are_refused() {
         let p = plan_appending(&["t"]).unwrap().unwrap();
-        let declared = appends(&input());
         let out = emitted(&p, &[0, 1]);
-        let e = p.widen("main", &declared, &batch(), &out, None).unwrap_err();
+        let e = p.widen("main", &batch(), &out, None).unwrap_err();
         assert!(e.contains("must name the input row"), "{e}");
         let unnamed = UInt32Array::from(vec![Some(0), None]);
-        assert!(p.widen("main", &declared, &batch(), &out, Some(&unnamed)).is_err());
+        assert!(p.widen("main", &batch(), &out, Some(&unnamed)).is_err());
     }
 }

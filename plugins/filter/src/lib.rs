@@ -42,10 +42,14 @@ pub struct Filter {
     schema: SchemaRef,
 }
 
+/// Parse `predicate`; errors point at the `predicate` key.
+fn parsed(predicate: &str) -> Result<parse::Expr, ConfigError> {
+    parse::parse(predicate).map_err(|e| ConfigError::at(["predicate"], e.message))
+}
+
 /// Parse and type-check `predicate`; errors point at the `predicate` key.
 fn compile(predicate: &str, schema: &Schema) -> Result<Pred, ConfigError> {
-    let expr = parse::parse(predicate).map_err(|e| ConfigError::at(["predicate"], e.message))?;
-    check::check(&expr, schema).map_err(|e| ConfigError::at(["predicate"], e))
+    check::check(&parsed(predicate)?, schema).map_err(|e| ConfigError::at(["predicate"], e))
 }
 
 impl Transform for Filter {
@@ -60,8 +64,7 @@ impl Transform for Filter {
     /// the rows kept.
     fn reads(config: &Config, input: &SchemaRef) -> Result<Option<Vec<String>>, ConfigError> {
         compile(&config.predicate, input)?;
-        let expr = parse::parse(&config.predicate).map_err(|e| ConfigError::at(["predicate"], e.message))?;
-        Ok(Some(expr.columns()))
+        Ok(Some(parsed(&config.predicate)?.columns()))
     }
 
     fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
