@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
 """Driver for scripts/bench.sh: runs each variant ROUNDS times, interleaved, and reports the
-median wall time, rows/s, MB/s and peak RSS of each, with the ratios asked for."""
+median wall time, rows/s, MB/s and peak RSS of each, with the ratios asked for.
+
+On a shared 2-core machine the speed of the whole machine drifts by a third over minutes,
+so a ratio of two medians taken a minute apart measures the drift as much as the code. Each
+round therefore runs the variants in an order that puts the ones compared side by side
+(DuckDB between (b) and the anomaly variant), forwards in even rounds and backwards in odd
+ones, and each ratio is the median of the ratios within a round."""
 import argparse
 import os
 import shutil
@@ -179,56 +185,66 @@ def main():
     one_toml, anomaly_toml = f"{work}/wasm-one-worker.toml", f"{work}/wasm-anomaly.toml"
     pipeline(one_toml, a.data, f"{work}/out-wasm", with_wasm=True, workers=1)
     pipeline(anomaly_toml, a.data, f"{work}/out-wasm", with_wasm=True, anomaly=True)
-    variants = {
-        "(a) native floor: decode -> Parquet, no checkpoints": ([a.sluice, "run", native_toml], f"{work}/out-native"),
-        "(b) decode -> map + filter -> Parquet, checkpoint 1 s": ([a.sluice, "run", wasm_toml], f"{work}/out-wasm"),
-        "(bn) = (b) without checkpoints": ([a.sluice, "run", plain_toml], f"{work}/out-wasm"),
-        "(b0) = (b) without deadlines or memory caps": ([a.sluice, "run", "--unenforced-limits", wasm_toml], f"{work}/out-wasm"),
-        "(c) DuckDB COPY ... TO parquet": ([sys.executable, "-c", duckdb_script(a.data, f"{work}/out-duckdb")], f"{work}/out-duckdb"),
-        "(p) Polars scan_ndjson -> sink_parquet (streaming)": ([sys.executable, "-c", polars_script(a.data, f"{work}/out-polars")], f"{work}/out-polars"),
-        "(b1) = (b) with one worker": ([a.sluice, "run", one_toml], f"{work}/out-wasm"),
-        "(ba) = (b) + the anomaly stage (stateful: one worker)": ([a.sluice, "run", anomaly_toml], f"{work}/out-wasm"),
-        "(bm) = (b) serving Prometheus metrics": ([a.sluice, "run", "--metrics-addr", f"127.0.0.1:{free_port()}", wasm_toml], f"{work}/out-wasm"),
+    A, B, BN, B0 = "(a)", "(b)", "(bn)", "(b0)"
+    C, P, B1, BA, BM, B1C, BASE = "(c)", "(p)", "(b1)", "(ba)", "(bm)", "(b1c)", "(b@baseline)"
+    # (label, what it is, command, output folder), in the order of the table.
+    table = [
+        (A, "native floor: decode -> Parquet, no checkpoints", [a.sluice, "run", native_toml], f"{work}/out-native"),
+        (B, "decode -> map + filter -> Parquet, checkpoint 1 s", [a.sluice, "run", wasm_toml], f"{work}/out-wasm"),
+        (BN, "= (b) without checkpoints", [a.sluice, "run", plain_toml], f"{work}/out-wasm"),
+        (B0, "= (b) without deadlines or memory caps", [a.sluice, "run", "--unenforced-limits", wasm_toml], f"{work}/out-wasm"),
+        (C, "DuckDB COPY ... TO parquet", [sys.executable, "-c", duckdb_script(a.data, f"{work}/out-duckdb")], f"{work}/out-duckdb"),
+        (P, "Polars scan_ndjson -> sink_parquet (streaming)", [sys.executable, "-c", polars_script(a.data, f"{work}/out-polars")], f"{work}/out-polars"),
+        (B1, "= (b) with one worker", [a.sluice, "run", one_toml], f"{work}/out-wasm"),
+        (BA, "= (b) + the anomaly stage (stateful: one worker)", [a.sluice, "run", anomaly_toml], f"{work}/out-wasm"),
+        (BM, "= (b) serving Prometheus metrics", [a.sluice, "run", "--metrics-addr", f"127.0.0.1:{free_port()}", wasm_toml], f"{work}/out-wasm"),
         # Scaling per core: one worker confined to one core (its decoding thread, reader and
         # writer included) against (b), two workers on the machine's two cores.
-        "(b1c) = (b1) confined to one core (taskset -c 0)": (["taskset", "-c", "0", a.sluice, "run", one_toml], f"{work}/out-wasm"),
-    }
-    base = "(b@baseline) = (b) run by the baseline binary"
+        (B1C, "= (b1) confined to one core (taskset -c 0)", ["taskset", "-c", "0", a.sluice, "run", one_toml], f"{work}/out-wasm"),
+    ]
     if a.baseline_sluice:
-        variants[base] = ([a.baseline_sluice, "run", wasm_toml], f"{work}/out-wasm")
-        run(variants[base][0], f"{work}/out-wasm")
+        table.append((BASE, "= (b) run by the baseline binary", [a.baseline_sluice, "run", wasm_toml], f"{work}/out-wasm"))
+        run(table[-1][2], f"{work}/out-wasm")
+    variants = {label: (cmd, out) for label, _, cmd, out in table}
     # Warm the page cache and the compiled-component caches (with and without limits).
-    run(variants["(b) decode -> map + filter -> Parquet, checkpoint 1 s"][0], f"{work}/out-wasm")
-    run(variants["(b0) = (b) without deadlines or memory caps"][0], f"{work}/out-wasm")
+    run(variants[B][0], f"{work}/out-wasm")
+    run(variants[B0][0], f"{work}/out-wasm")
+    # Side by side what is compared: (b) with DuckDB and its own variants, the anomaly
+    # variant with DuckDB, (b1c) with (b1) and (b).
+    order = [P, A, BN, B0, BM, B, C, BA, B1, B1C, BASE]
+    order = [label for label in order if label in variants]
     times = {k: [] for k in variants}
     rss = {k: 0 for k in variants}
-    for _ in range(a.rounds):
-        for name, (cmd, out) in variants.items():
+    for round_ in range(a.rounds):
+        for name in order if round_ % 2 == 0 else reversed(order):
+            cmd, out = variants[name]
             t, r = run(cmd, out)
             times[name].append(t)
             rss[name] = max(rss[name], r)
     print(f"\n{a.rows:,} rows, {size / 1e6:.0f} MB, {os.cpu_count()} cores, median of {a.rounds} interleaved runs\n")
     print(f"(b) took {last_checkpoints[0]} checkpoints per run\n")
-    print(f"{'variant':52} {'seconds':>8} {'rows/s':>12} {'MB/s':>8} {'peak RSS':>10}")
-    med = {}
-    for name in variants:
-        m = statistics.median(times[name])
-        med[name] = m
-        print(f"{name:52} {m:8.2f} {a.rows / m:12,.0f} {size / 1e6 / m:8.1f} {rss[name] / 2**20:8.0f} MB")
-    a_, b_, bn_, b0_, c_ = (med[k] for k in list(variants)[:5])
-    print(f"\nratio (b)/(a) = {a_ / b_:.2f}   (throughput of the WASM pipeline over the native floor)")
-    print(f"ratio (b)/(c) = {c_ / b_:.2f}   (throughput of the WASM pipeline over DuckDB)")
-    print(f"ratio (b)/(p) = {med[list(variants)[5]] / b_:.2f}   (throughput of the WASM pipeline over Polars)")
-    print(f"ratio (b)/(b0) = {b0_ / b_:.3f}  (throughput with epoch deadlines + memory caps over without)")
-    print(f"ratio (b)/(bn) = {bn_ / b_:.3f}  (throughput with a checkpoint every second over no checkpoints)")
-    b1_, ba_ = med[list(variants)[6]], med[list(variants)[7]]
-    print(f"ratio (b)/(b1) = {b1_ / b_:.2f}   (2 workers over 1; one worker's chunks are decoded on a thread per core, so it uses both cores too)")
-    print(f"ratio (b)/(b1c) = {med[list(variants)[9]] / b_:.2f}   (2 workers on 2 cores over 1 worker on 1 core)")
-    print(f"ratio (ba)/(c) = {c_ / ba_:.2f}   (the anomaly variant over DuckDB's job without it)")
-    bm_ = med[list(variants)[8]]
-    print(f"ratio (bm)/(b) = {b_ / bm_:.3f}  (throughput with metrics recorded and served over without)")
+    print(f"{'variant':58} {'seconds':>8} {'(range)':>12} {'rows/s':>12} {'MB/s':>8} {'peak RSS':>10}")
+    for label, what, _, _ in table:
+        m = statistics.median(times[label])
+        spread = f"{min(times[label]):.2f}-{max(times[label]):.2f}"
+        print(f"{label + ' ' + what:58} {m:8.2f} {spread:>12} {a.rows / m:12,.0f} {size / 1e6 / m:8.1f} {rss[label] / 2**20:8.0f} MB")
+
+    def ratio(faster, slower):
+        """The median over rounds of how many times faster `faster` ran than `slower`."""
+        return statistics.median(s / f for f, s in zip(times[faster], times[slower]))
+
+    print("\nratios: the median of each round's ratio")
+    print(f"ratio (b)/(a) = {ratio(B, A):.2f}   (throughput of the WASM pipeline over the native floor)")
+    print(f"ratio (b)/(c) = {ratio(B, C):.2f}   (throughput of the WASM pipeline over DuckDB)")
+    print(f"ratio (b)/(p) = {ratio(B, P):.2f}   (throughput of the WASM pipeline over Polars)")
+    print(f"ratio (b)/(b0) = {ratio(B, B0):.3f}  (throughput with epoch deadlines + memory caps over without)")
+    print(f"ratio (b)/(bn) = {ratio(B, BN):.3f}  (throughput with a checkpoint every second over no checkpoints)")
+    print(f"ratio (b)/(b1) = {ratio(B, B1):.2f}   (2 workers over 1; one worker's chunks are decoded on a thread per core, so it uses both cores too)")
+    print(f"ratio (b)/(b1c) = {ratio(B, B1C):.2f}   (2 workers on 2 cores over 1 worker on 1 core)")
+    print(f"ratio (ba)/(c) = {ratio(BA, C):.2f}   (the anomaly variant over DuckDB's job without it)")
+    print(f"ratio (bm)/(b) = {ratio(BM, B):.3f}  (throughput with metrics recorded and served over without)")
     if a.baseline_sluice:
-        print(f"ratio (b)/(b@baseline) = {med[base] / b_:.3f}  (this build's throughput over the baseline binary's, same data, same run)")
+        print(f"ratio (b)/(b@baseline) = {ratio(B, BASE):.3f}  (this build's throughput over the baseline binary's, same data, same run)")
 
 
 if __name__ == "__main__":
