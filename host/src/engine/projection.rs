@@ -143,7 +143,7 @@ impl Projection {
                 "output `{name}` carries its input's rows, so each of its rows must name the input row it comes from (it declared the columns it reads)"
             )
         })?;
-        let mut columns = carried(input, lineage).map_err(|e| e.to_string())?;
+        let mut columns = input_rows(input, lineage).map_err(|e| e.to_string())?;
         columns.extend(emitted.columns()[self.columns.len()..].iter().cloned());
         RecordBatch::try_new(output.declared.clone(), columns).map_err(|e| e.to_string())
     }
@@ -152,22 +152,22 @@ impl Projection {
 /// The input's columns at the rows `rows` names: the columns themselves when it names every
 /// row in order, the rows kept when it names rows in order (a filter, which copies runs of
 /// rows), else the rows gathered one by one.
-fn carried(input: &RecordBatch, rows: &UInt32Array) -> Result<Vec<ArrayRef>, arrow::error::ArrowError> {
+fn input_rows(input: &RecordBatch, rows: &UInt32Array) -> Result<Vec<ArrayRef>, arrow::error::ArrowError> {
     let values = rows.values();
     let ascending = values.windows(2).all(|w| w[0] < w[1]);
-    let gathered = if ascending && values.len() == input.num_rows() {
+    if ascending && values.len() == input.num_rows() {
         return Ok(input.columns().to_vec());
-    } else if ascending {
+    }
+    let gathered = if ascending {
         let mut keep = vec![false; input.num_rows()];
         for &i in values.iter() {
             keep[i as usize] = true;
         }
-        let mask = BooleanArray::new(BooleanBuffer::from(keep), None);
-        filter_record_batch(input, &mask)
+        filter_record_batch(input, &BooleanArray::new(BooleanBuffer::from(keep), None))?
     } else {
-        take_record_batch(input, rows)
+        take_record_batch(input, rows)?
     };
-    gathered.map(|b| b.columns().to_vec())
+    Ok(gathered.columns().to_vec())
 }
 
 fn starts_with(fields: &[FieldRef], prefix: &[FieldRef]) -> bool {

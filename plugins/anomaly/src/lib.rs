@@ -119,8 +119,8 @@ impl Transform for Anomaly {
     /// the scored rows.
     fn reads(config: &Config, input: &SchemaRef) -> Result<Option<Vec<String>>, ConfigError> {
         Plan::build(config, input)?;
-        let columns = [&config.key, &Some(config.value.clone()), &config.time_column];
-        Ok(Some(columns.into_iter().flatten().cloned().collect()))
+        let columns = config.key.iter().chain([&config.value]).chain(&config.time_column);
+        Ok(Some(columns.cloned().collect()))
     }
 
     fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {

@@ -47,9 +47,14 @@ fn parsed(predicate: &str) -> Result<parse::Expr, ConfigError> {
     parse::parse(predicate).map_err(|e| ConfigError::at(["predicate"], e.message))
 }
 
+/// Type-check a parsed predicate; errors point at the `predicate` key.
+fn typed(expr: &parse::Expr, schema: &Schema) -> Result<Pred, ConfigError> {
+    check::check(expr, schema).map_err(|e| ConfigError::at(["predicate"], e))
+}
+
 /// Parse and type-check `predicate`; errors point at the `predicate` key.
 fn compile(predicate: &str, schema: &Schema) -> Result<Pred, ConfigError> {
-    check::check(&parsed(predicate)?, schema).map_err(|e| ConfigError::at(["predicate"], e))
+    typed(&parsed(predicate)?, schema)
 }
 
 impl Transform for Filter {
@@ -63,8 +68,9 @@ impl Transform for Filter {
     /// Only the columns the predicate names: the host keeps the rest and puts them back on
     /// the rows kept.
     fn reads(config: &Config, input: &SchemaRef) -> Result<Option<Vec<String>>, ConfigError> {
-        compile(&config.predicate, input)?;
-        Ok(Some(parsed(&config.predicate)?.columns()))
+        let expr = parsed(&config.predicate)?;
+        typed(&expr, input)?;
+        Ok(Some(expr.columns()))
     }
 
     fn open(config: Config, input: SchemaRef) -> Result<Self, ConfigError> {
