@@ -28,8 +28,10 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 mod journal;
+mod writer;
 
 pub use journal::footer_from_journal;
+use writer::FileWriter;
 
 use super::completed::Completed;
 use super::partition::Partitioner;
@@ -57,7 +59,7 @@ pub struct ParquetSettings {
 }
 
 struct OpenFile {
-    writer: ArrowWriter<Box<dyn StagedFile>>,
+    writer: FileWriter<Box<dyn StagedFile>>,
     rel: String,
     rows: u64,
     last_used: u64,
@@ -199,13 +201,12 @@ impl ParquetSink {
             format!("{partition}/{}.parquet", start.stem())
         };
         let file = self.storage.create(&rel)?;
-        let writer =
-            ArrowWriter::try_new(file, self.settings.schema.clone(), Some(self.props.clone())).map_err(|error| {
-                SinkError::Parquet {
-                    path: self.abs(&rel),
-                    error,
-                }
-            })?;
+        let writer = FileWriter::try_new(file, self.settings.schema.clone(), self.props.clone()).map_err(|error| {
+            SinkError::Parquet {
+                path: self.abs(&rel),
+                error,
+            }
+        })?;
         Ok(OpenFile {
             writer,
             rel,
