@@ -99,7 +99,13 @@ fn status_shows_the_flow_per_stage_and_keeps_reload_history_across_a_restart() {
     let (rename, warm) = (stage(&s, "rename"), stage(&s, "warm"));
     // Stage counts are taken when asked, the flow at the last write: the stages are ahead.
     assert!(rename["rows_in"].as_u64() >= Some(read), "{s:#}");
-    assert_eq!(rename["rows_in"], rename["rows_out"], "a rename keeps every row: {s:#}");
+    // A stage counts a batch in before its call and out after it, and each of the two
+    // workers may be inside a call (500 rows) when the counts are read.
+    let (rename_in, rename_out) = (rename["rows_in"].as_u64(), rename["rows_out"].as_u64());
+    assert!(
+        rename_out <= rename_in && rename_in <= rename_out.map(|out| out + 2 * 500),
+        "a rename keeps every row: {s:#}"
+    );
     assert!(
         warm["rows_out"].as_u64() < warm["rows_in"].as_u64(),
         "the filter drops some: {s:#}"
