@@ -364,9 +364,25 @@ pub fn kill_repeatedly(crashy: &Path, input: &Path, arriving: &Path, faults: &[&
             let delay = (startup.mul_f64(0.3 + rng.below(700) as f64 / 1000.0)
                 + per_file.mul_f64(2.0 * rng.below(1000) as f64 / 1000.0))
             .mul_f64(scale);
+            // Every other one waits for the run to advance a checkpoint first, then a random
+            // moment more: on a loaded machine start-up stretches, and kills timed by the
+            // clock alone would all land before any progress.
+            let after_a_checkpoint = timing.checkpoints.is_some() && rng.below(2) == 0;
             let before = latest();
             let mut child = spawn(crashy, None);
-            std::thread::sleep(delay);
+            if after_a_checkpoint {
+                // (Bounded only so that a run that hangs is killed rather than waited on.)
+                let since = Instant::now();
+                while latest() == before
+                    && child.try_wait().expect("try_wait").is_none()
+                    && since.elapsed() < Duration::from_secs(120)
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                std::thread::sleep(per_file.mul_f64(rng.below(1000) as f64 / 1000.0));
+            } else {
+                std::thread::sleep(delay);
+            }
             if child.try_wait().expect("try_wait").is_none() {
                 child.kill().expect("SIGKILL");
             }
