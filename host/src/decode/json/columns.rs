@@ -159,6 +159,19 @@ impl<'a> Columns<'a> {
         }
     }
 
+    /// An int64 value for column `i`, of kind int64, in the row being written.
+    #[inline]
+    pub(super) fn push_i64(&mut self, i: usize, v: i64) {
+        let column = &mut self.columns[i];
+        if let Values::Int64(values) = &mut column.values {
+            values.push(v);
+            column.nulls.append_non_null();
+            column.filled = self.rows + 1;
+        } else {
+            self.push(i, Cell::Int(v));
+        }
+    }
+
     /// A cell for column `i` in the row being written; one that was checked against the
     /// column's kind (anything else is a null).
     pub(super) fn push(&mut self, i: usize, cell: Cell<'a>) {

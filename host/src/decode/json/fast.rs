@@ -110,6 +110,19 @@ fn put<'a>(layout: &Layout, i: usize, s: &mut Scan<'a>, columns: &mut Columns<'a
             );
             return Some(());
         }
+        b'-' | b'0'..=b'9' if kind == FieldType::Int64 => match s.number()? {
+            // What `value::of_*` give an int64 column: every integer here has at most 18
+            // digits, so it is an exact i64; a float is theirs to judge.
+            Number::U64(v) => {
+                columns.push_i64(i, v as i64);
+                return Some(());
+            }
+            Number::I64(v) => {
+                columns.push_i64(i, v);
+                return Some(());
+            }
+            Number::F64(v) => value::from_f64(kind, coerce, v),
+        },
         b'"' if kind == FieldType::Timestamp => {
             let text = s.string()?;
             match timestamp::micros_on(text, &mut columns.last_time) {
