@@ -108,17 +108,22 @@ impl JsonDecoder {
         let mut bad = Vec::new();
         let mut records = Vec::with_capacity(chunk.records());
         for i in 0..chunk.records() {
-            let content = chunk.record(i);
-            let content = content.strip_prefix(BOM).unwrap_or(content);
-            if content.iter().all(u8::is_ascii_whitespace) {
+            // With its line break, which JSON reads as the whitespace it is: the same cells,
+            // or the same refusal, as without it.
+            let whole = chunk.record_with_end(i);
+            let whole = whole.strip_prefix(BOM).unwrap_or(whole);
+            if whole.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            if fast::read(&self.layout, content, &mut columns).is_some() {
+            if fast::read(&self.layout, whole, &mut columns).is_some() {
                 columns.end_row();
                 records.push(i);
                 continue;
             }
             columns.truncate();
+            // A dead letter holds the record without its line break.
+            let content = chunk.record(i);
+            let content = content.strip_prefix(BOM).unwrap_or(content);
             match read_with_serde(&self.layout, content, &mut row) {
                 Ok(()) => {
                     columns.append(&mut row);
