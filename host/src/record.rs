@@ -164,9 +164,7 @@ impl Chunk {
     /// Record `i` without its trailing `\n`.
     #[inline]
     pub fn record(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        let end = self.ends[i];
-        let body = &self.data[start..end];
+        let body = self.record_with_end(i);
         body.strip_suffix(b"\n").unwrap_or(body)
     }
 

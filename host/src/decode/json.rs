@@ -122,8 +122,7 @@ impl JsonDecoder {
             }
             columns.truncate();
             // A dead letter holds the record without its line break.
-            let content = chunk.record(i);
-            let content = content.strip_prefix(BOM).unwrap_or(content);
+            let content = whole.strip_suffix(b"\n").unwrap_or(whole);
             match read_with_serde(&self.layout, content, &mut row) {
                 Ok(()) => {
                     columns.append(&mut row);
